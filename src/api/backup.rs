@@ -1,0 +1,61 @@
+//! Backup: one backup of a hosted resource, expired on the policy's backup schedule.
+
+use chrono::{DateTime, Utc};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Condition, HostedKind};
+
+/// A backup of one hosted resource of an account.
+#[derive(CustomResource, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[kube(
+    group = "hosting.ecuni.se",
+    version = "v1alpha1",
+    kind = "Backup",
+    doc = "A backup of a hosted resource",
+    namespaced,
+    shortname = "bkp",
+    category = "hosting",
+    status = "BackupStatus",
+    derive = "PartialEq",
+    cel,
+    printcolumn(name = "Account", type_ = "string", json_path = ".spec.accountRef"),
+    printcolumn(name = "Source", type_ = "string", json_path = ".spec.sourceRef.name"),
+    printcolumn(name = "Taken", type_ = "string", json_path = ".spec.takenAt"),
+    printcolumn(name = "Expires", type_ = "string", json_path = ".status.expiresAt")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupSpec {
+    /// Name of the Account whose data this backup holds. Immutable.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("accountRef is immutable"))]
+    pub account_ref: String,
+    /// The hosted resource (in the same namespace) this is a backup of.
+    pub source_ref: BackupSource,
+    /// When the backup was taken.
+    pub taken_at: DateTime<Utc>,
+}
+
+/// Names the hosted resource a backup was taken of.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+pub struct BackupSource {
+    /// Kind of the hosted resource.
+    pub kind: HostedKind,
+    /// Name of the hosted resource.
+    pub name: String,
+}
+
+/// The backup's schedule as the operator computed it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupStatus {
+    /// When the backup is erased.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Which rule of the backup schedule set `expiresAt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_reason: Option<String>,
+    /// Observations of the backup's retention state.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}

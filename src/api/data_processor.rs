@@ -1,0 +1,98 @@
+//! DataProcessor: a sub-processor or partner that must be told to erase what it holds.
+
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::Condition;
+
+/// A partner that processes customer data on the provider's behalf (GDPR Art. 28) and must be
+/// told to erase it (Art. 19).
+#[derive(CustomResource, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "hosting.ecuni.se",
+    version = "v1alpha1",
+    kind = "DataProcessor",
+    doc = "A sub-processor or partner that must be told to erase an account's data",
+    shortname = "dproc",
+    category = "hosting",
+    status = "DataProcessorStatus",
+    derive = "PartialEq",
+    printcolumn(name = "Legal name", type_ = "string", json_path = ".spec.legalName"),
+    printcolumn(name = "Country", type_ = "string", json_path = ".spec.country"),
+    printcolumn(name = "Webhook", type_ = "string", json_path = ".spec.erasure.webhook.url"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct DataProcessorSpec {
+    /// The processor's registered company name.
+    pub legal_name: String,
+    /// ISO 3166-1 alpha-2 country of establishment.
+    #[schemars(regex(pattern = "^[A-Z]{2}$"))]
+    pub country: String,
+    /// What the processor does with the data.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub purposes: Vec<String>,
+    /// How the processor is asked to erase data.
+    #[serde(default)]
+    pub erasure: ErasureChannel,
+}
+
+impl DataProcessorSpec {
+    /// Whether erasure requests are delivered automatically or by staff.
+    pub fn delivery(&self) -> ErasureDelivery {
+        match self.erasure.webhook {
+            Some(_) => ErasureDelivery::Webhook,
+            None => ErasureDelivery::Manual,
+        }
+    }
+}
+
+/// How an erasure request reaches the processor; without a webhook, staff send it by hand.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErasureChannel {
+    /// An HTTPS endpoint that accepts signed erasure requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<ErasureWebhook>,
+}
+
+/// An HTTPS endpoint for signed erasure requests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErasureWebhook {
+    /// The endpoint's URL.
+    #[schemars(regex(pattern = "^https://"))]
+    pub url: String,
+    /// The Secret key holding the HMAC-SHA256 signing secret.
+    pub secret_ref: SecretKeyRef,
+}
+
+/// A key in a Secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SecretKeyRef {
+    /// Namespace of the Secret.
+    pub namespace: String,
+    /// Name of the Secret.
+    pub name: String,
+    /// Key within the Secret.
+    pub key: String,
+}
+
+/// How an erasure request is delivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErasureDelivery {
+    /// Sent automatically to the processor's webhook.
+    Webhook,
+    /// Requested by staff; the operator raises a ManualActionRequired condition.
+    Manual,
+}
+
+/// What the operator observed about the processor.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DataProcessorStatus {
+    /// Observations of the processor, such as a missing signing secret.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}

@@ -1,0 +1,111 @@
+//! The custom resource kinds of API group `hosting.ecuni.se`, version `v1alpha1`.
+//!
+//! Field names are the contract with the account system and platform engineers
+//! (DESIGN.md §2); the CRD YAML in `crds/` is generated from these types.
+
+mod account;
+mod backup;
+mod binding;
+mod condition;
+mod data_processor;
+mod data_record;
+mod database;
+mod domain;
+mod duration;
+mod hosted;
+mod mailbox;
+mod retention_policy;
+mod website;
+
+use std::fmt;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use account::{
+    Account, AccountPhase, AccountSpec, AccountState, AccountStatus, DEFAULT_POLICY, ErasureProof,
+    LegalHold, NotificationState, ProcessorNotification, ResourceCounts, RetainedItem,
+};
+pub use backup::{Backup, BackupSource, BackupSpec, BackupStatus};
+pub use binding::{AccountBinding, LegalBasis};
+pub use condition::{BoundResourceStatus, Condition, ConditionStatus};
+pub use data_processor::{
+    DataProcessor, DataProcessorSpec, DataProcessorStatus, ErasureChannel, ErasureDelivery,
+    ErasureWebhook, SecretKeyRef,
+};
+pub use data_record::{Bookkeeping, DataCategory, DataRecord, DataRecordSpec};
+pub use database::{Database, DatabaseEngine, DatabaseSpec};
+pub use domain::{Domain, DomainSpec};
+pub use duration::{DURATION_PATTERN, DurationUnit, InvalidDuration, RetentionDuration};
+pub use mailbox::{Mailbox, MailboxSpec};
+pub use retention_policy::{
+    BackupSchedule, BookkeepingRetention, GracePeriods, RetentionPolicy, RetentionPolicySpec,
+    RetentionPolicyStatus,
+};
+pub use website::{Website, WebsiteSpec};
+
+/// The API group of every kind.
+pub const GROUP: &str = "hosting.ecuni.se";
+/// The API version of every kind.
+pub const VERSION: &str = "v1alpha1";
+/// `apiVersion` as written in manifests.
+pub const API_VERSION: &str = "hosting.ecuni.se/v1alpha1";
+/// The annotation that durably records a scheduled deletion on a hosted resource (RFC 3339).
+pub const DELETE_AT_ANNOTATION: &str = "hosting.ecuni.se/delete-at";
+
+/// The kinds that hold an account's data and are erased after its grace period.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+pub enum HostedKind {
+    Website,
+    Database,
+    Mailbox,
+    Domain,
+    DataRecord,
+}
+
+impl HostedKind {
+    /// Every hosted kind.
+    pub const ALL: [Self; 5] = [
+        Self::Website,
+        Self::Database,
+        Self::Mailbox,
+        Self::Domain,
+        Self::DataRecord,
+    ];
+
+    /// The kind's name as in `kind:`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Website => "Website",
+            Self::Database => "Database",
+            Self::Mailbox => "Mailbox",
+            Self::Domain => "Domain",
+            Self::DataRecord => "DataRecord",
+        }
+    }
+}
+
+impl fmt::Display for HostedKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Every CRD of the API, in a stable order (the order of DESIGN.md §2).
+pub fn all_crds() -> Vec<CustomResourceDefinition> {
+    vec![
+        Account::crd(),
+        Website::crd(),
+        Database::crd(),
+        Mailbox::crd(),
+        Domain::crd(),
+        DataRecord::crd(),
+        Backup::crd(),
+        RetentionPolicy::crd(),
+        DataProcessor::crd(),
+    ]
+}
