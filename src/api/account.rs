@@ -27,8 +27,16 @@ pub const DEFAULT_POLICY: &str = "default";
     printcolumn(name = "Customer", type_ = "string", json_path = ".spec.customerRef"),
     printcolumn(name = "State", type_ = "string", json_path = ".spec.state"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Next deletion", type_ = "string", json_path = ".status.nextDeletionAt"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Next deletion",
+        type_ = "string",
+        json_path = ".status.nextDeletionAt"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct AccountSpec {

@@ -37,7 +37,9 @@ pub struct BackupSpec {
 }
 
 /// Names the hosted resource a backup was taken of.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 pub struct BackupSource {
     /// Kind of the hosted resource.
     pub kind: HostedKind,

@@ -20,8 +20,16 @@ use super::Condition;
     derive = "PartialEq",
     printcolumn(name = "Legal name", type_ = "string", json_path = ".spec.legalName"),
     printcolumn(name = "Country", type_ = "string", json_path = ".spec.country"),
-    printcolumn(name = "Webhook", type_ = "string", json_path = ".spec.erasure.webhook.url"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Webhook",
+        type_ = "string",
+        json_path = ".spec.erasure.webhook.url"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct DataProcessorSpec {

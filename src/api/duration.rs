@@ -54,7 +54,9 @@ impl DurationUnit {
 
 /// Why a string is not a [`RetentionDuration`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration {input:?}: expected an integer and one unit of s, m, h, d or w, such as 30d")]
+#[error(
+    "invalid duration {input:?}: expected an integer and one unit of s, m, h, d or w, such as 30d"
+)]
 pub struct InvalidDuration {
     input: String,
 }
@@ -162,8 +164,14 @@ mod tests {
 
     #[test]
     fn rejects_what_the_schema_rejects() {
-        for text in ["", "d", "30", "30D", "1.5d", "-1d", "30 d", " 30d", "30dd", "1y", "P30D", "３0d", "30é"] {
-            assert!(text.parse::<RetentionDuration>().is_err(), "{text:?} was accepted");
+        for text in [
+            "", "d", "30", "30D", "1.5d", "-1d", "30 d", " 30d", "30dd", "1y", "P30D", "３0d",
+            "30é",
+        ] {
+            assert!(
+                text.parse::<RetentionDuration>().is_err(),
+                "{text:?} was accepted"
+            );
         }
     }
 

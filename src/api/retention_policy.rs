@@ -18,10 +18,26 @@ use super::{Condition, HostedKind, RetentionDuration};
     status = "RetentionPolicyStatus",
     derive = "PartialEq",
     printcolumn(name = "Grace", type_ = "string", json_path = ".spec.gracePeriod"),
-    printcolumn(name = "Daily", type_ = "integer", json_path = ".spec.backups.keepDaily"),
-    printcolumn(name = "Weekly", type_ = "integer", json_path = ".spec.backups.keepWeekly"),
-    printcolumn(name = "Monthly", type_ = "integer", json_path = ".spec.backups.keepMonthly"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Daily",
+        type_ = "integer",
+        json_path = ".spec.backups.keepDaily"
+    ),
+    printcolumn(
+        name = "Weekly",
+        type_ = "integer",
+        json_path = ".spec.backups.keepWeekly"
+    ),
+    printcolumn(
+        name = "Monthly",
+        type_ = "integer",
+        json_path = ".spec.backups.keepMonthly"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct RetentionPolicySpec {

@@ -1,0 +1,245 @@
+//! The engine's view of a bound object: only the facts the retention rules read, taken from
+//! whichever kind the object is.
+
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use kube::api::ObjectMeta;
+use serde::Serialize;
+
+use crate::api::{
+    AccountBinding, Backup, BackupSource, DELETE_AT_ANNOTATION, DataRecord, Database, Domain,
+    HostedKind, LegalBasis, Mailbox, Website,
+};
+
+/// Every kind that can be bound to an account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum ResourceKind {
+    Website,
+    Database,
+    Mailbox,
+    Domain,
+    DataRecord,
+    Backup,
+}
+
+impl ResourceKind {
+    /// The kind's name as in `kind:`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Website => "Website",
+            Self::Database => "Database",
+            Self::Mailbox => "Mailbox",
+            Self::Domain => "Domain",
+            Self::DataRecord => "DataRecord",
+            Self::Backup => "Backup",
+        }
+    }
+}
+
+impl From<HostedKind> for ResourceKind {
+    fn from(kind: HostedKind) -> Self {
+        match kind {
+            HostedKind::Website => Self::Website,
+            HostedKind::Database => Self::Database,
+            HostedKind::Mailbox => Self::Mailbox,
+            HostedKind::Domain => Self::Domain,
+            HostedKind::DataRecord => Self::DataRecord,
+        }
+    }
+}
+
+impl fmt::Display for ResourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Identifies one bound object.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct ResourceRef {
+    /// The object's kind.
+    pub kind: ResourceKind,
+    /// The object's namespace.
+    pub namespace: String,
+    /// The object's name.
+    pub name: String,
+}
+
+impl fmt::Display for ResourceRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// One object bound to an account, reduced to what the retention rules read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BoundResource {
+    /// Which object this is.
+    pub reference: ResourceRef,
+    /// The Account it is bound to (`spec.accountRef`).
+    pub account: String,
+    /// The kind-specific facts.
+    pub facts: ResourceFacts,
+    /// The schedule currently stamped on the object (the delete-at annotation, or a Backup's
+    /// `status.expiresAt`), if any.
+    pub stamped_delete_at: Option<DateTime<Utc>>,
+}
+
+/// The kind-specific facts of a bound object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResourceFacts {
+    /// A hosted resource or data record.
+    Hosted(HostedFacts),
+    /// A backup of a hosted resource.
+    Backup(BackupFacts),
+}
+
+/// What the rules read of a hosted resource or data record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostedFacts {
+    /// The hosted kind, which selects the grace period.
+    pub kind: HostedKind,
+    /// The declared legal basis.
+    pub legal_basis: LegalBasis,
+    /// The consent purpose when the basis is Consent.
+    pub consent_purpose: Option<String>,
+    /// DataProcessors that also hold the data (`processorRef`, and a Domain's `registrar`).
+    pub processors: Vec<String>,
+    /// The fiscal year end when the Bookkeeping Act requires the data.
+    pub fiscal_year_end: Option<NaiveDate>,
+}
+
+/// What the rules read of a backup.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackupFacts {
+    /// The resource the backup was taken of.
+    pub source: BackupSource,
+    /// When it was taken.
+    pub taken_at: DateTime<Utc>,
+}
+
+impl BoundResource {
+    fn hosted(
+        meta: &ObjectMeta,
+        binding: &AccountBinding,
+        kind: HostedKind,
+        registrar: Option<&str>,
+        fiscal_year_end: Option<NaiveDate>,
+    ) -> Self {
+        let mut processors: Vec<String> = binding.processor_ref.iter().cloned().collect();
+        if let Some(registrar) = registrar
+            && !processors.iter().any(|p| p == registrar)
+        {
+            processors.push(registrar.to_owned());
+        }
+        Self {
+            reference: reference(kind.into(), meta),
+            account: binding.account_ref.clone(),
+            facts: ResourceFacts::Hosted(HostedFacts {
+                kind,
+                legal_basis: binding.legal_basis,
+                consent_purpose: binding.consent_purpose.clone(),
+                processors,
+                fiscal_year_end,
+            }),
+            stamped_delete_at: stamped_delete_at(meta),
+        }
+    }
+
+    /// The hosted facts, or `None` for a backup.
+    pub fn hosted_facts(&self) -> Option<&HostedFacts> {
+        match &self.facts {
+            ResourceFacts::Hosted(facts) => Some(facts),
+            ResourceFacts::Backup(_) => None,
+        }
+    }
+}
+
+fn reference(kind: ResourceKind, meta: &ObjectMeta) -> ResourceRef {
+    ResourceRef {
+        kind,
+        namespace: meta.namespace.clone().unwrap_or_default(),
+        name: meta.name.clone().unwrap_or_default(),
+    }
+}
+
+/// The schedule the delete-at annotation records; an unparsable value counts as none, so the
+/// operator stamps the computed one over it.
+fn stamped_delete_at(meta: &ObjectMeta) -> Option<DateTime<Utc>> {
+    let value = meta.annotations.as_ref()?.get(DELETE_AT_ANNOTATION)?;
+    DateTime::parse_from_rfc3339(value)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+impl From<&Website> for BoundResource {
+    fn from(o: &Website) -> Self {
+        Self::hosted(
+            &o.metadata,
+            &o.spec.binding,
+            HostedKind::Website,
+            None,
+            None,
+        )
+    }
+}
+
+impl From<&Database> for BoundResource {
+    fn from(o: &Database) -> Self {
+        Self::hosted(
+            &o.metadata,
+            &o.spec.binding,
+            HostedKind::Database,
+            None,
+            None,
+        )
+    }
+}
+
+impl From<&Mailbox> for BoundResource {
+    fn from(o: &Mailbox) -> Self {
+        Self::hosted(
+            &o.metadata,
+            &o.spec.binding,
+            HostedKind::Mailbox,
+            None,
+            None,
+        )
+    }
+}
+
+impl From<&Domain> for BoundResource {
+    fn from(o: &Domain) -> Self {
+        let registrar = o.spec.registrar.as_deref();
+        Self::hosted(
+            &o.metadata,
+            &o.spec.binding,
+            HostedKind::Domain,
+            registrar,
+            None,
+        )
+    }
+}
+
+impl From<&DataRecord> for BoundResource {
+    fn from(o: &DataRecord) -> Self {
+        let fiscal_year_end = o.spec.bookkeeping.map(|b| b.fiscal_year_end);
+        let kind = HostedKind::DataRecord;
+        Self::hosted(&o.metadata, &o.spec.binding, kind, None, fiscal_year_end)
+    }
+}
+
+impl From<&Backup> for BoundResource {
+    fn from(o: &Backup) -> Self {
+        Self {
+            reference: reference(ResourceKind::Backup, &o.metadata),
+            account: o.spec.account_ref.clone(),
+            facts: ResourceFacts::Backup(BackupFacts {
+                source: o.spec.source_ref.clone(),
+                taken_at: o.spec.taken_at,
+            }),
+            stamped_delete_at: o.status.as_ref().and_then(|s| s.expires_at),
+        }
+    }
+}

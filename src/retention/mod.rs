@@ -1,0 +1,26 @@
+//! The retention engine: pure functions from (account, bound objects, policy, processors, now)
+//! to a plan. No I/O and no clock reads: the caller passes `now`.
+//!
+//! - [`situation`]: the account's effective state, termination time and hold.
+//! - [`schedule`]: the rules for hosted resources and data records, and the legal hold.
+//! - [`backups`]: the backup schedule.
+//! - [`phase`], [`notifications`]: the account phase and the processor notifications.
+//! - [`plan`]: puts it together for one account or a whole inventory.
+
+pub mod backups;
+pub mod facts;
+pub mod notifications;
+pub mod phase;
+pub mod plan;
+pub mod schedule;
+pub mod situation;
+
+pub use facts::{
+    BackupFacts, BoundResource, HostedFacts, ResourceFacts, ResourceKind, ResourceRef,
+};
+pub use notifications::{NotificationDelivery, NotificationPlan};
+pub use plan::{
+    AccountPlan, Inventory, Plan, PlanError, ResourcePlan, UnboundResource, plan, plan_account,
+};
+pub use schedule::{Disposition, Schedule, ScheduleChange, schedule_change};
+pub use situation::{AccountSituation, Hold, Termination, TerminationSource};

@@ -1,0 +1,217 @@
+//! The plan: for an account and everything bound to it, what is erased when and why, the
+//! account's phase, and who is told. A pure function of (objects, policy, processors, now).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{
+    backups::backup_schedules,
+    facts::{BoundResource, ResourceRef},
+    notifications::{NotificationPlan, notifications},
+    phase::phase,
+    schedule::{Schedule, apply_hold, hosted_schedule},
+    situation::{AccountSituation, Hold, Termination},
+};
+use crate::api::{Account, AccountPhase, AccountState, DataProcessorSpec, RetentionPolicySpec};
+
+/// The plan for every account in an inventory, and the objects bound to no existing account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    /// The instant the plan was computed for.
+    pub now: DateTime<Utc>,
+    /// One plan per account, by account name.
+    pub accounts: Vec<AccountPlan>,
+    /// Objects whose `accountRef` names no Account: reported, never deleted.
+    pub unbound: Vec<UnboundResource>,
+}
+
+/// What happens to one account and everything bound to it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountPlan {
+    /// The Account's name.
+    pub name: String,
+    /// The pseudonymous customer id.
+    pub customer_ref: String,
+    /// The effective state (Terminated also when the Account object is being deleted).
+    pub state: AccountState,
+    /// The account's phase.
+    pub phase: AccountPhase,
+    /// The termination time every schedule counts from.
+    pub terminated_at: Option<DateTime<Utc>>,
+    /// Where `terminatedAt` came from; `FirstSeen` tells the operator to record it.
+    #[serde(skip)]
+    pub termination: Option<Termination>,
+    /// The legal hold, while the Account carries one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legal_hold: Option<Hold>,
+    /// The earliest scheduled deletion, due or not.
+    pub next_deletion_at: Option<DateTime<Utc>>,
+    /// Every bound object with its schedule, in time order (unscheduled last).
+    pub resources: Vec<ResourcePlan>,
+    /// Erasure requests to processors, in time order.
+    pub notifications: Vec<NotificationPlan>,
+}
+
+/// The schedule of one bound object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourcePlan {
+    /// Which object.
+    #[serde(flatten)]
+    pub resource: ResourceRef,
+    /// When, why and under which basis.
+    #[serde(flatten)]
+    pub schedule: Schedule,
+    /// The DataProcessors that hold a copy and are told when it is erased.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub processors: Vec<String>,
+}
+
+impl ResourcePlan {
+    /// Whether the object is due for deletion at `now`.
+    pub fn is_due(&self, now: DateTime<Utc>) -> bool {
+        self.schedule.delete_at.is_some_and(|at| at <= now)
+    }
+}
+
+/// An object whose account does not exist.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnboundResource {
+    /// Which object.
+    #[serde(flatten)]
+    pub resource: ResourceRef,
+    /// The account it names.
+    pub account_ref: String,
+    /// Why it is reported.
+    pub reason: String,
+}
+
+/// Everything the engine needs to plan a set of accounts.
+#[derive(Clone, Debug, Default)]
+pub struct Inventory {
+    /// Accounts, each planned once.
+    pub accounts: Vec<Account>,
+    /// RetentionPolicies by name.
+    pub policies: BTreeMap<String, RetentionPolicySpec>,
+    /// DataProcessors by name.
+    pub processors: BTreeMap<String, DataProcessorSpec>,
+    /// Every bound object, of any account.
+    pub resources: Vec<BoundResource>,
+}
+
+/// Why an inventory cannot be planned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// An Account names a RetentionPolicy that does not exist: erasure stops (fail safe).
+    #[error("account {account:?} refers to RetentionPolicy {policy:?}, which does not exist")]
+    PolicyMissing { account: String, policy: String },
+}
+
+/// Plans every account of the inventory at `now`.
+pub fn plan(inventory: &Inventory, now: DateTime<Utc>) -> Result<Plan, PlanError> {
+    let mut by_account: BTreeMap<&str, Vec<BoundResource>> = BTreeMap::new();
+    for resource in &inventory.resources {
+        by_account
+            .entry(resource.account.as_str())
+            .or_default()
+            .push(resource.clone());
+    }
+    let mut accounts = Vec::with_capacity(inventory.accounts.len());
+    let mut known = BTreeSet::new();
+    for account in &inventory.accounts {
+        let name = account.metadata.name.as_deref().unwrap_or_default();
+        known.insert(name);
+        let policy_name = &account.spec.retention_policy_ref;
+        let policy =
+            inventory
+                .policies
+                .get(policy_name)
+                .ok_or_else(|| PlanError::PolicyMissing {
+                    account: name.to_owned(),
+                    policy: policy_name.clone(),
+                })?;
+        let bound = by_account.get(name).map(Vec::as_slice).unwrap_or_default();
+        accounts.push(plan_account(
+            account,
+            bound,
+            policy,
+            &inventory.processors,
+            now,
+        ));
+    }
+    accounts.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut unbound: Vec<UnboundResource> = inventory
+        .resources
+        .iter()
+        .filter(|r| !known.contains(r.account.as_str()))
+        .map(|r| UnboundResource {
+            resource: r.reference.clone(),
+            account_ref: r.account.clone(),
+            reason: "account not found".to_owned(),
+        })
+        .collect();
+    unbound.sort_by(|a, b| a.resource.cmp(&b.resource));
+    Ok(Plan {
+        now,
+        accounts,
+        unbound,
+    })
+}
+
+/// Plans one account: `bound` holds the objects bound to it (others are ignored).
+pub fn plan_account(
+    account: &Account,
+    bound: &[BoundResource],
+    policy: &RetentionPolicySpec,
+    processors: &BTreeMap<String, DataProcessorSpec>,
+    now: DateTime<Utc>,
+) -> AccountPlan {
+    let name = account.metadata.name.clone().unwrap_or_default();
+    let bound: Vec<BoundResource> = bound
+        .iter()
+        .filter(|r| r.account == name)
+        .cloned()
+        .collect();
+    let situation = AccountSituation::of(account, now);
+    let mut resources: Vec<ResourcePlan> = bound
+        .iter()
+        .filter_map(|resource| {
+            let facts = resource.hosted_facts()?;
+            let schedule = hosted_schedule(facts, &situation, policy, &account.spec.consents, now);
+            Some((resource, schedule, facts.processors.clone()))
+        })
+        .chain(
+            backup_schedules(&bound, &policy.backups, &situation)
+                .into_iter()
+                .map(|(resource, schedule)| (resource, schedule, Vec::new())),
+        )
+        .map(|(resource, schedule, processors)| ResourcePlan {
+            resource: resource.reference.clone(),
+            schedule: apply_hold(schedule, situation.hold),
+            processors,
+        })
+        .collect();
+    resources.sort_by(|a, b| {
+        let key = |p: &ResourcePlan| (p.schedule.delete_at.is_none(), p.schedule.delete_at);
+        key(a)
+            .cmp(&key(b))
+            .then_with(|| a.resource.cmp(&b.resource))
+    });
+    AccountPlan {
+        customer_ref: account.spec.customer_ref.clone(),
+        state: situation.state,
+        phase: phase(&situation, &resources, now),
+        terminated_at: situation.termination.map(|t| t.at),
+        termination: situation.termination,
+        legal_hold: situation.hold,
+        next_deletion_at: resources.iter().filter_map(|r| r.schedule.delete_at).min(),
+        notifications: notifications(&resources, processors),
+        resources,
+        name,
+    }
+}

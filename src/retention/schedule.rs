@@ -1,0 +1,198 @@
+//! The rules for hosted resources and data records (DESIGN.md §3): grace period, bookkeeping,
+//! withdrawn consent, and the legal hold that overrides them all.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeDelta, Utc};
+use serde::Serialize;
+
+use super::{
+    facts::HostedFacts,
+    situation::{AccountSituation, Hold},
+};
+use crate::api::{AccountState, LegalBasis, RetentionDuration, RetentionPolicySpec};
+
+/// What the rules decided for one bound object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Schedule {
+    /// When the object is erased; `None` when nothing is scheduled.
+    pub delete_at: Option<DateTime<Utc>>,
+    /// Which rule decided, in words an SRE or auditor can read.
+    pub reason: String,
+    /// The legal basis under which the data is processed until then.
+    pub legal_basis: LegalBasis,
+    /// What happens to the object.
+    pub disposition: Disposition,
+}
+
+/// What happens to a bound object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Disposition {
+    /// Kept; nothing is scheduled.
+    Keep,
+    /// Erased at `deleteAt` because no legal basis remains.
+    Erase,
+    /// Kept after termination under a remaining legal basis (bookkeeping, the backup
+    /// schedule) and erased at `deleteAt`.
+    Retain,
+    /// A backup of a live account, erased at `deleteAt` by the backup schedule.
+    Expire,
+}
+
+/// How a planned schedule differs from the one stamped on the object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScheduleChange {
+    /// The stamp already says what the plan says.
+    Unchanged,
+    /// Stamp (or re-stamp) the planned time.
+    Set(DateTime<Utc>),
+    /// Remove the stamp: the plan no longer schedules the object (e.g. reactivation).
+    Cancel,
+}
+
+/// Compares the stamped schedule with the planned one.
+pub fn schedule_change(
+    stamped: Option<DateTime<Utc>>,
+    planned: Option<DateTime<Utc>>,
+) -> ScheduleChange {
+    match (stamped, planned) {
+        (stamped, Some(planned)) if stamped != Some(planned) => ScheduleChange::Set(planned),
+        (Some(_), None) => ScheduleChange::Cancel,
+        _ => ScheduleChange::Unchanged,
+    }
+}
+
+/// `start + duration`, or `None` ("never") when the result cannot be represented.
+pub(crate) fn after(start: DateTime<Utc>, duration: RetentionDuration) -> Option<DateTime<Utc>> {
+    start.checked_add_signed(duration.to_delta()?)
+}
+
+/// `start + delta`, or `None` ("never") when the result cannot be represented.
+pub(crate) fn after_delta(start: DateTime<Utc>, delta: Option<TimeDelta>) -> Option<DateTime<Utc>> {
+    start.checked_add_signed(delta?)
+}
+
+/// The rule for a hosted resource or data record, before any legal hold.
+pub fn hosted_schedule(
+    facts: &HostedFacts,
+    situation: &AccountSituation,
+    policy: &RetentionPolicySpec,
+    consents: &BTreeMap<String, bool>,
+    now: DateTime<Utc>,
+) -> Schedule {
+    // The Bookkeeping Act overrides both the customer's wishes and the grace period
+    // (GDPR Art. 17(3)(b)), so it is decided first.
+    if let Some(fiscal_year_end) = facts.fiscal_year_end {
+        return bookkeeping_schedule(fiscal_year_end, situation, policy.bookkeeping.years);
+    }
+    if facts.legal_basis == LegalBasis::Consent {
+        let purpose = facts.consent_purpose.as_deref().unwrap_or_default();
+        if !consents.get(purpose).copied().unwrap_or(false) {
+            return Schedule {
+                delete_at: Some(now),
+                reason: format!("consent for {purpose:?} not given or withdrawn: erase now"),
+                legal_basis: LegalBasis::Consent,
+                disposition: Disposition::Erase,
+            };
+        }
+    }
+    let Some(termination) = situation.termination else {
+        return kept_while_live(situation.state, facts.legal_basis);
+    };
+    let grace = policy.grace_for(facts.kind);
+    let reason = if policy.grace_periods.get(facts.kind).is_some() {
+        format!("grace period {grace} for {} after termination", facts.kind)
+    } else {
+        format!("grace period {grace} after termination")
+    };
+    match after(termination.at, grace) {
+        Some(delete_at) => Schedule {
+            delete_at: Some(delete_at),
+            reason,
+            legal_basis: facts.legal_basis,
+            disposition: Disposition::Erase,
+        },
+        None => Schedule {
+            delete_at: None,
+            reason: format!("{reason} lies beyond any representable date"),
+            legal_basis: facts.legal_basis,
+            disposition: Disposition::Keep,
+        },
+    }
+}
+
+fn kept_while_live(state: AccountState, legal_basis: LegalBasis) -> Schedule {
+    let state = match state {
+        AccountState::Suspended => "suspended",
+        AccountState::Active | AccountState::Terminated => "active",
+    };
+    Schedule {
+        delete_at: None,
+        reason: format!("account {state}: kept under {}", legal_basis.as_str()),
+        legal_basis,
+        disposition: Disposition::Keep,
+    }
+}
+
+/// Bookkeeping data is kept until the end of the `years`th calendar year after the one in which
+/// its fiscal year ended (bokföringslagen 7 kap. 2 §) and erased at the first instant after.
+pub fn bookkeeping_delete_at(fiscal_year_end: NaiveDate, years: u32) -> Option<DateTime<Utc>> {
+    let year = fiscal_year_end
+        .year()
+        .checked_add(i32::try_from(years).ok()?)?
+        .checked_add(1)?;
+    Some(
+        NaiveDate::from_ymd_opt(year, 1, 1)?
+            .and_time(NaiveTime::MIN)
+            .and_utc(),
+    )
+}
+
+fn bookkeeping_schedule(
+    fiscal_year_end: NaiveDate,
+    situation: &AccountSituation,
+    years: u32,
+) -> Schedule {
+    if situation.termination.is_none() {
+        return kept_while_live(situation.state, LegalBasis::LegalObligation);
+    }
+    let delete_at = bookkeeping_delete_at(fiscal_year_end, years);
+    let kept_through = delete_at.map_or(i32::MAX, |d| d.year() - 1);
+    Schedule {
+        delete_at,
+        reason: format!(
+            "Bookkeeping Act (1999:1078) 7 kap. 2 §: fiscal year ended {fiscal_year_end}, \
+             kept through {kept_through} ({years} years)"
+        ),
+        legal_basis: LegalBasis::LegalObligation,
+        disposition: Disposition::Retain,
+    }
+}
+
+/// Applies a legal hold: with `until`, nothing goes before it; without, nothing is scheduled.
+pub fn apply_hold(schedule: Schedule, hold: Option<Hold>) -> Schedule {
+    match (hold, schedule.delete_at) {
+        (None, _) | (Some(_), None) => schedule,
+        (Some(Hold { until: None }), Some(_)) => Schedule {
+            delete_at: None,
+            reason: format!(
+                "legal hold without end date: nothing is erased (otherwise: {})",
+                schedule.reason
+            ),
+            disposition: Disposition::Keep,
+            ..schedule
+        },
+        (Some(Hold { until: Some(until) }), Some(delete_at)) if delete_at < until => Schedule {
+            delete_at: Some(until),
+            reason: format!(
+                "legal hold until {} (otherwise: {})",
+                until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                schedule.reason
+            ),
+            ..schedule
+        },
+        (Some(_), Some(_)) => schedule,
+    }
+}
