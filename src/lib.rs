@@ -7,4 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod crds;
+pub mod manifest;
+pub mod report;
 pub mod retention;

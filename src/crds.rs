@@ -1,0 +1,66 @@
+//! The generated CRD manifests: rendered from the Rust types, checked in under `crds/`.
+
+use std::{fs, io, path::Path};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+
+use crate::api::all_crds;
+
+const HEADER: &str =
+    "# Generated from the Rust types by `retention-operator crds --out-dir crds`. Do not edit.\n";
+
+/// Why the CRDs could not be rendered or written.
+#[derive(Debug, thiserror::Error)]
+pub enum CrdError {
+    /// A CRD did not serialize to YAML.
+    #[error("cannot render CRD {name} as YAML: {source}")]
+    Render {
+        name: String,
+        source: serde_saphyr::SerializeError,
+    },
+    /// A file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write { path: String, source: io::Error },
+}
+
+/// The file name of a CRD under `crds/`: `<plural>.<group>.yaml`.
+pub fn file_name(crd: &CustomResourceDefinition) -> String {
+    format!("{}.yaml", crd.metadata.name.as_deref().unwrap_or_default())
+}
+
+/// One CRD as a YAML document with the generated-file header.
+pub fn render(crd: &CustomResourceDefinition) -> Result<String, CrdError> {
+    let yaml = serde_saphyr::to_string(crd).map_err(|source| CrdError::Render {
+        name: crd.metadata.name.clone().unwrap_or_default(),
+        source,
+    })?;
+    Ok(format!("{HEADER}{yaml}"))
+}
+
+/// Every CRD as one multi-document YAML stream.
+pub fn render_all() -> Result<String, CrdError> {
+    let documents = all_crds()
+        .iter()
+        .map(render)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(documents
+        .into_iter()
+        .map(|doc| format!("---\n{doc}"))
+        .collect())
+}
+
+/// Writes one file per CRD into `dir`, returning the files written.
+pub fn write_all(dir: &Path) -> Result<Vec<String>, CrdError> {
+    let io_error = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| CrdError::Write { path, source }
+    };
+    fs::create_dir_all(dir).map_err(io_error(dir))?;
+    let mut written = Vec::new();
+    for crd in all_crds() {
+        let path = dir.join(file_name(&crd));
+        fs::write(&path, render(&crd)?).map_err(io_error(&path))?;
+        written.push(path.display().to_string());
+    }
+    Ok(written)
+}
