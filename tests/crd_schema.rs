@@ -1,0 +1,252 @@
+//! The generated openAPIV3Schema accepts the examples and rejects bad input, checked with an
+//! independent JSON Schema validator. (The CEL rules are checked by the test API server and by
+//! `plan`; JSON Schema has no CEL.)
+
+use std::{fs, path::Path};
+
+use retention_operator::api::all_crds;
+use serde_json::{Value, json};
+
+/// The CRD's openAPIV3Schema as JSON Schema: OpenAPI's `nullable: true` becomes a `null` type.
+fn validator(kind: &str) -> jsonschema::Validator {
+    let crd = all_crds()
+        .into_iter()
+        .find(|c| c.spec.names.kind == kind)
+        .unwrap_or_else(|| panic!("no CRD for {kind}"));
+    let schema = crd.spec.versions[0]
+        .schema
+        .clone()
+        .unwrap()
+        .open_api_v3_schema
+        .unwrap();
+    let mut schema = serde_json::to_value(schema).unwrap();
+    nullable_to_null_type(&mut schema);
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft4)
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap()
+}
+
+fn nullable_to_null_type(schema: &mut Value) {
+    match schema {
+        Value::Object(fields) => {
+            if fields.remove("nullable") == Some(Value::Bool(true))
+                && let Some(Value::String(t)) = fields.get("type").cloned()
+            {
+                fields.insert("type".into(), json!([t, "null"]));
+            }
+            fields.values_mut().for_each(nullable_to_null_type);
+        }
+        Value::Array(items) => items.iter_mut().for_each(nullable_to_null_type),
+        _ => {}
+    }
+}
+
+fn errors(kind: &str, object: &Value) -> Vec<String> {
+    validator(kind)
+        .iter_errors(object)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect()
+}
+
+fn example_documents() -> Vec<(String, Value)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut files: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    let options = serde_saphyr::options! { strict_booleans: true };
+    files
+        .into_iter()
+        .flat_map(|file| {
+            let text = fs::read_to_string(&file).unwrap();
+            let docs: Vec<Value> =
+                serde_saphyr::from_multiple_with_options(&text, options.clone()).unwrap();
+            let name = file.file_name().unwrap().to_string_lossy().into_owned();
+            docs.into_iter().map(move |doc| (name.clone(), doc))
+        })
+        .collect()
+}
+
+#[test]
+fn every_example_object_is_valid() {
+    let mut checked = 0;
+    for (file, doc) in example_documents() {
+        if doc["apiVersion"] != "hosting.ecuni.se/v1alpha1" {
+            continue;
+        }
+        let kind = doc["kind"].as_str().unwrap();
+        let found = errors(kind, &doc);
+        assert!(
+            found.is_empty(),
+            "{file}: {kind} {}: {found:?}",
+            doc["metadata"]["name"]
+        );
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} example objects were checked");
+}
+
+fn policy(grace: &str) -> Value {
+    json!({
+        "apiVersion": "hosting.ecuni.se/v1alpha1", "kind": "RetentionPolicy",
+        "metadata": {"name": "default"},
+        "spec": {"gracePeriod": grace, "gracePeriods": {"Mailbox": "14d"},
+                 "backups": {"keepDaily": 7, "keepWeekly": 4, "keepMonthly": 6,
+                             "afterTermination": "90d"},
+                 "bookkeeping": {"years": 7}}
+    })
+}
+
+#[test]
+fn durations_must_be_an_integer_and_one_unit() {
+    for good in ["30d", "12h", "1w", "90m", "45s", "0d"] {
+        assert_eq!(
+            errors("RetentionPolicy", &policy(good)),
+            Vec::<String>::new(),
+            "{good}"
+        );
+    }
+    for bad in [
+        "30days", "1.5d", "30D", "d", "30", "-1d", "30 d", "1y", "P30D", "",
+    ] {
+        assert!(
+            !errors("RetentionPolicy", &policy(bad)).is_empty(),
+            "{bad:?} was accepted"
+        );
+    }
+    let mut override_bad = policy("30d");
+    override_bad["spec"]["gracePeriods"]["Mailbox"] = json!("two weeks");
+    assert!(!errors("RetentionPolicy", &override_bad).is_empty());
+}
+
+fn account(state: &str) -> Value {
+    json!({
+        "apiVersion": "hosting.ecuni.se/v1alpha1", "kind": "Account",
+        "metadata": {"name": "acme"},
+        "spec": {"customerRef": "C-1", "state": state, "terminatedAt": "2026-11-01T00:00:00Z"}
+    })
+}
+
+#[test]
+fn account_state_must_be_known() {
+    for good in ["Active", "Suspended", "Terminated"] {
+        assert_eq!(
+            errors("Account", &account(good)),
+            Vec::<String>::new(),
+            "{good}"
+        );
+    }
+    for bad in ["Closed", "terminated", "ACTIVE", ""] {
+        assert!(
+            !errors("Account", &account(bad)).is_empty(),
+            "{bad:?} was accepted"
+        );
+    }
+}
+
+#[test]
+fn account_requires_customer_ref_and_a_real_timestamp() {
+    let mut no_customer = account("Active");
+    no_customer["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("customerRef");
+    assert!(!errors("Account", &no_customer).is_empty());
+    let mut bad_time = account("Terminated");
+    bad_time["spec"]["terminatedAt"] = json!("last week");
+    assert!(!errors("Account", &bad_time).is_empty());
+}
+
+#[test]
+fn every_bound_kind_requires_account_ref() {
+    let objects = [
+        (
+            "Website",
+            json!({"accountRef": "acme", "hostnames": ["www.example.com"]}),
+        ),
+        (
+            "Database",
+            json!({"accountRef": "acme", "engine": "mariadb"}),
+        ),
+        (
+            "Mailbox",
+            json!({"accountRef": "acme", "address": "info@example.com"}),
+        ),
+        (
+            "Domain",
+            json!({"accountRef": "acme", "fqdn": "example.com", "registrar": "ks"}),
+        ),
+        (
+            "DataRecord",
+            json!({"accountRef": "acme", "category": "crm"}),
+        ),
+        (
+            "Backup",
+            json!({"accountRef": "acme", "sourceRef": {"kind": "Database", "name": "db"},
+                          "takenAt": "2026-10-01T02:00:00Z"}),
+        ),
+    ];
+    for (kind, spec) in objects {
+        let object = json!({"apiVersion": "hosting.ecuni.se/v1alpha1", "kind": kind,
+                            "metadata": {"name": "x", "namespace": "acme"}, "spec": spec});
+        assert_eq!(errors(kind, &object), Vec::<String>::new(), "{kind} valid");
+        let mut missing = object.clone();
+        missing["spec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("accountRef");
+        assert!(
+            !errors(kind, &missing).is_empty(),
+            "{kind} without accountRef was accepted"
+        );
+    }
+}
+
+#[test]
+fn enumerations_reject_unknown_values() {
+    let cases = [
+        ("Database", json!({"accountRef": "a", "engine": "oracle"})),
+        (
+            "DataRecord",
+            json!({"accountRef": "a", "category": "secrets"}),
+        ),
+        ("Website", json!({"accountRef": "a", "legalBasis": "Whim"})),
+        (
+            "Backup",
+            json!({"accountRef": "a", "sourceRef": {"kind": "Backup", "name": "b"},
+                          "takenAt": "2026-10-01T02:00:00Z"}),
+        ),
+    ];
+    for (kind, spec) in cases {
+        let object = json!({"apiVersion": "hosting.ecuni.se/v1alpha1", "kind": kind,
+                            "metadata": {"name": "x", "namespace": "a"}, "spec": spec});
+        assert!(
+            !errors(kind, &object).is_empty(),
+            "{kind} {spec} was accepted"
+        );
+    }
+}
+
+#[test]
+fn bookkeeping_fiscal_year_end_must_be_a_date() {
+    let record = |end: &str| {
+        json!({"apiVersion": "hosting.ecuni.se/v1alpha1", "kind": "DataRecord",
+               "metadata": {"name": "inv", "namespace": "a"},
+               "spec": {"accountRef": "a", "category": "invoices", "legalBasis": "LegalObligation",
+                        "bookkeeping": {"fiscalYearEnd": end}}})
+    };
+    assert_eq!(
+        errors("DataRecord", &record("2026-12-31")),
+        Vec::<String>::new()
+    );
+    for bad in ["2026-13-01", "31/12/2026", "2026"] {
+        assert!(
+            !errors("DataRecord", &record(bad)).is_empty(),
+            "{bad} was accepted"
+        );
+    }
+}

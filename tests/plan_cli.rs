@@ -1,0 +1,377 @@
+//! `retention-operator plan` and `crds` as a user runs them.
+
+use std::{
+    fs,
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+};
+
+use serde_json::Value;
+
+const NOW: &str = "2026-11-23T00:00:00Z";
+
+fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_retention-operator"));
+    command.current_dir(env!("CARGO_MANIFEST_DIR"));
+    command
+}
+
+fn run(args: &[&str]) -> Output {
+    binary().args(args).output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+/// A scratch directory holding the default policy and the given manifest as `input.yaml`.
+fn scratch(name: &str, manifest: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("plan-cli-{name}"));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("input.yaml"), manifest).unwrap();
+    fs::write(dir.join("policy.yaml"), POLICY).unwrap();
+    dir
+}
+
+const POLICY: &str = "\
+apiVersion: hosting.ecuni.se/v1alpha1
+kind: RetentionPolicy
+metadata: {name: default}
+spec:
+  gracePeriod: 30d
+  gracePeriods: {Mailbox: 14d}
+  backups: {keepDaily: 7, keepWeekly: 4, keepMonthly: 6, afterTermination: 90d}
+";
+
+const ACME: &str = "\
+apiVersion: hosting.ecuni.se/v1alpha1
+kind: Account
+metadata: {name: acme}
+spec: {customerRef: C-1, state: Terminated, terminatedAt: 2026-11-01T00:00:00Z}
+---
+apiVersion: hosting.ecuni.se/v1alpha1
+kind: Website
+metadata: {name: www, namespace: acme}
+spec: {accountRef: acme, processorRef: key-systems}
+---
+apiVersion: hosting.ecuni.se/v1alpha1
+kind: Mailbox
+metadata: {name: info, namespace: acme}
+spec: {accountRef: acme, address: info@example.com}
+---
+apiVersion: hosting.ecuni.se/v1alpha1
+kind: Mailbox
+metadata: {name: stray, namespace: other}
+spec: {accountRef: nobody, address: stray@example.com}
+";
+
+#[test]
+fn examples_plan_as_json_of_the_design_shape() {
+    let output = run(&["plan", "-f", "examples/", "-o", "json", "--now", NOW]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let plan: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(plan["now"], NOW);
+    let accounts = plan["accounts"].as_array().unwrap();
+    assert!(accounts.len() >= 5, "expected the five example accounts");
+    for account in accounts {
+        for key in [
+            "name",
+            "customerRef",
+            "phase",
+            "terminatedAt",
+            "resources",
+            "notifications",
+        ] {
+            assert!(account.get(key).is_some(), "account lacks {key}: {account}");
+        }
+        for resource in account["resources"].as_array().unwrap() {
+            for key in ["kind", "namespace", "name", "deleteAt", "reason"] {
+                assert!(
+                    resource.get(key).is_some(),
+                    "resource lacks {key}: {resource}"
+                );
+            }
+        }
+        for notification in account["notifications"].as_array().unwrap() {
+            assert!(notification["processor"].is_string() && notification["at"].is_string());
+        }
+    }
+    let phases: Vec<&str> = accounts
+        .iter()
+        .map(|a| a["phase"].as_str().unwrap())
+        .collect();
+    for phase in ["Active", "GracePeriod", "Retained", "OnHold"] {
+        assert!(
+            phases.contains(&phase),
+            "no example account in phase {phase}: {phases:?}"
+        );
+    }
+    assert!(plan["unbound"].is_array());
+}
+
+#[test]
+fn json_plan_gives_exact_schedules() {
+    let dir = scratch("exact", ACME);
+    let output = run(&[
+        "plan",
+        "-f",
+        dir.to_str().unwrap(),
+        "-o",
+        "json",
+        "--now",
+        NOW,
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let plan: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let acme = &plan["accounts"][0];
+    assert_eq!(acme["name"], "acme");
+    // The mailbox (14d) is already due; the website (30d) is not.
+    assert_eq!(acme["phase"], "Erasing");
+    assert_eq!(acme["terminatedAt"], "2026-11-01T00:00:00Z");
+    let schedule: Vec<(String, String)> = acme["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().into(),
+                r["deleteAt"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        schedule,
+        [
+            ("info".to_owned(), "2026-11-15T00:00:00Z".to_owned()),
+            ("www".to_owned(), "2026-12-01T00:00:00Z".to_owned())
+        ]
+    );
+    assert_eq!(acme["notifications"][0]["processor"], "key-systems");
+    assert_eq!(acme["notifications"][0]["at"], "2026-12-01T00:00:00Z");
+    assert_eq!(plan["unbound"][0]["name"], "stray");
+    assert_eq!(plan["unbound"][0]["reason"], "account not found");
+}
+
+#[test]
+fn table_lists_each_account_in_time_order() {
+    let dir = scratch("table", ACME);
+    let output = run(&["plan", "-f", dir.to_str().unwrap(), "--now", NOW]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("Account acme (customer C-1)"), "{text}");
+    let mailbox = text.find("Mailbox acme/info").unwrap();
+    let website = text.find("Website acme/www").unwrap();
+    let notify = text.find("DataProcessor key-systems").unwrap();
+    assert!(
+        mailbox < website && website < notify,
+        "not in time order:\n{text}"
+    );
+    assert!(
+        text.contains("2026-11-15T00:00:00Z (due)"),
+        "due mark missing:\n{text}"
+    );
+    assert!(
+        text.contains("Mailbox other/stray: account \"nobody\" not found"),
+        "{text}"
+    );
+}
+
+#[test]
+fn reads_kubectl_lists_and_standard_input() {
+    let list = format!(
+        "apiVersion: v1\nkind: List\nitems:\n{}",
+        POLICY
+            .lines()
+            .enumerate()
+            .map(|(i, l)| if i == 0 {
+                format!("- {l}\n")
+            } else {
+                format!("  {l}\n")
+            })
+            .collect::<String>()
+    );
+    let mut child = binary()
+        .args(["plan", "-f", "-", "-o", "json", "--now", NOW])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let account = "---\napiVersion: hosting.ecuni.se/v1alpha1\nkind: Account\n\
+                   metadata: {name: solo}\nspec: {customerRef: C-9}\n";
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{list}{account}").as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let plan: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(plan["accounts"][0]["name"], "solo");
+    assert_eq!(plan["accounts"][0]["phase"], "Active");
+}
+
+#[test]
+fn bad_input_is_one_clear_message_and_exit_code_2() {
+    let object = |kind: &str, rest: &str| {
+        format!("apiVersion: hosting.ecuni.se/v1alpha1\nkind: {kind}\n{rest}")
+    };
+    let cases = [
+        (
+            "unparsable YAML",
+            "a: [1, 2\nb: 3\n".to_owned(),
+            vec!["invalid YAML", "line 2"],
+        ),
+        (
+            "unknown kind",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n".to_owned(),
+            vec!["document 1", "unknown kind Deployment"],
+        ),
+        (
+            "missing required field",
+            object(
+                "Website",
+                "metadata: {name: www, namespace: acme}\nspec: {hostnames: []}\n",
+            ),
+            vec![
+                "document 1",
+                "Website acme/www",
+                "missing field `accountRef`",
+            ],
+        ),
+        (
+            "invalid duration",
+            format!(
+                "---\n{}",
+                POLICY
+                    .replace("name: default", "name: p2")
+                    .replace("30d", "30days")
+            ),
+            vec![
+                "document 1",
+                "RetentionPolicy p2",
+                "spec.gracePeriod",
+                "invalid duration",
+            ],
+        ),
+        (
+            "policy that does not exist",
+            object(
+                "Account",
+                "metadata: {name: acme}\nspec: {customerRef: C-1, retentionPolicyRef: strict}\n",
+            ),
+            vec!["document 1", "Account acme", "RetentionPolicy \"strict\""],
+        ),
+        (
+            "unknown enum value",
+            format!(
+                "{ACME}---\n{}",
+                object(
+                    "Account",
+                    "metadata: {name: b}\nspec: {customerRef: C-2, state: Closed}\n"
+                )
+            ),
+            vec!["document 5", "Account b", "spec.state", "Closed"],
+        ),
+        (
+            "consent without purpose (CEL rule)",
+            object(
+                "DataRecord",
+                "metadata: {name: n, namespace: a}\nspec: {accountRef: a, category: marketing, legalBasis: Consent}\n",
+            ),
+            vec![
+                "document 1",
+                "consentPurpose is required when legalBasis is Consent",
+            ],
+        ),
+        (
+            "duplicate object",
+            format!("{ACME}---\n{}", ACME.split("---\n").next().unwrap()),
+            vec!["document 5", "Account acme is defined twice", "document 1"],
+        ),
+        (
+            "not an object",
+            "just a string\n".to_owned(),
+            vec!["document 1", "expected a Kubernetes object"],
+        ),
+    ];
+    for (name, manifest, expected) in cases {
+        let dir = scratch(&name.replace(' ', "-").replace(['(', ')'], ""), &manifest);
+        let input = dir.join("input.yaml");
+        let output = run(&[
+            "plan",
+            "-f",
+            dir.join("policy.yaml").to_str().unwrap(),
+            "-f",
+            input.to_str().unwrap(),
+            "--now",
+            NOW,
+            "-o",
+            "json",
+        ]);
+        let message = stderr(&output);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{name}: exit code; stderr: {message}"
+        );
+        assert!(stdout(&output).is_empty(), "{name}: printed before failing");
+        assert!(
+            message.contains(input.to_str().unwrap()),
+            "{name}: file not named: {message}"
+        );
+        for fragment in expected {
+            assert!(
+                message.contains(fragment),
+                "{name}: {fragment:?} not in: {message}"
+            );
+        }
+        assert_eq!(
+            message.lines().filter(|l| l.starts_with("error:")).count(),
+            1,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn missing_paths_and_empty_directories_are_bad_input() {
+    let empty = Path::new(env!("CARGO_TARGET_TMPDIR")).join("plan-cli-empty-dir");
+    fs::create_dir_all(&empty).unwrap();
+    for path in ["does/not/exist.yaml", empty.to_str().unwrap()] {
+        let output = run(&["plan", "-f", path]);
+        assert_eq!(output.status.code(), Some(2), "{path}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains(path),
+            "{path}: {}",
+            stderr(&output)
+        );
+    }
+    let output = run(&["plan", "-f", "examples/", "--now", "tomorrow"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("RFC 3339"));
+}
+
+#[test]
+fn crds_command_prints_every_crd() {
+    let output = run(&["crds"]);
+    assert!(output.status.success());
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&stdout(&output)).unwrap();
+    let names: Vec<&str> = docs
+        .iter()
+        .map(|d| d["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 9);
+    assert!(
+        names.iter().all(|n| n.ends_with(".hosting.ecuni.se")),
+        "{names:?}"
+    );
+    assert!(docs.iter().all(|d| d["kind"] == "CustomResourceDefinition"));
+}
