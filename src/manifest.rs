@@ -77,7 +77,7 @@ pub enum ManifestError {
     #[error("{at}: {kind} {name} is defined twice (first at {first})")]
     Duplicate {
         at: Source,
-        first: Source,
+        first: Box<Source>,
         kind: String,
         name: String,
     },
@@ -296,7 +296,7 @@ impl Reader {
         if let Some(first) = self.seen.get(&(kind.clone(), name.clone())) {
             return Err(ManifestError::Duplicate {
                 at: source.clone(),
-                first: first.clone(),
+                first: Box::new(first.clone()),
                 kind,
                 name,
             });
@@ -343,6 +343,28 @@ where
         object: object_label.clone(),
         message,
     };
+    let crd = K::crd();
+    // Like kubectl's strict field validation: a misspelt `legalHold` must not silently vanish.
+    if let Some(schema) = crd.spec.versions.first().and_then(|v| v.schema.as_ref()) {
+        let schema = serde_json::to_value(&schema.open_api_v3_schema).unwrap_or_default();
+        let mut unknown = Vec::new();
+        if let Value::Object(fields) = &value {
+            for (key, field) in fields {
+                match key.as_str() {
+                    "apiVersion" | "kind" | "metadata" => {}
+                    _ => unknown_fields(
+                        field,
+                        schema.pointer(&format!("/properties/{key}")),
+                        key,
+                        &mut unknown,
+                    ),
+                }
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(invalid(format!("unknown field(s): {}", unknown.join(", "))));
+        }
+    }
     let mut object: K = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let message = e.into_inner().to_string();
@@ -356,7 +378,7 @@ where
     if meta.name.as_deref().unwrap_or_default().is_empty() {
         return Err(invalid("metadata.name is required".into()));
     }
-    let namespaced = K::crd().spec.scope == "Namespaced";
+    let namespaced = crd.spec.scope == "Namespaced";
     if namespaced {
         meta.namespace.get_or_insert_with(|| "default".to_owned());
     } else {
@@ -390,5 +412,46 @@ fn label<K: Resource<DynamicType = ()>>(value: &Value) -> String {
         (Some(namespace), Some(name)) => format!("{} {namespace}/{name}: ", K::kind(&())),
         (None, Some(name)) => format!("{} {name}: ", K::kind(&())),
         _ => format!("{}: ", K::kind(&())),
+    }
+}
+
+/// Collects the paths of fields in `value` that `schema` does not declare. A missing schema
+/// (the field itself unknown) makes `path` unknown; `x-kubernetes-preserve-unknown-fields`
+/// accepts anything below it.
+fn unknown_fields(value: &Value, schema: Option<&Value>, path: &str, unknown: &mut Vec<String>) {
+    let Some(schema) = schema else {
+        unknown.push(path.to_owned());
+        return;
+    };
+    if schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
+        return;
+    }
+    match value {
+        Value::Object(fields) => {
+            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+            for (key, field) in fields {
+                let child = schema.pointer(&format!(
+                    "/properties/{}",
+                    key.replace('~', "~0").replace('/', "~1")
+                ));
+                unknown_fields(
+                    field,
+                    child.or(additional),
+                    &format!("{path}.{key}"),
+                    unknown,
+                );
+            }
+        }
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                unknown_fields(
+                    item,
+                    schema.get("items"),
+                    &format!("{path}[{index}]"),
+                    unknown,
+                );
+            }
+        }
+        _ => {}
     }
 }

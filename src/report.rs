@@ -71,7 +71,7 @@ fn account_section(account: &AccountPlan, now: DateTime<Utc>) -> String {
         )
         .collect();
     // Time order, unscheduled last; a notification follows the erasure that triggers it.
-    rows.sort_by(|a, b| (a.at.is_none(), a.at).cmp(&(b.at.is_none(), b.at)));
+    rows.sort_by_key(|row| (row.at.is_none(), row.at));
     if rows.is_empty() {
         return format!("{header}\n  Nothing is bound to this account.\n");
     }

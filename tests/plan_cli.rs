@@ -292,6 +292,32 @@ fn bad_input_is_one_clear_message_and_exit_code_2() {
             ],
         ),
         (
+            "misspelt field",
+            object(
+                "Account",
+                "metadata: {name: acme}\nspec: {customerRef: C-1, legalhold: {reason: case-1}}\n",
+            ),
+            vec![
+                "document 1",
+                "Account acme",
+                "unknown field(s): spec.legalhold",
+            ],
+        ),
+        (
+            "misspelt kind in gracePeriods",
+            format!(
+                "---\n{}",
+                POLICY
+                    .replace("name: default", "name: p2")
+                    .replace("Mailbox:", "Mailboxes:")
+            ),
+            vec![
+                "document 1",
+                "RetentionPolicy p2",
+                "spec.gracePeriods.Mailboxes",
+            ],
+        ),
+        (
             "duplicate object",
             format!("{ACME}---\n{}", ACME.split("---\n").next().unwrap()),
             vec!["document 5", "Account acme is defined twice", "document 1"],

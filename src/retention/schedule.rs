@@ -87,16 +87,18 @@ pub fn hosted_schedule(
     if let Some(fiscal_year_end) = facts.fiscal_year_end {
         return bookkeeping_schedule(fiscal_year_end, situation, policy.bookkeeping.years);
     }
-    if facts.legal_basis == LegalBasis::Consent {
-        let purpose = facts.consent_purpose.as_deref().unwrap_or_default();
-        if !consents.get(purpose).copied().unwrap_or(false) {
-            return Schedule {
-                delete_at: Some(now),
-                reason: format!("consent for {purpose:?} not given or withdrawn: erase now"),
-                legal_basis: LegalBasis::Consent,
-                disposition: Disposition::Erase,
-            };
-        }
+    // Without a purpose (the CRD's CEL rule forbids that) consent cannot be judged withdrawn:
+    // a malformed object must never cause an early deletion, so only the other rules apply.
+    if facts.legal_basis == LegalBasis::Consent
+        && let Some(purpose) = facts.consent_purpose.as_deref()
+        && !consents.get(purpose).copied().unwrap_or(false)
+    {
+        return Schedule {
+            delete_at: Some(now),
+            reason: format!("consent for {purpose:?} not given or withdrawn: erase now"),
+            legal_basis: LegalBasis::Consent,
+            disposition: Disposition::Erase,
+        };
     }
     let Some(termination) = situation.termination else {
         return kept_while_live(situation.state, facts.legal_basis);
