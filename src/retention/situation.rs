@@ -60,10 +60,15 @@ impl AccountSituation {
             .deletion_timestamp
             .as_ref()
             .and_then(|t| DateTime::from_timestamp(t.0.as_second(), 0));
-        let terminated = account.spec.state == AccountState::Terminated || deleted_at.is_some();
+        let spec_terminated = account.spec.state == AccountState::Terminated;
+        let terminated = spec_terminated || deleted_at.is_some();
         let termination = terminated.then(|| {
+            // Recorded times count only while the spec says Terminated: a terminatedAt left
+            // over from an earlier, reverted termination must not date a later deletion of
+            // the Account object, or everything would fall due at once.
             let recorded = account.status.as_ref().and_then(|s| s.terminated_at);
-            if let Some(at) = account.spec.terminated_at {
+            let recorded = recorded.filter(|_| spec_terminated);
+            if let Some(at) = account.spec.terminated_at.filter(|_| spec_terminated) {
                 Termination {
                     at,
                     source: TerminationSource::Spec,

@@ -1,0 +1,645 @@
+//! The safety invariants of DESIGN.md §3 as properties of the engine, over random inventories:
+//! random accounts (state, termination times, deletion, legal holds, consents), random
+//! policies, random bound objects of every kind (some bound to accounts that do not exist) and
+//! a random `now`.
+//!
+//! - Invariant 1: an account that is not terminated loses nothing but expired backups and data
+//!   held on a consent that is not given.
+//! - Invariant 2: nothing is due while a legal hold stands, nothing goes before the hold's end,
+//!   bookkeeping data outlives its statutory period, and backups live their daily period
+//!   unless the after-termination cap cuts them short.
+//! - Invariant 5: objects whose account does not exist are reported, never planned.
+//! - Determinism: the plan is a function of the inventory, not of its order.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
+use proptest::prelude::*;
+use retention_operator::api::{
+    Account, AccountPhase, AccountState, DEFAULT_POLICY, DurationUnit, GracePeriods, HostedKind,
+    LegalBasis, RetentionDuration, RetentionPolicySpec,
+};
+use retention_operator::retention::{
+    BoundResource, Inventory, Plan, ResourceFacts, ResourceKind, ResourceRef, plan, plan_account,
+};
+use support::*;
+
+/// Every instant is a whole hour after 2025-01-01T00:00:00Z, so times often coincide
+/// (deleteAt == now, equal takenAt) and the boundaries get exercised.
+const EPOCH: i64 = 1_735_689_600;
+const WINDOW_HOURS: i64 = 3 * 365 * 24;
+const MAX_ACCOUNTS: usize = 4;
+/// Account indices at or above the number of generated accounts name no Account.
+const ACCOUNT_REFS: usize = MAX_ACCOUNTS + 2;
+const PURPOSES: [&str; 3] = ["marketing", "analytics", "newsletter"];
+const PROCESSORS: [&str; 3] = ["key-systems", "pipedrive", "no-such-processor"];
+const NAMESPACES: [&str; 2] = ["acme", "shared"];
+const SOURCES: [&str; 2] = ["shop", "blog"];
+const POLICIES: [&str; 2] = [DEFAULT_POLICY, "strict"];
+
+fn at(hours: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(EPOCH + hours * 3_600, 0).expect("in range")
+}
+
+fn hour() -> impl Strategy<Value = i64> {
+    0..WINDOW_HOURS
+}
+
+#[derive(Clone, Debug)]
+struct AccountGen {
+    state: AccountState,
+    spec_terminated_at: Option<i64>,
+    status_terminated_at: Option<i64>,
+    deleted_at: Option<i64>,
+    /// `Some(None)`: a hold without end.
+    hold: Option<Option<i64>>,
+    /// Per entry of [`PURPOSES`]; `None` leaves the purpose out of `consents`.
+    consents: Vec<Option<bool>>,
+    policy: usize,
+}
+
+fn account_gen() -> impl Strategy<Value = AccountGen> {
+    (
+        prop_oneof![
+            Just(AccountState::Active),
+            Just(AccountState::Suspended),
+            Just(AccountState::Terminated),
+        ],
+        proptest::option::of(hour()),
+        proptest::option::weighted(0.3, hour()),
+        proptest::option::weighted(0.2, hour()),
+        proptest::option::weighted(0.3, proptest::option::of(hour())),
+        proptest::collection::vec(proptest::option::of(any::<bool>()), PURPOSES.len()),
+        0..POLICIES.len(),
+    )
+        .prop_map(
+            |(state, spec_t, status_t, deleted, hold, consents, policy)| AccountGen {
+                state,
+                spec_terminated_at: spec_t,
+                status_terminated_at: status_t,
+                deleted_at: deleted,
+                hold,
+                consents,
+                policy,
+            },
+        )
+}
+
+fn build_account(index: usize, g: &AccountGen) -> Account {
+    let mut b = account(&format!("a{index}"))
+        .state(g.state)
+        .policy_ref(POLICIES[g.policy]);
+    if let Some(h) = g.spec_terminated_at {
+        b = b.spec_terminated_at(at(h));
+    }
+    if let Some(h) = g.status_terminated_at {
+        b = b.status_terminated_at(at(h));
+    }
+    if let Some(h) = g.deleted_at {
+        b = b.deleted_at(at(h));
+    }
+    if let Some(until) = g.hold {
+        b = b.hold(until.map(at));
+    }
+    for (purpose, given) in PURPOSES.iter().zip(&g.consents) {
+        if let Some(given) = given {
+            b = b.consent(purpose, *given);
+        }
+    }
+    b.build()
+}
+
+fn duration() -> impl Strategy<Value = RetentionDuration> {
+    let unit = prop_oneof![
+        Just(DurationUnit::Seconds),
+        Just(DurationUnit::Minutes),
+        Just(DurationUnit::Hours),
+        Just(DurationUnit::Days),
+        Just(DurationUnit::Weeks),
+    ];
+    prop_oneof![
+        20 => (0u64..200, unit).prop_map(|(amount, unit)| RetentionDuration::new(amount, unit)),
+        // Beyond any representable date: the engine must read it as "never".
+        1 => Just(RetentionDuration::new(u64::MAX / 2, DurationUnit::Weeks)),
+    ]
+}
+
+fn policy_gen() -> impl Strategy<Value = RetentionPolicySpec> {
+    (
+        duration(),
+        proptest::collection::vec(proptest::option::of(duration()), 5),
+        0u32..40,
+        0u32..12,
+        0u32..30,
+        proptest::option::of(duration()),
+        prop_oneof![4 => 1u32..=10, 1 => 1u32..=100],
+    )
+        .prop_map(|(grace, per_kind, daily, weekly, monthly, after, years)| {
+            let mut p = policy();
+            p.grace_period = grace;
+            p.grace_periods = GracePeriods {
+                website: per_kind[0],
+                database: per_kind[1],
+                mailbox: per_kind[2],
+                domain: per_kind[3],
+                data_record: per_kind[4],
+            };
+            p.backups = backup_policy(daily, weekly, monthly, None);
+            p.backups.after_termination = after;
+            p.bookkeeping.years = years;
+            p
+        })
+}
+
+#[derive(Clone, Debug)]
+struct ResourceGen {
+    kind: ResourceKind,
+    account: usize,
+    namespace: usize,
+    basis: LegalBasis,
+    purpose: usize,
+    processor: Option<usize>,
+    registrar: Option<usize>,
+    /// Days after 2010-01-01.
+    fiscal_year_end: Option<i64>,
+    source: (HostedKind, usize),
+    /// May lie before the window: old backups.
+    taken_at: i64,
+    stamped: Option<i64>,
+}
+
+fn resource_gen() -> impl Strategy<Value = ResourceGen> {
+    let kind = prop_oneof![
+        1 => Just(ResourceKind::Website),
+        1 => Just(ResourceKind::Database),
+        1 => Just(ResourceKind::Mailbox),
+        1 => Just(ResourceKind::Domain),
+        2 => Just(ResourceKind::DataRecord),
+        3 => Just(ResourceKind::Backup),
+    ];
+    let basis = prop_oneof![
+        1 => Just(LegalBasis::Contract),
+        1 => Just(LegalBasis::LegalObligation),
+        1 => Just(LegalBasis::LegitimateInterest),
+        2 => Just(LegalBasis::Consent),
+    ];
+    let source_kind = prop_oneof![Just(HostedKind::Database), Just(HostedKind::Website)];
+    (
+        kind,
+        0..ACCOUNT_REFS,
+        0..NAMESPACES.len(),
+        basis,
+        0..=PURPOSES.len(),
+        proptest::option::of(0..PROCESSORS.len()),
+        proptest::option::of(0..PROCESSORS.len()),
+        proptest::option::weighted(0.4, 0i64..20 * 366),
+        (source_kind, 0..SOURCES.len()),
+        -WINDOW_HOURS / 3..WINDOW_HOURS,
+        proptest::option::weighted(0.2, hour()),
+    )
+        .prop_map(
+            |(
+                kind,
+                account,
+                namespace,
+                basis,
+                purpose,
+                processor,
+                registrar,
+                fiscal_year_end,
+                source,
+                taken_at,
+                stamped,
+            )| ResourceGen {
+                kind,
+                account,
+                namespace,
+                basis,
+                purpose,
+                processor,
+                registrar,
+                fiscal_year_end,
+                source,
+                taken_at,
+                stamped,
+            },
+        )
+}
+
+fn fiscal_year_end(days: i64) -> NaiveDate {
+    date("2010-01-01") + TimeDelta::days(days)
+}
+
+fn hosted<K>(object: K, g: &ResourceGen) -> BoundResource
+where
+    K: HostedExt,
+    for<'a> BoundResource: From<&'a K>,
+{
+    let mut object = object
+        .namespace(NAMESPACES[g.namespace])
+        .legal_basis(g.basis);
+    // purpose == PURPOSES.len(): a Consent object without a purpose, which the CRD's CEL rule
+    // rejects but the engine must still treat safely.
+    if g.basis == LegalBasis::Consent
+        && let Some(purpose) = PURPOSES.get(g.purpose)
+    {
+        object = object.consent_purpose(purpose);
+    }
+    if let Some(p) = g.processor {
+        object = object.processor(PROCESSORS[p]);
+    }
+    if let Some(h) = g.stamped {
+        object = object.stamped(at(h));
+    }
+    BoundResource::from(&object)
+}
+
+fn build_resource(index: usize, g: &ResourceGen) -> BoundResource {
+    let account = format!("a{}", g.account);
+    let name = format!("r{index:02}");
+    match g.kind {
+        ResourceKind::Website => hosted(website(&account, &name), g),
+        ResourceKind::Database => hosted(database(&account, &name), g),
+        ResourceKind::Mailbox => hosted(mailbox(&account, &name), g),
+        ResourceKind::Domain => {
+            let registrar = g.registrar.map(|r| PROCESSORS[r]);
+            hosted(domain(&account, &name, registrar), g)
+        }
+        ResourceKind::DataRecord => {
+            let mut record = data_record(&account, &name);
+            if let Some(days) = g.fiscal_year_end {
+                record = record.bookkeeping(fiscal_year_end(days));
+            }
+            hosted(record, g)
+        }
+        ResourceKind::Backup => {
+            let (kind, source) = g.source;
+            let mut b = in_namespace(
+                backup_of(&account, &name, kind, SOURCES[source], at(g.taken_at)),
+                NAMESPACES[g.namespace],
+            );
+            if let Some(h) = g.stamped {
+                b = with_expiry(b, at(h));
+            }
+            bound(&b)
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct World {
+    now: i64,
+    accounts: Vec<AccountGen>,
+    policies: Vec<RetentionPolicySpec>,
+    resources: Vec<ResourceGen>,
+    /// Seeds the permutation for the order-independence property.
+    shuffle_seed: u64,
+}
+
+fn world() -> impl Strategy<Value = World> {
+    (
+        hour(),
+        proptest::collection::vec(account_gen(), 1..=MAX_ACCOUNTS),
+        proptest::collection::vec(policy_gen(), POLICIES.len()),
+        proptest::collection::vec(resource_gen(), 1..30),
+        // Twins: copies of some objects under another name. For backups they compete for the
+        // same period with the same takenAt, which exercises the tie-break.
+        proptest::collection::vec(any::<proptest::sample::Index>(), 0..6),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(now, accounts, policies, mut resources, twins, shuffle_seed)| {
+                for twin in twins {
+                    let original = resources[twin.index(resources.len())].clone();
+                    resources.push(original);
+                }
+                World {
+                    now,
+                    accounts,
+                    policies,
+                    resources,
+                    shuffle_seed,
+                }
+            },
+        )
+}
+
+impl World {
+    fn now(&self) -> DateTime<Utc> {
+        at(self.now)
+    }
+
+    fn inventory(&self) -> Inventory {
+        let mut inventory = Inventory {
+            accounts: self
+                .accounts
+                .iter()
+                .enumerate()
+                .map(|(i, g)| build_account(i, g))
+                .collect(),
+            policies: POLICIES
+                .iter()
+                .map(|name| (*name).to_owned())
+                .zip(self.policies.iter().cloned())
+                .collect(),
+            processors: BTreeMap::new(),
+            resources: self
+                .resources
+                .iter()
+                .enumerate()
+                .map(|(i, g)| build_resource(i, g))
+                .collect(),
+        };
+        inventory.processors.insert(
+            PROCESSORS[0].to_owned(),
+            webhook_processor("Key Systems GmbH"),
+        );
+        inventory
+            .processors
+            .insert(PROCESSORS[1].to_owned(), manual_processor("Pipedrive OÜ"));
+        inventory
+    }
+}
+
+/// A deterministic Fisher-Yates shuffle driven by xorshift64.
+fn shuffle<T>(items: &mut [T], seed: u64) {
+    let mut state = seed | 1;
+    for i in (1..items.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let j = (state % (i as u64 + 1)) as usize;
+        items.swap(i, j);
+    }
+}
+
+fn terminated(account: &Account) -> bool {
+    account.spec.state == AccountState::Terminated || account.metadata.deletion_timestamp.is_some()
+}
+
+/// T as DESIGN §2/§3 define it: spec, else status, else deletionTimestamp, else now. The
+/// recorded times count only while the spec says Terminated: an Active account that is
+/// deleted is terminated at its deletionTimestamp, whatever stale terminatedAt it carries.
+fn expected_termination(
+    account: &Account,
+    g: &AccountGen,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let recorded = match g.state {
+        AccountState::Terminated => g.spec_terminated_at.or(g.status_terminated_at),
+        AccountState::Active | AccountState::Suspended => None,
+    };
+    terminated(account).then(|| recorded.or(g.deleted_at).map_or(now, at))
+}
+
+/// Whether data held on consent for `purpose` may be erased on a live account: only when the
+/// purpose is named and the account has not given consent for it. Without a purpose nothing
+/// says consent was withdrawn.
+fn consent_withdrawn(account: &Account, purpose: Option<&str>) -> bool {
+    purpose.is_some_and(|p| !account.spec.consents.get(p).copied().unwrap_or(false))
+}
+
+/// Checks invariants 1, 2 and 5 (and that every object is planned exactly once).
+fn check_invariants(
+    world: &World,
+    inventory: &Inventory,
+    plan: &Plan,
+) -> Result<(), TestCaseError> {
+    let now = world.now();
+    let objects: BTreeMap<&ResourceRef, &BoundResource> = inventory
+        .resources
+        .iter()
+        .map(|r| (&r.reference, r))
+        .collect();
+    prop_assert_eq!(
+        objects.len(),
+        inventory.resources.len(),
+        "references are unique"
+    );
+    let existing: BTreeSet<String> = inventory
+        .accounts
+        .iter()
+        .filter_map(|a| a.metadata.name.clone())
+        .collect();
+
+    let mut planned: BTreeMap<&ResourceRef, usize> = BTreeMap::new();
+    prop_assert_eq!(plan.accounts.len(), inventory.accounts.len());
+    for (index, (account, g)) in inventory.accounts.iter().zip(&world.accounts).enumerate() {
+        let name = format!("a{index}");
+        let ap = plan
+            .accounts
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| TestCaseError::fail(format!("account {name} is not planned")))?;
+        let policy = &inventory.policies[&account.spec.retention_policy_ref];
+        let is_terminated = terminated(account);
+        let termination = expected_termination(account, g, now);
+        prop_assert_eq!(ap.terminated_at, termination, "{}: terminatedAt", name);
+        let hold = account.spec.legal_hold.as_ref();
+        let hold_stands = hold.is_some_and(|h| h.until.is_none_or(|until| now < until));
+
+        // The phase as DESIGN §3 defines it, where it follows from the account alone.
+        if hold_stands {
+            prop_assert_eq!(ap.phase, AccountPhase::OnHold, "{}: phase", name);
+        } else if !is_terminated {
+            let live = match account.spec.state {
+                AccountState::Suspended => AccountPhase::Suspended,
+                _ => AccountPhase::Active,
+            };
+            prop_assert_eq!(ap.phase, live, "{}: phase", name);
+        } else if ap.resources.is_empty() {
+            prop_assert_eq!(ap.phase, AccountPhase::Erased, "{}: phase", name);
+        }
+
+        for rp in &ap.resources {
+            let what = format!("{name}: {}", rp.resource);
+            let object = objects
+                .get(&rp.resource)
+                .ok_or_else(|| TestCaseError::fail(format!("{what}: not in the inventory")))?;
+            *planned.entry(&rp.resource).or_default() += 1;
+            prop_assert_eq!(
+                &object.account,
+                &name,
+                "{}: planned under another account",
+                what
+            );
+            let delete_at = rp.schedule.delete_at;
+            let due = rp.is_due(now);
+
+            // Invariant 1.
+            if !is_terminated && delete_at.is_some() {
+                match &object.facts {
+                    ResourceFacts::Backup(_) => {}
+                    ResourceFacts::Hosted(facts) => prop_assert!(
+                        facts.legal_basis == LegalBasis::Consent
+                            && consent_withdrawn(account, facts.consent_purpose.as_deref()),
+                        "{}: scheduled at {:?} on a live account ({:?})",
+                        what,
+                        delete_at,
+                        rp.schedule.reason
+                    ),
+                }
+            }
+
+            // Invariant 2: the legal hold.
+            if hold_stands {
+                prop_assert!(!due, "{}: due at {:?} while a hold stands", what, delete_at);
+            }
+            if let Some(hold) = hold {
+                match (hold.until, delete_at) {
+                    (None, Some(at)) => {
+                        prop_assert!(
+                            false,
+                            "{}: scheduled at {} under a hold without end",
+                            what,
+                            at
+                        )
+                    }
+                    (Some(until), Some(at)) => {
+                        prop_assert!(
+                            at >= until,
+                            "{}: deleteAt {} before the hold's end {}",
+                            what,
+                            at,
+                            until
+                        )
+                    }
+                    _ => {}
+                }
+            }
+
+            match &object.facts {
+                ResourceFacts::Hosted(facts) => {
+                    // Invariant 2: the Bookkeeping Act's period.
+                    if let (Some(fye), Some(at)) = (facts.fiscal_year_end, delete_at) {
+                        let first_allowed = NaiveDate::from_ymd_opt(
+                            fye.year() + policy.bookkeeping.years as i32 + 1,
+                            1,
+                            1,
+                        )
+                        .expect("in range")
+                        .and_hms_opt(0, 0, 0)
+                        .expect("midnight")
+                        .and_utc();
+                        prop_assert!(
+                            at >= first_allowed,
+                            "{}: bookkeeping record of fiscal year end {} deleted at {}, before {}",
+                            what,
+                            fye,
+                            at,
+                            first_allowed
+                        );
+                    }
+                }
+                ResourceFacts::Backup(facts) => {
+                    // Invariant 2: the daily period, unless the after-termination cap is earlier.
+                    let daily = facts.taken_at + TimeDelta::days(policy.backups.keep_daily.into());
+                    let cap = termination
+                        .zip(policy.backups.after_termination)
+                        .and_then(|(t, limit)| t.checked_add_signed(limit.to_delta()?));
+                    let floor = cap.map_or(daily, |cap| cap.min(daily));
+                    if let Some(at) = delete_at {
+                        prop_assert!(
+                            at >= floor,
+                            "{}: backup taken {} deleted at {}, before {} (daily {}, cap {:?})",
+                            what,
+                            facts.taken_at,
+                            at,
+                            floor,
+                            daily,
+                            cap
+                        );
+                    }
+                    // Backups are always on a schedule, except under a hold without end.
+                    let endless_hold = hold.is_some_and(|h| h.until.is_none());
+                    prop_assert_eq!(
+                        delete_at.is_none(),
+                        endless_hold,
+                        "{}: backup schedule {:?} ({:?})",
+                        what,
+                        delete_at,
+                        rp.schedule.reason
+                    );
+                }
+            }
+        }
+    }
+
+    // Invariant 5, and every object accounted for exactly once.
+    let mut reported: BTreeMap<&ResourceRef, usize> = BTreeMap::new();
+    for u in &plan.unbound {
+        *reported.entry(&u.resource).or_default() += 1;
+        prop_assert_eq!(&u.reason, "account not found");
+        let object = objects.get(&u.resource).ok_or_else(|| {
+            TestCaseError::fail(format!("{}: unbound but not in the inventory", u.resource))
+        })?;
+        prop_assert_eq!(&u.account_ref, &object.account);
+    }
+    for object in &inventory.resources {
+        let in_plans = planned.get(&object.reference).copied().unwrap_or(0);
+        let in_unbound = reported.get(&object.reference).copied().unwrap_or(0);
+        if existing.contains(&object.account) {
+            prop_assert_eq!(
+                (in_plans, in_unbound),
+                (1, 0),
+                "{} of {}",
+                object.reference,
+                object.account
+            );
+        } else {
+            prop_assert_eq!(
+                (in_plans, in_unbound),
+                (0, 1),
+                "{} of missing {}",
+                object.reference,
+                object.account
+            );
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn safety_invariants_hold_for_any_inventory(world in world()) {
+        let inventory = world.inventory();
+        let plan = plan(&inventory, world.now()).expect("every policy exists");
+        check_invariants(&world, &inventory, &plan)?;
+    }
+
+    #[test]
+    fn the_same_inventory_always_yields_the_same_plan(world in world()) {
+        let inventory = world.inventory();
+        let first = plan(&inventory, world.now()).expect("plan");
+        let again = plan(&world.inventory(), world.now()).expect("plan");
+        prop_assert_eq!(&first, &again);
+    }
+
+    #[test]
+    fn the_order_of_accounts_and_objects_does_not_matter(world in world()) {
+        let inventory = world.inventory();
+        let expected = plan(&inventory, world.now()).expect("plan");
+        let mut permuted = inventory.clone();
+        shuffle(&mut permuted.resources, world.shuffle_seed);
+        shuffle(&mut permuted.accounts, world.shuffle_seed.rotate_left(17));
+        let actual = plan(&permuted, world.now()).expect("plan");
+        prop_assert_eq!(&actual, &expected);
+    }
+
+    #[test]
+    fn plan_account_ignores_objects_of_other_accounts(world in world()) {
+        let inventory = world.inventory();
+        let now = world.now();
+        let whole = plan(&inventory, now).expect("plan");
+        for account in &inventory.accounts {
+            let policy = &inventory.policies[&account.spec.retention_policy_ref];
+            let alone = plan_account(account, &inventory.resources, policy, &inventory.processors, now);
+            let in_whole = whole.accounts.iter().find(|p| p.name == alone.name);
+            prop_assert_eq!(in_whole, Some(&alone));
+        }
+    }
+}
