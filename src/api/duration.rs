@@ -13,6 +13,15 @@ pub const DURATION_PATTERN: &str = "^[0-9]+[smhdw]$";
 ///
 /// Days are 24 hours and weeks 7 days: all retention arithmetic is in UTC, so there is no
 /// daylight-saving ambiguity.
+///
+/// ```
+/// use chrono::TimeDelta;
+/// use retention_operator::api::RetentionDuration;
+///
+/// let grace: RetentionDuration = "30d".parse().unwrap();
+/// assert_eq!(grace.to_delta(), Some(TimeDelta::days(30)));
+/// assert!("30 days".parse::<RetentionDuration>().is_err());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct RetentionDuration {

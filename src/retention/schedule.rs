@@ -53,6 +53,15 @@ pub enum ScheduleChange {
 }
 
 /// Compares the stamped schedule with the planned one.
+///
+/// ```
+/// use retention_operator::retention::{ScheduleChange, schedule_change};
+///
+/// let at = "2026-12-01T00:00:00Z".parse().unwrap();
+/// assert_eq!(schedule_change(None, Some(at)), ScheduleChange::Set(at));
+/// assert_eq!(schedule_change(Some(at), Some(at)), ScheduleChange::Unchanged);
+/// assert_eq!(schedule_change(Some(at), None), ScheduleChange::Cancel);
+/// ```
 pub fn schedule_change(
     stamped: Option<DateTime<Utc>>,
     planned: Option<DateTime<Utc>>,
@@ -140,6 +149,15 @@ fn kept_while_live(state: AccountState, legal_basis: LegalBasis) -> Schedule {
 
 /// Bookkeeping data is kept until the end of the `years`th calendar year after the one in which
 /// its fiscal year ended (bokföringslagen 7 kap. 2 §) and erased at the first instant after.
+///
+/// ```
+/// use chrono::NaiveDate;
+/// use retention_operator::retention::schedule::bookkeeping_delete_at;
+///
+/// let fiscal_year_end = NaiveDate::from_ymd_opt(2026, 12, 31).unwrap();
+/// let delete_at = bookkeeping_delete_at(fiscal_year_end, 7).unwrap();
+/// assert_eq!(delete_at.to_rfc3339(), "2034-01-01T00:00:00+00:00");
+/// ```
 pub fn bookkeeping_delete_at(fiscal_year_end: NaiveDate, years: u32) -> Option<DateTime<Utc>> {
     let year = fiscal_year_end
         .year()
