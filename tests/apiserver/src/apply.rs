@@ -73,7 +73,9 @@ fn merge(target: &mut Value, config: &Value) {
         (Value::Object(target), Value::Object(config)) => {
             for (key, value) in config {
                 match target.get_mut(key) {
-                    Some(existing) if existing.is_object() && value.is_object() => merge(existing, value),
+                    Some(existing) if existing.is_object() && value.is_object() => {
+                        merge(existing, value)
+                    }
                     _ => {
                         target.insert(key.clone(), value.clone());
                     }
@@ -100,7 +102,8 @@ mod tests {
 
     #[test]
     fn fields_the_manager_stops_applying_are_removed() {
-        let object = json!({"spec": {"a": 1, "b": 2, "other": 3}, "status": {"phase": "X", "next": "t"}});
+        let object =
+            json!({"spec": {"a": 1, "b": 2, "other": 3}, "status": {"phase": "X", "next": "t"}});
         let previous = json!({"f:status": {"f:phase": {}, "f:next": {}}});
         let config = json!({"status": {"phase": "Y"}});
         let result = apply(&object, &config, Some(&previous));
@@ -118,7 +121,11 @@ mod tests {
     #[test]
     fn lists_are_replaced_whole() {
         let object = json!({"status": {"conditions": [{"type": "A"}, {"type": "B"}]}});
-        let result = apply(&object, &json!({"status": {"conditions": [{"type": "A"}]}}), None);
+        let result = apply(
+            &object,
+            &json!({"status": {"conditions": [{"type": "A"}]}}),
+            None,
+        );
         assert_eq!(result["status"]["conditions"], json!([{"type": "A"}]));
     }
 }

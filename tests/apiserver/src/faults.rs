@@ -27,7 +27,13 @@ pub struct FaultRule {
 impl FaultRule {
     /// Fails every matching request with `code`.
     pub fn always(code: u16) -> Self {
-        Self { verb: None, resource: None, fraction: 1.0, code, retry_after_seconds: None }
+        Self {
+            verb: None,
+            resource: None,
+            fraction: 1.0,
+            code,
+            retry_after_seconds: None,
+        }
     }
 
     /// Restricts the rule to one verb.
@@ -55,7 +61,8 @@ impl FaultRule {
     }
 
     fn matches(&self, verb: &str, resource: &str) -> bool {
-        self.verb.as_deref().is_none_or(|v| v == verb) && self.resource.as_deref().is_none_or(|r| r == resource)
+        self.verb.as_deref().is_none_or(|v| v == verb)
+            && self.resource.as_deref().is_none_or(|r| r == resource)
     }
 }
 

@@ -131,10 +131,14 @@ impl TestApiServer {
         }
         let listener = TcpListener::bind(("127.0.0.1", config.port))
             .await
-            .map_err(|source| StartError::Bind { port: config.port, source })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| StartError::Bind { port: config.port, source })?;
+            .map_err(|source| StartError::Bind {
+                port: config.port,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            port: config.port,
+            source,
+        })?;
         let mut store = Store::new(config.event_window);
         seed(&mut store, &registry, &config)?;
         let state = Arc::new(ServerState {
@@ -146,7 +150,9 @@ impl TestApiServer {
             max_watch: config.max_watch,
             addr,
         });
-        let app = axum::Router::new().fallback(server::handle).with_state(state.clone());
+        let app = axum::Router::new()
+            .fallback(server::handle)
+            .with_state(state.clone());
         let (shutdown, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async {
@@ -156,7 +162,11 @@ impl TestApiServer {
                 tracing::error!(%error, "test-apiserver stopped");
             }
         });
-        Ok(Self { state, shutdown: Some(shutdown), task: Some(task) })
+        Ok(Self {
+            state,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        })
     }
 
     /// The address it listens on.
@@ -255,18 +265,34 @@ pub fn kubeconfig(url: &str) -> String {
 }
 
 fn seed(store: &mut Store, registry: &Registry, config: &Config) -> Result<(), StartError> {
-    let options = WriteOptions { field_manager: Some("test-apiserver".into()), ..WriteOptions::default() };
-    let seed_error = |what: String| move |e: status::ApiError| StartError::Seed { what, message: e.message };
+    let options = WriteOptions {
+        field_manager: Some("test-apiserver".into()),
+        ..WriteOptions::default()
+    };
+    let seed_error = |what: String| {
+        move |e: status::ApiError| StartError::Seed {
+            what,
+            message: e.message,
+        }
+    };
     if let Some(namespaces) = registry.find("", "v1", "namespaces") {
         for name in &config.namespaces {
             let object = json!({"metadata": {"name": name}});
-            store.create(&namespaces, None, object, &options).map_err(seed_error(format!("namespace {name}")))?;
+            store
+                .create(&namespaces, None, object, &options)
+                .map_err(seed_error(format!("namespace {name}")))?;
         }
     }
     if let Some(crds) = registry.find("apiextensions.k8s.io", "v1", "customresourcedefinitions") {
         for crd in registry.crds() {
-            let name = crd.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or_default().to_owned();
-            store.create(&crds, None, crd.clone(), &options).map_err(seed_error(format!("CRD {name}")))?;
+            let name = crd
+                .pointer("/metadata/name")
+                .and_then(|n| n.as_str())
+                .unwrap_or_default()
+                .to_owned();
+            store
+                .create(&crds, None, crd.clone(), &options)
+                .map_err(seed_error(format!("CRD {name}")))?;
         }
     }
     Ok(())

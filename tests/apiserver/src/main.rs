@@ -63,7 +63,9 @@ async fn wait_for_stop() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        if let Ok(mut terminate) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut terminate) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             tokio::select! {
                 _ = interrupt => {}
                 _ = terminate.recv() => {}

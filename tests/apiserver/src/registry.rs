@@ -53,10 +53,26 @@ impl ResourceType {
 
     /// The verbs discovery advertises.
     pub fn verbs(&self) -> Vec<&'static str> {
-        vec!["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+        vec![
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch",
+        ]
     }
 
-    fn builtin(group: &str, version: &str, kind: &str, plural: &str, namespaced: bool, status: bool) -> Self {
+    fn builtin(
+        group: &str,
+        version: &str,
+        kind: &str,
+        plural: &str,
+        namespaced: bool,
+        status: bool,
+    ) -> Self {
         Self {
             group: group.to_owned(),
             version: version.to_owned(),
@@ -79,7 +95,10 @@ impl ResourceType {
 pub enum RegistryError {
     /// A file or directory could not be read.
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     /// A file is not YAML.
     #[error("{path}: invalid YAML: {message}")]
     Yaml { path: String, message: String },
@@ -102,7 +121,14 @@ impl Registry {
             ResourceType::builtin("", "v1", "Namespace", "namespaces", false, true),
             ResourceType::builtin("", "v1", "Secret", "secrets", true, false),
             ResourceType::builtin("", "v1", "ConfigMap", "configmaps", true, false),
-            ResourceType::builtin("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", true, true),
+            ResourceType::builtin(
+                "",
+                "v1",
+                "PersistentVolumeClaim",
+                "persistentvolumeclaims",
+                true,
+                true,
+            ),
             ResourceType::builtin("events.k8s.io", "v1", "Event", "events", true, false),
             ResourceType::builtin("coordination.k8s.io", "v1", "Lease", "leases", true, false),
             ResourceType::builtin(
@@ -131,7 +157,10 @@ impl Registry {
 
     /// Adds every CRD found in YAML files under `path` (a file or a directory, recursively).
     pub fn load_crds(&mut self, path: &Path) -> Result<(), RegistryError> {
-        let io = |source| RegistryError::Io { path: path.display().to_string(), source };
+        let io = |source| RegistryError::Io {
+            path: path.display().to_string(),
+            source,
+        };
         if path.is_dir() {
             let mut entries: Vec<_> = fs::read_dir(path)
                 .map_err(io)?
@@ -146,16 +175,18 @@ impl Registry {
             return Ok(());
         }
         let text = fs::read_to_string(path).map_err(io)?;
-        let documents: Vec<Value> = serde_saphyr::from_multiple(&text).map_err(|e| RegistryError::Yaml {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let documents: Vec<Value> =
+            serde_saphyr::from_multiple(&text).map_err(|e| RegistryError::Yaml {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
         for document in documents {
             if document["kind"] == "CustomResourceDefinition" {
-                self.add_crd(document).map_err(|message| RegistryError::Crd {
-                    path: path.display().to_string(),
-                    message,
-                })?;
+                self.add_crd(document)
+                    .map_err(|message| RegistryError::Crd {
+                        path: path.display().to_string(),
+                        message,
+                    })?;
             }
         }
         Ok(())
@@ -166,7 +197,9 @@ impl Registry {
         let spec = &crd["spec"];
         let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
         let list = |v: &Value| -> Vec<String> {
-            v.as_array().map(|a| a.iter().map(text).collect()).unwrap_or_default()
+            v.as_array()
+                .map(|a| a.iter().map(text).collect())
+                .unwrap_or_default()
         };
         let group = text(&spec["group"]);
         let names = &spec["names"];
@@ -183,14 +216,21 @@ impl Registry {
             };
             let printer_columns = version["additionalPrinterColumns"]
                 .as_array()
-                .map(|columns| columns.iter().filter_map(PrinterColumn::from_crd_json).collect())
+                .map(|columns| {
+                    columns
+                        .iter()
+                        .filter_map(PrinterColumn::from_crd_json)
+                        .collect()
+                })
                 .unwrap_or_default();
             self.types.push(Arc::new(ResourceType {
                 group: group.clone(),
                 version: text(&version["name"]),
                 kind: kind.clone(),
                 plural: plural.clone(),
-                singular: names["singular"].as_str().map_or_else(|| kind.to_lowercase(), str::to_owned),
+                singular: names["singular"]
+                    .as_str()
+                    .map_or_else(|| kind.to_lowercase(), str::to_owned),
                 short_names: list(&names["shortNames"]),
                 categories: list(&names["categories"]),
                 namespaced: spec["scope"] == "Namespaced",
@@ -219,7 +259,10 @@ impl Registry {
 
     /// The type of a kind (first served version), for ownerReference and event lookups.
     pub fn find_kind(&self, api_version: &str, kind: &str) -> Option<Arc<ResourceType>> {
-        self.types.iter().find(|t| t.api_version() == api_version && t.kind == kind).cloned()
+        self.types
+            .iter()
+            .find(|t| t.api_version() == api_version && t.kind == kind)
+            .cloned()
     }
 
     /// Every served type.
@@ -235,7 +278,9 @@ impl Registry {
                 continue;
             }
             match groups.iter_mut().find(|(g, _)| *g == t.group) {
-                Some((_, versions)) if !versions.contains(&t.version) => versions.push(t.version.clone()),
+                Some((_, versions)) if !versions.contains(&t.version) => {
+                    versions.push(t.version.clone())
+                }
                 Some(_) => {}
                 None => groups.push((t.group.clone(), vec![t.version.clone()])),
             }
@@ -245,7 +290,11 @@ impl Registry {
 
     /// The `APIResourceList` of one group version.
     pub fn resource_list(&self, group: &str, version: &str) -> Option<Value> {
-        let types: Vec<_> = self.types.iter().filter(|t| t.group == group && t.version == version).collect();
+        let types: Vec<_> = self
+            .types
+            .iter()
+            .filter(|t| t.group == group && t.version == version)
+            .collect();
         if types.is_empty() {
             return None;
         }
@@ -275,7 +324,11 @@ impl Registry {
                 }));
             }
         }
-        let group_version = if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") };
+        let group_version = if group.is_empty() {
+            version.to_owned()
+        } else {
+            format!("{group}/{version}")
+        };
         Some(json!({
             "kind": "APIResourceList",
             "apiVersion": "v1",

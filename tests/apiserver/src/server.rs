@@ -53,7 +53,10 @@ pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn registry(state: &ServerState) -> std::sync::RwLockReadGuard<'_, Registry> {
-    state.registry.read().unwrap_or_else(PoisonError::into_inner)
+    state
+        .registry
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A parsed resource path.
@@ -84,7 +87,8 @@ pub async fn handle(
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_owned();
-    let query: Query = serde_urlencoded::from_str(uri.query().unwrap_or_default()).unwrap_or_default();
+    let query: Query =
+        serde_urlencoded::from_str(uri.query().unwrap_or_default()).unwrap_or_default();
     let user_agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
@@ -160,10 +164,16 @@ fn ok_json(value: &Value) -> Response {
 }
 
 fn route(state: &ServerState, path: &str) -> Route {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let segments: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     match segments.as_slice() {
         ["_test", what] => Route::Admin((*what).to_owned()),
-        ["healthz" | "livez" | "readyz"] => Route::NonResource((StatusCode::OK, "ok").into_response()),
+        ["healthz" | "livez" | "readyz"] => {
+            Route::NonResource((StatusCode::OK, "ok").into_response())
+        }
         ["version"] => Route::NonResource(ok_json(&json!({
             "major": "1", "minor": "35", "gitVersion": "v1.35.0-test-apiserver",
             "gitCommit": "", "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z",
@@ -175,10 +185,20 @@ fn route(state: &ServerState, path: &str) -> Route {
             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": state.addr.to_string()}],
         }))),
         ["apis"] => {
-            let groups: Vec<Value> = registry(state).groups().into_iter().map(|(g, v)| api_group(&g, &v)).collect();
-            Route::NonResource(ok_json(&json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})))
+            let groups: Vec<Value> = registry(state)
+                .groups()
+                .into_iter()
+                .map(|(g, v)| api_group(&g, &v))
+                .collect();
+            Route::NonResource(ok_json(
+                &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}),
+            ))
         }
-        ["apis", group] => match registry(state).groups().into_iter().find(|(g, _)| g == group) {
+        ["apis", group] => match registry(state)
+            .groups()
+            .into_iter()
+            .find(|(g, _)| g == group)
+        {
             Some((g, versions)) => Route::NonResource(ok_json(&api_group(&g, &versions))),
             None => Route::NonResource(ApiError::no_route(path).into_response()),
         },
@@ -210,7 +230,11 @@ fn discovery(state: &ServerState, group: &str, version: &str, path: &str) -> Rou
 
 fn resource_route(group: &str, version: &str, rest: &[&str], path: &str) -> Route {
     let own = |s: &&str| (*s).to_owned();
-    let mut rp = ResourcePath { group: group.to_owned(), version: version.to_owned(), ..Default::default() };
+    let mut rp = ResourcePath {
+        group: group.to_owned(),
+        version: version.to_owned(),
+        ..Default::default()
+    };
     match rest {
         // A namespace's own subresources.
         ["namespaces", name, sub @ ("status" | "finalize")] if group.is_empty() => {
@@ -250,7 +274,8 @@ fn resource(
     watching: bool,
 ) -> Response {
     let Some(t) = registry(state).find(&rp.group, &rp.version, &rp.plural) else {
-        return ApiError::no_route(&format!("{}/{}/{}", rp.group, rp.version, rp.plural)).into_response();
+        return ApiError::no_route(&format!("{}/{}/{}", rp.group, rp.version, rp.plural))
+            .into_response();
     };
     if !t.namespaced && rp.namespace.is_some() {
         return ApiError::no_route(&rp.plural).into_response();
@@ -258,8 +283,22 @@ fn resource(
     let status_only = match rp.subresource.as_deref() {
         None => false,
         Some("status") if t.status_subresource => true,
-        Some(_) => return ApiError::no_route(&format!("{}/{}", rp.plural, rp.subresource.unwrap_or_default())).into_response(),
+        Some(_) => {
+            return ApiError::no_route(&format!(
+                "{}/{}",
+                rp.plural,
+                rp.subresource.unwrap_or_default()
+            ))
+            .into_response();
+        }
     };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !body.is_empty() && (content_type.contains("protobuf") || content_type.contains("cbor")) {
+        return ApiError::unsupported_body(content_type).into_response();
+    }
     let result = match (method.as_str(), rp.name.as_deref()) {
         ("GET", _) if watching => return watch(state, &t, &rp, query),
         ("GET", Some(name)) => get(state, &t, &rp, name, headers),
@@ -281,24 +320,48 @@ fn wants_table(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.split(',').next().is_some_and(|first| first.contains("as=Table")))
+        .is_some_and(|accept| {
+            accept
+                .split(',')
+                .next()
+                .is_some_and(|first| first.contains("as=Table"))
+        })
 }
 
 fn columns(t: &ResourceType) -> Vec<table::PrinterColumn> {
-    if t.printer_columns.is_empty() { table::default_columns() } else { t.printer_columns.clone() }
+    if t.printer_columns.is_empty() {
+        table::default_columns()
+    } else {
+        t.printer_columns.clone()
+    }
 }
 
 fn namespace_of(rp: &ResourcePath) -> &str {
     rp.namespace.as_deref().unwrap_or_default()
 }
 
-fn get(state: &ServerState, t: &ResourceType, rp: &ResourcePath, name: &str, headers: &HeaderMap) -> ApiResult<Response> {
+fn get(
+    state: &ServerState,
+    t: &ResourceType,
+    rp: &ResourcePath,
+    name: &str,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
     let (object, rv) = {
         let store = lock(&state.store);
-        (store.get(t, namespace_of(rp), name)?, store.resource_version())
+        (
+            store.get(t, namespace_of(rp), name)?,
+            store.resource_version(),
+        )
     };
     if wants_table(headers) {
-        let table = table::build_table(&columns(t), &[object], &rv.to_string(), None, IncludeObject::Metadata);
+        let table = table::build_table(
+            &columns(t),
+            &[object],
+            &rv.to_string(),
+            None,
+            IncludeObject::Metadata,
+        );
         return Ok(ok_json(&table));
     }
     Ok(ok_json(&object))
@@ -306,29 +369,55 @@ fn get(state: &ServerState, t: &ResourceType, rp: &ResourcePath, name: &str, hea
 
 /// The label, field and namespace filter of a list or watch, owned so a stream can keep it.
 fn selector(query: &Query) -> ApiResult<Arc<dyn Fn(&Value) -> bool + Send + Sync>> {
-    let labels = LabelSelector::parse(query.get("labelSelector").map(String::as_str).unwrap_or_default())
-        .map_err(ApiError::bad_request)?;
-    let fields = FieldSelector::parse(query.get("fieldSelector").map(String::as_str).unwrap_or_default())
-        .map_err(ApiError::bad_request)?;
+    let labels = LabelSelector::parse(
+        query
+            .get("labelSelector")
+            .map(String::as_str)
+            .unwrap_or_default(),
+    )
+    .map_err(ApiError::bad_request)?;
+    let fields = FieldSelector::parse(
+        query
+            .get("fieldSelector")
+            .map(String::as_str)
+            .unwrap_or_default(),
+    )
+    .map_err(ApiError::bad_request)?;
     Ok(Arc::new(move |object: &Value| {
         let object_labels: BTreeMap<String, String> = object
             .pointer("/metadata/labels")
             .and_then(Value::as_object)
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                    .collect()
+            })
             .unwrap_or_default();
         labels.matches(&object_labels) && fields.matches(object)
     }))
 }
 
-fn list(state: &ServerState, t: &ResourceType, rp: &ResourcePath, query: &Query, headers: &HeaderMap) -> ApiResult<Response> {
+fn list(
+    state: &ServerState,
+    t: &ResourceType,
+    rp: &ResourcePath,
+    query: &Query,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
     let matches = selector(query)?;
     let limit = match query.get("limit") {
-        Some(l) => Some(l.parse::<usize>().map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?),
+        Some(l) => Some(
+            l.parse::<usize>()
+                .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
+        ),
         None => None,
     };
     let page = {
         let store = lock(&state.store);
-        let filter = Filter { namespace: rp.namespace.as_deref(), matches: Some(&*matches) };
+        let filter = Filter {
+            namespace: rp.namespace.as_deref(),
+            matches: Some(&*matches),
+        };
         store.list(t, &filter, limit, query.get("continue").map(String::as_str))?
     };
     if wants_table(headers) {
@@ -368,19 +457,35 @@ fn write_options(query: &Query) -> WriteOptions {
 fn parse_json(body: &Bytes) -> ApiResult<Value> {
     let value: Value = serde_json::from_slice(body)
         .or_else(|_| serde_saphyr::from_slice::<Value>(body))
-        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON or YAML: {e}")))?;
+        .map_err(|e| {
+            ApiError::bad_request(format!("the request body is not valid JSON or YAML: {e}"))
+        })?;
     if !value.is_object() || value.get("metadata").is_some_and(|m| !m.is_object()) {
-        return Err(ApiError::bad_request("the request body must be an object with object metadata"));
+        return Err(ApiError::bad_request(
+            "the request body must be an object with object metadata",
+        ));
     }
     Ok(value)
 }
 
-fn create(state: &ServerState, t: &ResourceType, rp: &ResourcePath, query: &Query, body: &Bytes) -> ApiResult<Response> {
+fn create(
+    state: &ServerState,
+    t: &ResourceType,
+    rp: &ResourcePath,
+    query: &Query,
+    body: &Bytes,
+) -> ApiResult<Response> {
     let object = parse_json(body)?;
-    let created = lock(&state.store).create(t, rp.namespace.as_deref(), object, &write_options(query))?;
+    let created =
+        lock(&state.store).create(t, rp.namespace.as_deref(), object, &write_options(query))?;
     if t.group == "apiextensions.k8s.io" && t.plural == "customresourcedefinitions" {
-        let mut registry = state.registry.write().unwrap_or_else(PoisonError::into_inner);
-        registry.add_crd(created.clone()).map_err(ApiError::bad_request)?;
+        let mut registry = state
+            .registry
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        registry
+            .add_crd(created.clone())
+            .map_err(ApiError::bad_request)?;
     }
     Ok((StatusCode::CREATED, json_body(&created)).into_response())
 }
@@ -395,7 +500,14 @@ fn update(
     status_only: bool,
 ) -> ApiResult<Response> {
     let object = parse_json(body)?;
-    let updated = lock(&state.store).update(t, namespace_of(rp), name, object, status_only, &write_options(query))?;
+    let updated = lock(&state.store).update(
+        t,
+        namespace_of(rp),
+        name,
+        object,
+        status_only,
+        &write_options(query),
+    )?;
     Ok(ok_json(&updated))
 }
 
@@ -428,10 +540,16 @@ fn patch(
                 return Err(ApiError::bad_request("PATCH /apply requires fieldManager"));
             };
             let mut config = parse_json(body)?;
-            if t.status_subresource && !status_only && let Some(map) = config.as_object_mut() {
+            if t.status_subresource
+                && !status_only
+                && let Some(map) = config.as_object_mut()
+            {
                 map.remove("status");
             }
-            let options = WriteOptions { apply: Some(apply::field_set(&config)), ..options };
+            let options = WriteOptions {
+                apply: Some(apply::field_set(&config)),
+                ..options
+            };
             let old = match store.get(t, namespace, name) {
                 Ok(old) => old,
                 Err(e) if e.code == 404 && !status_only => {
@@ -449,8 +567,12 @@ fn patch(
             let updated = store.update(t, namespace, name, applied, status_only, &options)?;
             Ok(ok_json(&updated))
         }
-        "application/strategic-merge-patch+json" if t.custom => Err(ApiError::unsupported_media_type(&content_type)),
-        "application/merge-patch+json" | "application/strategic-merge-patch+json" | "application/json-patch+json" => {
+        "application/strategic-merge-patch+json" if t.custom => {
+            Err(ApiError::unsupported_media_type(&content_type))
+        }
+        "application/merge-patch+json"
+        | "application/strategic-merge-patch+json"
+        | "application/json-patch+json" => {
             let old = store.get(t, namespace, name)?;
             let mut patched = old.clone();
             if content_type == "application/json-patch+json" {
@@ -485,46 +607,92 @@ fn delete_options(query: &Query, body: &Bytes) -> ApiResult<DeleteOptions> {
     let body: Value = if body.is_empty() {
         json!({})
     } else {
-        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
     };
-    let policy = body["propagationPolicy"].as_str().map(str::to_owned).or_else(|| query.get("propagationPolicy").cloned());
+    let policy = body["propagationPolicy"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| query.get("propagationPolicy").cloned());
     let propagation = match policy.as_deref() {
         None => None,
         Some("Background") => Some(Propagation::Background),
         Some("Foreground") => Some(Propagation::Foreground),
         Some("Orphan") => Some(Propagation::Orphan),
-        Some(other) => return Err(ApiError::bad_request(format!("unknown propagationPolicy {other:?}"))),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "unknown propagationPolicy {other:?}"
+            )));
+        }
     };
-    let orphan = body["orphanDependents"].as_bool().or_else(|| query.get("orphanDependents").map(|v| v == "true"));
-    let dry_run = body["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All"))
+    let orphan = body["orphanDependents"]
+        .as_bool()
+        .or_else(|| query.get("orphanDependents").map(|v| v == "true"));
+    let dry_run = body["dryRun"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|v| v == "All"))
         || query.get("dryRun").is_some_and(|v| v == "All");
     Ok(DeleteOptions {
-        propagation: propagation.or(if orphan == Some(true) { Some(Propagation::Orphan) } else { None }),
-        uid: body.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_owned),
-        resource_version: body.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_owned),
+        propagation: propagation.or(if orphan == Some(true) {
+            Some(Propagation::Orphan)
+        } else {
+            None
+        }),
+        uid: body
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        resource_version: body
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         dry_run,
     })
 }
 
-fn delete(state: &ServerState, t: &ResourceType, rp: &ResourcePath, name: &str, query: &Query, body: &Bytes) -> ApiResult<Response> {
+fn delete(
+    state: &ServerState,
+    t: &ResourceType,
+    rp: &ResourcePath,
+    name: &str,
+    query: &Query,
+    body: &Bytes,
+) -> ApiResult<Response> {
     let options = delete_options(query, body)?;
     let deleted = lock(&state.store).delete(t, namespace_of(rp), name, &options)?;
     let code = StatusCode::from_u16(deleted.code).unwrap_or(StatusCode::OK);
     Ok((code, json_body(&deleted.object)).into_response())
 }
 
-fn delete_collection(state: &ServerState, t: &ResourceType, rp: &ResourcePath, query: &Query, body: &Bytes) -> ApiResult<Response> {
+fn delete_collection(
+    state: &ServerState,
+    t: &ResourceType,
+    rp: &ResourcePath,
+    query: &Query,
+    body: &Bytes,
+) -> ApiResult<Response> {
     let options = delete_options(query, body)?;
     let matches = selector(query)?;
     let mut store = lock(&state.store);
     let page = {
-        let filter = Filter { namespace: rp.namespace.as_deref(), matches: Some(&*matches) };
+        let filter = Filter {
+            namespace: rp.namespace.as_deref(),
+            matches: Some(&*matches),
+        };
         store.list(t, &filter, None, None)?
     };
     let mut items = Vec::new();
     for object in page.items {
-        let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let namespace = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let name = object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         match store.delete(t, &namespace, &name, &options) {
             Ok(deleted) => items.push(deleted.object),
             Err(e) if e.code == 404 => {}
@@ -553,24 +721,40 @@ fn bookmark(t: &ResourceType, rv: u64, initial_events_end: bool) -> Value {
     object
 }
 
-fn watch(state: &Arc<ServerState>, t: &Arc<ResourceType>, rp: &ResourcePath, query: &Query) -> Response {
+fn watch(
+    state: &Arc<ServerState>,
+    t: &Arc<ResourceType>,
+    rp: &ResourcePath,
+    query: &Query,
+) -> Response {
     let matches = match selector(query) {
         Ok(m) => m,
         Err(e) => return e.into_response(),
     };
     let namespace = rp.namespace.clone();
     let accepts = move |object: &Value| {
-        let namespace_ok = namespace
-            .as_deref()
-            .is_none_or(|ns| object.pointer("/metadata/namespace").and_then(Value::as_str) == Some(ns));
+        let namespace_ok = namespace.as_deref().is_none_or(|ns| {
+            object
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                == Some(ns)
+        });
         namespace_ok && matches(object)
     };
-    let bookmarks = query.get("allowWatchBookmarks").is_some_and(|v| v == "true" || v == "1");
+    let bookmarks = query
+        .get("allowWatchBookmarks")
+        .is_some_and(|v| v == "true" || v == "1");
     let send_initial = query.get("sendInitialEvents").is_some_and(|v| v == "true");
     if send_initial && !bookmarks {
-        return ApiError::invalid(json!({"message": "sendInitialEvents requires allowWatchBookmarks=true"})).into_response();
+        return ApiError::invalid(
+            json!({"message": "sendInitialEvents requires allowWatchBookmarks=true"}),
+        )
+        .into_response();
     }
-    let requested_rv = query.get("resourceVersion").filter(|v| !v.is_empty()).cloned();
+    let requested_rv = query
+        .get("resourceVersion")
+        .filter(|v| !v.is_empty())
+        .cloned();
     let timeout = query
         .get("timeoutSeconds")
         .and_then(|s| s.parse::<u64>().ok())
@@ -596,7 +780,8 @@ fn watch(state: &Arc<ServerState>, t: &Arc<ResourceType>, rp: &ResourcePath, que
             }
             Some(text) => {
                 let Ok(since) = text.parse::<u64>() else {
-                    return ApiError::bad_request(format!("invalid resourceVersion {text:?}")).into_response();
+                    return ApiError::bad_request(format!("invalid resourceVersion {text:?}"))
+                        .into_response();
                 };
                 match store.watch_from(&t.storage_key(), since) {
                     Ok((backlog, receiver)) => {
@@ -611,7 +796,10 @@ fn watch(state: &Arc<ServerState>, t: &Arc<ResourceType>, rp: &ResourcePath, que
                             for event in backlog.iter().filter(|e| accepts(&e.object)) {
                                 initial.push(event_line(event.kind.as_str(), &event.object));
                             }
-                            (backlog.last().map_or(since, |e| e.resource_version), receiver)
+                            (
+                                backlog.last().map_or(since, |e| e.resource_version),
+                                receiver,
+                            )
                         }
                     }
                     Err(expired) => {
@@ -643,7 +831,10 @@ fn watch(state: &Arc<ServerState>, t: &Arc<ResourceType>, rp: &ResourcePath, que
 
 fn stream_response(rx: mpsc::Receiver<Result<Bytes, std::io::Error>>) -> Response {
     let mut response = Response::new(Body::from_stream(ReceiverStream::new(rx)));
-    response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -666,7 +857,8 @@ impl WatchTask {
         sender: mpsc::Sender<Result<Bytes, std::io::Error>>,
     ) {
         let mut sent = 0usize;
-        let deadline = tokio::time::Instant::now() + self.cut_after.map_or(self.timeout, |c| c.min(self.timeout));
+        let deadline = tokio::time::Instant::now()
+            + self.cut_after.map_or(self.timeout, |c| c.min(self.timeout));
         let cut = |sent: usize| self.cut_events.is_some_and(|n| sent >= n);
         for line in initial {
             if cut(sent) || sender.send(Ok(line)).await.is_err() {
@@ -719,7 +911,9 @@ impl WatchTask {
 /// The admin endpoints the binary exposes under `/_test/` for tests in other processes.
 fn admin(state: &ServerState, method: &Method, what: &str, body: &Bytes) -> Response {
     match (method.as_str(), what) {
-        ("GET", "faults") => ok_json(&serde_json::to_value(&*lock(&state.faults)).unwrap_or_default()),
+        ("GET", "faults") => {
+            ok_json(&serde_json::to_value(&*lock(&state.faults)).unwrap_or_default())
+        }
         ("PUT", "faults") => match serde_json::from_slice::<Faults>(body) {
             Ok(faults) => {
                 *lock(&state.faults) = faults;
@@ -727,7 +921,9 @@ fn admin(state: &ServerState, method: &Method, what: &str, body: &Bytes) -> Resp
             }
             Err(e) => ApiError::bad_request(e.to_string()).into_response(),
         },
-        ("GET", "requests") => ok_json(&serde_json::to_value(&*lock(&state.requests)).unwrap_or_default()),
+        ("GET", "requests") => {
+            ok_json(&serde_json::to_value(&*lock(&state.requests)).unwrap_or_default())
+        }
         ("DELETE", "requests") => {
             lock(&state.requests).clear();
             ok_json(&json!({}))

@@ -49,7 +49,13 @@ impl Target<'_> {
 
 impl ApiError {
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        Self { code, reason, message: message.into(), details: None, retry_after: None }
+        Self {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+            retry_after: None,
+        }
     }
 
     /// 400 BadRequest.
@@ -59,24 +65,46 @@ impl ApiError {
 
     /// 404 NotFound for an object.
     pub fn not_found(target: Target<'_>) -> Self {
-        let message = format!("{} \"{}\" not found", target.qualified_resource(), target.name);
-        Self { details: Some(target.details()), ..Self::new(404, "NotFound", message) }
+        let message = format!(
+            "{} \"{}\" not found",
+            target.qualified_resource(),
+            target.name
+        );
+        Self {
+            details: Some(target.details()),
+            ..Self::new(404, "NotFound", message)
+        }
     }
 
     /// 404 NotFound for a path that names no resource.
     pub fn no_route(path: &str) -> Self {
-        Self::new(404, "NotFound", format!("the server could not find the requested resource ({path})"))
+        Self::new(
+            404,
+            "NotFound",
+            format!("the server could not find the requested resource ({path})"),
+        )
     }
 
     /// 405 MethodNotAllowed.
     pub fn method_not_allowed(method: &str) -> Self {
-        Self::new(405, "MethodNotAllowed", format!("the server does not allow this method on the requested resource ({method})"))
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            format!("the server does not allow this method on the requested resource ({method})"),
+        )
     }
 
     /// 409 AlreadyExists.
     pub fn already_exists(target: Target<'_>) -> Self {
-        let message = format!("{} \"{}\" already exists", target.qualified_resource(), target.name);
-        Self { details: Some(target.details()), ..Self::new(409, "AlreadyExists", message) }
+        let message = format!(
+            "{} \"{}\" already exists",
+            target.qualified_resource(),
+            target.name
+        );
+        Self {
+            details: Some(target.details()),
+            ..Self::new(409, "AlreadyExists", message)
+        }
     }
 
     /// 409 Conflict: a stale resourceVersion.
@@ -86,7 +114,10 @@ impl ApiError {
             target.qualified_resource(),
             target.name
         );
-        Self { details: Some(target.details()), ..Self::new(409, "Conflict", message) }
+        Self {
+            details: Some(target.details()),
+            ..Self::new(409, "Conflict", message)
+        }
     }
 
     /// 409 Conflict: a failed delete precondition.
@@ -96,7 +127,10 @@ impl ApiError {
             target.qualified_resource(),
             target.name
         );
-        Self { details: Some(target.details()), ..Self::new(409, "Conflict", message) }
+        Self {
+            details: Some(target.details()),
+            ..Self::new(409, "Conflict", message)
+        }
     }
 
     /// 403 Forbidden.
@@ -120,10 +154,24 @@ impl ApiError {
         )
     }
 
+    /// 415 UnsupportedMediaType for a body encoding the server does not read (protobuf, CBOR).
+    pub fn unsupported_body(content_type: &str) -> Self {
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type})"
+            ),
+        )
+    }
+
     /// 422 Invalid, from a full `Status` body built by the validation module.
     pub fn invalid(status: Value) -> Self {
         let message = status["message"].as_str().unwrap_or_default().to_owned();
-        Self { details: status.get("details").cloned(), ..Self::new(422, "Invalid", message) }
+        Self {
+            details: status.get("details").cloned(),
+            ..Self::new(422, "Invalid", message)
+        }
     }
 
     /// 500 InternalError.
@@ -139,7 +187,10 @@ impl ApiError {
             504 => "Timeout",
             _ => "InternalError",
         };
-        Self { retry_after, ..Self::new(code, reason, format!("injected fault ({code})")) }
+        Self {
+            retry_after,
+            ..Self::new(code, reason, format!("injected fault ({code})"))
+        }
     }
 
     /// The `metav1.Status` body.
@@ -178,7 +229,10 @@ impl IntoResponse for ApiError {
 
 /// A JSON response body with the content type kube-apiserver sends.
 pub fn json_body(value: &Value) -> ([(header::HeaderName, &'static str); 1], String) {
-    ([(header::CONTENT_TYPE, "application/json")], value.to_string())
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        value.to_string(),
+    )
 }
 
 /// Result of an API operation.

@@ -123,9 +123,13 @@ pub struct Filter<'a> {
 impl Filter<'_> {
     /// Whether `object` passes the filter.
     pub fn accepts(&self, object: &Value) -> bool {
-        let namespace_ok = self
-            .namespace
-            .is_none_or(|ns| object.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("") == ns);
+        let namespace_ok = self.namespace.is_none_or(|ns| {
+            object
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                == ns
+        });
         namespace_ok && self.matches.is_none_or(|m| m(object))
     }
 }
@@ -188,7 +192,11 @@ fn meta_mut(object: &mut Value) -> &mut Map<String, Value> {
 fn finalizers(object: &Value) -> Vec<String> {
     meta(object)["finalizers"]
         .as_array()
-        .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -202,13 +210,19 @@ fn set_finalizers(object: &mut Value, finalizers: &[String]) {
 }
 
 fn is_deleting(object: &Value) -> bool {
-    meta(object).get("deletionTimestamp").is_some_and(|t| !t.is_null())
+    meta(object)
+        .get("deletionTimestamp")
+        .is_some_and(|t| !t.is_null())
 }
 
 fn owner_uids(object: &Value) -> Vec<String> {
     meta(object)["ownerReferences"]
         .as_array()
-        .map(|refs| refs.iter().filter_map(|r| r["uid"].as_str().map(str::to_owned)).collect())
+        .map(|refs| {
+            refs.iter()
+                .filter_map(|r| r["uid"].as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -239,13 +253,17 @@ fn comparable(object: &Value) -> Value {
 fn generate_suffix() -> String {
     // kube-apiserver's alphabet: no vowels, so no words, and no ambiguous characters.
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    (0..5).map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char).collect()
+    (0..5)
+        .map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char)
+        .collect()
 }
 
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 253
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
@@ -313,11 +331,21 @@ impl Store {
             .get(&t.storage_key())
             .and_then(|c| c.get(&(namespace.to_owned(), name.to_owned())))
             .cloned()
-            .ok_or_else(|| ApiError::not_found(Target { group: &t.group, resource: &t.plural, name }))
+            .ok_or_else(|| {
+                ApiError::not_found(Target {
+                    group: &t.group,
+                    resource: &t.plural,
+                    name,
+                })
+            })
     }
 
     fn target<'a>(t: &'a ResourceType, name: &'a str) -> Target<'a> {
-        Target { group: &t.group, resource: &t.plural, name }
+        Target {
+            group: &t.group,
+            resource: &t.plural,
+            name,
+        }
     }
 
     /// A page of objects.
@@ -347,8 +375,11 @@ impl Store {
             .filter(|(key, _)| start.as_ref().is_none_or(|s| *key > s))
             .filter(|(_, object)| filter.accepts(object));
         let limit = limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
-        let items: Vec<(ObjectKey, Value)> =
-            matching.by_ref().take(limit).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let items: Vec<(ObjectKey, Value)> = matching
+            .by_ref()
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let remaining = matching.count();
         let continue_token = match (remaining, items.last()) {
             (0, _) | (_, None) => None,
@@ -375,7 +406,9 @@ impl Store {
         options: &WriteOptions,
     ) -> ApiResult<Value> {
         if !object.is_object() {
-            return Err(ApiError::bad_request("the request body must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON object",
+            ));
         }
         check_type(t, &mut object)?;
         let namespace = self.place(t, namespace, &mut object)?;
@@ -384,7 +417,12 @@ impl Store {
             None => match meta_str(&object, "generateName").filter(|n| !n.is_empty()) {
                 Some(prefix) => format!("{prefix}{}", generate_suffix()),
                 None => {
-                    return Err(invalid_meta(t, "", "metadata.name", "Required value: name or generateName is required"));
+                    return Err(invalid_meta(
+                        t,
+                        "",
+                        "metadata.name",
+                        "Required value: name or generateName is required",
+                    ));
                 }
             },
         };
@@ -393,17 +431,28 @@ impl Store {
                 t,
                 &name,
                 "metadata.name",
-                &format!("Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"),
+                &format!(
+                    "Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+                ),
             ));
         }
         {
             let meta = meta_mut(&mut object);
             meta.insert("name".into(), json!(name));
-            for system in ["uid", "resourceVersion", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "managedFields"] {
+            for system in [
+                "uid",
+                "resourceVersion",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+                "managedFields",
+            ] {
                 meta.remove(system);
             }
         }
-        if t.status_subresource && t.custom
+        if t.status_subresource
+            && t.custom
             && let Some(map) = object.as_object_mut()
         {
             map.remove("status");
@@ -414,7 +463,11 @@ impl Store {
         }
         let mut object = admit(t, object, None, &name)?;
         let key = (namespace, name.clone());
-        if self.collections.get(&t.storage_key()).is_some_and(|c| c.contains_key(&key)) {
+        if self
+            .collections
+            .get(&t.storage_key())
+            .is_some_and(|c| c.contains_key(&key))
+        {
             return Err(ApiError::already_exists(Self::target(t, &name)));
         }
         let now = timestamp();
@@ -441,7 +494,12 @@ impl Store {
     }
 
     /// Checks and sets the namespace of a new object; returns it ("" when cluster-scoped).
-    fn place(&self, t: &ResourceType, path_namespace: Option<&str>, object: &mut Value) -> ApiResult<String> {
+    fn place(
+        &self,
+        t: &ResourceType,
+        path_namespace: Option<&str>,
+        object: &mut Value,
+    ) -> ApiResult<String> {
         if !t.namespaced {
             meta_mut(object).remove("namespace");
             return Ok(String::new());
@@ -455,12 +513,22 @@ impl Store {
             }
             (Some(path), _) => path.to_owned(),
             (None, Some(body)) => body.to_owned(),
-            (None, None) => return Err(ApiError::bad_request("the namespace of the object is required")),
+            (None, None) => {
+                return Err(ApiError::bad_request(
+                    "the namespace of the object is required",
+                ));
+            }
         };
-        let namespaces = self.collections.get(&(String::new(), "namespaces".to_owned()));
+        let namespaces = self
+            .collections
+            .get(&(String::new(), "namespaces".to_owned()));
         match namespaces.and_then(|c| c.get(&(String::new(), namespace.clone()))) {
             None => {
-                return Err(ApiError::not_found(Target { group: "", resource: "namespaces", name: &namespace }));
+                return Err(ApiError::not_found(Target {
+                    group: "",
+                    resource: "namespaces",
+                    name: &namespace,
+                }));
             }
             Some(ns) if is_deleting(ns) => {
                 return Err(ApiError::forbidden(format!(
@@ -485,7 +553,9 @@ impl Store {
     ) -> ApiResult<Value> {
         let old = self.get(t, namespace, name)?;
         if !object.is_object() {
-            return Err(ApiError::bad_request("the request body must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON object",
+            ));
         }
         check_type(t, &mut object)?;
         if let Some(body_name) = meta_str(&object, "name").filter(|n| *n != name) {
@@ -526,13 +596,25 @@ impl Store {
         {
             let old_meta = meta(&old).clone();
             let meta = meta_mut(&mut new);
-            for kept in ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "managedFields"] {
+            for kept in [
+                "name",
+                "namespace",
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+                "managedFields",
+            ] {
                 match old_meta.get(kept) {
                     Some(value) => meta.insert(kept.into(), value.clone()),
                     None => meta.remove(kept),
                 };
             }
-            meta.insert("resourceVersion".into(), old_meta["resourceVersion"].clone());
+            meta.insert(
+                "resourceVersion".into(),
+                old_meta["resourceVersion"].clone(),
+            );
         }
         if is_deleting(&old) {
             let before: HashSet<String> = finalizers(&old).into_iter().collect();
@@ -541,7 +623,9 @@ impl Store {
                     t,
                     name,
                     "metadata.finalizers",
-                    &format!("Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{\"{added}\"}}"),
+                    &format!(
+                        "Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers []string{{\"{added}\"}}"
+                    ),
                 ));
             }
         }
@@ -567,7 +651,11 @@ impl Store {
         }
         let key = (namespace.to_owned(), name.to_owned());
         let finished = is_deleting(&new) && finalizers(&new).is_empty();
-        let kind = if finished { EventKind::Deleted } else { EventKind::Modified };
+        let kind = if finished {
+            EventKind::Deleted
+        } else {
+            EventKind::Modified
+        };
         let stored = self.commit(t.storage_key(), key, new, kind);
         self.collect_garbage();
         Ok(stored)
@@ -588,7 +676,9 @@ impl Store {
             let actual = meta_str(&old, "uid").unwrap_or_default();
             return Err(ApiError::precondition_failed(
                 Self::target(t, name),
-                format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
+                format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
+                ),
             ));
         }
         if let Some(rv) = &options.resource_version
@@ -597,11 +687,16 @@ impl Store {
             let actual = meta_str(&old, "resourceVersion").unwrap_or_default();
             return Err(ApiError::precondition_failed(
                 Self::target(t, name),
-                format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}"),
+                format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}"
+                ),
             ));
         }
         if options.dry_run {
-            return Ok(Deleted { code: 200, object: old });
+            return Ok(Deleted {
+                code: 200,
+                object: old,
+            });
         }
         let key = (namespace.to_owned(), name.to_owned());
         let mut wanted = finalizers(&old);
@@ -618,7 +713,10 @@ impl Store {
         if wanted.is_empty() && !is_namespace {
             let last = self.commit(t.storage_key(), key, old, EventKind::Deleted);
             self.collect_garbage();
-            return Ok(Deleted { code: 200, object: last });
+            return Ok(Deleted {
+                code: 200,
+                object: last,
+            });
         }
         let mut new = old.clone();
         set_finalizers(&mut new, &wanted);
@@ -636,15 +734,31 @@ impl Store {
             last = self.commit(t.storage_key(), key.clone(), new, EventKind::Modified);
         }
         self.collect_garbage();
-        match self.collections.get(&t.storage_key()).and_then(|c| c.get(&key)) {
-            Some(current) => Ok(Deleted { code: 202, object: current.clone() }),
-            None => Ok(Deleted { code: 200, object: last }),
+        match self
+            .collections
+            .get(&t.storage_key())
+            .and_then(|c| c.get(&key))
+        {
+            Some(current) => Ok(Deleted {
+                code: 202,
+                object: current.clone(),
+            }),
+            None => Ok(Deleted {
+                code: 200,
+                object: last,
+            }),
         }
     }
 
     /// Stores an object (or, for `Deleted`, removes it, `object` being its last state),
     /// assigning the next resourceVersion, and tells watchers. Returns the object as stored.
-    fn commit(&mut self, storage: StorageKey, key: ObjectKey, mut object: Value, kind: EventKind) -> Value {
+    fn commit(
+        &mut self,
+        storage: StorageKey,
+        key: ObjectKey,
+        mut object: Value,
+        kind: EventKind,
+    ) -> Value {
         self.resource_version += 1;
         let rv = self.resource_version;
         meta_mut(&mut object).insert("resourceVersion".into(), json!(rv.to_string()));
@@ -673,15 +787,23 @@ impl Store {
                 }
             }
             if !key.0.is_empty() {
-                let namespaces = self.collections.get(&(String::new(), "namespaces".to_owned()));
-                if namespaces.and_then(|c| c.get(&(String::new(), key.0.clone()))).is_some_and(is_deleting) {
+                let namespaces = self
+                    .collections
+                    .get(&(String::new(), "namespaces".to_owned()));
+                if namespaces
+                    .and_then(|c| c.get(&(String::new(), key.0.clone())))
+                    .is_some_and(is_deleting)
+                {
                     self.gc_namespaces.push(key.0.clone());
                 }
             }
         } else {
             self.uids.insert(uid, place.clone());
             for owner in owner_uids(&object) {
-                self.dependents.entry(owner).or_default().insert(place.clone());
+                self.dependents
+                    .entry(owner)
+                    .or_default()
+                    .insert(place.clone());
             }
             if is_deleting(&object) {
                 let pending = finalizers(&object);
@@ -736,7 +858,9 @@ impl Store {
             let Some(object) = self.object_at(&place).cloned() else {
                 continue;
             };
-            let has_live_owner = owner_uids(&object).iter().any(|owner| self.uids.contains_key(owner));
+            let has_live_owner = owner_uids(&object)
+                .iter()
+                .any(|owner| self.uids.contains_key(owner));
             // A dependent with an owner left stays; kube's collector would also strip the
             // dangling reference, which this one does not (see README).
             if !has_live_owner && !is_deleting(&object) {
@@ -745,9 +869,16 @@ impl Store {
         }
     }
 
-    fn delete_internal(&mut self, place: (StorageKey, ObjectKey), object: Value, propagation: Propagation) {
+    fn delete_internal(
+        &mut self,
+        place: (StorageKey, ObjectKey),
+        object: Value,
+        propagation: Propagation,
+    ) {
         let mut wanted = finalizers(&object);
-        if propagation == Propagation::Foreground && !wanted.iter().any(|f| f == FOREGROUND_FINALIZER) {
+        if propagation == Propagation::Foreground
+            && !wanted.iter().any(|f| f == FOREGROUND_FINALIZER)
+        {
             wanted.push(FOREGROUND_FINALIZER.to_owned());
         }
         if wanted.is_empty() {
@@ -765,7 +896,12 @@ impl Store {
     fn dependents_of(&self, uid: &str) -> Vec<(StorageKey, ObjectKey)> {
         self.dependents
             .get(uid)
-            .map(|set| set.iter().filter(|p| self.object_at(p).is_some()).cloned().collect())
+            .map(|set| {
+                set.iter()
+                    .filter(|p| self.object_at(p).is_some())
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -774,7 +910,10 @@ impl Store {
         let Some(object) = self.object_at(&owner).cloned() else {
             return;
         };
-        if !finalizers(&object).iter().any(|f| f == FOREGROUND_FINALIZER) {
+        if !finalizers(&object)
+            .iter()
+            .any(|f| f == FOREGROUND_FINALIZER)
+        {
             return;
         }
         let uid = meta_str(&object, "uid").unwrap_or_default().to_owned();
@@ -817,7 +956,10 @@ impl Store {
         let Some(mut object) = self.object_at(&place).cloned() else {
             return;
         };
-        let remaining: Vec<String> = finalizers(&object).into_iter().filter(|f| f != finalizer).collect();
+        let remaining: Vec<String> = finalizers(&object)
+            .into_iter()
+            .filter(|f| f != finalizer)
+            .collect();
         set_finalizers(&mut object, &remaining);
         let kind = if remaining.is_empty() && is_deleting(&object) {
             EventKind::Deleted
@@ -838,7 +980,10 @@ impl Store {
                 content.push(((storage.clone(), key.clone()), object.clone()));
             }
         }
-        let namespace_place = ((String::new(), "namespaces".to_owned()), (String::new(), namespace.to_owned()));
+        let namespace_place = (
+            (String::new(), "namespaces".to_owned()),
+            (String::new(), namespace.to_owned()),
+        );
         let mut remaining = 0;
         for (place, object) in content {
             if place.0 == namespace_place.0 {
@@ -866,7 +1011,12 @@ impl Store {
         let terminating: Vec<String> = self
             .collections
             .get(&(String::new(), "namespaces".to_owned()))
-            .map(|c| c.values().filter(|ns| is_deleting(ns)).filter_map(|ns| meta_str(ns, "name").map(str::to_owned)).collect())
+            .map(|c| {
+                c.values()
+                    .filter(|ns| is_deleting(ns))
+                    .filter_map(|ns| meta_str(ns, "name").map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
         self.gc_namespaces.extend(terminating);
         self.collect_garbage();
@@ -880,7 +1030,10 @@ impl Store {
         since: u64,
     ) -> Result<(Vec<Arc<WatchEvent>>, broadcast::Receiver<Arc<WatchEvent>>), ApiError> {
         if since < self.compacted {
-            return Err(ApiError::expired(format!("too old resource version: {since} ({})", self.compacted)));
+            return Err(ApiError::expired(format!(
+                "too old resource version: {since} ({})",
+                self.compacted
+            )));
         }
         let backlog = self
             .log
@@ -892,7 +1045,10 @@ impl Store {
     }
 
     /// Every object of a type, and a receiver for changes after this instant.
-    pub fn snapshot(&self, t: &ResourceType) -> (Vec<Value>, u64, broadcast::Receiver<Arc<WatchEvent>>) {
+    pub fn snapshot(
+        &self,
+        t: &ResourceType,
+    ) -> (Vec<Value>, u64, broadcast::Receiver<Arc<WatchEvent>>) {
         let objects = self
             .collections
             .get(&t.storage_key())
@@ -926,10 +1082,16 @@ fn check_type(t: &ResourceType, object: &mut Value) -> ApiResult<()> {
 
 /// A 422 about metadata, worded as kube-apiserver does.
 fn invalid_meta(t: &ResourceType, name: &str, field: &str, detail: &str) -> ApiError {
-    let qualified = if t.group.is_empty() { t.kind.clone() } else { format!("{}.{}", t.kind, t.group) };
+    let qualified = if t.group.is_empty() {
+        t.kind.clone()
+    } else {
+        format!("{}.{}", t.kind, t.group)
+    };
     let (reason, cause) = match detail.split_once(": ") {
         Some(("Required value", _)) => ("FieldValueRequired", detail.to_owned()),
-        Some((kind, _)) if kind.starts_with("Forbidden") => ("FieldValueForbidden", detail.to_owned()),
+        Some((kind, _)) if kind.starts_with("Forbidden") => {
+            ("FieldValueForbidden", detail.to_owned())
+        }
         _ => ("FieldValueInvalid", detail.to_owned()),
     };
     ApiError::invalid(json!({
@@ -944,14 +1106,23 @@ fn admit(t: &ResourceType, object: Value, old: Option<&Value>, name: &str) -> Ap
     let Some(schema) = &t.schema else {
         return Ok(object);
     };
-    schema
-        .admit(object, old)
-        .map_err(|errors| ApiError::invalid(crate::validation::invalid_status(&t.kind, &t.group, name, &errors)))
+    schema.admit(object, old).map_err(|errors| {
+        ApiError::invalid(crate::validation::invalid_status(
+            &t.kind, &t.group, name, &errors,
+        ))
+    })
 }
 
 fn record_manager(object: &mut Value, t: &ResourceType, options: &WriteOptions, now: &str) {
-    let manager = options.field_manager.clone().unwrap_or_else(|| "unknown".to_owned());
-    let operation = if options.apply.is_some() { "Apply" } else { "Update" };
+    let manager = options
+        .field_manager
+        .clone()
+        .unwrap_or_else(|| "unknown".to_owned());
+    let operation = if options.apply.is_some() {
+        "Apply"
+    } else {
+        "Update"
+    };
     let entry = json!({
         "manager": manager,
         "operation": operation,
@@ -961,7 +1132,11 @@ fn record_manager(object: &mut Value, t: &ResourceType, options: &WriteOptions, 
         "fieldsV1": options.apply.clone().unwrap_or_else(|| json!({})),
     });
     let meta = meta_mut(object);
-    let mut entries = meta.get("managedFields").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut entries = meta
+        .get("managedFields")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     entries.retain(|e| !(e["manager"] == manager.as_str() && e["operation"] == operation));
     entries.push(entry);
     meta.insert("managedFields".into(), Value::Array(entries));
@@ -969,7 +1144,8 @@ fn record_manager(object: &mut Value, t: &ResourceType, options: &WriteOptions, 
 
 fn encode_continue(token: &ContinueToken) -> String {
     use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(token).unwrap_or_default())
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(token).unwrap_or_default())
 }
 
 fn decode_continue(token: &str) -> ApiResult<ContinueToken> {
