@@ -368,7 +368,10 @@ fn get(
 }
 
 /// The label, field and namespace filter of a list or watch, owned so a stream can keep it.
-fn selector(query: &Query) -> ApiResult<Arc<dyn Fn(&Value) -> bool + Send + Sync>> {
+/// A predicate over objects, shareable with a watch task.
+type Matcher = Arc<dyn Fn(&Value) -> bool + Send + Sync>;
+
+fn selector(query: &Query) -> ApiResult<Matcher> {
     let labels = LabelSelector::parse(
         query
             .get("labelSelector")
@@ -883,11 +886,14 @@ impl WatchTask {
                 }
                 received = receiver.recv() => match received {
                     Ok(event) => {
-                        if event.storage != storage || event.resource_version <= last_rv {
+                        if event.resource_version <= last_rv {
                             continue;
                         }
+                        // Every event up to here was seen, whatever its type: bookmarks carry
+                        // this resourceVersion, so a resumed watch is not sent back into a
+                        // window that other types' writes have compacted.
                         last_rv = event.resource_version;
-                        if !(self.accepts)(&event.object) {
+                        if event.storage != storage || !(self.accepts)(&event.object) {
                             continue;
                         }
                         let kind = match event.kind {

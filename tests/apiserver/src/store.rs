@@ -146,6 +146,9 @@ pub struct Page {
     pub remaining: Option<usize>,
 }
 
+/// A receiver of every later change.
+pub type Subscription = broadcast::Receiver<Arc<WatchEvent>>;
+
 /// The store.
 pub struct Store {
     resource_version: u64,
@@ -997,29 +1000,12 @@ impl Store {
                 remaining -= 1;
             }
         }
-        if remaining == 0 {
-            if let Some(ns) = self.object_at(&namespace_place).cloned()
-                && finalizers(&ns).is_empty()
-            {
-                self.commit(namespace_place.0, namespace_place.1, ns, EventKind::Deleted);
-            }
+        if remaining == 0
+            && let Some(ns) = self.object_at(&namespace_place).cloned()
+            && finalizers(&ns).is_empty()
+        {
+            self.commit(namespace_place.0, namespace_place.1, ns, EventKind::Deleted);
         }
-    }
-
-    /// Re-runs the namespace controller for terminating namespaces whose content changed.
-    pub fn requeue_terminating_namespaces(&mut self) {
-        let terminating: Vec<String> = self
-            .collections
-            .get(&(String::new(), "namespaces".to_owned()))
-            .map(|c| {
-                c.values()
-                    .filter(|ns| is_deleting(ns))
-                    .filter_map(|ns| meta_str(ns, "name").map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
-        self.gc_namespaces.extend(terminating);
-        self.collect_garbage();
     }
 
     /// Events after `since` for `storage`, and a receiver for later ones; `Err` when `since`
@@ -1028,7 +1014,7 @@ impl Store {
         &self,
         storage: &StorageKey,
         since: u64,
-    ) -> Result<(Vec<Arc<WatchEvent>>, broadcast::Receiver<Arc<WatchEvent>>), ApiError> {
+    ) -> Result<(Vec<Arc<WatchEvent>>, Subscription), ApiError> {
         if since < self.compacted {
             return Err(ApiError::expired(format!(
                 "too old resource version: {since} ({})",
