@@ -371,7 +371,7 @@ fn get(
 /// A predicate over objects, shareable with a watch task.
 type Matcher = Arc<dyn Fn(&Value) -> bool + Send + Sync>;
 
-fn selector(query: &Query) -> ApiResult<Matcher> {
+fn selector(query: &Query, t: &ResourceType) -> ApiResult<Matcher> {
     let labels = LabelSelector::parse(
         query
             .get("labelSelector")
@@ -379,11 +379,12 @@ fn selector(query: &Query) -> ApiResult<Matcher> {
             .unwrap_or_default(),
     )
     .map_err(ApiError::bad_request)?;
-    let fields = FieldSelector::parse(
+    let fields = FieldSelector::parse_for_scope(
         query
             .get("fieldSelector")
             .map(String::as_str)
             .unwrap_or_default(),
+        t.namespaced,
     )
     .map_err(ApiError::bad_request)?;
     Ok(Arc::new(move |object: &Value| {
@@ -407,7 +408,7 @@ fn list(
     query: &Query,
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
-    let matches = selector(query)?;
+    let matches = selector(query, t)?;
     let limit = match query.get("limit") {
         Some(l) => Some(
             l.parse::<usize>()
@@ -424,7 +425,8 @@ fn list(
         store.list(t, &filter, limit, query.get("continue").map(String::as_str))?
     };
     if wants_table(headers) {
-        let include = IncludeObject::from_query(query.get("includeObject").map(String::as_str));
+        let include = IncludeObject::parse(query.get("includeObject").map(String::as_str))
+            .map_err(ApiError::bad_request)?;
         let table = table::build_table(
             &columns(t),
             &page.items,
@@ -675,7 +677,7 @@ fn delete_collection(
     body: &Bytes,
 ) -> ApiResult<Response> {
     let options = delete_options(query, body)?;
-    let matches = selector(query)?;
+    let matches = selector(query, t)?;
     let mut store = lock(&state.store);
     let page = {
         let filter = Filter {
@@ -730,7 +732,7 @@ fn watch(
     rp: &ResourcePath,
     query: &Query,
 ) -> Response {
-    let matches = match selector(query) {
+    let matches = match selector(query, t) {
         Ok(m) => m,
         Err(e) => return e.into_response(),
     };
