@@ -541,8 +541,16 @@ fn patch(
     let mut store = lock(&state.store);
     match content_type.as_str() {
         "application/apply-patch+yaml" | "application/apply-patch+cbor" => {
-            let Some(manager) = options.field_manager.clone() else {
-                return Err(ApiError::bad_request("PATCH /apply requires fieldManager"));
+            // kube-apiserver's ValidatePatchOptions: 422 on PatchOptions, before any lookup.
+            let Some(manager) = options.field_manager.clone().filter(|m| !m.is_empty()) else {
+                return Err(ApiError::invalid(json!({
+                    "message": "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+                    "details": {"group": "meta.k8s.io", "kind": "PatchOptions", "causes": [{
+                        "reason": "FieldValueRequired",
+                        "message": "Required value: is required for apply patch",
+                        "field": "fieldManager",
+                    }]},
+                })));
             };
             let mut config = parse_json(body)?;
             if t.status_subresource
@@ -583,8 +591,10 @@ fn patch(
             if content_type == "application/json-patch+json" {
                 let operations: json_patch::Patch = serde_json::from_slice(body)
                     .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-                json_patch::patch(&mut patched, &operations).map_err(|e| {
-                    ApiError::invalid(json!({"message": e.to_string(), "details": {"name": name, "kind": t.plural}}))
+                apply_json_patch(&mut patched, &operations).map_err(|message| {
+                    ApiError::invalid(
+                        json!({"message": message, "details": {"name": name, "kind": t.plural}}),
+                    )
                 })?;
             } else {
                 let merge: Value = serde_json::from_slice(body)
@@ -596,6 +606,33 @@ fn patch(
         }
         other => Err(ApiError::unsupported_media_type(other)),
     }
+}
+
+/// Applies a JSON patch as kube-apiserver (evanphx/json-patch) does: a `test` for `null` at a
+/// key missing from an existing object succeeds, which kube-runtime's `finalizer` relies on when
+/// it adds the first finalizer.
+fn apply_json_patch(
+    doc: &mut Value,
+    operations: &[json_patch::PatchOperation],
+) -> Result<(), String> {
+    for (index, operation) in operations.iter().enumerate() {
+        if let json_patch::PatchOperation::Test(test) = operation
+            && test.value.is_null()
+        {
+            let path = test.path.as_str();
+            let parent = path.rsplit_once('/').map_or("", |(parent, _)| parent);
+            if doc.pointer(parent).is_some_and(Value::is_object) && doc.pointer(path).is_none() {
+                continue;
+            }
+        }
+        json_patch::patch(doc, std::slice::from_ref(operation)).map_err(|e| {
+            format!(
+                "operation '/{index}' failed at path '{}': {}",
+                e.path, e.kind
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// The manager's last applied field set.
@@ -665,8 +702,22 @@ fn delete(
 ) -> ApiResult<Response> {
     let options = delete_options(query, body)?;
     let deleted = lock(&state.store).delete(t, namespace_of(rp), name, &options)?;
-    let code = StatusCode::from_u16(deleted.code).unwrap_or(StatusCode::OK);
-    Ok((code, json_body(&deleted.object)).into_response())
+    // An object gone at once is answered with a Success Status, as kube-apiserver's generic
+    // store does unless the kind sets ReturnDeletedObject (PVCs) or deletes in its own way.
+    let returns_object = matches!(
+        (t.group.as_str(), t.plural.as_str()),
+        ("", "persistentvolumeclaims" | "namespaces")
+            | ("apiextensions.k8s.io", "customresourcedefinitions")
+    );
+    if deleted.gone && !returns_object {
+        let status = json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+            "details": {"name": name, "group": t.group, "kind": t.plural,
+                        "uid": deleted.object["metadata"]["uid"]},
+        });
+        return Ok(ok_json(&status));
+    }
+    Ok(ok_json(&deleted.object))
 }
 
 fn delete_collection(

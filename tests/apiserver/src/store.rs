@@ -94,11 +94,12 @@ pub struct DeleteOptions {
     pub dry_run: bool,
 }
 
-/// The outcome of a delete: 200 when the object is gone, 202 while finalizers hold it.
+/// The outcome of a delete. kube-apiserver answers 200 whether the object is gone or held by
+/// finalizers (202 only for the long-deprecated `orphanDependents=false`).
 #[derive(Debug)]
 pub struct Deleted {
-    /// HTTP status code.
-    pub code: u16,
+    /// Whether the object is gone (rather than held by finalizers).
+    pub gone: bool,
     /// The object's last (or current) state.
     pub object: Value,
 }
@@ -697,7 +698,7 @@ impl Store {
         }
         if options.dry_run {
             return Ok(Deleted {
-                code: 200,
+                gone: true,
                 object: old,
             });
         }
@@ -717,7 +718,7 @@ impl Store {
             let last = self.commit(t.storage_key(), key, old, EventKind::Deleted);
             self.collect_garbage();
             return Ok(Deleted {
-                code: 200,
+                gone: true,
                 object: last,
             });
         }
@@ -743,11 +744,11 @@ impl Store {
             .and_then(|c| c.get(&key))
         {
             Some(current) => Ok(Deleted {
-                code: 202,
+                gone: false,
                 object: current.clone(),
             }),
             None => Ok(Deleted {
-                code: 200,
+                gone: true,
                 object: last,
             }),
         }
@@ -908,7 +909,8 @@ impl Store {
             .unwrap_or_default()
     }
 
-    /// Foreground deletion: delete dependents, then release the owner.
+    /// Foreground deletion: delete dependents, then release the owner once no dependent that
+    /// blocks owner deletion is left.
     fn collect_foreground(&mut self, owner: (StorageKey, ObjectKey)) {
         let Some(object) = self.object_at(&owner).cloned() else {
             return;
@@ -925,10 +927,22 @@ impl Store {
             if let Some(dependent) = self.object_at(place).cloned()
                 && !is_deleting(&dependent)
             {
-                self.delete_internal(place.clone(), dependent, Propagation::Foreground);
+                self.delete_internal(place.clone(), dependent, Propagation::Background);
             }
         }
-        if self.dependents_of(&uid).is_empty() {
+        // As kube's collector, the owner waits only for dependents whose reference to it has
+        // `blockOwnerDeletion: true`.
+        let blocking = self.dependents_of(&uid).into_iter().any(|place| {
+            self.object_at(&place).is_some_and(|dependent| {
+                meta(dependent)["ownerReferences"]
+                    .as_array()
+                    .is_some_and(|refs| {
+                        refs.iter()
+                            .any(|r| r["uid"] == uid.as_str() && r["blockOwnerDeletion"] == true)
+                    })
+            })
+        });
+        if !blocking {
             self.remove_finalizer(owner, FOREGROUND_FINALIZER);
         }
         // Otherwise a dependent's final removal re-queues this owner (see `commit`'s gc_gone).
