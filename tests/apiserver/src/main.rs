@@ -52,26 +52,43 @@ async fn main() -> ExitCode {
         eprintln!("error: cannot write {}: {error}", path.display());
         return ExitCode::FAILURE;
     }
+    // Handle the signals before printing the address: a parent may send SIGTERM the moment it
+    // has read it.
+    let stop = stop_signal();
     // The address on stdout lets a parent process find the server.
     println!("{}", server.url());
-    wait_for_stop().await;
+    stop.await;
     server.shutdown().await;
     ExitCode::SUCCESS
 }
 
-async fn wait_for_stop() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        if let Ok(mut terminate) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            tokio::select! {
-                _ = interrupt => {}
-                _ = terminate.recv() => {}
+/// Registers for Ctrl-C and SIGTERM now (a signal that arrives before registration kills the
+/// process, and one that arrives during it can be lost); the future completes on either.
+#[cfg(unix)]
+fn stop_signal() -> impl Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        match (interrupt, terminate) {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
             }
-            return;
+            (Ok(mut only), Err(error)) | (Err(error), Ok(mut only)) => {
+                eprintln!("warning: cannot handle a signal: {error}");
+                only.recv().await;
+            }
+            (Err(error), Err(_)) => eprintln!("error: cannot handle signals: {error}"),
         }
     }
-    let _ = interrupt.await;
+}
+
+#[cfg(not(unix))]
+fn stop_signal() -> impl Future<Output = ()> {
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

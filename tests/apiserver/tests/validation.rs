@@ -32,7 +32,7 @@ fn widget_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(&gvk, "widgets")
 }
 
-/// A Widget named `name` with this spec (plus `extra` top-level fields, if any).
+/// A Widget named `name` in `default` with this spec.
 fn widget(name: &str, spec: Value) -> DynamicObject {
     DynamicObject::new(name, &widget_resource()).data(json!({ "spec": spec }))
 }
@@ -269,7 +269,10 @@ async fn defaults_fill_in_missing_fields() {
     let (_server, api) = widgets().await;
     let created = create(&api, &widget("w", spec(json!({})))).await;
     assert_eq!(created.data["spec"]["mode"], "fast");
-    assert_eq!(api.get("w").await.expect("get").data["spec"]["mode"], "fast");
+    assert_eq!(
+        api.get("w").await.expect("get").data["spec"]["mode"],
+        "fast"
+    );
     let explicit = create(&api, &widget("slow", spec(json!({"mode": "slow"})))).await;
     assert_eq!(explicit.data["spec"]["mode"], "slow");
 }
@@ -350,8 +353,16 @@ async fn the_spec_level_cel_rule_is_enforced() {
             r#"Invalid value: "object": red widgets are at most size 5"#,
         )],
     );
-    create(&api, &widget("red", spec(json!({"size": 5, "color": "red"})))).await;
-    create(&api, &widget("big", spec(json!({"size": 6, "color": "blue"})))).await;
+    create(
+        &api,
+        &widget("red", spec(json!({"size": 5, "color": "red"}))),
+    )
+    .await;
+    create(
+        &api,
+        &widget("big", spec(json!({"size": 6, "color": "blue"}))),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -375,7 +386,10 @@ async fn the_transition_rule_makes_owner_immutable_on_update_only() {
             r#"Invalid value: "string": owner is immutable"#,
         )],
     );
-    assert_eq!(api.get("w").await.expect("get").data["spec"]["owner"], "alice");
+    assert_eq!(
+        api.get("w").await.expect("get").data["spec"]["owner"],
+        "alice"
+    );
 
     // Other fields may change while owner stays.
     stored.data["spec"]["owner"] = json!("alice");
