@@ -85,15 +85,14 @@ type Events = std::pin::Pin<Box<dyn Stream<Item = kube::Result<WatchEvent<Widget
 /// Every event until the stream ends, failing if it does not end before the deadline.
 async fn drain(events: &mut Events) -> Vec<WatchEvent<Widget>> {
     let mut all = Vec::new();
-    loop {
-        match tokio::time::timeout(DEADLINE, events.next())
-            .await
-            .expect("the watch ends before the deadline")
-        {
-            Some(event) => all.push(event.expect("watch event decodes")),
-            None => return all,
+    tokio::time::timeout(DEADLINE, async {
+        while let Some(event) = events.next().await {
+            all.push(event.expect("watch event decodes"));
         }
-    }
+    })
+    .await
+    .expect("the watch ends before the deadline");
+    all
 }
 
 #[tokio::test]

@@ -104,22 +104,31 @@ async fn next(events: &mut Events) -> Option<WatchEvent<Widget>> {
         .map(|item| item.expect("watch event decodes"))
 }
 
-/// The next event that is not a bookmark.
+/// The next event that is not a bookmark, failing if none arrives before the deadline.
 async fn next_change(events: &mut Events) -> WatchEvent<Widget> {
-    loop {
-        match next(events).await.expect("the stream is still open") {
-            WatchEvent::Bookmark(_) => {}
-            event => return event,
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            match events.next().await {
+                Some(Ok(WatchEvent::Bookmark(_))) => {}
+                Some(event) => return event.expect("watch event decodes"),
+                None => panic!("the stream ended"),
+            }
         }
-    }
+    })
+    .await
+    .expect("a change before the deadline")
 }
 
-/// Every event until the stream ends.
+/// Every event until the stream ends, failing if it does not end before the deadline.
 async fn drain(events: &mut Events) -> Vec<WatchEvent<Widget>> {
     let mut all = Vec::new();
-    while let Some(event) = next(events).await {
-        all.push(event);
-    }
+    tokio::time::timeout(DEADLINE, async {
+        while let Some(event) = events.next().await {
+            all.push(event.expect("watch event decodes"));
+        }
+    })
+    .await
+    .expect("the stream ends before the deadline");
     all
 }
 
@@ -163,12 +172,9 @@ async fn refusal_code(api: &Api<Widget>, rv: &str) -> Option<u16> {
         Err(other) => panic!("unexpected watch error: {other}"),
         Ok(stream) => {
             let mut events: Events = stream.boxed();
-            loop {
-                match next(&mut events).await {
-                    Some(WatchEvent::Error(status)) => return Some(status.code),
-                    Some(WatchEvent::Bookmark(_)) => {}
-                    Some(_) | None => return None,
-                }
+            match next_change(&mut events).await {
+                WatchEvent::Error(status) => Some(status.code),
+                _ => None,
             }
         }
     }
@@ -262,13 +268,17 @@ async fn bookmarks_arrive_only_when_allowed_and_follow_writes() {
         describe(&next_change(&mut events).await),
         triple("ADDED", &created)
     );
-    loop {
-        if let WatchEvent::Bookmark(b) = next(&mut events).await.expect("the stream is open")
-            && rv_number(&b.metadata.resource_version) >= created_rv
-        {
-            break;
+    tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let WatchEvent::Bookmark(b) = next(&mut events).await.expect("the stream is open")
+                && rv_number(&b.metadata.resource_version) >= created_rv
+            {
+                break;
+            }
         }
-    }
+    })
+    .await
+    .expect("a bookmark at or after the write before the deadline");
 
     // Without allowWatchBookmarks, ten intervals pass without one.
     let quiet = WatchParams::default().disable_bookmarks().timeout(1);
