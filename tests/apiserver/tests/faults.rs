@@ -5,56 +5,27 @@
 //! kube's client retries 429, 503 and 504 by default; these tests turn that off
 //! (`default_retry = false`) so they see each injected answer.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{Gadget, GadgetSpec, Widget, WidgetSpec};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
-    Api, Client, CustomResource, ResourceExt,
+    Api, ResourceExt,
     api::{ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams},
     client::Body,
 };
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use test_apiserver::{Config, FaultRule, TestApiServer};
-
-#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, JsonSchema)]
-#[kube(
-    group = "test.example.com",
-    version = "v1",
-    kind = "Widget",
-    namespaced
-)]
-struct WidgetSpec {
-    owner: String,
-    size: i64,
-}
-
-#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, JsonSchema)]
-#[kube(group = "test.example.com", version = "v1", kind = "Gadget")]
-struct GadgetSpec {
-    level: i64,
-}
+use test_apiserver::FaultRule;
 
 /// How long any single expected event may take before the test fails.
 const DEADLINE: Duration = Duration::from_secs(10);
 
-const CRDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/crds.yaml");
-
 const WIDGETS: &str = "/apis/test.example.com/v1/namespaces/default/widgets";
 
 /// A server with the fixture CRDs and a client that does not retry.
-async fn start() -> (TestApiServer, Client) {
-    let server = TestApiServer::start(Config::default().crds(CRDS))
-        .await
-        .expect("server starts");
-    let mut config = kube::Config::new(server.url().parse().expect("server URL parses"));
-    config.default_retry = false;
-    let client = Client::try_from(config).expect("client builds");
-    (server, client)
-}
-
 fn widget(name: &str) -> Widget {
     Widget::new(
         name,
@@ -97,7 +68,7 @@ async fn drain(events: &mut Events) -> Vec<WatchEvent<Widget>> {
 
 #[tokio::test]
 async fn a_rule_fails_requests_with_its_status_code() {
-    let (server, client) = start().await;
+    let (server, client) = common::start_without_retries().await;
     let api: Api<Widget> = Api::namespaced(client, "default");
     assert_eq!(code(&api.list(&ListParams::default()).await), 200);
     for (injected, reason) in [
@@ -120,7 +91,7 @@ async fn a_rule_fails_requests_with_its_status_code() {
 
 #[tokio::test]
 async fn retry_after_is_sent_with_429_and_503() {
-    let (server, client) = start().await;
+    let (server, client) = common::start_without_retries().await;
     let get = || {
         axum::http::Request::get(WIDGETS)
             .body(Body::from(Vec::new()))
@@ -155,7 +126,7 @@ async fn retry_after_is_sent_with_429_and_503() {
 
 #[tokio::test]
 async fn a_fraction_fails_about_that_share_of_requests() {
-    let (server, client) = start().await;
+    let (server, client) = common::start_without_retries().await;
     let api: Api<Widget> = Api::namespaced(client, "default");
     server.update_faults(|f| {
         f.rules = vec![
@@ -181,7 +152,7 @@ async fn a_fraction_fails_about_that_share_of_requests() {
 
 #[tokio::test]
 async fn rules_leave_other_verbs_and_resources_alone() {
-    let (server, client) = start().await;
+    let (server, client) = common::start_without_retries().await;
     let widgets: Api<Widget> = Api::namespaced(client.clone(), "default");
     let gadgets: Api<Gadget> = Api::all(client.clone());
     let config_maps: Api<ConfigMap> = Api::namespaced(client, "default");
@@ -258,7 +229,7 @@ async fn rules_leave_other_verbs_and_resources_alone() {
 
 #[tokio::test]
 async fn latency_is_added_to_requests() {
-    let (server, client) = start().await;
+    let (server, client) = common::start_without_retries().await;
     let api: Api<Widget> = Api::namespaced(client, "default");
     create(&api, "a").await;
     let latency = Duration::from_millis(300);
@@ -279,7 +250,7 @@ async fn latency_is_added_to_requests() {
 
 #[tokio::test]
 async fn a_watch_is_cut_after_n_events() {
-    let (server, client) = start().await;
+    let (server, client) = common::start_without_retries().await;
     let api: Api<Widget> = Api::namespaced(client, "default");
     for name in ["a", "b", "c", "d", "e"] {
         create(&api, name).await;
@@ -329,7 +300,7 @@ async fn a_watch_is_cut_after_n_events() {
 
 #[tokio::test]
 async fn a_watch_is_cut_after_a_duration() {
-    let (server, client) = start().await;
+    let (server, client) = common::start_without_retries().await;
     let api: Api<Widget> = Api::namespaced(client, "default");
     let cut = Duration::from_millis(500);
     server.update_faults(|f| f.cut_watch_after = Some(cut));
@@ -350,7 +321,7 @@ async fn a_watch_is_cut_after_a_duration() {
 
 #[tokio::test]
 async fn shrinking_the_event_window_forces_410_for_an_old_resource_version() {
-    let (server, client) = start().await;
+    let (server, client) = common::start_without_retries().await;
     let api: Api<Widget> = Api::namespaced(client, "default");
     let first = create(&api, "a").await;
     create(&api, "b").await;
@@ -388,7 +359,7 @@ async fn shrinking_the_event_window_forces_410_for_an_old_resource_version() {
 
 #[tokio::test]
 async fn the_request_log_records_injected_failures_with_their_code() {
-    let (server, client) = start().await;
+    let (server, client) = common::start_without_retries().await;
     let api: Api<Widget> = Api::namespaced(client, "default");
     create(&api, "a").await;
     server.clear_requests();

@@ -1,6 +1,8 @@
 //! kube-runtime against the server: a reflector that outlives cut watches and a 410 Gone, and a
 //! `Controller` that reconciles creates, updates and deletes.
 
+mod common;
+
 use std::{
     collections::BTreeMap,
     convert::Infallible,
@@ -9,9 +11,10 @@ use std::{
     time::Duration,
 };
 
+use common::{Widget, WidgetSpec};
 use futures::StreamExt;
 use kube::{
-    Api, Client, CustomResource, ResourceExt,
+    Api, ResourceExt,
     api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
     runtime::{
         Controller, WatchStreamExt,
@@ -20,33 +23,8 @@ use kube::{
         reflector, watcher,
     },
 };
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use test_apiserver::{Config, FaultRule, TestApiServer};
-
-#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, JsonSchema)]
-#[kube(
-    group = "test.example.com",
-    version = "v1",
-    kind = "Widget",
-    namespaced
-)]
-struct WidgetSpec {
-    owner: String,
-    size: i64,
-}
-
-const CRDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/crds.yaml");
-
-async fn start(config: Config) -> (TestApiServer, Client) {
-    let server = TestApiServer::start(config.crds(CRDS))
-        .await
-        .expect("server starts");
-    let url = server.url().parse().expect("server URL parses");
-    let client = Client::try_from(kube::Config::new(url)).expect("client builds");
-    (server, client)
-}
 
 fn widget(name: &str) -> Widget {
     Widget::new(
@@ -137,7 +115,7 @@ fn watches(server: &TestApiServer) -> Vec<u16> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reflector_survives_cut_watches_and_410_gone_and_matches_the_server() {
-    let (server, client) = start(Config::default().namespace("other")).await;
+    let (server, client) = common::start_with(Config::default().namespace("other")).await;
     let all: Api<Widget> = Api::all(client.clone());
     let default: Api<Widget> = Api::namespaced(client.clone(), "default");
     let other: Api<Widget> = Api::namespaced(client, "other");
@@ -291,7 +269,7 @@ fn error_policy(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn controller_reconciles_create_update_and_delete() {
-    let (_server, client) = start(Config::default()).await;
+    let (_server, client) = common::start_with(Config::default()).await;
     let api: Api<Widget> = Api::namespaced(client, "default");
     let ctx = Arc::new(Context {
         api: api.clone(),

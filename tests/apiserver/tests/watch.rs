@@ -1,46 +1,24 @@
 //! Watch semantics, driven through kube's `Api::watch`: event kinds, resuming, bookmarks,
 //! 410 Gone, `timeoutSeconds`, streaming lists, and label and namespace scoping.
 
+mod common;
+
 use std::{
     collections::BTreeSet,
     time::{Duration, Instant},
 };
 
+use common::{Widget, WidgetSpec};
 use futures::{Stream, StreamExt};
 use kube::{
-    Api, Client, CustomResource, ResourceExt,
+    Api, ResourceExt,
     api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams},
 };
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
-use test_apiserver::{Config, TestApiServer};
-
-#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, JsonSchema)]
-#[kube(
-    group = "test.example.com",
-    version = "v1",
-    kind = "Widget",
-    namespaced
-)]
-struct WidgetSpec {
-    owner: String,
-    size: i64,
-}
+use test_apiserver::Config;
 
 /// How long any single expected event may take before the test fails.
 const DEADLINE: Duration = Duration::from_secs(10);
-
-const CRDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/crds.yaml");
-
-async fn start(config: Config) -> (TestApiServer, Client) {
-    let server = TestApiServer::start(config.crds(CRDS))
-        .await
-        .expect("server starts");
-    let url = server.url().parse().expect("server URL parses");
-    let client = Client::try_from(kube::Config::new(url)).expect("client builds");
-    (server, client)
-}
 
 fn widget(name: &str, size: i64) -> Widget {
     Widget::new(
@@ -182,7 +160,7 @@ async fn refusal_code(api: &Api<Widget>, rv: &str) -> Option<u16> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn added_modified_deleted_arrive_as_a_stream() {
-    let (_server, client) = start(Config::default()).await;
+    let (_server, client) = common::start_with(Config::default()).await;
     let api: Api<Widget> = Api::namespaced(client, "default");
     let mut events = watch(&api, &WatchParams::default(), &list_rv(&api).await).await;
 
@@ -214,7 +192,7 @@ async fn added_modified_deleted_arrive_as_a_stream() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn resuming_from_a_resource_version_replays_exactly_the_later_events() {
-    let (_server, client) = start(Config::default()).await;
+    let (_server, client) = common::start_with(Config::default()).await;
     let api: Api<Widget> = Api::namespaced(client, "default");
     create(&api, &widget("a", 1)).await;
     let b = create(&api, &widget("b", 1)).await;
@@ -251,7 +229,7 @@ async fn resuming_from_a_resource_version_replays_exactly_the_later_events() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bookmarks_arrive_only_when_allowed_and_follow_writes() {
     let (_server, client) =
-        start(Config::default().bookmark_interval(Duration::from_millis(100))).await;
+        common::start_with(Config::default().bookmark_interval(Duration::from_millis(100))).await;
     let api: Api<Widget> = Api::namespaced(client, "default");
     let start_rv = list_rv(&api).await;
     let mut events = watch(&api, &WatchParams::default(), &start_rv).await;
@@ -293,7 +271,7 @@ async fn bookmarks_arrive_only_when_allowed_and_follow_writes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn resource_version_older_than_the_window_is_410_gone() {
-    let (_server, client) = start(Config::default().event_window(3)).await;
+    let (_server, client) = common::start_with(Config::default().event_window(3)).await;
     let api: Api<Widget> = Api::namespaced(client, "default");
     let first = create(&api, &widget("a", 1)).await;
     let mut last = first.clone();
@@ -323,7 +301,7 @@ async fn resource_version_older_than_the_window_is_410_gone() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn timeout_seconds_ends_the_stream() {
-    let (_server, client) = start(Config::default()).await;
+    let (_server, client) = common::start_with(Config::default()).await;
     let api: Api<Widget> = Api::namespaced(client, "default");
     let started = Instant::now();
     let params = WatchParams::default().timeout(1);
@@ -342,7 +320,7 @@ async fn timeout_seconds_ends_the_stream() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn streaming_list_sends_current_objects_then_the_initial_events_end_bookmark() {
-    let (server, client) = start(Config::default()).await;
+    let (server, client) = common::start_with(Config::default()).await;
     let api: Api<Widget> = Api::namespaced(client, "default");
     for name in ["a", "b", "c"] {
         create(&api, &widget(name, 1)).await;
@@ -388,7 +366,7 @@ async fn streaming_list_sends_current_objects_then_the_initial_events_end_bookma
 
 #[tokio::test(flavor = "multi_thread")]
 async fn label_selector_watch_delivers_only_matching_objects() {
-    let (_server, client) = start(Config::default()).await;
+    let (_server, client) = common::start_with(Config::default()).await;
     let api: Api<Widget> = Api::namespaced(client, "default");
     create(&api, &labelled("old-a", Some("a"))).await;
     create(&api, &labelled("old-b", Some("b"))).await;
@@ -426,7 +404,7 @@ async fn label_selector_watch_delivers_only_matching_objects() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn namespaced_watch_sees_only_its_namespace() {
-    let (_server, client) = start(Config::default().namespace("other")).await;
+    let (_server, client) = common::start_with(Config::default().namespace("other")).await;
     let default: Api<Widget> = Api::namespaced(client.clone(), "default");
     let other: Api<Widget> = Api::namespaced(client.clone(), "other");
     let everywhere: Api<Widget> = Api::all(client);
