@@ -19,7 +19,8 @@ pub struct FaultRule {
     pub fraction: f64,
     /// The status code: 500, 503, or 429.
     pub code: u16,
-    /// `Retry-After` seconds (sent with 429 and 503).
+    /// `Retry-After` seconds, sent (header and `details.retryAfterSeconds`) with whatever code
+    /// the rule answers.
     #[serde(default)]
     pub retry_after_seconds: Option<u64>,
 }
@@ -76,7 +77,8 @@ pub struct Faults {
     /// Latency added to every request.
     #[serde(default, with = "millis")]
     pub latency: Duration,
-    /// Watch streams end after this many events.
+    /// Watch streams end after this many events. Like the other watch cuts, it applies to
+    /// watches started after it is set.
     #[serde(default)]
     pub cut_watch_after_events: Option<usize>,
     /// Watch streams end after this long.
