@@ -17,6 +17,7 @@
 
 pub mod apply;
 pub mod faults;
+mod go_fmt;
 pub mod registry;
 pub mod request_log;
 pub mod selectors;

@@ -7,6 +7,7 @@
 //! field labels kube-apiserver accepts for custom resources (`metadata.name`, and
 //! `metadata.namespace` for namespaced kinds).
 
+use crate::go_fmt::go_quote;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::OnceLock;
@@ -158,31 +159,6 @@ fn label_value_errors(value: &str) -> Vec<String> {
         ));
     }
     errs
-}
-
-/// Quotes a string as Go's `%q` does (close enough for error messages).
-fn go_quote(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// `field.Invalid(path, value, detail).Error()`.

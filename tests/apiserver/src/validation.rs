@@ -28,9 +28,9 @@
 //! are not validated; patterns use Rust's `regex`, whose `\d`, `\w` and `\s` are Unicode-aware
 //! where Go's are ASCII-only.
 
+use crate::go_fmt::go_quote;
 use std::collections::HashMap;
 use std::fmt;
-use std::fmt::Write as _;
 
 use kube_cel::{CompiledSchema, ErrorKind as CelErrorKind, ValidationError};
 use regex::Regex;
@@ -1437,34 +1437,6 @@ fn go_float(f: f64) -> String {
     } else {
         format!("{f}")
     }
-}
-
-/// A string as Go's `%q` (`strconv.Quote`) prints it.
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{b}' => out.push_str("\\v"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// go-openapi's `strfmt.IsDate`: Go's `time.Parse("2006-01-02", s)`.
