@@ -4,10 +4,17 @@
 //! - [`retention`]: the pure retention engine, a function of (objects, policy, now).
 //! - [`manifest`]: reading manifests from YAML files for the offline `plan`.
 //! - [`report`]: rendering a plan as a table or as JSON.
+//! - [`clock`]: where the shell reads the time (injectable for tests).
+//! - [`controller`]: the imperative shell; so far the Account status computation.
+//! - [`metrics`], [`http`]: Prometheus metrics and the /metrics, /healthz, /readyz endpoints.
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod clock;
+pub mod controller;
 pub mod crds;
+pub mod http;
 pub mod manifest;
+pub mod metrics;
 pub mod report;
 pub mod retention;
