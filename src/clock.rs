@@ -4,6 +4,8 @@
 use std::sync::{Mutex, PoisonError};
 
 use chrono::{DateTime, TimeDelta, Utc};
+use futures::{Stream, stream};
+use tokio::sync::watch;
 
 /// A source of the current time.
 pub trait Clock: Send + Sync + 'static {
@@ -21,10 +23,12 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that stands still until a test moves it.
+/// A clock that stands still until a test moves it; every move is announced, so a controller
+/// can look again at once instead of sleeping through a jump of months.
 #[derive(Debug)]
 pub struct ManualClock {
     now: Mutex<DateTime<Utc>>,
+    moved: watch::Sender<()>,
 }
 
 impl ManualClock {
@@ -32,18 +36,34 @@ impl ManualClock {
     pub fn new(start: DateTime<Utc>) -> Self {
         Self {
             now: Mutex::new(start),
+            moved: watch::Sender::new(()),
         }
     }
 
     /// Sets the time. Moving it backwards is allowed: tests of clock skew need it.
     pub fn set(&self, now: DateTime<Utc>) {
         *self.now.lock().unwrap_or_else(PoisonError::into_inner) = now;
+        self.moved.send_replace(());
     }
 
     /// Moves the time forward by `delta`.
     pub fn advance(&self, delta: TimeDelta) {
-        let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
-        *now += delta;
+        {
+            let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
+            *now += delta;
+        }
+        self.moved.send_replace(());
+    }
+
+    /// A stream that yields once after each later move of the clock (moves in quick
+    /// succession may be announced once).
+    pub fn moves(&self) -> impl Stream<Item = ()> + Send + 'static {
+        let mut receiver = self.moved.subscribe();
+        receiver.mark_unchanged();
+        stream::unfold(receiver, |mut receiver| async move {
+            receiver.changed().await.ok()?;
+            Some(((), receiver))
+        })
     }
 }
 

@@ -1,3 +1,308 @@
-//! The imperative shell: controllers that observe the cluster, run the engine and execute the plan.
+//! The imperative shell: controllers that observe the cluster, run the engine and execute the
+//! plan.
+//!
+//! - [`account`]: the account controller (schedules, deletions, status, finalizer).
+//! - [`cluster`]: reading, stamping and deleting bound objects of any kind.
+//! - [`status`]: the Account status as a pure function of the plan.
 
+pub mod account;
+pub mod cluster;
 pub mod status;
+
+use std::{
+    collections::BTreeMap,
+    future::Future,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use futures::{Stream, StreamExt};
+use kube::{
+    Client, ResourceExt,
+    api::Api,
+    runtime::{
+        Controller, WatchStreamExt,
+        controller::{self, Action},
+        events::{Recorder, Reporter},
+        reflector::{self, ObjectRef, Store},
+        watcher,
+    },
+};
+use tracing::{info, warn};
+
+use crate::{
+    api::{
+        Account, Backup, DataProcessor, DataProcessorSpec, DataRecord, Database, Domain, Mailbox,
+        RetentionPolicy, Website,
+    },
+    clock::Clock,
+    metrics::Metrics,
+    retention::BoundResource,
+};
+
+/// Why a reconcile failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused or failed a request.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// An object could not be converted.
+    #[error("malformed object: {0}")]
+    Serialization(#[from] serde_json::Error),
+    /// The Account kept changing while its status was written.
+    #[error("the Account kept changing while its status was written")]
+    StatusConflict,
+}
+
+impl Error {
+    /// A CamelCase category for metrics, events and conditions (never personal data).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Kube(kube::Error::Api(status)) => match status.code {
+                403 => "Forbidden",
+                404 => "NotFound",
+                409 => "Conflict",
+                422 => "Invalid",
+                429 => "TooManyRequests",
+                code if code >= 500 => "ApiServerError",
+                _ => "ApiError",
+            },
+            Self::Kube(_) => "ApiUnreachable",
+            Self::Serialization(_) => "MalformedObject",
+            Self::StatusConflict => "StatusConflict",
+        }
+    }
+}
+
+/// How the operator runs.
+pub struct Settings {
+    /// Where the time comes from.
+    pub clock: Arc<dyn Clock>,
+    /// Announces jumps of an injected clock, so every account is looked at again at once.
+    pub clock_moves: Option<Pin<Box<dyn Stream<Item = ()> + Send>>>,
+    /// Everything except deletes: what would be deleted is logged and reported as events.
+    pub dry_run: bool,
+    /// Accounts reconciled at once.
+    pub concurrency: u16,
+}
+
+/// The reflector caches every lookup is served from (never a LIST per reconcile).
+#[derive(Clone)]
+pub struct Stores {
+    policies: Store<RetentionPolicy>,
+    processors: Store<DataProcessor>,
+    websites: Store<Website>,
+    databases: Store<Database>,
+    mailboxes: Store<Mailbox>,
+    domains: Store<Domain>,
+    records: Store<DataRecord>,
+    backups: Store<Backup>,
+}
+
+impl Stores {
+    /// The named RetentionPolicy.
+    pub fn policy(&self, name: &str) -> Option<Arc<RetentionPolicy>> {
+        self.policies.get(&ObjectRef::new(name))
+    }
+
+    /// Every DataProcessor by name.
+    pub fn processors(&self) -> BTreeMap<String, DataProcessorSpec> {
+        self.processors
+            .state()
+            .iter()
+            .map(|p| (p.name_any(), p.spec.clone()))
+            .collect()
+    }
+
+    /// Every cached object bound to the account.
+    pub fn bound_to(&self, account: &str) -> Vec<BoundResource> {
+        fn collect<K>(store: &Store<K>, account: &str, out: &mut Vec<BoundResource>)
+        where
+            K: kube::Resource<DynamicType = ()> + Clone + 'static,
+            for<'a> &'a K: Into<BoundResource>,
+        {
+            out.extend(
+                store
+                    .state()
+                    .iter()
+                    .map(|o| (&**o).into())
+                    .filter(|b: &BoundResource| b.account == account),
+            );
+        }
+        let mut bound = Vec::new();
+        collect(&self.websites, account, &mut bound);
+        collect(&self.databases, account, &mut bound);
+        collect(&self.mailboxes, account, &mut bound);
+        collect(&self.domains, account, &mut bound);
+        collect(&self.records, account, &mut bound);
+        collect(&self.backups, account, &mut bound);
+        bound
+    }
+
+    async fn wait_until_ready(&self) -> bool {
+        self.policies.wait_until_ready().await.is_ok()
+            && self.processors.wait_until_ready().await.is_ok()
+            && self.websites.wait_until_ready().await.is_ok()
+            && self.databases.wait_until_ready().await.is_ok()
+            && self.mailboxes.wait_until_ready().await.is_ok()
+            && self.domains.wait_until_ready().await.is_ok()
+            && self.records.wait_until_ready().await.is_ok()
+            && self.backups.wait_until_ready().await.is_ok()
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    /// The API client.
+    pub client: Client,
+    /// The caches.
+    pub stores: Stores,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Publishes events.
+    pub recorder: Recorder,
+    /// Clock and dry run.
+    pub settings: SharedSettings,
+    /// Where the time comes from.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The settings every reconcile reads.
+#[derive(Clone, Copy, Debug)]
+pub struct SharedSettings {
+    /// Everything except deletes.
+    pub dry_run: bool,
+}
+
+/// A watcher over every object of `K`, feeding a reflector cache.
+fn cached<K>(
+    client: &Client,
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(Api::<K>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects();
+    (reader, stream)
+}
+
+/// Runs the account controller until `shutdown` resolves. `ready` turns true once every cache
+/// has synced.
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let mut controller = Controller::new(
+        Api::<Account>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    let accounts = controller.store();
+    let to_account = |account: &str| Some(ObjectRef::<Account>::new(account));
+    let (websites, stream) = cached::<Website>(&client);
+    controller =
+        controller.watches_stream(stream, move |o| to_account(&o.spec.binding.account_ref));
+    let (databases, stream) = cached::<Database>(&client);
+    controller =
+        controller.watches_stream(stream, move |o| to_account(&o.spec.binding.account_ref));
+    let (mailboxes, stream) = cached::<Mailbox>(&client);
+    controller =
+        controller.watches_stream(stream, move |o| to_account(&o.spec.binding.account_ref));
+    let (domains, stream) = cached::<Domain>(&client);
+    controller =
+        controller.watches_stream(stream, move |o| to_account(&o.spec.binding.account_ref));
+    let (records, stream) = cached::<DataRecord>(&client);
+    controller =
+        controller.watches_stream(stream, move |o| to_account(&o.spec.binding.account_ref));
+    let (backups, stream) = cached::<Backup>(&client);
+    controller = controller.watches_stream(stream, move |o| to_account(&o.spec.account_ref));
+    let (policies, stream) = cached::<RetentionPolicy>(&client);
+    let by_policy = accounts.clone();
+    controller = controller.watches_stream(stream, move |policy| {
+        let name = policy.name_any();
+        by_policy
+            .state()
+            .into_iter()
+            .filter(|a| a.spec.retention_policy_ref == name)
+            .map(|a| ObjectRef::from_obj(&*a))
+            .collect::<Vec<_>>()
+    });
+    let (processors, stream) = cached::<DataProcessor>(&client);
+    let every_account = accounts.clone();
+    controller = controller.watches_stream(stream, move |_| {
+        every_account
+            .state()
+            .into_iter()
+            .map(|a| ObjectRef::from_obj(&*a))
+            .collect::<Vec<_>>()
+    });
+    if let Some(moves) = settings.clock_moves {
+        controller = controller.reconcile_all_on(moves);
+    }
+    let stores = Stores {
+        policies,
+        processors,
+        websites,
+        databases,
+        mailboxes,
+        domains,
+        records,
+        backups,
+    };
+    let ready_stores = stores.clone();
+    tokio::spawn(async move {
+        if accounts.wait_until_ready().await.is_ok() && ready_stores.wait_until_ready().await {
+            ready.store(true, Ordering::Release);
+            info!("caches synced: ready");
+        }
+    });
+    let reporter = Reporter {
+        controller: cluster::MANAGER.to_owned(),
+        instance: None,
+    };
+    let context = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        client,
+        stores,
+        metrics,
+        settings: SharedSettings {
+            dry_run: settings.dry_run,
+        },
+        clock: settings.clock,
+    });
+    controller
+        .with_config(controller::Config::default().concurrency(settings.concurrency))
+        .graceful_shutdown_on(shutdown)
+        .run(account::reconcile, error_policy, context)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                warn!(%error, "reconcile failed");
+            }
+        })
+        .await;
+}
+
+/// Errors that may fix themselves are retried soon; every one is counted by reason.
+fn error_policy(account: Arc<Account>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.error("account", error.reason());
+    warn!(account = %account.name_any(), reason = error.reason(), %error, "reconcile failed");
+    Action::requeue(Duration::from_secs(5))
+}

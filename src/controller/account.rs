@@ -1,0 +1,386 @@
+//! The account controller: plans an account with the engine, stamps the schedules, deletes
+//! what is due after re-reading it from the API, writes the status, and sleeps until the next
+//! deletion.
+
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use kube::{
+    Resource, ResourceExt,
+    api::{Api, Patch, PatchParams},
+    runtime::{
+        controller::Action,
+        events::{Event, EventType},
+    },
+};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::{
+    Context, Error, cluster,
+    status::{DeletionFailure, StatusInput, account_status, policy_missing_status},
+};
+use crate::{
+    api::{Account, AccountStatus},
+    retention::{
+        AccountPlan, ResourcePlan, ResourceRef, ScheduleChange, plan_account, schedule_change,
+    },
+};
+
+/// Keeps an Account until nothing bound to it remains, so no data is ever orphaned.
+pub const FINALIZER: &str = "hosting.ecuni.se/erasure";
+
+/// The longest single timer: longer schedules (bookkeeping runs seven years) are re-armed in
+/// steps of this.
+pub const MAX_TIMER: Duration = Duration::from_secs(24 * 3600);
+
+/// Conditional status writes tried before giving up to the error policy.
+const STATUS_ATTEMPTS: usize = 5;
+
+/// How soon to look again after a failed deletion.
+const RETRY_FAILED: Duration = Duration::from_secs(10);
+
+/// Reconciles one Account.
+pub async fn reconcile(account: Arc<Account>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile("account");
+    let now = ctx.clock.now();
+    let name = account.name_any();
+    let accounts: Api<Account> = Api::all(ctx.client.clone());
+    let deleting = account.metadata.deletion_timestamp.is_some();
+    if !deleting && !account.finalizers().iter().any(|f| f == FINALIZER) {
+        add_finalizer(&accounts, &account).await?;
+        // The write triggers the next reconcile.
+        return Ok(Action::await_change());
+    }
+    let policy_name = &account.spec.retention_policy_ref;
+    let Some(policy) = ctx.stores.policy(policy_name) else {
+        let generation = account.metadata.generation;
+        write_status(&accounts, &account, |previous| {
+            policy_missing_status(previous, policy_name, generation, now)
+        })
+        .await?;
+        ctx.publish(
+            &account,
+            EventType::Warning,
+            "PolicyMissing",
+            &format!("RetentionPolicy {policy_name} does not exist: erasure is stopped"),
+        )
+        .await;
+        // A new policy triggers a reconcile through the policy watch.
+        return Ok(Action::await_change());
+    };
+    let bound = ctx.stores.bound_to(&name);
+    let processors = ctx.stores.processors();
+    let plan = plan_account(&account, &bound, &policy.spec, &processors, now);
+    stamp_schedules(&ctx, &account, &plan, &bound).await?;
+    let (deleted, failures) = delete_due(&ctx, &account, &plan, now).await;
+    let unknown_processors: Vec<String> = plan
+        .resources
+        .iter()
+        .flat_map(|r| r.processors.iter())
+        .filter(|p| !processors.contains_key(*p))
+        .cloned()
+        .collect();
+    let generation = account.metadata.generation;
+    write_status(&accounts, &account, |previous| {
+        account_status(&StatusInput {
+            plan: &plan,
+            previous,
+            generation,
+            deleted: &deleted,
+            failures: &failures,
+            unknown_processors: &unknown_processors,
+            now,
+        })
+    })
+    .await?;
+    let gone: BTreeSet<&ResourceRef> = deleted.iter().collect();
+    let remaining: Vec<&ResourcePlan> = plan
+        .resources
+        .iter()
+        .filter(|r| !gone.contains(&r.resource))
+        .collect();
+    if deleting && remaining.is_empty() {
+        remove_finalizer(&accounts, &account).await?;
+        return Ok(Action::await_change());
+    }
+    if !failures.is_empty() {
+        return Ok(Action::requeue(RETRY_FAILED));
+    }
+    Ok(next_wakeup(&remaining, now))
+}
+
+/// Sleeps until the next deletion, in steps of at most [`MAX_TIMER`].
+fn next_wakeup(remaining: &[&ResourcePlan], now: DateTime<Utc>) -> Action {
+    match remaining.iter().filter_map(|r| r.schedule.delete_at).min() {
+        None => Action::await_change(),
+        Some(next) => {
+            let wait = (next - now)
+                .max(TimeDelta::seconds(1))
+                .to_std()
+                .unwrap_or(MAX_TIMER);
+            Action::requeue(wait.min(MAX_TIMER))
+        }
+    }
+}
+
+async fn add_finalizer(accounts: &Api<Account>, account: &Account) -> Result<(), Error> {
+    let mut finalizers = account.finalizers().to_vec();
+    finalizers.push(FINALIZER.to_owned());
+    // The resourceVersion makes the patch conditional: a concurrent change is not overwritten.
+    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": account.resource_version()}});
+    accounts
+        .patch(
+            &account.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+    Ok(())
+}
+
+async fn remove_finalizer(accounts: &Api<Account>, account: &Account) -> Result<(), Error> {
+    let finalizers: Vec<&String> = account
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .collect();
+    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": account.resource_version()}});
+    match accounts
+        .patch(
+            &account.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Writes the status by server-side apply, and only when it changed: a steady state writes
+/// nothing. The status builds on the stored one (the erasure proof is cumulative), so the
+/// write is conditional on the Account's resourceVersion: when the cached Account was stale,
+/// the Account is read again and the status computed again from what is really stored, so no
+/// deletion goes uncounted.
+async fn write_status(
+    accounts: &Api<Account>,
+    account: &Account,
+    compute: impl Fn(Option<&AccountStatus>) -> AccountStatus,
+) -> Result<(), Error> {
+    let mut current = account.clone();
+    for _ in 0..STATUS_ATTEMPTS {
+        let status = compute(current.status.as_ref());
+        if current.status.as_ref() == Some(&status) {
+            return Ok(());
+        }
+        let patch = json!({
+            "apiVersion": Account::api_version(&()),
+            "kind": Account::kind(&()),
+            "metadata": {"resourceVersion": current.resource_version()},
+            "status": status,
+        });
+        let params = PatchParams::apply(cluster::MANAGER).force();
+        match accounts
+            .patch_status(&current.name_any(), &params, &Patch::Apply(&patch))
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                match accounts.get_opt(&current.name_any()).await? {
+                    Some(fresh) => current = fresh,
+                    None => return Ok(()),
+                }
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Err(Error::StatusConflict)
+}
+
+/// Makes the durable schedule on every object say what the plan says.
+async fn stamp_schedules(
+    ctx: &Context,
+    account: &Account,
+    plan: &AccountPlan,
+    bound: &[crate::retention::BoundResource],
+) -> Result<(), Error> {
+    for resource in &plan.resources {
+        let stamped = bound
+            .iter()
+            .find(|b| b.reference == resource.resource)
+            .and_then(|b| b.stamped_delete_at);
+        match schedule_change(stamped, resource.schedule.delete_at) {
+            ScheduleChange::Unchanged => {}
+            ScheduleChange::Set(at) => {
+                cluster::stamp(&ctx.client, &resource.resource, Some(&resource.schedule)).await?;
+                let note = format!(
+                    "{} scheduled for deletion at {} ({})",
+                    resource.resource,
+                    at.to_rfc3339(),
+                    resource.schedule.reason
+                );
+                ctx.publish(account, EventType::Normal, "ScheduledForDeletion", &note)
+                    .await;
+            }
+            ScheduleChange::Cancel => {
+                cluster::stamp(&ctx.client, &resource.resource, None).await?;
+                let note = format!(
+                    "{}: scheduled deletion cancelled ({})",
+                    resource.resource, resource.schedule.reason
+                );
+                ctx.publish(account, EventType::Normal, "ScheduleCancelled", &note)
+                    .await;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Deletes every due object after re-reading it and its Account from the API server and
+/// checking the rule again (DESIGN.md §3, invariant 3).
+async fn delete_due(
+    ctx: &Context,
+    account: &Account,
+    plan: &AccountPlan,
+    now: DateTime<Utc>,
+) -> (Vec<ResourceRef>, Vec<DeletionFailure>) {
+    let mut deleted = Vec::new();
+    let mut failures = Vec::new();
+    let due: Vec<&ResourcePlan> = plan.resources.iter().filter(|r| r.is_due(now)).collect();
+    if due.is_empty() {
+        return (deleted, failures);
+    }
+    let accounts: Api<Account> = Api::all(ctx.client.clone());
+    let fresh_account = match accounts.get_opt(&account.name_any()).await {
+        Ok(Some(fresh)) => fresh,
+        // An Account that vanished (or cannot be read) makes nothing due.
+        Ok(None) => return (deleted, failures),
+        Err(error) => {
+            warn!(account = %account.name_any(), %error, "cannot re-read the account before deleting");
+            return (deleted, failures);
+        }
+    };
+    for resource in due {
+        match delete_one(ctx, &fresh_account, resource, now).await {
+            Ok(Outcome::Deleted) => {
+                ctx.metrics.deleted(
+                    resource.resource.kind.as_str(),
+                    resource
+                        .schedule
+                        .delete_at
+                        .map_or(TimeDelta::zero(), |at| now - at),
+                );
+                ctx.publish(
+                    account,
+                    EventType::Normal,
+                    "Deleted",
+                    &format!(
+                        "{} deleted ({})",
+                        resource.resource, resource.schedule.reason
+                    ),
+                )
+                .await;
+                deleted.push(resource.resource.clone());
+            }
+            Ok(Outcome::AlreadyGone) => deleted.push(resource.resource.clone()),
+            Ok(Outcome::WouldDelete) => {
+                info!(resource = %resource.resource, "dry run: would delete");
+                ctx.publish(
+                    account,
+                    EventType::Normal,
+                    "WouldDelete",
+                    &format!(
+                        "dry run: {} would be deleted ({})",
+                        resource.resource, resource.schedule.reason
+                    ),
+                )
+                .await;
+            }
+            Ok(Outcome::NotDue) => {}
+            Err(error) => {
+                ctx.metrics.error("account", error.reason());
+                let message = format!("deleting {} failed: {}", resource.resource, error.reason());
+                ctx.publish(account, EventType::Warning, "DeletionFailed", &message)
+                    .await;
+                failures.push(DeletionFailure {
+                    resource: resource.resource.clone(),
+                    reason: error.reason().to_owned(),
+                    message,
+                });
+            }
+        }
+    }
+    (deleted, failures)
+}
+
+enum Outcome {
+    Deleted,
+    AlreadyGone,
+    WouldDelete,
+    NotDue,
+}
+
+async fn delete_one(
+    ctx: &Context,
+    fresh_account: &Account,
+    resource: &ResourcePlan,
+    now: DateTime<Utc>,
+) -> Result<Outcome, Error> {
+    let Some(fresh) = cluster::fetch(&ctx.client, &resource.resource).await? else {
+        return Ok(Outcome::AlreadyGone);
+    };
+    if fresh.bound.account != fresh_account.name_any() {
+        return Ok(Outcome::NotDue);
+    }
+    // The rule again, on what the API server says now; siblings (for "newest backup of the
+    // week") come from the cache, with the fresh object in place of its cached copy.
+    let mut bound = ctx.stores.bound_to(&fresh_account.name_any());
+    bound.retain(|b| b.reference != fresh.bound.reference);
+    bound.push(fresh.bound.clone());
+    let Some(policy) = ctx.stores.policy(&fresh_account.spec.retention_policy_ref) else {
+        return Ok(Outcome::NotDue);
+    };
+    let replan = plan_account(
+        fresh_account,
+        &bound,
+        &policy.spec,
+        &ctx.stores.processors(),
+        now,
+    );
+    let still_due = replan
+        .resources
+        .iter()
+        .any(|r| r.resource == resource.resource && r.is_due(now));
+    if !still_due {
+        return Ok(Outcome::NotDue);
+    }
+    if ctx.settings.dry_run {
+        return Ok(Outcome::WouldDelete);
+    }
+    cluster::delete(&ctx.client, &resource.resource, &fresh.uid).await?;
+    Ok(Outcome::Deleted)
+}
+
+impl Context {
+    /// Publishes an event on the Account; a failure to publish is logged, never fatal.
+    pub async fn publish(&self, account: &Account, type_: EventType, reason: &str, note: &str) {
+        let event = Event {
+            type_,
+            reason: reason.to_owned(),
+            note: Some(note.to_owned()),
+            action: reason.to_owned(),
+            secondary: None,
+        };
+        if let Err(error) = self
+            .recorder
+            .publish(&event, &account.object_ref(&()))
+            .await
+        {
+            warn!(account = %account.name_any(), %error, reason, "cannot publish event");
+        }
+    }
+}
