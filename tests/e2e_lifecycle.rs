@@ -1,13 +1,8 @@
 //! End to end: the real operator (in-process, with an injected clock) against the test API
 //! server. An account is terminated, and its data goes on schedule until nothing is left.
 
-use std::{
-    future::Future,
-    sync::{Arc, atomic::AtomicBool},
-    time::Duration,
-};
+mod e2e_support;
 
-use chrono::{DateTime, Utc};
 use kube::{
     Api, Client, ResourceExt,
     api::{ObjectMeta, PostParams},
@@ -19,113 +14,10 @@ use retention_operator::{
         DataCategory, DataRecord, DataRecordSpec, GracePeriods, HostedKind, LegalBasis, Mailbox,
         MailboxSpec, RetentionPolicy, RetentionPolicySpec, Website, WebsiteSpec,
     },
-    clock::ManualClock,
-    controller::{self, Settings},
-    metrics::Metrics,
+    controller,
 };
-use test_apiserver::{Config, TestApiServer};
 
-const NAMESPACE: &str = "cust-acme";
-const DEADLINE: Duration = Duration::from_secs(20);
-
-fn at(text: &str) -> DateTime<Utc> {
-    text.parse().unwrap()
-}
-
-/// Polls `check` until it returns `Some`, failing after the deadline.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-struct Harness {
-    _server: TestApiServer,
-    client: Client,
-    clock: Arc<ManualClock>,
-    metrics: Arc<Metrics>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    operator: tokio::task::JoinHandle<()>,
-}
-
-impl Harness {
-    async fn start(now: DateTime<Utc>) -> Self {
-        let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
-        let server = TestApiServer::start(Config::default().crds(crds).namespace(NAMESPACE))
-            .await
-            .unwrap();
-        let client = Client::try_from(kube::Config::new(server.url().parse().unwrap())).unwrap();
-        let clock = Arc::new(ManualClock::new(now));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let settings = Settings {
-            clock: clock.clone(),
-            clock_moves: Some(Box::pin(clock.moves())),
-            dry_run: false,
-            concurrency: 4,
-        };
-        let ready = Arc::new(AtomicBool::new(false));
-        let metrics = Arc::new(Metrics::new());
-        let operator = tokio::spawn(controller::run(
-            client.clone(),
-            settings,
-            metrics.clone(),
-            ready,
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        Self {
-            _server: server,
-            client,
-            clock,
-            metrics,
-            stop: Some(stop),
-            operator,
-        }
-    }
-
-    /// Account reconciles finished so far, read from the operator's own metrics.
-    fn reconciles(&self) -> u64 {
-        let text = self.metrics.encode().unwrap();
-        text.lines()
-            .find(|l| l.starts_with("retention_operator_reconcile_duration_seconds_count{"))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    }
-
-    /// Moves the clock and waits until the operator has looked at the account again.
-    async fn move_clock_to(&self, now: &str) {
-        let before = self.reconciles();
-        self.clock.set(at(now));
-        eventually("a reconcile after the clock moved", || async {
-            (self.reconciles() > before).then_some(())
-        })
-        .await;
-    }
-
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        tokio::time::timeout(DEADLINE, self.operator)
-            .await
-            .unwrap()
-            .unwrap();
-    }
-}
+use e2e_support::{Harness, NAMESPACE, at, eventually};
 
 fn binding(account: &str, basis: LegalBasis) -> AccountBinding {
     AccountBinding {
