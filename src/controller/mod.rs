@@ -269,10 +269,20 @@ pub async fn run(
     };
     let ready_stores = stores.clone();
     tokio::spawn(async move {
-        if accounts.wait_until_ready().await.is_ok() && ready_stores.wait_until_ready().await {
-            ready.store(true, Ordering::Release);
-            info!("caches synced: ready");
+        if !ready_stores.wait_until_ready().await {
+            return;
         }
+        // Asked again every second: a wait registered on the controller's own store before
+        // its first list has been seen to miss the wake-up.
+        loop {
+            match tokio::time::timeout(Duration::from_secs(1), accounts.wait_until_ready()).await {
+                Ok(Ok(())) => break,
+                Ok(Err(_)) => return,
+                Err(_) => continue,
+            }
+        }
+        ready.store(true, Ordering::Release);
+        info!("caches synced: ready");
     });
     let reporter = Reporter {
         controller: cluster::MANAGER.to_owned(),
