@@ -2,9 +2,13 @@
 //! fields this manager applied last time but leaves out now are removed. Field ownership is
 //! recorded per manager in `managedFields[].fieldsV1` in the real format (`{"f:spec": {...}}`).
 //!
+//! Conflicts follow kube-apiserver: applying a value to a field another manager applied with a
+//! different value is a 409 Conflict unless `force` is set, which takes the field over; a
+//! non-apply write that changes a field takes it away from whoever applied it.
+//!
 //! Where it differs from kube-apiserver (also in README.md): every list is atomic (no
-//! `listType: map` merging by key); applying a field another manager owns never conflicts;
-//! fields set by non-apply writes are not tracked.
+//! `listType: map` merging by key), and fields set by non-apply writes are not recorded as
+//! owned by the writer, so they never conflict with an apply.
 
 use serde_json::{Map, Value, json};
 
@@ -86,6 +90,114 @@ fn merge(target: &mut Value, config: &Value) {
     }
 }
 
+/// The leaf paths of a `fieldsV1` set.
+fn leaves(set: &Value) -> Vec<Vec<String>> {
+    fn walk(set: &Value, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+        let Some(map) = set.as_object() else {
+            return;
+        };
+        for (field, child) in map {
+            let Some(key) = field.strip_prefix("f:") else {
+                continue;
+            };
+            prefix.push(key.to_owned());
+            if child.as_object().is_some_and(|c| !c.is_empty()) {
+                walk(child, prefix, out);
+            } else {
+                out.push(prefix.clone());
+            }
+            prefix.pop();
+        }
+    }
+    let mut out = Vec::new();
+    walk(set, &mut Vec::new(), &mut out);
+    out
+}
+
+fn value_at<'a>(object: &'a Value, path: &[String]) -> Option<&'a Value> {
+    path.iter().try_fold(object, |value, key| value.get(key))
+}
+
+fn dotted(path: &[String]) -> String {
+    path.iter().map(|k| format!(".{k}")).collect()
+}
+
+/// Removes one leaf path from a `fieldsV1` set, pruning emptied parents.
+fn remove_leaf(set: &mut Value, path: &[String]) {
+    let Some((first, rest)) = path.split_first() else {
+        return;
+    };
+    let Some(map) = set.as_object_mut() else {
+        return;
+    };
+    let field = format!("f:{first}");
+    if rest.is_empty() {
+        map.remove(&field);
+    } else if let Some(child) = map.get_mut(&field) {
+        remove_leaf(child, rest);
+        if child.as_object().is_some_and(serde_json::Map::is_empty) {
+            map.remove(&field);
+        }
+    }
+}
+
+fn apply_entries(object: &mut Value) -> impl Iterator<Item = &mut Value> {
+    object
+        .pointer_mut("/metadata/managedFields")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+        .filter(|entry| entry["operation"] == "Apply")
+}
+
+/// The fields `config` would set that another manager applied with a different value:
+/// (that manager, `.path`).
+pub fn conflicts(object: &Value, config: &Value, manager: &str) -> Vec<(String, String)> {
+    let mine = leaves(&field_set(config));
+    let mut found = Vec::new();
+    let entries = object
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array);
+    for entry in entries.into_iter().flatten() {
+        if entry["operation"] != "Apply" || entry["manager"] == manager {
+            continue;
+        }
+        let other = entry["manager"].as_str().unwrap_or_default();
+        for leaf in leaves(&entry["fieldsV1"]) {
+            if mine.contains(&leaf) && value_at(object, &leaf) != value_at(config, &leaf) {
+                found.push((other.to_owned(), dotted(&leaf)));
+            }
+        }
+    }
+    found
+}
+
+/// Takes the given fields away from every other manager's applied set (a forced apply).
+pub fn take_over(object: &mut Value, config: &Value, manager: &str) {
+    let mine = leaves(&field_set(config));
+    for entry in apply_entries(object) {
+        if entry["manager"] == manager {
+            continue;
+        }
+        for leaf in &mine {
+            remove_leaf(&mut entry["fieldsV1"], leaf);
+        }
+    }
+}
+
+/// After a non-apply write from `old` to `new`: every field whose value changed is no longer
+/// owned by whoever applied it.
+pub fn release_changed(new: &mut Value, old: &Value) {
+    let snapshot = new.clone();
+    for entry in apply_entries(new) {
+        for leaf in leaves(&entry["fieldsV1"]) {
+            if value_at(old, &leaf) != value_at(&snapshot, &leaf) {
+                remove_leaf(&mut entry["fieldsV1"], &leaf);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,6 +228,52 @@ mod tests {
         let object = json!({"spec": {"a": 1}});
         let result = apply(&object, &json!({"spec": {"b": 2}}), None);
         assert_eq!(result["spec"], json!({"a": 1, "b": 2}));
+    }
+
+    fn managed(manager: &str, set: Value) -> Value {
+        json!({"manager": manager, "operation": "Apply", "fieldsV1": set})
+    }
+
+    #[test]
+    fn applying_another_managers_value_differently_conflicts() {
+        let object = json!({"metadata": {"managedFields": [managed("a", json!({"f:spec": {"f:holder": {}}}))]},
+                            "spec": {"holder": "a"}});
+        let config = json!({"spec": {"holder": "b"}});
+        assert_eq!(
+            conflicts(&object, &config, "b"),
+            vec![("a".to_owned(), ".spec.holder".to_owned())]
+        );
+        assert!(
+            conflicts(&object, &json!({"spec": {"holder": "a"}}), "b").is_empty(),
+            "same value"
+        );
+        assert!(conflicts(&object, &config, "a").is_empty(), "own field");
+    }
+
+    #[test]
+    fn forcing_takes_the_field_over() {
+        let mut object = json!({"metadata": {"managedFields": [managed("a", json!({"f:spec": {"f:holder": {}, "f:x": {}}}))]},
+                                "spec": {"holder": "a", "x": 1}});
+        take_over(&mut object, &json!({"spec": {"holder": "b"}}), "b");
+        assert_eq!(
+            object["metadata"]["managedFields"][0]["fieldsV1"],
+            json!({"f:spec": {"f:x": {}}})
+        );
+    }
+
+    #[test]
+    fn an_update_releases_the_fields_it_changes() {
+        let old = json!({"metadata": {"managedFields": [managed("a", json!({"f:spec": {"f:holder": {}, "f:x": {}}}))]},
+                         "spec": {"holder": "a", "x": 1}});
+        let mut new = old.clone();
+        new["spec"]["holder"] = Value::Null;
+        release_changed(&mut new, &old);
+        assert_eq!(
+            new["metadata"]["managedFields"][0]["fieldsV1"],
+            json!({"f:spec": {"f:x": {}}})
+        );
+        let config = json!({"spec": {"holder": "b"}});
+        assert!(conflicts(&new, &config, "b").is_empty());
     }
 
     #[test]

@@ -572,8 +572,14 @@ fn patch(
                 }
                 Err(e) => return Err(e),
             };
+            let found = apply::conflicts(&old, &config, &manager);
+            let force = query.get("force").is_some_and(|f| f == "true");
+            if !found.is_empty() && !force {
+                return Err(ApiError::apply_conflict(t, name, &found));
+            }
             let previous = managed_fields(&old, &manager);
             let mut applied = apply::apply(&old, &config, previous.as_ref());
+            apply::take_over(&mut applied, &config, &manager);
             if config.pointer("/metadata/resourceVersion").is_none() {
                 applied["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
             }

@@ -133,6 +133,38 @@ impl ApiError {
         }
     }
 
+    /// 409 Conflict: a server-side apply would change fields other managers applied.
+    pub fn apply_conflict(
+        t: &crate::registry::ResourceType,
+        name: &str,
+        conflicts: &[(String, String)],
+    ) -> Self {
+        let list: Vec<String> = conflicts
+            .iter()
+            .map(|(manager, path)| format!("conflict with \"{manager}\": {path}"))
+            .collect();
+        let noun = if conflicts.len() == 1 {
+            "conflict"
+        } else {
+            "conflicts"
+        };
+        let message = format!(
+            "Apply failed with {} {noun}: {}",
+            conflicts.len(),
+            list.join("\n")
+        );
+        let causes: Vec<serde_json::Value> = conflicts
+            .iter()
+            .map(|(manager, path)| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{manager}\""), "field": path}))
+            .collect();
+        Self {
+            details: Some(
+                json!({"name": name, "group": t.group, "kind": t.plural, "causes": causes}),
+            ),
+            ..Self::new(409, "Conflict", message)
+        }
+    }
+
     /// 403 Forbidden.
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(403, "Forbidden", message)

@@ -638,6 +638,9 @@ impl Store {
             let generation = meta(&old)["generation"].as_i64().unwrap_or(1);
             meta_mut(&mut new).insert("generation".into(), json!(generation + 1));
         }
+        if options.apply.is_none() {
+            crate::apply::release_changed(&mut new, &old);
+        }
         // An apply's field set is part of the object; an update's bookkeeping entry is not
         // worth a write of its own.
         if options.apply.is_some() {

@@ -826,6 +826,62 @@ async fn server_side_apply_removes_a_field_the_manager_no_longer_applies() -> Re
     Ok(())
 }
 
+/// Applying a value to a field another manager applied differently is a 409 Conflict naming
+/// the field; `force` takes the field over; a plain update releases what it changes.
+#[tokio::test]
+async fn server_side_apply_conflicts_unless_forced() -> Result {
+    let (_server, client) = common::start().await;
+    let api = widgets(&client, "default");
+    api.patch(
+        "w",
+        &PatchParams::apply("first"),
+        &apply_config("w", json!({"owner": "alice", "size": 1})),
+    )
+    .await?;
+    let config = apply_config("w", json!({"owner": "alice", "size": 2}));
+    let err = api
+        .patch("w", &PatchParams::apply("second"), &config)
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = err else {
+        panic!("expected an API error, got {err:?}")
+    };
+    assert_eq!((status.code, status.reason.as_str()), (409, "Conflict"));
+    assert!(
+        status
+            .message
+            .contains("conflict with \"first\": .spec.size"),
+        "{}",
+        status.message
+    );
+    assert_eq!(
+        api.get("w").await?.data["spec"]["size"],
+        1,
+        "a refused apply changes nothing"
+    );
+    let forced = api
+        .patch("w", &PatchParams::apply("second").force(), &config)
+        .await?;
+    assert_eq!(forced.data["spec"]["size"], 2);
+    // "first" lost .spec.size: applying its old value again now conflicts with "second".
+    let back = apply_config("w", json!({"owner": "alice", "size": 1}));
+    assert!(
+        api.patch("w", &PatchParams::apply("first"), &back)
+            .await
+            .is_err()
+    );
+    // A merge patch by a third party takes .spec.size away from "second" too.
+    api.patch(
+        "w",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"size": 3}})),
+    )
+    .await?;
+    api.patch("w", &PatchParams::apply("first"), &back).await?;
+    assert_eq!(api.get("w").await?.data["spec"]["size"], 1);
+    Ok(())
+}
+
 /// kube passes an apply without a fieldManager through to the server, which refuses it as
 /// kube-apiserver does: 422 Invalid on `PatchOptions` (ValidatePatchOptions), before it looks
 /// the object up.
