@@ -14,6 +14,7 @@ pub mod clock;
 pub mod controller;
 pub mod crds;
 pub mod http;
+pub mod inventory;
 pub mod leader;
 pub mod manifest;
 pub mod metrics;

@@ -13,7 +13,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use retention_operator::{
     clock::SystemClock,
     controller::{self, Settings},
-    crds, http, manifest,
+    crds, http,
+    leader::{LeaderSettings, Leadership, run_as_leader},
+    manifest,
     metrics::Metrics,
     report, retention,
 };
@@ -29,20 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the operator against the cluster (in-cluster config, or KUBECONFIG).
-    Run {
-        /// Do everything except deletes; what would be deleted is logged and reported as events.
-        #[arg(long)]
-        dry_run: bool,
-        /// Accounts reconciled at once.
-        #[arg(long, default_value_t = 8)]
-        concurrency: u16,
-        /// Where /metrics, /healthz and /readyz are served.
-        #[arg(long, default_value = "0.0.0.0:8080")]
-        http_addr: SocketAddr,
-        /// Log format.
-        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-        log_format: LogFormat,
-    },
+    Run(RunArgs),
     /// Show what the operator would erase and when, from manifests, with no cluster.
     Plan {
         /// Manifest files or directories (searched recursively for *.yaml and *.yml); - reads
@@ -62,6 +51,44 @@ enum Command {
         #[arg(long)]
         out_dir: Option<PathBuf>,
     },
+    /// List everything stored about one account, with its schedule (the customer's right of
+    /// access), read from the cluster (in-cluster config, or KUBECONFIG).
+    Inventory {
+        /// The Account's name.
+        account: String,
+        /// The instant to plan for (RFC 3339); defaults to the current time.
+        #[arg(long, value_parser = parse_time)]
+        now: Option<DateTime<Utc>>,
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
+}
+
+/// Options of `run`.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Do everything except deletes; what would be deleted is logged and reported as events.
+    #[arg(long)]
+    dry_run: bool,
+    /// Accounts reconciled at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: u16,
+    /// Where /metrics, /healthz and /readyz are served.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    http_addr: SocketAddr,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Act only while holding the Lease, so that of several replicas only one deletes.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    leader_election: bool,
+    /// Name of the Lease.
+    #[arg(long, default_value = "retention-operator")]
+    lease_name: String,
+    /// Namespace of the Lease; defaults to $POD_NAMESPACE, else `default`.
+    #[arg(long)]
+    lease_namespace: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -88,22 +115,20 @@ const BAD_INPUT: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run {
-            dry_run,
-            concurrency,
-            http_addr,
-            log_format,
-        } => {
-            init_logging(log_format);
-            run(dry_run, concurrency, http_addr)
-                .map(|()| String::new())
-                .map_err(|e| (1, e))
+        Command::Run(args) => {
+            init_logging(args.log_format);
+            run(args).map(|()| String::new()).map_err(|e| (1, e))
         }
         Command::Plan { files, now, output } => plan(&files, now.unwrap_or_else(Utc::now), output),
         Command::Crds { out_dir: None } => crds::render_all().map_err(|e| (1, e.to_string())),
         Command::Crds { out_dir: Some(dir) } => crds::write_all(&dir)
             .map(|files| files.join("\n") + "\n")
             .map_err(|e| (1, e.to_string())),
+        Command::Inventory {
+            account,
+            now,
+            output,
+        } => inventory(&account, now, output),
     };
     // Everything is rendered before anything is printed, so bad input never half-prints.
     match result {
@@ -134,6 +159,35 @@ fn plan(files: &[PathBuf], now: DateTime<Utc>, output: Format) -> Result<String,
     }
 }
 
+/// Reads the account's objects from the cluster and renders their plan; nothing is logged.
+fn inventory(
+    account: &str,
+    now: Option<DateTime<Utc>>,
+    output: Format,
+) -> Result<String, (u8, String)> {
+    use retention_operator::inventory;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| (1, format!("cannot start the runtime: {e}")))?;
+    let found = runtime.block_on(async {
+        let client = kube::Client::try_default()
+            .await
+            .map_err(|e| (1, format!("cannot reach the cluster: {e}")))?;
+        inventory::collect(&client, account)
+            .await
+            .map_err(|e| (e.exit_code(), e.to_string()))
+    })?;
+    let plan = retention::plan(&found, now.unwrap_or_else(Utc::now))
+        .map_err(|e| (BAD_INPUT, e.to_string()))?;
+    match output {
+        Format::Table => Ok(inventory::table(&plan)),
+        Format::Json => report::json(&plan)
+            .map(|json| json + "\n")
+            .map_err(|e| (1, format!("cannot render JSON: {e}"))),
+    }
+}
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -148,7 +202,13 @@ fn init_logging(format: LogFormat) {
 }
 
 /// Runs the operator and its HTTP endpoints until SIGTERM or Ctrl-C.
-fn run(dry_run: bool, concurrency: u16, http_addr: SocketAddr) -> Result<(), String> {
+fn run(args: RunArgs) -> Result<(), String> {
+    let RunArgs {
+        dry_run,
+        concurrency,
+        http_addr,
+        ..
+    } = args;
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
@@ -161,6 +221,7 @@ fn run(dry_run: bool, concurrency: u16, http_addr: SocketAddr) -> Result<(), Str
         let metrics = Arc::new(Metrics::new());
         let ready = Arc::new(AtomicBool::new(false));
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        let stopped_rx = stopped.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
             tracing::info!("stopping");
@@ -183,12 +244,43 @@ fn run(dry_run: bool, concurrency: u16, http_addr: SocketAddr) -> Result<(), Str
             dry_run,
             concurrency: concurrency.max(1),
         };
-        controller::run(client, settings, metrics, ready, until_stopped()).await;
+        if args.leader_election {
+            let leader = LeaderSettings {
+                lease_name: args.lease_name,
+                namespace: args
+                    .lease_namespace
+                    .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                    .unwrap_or_else(|| "default".to_owned()),
+                identity: replica_identity(),
+                duration_seconds: 15,
+                grace_seconds: 5,
+            };
+            let work_client = client.clone();
+            let outcome = run_as_leader(client, &leader, stopped_rx, move |stop| {
+                controller::run(work_client, settings, metrics, ready, stop)
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            if outcome == Leadership::Lost {
+                // A replica that lost its lease may hold stale state: start again clean.
+                return Err("lost the leader lease; exiting so the replica restarts".to_owned());
+            }
+        } else {
+            controller::run(client, settings, metrics, ready, until_stopped()).await;
+        }
         match server.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(format!("metrics endpoint failed: {e}")),
             Err(e) => Err(format!("metrics endpoint failed: {e}")),
         }
+    })
+}
+
+/// This replica's identity for the Lease: the pod name in a cluster, else host and process.
+fn replica_identity() -> String {
+    std::env::var("POD_NAME").unwrap_or_else(|_| {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".to_owned());
+        format!("{host}-{}", std::process::id())
     })
 }
 

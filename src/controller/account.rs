@@ -2,7 +2,13 @@
 //! what is due after re-reading it from the API, writes the status, and sleeps until the next
 //! deletion.
 
-use std::{collections::BTreeSet, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeSet,
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
+
+use k8s_openapi::api::core::v1::ObjectReference;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use kube::{
@@ -34,6 +40,9 @@ pub const FINALIZER: &str = "hosting.ecuni.se/erasure";
 /// steps of this.
 pub const MAX_TIMER: Duration = Duration::from_secs(24 * 3600);
 
+/// How soon to look again while the caches are still syncing.
+const NOT_READY_RETRY: Duration = Duration::from_millis(250);
+
 /// Conditional status writes tried before giving up to the error policy.
 const STATUS_ATTEMPTS: usize = 5;
 
@@ -42,6 +51,11 @@ const RETRY_FAILED: Duration = Duration::from_secs(10);
 
 /// Reconciles one Account.
 pub async fn reconcile(account: Arc<Account>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if !ctx.ready.load(Ordering::Acquire) {
+        // Planning from half-filled caches would see nothing bound and could release an
+        // Account whose data still exists: wait until every cache has synced.
+        return Ok(Action::requeue(NOT_READY_RETRY));
+    }
     let _timer = ctx.metrics.reconcile("account");
     let now = ctx.clock.now();
     let name = account.name_any();
@@ -61,6 +75,7 @@ pub async fn reconcile(account: Arc<Account>, ctx: Arc<Context>) -> Result<Actio
         .await?;
         ctx.publish(
             &account,
+            None,
             EventType::Warning,
             "PolicyMissing",
             &format!("RetentionPolicy {policy_name} does not exist: erasure is stopped"),
@@ -73,7 +88,14 @@ pub async fn reconcile(account: Arc<Account>, ctx: Arc<Context>) -> Result<Actio
     let processors = ctx.stores.processors();
     let plan = plan_account(&account, &bound, &policy.spec, &processors, now);
     stamp_schedules(&ctx, &account, &plan, &bound).await?;
-    let (deleted, failures) = delete_due(&ctx, &account, &plan, now).await;
+    let Deletions {
+        deleted,
+        vanished,
+        failures,
+    } = delete_due(&ctx, &account, &plan, now).await;
+    // What was found already gone is neither counted nor shown as bound.
+    let mut plan = plan;
+    plan.resources.retain(|r| !vanished.contains(&r.resource));
     let unknown_processors: Vec<String> = plan
         .resources
         .iter()
@@ -94,7 +116,7 @@ pub async fn reconcile(account: Arc<Account>, ctx: Arc<Context>) -> Result<Actio
         })
     })
     .await?;
-    let gone: BTreeSet<&ResourceRef> = deleted.iter().collect();
+    let gone: BTreeSet<&ResourceRef> = deleted.iter().chain(&vanished).collect();
     let remaining: Vec<&ResourcePlan> = plan
         .resources
         .iter()
@@ -223,8 +245,14 @@ async fn stamp_schedules(
                     at.to_rfc3339(),
                     resource.schedule.reason
                 );
-                ctx.publish(account, EventType::Normal, "ScheduledForDeletion", &note)
-                    .await;
+                ctx.publish(
+                    account,
+                    Some(&resource.resource),
+                    EventType::Normal,
+                    "ScheduledForDeletion",
+                    &note,
+                )
+                .await;
             }
             ScheduleChange::Cancel => {
                 cluster::stamp(&ctx.client, &resource.resource, None).await?;
@@ -232,12 +260,28 @@ async fn stamp_schedules(
                     "{}: scheduled deletion cancelled ({})",
                     resource.resource, resource.schedule.reason
                 );
-                ctx.publish(account, EventType::Normal, "ScheduleCancelled", &note)
-                    .await;
+                ctx.publish(
+                    account,
+                    Some(&resource.resource),
+                    EventType::Normal,
+                    "ScheduleCancelled",
+                    &note,
+                )
+                .await;
             }
         }
     }
     Ok(())
+}
+
+/// What one pass's deletions came to.
+struct Deletions {
+    /// Deleted by this pass.
+    deleted: Vec<ResourceRef>,
+    /// Found already gone: deleted earlier (by this operator or anyone else).
+    vanished: Vec<ResourceRef>,
+    /// Deletions that failed.
+    failures: Vec<DeletionFailure>,
 }
 
 /// Deletes every due object after re-reading it and its Account from the API server and
@@ -247,24 +291,28 @@ async fn delete_due(
     account: &Account,
     plan: &AccountPlan,
     now: DateTime<Utc>,
-) -> (Vec<ResourceRef>, Vec<DeletionFailure>) {
-    let mut deleted = Vec::new();
-    let mut failures = Vec::new();
+) -> Deletions {
+    let mut outcome = Deletions {
+        deleted: Vec::new(),
+        vanished: Vec::new(),
+        failures: Vec::new(),
+    };
     let due: Vec<&ResourcePlan> = plan.resources.iter().filter(|r| r.is_due(now)).collect();
     if due.is_empty() {
-        return (deleted, failures);
+        return outcome;
     }
     let accounts: Api<Account> = Api::all(ctx.client.clone());
     let fresh_account = match accounts.get_opt(&account.name_any()).await {
         Ok(Some(fresh)) => fresh,
         // An Account that vanished (or cannot be read) makes nothing due.
-        Ok(None) => return (deleted, failures),
+        Ok(None) => return outcome,
         Err(error) => {
             warn!(account = %account.name_any(), %error, "cannot re-read the account before deleting");
-            return (deleted, failures);
+            return outcome;
         }
     };
     for resource in due {
+        let about = Some(&resource.resource);
         match delete_one(ctx, &fresh_account, resource, now).await {
             Ok(Outcome::Deleted) => {
                 ctx.metrics.deleted(
@@ -276,6 +324,7 @@ async fn delete_due(
                 );
                 ctx.publish(
                     account,
+                    about,
                     EventType::Normal,
                     "Deleted",
                     &format!(
@@ -284,13 +333,14 @@ async fn delete_due(
                     ),
                 )
                 .await;
-                deleted.push(resource.resource.clone());
+                outcome.deleted.push(resource.resource.clone());
             }
-            Ok(Outcome::AlreadyGone) => deleted.push(resource.resource.clone()),
+            Ok(Outcome::AlreadyGone) => outcome.vanished.push(resource.resource.clone()),
             Ok(Outcome::WouldDelete) => {
                 info!(resource = %resource.resource, "dry run: would delete");
                 ctx.publish(
                     account,
+                    about,
                     EventType::Normal,
                     "WouldDelete",
                     &format!(
@@ -304,9 +354,15 @@ async fn delete_due(
             Err(error) => {
                 ctx.metrics.error("account", error.reason());
                 let message = format!("deleting {} failed: {}", resource.resource, error.reason());
-                ctx.publish(account, EventType::Warning, "DeletionFailed", &message)
-                    .await;
-                failures.push(DeletionFailure {
+                ctx.publish(
+                    account,
+                    about,
+                    EventType::Warning,
+                    "DeletionFailed",
+                    &message,
+                )
+                .await;
+                outcome.failures.push(DeletionFailure {
                     resource: resource.resource.clone(),
                     reason: error.reason().to_owned(),
                     message,
@@ -314,7 +370,7 @@ async fn delete_due(
             }
         }
     }
-    (deleted, failures)
+    outcome
 }
 
 enum Outcome {
@@ -366,14 +422,30 @@ async fn delete_one(
 }
 
 impl Context {
-    /// Publishes an event on the Account; a failure to publish is logged, never fatal.
-    pub async fn publish(&self, account: &Account, type_: EventType, reason: &str, note: &str) {
+    /// Publishes an event on the Account, naming the bound object it is about as the related
+    /// object (kube's recorder merges events that share a reason and objects, so without it only
+    /// the first of several deletions would be reported). A failure to publish is logged, never
+    /// fatal.
+    pub async fn publish(
+        &self,
+        account: &Account,
+        about: Option<&ResourceRef>,
+        type_: EventType,
+        reason: &str,
+        note: &str,
+    ) {
         let event = Event {
             type_,
             reason: reason.to_owned(),
             note: Some(note.to_owned()),
             action: reason.to_owned(),
-            secondary: None,
+            secondary: about.map(|r| ObjectReference {
+                api_version: Some(Account::api_version(&()).into_owned()),
+                kind: Some(r.kind.as_str().to_owned()),
+                namespace: Some(r.namespace.clone()),
+                name: Some(r.name.clone()),
+                ..ObjectReference::default()
+            }),
         };
         if let Err(error) = self
             .recorder

@@ -169,6 +169,8 @@ pub struct Context {
     pub settings: SharedSettings,
     /// Where the time comes from.
     pub clock: Arc<dyn Clock>,
+    /// True once every cache has synced; nothing is planned before.
+    pub ready: Arc<AtomicBool>,
 }
 
 /// The settings every reconcile reads.
@@ -268,6 +270,7 @@ pub async fn run(
         backups,
     };
     let ready_stores = stores.clone();
+    let ready_flag = ready.clone();
     tokio::spawn(async move {
         if !ready_stores.wait_until_ready().await {
             return;
@@ -281,7 +284,7 @@ pub async fn run(
                 Err(_) => continue,
             }
         }
-        ready.store(true, Ordering::Release);
+        ready_flag.store(true, Ordering::Release);
         info!("caches synced: ready");
     });
     let reporter = Reporter {
@@ -297,6 +300,7 @@ pub async fn run(
             dry_run: settings.dry_run,
         },
         clock: settings.clock,
+        ready,
     });
     controller
         .with_config(controller::Config::default().concurrency(settings.concurrency))

@@ -55,7 +55,9 @@ pub struct StatusInput<'a> {
     pub previous: Option<&'a AccountStatus>,
     /// The Account's `metadata.generation`.
     pub generation: Option<i64>,
-    /// Bound objects this pass deleted, or found already gone (404). Each counts once.
+    /// Bound objects this pass deleted; each is counted in the proof. Objects found already gone
+    /// (404) are not listed here but left out of `plan`: a stale cache may show an object this
+    /// operator deleted in an earlier pass, which must not count twice.
     pub deleted: &'a [ResourceRef],
     /// Deletions that failed this pass.
     pub failures: &'a [DeletionFailure],
