@@ -5,15 +5,9 @@ mod e2e_support;
 use std::sync::{Arc, atomic::AtomicBool};
 
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::{
-    Api, Client,
-    api::{ObjectMeta, PostParams},
-};
+use kube::{Api, Client};
 use retention_operator::{
-    api::{
-        Account, AccountBinding, AccountSpec, AccountState, BackupSchedule, LegalBasis, Mailbox,
-        MailboxSpec, RetentionPolicy, RetentionPolicySpec,
-    },
+    api::Mailbox,
     clock::ManualClock,
     controller::{self, Settings},
     leader::{LeaderSettings, run_as_leader},
@@ -21,22 +15,16 @@ use retention_operator::{
 };
 use tokio::{sync::watch, task::JoinHandle};
 
-use e2e_support::{NAMESPACE, at, eventually};
+use e2e_support::{
+    NAMESPACE, at, create, create_cluster, default_policy, eventually, mailbox,
+    reconciles_finished, terminated_account,
+};
 
 struct Replica {
     clock: Arc<ManualClock>,
     metrics: Arc<Metrics>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
-}
-
-fn reconciles(metrics: &Metrics) -> u64 {
-    let text = metrics.encode().unwrap();
-    text.lines()
-        .find(|l| l.starts_with("retention_operator_reconcile_duration_seconds_count{"))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
 }
 
 fn replica(client: &Client, identity: &str) -> Replica {
@@ -75,61 +63,9 @@ fn replica(client: &Client, identity: &str) -> Replica {
 }
 
 async fn seed(client: &Client) {
-    let post = PostParams::default();
-    let policy = RetentionPolicy::new(
-        "default",
-        RetentionPolicySpec {
-            grace_period: "30d".parse().unwrap(),
-            grace_periods: Default::default(),
-            backups: BackupSchedule {
-                keep_daily: 7,
-                keep_weekly: 4,
-                keep_monthly: 6,
-                after_termination: None,
-            },
-            bookkeeping: Default::default(),
-        },
-    );
-    Api::<RetentionPolicy>::all(client.clone())
-        .create(&post, &policy)
-        .await
-        .unwrap();
-    let account = Account {
-        metadata: ObjectMeta {
-            name: Some("acme".into()),
-            ..Default::default()
-        },
-        spec: AccountSpec {
-            customer_ref: "C-1".into(),
-            state: AccountState::Terminated,
-            terminated_at: Some(at("2026-11-01T00:00:00Z")),
-            retention_policy_ref: "default".into(),
-            legal_hold: None,
-            consents: Default::default(),
-        },
-        status: None,
-    };
-    Api::<Account>::all(client.clone())
-        .create(&post, &account)
-        .await
-        .unwrap();
-    let mut mailbox = Mailbox::new(
-        "info",
-        MailboxSpec {
-            binding: AccountBinding {
-                account_ref: "acme".into(),
-                processor_ref: None,
-                legal_basis: LegalBasis::Contract,
-                consent_purpose: None,
-            },
-            address: "info@example.com".into(),
-        },
-    );
-    mailbox.metadata.namespace = Some(NAMESPACE.into());
-    Api::<Mailbox>::namespaced(client.clone(), NAMESPACE)
-        .create(&post, &mailbox)
-        .await
-        .unwrap();
+    create_cluster(client, &default_policy()).await;
+    create_cluster(client, &terminated_account("acme", "2026-11-01T00:00:00Z")).await;
+    create(client, &mailbox("info", "acme")).await;
 }
 
 async fn holder(client: &Client) -> Option<String> {
@@ -162,12 +98,12 @@ async fn only_the_leader_acts_and_killing_it_hands_over() {
         (second, first)
     };
     eventually("the leader to reconcile", || async {
-        (reconciles(&leading.metrics) > 0).then_some(())
+        (reconciles_finished(&leading.metrics) > 0).then_some(())
     })
     .await;
     // The follower has not acted at all: not one reconcile.
     assert_eq!(
-        reconciles(&following.metrics),
+        reconciles_finished(&following.metrics),
         0,
         "the follower reconciled while not leading"
     );
@@ -181,7 +117,7 @@ async fn only_the_leader_acts_and_killing_it_hands_over() {
     .await;
     assert_ne!(new_leader, leader);
     eventually("the new leader to reconcile", || async {
-        (reconciles(&following.metrics) > 0).then_some(())
+        (reconciles_finished(&following.metrics) > 0).then_some(())
     })
     .await;
 

@@ -3,152 +3,28 @@
 
 mod e2e_support;
 
-use kube::{
-    Api, Client, ResourceExt,
-    api::{ObjectMeta, PostParams},
-};
+use kube::{Api, Client, ResourceExt};
 use retention_operator::{
-    api::{
-        Account, AccountBinding, AccountPhase, AccountSpec, AccountState, Backup, BackupSchedule,
-        BackupSource, BackupSpec, Bookkeeping, BookkeepingRetention, DELETE_AT_ANNOTATION,
-        DataCategory, DataRecord, DataRecordSpec, GracePeriods, HostedKind, LegalBasis, Mailbox,
-        MailboxSpec, RetentionPolicy, RetentionPolicySpec, Website, WebsiteSpec,
-    },
+    api::{Account, AccountPhase, Backup, DELETE_AT_ANNOTATION, DataRecord, Mailbox, Website},
     controller,
 };
 
-use e2e_support::{Harness, NAMESPACE, at, eventually};
-
-fn binding(account: &str, basis: LegalBasis) -> AccountBinding {
-    AccountBinding {
-        account_ref: account.into(),
-        processor_ref: None,
-        legal_basis: basis,
-        consent_purpose: None,
-    }
-}
-
-fn namespaced<K: kube::Resource>(mut object: K) -> K {
-    object.meta_mut().namespace = Some(NAMESPACE.into());
-    object
-}
+use e2e_support::{
+    Harness, NAMESPACE, at, create, create_cluster, default_policy, eventually, gone, invoices,
+    mailbox, terminated_account, wait_phase, website, website_backup,
+};
 
 async fn seed(client: &Client, terminated_at: &str) {
-    let post = PostParams::default();
-    let policy = RetentionPolicy::new(
-        "default",
-        RetentionPolicySpec {
-            grace_period: "30d".parse().unwrap(),
-            grace_periods: GracePeriods {
-                mailbox: Some("14d".parse().unwrap()),
-                ..Default::default()
-            },
-            backups: BackupSchedule {
-                keep_daily: 7,
-                keep_weekly: 4,
-                keep_monthly: 6,
-                after_termination: Some("90d".parse().unwrap()),
-            },
-            bookkeeping: BookkeepingRetention { years: 7 },
-        },
-    );
-    Api::<RetentionPolicy>::all(client.clone())
-        .create(&post, &policy)
-        .await
-        .unwrap();
-    let account = Account {
-        metadata: ObjectMeta {
-            name: Some("acme".into()),
-            ..Default::default()
-        },
-        spec: AccountSpec {
-            customer_ref: "C-1".into(),
-            state: AccountState::Terminated,
-            terminated_at: Some(at(terminated_at)),
-            retention_policy_ref: "default".into(),
-            legal_hold: None,
-            consents: Default::default(),
-        },
-        status: None,
-    };
-    Api::<Account>::all(client.clone())
-        .create(&post, &account)
-        .await
-        .unwrap();
-    let website = namespaced(Website::new(
-        "www",
-        WebsiteSpec {
-            binding: binding("acme", LegalBasis::Contract),
-            hostnames: vec![],
-        },
-    ));
-    Api::<Website>::namespaced(client.clone(), NAMESPACE)
-        .create(&post, &website)
-        .await
-        .unwrap();
-    let mailbox = namespaced(Mailbox::new(
-        "info",
-        MailboxSpec {
-            binding: binding("acme", LegalBasis::Contract),
-            address: "info@example.com".into(),
-        },
-    ));
-    Api::<Mailbox>::namespaced(client.clone(), NAMESPACE)
-        .create(&post, &mailbox)
-        .await
-        .unwrap();
-    let invoices = namespaced(DataRecord::new(
-        "invoices",
-        DataRecordSpec {
-            binding: binding("acme", LegalBasis::LegalObligation),
-            category: DataCategory::Invoices,
-            bookkeeping: Some(Bookkeeping {
-                fiscal_year_end: "2026-12-31".parse().unwrap(),
-            }),
-        },
-    ));
-    Api::<DataRecord>::namespaced(client.clone(), NAMESPACE)
-        .create(&post, &invoices)
-        .await
-        .unwrap();
-    let backup = namespaced(Backup::new(
-        "www-20261031",
-        BackupSpec {
-            account_ref: "acme".into(),
-            source_ref: BackupSource {
-                kind: HostedKind::Website,
-                name: "www".into(),
-            },
-            taken_at: at("2026-10-31T02:00:00Z"),
-        },
-    ));
-    Api::<Backup>::namespaced(client.clone(), NAMESPACE)
-        .create(&post, &backup)
-        .await
-        .unwrap();
-}
-
-async fn phase(client: &Client) -> Option<AccountPhase> {
-    Api::<Account>::all(client.clone())
-        .get("acme")
-        .await
-        .ok()?
-        .status?
-        .phase
-}
-
-async fn wait_phase(client: &Client, expected: AccountPhase) {
-    eventually(&format!("phase {expected:?}"), || async {
-        (phase(client).await == Some(expected)).then_some(())
-    })
+    create_cluster(client, &default_policy()).await;
+    create_cluster(client, &terminated_account("acme", terminated_at)).await;
+    create(client, &website("www", "acme")).await;
+    create(client, &mailbox("info", "acme")).await;
+    create(client, &invoices("invoices", "acme", "2026-12-31")).await;
+    create(
+        client,
+        &website_backup("www-20261031", "acme", "www", at("2026-10-31T02:00:00Z")),
+    )
     .await;
-}
-
-async fn gone<K>(api: &Api<K>, name: &str) -> bool
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    matches!(api.get_opt(name).await, Ok(None))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -201,7 +77,7 @@ async fn a_terminated_account_is_erased_on_schedule() {
     .await;
     // Newest of October, kept 6 months, capped at 90 days after termination.
     assert_eq!(expires, at("2027-01-30T00:00:00Z"));
-    wait_phase(&client, AccountPhase::GracePeriod).await;
+    wait_phase(&client, "acme", AccountPhase::GracePeriod).await;
     let account = Api::<Account>::all(client.clone())
         .get("acme")
         .await
@@ -215,48 +91,48 @@ async fn a_terminated_account_is_erased_on_schedule() {
 
     // Nothing goes early: a day before the mailbox's date, everything is still there.
     harness.move_clock_to("2026-11-14T00:00:00Z").await;
-    wait_phase(&client, AccountPhase::GracePeriod).await;
+    wait_phase(&client, "acme", AccountPhase::GracePeriod).await;
     assert!(
-        !gone(&mailboxes, "info").await,
+        !gone::<Mailbox>(&client, "info").await,
         "mailbox deleted before its deleteAt"
     );
 
     // The mailbox goes at the end of its 14-day grace period, the website stays.
     harness.move_clock_to("2026-11-15T00:00:01Z").await;
     eventually("the mailbox to go", || async {
-        gone(&mailboxes, "info").await.then_some(())
+        gone::<Mailbox>(&client, "info").await.then_some(())
     })
     .await;
     assert!(
-        !gone(&websites, "www").await,
+        !gone::<Website>(&client, "www").await,
         "website deleted before its deleteAt"
     );
 
     // The website goes after 30 days; backups and bookkeeping remain.
     harness.move_clock_to("2026-12-01T00:00:01Z").await;
     eventually("the website to go", || async {
-        gone(&websites, "www").await.then_some(())
+        gone::<Website>(&client, "www").await.then_some(())
     })
     .await;
-    wait_phase(&client, AccountPhase::Retained).await;
+    wait_phase(&client, "acme", AccountPhase::Retained).await;
 
     // The backup goes at its capped date; the invoice stays until the Bookkeeping Act's date.
     harness.move_clock_to("2027-01-30T00:00:01Z").await;
     eventually("the backup to go", || async {
-        gone(&backups, "www-20261031").await.then_some(())
+        gone::<Backup>(&client, "www-20261031").await.then_some(())
     })
     .await;
     assert!(
-        !gone(&records, "invoices").await,
+        !gone::<DataRecord>(&client, "invoices").await,
         "invoice deleted before its bookkeeping date"
     );
 
     harness.move_clock_to("2034-01-01T00:00:01Z").await;
     eventually("the invoice to go", || async {
-        gone(&records, "invoices").await.then_some(())
+        gone::<DataRecord>(&client, "invoices").await.then_some(())
     })
     .await;
-    wait_phase(&client, AccountPhase::Erased).await;
+    wait_phase(&client, "acme", AccountPhase::Erased).await;
 
     // The proof: what was erased, per kind, with start and end.
     let status = Api::<Account>::all(client.clone())

@@ -184,12 +184,7 @@ impl Harness {
 
     /// Account reconciles finished so far, read from the operator's own metrics.
     pub fn reconciles(&self) -> u64 {
-        let text = self.metrics.encode().unwrap();
-        text.lines()
-            .find(|l| l.starts_with("retention_operator_reconcile_duration_seconds_count{"))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
+        reconciles_finished(&self.metrics)
     }
 
     /// Moves the clock and waits until the operator has looked at the account again.
@@ -245,6 +240,16 @@ impl Harness {
     pub async fn stop(mut self) {
         self.stop_operator().await;
     }
+}
+
+/// Account reconciles finished so far, read from an operator's metrics.
+pub fn reconciles_finished(metrics: &Metrics) -> u64 {
+    let text = metrics.encode().unwrap();
+    text.lines()
+        .find(|l| l.starts_with("retention_operator_reconcile_duration_seconds_count{"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 // ---------------------------------------------------------------------------------------------
