@@ -134,7 +134,14 @@ pub async fn reconcile(account: Arc<Account>, ctx: Arc<Context>) -> Result<Actio
 
 /// Sleeps until the next deletion, in steps of at most [`MAX_TIMER`].
 fn next_wakeup(remaining: &[&ResourcePlan], now: DateTime<Utc>) -> Action {
-    match remaining.iter().filter_map(|r| r.schedule.delete_at).min() {
+    // Objects already due that are still here were kept on purpose (a dry run, or a re-check
+    // that found them no longer due): waking for them would only spin. Failed deletions are
+    // retried through RETRY_FAILED instead.
+    let upcoming = remaining
+        .iter()
+        .filter_map(|r| r.schedule.delete_at)
+        .filter(|at| *at > now);
+    match upcoming.min() {
         None => Action::await_change(),
         Some(next) => {
             let wait = (next - now)
@@ -304,10 +311,24 @@ async fn delete_due(
     let accounts: Api<Account> = Api::all(ctx.client.clone());
     let fresh_account = match accounts.get_opt(&account.name_any()).await {
         Ok(Some(fresh)) => fresh,
-        // An Account that vanished (or cannot be read) makes nothing due.
+        // An Account that vanished makes nothing due.
         Ok(None) => return outcome,
+        // One that cannot be read blocks every deletion this pass; they are retried.
         Err(error) => {
-            warn!(account = %account.name_any(), %error, "cannot re-read the account before deleting");
+            let error = Error::from(error);
+            warn!(account = %account.name_any(), reason = error.reason(), "cannot re-read the account before deleting");
+            ctx.metrics.error("account", error.reason());
+            for resource in due {
+                outcome.failures.push(DeletionFailure {
+                    resource: resource.resource.clone(),
+                    reason: error.reason().to_owned(),
+                    message: format!(
+                        "re-reading the Account before deleting {} failed: {}",
+                        resource.resource,
+                        error.reason()
+                    ),
+                });
+            }
             return outcome;
         }
     };
