@@ -5,13 +5,13 @@ mod e2e_support;
 
 use kube::{Api, Client, ResourceExt};
 use retention_operator::{
-    api::{Account, AccountPhase, Backup, DELETE_AT_ANNOTATION, DataRecord, Mailbox, Website},
+    api::{Account, AccountPhase, Backup, DataRecord, Mailbox, Website},
     controller,
 };
 
 use e2e_support::{
-    Harness, NAMESPACE, at, create, create_cluster, default_policy, eventually, gone, invoices,
-    mailbox, terminated_account, wait_phase, website, website_backup,
+    Harness, at, create, create_cluster, default_policy, delete_at, eventually, expires_at, gone,
+    invoices, mailbox, terminated_account, wait_phase, website, website_backup,
 };
 
 async fn seed(client: &Client, terminated_at: &str) {
@@ -32,47 +32,25 @@ async fn a_terminated_account_is_erased_on_schedule() {
     let harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
     let client = harness.client.clone();
     seed(&client, "2026-11-01T00:00:00Z").await;
-    let websites = Api::<Website>::namespaced(client.clone(), NAMESPACE);
-    let mailboxes = Api::<Mailbox>::namespaced(client.clone(), NAMESPACE);
-    let records = Api::<DataRecord>::namespaced(client.clone(), NAMESPACE);
-    let backups = Api::<Backup>::namespaced(client.clone(), NAMESPACE);
 
     // Schedules are stamped durably on every object.
-    let stamped = eventually("the website's delete-at annotation", || async {
-        websites
-            .get("www")
-            .await
-            .ok()?
-            .annotations()
-            .get(DELETE_AT_ANNOTATION)
-            .cloned()
+    let stamped = eventually("the website's delete-at annotation", || {
+        delete_at::<Website>(&client, "www")
     })
     .await;
     assert_eq!(stamped, "2026-12-01T00:00:00Z");
-    let mailbox_stamp = eventually("the mailbox's delete-at annotation", || async {
-        mailboxes
-            .get("info")
-            .await
-            .ok()?
-            .annotations()
-            .get(DELETE_AT_ANNOTATION)
-            .cloned()
+    let mailbox_stamp = eventually("the mailbox's delete-at annotation", || {
+        delete_at::<Mailbox>(&client, "info")
     })
     .await;
     assert_eq!(mailbox_stamp, "2026-11-15T00:00:00Z");
-    let invoice_stamp = eventually("the invoice's delete-at annotation", || async {
-        records
-            .get("invoices")
-            .await
-            .ok()?
-            .annotations()
-            .get(DELETE_AT_ANNOTATION)
-            .cloned()
+    let invoice_stamp = eventually("the invoice's delete-at annotation", || {
+        delete_at::<DataRecord>(&client, "invoices")
     })
     .await;
     assert_eq!(invoice_stamp, "2034-01-01T00:00:00Z");
-    let expires = eventually("the backup's expiresAt", || async {
-        backups.get("www-20261031").await.ok()?.status?.expires_at
+    let expires = eventually("the backup's expiresAt", || {
+        expires_at(&client, "www-20261031")
     })
     .await;
     // Newest of October, kept 6 months, capped at 90 days after termination.

@@ -173,13 +173,7 @@ impl Harness {
 
     /// Account reconciles started so far, read from the operator's own metrics.
     pub fn reconciles_started(&self) -> u64 {
-        let text = self.metrics.encode().unwrap();
-        text.lines()
-            .find_map(|l| {
-                l.strip_prefix("retention_operator_reconciles_total{controller=\"account\"} ")
-            })
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
+        metric(&self.metrics, "retention_operator_reconciles_total{")
     }
 
     /// Account reconciles finished so far, read from the operator's own metrics.
@@ -244,9 +238,17 @@ impl Harness {
 
 /// Account reconciles finished so far, read from an operator's metrics.
 pub fn reconciles_finished(metrics: &Metrics) -> u64 {
+    metric(
+        metrics,
+        "retention_operator_reconcile_duration_seconds_count{",
+    )
+}
+
+/// The value of the first sample whose line starts with `prefix` (0 when absent).
+fn metric(metrics: &Metrics, prefix: &str) -> u64 {
     let text = metrics.encode().unwrap();
     text.lines()
-        .find(|l| l.starts_with("retention_operator_reconcile_duration_seconds_count{"))
+        .find(|l| l.starts_with(prefix))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
