@@ -25,7 +25,9 @@ use crate::{
     request_log::RequestRecord,
     selectors::{FieldSelector, LabelSelector},
     status::{ApiError, ApiResult, json_body},
-    store::{DeleteOptions, EventKind, Filter, Propagation, Store, WatchEvent, WriteOptions},
+    store::{
+        DeleteOptions, EventKind, Filter, Matcher, Propagation, Store, WatchEvent, WriteOptions,
+    },
     table::{self, IncludeObject},
 };
 
@@ -368,8 +370,13 @@ fn get(
 }
 
 /// The label, field and namespace filter of a list or watch, owned so a stream can keep it.
-/// A predicate over objects, shareable with a watch task.
-type Matcher = Arc<dyn Fn(&Value) -> bool + Send + Sync>;
+/// The namespace, label and field filter a list, deletecollection or watch asks for.
+fn filter(query: &Query, t: &ResourceType, rp: &ResourcePath) -> ApiResult<Filter> {
+    Ok(Filter {
+        namespace: rp.namespace.clone(),
+        matches: Some(selector(query, t)?),
+    })
+}
 
 fn selector(query: &Query, t: &ResourceType) -> ApiResult<Matcher> {
     let labels = LabelSelector::parse(
@@ -408,7 +415,7 @@ fn list(
     query: &Query,
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
-    let matches = selector(query, t)?;
+    let filter = filter(query, t, rp)?;
     let limit = match query.get("limit") {
         Some(l) => Some(
             l.parse::<usize>()
@@ -416,14 +423,8 @@ fn list(
         ),
         None => None,
     };
-    let page = {
-        let store = lock(&state.store);
-        let filter = Filter {
-            namespace: rp.namespace.as_deref(),
-            matches: Some(&*matches),
-        };
-        store.list(t, &filter, limit, query.get("continue").map(String::as_str))?
-    };
+    let page =
+        lock(&state.store).list(t, &filter, limit, query.get("continue").map(String::as_str))?;
     if wants_table(headers) {
         let include = IncludeObject::parse(query.get("includeObject").map(String::as_str))
             .map_err(ApiError::bad_request)?;
@@ -734,15 +735,9 @@ fn delete_collection(
     body: &Bytes,
 ) -> ApiResult<Response> {
     let options = delete_options(query, body)?;
-    let matches = selector(query, t)?;
+    let filter = filter(query, t, rp)?;
     let mut store = lock(&state.store);
-    let page = {
-        let filter = Filter {
-            namespace: rp.namespace.as_deref(),
-            matches: Some(&*matches),
-        };
-        store.list(t, &filter, None, None)?
-    };
+    let page = store.list(t, &filter, None, None)?;
     let mut items = Vec::new();
     for object in page.items {
         let namespace = object
@@ -789,19 +784,9 @@ fn watch(
     rp: &ResourcePath,
     query: &Query,
 ) -> Response {
-    let matches = match selector(query, t) {
-        Ok(m) => m,
+    let filter = match filter(query, t, rp) {
+        Ok(filter) => filter,
         Err(e) => return e.into_response(),
-    };
-    let namespace = rp.namespace.clone();
-    let accepts = move |object: &Value| {
-        let namespace_ok = namespace.as_deref().is_none_or(|ns| {
-            object
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                == Some(ns)
-        });
-        namespace_ok && matches(object)
     };
     let bookmarks = query
         .get("allowWatchBookmarks")
@@ -832,7 +817,7 @@ fn watch(
         match requested_rv.as_deref() {
             None | Some("0") => {
                 let (objects, rv, receiver) = store.snapshot(t);
-                for object in objects.iter().filter(|o| accepts(o)) {
+                for object in objects.iter().filter(|o| filter.accepts(o)) {
                     initial.push(event_line("ADDED", object));
                 }
                 if send_initial {
@@ -849,13 +834,13 @@ fn watch(
                     Ok((backlog, receiver)) => {
                         if send_initial {
                             let (objects, rv, receiver) = store.snapshot(t);
-                            for object in objects.iter().filter(|o| accepts(o)) {
+                            for object in objects.iter().filter(|o| filter.accepts(o)) {
                                 initial.push(event_line("ADDED", object));
                             }
                             initial.push(event_line("BOOKMARK", &bookmark(t, rv, true)));
                             (rv, receiver)
                         } else {
-                            for event in backlog.iter().filter(|e| accepts(&e.object)) {
+                            for event in backlog.iter().filter(|e| filter.accepts(&e.object)) {
                                 initial.push(event_line(event.kind.as_str(), &event.object));
                             }
                             (
@@ -880,7 +865,7 @@ fn watch(
     let (sender, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(1024);
     let task = WatchTask {
         t: t.clone(),
-        accepts: Box::new(accepts),
+        filter,
         bookmarks,
         bookmark_interval: state.bookmark_interval,
         timeout,
@@ -902,7 +887,7 @@ fn stream_response(rx: mpsc::Receiver<Result<Bytes, std::io::Error>>) -> Respons
 
 struct WatchTask {
     t: Arc<ResourceType>,
-    accepts: Box<dyn Fn(&Value) -> bool + Send + Sync>,
+    filter: Filter,
     bookmarks: bool,
     bookmark_interval: Duration,
     timeout: Duration,
@@ -952,7 +937,7 @@ impl WatchTask {
                         // this resourceVersion, so a resumed watch is not sent back into a
                         // window that other types' writes have compacted.
                         last_rv = event.resource_version;
-                        if event.storage != storage || !(self.accepts)(&event.object) {
+                        if event.storage != storage || !self.filter.accepts(&event.object) {
                             continue;
                         }
                         let kind = match event.kind {

@@ -112,26 +112,29 @@ struct ContinueToken {
     name: String,
 }
 
-/// Filters of a list or watch.
+/// A predicate over objects (label and field selectors), shareable with a watch task.
+pub type Matcher = Arc<dyn Fn(&Value) -> bool + Send + Sync>;
+
+/// Filters of a list or watch; owned, so a watch stream can keep it.
 #[derive(Default)]
-pub struct Filter<'a> {
+pub struct Filter {
     /// Only this namespace.
-    pub namespace: Option<&'a str>,
+    pub namespace: Option<String>,
     /// Only objects this predicate accepts (label and field selectors).
-    pub matches: Option<&'a (dyn Fn(&Value) -> bool + Send + Sync)>,
+    pub matches: Option<Matcher>,
 }
 
-impl Filter<'_> {
+impl Filter {
     /// Whether `object` passes the filter.
     pub fn accepts(&self, object: &Value) -> bool {
-        let namespace_ok = self.namespace.is_none_or(|ns| {
+        let namespace_ok = self.namespace.as_deref().is_none_or(|ns| {
             object
                 .pointer("/metadata/namespace")
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 == ns
         });
-        namespace_ok && self.matches.is_none_or(|m| m(object))
+        namespace_ok && self.matches.as_ref().is_none_or(|m| m(object))
     }
 }
 
@@ -356,7 +359,7 @@ impl Store {
     pub fn list(
         &self,
         t: &ResourceType,
-        filter: &Filter<'_>,
+        filter: &Filter,
         limit: Option<usize>,
         continue_token: Option<&str>,
     ) -> ApiResult<Page> {
