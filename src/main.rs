@@ -8,9 +8,10 @@ use std::{
     sync::{Arc, atomic::AtomicBool},
 };
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use retention_operator::{
+    api,
     clock::SystemClock,
     controller::{self, Settings},
     crds, http,
@@ -74,6 +75,9 @@ struct RunArgs {
     /// Accounts reconciled at once.
     #[arg(long, default_value_t = 8)]
     concurrency: u16,
+    /// How long before a deletion a `DeletionUpcoming` event announces it (`0s` for none).
+    #[arg(long, default_value = "24h", value_parser = parse_notice)]
+    advance_notice: TimeDelta,
     /// Where /metrics, /healthz and /readyz are served.
     #[arg(long, default_value = "0.0.0.0:8080")]
     http_addr: SocketAddr,
@@ -101,6 +105,15 @@ enum LogFormat {
 enum Format {
     Table,
     Json,
+}
+
+/// A duration in the RetentionPolicy's notation (`24h`, `7d`), at most ten years.
+fn parse_notice(text: &str) -> Result<TimeDelta, String> {
+    let duration: api::RetentionDuration = text.parse().map_err(|e| format!("{e}"))?;
+    duration
+        .to_delta()
+        .filter(|d| *d <= TimeDelta::days(3653))
+        .ok_or_else(|| format!("{text} is longer than ten years"))
 }
 
 fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
@@ -243,6 +256,7 @@ fn run(args: RunArgs) -> Result<(), String> {
             clock_moves: None,
             dry_run,
             concurrency: concurrency.max(1),
+            advance_notice: args.advance_notice,
         };
         if args.leader_election {
             let leader = LeaderSettings {

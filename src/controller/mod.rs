@@ -88,6 +88,8 @@ pub struct Settings {
     pub dry_run: bool,
     /// Accounts reconciled at once.
     pub concurrency: u16,
+    /// How long before a deletion the `DeletionUpcoming` event announces it.
+    pub advance_notice: chrono::TimeDelta,
 }
 
 /// The reflector caches every lookup is served from (never a LIST per reconcile).
@@ -178,6 +180,8 @@ pub struct Context {
 pub struct SharedSettings {
     /// Everything except deletes.
     pub dry_run: bool,
+    /// How long before a deletion the `DeletionUpcoming` event announces it.
+    pub advance_notice: chrono::TimeDelta,
 }
 
 /// A watcher over every object of `K`, feeding a reflector cache.
@@ -298,6 +302,7 @@ pub async fn run(
         metrics,
         settings: SharedSettings {
             dry_run: settings.dry_run,
+            advance_notice: settings.advance_notice,
         },
         clock: settings.clock,
         ready,

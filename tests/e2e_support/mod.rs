@@ -31,6 +31,8 @@ use test_apiserver::{Config, RequestRecord, TestApiServer};
 
 pub const NAMESPACE: &str = "cust-acme";
 pub const DEADLINE: Duration = Duration::from_secs(20);
+/// The operator's `--advance-notice` in these tests.
+pub const ADVANCE_NOTICE: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
 pub fn at(text: &str) -> DateTime<Utc> {
     text.parse().unwrap()
@@ -98,6 +100,7 @@ fn spawn_operator(server: &TestApiServer, clock: &Arc<ManualClock>, dry_run: boo
         clock_moves: Some(Box::pin(clock.moves())),
         dry_run,
         concurrency: 4,
+        advance_notice: ADVANCE_NOTICE,
     };
     let ready = Arc::new(AtomicBool::new(false));
     let metrics = Arc::new(Metrics::new());
@@ -128,7 +131,16 @@ impl Harness {
     }
 
     async fn start_with(now: DateTime<Utc>, dry_run: bool) -> Self {
-        let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
+        Self::start_with_crds(now, concat!(env!("CARGO_MANIFEST_DIR"), "/crds"), dry_run).await
+    }
+
+    /// Like [`Harness::start`], with the CRDs read from `crds` (a directory or file) instead of
+    /// the project's `crds/`: for clusters whose CRDs differ from what this operator knows.
+    pub async fn start_with_crds(
+        now: DateTime<Utc>,
+        crds: impl AsRef<std::path::Path>,
+        dry_run: bool,
+    ) -> Self {
         let server = TestApiServer::start(Config::default().crds(crds).namespace(NAMESPACE))
             .await
             .unwrap();
