@@ -47,6 +47,7 @@ fn replica(client: &Client, identity: &str) -> Replica {
                 clock_moves: Some(Box::pin(run_clock.moves())),
                 dry_run: false,
                 concurrency: 2,
+                advance_notice: e2e_support::ADVANCE_NOTICE,
             };
             let ready = Arc::new(AtomicBool::new(false));
             controller::run(work_client, settings, run_metrics, ready, stop).await;
