@@ -101,6 +101,9 @@ pub struct AccountStatus {
     /// The earliest pending deletion of anything bound to the account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_deletion_at: Option<DateTime<Utc>>,
+    /// Deletions due up to this time have been announced by a `DeletionUpcoming` event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletions_announced_until: Option<DateTime<Utc>>,
     /// The `.metadata.generation` this status was computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,

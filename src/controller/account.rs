@@ -23,8 +23,8 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::{
-    Context, Error, cluster,
-    status::{DeletionFailure, StatusInput, account_status, policy_missing_status},
+    Context, Error, cluster, orphans,
+    status::{DeletionFailure, StatusInput, account_status, announcements, policy_missing_status},
 };
 use crate::{
     api::{Account, AccountStatus},
@@ -84,10 +84,12 @@ pub async fn reconcile(account: Arc<Account>, ctx: Arc<Context>) -> Result<Actio
         // A new policy triggers a reconcile through the policy watch.
         return Ok(Action::await_change());
     };
-    let bound = ctx.stores.bound_to(&name);
+    let claims = ctx.stores.claims(&name);
+    let bound = claims.bound;
     let processors = ctx.stores.processors();
     let plan = plan_account(&account, &bound, &policy.spec, &processors, now);
     stamp_schedules(&ctx, &account, &plan, &bound).await?;
+    orphans::mark_bound(&ctx, &account, &claims.marked_unbound).await?;
     let Deletions {
         deleted,
         vanished,
@@ -103,6 +105,23 @@ pub async fn reconcile(account: Arc<Account>, ctx: Arc<Context>) -> Result<Actio
         .filter(|p| !processors.contains_key(*p))
         .cloned()
         .collect();
+    let gone: BTreeSet<&ResourceRef> = deleted.iter().chain(&vanished).collect();
+    let remaining: Vec<&ResourcePlan> = plan
+        .resources
+        .iter()
+        .filter(|r| !gone.contains(&r.resource))
+        .collect();
+    let announced_until = account
+        .status
+        .as_ref()
+        .and_then(|s| s.deletions_announced_until);
+    let notice = announcements(
+        &remaining,
+        announced_until,
+        now,
+        ctx.settings.advance_notice,
+    );
+    announce(&ctx, &account, &notice.now).await;
     let generation = account.metadata.generation;
     write_status(&accounts, &account, |previous| {
         account_status(&StatusInput {
@@ -112,34 +131,59 @@ pub async fn reconcile(account: Arc<Account>, ctx: Arc<Context>) -> Result<Actio
             deleted: &deleted,
             failures: &failures,
             unknown_processors: &unknown_processors,
+            malformed: &claims.malformed,
+            announced_until: notice.announced_until,
             now,
         })
     })
     .await?;
-    let gone: BTreeSet<&ResourceRef> = deleted.iter().chain(&vanished).collect();
-    let remaining: Vec<&ResourcePlan> = plan
-        .resources
-        .iter()
-        .filter(|r| !gone.contains(&r.resource))
-        .collect();
-    if deleting && remaining.is_empty() {
+    // Unreadable objects are data too: the finalizer stays until they are gone.
+    if deleting && remaining.is_empty() && claims.malformed.is_empty() {
         remove_finalizer(&accounts, &account).await?;
         return Ok(Action::await_change());
     }
     if !failures.is_empty() {
         return Ok(Action::requeue(RETRY_FAILED));
     }
-    Ok(next_wakeup(&remaining, now))
+    Ok(next_wakeup(&remaining, notice.next_at, now))
 }
 
-/// Sleeps until the next deletion, in steps of at most [`MAX_TIMER`].
-fn next_wakeup(remaining: &[&ResourcePlan], now: DateTime<Utc>) -> Action {
+/// Announces deletions a configured time ahead (`--advance-notice`).
+async fn announce(ctx: &Context, account: &Account, upcoming: &[&ResourcePlan]) {
+    for resource in upcoming {
+        let Some(at) = resource.schedule.delete_at else {
+            continue;
+        };
+        let note = format!(
+            "{} will be deleted at {} ({})",
+            resource.resource,
+            at.to_rfc3339(),
+            resource.schedule.reason
+        );
+        ctx.publish(
+            account,
+            Some(&resource.resource),
+            EventType::Normal,
+            "DeletionUpcoming",
+            &note,
+        )
+        .await;
+    }
+}
+
+/// Sleeps until the next deletion or advance notice, in steps of at most [`MAX_TIMER`].
+fn next_wakeup(
+    remaining: &[&ResourcePlan],
+    next_notice: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Action {
     // Objects already due that are still here were kept on purpose (a dry run, or a re-check
     // that found them no longer due): waking for them would only spin. Failed deletions are
     // retried through RETRY_FAILED instead.
     let upcoming = remaining
         .iter()
         .filter_map(|r| r.schedule.delete_at)
+        .chain(next_notice)
         .filter(|at| *at > now);
     match upcoming.min() {
         None => Action::await_change(),

@@ -10,7 +10,9 @@ use serde_json::json;
 
 use super::Error;
 use crate::{
-    api::{Backup, DELETE_AT_ANNOTATION, DataRecord, Database, Domain, Mailbox, Website},
+    api::{
+        Backup, Condition, DELETE_AT_ANNOTATION, DataRecord, Database, Domain, Mailbox, Website,
+    },
     retention::{BoundResource, ResourceKind, ResourceRef, Schedule},
 };
 
@@ -83,6 +85,28 @@ pub async fn delete(client: &Client, resource: &ResourceRef, uid: &str) -> Resul
 
 fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Replaces the conditions on the object's status (the operator is their only writer).
+pub async fn set_conditions(
+    client: &Client,
+    resource: &ResourceRef,
+    conditions: &[Condition],
+) -> Result<(), Error> {
+    let patch = json!({"status": {"conditions": conditions}});
+    match api(client, resource)
+        .patch_status(
+            &resource.name,
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Gone meanwhile: nothing to report on.
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Stamps (or, with `None`, removes) the durable schedule on the object: the delete-at

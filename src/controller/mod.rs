@@ -3,10 +3,14 @@
 //!
 //! - [`account`]: the account controller (schedules, deletions, status, finalizer).
 //! - [`cluster`]: reading, stamping and deleting bound objects of any kind.
+//! - [`guarded`]: watching objects that may not match this operator's schema.
+//! - [`orphans`]: reporting objects bound to no existing Account, and malformed ones.
 //! - [`status`]: the Account status as a pure function of the plan.
 
 pub mod account;
 pub mod cluster;
+pub mod guarded;
+pub mod orphans;
 pub mod status;
 
 use std::{
@@ -20,9 +24,9 @@ use std::{
     time::Duration,
 };
 
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use kube::{
-    Client, ResourceExt,
+    Client, Resource, ResourceExt,
     api::Api,
     runtime::{
         Controller, WatchStreamExt,
@@ -32,17 +36,21 @@ use kube::{
         watcher,
     },
 };
+use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::{
+    api::Condition,
     api::{
         Account, Backup, DataProcessor, DataProcessorSpec, DataRecord, Database, Domain, Mailbox,
         RetentionPolicy, Website,
     },
     clock::Clock,
     metrics::Metrics,
-    retention::BoundResource,
+    retention::{BoundResource, ResourceRef},
 };
+use guarded::{BoundKind, Guarded};
+use status::MalformedResource;
 
 /// Why a reconcile failed.
 #[derive(Debug, thiserror::Error)]
@@ -97,12 +105,23 @@ pub struct Settings {
 pub struct Stores {
     policies: Store<RetentionPolicy>,
     processors: Store<DataProcessor>,
-    websites: Store<Website>,
-    databases: Store<Database>,
-    mailboxes: Store<Mailbox>,
-    domains: Store<Domain>,
-    records: Store<DataRecord>,
-    backups: Store<Backup>,
+    websites: Store<Guarded<Website>>,
+    databases: Store<Guarded<Database>>,
+    mailboxes: Store<Guarded<Mailbox>>,
+    domains: Store<Guarded<Domain>>,
+    records: Store<Guarded<DataRecord>>,
+    backups: Store<Guarded<Backup>>,
+}
+
+/// Everything in the caches that claims one account.
+#[derive(Debug, Default)]
+pub struct Claims {
+    /// The readable objects, as the engine sees them.
+    pub bound: Vec<BoundResource>,
+    /// Objects that cannot be read: never deleted, and they keep the account from Erased.
+    pub malformed: Vec<MalformedResource>,
+    /// Readable objects still marked `Bound=False` from a time their Account did not exist.
+    pub marked_unbound: Vec<(ResourceRef, Vec<Condition>)>,
 }
 
 impl Stores {
@@ -120,29 +139,41 @@ impl Stores {
             .collect()
     }
 
-    /// Every cached object bound to the account.
+    /// Every cached object bound to the account, as the engine sees it.
     pub fn bound_to(&self, account: &str) -> Vec<BoundResource> {
-        fn collect<K>(store: &Store<K>, account: &str, out: &mut Vec<BoundResource>)
-        where
-            K: kube::Resource<DynamicType = ()> + Clone + 'static,
-            for<'a> &'a K: Into<BoundResource>,
-        {
-            out.extend(
-                store
-                    .state()
-                    .iter()
-                    .map(|o| (&**o).into())
-                    .filter(|b: &BoundResource| b.account == account),
-            );
+        self.claims(account).bound
+    }
+
+    /// Everything cached that claims the account, readable or not.
+    pub fn claims(&self, account: &str) -> Claims {
+        fn collect<K: BoundKind>(store: &Store<Guarded<K>>, account: &str, out: &mut Claims) {
+            for object in store.state() {
+                if object.claimed_account() != Some(account) {
+                    continue;
+                }
+                match &object.0 {
+                    Ok(readable) => {
+                        out.bound.push(readable.facts());
+                        if orphans::is_marked_unbound(readable.conditions()) {
+                            out.marked_unbound
+                                .push((object.reference(), readable.conditions().to_vec()));
+                        }
+                    }
+                    Err(malformed) => out.malformed.push(MalformedResource {
+                        resource: object.reference(),
+                        field: malformed.field.clone(),
+                    }),
+                }
+            }
         }
-        let mut bound = Vec::new();
-        collect(&self.websites, account, &mut bound);
-        collect(&self.databases, account, &mut bound);
-        collect(&self.mailboxes, account, &mut bound);
-        collect(&self.domains, account, &mut bound);
-        collect(&self.records, account, &mut bound);
-        collect(&self.backups, account, &mut bound);
-        bound
+        let mut claims = Claims::default();
+        collect(&self.websites, account, &mut claims);
+        collect(&self.databases, account, &mut claims);
+        collect(&self.mailboxes, account, &mut claims);
+        collect(&self.domains, account, &mut claims);
+        collect(&self.records, account, &mut claims);
+        collect(&self.backups, account, &mut claims);
+        claims
     }
 
     async fn wait_until_ready(&self) -> bool {
@@ -184,7 +215,8 @@ pub struct SharedSettings {
     pub advance_notice: chrono::TimeDelta,
 }
 
-/// A watcher over every object of `K`, feeding a reflector cache.
+/// A watcher over every object of `K`, trimmed of what is never read, feeding a reflector
+/// cache.
 fn cached<K>(
     client: &Client,
 ) -> (
@@ -203,9 +235,36 @@ where
     let (reader, writer) = reflector::store();
     let stream = watcher(Api::<K>::all(client.clone()), watcher::Config::default())
         .default_backoff()
+        .modify(|object| guarded::trim_metadata(object.meta_mut()))
         .reflect(writer)
         .touched_objects();
     (reader, stream)
+}
+
+/// A cache of a bound kind whose every touched object is also handed to the orphan reporter
+/// when its Account is not cached or it cannot be read.
+fn bound_cache<K: BoundKind>(
+    client: &Client,
+    accounts: &Store<Account>,
+    suspects: &mpsc::UnboundedSender<orphans::Suspect>,
+) -> (
+    Store<Guarded<K>>,
+    impl Stream<Item = Result<Guarded<K>, watcher::Error>> + Send + 'static,
+) {
+    let (store, stream) = cached::<Guarded<K>>(client);
+    let (accounts, suspects) = (accounts.clone(), suspects.clone());
+    let stream = stream.inspect_ok(move |object| {
+        if let Some(suspect) = orphans::Suspect::of(object, &accounts) {
+            // Fails only when the reporter has stopped, i.e. during shutdown.
+            let _ = suspects.send(suspect);
+        }
+    });
+    (store, stream)
+}
+
+/// The Account a bound object triggers.
+fn claimed_account<K: BoundKind>(object: Guarded<K>) -> Option<ObjectRef<Account>> {
+    object.claimed_account().map(ObjectRef::new)
 }
 
 /// Runs the account controller until `shutdown` resolves. `ready` turns true once every cache
@@ -217,29 +276,30 @@ pub async fn run(
     ready: Arc<AtomicBool>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let mut controller = Controller::new(
+    let (accounts, writer) = reflector::store::<Account>();
+    let account_events = watcher(
         Api::<Account>::all(client.clone()),
         watcher::Config::default(),
-    );
-    let accounts = controller.store();
-    let to_account = |account: &str| Some(ObjectRef::<Account>::new(account));
-    let (websites, stream) = cached::<Website>(&client);
-    controller =
-        controller.watches_stream(stream, move |o| to_account(&o.spec.binding.account_ref));
-    let (databases, stream) = cached::<Database>(&client);
-    controller =
-        controller.watches_stream(stream, move |o| to_account(&o.spec.binding.account_ref));
-    let (mailboxes, stream) = cached::<Mailbox>(&client);
-    controller =
-        controller.watches_stream(stream, move |o| to_account(&o.spec.binding.account_ref));
-    let (domains, stream) = cached::<Domain>(&client);
-    controller =
-        controller.watches_stream(stream, move |o| to_account(&o.spec.binding.account_ref));
-    let (records, stream) = cached::<DataRecord>(&client);
-    controller =
-        controller.watches_stream(stream, move |o| to_account(&o.spec.binding.account_ref));
-    let (backups, stream) = cached::<Backup>(&client);
-    controller = controller.watches_stream(stream, move |o| to_account(&o.spec.account_ref));
+    )
+    .default_backoff()
+    .modify(|account| guarded::trim_metadata(account.meta_mut()))
+    .reflect(writer)
+    .applied_objects();
+    let mut controller = Controller::for_stream(account_events, accounts.clone());
+    let (suspects, suspects_seen) = mpsc::unbounded_channel();
+    let (websites, stream) = bound_cache::<Website>(&client, &accounts, &suspects);
+    controller = controller.watches_stream(stream, claimed_account);
+    let (databases, stream) = bound_cache::<Database>(&client, &accounts, &suspects);
+    controller = controller.watches_stream(stream, claimed_account);
+    let (mailboxes, stream) = bound_cache::<Mailbox>(&client, &accounts, &suspects);
+    controller = controller.watches_stream(stream, claimed_account);
+    let (domains, stream) = bound_cache::<Domain>(&client, &accounts, &suspects);
+    controller = controller.watches_stream(stream, claimed_account);
+    let (records, stream) = bound_cache::<DataRecord>(&client, &accounts, &suspects);
+    controller = controller.watches_stream(stream, claimed_account);
+    let (backups, stream) = bound_cache::<Backup>(&client, &accounts, &suspects);
+    controller = controller.watches_stream(stream, claimed_account);
+    drop(suspects);
     let (policies, stream) = cached::<RetentionPolicy>(&client);
     let by_policy = accounts.clone();
     controller = controller.watches_stream(stream, move |policy| {
@@ -273,7 +333,9 @@ pub async fn run(
         records,
         backups,
     };
+    let (synced, synced_seen) = watch::channel(false);
     let ready_stores = stores.clone();
+    let ready_accounts = accounts.clone();
     let ready_flag = ready.clone();
     tokio::spawn(async move {
         if !ready_stores.wait_until_ready().await {
@@ -282,13 +344,16 @@ pub async fn run(
         // Asked again every second: a wait registered on the controller's own store before
         // its first list has been seen to miss the wake-up.
         loop {
-            match tokio::time::timeout(Duration::from_secs(1), accounts.wait_until_ready()).await {
+            match tokio::time::timeout(Duration::from_secs(1), ready_accounts.wait_until_ready())
+                .await
+            {
                 Ok(Ok(())) => break,
                 Ok(Err(_)) => return,
                 Err(_) => continue,
             }
         }
         ready_flag.store(true, Ordering::Release);
+        let _ = synced.send(true);
         info!("caches synced: ready");
     });
     let reporter = Reporter {
@@ -307,6 +372,13 @@ pub async fn run(
         clock: settings.clock,
         ready,
     });
+    // Ends when the watches end, i.e. with the controller.
+    tokio::spawn(orphans::report(
+        context.clone(),
+        accounts,
+        synced_seen,
+        suspects_seen,
+    ));
     controller
         .with_config(controller::Config::default().concurrency(settings.concurrency))
         .graceful_shutdown_on(shutdown)

@@ -18,17 +18,19 @@
 //!   already lists as retained stay listed (without `deleteAt`), so the proof does not flap.
 //! - While the RetentionPolicy is missing, `nextDeletionAt` is cleared: nothing will be deleted
 //!   then, and the printer column must not promise otherwise.
+//! - Objects that claim the account but cannot be read (malformed) keep an otherwise empty
+//!   account in Erasing, with Ready False: they are data, so the account is not Erased.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 
 use crate::api::{
     AccountPhase, AccountStatus, Condition, ConditionStatus, ErasureProof, ResourceCounts,
     RetainedItem,
 };
 use crate::retention::{
-    AccountPlan, Disposition, Hold, ResourcePlan, ResourceRef, TerminationSource,
+    AccountPlan, Disposition, Hold, ResourceKind, ResourcePlan, ResourceRef, TerminationSource,
 };
 
 /// Condition type: the account's retention is proceeding as planned.
@@ -41,6 +43,8 @@ pub const POLICY_MISSING: &str = "PolicyMissing";
 pub const UNBOUND_RESOURCES: &str = "UnboundResources";
 /// Condition type: a deletion failed in the last pass.
 pub const DELETION_FAILED: &str = "DeletionFailed";
+/// Condition type: objects claiming the account do not match this operator's schema.
+pub const MALFORMED_RESOURCES: &str = "MalformedResources";
 
 /// At most this many failed resources are named in a condition message, so that a mass
 /// failure cannot push the status towards the API server's object size limit.
@@ -63,6 +67,11 @@ pub struct StatusInput<'a> {
     pub failures: &'a [DeletionFailure],
     /// `processorRef`/`registrar` names that match no DataProcessor.
     pub unknown_processors: &'a [String],
+    /// Objects that claim the account but cannot be read: never deleted, and the account is
+    /// not Erased while they exist.
+    pub malformed: &'a [MalformedResource],
+    /// Deletions announced so far (see [`announcements`]).
+    pub announced_until: Option<DateTime<Utc>>,
     /// The instant of this pass.
     pub now: DateTime<Utc>,
 }
@@ -78,6 +87,15 @@ pub struct DeletionFailure {
     pub message: String,
 }
 
+/// An object that claims the account but does not match this operator's schema.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MalformedResource {
+    /// The object.
+    pub resource: ResourceRef,
+    /// The field that could not be read, e.g. `spec.engine` (never its value).
+    pub field: String,
+}
+
 /// Computes the Account's status from the plan and this pass's outcome (see the module docs).
 pub fn account_status(input: &StatusInput<'_>) -> AccountStatus {
     let plan = input.plan;
@@ -89,10 +107,20 @@ pub fn account_status(input: &StatusInput<'_>) -> AccountStatus {
         .iter()
         .filter(|r| !deleted.contains(&r.resource))
         .collect();
+    let mut malformed: Vec<&MalformedResource> = input.malformed.iter().collect();
+    malformed.sort();
+    malformed.dedup();
+    // Data that cannot be read is still data: the account is not Erased while it exists.
+    let phase = if plan.phase == AccountPhase::Erased && !malformed.is_empty() {
+        AccountPhase::Erasing
+    } else {
+        plan.phase
+    };
     let previous_proof = previous.and_then(|p| p.erasure.as_ref());
     let retained = retained_resources(plan, previous_proof, &remaining);
     let erasure = erasure_proof(
         plan,
+        phase,
         previous_proof,
         &remaining,
         &retained,
@@ -128,7 +156,7 @@ pub fn account_status(input: &StatusInput<'_>) -> AccountStatus {
                 Some(at) => format!("{scheduled} scheduled, next deletion {}", rfc3339(at)),
                 None => "nothing scheduled".to_owned(),
             };
-            set(READY, ConditionStatus::True, plan.phase.as_str(), &ready);
+            set(READY, ConditionStatus::True, phase.as_str(), &ready);
             set(
                 DELETION_FAILED,
                 ConditionStatus::False,
@@ -146,6 +174,31 @@ pub fn account_status(input: &StatusInput<'_>) -> AccountStatus {
                 ConditionStatus::True,
                 failure_reason(&first.reason),
                 &failures_message(&failures),
+            );
+        }
+    }
+
+    if malformed.is_empty() {
+        set(
+            MALFORMED_RESOURCES,
+            ConditionStatus::False,
+            "AllReadable",
+            "every object claiming the account can be read",
+        );
+    } else {
+        let message = malformed_message(&malformed);
+        set(
+            MALFORMED_RESOURCES,
+            ConditionStatus::True,
+            "MalformedObject",
+            &message,
+        );
+        if failures.is_empty() {
+            set(
+                READY,
+                ConditionStatus::False,
+                "MalformedResources",
+                &format!("see condition {MALFORMED_RESOURCES}"),
             );
         }
     }
@@ -197,9 +250,10 @@ pub fn account_status(input: &StatusInput<'_>) -> AccountStatus {
     }
 
     AccountStatus {
-        phase: Some(plan.phase),
+        phase: Some(phase),
         terminated_at: recorded_termination(plan, previous),
         next_deletion_at,
+        deletions_announced_until: input.announced_until,
         observed_generation: input.generation,
         conditions,
         resources: resource_counts(&remaining, &retained, erasure.as_ref()),
@@ -337,6 +391,7 @@ fn retained_resources<'a>(
 /// The erasure proof after this pass (see the module docs for live accounts).
 fn erasure_proof(
     plan: &AccountPlan,
+    phase: AccountPhase,
     previous: Option<&ErasureProof>,
     remaining: &[&ResourcePlan],
     retained: &BTreeSet<&ResourceRef>,
@@ -370,7 +425,7 @@ fn erasure_proof(
         .collect();
     items.sort_by(|a, b| (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name)));
     proof.retained = items;
-    if plan.phase == AccountPhase::Erased && proof.completed_at.is_none() {
+    if phase == AccountPhase::Erased && proof.completed_at.is_none() {
         proof.completed_at = Some(now);
     }
     // An empty proof (terminated, nothing deleted or retained yet) would only print `{}`.
@@ -412,6 +467,84 @@ fn sorted_failures(failures: &[DeletionFailure]) -> Vec<&DeletionFailure> {
     });
     sorted.dedup_by(|a, b| a.resource == b.resource);
     sorted
+}
+
+/// What the advance notice says now (see [`announcements`]).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Announcements<'a> {
+    /// Deletions to announce now, soonest first.
+    pub now: Vec<&'a ResourcePlan>,
+    /// Deletions due up to this time have been announced (`status.deletionsAnnouncedUntil`).
+    pub announced_until: Option<DateTime<Utc>>,
+    /// When the next deletion enters the notice period, to wake up for it.
+    pub next_at: Option<DateTime<Utc>>,
+}
+
+/// Which deletions to announce `notice` ahead of time, given what is still bound and what was
+/// announced before. Backups are not announced: their rotation is routine and would announce
+/// something every day.
+///
+/// The stored `announced_until` is the only record, so a steady state writes nothing and a
+/// restarted operator announces nothing twice. It is cleared when nothing is scheduled (a
+/// reactivation, a legal hold without end), so a later schedule is announced afresh.
+pub fn announcements<'a>(
+    remaining: &[&'a ResourcePlan],
+    announced_until: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    notice: TimeDelta,
+) -> Announcements<'a> {
+    let mut scheduled: Vec<(DateTime<Utc>, &'a ResourcePlan)> = remaining
+        .iter()
+        .filter(|r| r.resource.kind != ResourceKind::Backup)
+        .filter_map(|r| r.schedule.delete_at.map(|at| (at, *r)))
+        .collect();
+    // Nothing scheduled, or notices turned off.
+    if scheduled.is_empty() || notice <= TimeDelta::zero() {
+        return Announcements {
+            now: Vec::new(),
+            announced_until: None,
+            next_at: None,
+        };
+    }
+    scheduled.sort_by(|a, b| (a.0, &a.1.resource).cmp(&(b.0, &b.1.resource)));
+    let unannounced = |at: &DateTime<Utc>| announced_until.is_none_or(|until| *at > until);
+    // When the notice period of a deletion at `at` starts (never, if that is before time
+    // began: then it has always been in it).
+    let notice_from = |at: DateTime<Utc>| at.checked_sub_signed(notice);
+    let due: Vec<(DateTime<Utc>, &'a ResourcePlan)> = scheduled
+        .iter()
+        .copied()
+        .filter(|(at, _)| *at > now && unannounced(at))
+        .filter(|(at, _)| notice_from(*at).is_none_or(|from| from <= now))
+        .collect();
+    let announced_until = due.iter().map(|(at, _)| *at).max().max(announced_until);
+    let next_at = scheduled
+        .iter()
+        .filter(|(at, _)| announced_until.is_none_or(|until| *at > until))
+        .filter_map(|(at, _)| notice_from(*at))
+        .filter(|from| *from > now)
+        .min();
+    Announcements {
+        now: due.into_iter().map(|(_, r)| r).collect(),
+        announced_until,
+        next_at,
+    }
+}
+
+fn malformed_message(malformed: &[&MalformedResource]) -> String {
+    let mut parts: Vec<String> = malformed
+        .iter()
+        .take(MAX_NAMED_FAILURES)
+        .map(|m| format!("{} (at {})", m.resource, m.field))
+        .collect();
+    if malformed.len() > MAX_NAMED_FAILURES {
+        parts.push(format!("and {} more", malformed.len() - MAX_NAMED_FAILURES));
+    }
+    format!(
+        "cannot read {}: such objects are never deleted, and erasure cannot complete until they \
+         are corrected to this operator's schema or removed",
+        parts.join("; ")
+    )
 }
 
 fn failures_message(failures: &[&DeletionFailure]) -> String {
@@ -613,6 +746,8 @@ mod tests {
             deleted: &[],
             failures: &[],
             unknown_processors: &[],
+            malformed: &[],
+            announced_until: None,
             now: t(now),
         }
     }
@@ -1911,6 +2046,7 @@ mod tests {
             types,
             [
                 DELETION_FAILED,
+                MALFORMED_RESOURCES,
                 ON_HOLD,
                 POLICY_MISSING,
                 READY,
@@ -1932,5 +2068,127 @@ mod tests {
             assert!(!json.contains(CUSTOMER), "customerRef leaked into {json}");
             assert!(!json.contains("Police"), "hold reason leaked into {json}");
         }
+    }
+
+    #[test]
+    fn a_malformed_object_keeps_an_otherwise_erased_account_erasing_and_not_ready() {
+        let acct = account(terminated(), None);
+        // Nothing readable is bound any more: the plan says Erased.
+        let plan = plan(&acct, &[], "2027-06-01T00:00:00Z");
+        assert_eq!(plan.phase, AccountPhase::Erased);
+        let malformed = [MalformedResource {
+            resource: rref(ResourceKind::Database, "shop-db"),
+            field: "spec.engine".to_owned(),
+        }];
+        let status = account_status(&StatusInput {
+            malformed: &malformed,
+            ..input(&plan, None, "2027-06-01T00:00:00Z")
+        });
+        assert_eq!(status.phase, Some(AccountPhase::Erasing));
+        assert_eq!(status.erasure.as_ref().and_then(|e| e.completed_at), None);
+        let flagged = condition(&status, MALFORMED_RESOURCES);
+        assert_eq!(flagged.status, ConditionStatus::True);
+        assert_eq!(flagged.reason, "MalformedObject");
+        assert!(
+            flagged
+                .message
+                .contains("Database acme/shop-db (at spec.engine)"),
+            "{}",
+            flagged.message
+        );
+        let ready = condition(&status, READY);
+        assert_eq!(
+            (ready.status, ready.reason.as_str()),
+            (ConditionStatus::False, "MalformedResources")
+        );
+
+        // Once it is gone, the account is Erased and the erasure complete.
+        let healed = account_status(&input(&plan, Some(&status), "2027-06-02T00:00:00Z"));
+        assert_eq!(healed.phase, Some(AccountPhase::Erased));
+        assert_eq!(
+            condition(&healed, MALFORMED_RESOURCES).status,
+            ConditionStatus::False
+        );
+        assert_eq!(condition(&healed, READY).status, ConditionStatus::True);
+    }
+
+    /// (kind, name, deleteAt) of what `announcements` says to announce.
+    fn announced(list: &[&ResourcePlan]) -> Vec<(ResourceKind, String, Option<DateTime<Utc>>)> {
+        list.iter()
+            .map(|r| {
+                (
+                    r.resource.kind,
+                    r.resource.name.clone(),
+                    r.schedule.delete_at,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn deletions_are_announced_once_the_notice_ahead_and_never_again() {
+        let notice = TimeDelta::hours(24);
+        let acct = account(terminated(), None);
+        let bound = [
+            website("www"),
+            mailbox("info"),
+            backup("b1", "www", "2026-10-31T02:00:00Z"),
+        ];
+        // This policy has no per-kind override: website and mailbox are due together.
+        let due = t("2026-12-01T00:00:00Z");
+
+        // A day and a second before: nothing yet; wake up when the notice period starts.
+        let early = plan(&acct, &bound, "2026-11-29T23:59:59Z");
+        let early_refs: Vec<&ResourcePlan> = early.resources.iter().collect();
+        let quiet = announcements(&early_refs, None, t("2026-11-29T23:59:59Z"), notice);
+        assert!(quiet.now.is_empty());
+        assert_eq!(quiet.announced_until, None);
+        assert_eq!(quiet.next_at, Some(t("2026-11-30T00:00:00Z")));
+
+        // At the start of the notice period: both hosted objects, not the backup.
+        let plan_now = plan(&acct, &bound, "2026-11-30T00:00:00Z");
+        let refs: Vec<&ResourcePlan> = plan_now.resources.iter().collect();
+        let first = announcements(&refs, None, t("2026-11-30T00:00:00Z"), notice);
+        assert_eq!(
+            announced(&first.now),
+            [
+                (ResourceKind::Website, "www".to_owned(), Some(due)),
+                (ResourceKind::Mailbox, "info".to_owned(), Some(due)),
+            ]
+        );
+        assert_eq!(first.announced_until, Some(due));
+        assert_eq!(first.next_at, None);
+
+        // Later, with the record stored: nothing again (also after a restart).
+        let again = announcements(
+            &refs,
+            first.announced_until,
+            t("2026-11-30T12:00:00Z"),
+            notice,
+        );
+        assert!(again.now.is_empty());
+        assert_eq!(again.announced_until, Some(due));
+
+        // A schedule that already passed is not announced (it is being deleted).
+        let late = announcements(&refs, None, due, notice);
+        assert!(late.now.is_empty());
+
+        // Nothing scheduled (reactivated): the record is cleared.
+        let active = account(json!({"state": "Active"}), None);
+        let live = plan(&active, &[website("www")], "2026-11-30T00:00:00Z");
+        let live_refs: Vec<&ResourcePlan> = live.resources.iter().collect();
+        let cleared = announcements(&live_refs, Some(due), t("2026-11-30T00:00:00Z"), notice);
+        assert_eq!(
+            cleared,
+            Announcements {
+                now: vec![],
+                announced_until: None,
+                next_at: None
+            }
+        );
+
+        // No notice: never anything to announce or wake for.
+        let off = announcements(&refs, None, t("2026-11-30T00:00:00Z"), TimeDelta::zero());
+        assert!(off.now.is_empty() && off.next_at.is_none());
     }
 }
