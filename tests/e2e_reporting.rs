@@ -1,0 +1,372 @@
+//! End to end: what the operator cannot plan is reported and never deleted (objects bound to no
+//! Account, objects that do not match its schema), and deletions are announced ahead of time.
+
+mod e2e_support;
+
+use std::path::PathBuf;
+
+use k8s_openapi::api::events::v1::Event;
+use kube::{
+    Api, Client,
+    api::{DeleteParams, DynamicObject, PostParams},
+    core::{ApiResource, GroupVersionKind},
+};
+use retention_operator::{
+    api::{Account, AccountPhase, ConditionStatus, Website},
+    controller::account::FINALIZER,
+};
+use serde_json::json;
+
+use e2e_support::{
+    ADVANCE_NOTICE, Harness, NAMESPACE, account, at, create, create_cluster, default_policy,
+    delete_at, eventually, get, gone, terminated_account, wait_phase, website,
+};
+
+/// Events with `reason`, in any namespace, as (regarding kind/name, related name, note).
+async fn events(client: &Client, reason: &str) -> Vec<(String, String, String)> {
+    Api::<Event>::all(client.clone())
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .map(|e| {
+            let regarding = e.regarding.unwrap_or_default();
+            (
+                format!(
+                    "{}/{}",
+                    regarding.kind.unwrap_or_default(),
+                    regarding.name.unwrap_or_default()
+                ),
+                e.related.and_then(|r| r.name).unwrap_or_default(),
+                e.note.unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// The Website's `Bound` condition as (status, reason).
+async fn bound_condition(client: &Client, name: &str) -> Option<(ConditionStatus, String)> {
+    let website = get::<Website>(client, name).await?;
+    website
+        .status?
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Bound")
+        .map(|c| (c.status, c.reason))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_object_bound_to_no_account_is_reported_and_never_deleted_until_its_account_exists() {
+    let harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
+    let client = harness.client.clone();
+    create_cluster(&client, &default_policy()).await;
+    create(&client, &website("orphan", "ghost")).await;
+
+    eventually("the Bound=False condition on the orphan", || async {
+        (bound_condition(&client, "orphan").await
+            == Some((ConditionStatus::False, "AccountNotFound".to_owned())))
+        .then_some(())
+    })
+    .await;
+    let reported = eventually("an Unbound event on the orphan", || async {
+        let found = events(&client, "Unbound").await;
+        (!found.is_empty()).then_some(found)
+    })
+    .await;
+    assert_eq!(reported.len(), 1, "{reported:?}");
+    assert_eq!(reported[0].0, "Website/orphan");
+    assert!(reported[0].2.contains("\"ghost\""), "{reported:?}");
+
+    // Years later it is still there, unscheduled, and reported only once, also by a restarted
+    // operator (the condition is the record).
+    let mut harness = harness;
+    harness.restart_operator().await;
+    harness
+        .move_clock_and_settle("2030-01-01T00:00:00Z", 0)
+        .await;
+    assert!(!gone::<Website>(&client, "orphan").await);
+    assert_eq!(delete_at::<Website>(&client, "orphan").await, None);
+    assert_eq!(events(&client, "Unbound").await.len(), 1);
+
+    // Its Account appears (terminated long ago): the orphan is bound, scheduled, and goes.
+    create_cluster(
+        &client,
+        &terminated_account("ghost", "2029-11-01T00:00:00Z"),
+    )
+    .await;
+    eventually("the orphan deleted with its account", || async {
+        gone::<Website>(&client, "orphan").await.then_some(())
+    })
+    .await;
+    wait_phase(&client, "ghost", AccountPhase::Erased).await;
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_orphan_whose_account_appears_is_marked_bound_again() {
+    let harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
+    let client = harness.client.clone();
+    create_cluster(&client, &default_policy()).await;
+    create(&client, &website("early", "late-acct")).await;
+    eventually("the Bound=False condition", || async {
+        (bound_condition(&client, "early").await
+            == Some((ConditionStatus::False, "AccountNotFound".to_owned())))
+        .then_some(())
+    })
+    .await;
+    create_cluster(&client, &e2e_support::active_account("late-acct")).await;
+    eventually("the Bound=True condition", || async {
+        (bound_condition(&client, "early").await
+            == Some((ConditionStatus::True, "AccountFound".to_owned())))
+        .then_some(())
+    })
+    .await;
+    wait_phase(&client, "late-acct", AccountPhase::Active).await;
+    assert!(!gone::<Website>(&client, "early").await);
+    harness.stop().await;
+}
+
+/// The project's CRDs, but with a Database engine this operator version does not know: what a
+/// cluster looks like after a newer operator's CRDs were installed, or a rollback.
+fn crds_with_a_newer_database_engine() -> PathBuf {
+    let source = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/crds"));
+    let target = std::env::temp_dir().join(format!("retention-e2e-crds-{}", std::process::id()));
+    std::fs::create_dir_all(&target).unwrap();
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        if path.file_name().unwrap() == "databases.hosting.ecuni.se.yaml" {
+            let known = "                - postgresql\n";
+            assert!(text.contains(known), "the engine enum moved");
+            text = text.replace(
+                known,
+                "                - postgresql\n                - mongodb\n",
+            );
+        }
+        std::fs::write(target.join(path.file_name().unwrap()), text).unwrap();
+    }
+    target
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_object_stops_nothing_is_reported_is_never_deleted_and_holds_the_finalizer() {
+    e2e_support::skip_on_real_cluster!("needs CRDs newer than this operator's");
+    let crds = crds_with_a_newer_database_engine();
+    let harness = Harness::start_with_crds(at("2026-11-02T00:00:00Z"), &crds, false).await;
+    let client = harness.client.clone();
+    create_cluster(&client, &default_policy()).await;
+    create_cluster(&client, &terminated_account("acme", "2026-11-01T00:00:00Z")).await;
+    create(&client, &website("www", "acme")).await;
+    // A Database this operator cannot read, created before and after a readable object.
+    let gvk = GroupVersionKind::gvk("hosting.ecuni.se", "v1alpha1", "Database");
+    let databases: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        NAMESPACE,
+        &ApiResource::from_gvk_with_plural(&gvk, "databases"),
+    );
+    let object: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "hosting.ecuni.se/v1alpha1", "kind": "Database",
+        "metadata": {"name": "docs-db", "namespace": NAMESPACE},
+        "spec": {"accountRef": "acme", "engine": "mongodb"},
+    }))
+    .unwrap();
+    databases
+        .create(&PostParams::default(), &object)
+        .await
+        .unwrap();
+    create(&client, &website("blog", "acme")).await;
+
+    // The controller keeps working: the readable objects are scheduled and, at the end of the
+    // grace period, deleted.
+    for name in ["www", "blog"] {
+        eventually("the website's schedule", || {
+            delete_at::<Website>(&client, name)
+        })
+        .await;
+    }
+    let reported = eventually("the MalformedResources condition", || async {
+        let condition = account(&client, "acme")
+            .await?
+            .status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "MalformedResources")?;
+        (condition.status == ConditionStatus::True).then_some(condition)
+    })
+    .await;
+    assert_eq!(reported.reason, "MalformedObject");
+    assert!(
+        reported
+            .message
+            .contains("Database cust-acme/docs-db (at spec.engine)"),
+        "{}",
+        reported.message
+    );
+    assert!(!reported.message.contains("mongodb"), "values stay out");
+    let events = eventually("a MalformedResource event", || async {
+        let found = events(&client, "MalformedResource").await;
+        (!found.is_empty()).then_some(found)
+    })
+    .await;
+    assert_eq!(events[0].0, "Account/acme");
+    assert_eq!(events[0].1, "docs-db");
+
+    harness
+        .move_clock_and_settle("2026-12-02T00:00:00Z", 1)
+        .await;
+    for name in ["www", "blog"] {
+        eventually("the website deleted", || async {
+            gone::<Website>(&client, name).await.then_some(())
+        })
+        .await;
+    }
+    // Everything readable is gone, but the account is not Erased while the unreadable
+    // database exists, and deleting the Account keeps it (finalizer) until that is gone too.
+    harness
+        .move_clock_and_settle("2027-06-01T00:00:00Z", 1)
+        .await;
+    wait_phase(&client, "acme", AccountPhase::Erasing).await;
+    assert!(databases.get_opt("docs-db").await.unwrap().is_some());
+    Api::<Account>::all(client.clone())
+        .delete("acme", &DeleteParams::default())
+        .await
+        .unwrap();
+    harness
+        .move_clock_and_settle("2027-06-02T00:00:00Z", 1)
+        .await;
+    let kept = account(&client, "acme").await.expect("the Account is kept");
+    assert!(
+        kept.metadata
+            .finalizers
+            .unwrap_or_default()
+            .contains(&FINALIZER.to_owned())
+    );
+    assert!(databases.get_opt("docs-db").await.unwrap().is_some());
+
+    // Staff remove the unreadable object: the Account goes.
+    databases
+        .delete("docs-db", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the Account released", || async {
+        account(&client, "acme").await.is_none().then_some(())
+    })
+    .await;
+    harness.stop().await;
+    let _ = std::fs::remove_dir_all(crds);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deletions_are_announced_the_advance_notice_ahead_once_across_restarts() {
+    let mut harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
+    let client = harness.client.clone();
+    create_cluster(&client, &default_policy()).await;
+    create_cluster(&client, &terminated_account("acme", "2026-11-01T00:00:00Z")).await;
+    create(&client, &website("www", "acme")).await;
+    eventually("the website's schedule", || {
+        delete_at::<Website>(&client, "www")
+    })
+    .await;
+    let due = at("2026-12-01T00:00:00Z");
+
+    // Just before the notice period: nothing announced.
+    let before = (due - ADVANCE_NOTICE - chrono::TimeDelta::seconds(1)).to_rfc3339();
+    harness.move_clock_and_settle(&before, 1).await;
+    assert!(events(&client, "DeletionUpcoming").await.is_empty());
+
+    // Inside it: announced once, and recorded on the Account.
+    let inside = (due - ADVANCE_NOTICE + chrono::TimeDelta::minutes(1)).to_rfc3339();
+    harness.move_clock_and_settle(&inside, 1).await;
+    let announced = eventually("a DeletionUpcoming event", || async {
+        let found = events(&client, "DeletionUpcoming").await;
+        (!found.is_empty()).then_some(found)
+    })
+    .await;
+    assert_eq!(announced.len(), 1, "{announced:?}");
+    assert_eq!(announced[0].1, "www");
+    assert!(
+        announced[0].2.contains("2026-12-01T00:00:00"),
+        "{announced:?}"
+    );
+    let recorded = eventually("status.deletionsAnnouncedUntil", || async {
+        account(&client, "acme")
+            .await?
+            .status?
+            .deletions_announced_until
+    })
+    .await;
+    assert_eq!(recorded, due);
+
+    // A restarted operator does not announce it again.
+    harness.restart_operator().await;
+    let later = (due - chrono::TimeDelta::hours(1)).to_rfc3339();
+    harness.move_clock_and_settle(&later, 1).await;
+    assert_eq!(events(&client, "DeletionUpcoming").await.len(), 1);
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn erasing_n_objects_costs_n_deletes_their_gets_and_at_most_two_account_writes() {
+    e2e_support::skip_on_real_cluster!("needs the request log");
+    const WEBSITES: usize = 12;
+    let harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
+    let client = harness.client.clone();
+    create_cluster(&client, &default_policy()).await;
+    create_cluster(&client, &terminated_account("acme", "2026-11-01T00:00:00Z")).await;
+    for i in 0..WEBSITES {
+        create(&client, &website(&format!("www-{i}"), "acme")).await;
+    }
+    for i in 0..WEBSITES {
+        let name = format!("www-{i}");
+        eventually("the schedules", || delete_at::<Website>(&client, &name)).await;
+    }
+    // Past the advance notice, so that only the erasure itself is measured.
+    harness
+        .move_clock_and_settle("2026-11-30T12:00:00Z", 1)
+        .await;
+    let server = harness.test_server().unwrap();
+    server.clear_requests();
+    harness
+        .move_clock_and_settle("2026-12-01T00:00:00Z", 1)
+        .await;
+    wait_phase(&client, "acme", AccountPhase::Erased).await;
+    harness.settle().await;
+
+    let requests = e2e_support::operator_requests(server);
+    let count = |verb: &str, resource: &str| {
+        requests
+            .iter()
+            .filter(|r| r.verb == verb && r.resource == resource)
+            .count()
+    };
+    assert_eq!(count("delete", "websites"), WEBSITES);
+    assert_eq!(
+        count("get", "websites"),
+        WEBSITES,
+        "one fresh GET per delete"
+    );
+    assert_eq!(count("get", "accounts"), 1, "one fresh GET of the Account");
+    assert_eq!(
+        requests.iter().filter(|r| r.verb == "list").count(),
+        0,
+        "no LIST"
+    );
+    let account_writes = requests
+        .iter()
+        .filter(|r| r.resource == "accounts" && r.is_write())
+        .count();
+    assert!(
+        account_writes <= 2,
+        "{account_writes} writes to the Account"
+    );
+    let other_writes: Vec<String> = requests
+        .iter()
+        .filter(|r| r.is_write() && r.resource != "accounts" && r.resource != "events")
+        .filter(|r| !(r.verb == "delete" && r.resource == "websites"))
+        .map(|r| format!("{} {}/{}", r.verb, r.resource, r.name))
+        .collect();
+    assert!(other_writes.is_empty(), "{other_writes:?}");
+    harness.stop().await;
+}
