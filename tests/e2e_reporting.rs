@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use k8s_openapi::api::events::v1::Event;
 use kube::{
     Api, Client,
-    api::{DeleteParams, DynamicObject, PostParams},
+    api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams},
     core::{ApiResource, GroupVersionKind},
 };
 use retention_operator::{
-    api::{Account, AccountPhase, ConditionStatus, Website},
+    api::{Account, AccountPhase, ConditionStatus, RetentionPolicy, Website},
     controller::account::FINALIZER,
 };
 use serde_json::json;
@@ -128,22 +128,21 @@ async fn an_orphan_whose_account_appears_is_marked_bound_again() {
     harness.stop().await;
 }
 
-/// The project's CRDs, but with a Database engine this operator version does not know: what a
-/// cluster looks like after a newer operator's CRDs were installed, or a rollback.
-fn crds_with_a_newer_database_engine() -> PathBuf {
+/// The project's CRDs with one more enum value after `known` in `file`: what a cluster looks
+/// like after a newer operator's CRDs were installed, or after a rollback. Objects using the
+/// value are valid to the API server but cannot be read by this operator.
+fn crds_with_a_newer_value(file: &str, known: &str, added: &str) -> PathBuf {
     let source = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/crds"));
-    let target = std::env::temp_dir().join(format!("retention-e2e-crds-{}", std::process::id()));
+    let target =
+        std::env::temp_dir().join(format!("retention-e2e-crds-{}-{added}", std::process::id()));
     std::fs::create_dir_all(&target).unwrap();
     for entry in std::fs::read_dir(&source).unwrap() {
         let path = entry.unwrap().path();
         let mut text = std::fs::read_to_string(&path).unwrap();
-        if path.file_name().unwrap() == "databases.hosting.ecuni.se.yaml" {
-            let known = "                - postgresql\n";
-            assert!(text.contains(known), "the engine enum moved");
-            text = text.replace(
-                known,
-                "                - postgresql\n                - mongodb\n",
-            );
+        if path.file_name().unwrap() == file {
+            let line = format!("                - {known}\n");
+            assert_eq!(text.matches(&line).count(), 1, "{known} in {file}");
+            text = text.replace(&line, &format!("{line}                - {added}\n"));
         }
         std::fs::write(target.join(path.file_name().unwrap()), text).unwrap();
     }
@@ -153,7 +152,7 @@ fn crds_with_a_newer_database_engine() -> PathBuf {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_malformed_object_stops_nothing_is_reported_is_never_deleted_and_holds_the_finalizer() {
     e2e_support::skip_on_real_cluster!("needs CRDs newer than this operator's");
-    let crds = crds_with_a_newer_database_engine();
+    let crds = crds_with_a_newer_value("databases.hosting.ecuni.se.yaml", "postgresql", "mongodb");
     let harness = Harness::start_with_crds(at("2026-11-02T00:00:00Z"), &crds, false).await;
     let client = harness.client.clone();
     create_cluster(&client, &default_policy()).await;
@@ -369,4 +368,178 @@ async fn erasing_n_objects_costs_n_deletes_their_gets_and_at_most_two_account_wr
         .collect();
     assert!(other_writes.is_empty(), "{other_writes:?}");
     harness.stop().await;
+}
+
+/// The Account's condition `type_` as (status, reason).
+async fn account_condition(
+    client: &Client,
+    name: &str,
+    type_: &str,
+) -> Option<(ConditionStatus, String)> {
+    let condition = account(client, name)
+        .await?
+        .status?
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == type_)?;
+    Some((condition.status, condition.reason))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_policy_that_cannot_be_read_stops_erasure_for_its_accounts_only() {
+    let harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
+    let client = harness.client.clone();
+    // Valid to the API server's schema (digits and a unit), but beyond any duration.
+    let mut broken = default_policy();
+    broken.metadata.name = Some("broken".into());
+    let mut broken = serde_json::to_value(&broken).unwrap();
+    broken["spec"]["gracePeriod"] = json!("99999999999999999999d");
+    Api::<DynamicObject>::all_with(
+        client.clone(),
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("hosting.ecuni.se", "v1alpha1", "RetentionPolicy"),
+            "retentionpolicies",
+        ),
+    )
+    .create(
+        &PostParams::default(),
+        &serde_json::from_value(broken).unwrap(),
+    )
+    .await
+    .unwrap();
+    create_cluster(&client, &default_policy()).await;
+    let mut stuck = terminated_account("stuck", "2026-11-01T00:00:00Z");
+    stuck.spec.retention_policy_ref = "broken".into();
+    create_cluster(&client, &stuck).await;
+    create_cluster(&client, &terminated_account("fine", "2026-11-01T00:00:00Z")).await;
+    create(&client, &website("stuck-www", "stuck")).await;
+    create(&client, &website("fine-www", "fine")).await;
+
+    eventually("PolicyMissing with reason PolicyMalformed", || async {
+        (account_condition(&client, "stuck", "PolicyMissing").await
+            == Some((ConditionStatus::True, "PolicyMalformed".to_owned())))
+        .then_some(())
+    })
+    .await;
+    assert_eq!(
+        account_condition(&client, "stuck", "Ready").await,
+        Some((ConditionStatus::False, "PolicyMalformed".to_owned()))
+    );
+    harness
+        .move_clock_and_settle("2027-01-01T00:00:00Z", 2)
+        .await;
+    eventually("the other account's website deleted", || async {
+        gone::<Website>(&client, "fine-www").await.then_some(())
+    })
+    .await;
+    assert!(!gone::<Website>(&client, "stuck-www").await);
+    assert_eq!(delete_at::<Website>(&client, "stuck-www").await, None);
+
+    // Corrected, the policy applies at once.
+    Api::<RetentionPolicy>::all(client.clone())
+        .patch(
+            "broken",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"gracePeriod": "30d"}})),
+        )
+        .await
+        .unwrap();
+    eventually("the stuck website deleted", || async {
+        gone::<Website>(&client, "stuck-www").await.then_some(())
+    })
+    .await;
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_that_cannot_be_read_is_reported_keeps_its_data_and_its_finalizer() {
+    e2e_support::skip_on_real_cluster!("needs CRDs newer than this operator's");
+    let crds = crds_with_a_newer_value("accounts.hosting.ecuni.se.yaml", "Terminated", "Closed");
+    let harness = Harness::start_with_crds(at("2026-11-02T00:00:00Z"), &crds, false).await;
+    let client = harness.client.clone();
+    create_cluster(&client, &default_policy()).await;
+    let mut closed =
+        serde_json::to_value(terminated_account("closed", "2026-11-01T00:00:00Z")).unwrap();
+    closed["spec"]["state"] = json!("Closed");
+    let accounts: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("hosting.ecuni.se", "v1alpha1", "Account"),
+            "accounts",
+        ),
+    );
+    accounts
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(closed).unwrap(),
+        )
+        .await
+        .unwrap();
+    create_cluster(&client, &terminated_account("fine", "2026-11-01T00:00:00Z")).await;
+    create(&client, &website("closed-www", "closed")).await;
+    create(&client, &website("fine-www", "fine")).await;
+
+    // Reported: Ready=False with reason MalformedAccount, an event, and the finalizer added.
+    let unreadable = |object: DynamicObject| {
+        let conditions = object.data["status"]["conditions"].as_array().cloned()?;
+        let ready = conditions.into_iter().find(|c| c["type"] == "Ready")?;
+        let finalized = object
+            .metadata
+            .finalizers
+            .unwrap_or_default()
+            .contains(&FINALIZER.to_owned());
+        (ready["status"] == "False" && ready["reason"] == "MalformedAccount" && finalized)
+            .then_some(ready["message"].as_str().unwrap_or_default().to_owned())
+    };
+    let message = eventually("the closed account reported", || async {
+        unreadable(accounts.get("closed").await.unwrap())
+    })
+    .await;
+    assert!(message.contains("spec.state"), "{message}");
+    let reported = eventually("a MalformedAccount event", || async {
+        let found = events(&client, "MalformedAccount").await;
+        (!found.is_empty()).then_some(found)
+    })
+    .await;
+    assert_eq!(reported[0].0, "Account/closed");
+    // Its website is bound (not reported as unbound), never scheduled, never deleted, while
+    // the other account's erasure goes on.
+    harness
+        .move_clock_and_settle("2027-01-01T00:00:00Z", 2)
+        .await;
+    eventually("the other account's website deleted", || async {
+        gone::<Website>(&client, "fine-www").await.then_some(())
+    })
+    .await;
+    assert!(!gone::<Website>(&client, "closed-www").await);
+    assert_eq!(delete_at::<Website>(&client, "closed-www").await, None);
+    assert!(events(&client, "Unbound").await.is_empty());
+    // Deleting it keeps it (finalizer), with its data.
+    accounts
+        .delete("closed", &DeleteParams::default())
+        .await
+        .unwrap();
+    harness
+        .move_clock_and_settle("2027-01-02T00:00:00Z", 2)
+        .await;
+    assert!(accounts.get_opt("closed").await.unwrap().is_some());
+    assert!(!gone::<Website>(&client, "closed-www").await);
+
+    // Corrected to a state this operator knows, it is erased as a deleted account is.
+    accounts
+        .patch(
+            "closed",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"state": "Terminated"}})),
+        )
+        .await
+        .unwrap();
+    eventually("the website deleted and the Account released", || async {
+        (gone::<Website>(&client, "closed-www").await
+            && accounts.get_opt("closed").await.unwrap().is_none())
+        .then_some(())
+    })
+    .await;
+    harness.stop().await;
+    let _ = std::fs::remove_dir_all(crds);
 }

@@ -23,8 +23,13 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::{
-    Context, Error, cluster, orphans,
-    status::{DeletionFailure, StatusInput, account_status, announcements, policy_missing_status},
+    Context, Error, Policy, cluster,
+    guarded::{Guarded, Malformed},
+    orphans,
+    status::{
+        DeletionFailure, StatusInput, account_status, announcements, malformed_account_conditions,
+        policy_malformed_status, policy_missing_status,
+    },
 };
 use crate::{
     api::{Account, AccountStatus},
@@ -50,7 +55,7 @@ const STATUS_ATTEMPTS: usize = 5;
 const RETRY_FAILED: Duration = Duration::from_secs(10);
 
 /// Reconciles one Account.
-pub async fn reconcile(account: Arc<Account>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Result<Action, Error> {
     if !ctx.ready.load(Ordering::Acquire) {
         // Planning from half-filled caches would see nothing bound and could release an
         // Account whose data still exists: wait until every cache has synced.
@@ -58,43 +63,64 @@ pub async fn reconcile(account: Arc<Account>, ctx: Arc<Context>) -> Result<Actio
     }
     let _timer = ctx.metrics.reconcile("account");
     let now = ctx.clock.now();
-    let name = account.name_any();
+    let name = object.name_any();
     let accounts: Api<Account> = Api::all(ctx.client.clone());
-    let deleting = account.metadata.deletion_timestamp.is_some();
-    if !deleting && !account.finalizers().iter().any(|f| f == FINALIZER) {
-        add_finalizer(&accounts, &account).await?;
+    let deleting = object.meta().deletion_timestamp.is_some();
+    // Also on an Account that cannot be read: it must not vanish with data still bound to it.
+    if !deleting && !object.finalizers().iter().any(|f| f == FINALIZER) {
+        add_finalizer(&accounts, &*object).await?;
         // The write triggers the next reconcile.
         return Ok(Action::await_change());
     }
+    let account = match &object.0 {
+        Ok(account) => account,
+        Err(malformed) => return report_malformed_account(&ctx, &object, malformed, now).await,
+    };
     let policy_name = &account.spec.retention_policy_ref;
-    let Some(policy) = ctx.stores.policy(policy_name) else {
-        let generation = account.metadata.generation;
-        write_status(&accounts, &account, |previous| {
-            policy_missing_status(previous, policy_name, generation, now)
-        })
-        .await?;
-        ctx.publish(
-            &account,
-            None,
-            EventType::Warning,
-            "PolicyMissing",
-            &format!("RetentionPolicy {policy_name} does not exist: erasure is stopped"),
-        )
-        .await;
-        // A new policy triggers a reconcile through the policy watch.
-        return Ok(Action::await_change());
+    let policy = match ctx.stores.policy(policy_name) {
+        Policy::Found(policy) => policy,
+        Policy::Missing => {
+            let generation = account.metadata.generation;
+            let written = write_status(&accounts, account, |previous| {
+                policy_missing_status(previous, policy_name, generation, now)
+            })
+            .await?;
+            if written {
+                let note =
+                    format!("RetentionPolicy {policy_name} does not exist: erasure is stopped");
+                ctx.publish(account, None, EventType::Warning, "PolicyMissing", &note)
+                    .await;
+            }
+            // A new policy triggers a reconcile through the policy watch.
+            return Ok(Action::await_change());
+        }
+        Policy::Malformed { field } => {
+            let generation = account.metadata.generation;
+            let written = write_status(&accounts, account, |previous| {
+                policy_malformed_status(previous, policy_name, &field, generation, now)
+            })
+            .await?;
+            if written {
+                let note = format!(
+                    "RetentionPolicy {policy_name} cannot be read at {field}: erasure is stopped"
+                );
+                ctx.publish(account, None, EventType::Warning, "PolicyMalformed", &note)
+                    .await;
+            }
+            return Ok(Action::await_change());
+        }
     };
     let claims = ctx.stores.claims(&name);
     let bound = claims.bound;
     let processors = ctx.stores.processors();
-    let plan = plan_account(&account, &bound, &policy.spec, &processors, now);
-    stamp_schedules(&ctx, &account, &plan, &bound).await?;
-    orphans::mark_bound(&ctx, &account, &claims.marked_unbound).await?;
+    let plan = plan_account(account, &bound, &policy, &processors, now);
+    stamp_schedules(&ctx, account, &plan, &bound).await?;
+    orphans::mark_bound(&ctx, account, &claims.marked_unbound).await?;
     let Deletions {
         deleted,
         vanished,
         failures,
-    } = delete_due(&ctx, &account, &plan, now).await;
+    } = delete_due(&ctx, account, &plan, now).await;
     // What was found already gone is neither counted nor shown as bound.
     let mut plan = plan;
     plan.resources.retain(|r| !vanished.contains(&r.resource));
@@ -121,9 +147,9 @@ pub async fn reconcile(account: Arc<Account>, ctx: Arc<Context>) -> Result<Actio
         now,
         ctx.settings.advance_notice,
     );
-    announce(&ctx, &account, &notice.now).await;
+    announce(&ctx, account, &notice.now).await;
     let generation = account.metadata.generation;
-    write_status(&accounts, &account, |previous| {
+    write_status(&accounts, account, |previous| {
         account_status(&StatusInput {
             plan: &plan,
             previous,
@@ -139,7 +165,7 @@ pub async fn reconcile(account: Arc<Account>, ctx: Arc<Context>) -> Result<Actio
     .await?;
     // Unreadable objects are data too: the finalizer stays until they are gone.
     if deleting && remaining.is_empty() && claims.malformed.is_empty() {
-        remove_finalizer(&accounts, &account).await?;
+        remove_finalizer(&accounts, account).await?;
         return Ok(Action::await_change());
     }
     if !failures.is_empty() {
@@ -197,7 +223,57 @@ fn next_wakeup(
     }
 }
 
-async fn add_finalizer(accounts: &Api<Account>, account: &Account) -> Result<(), Error> {
+/// Reports an Account that does not match this operator's schema: `Ready=False` and a Warning
+/// event, written only when the condition changes. Nothing bound to it is planned, so nothing
+/// is deleted, and its finalizer stays.
+async fn report_malformed_account(
+    ctx: &Context,
+    object: &Guarded<Account>,
+    malformed: &Malformed,
+    now: DateTime<Utc>,
+) -> Result<Action, Error> {
+    let conditions = malformed_account_conditions(
+        &malformed.conditions,
+        &malformed.field,
+        object.meta().generation,
+        now,
+    );
+    if conditions == malformed.conditions {
+        return Ok(Action::await_change());
+    }
+    // Through the guarded type: the answer is the same unreadable Account.
+    let accounts: Api<Guarded<Account>> = Api::all(ctx.client.clone());
+    let patch = json!({"status": {"conditions": conditions}});
+    match accounts
+        .patch_status(
+            &object.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 => return Ok(Action::await_change()),
+        Err(error) => return Err(error.into()),
+    }
+    warn!(account = %object.name_any(), field = %malformed.field, "malformed Account: nothing bound to it is erased");
+    let note = format!(
+        "the Account cannot be read at {} (it does not match this operator's schema): nothing \
+         bound to it is erased until it is corrected",
+        malformed.field
+    );
+    ctx.publish_regarding(
+        &object.object_ref(&()),
+        None,
+        EventType::Warning,
+        "MalformedAccount",
+        &note,
+    )
+    .await;
+    Ok(Action::await_change())
+}
+
+async fn add_finalizer(accounts: &Api<Account>, account: &impl Resource) -> Result<(), Error> {
     let mut finalizers = account.finalizers().to_vec();
     finalizers.push(FINALIZER.to_owned());
     // The resourceVersion makes the patch conditional: a concurrent change is not overwritten.
@@ -234,7 +310,7 @@ async fn remove_finalizer(accounts: &Api<Account>, account: &Account) -> Result<
 }
 
 /// Writes the status by server-side apply, and only when it changed: a steady state writes
-/// nothing. The status builds on the stored one (the erasure proof is cumulative), so the
+/// nothing. `Ok(true)` when it wrote. The status builds on the stored one (the erasure proof is cumulative), so the
 /// write is conditional on the Account's resourceVersion: when the cached Account was stale,
 /// the Account is read again and the status computed again from what is really stored, so no
 /// deletion goes uncounted.
@@ -242,12 +318,12 @@ async fn write_status(
     accounts: &Api<Account>,
     account: &Account,
     compute: impl Fn(Option<&AccountStatus>) -> AccountStatus,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let mut current = account.clone();
     for _ in 0..STATUS_ATTEMPTS {
         let status = compute(current.status.as_ref());
         if current.status.as_ref() == Some(&status) {
-            return Ok(());
+            return Ok(false);
         }
         let patch = json!({
             "apiVersion": Account::api_version(&()),
@@ -260,12 +336,12 @@ async fn write_status(
             .patch_status(&current.name_any(), &params, &Patch::Apply(&patch))
             .await
         {
-            Ok(_) => return Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+            Ok(_) => return Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(false),
             Err(kube::Error::Api(s)) if s.code == 409 => {
                 match accounts.get_opt(&current.name_any()).await? {
                     Some(fresh) => current = fresh,
-                    None => return Ok(()),
+                    None => return Ok(false),
                 }
             }
             Err(error) => return Err(error.into()),
@@ -462,13 +538,13 @@ async fn delete_one(
     let mut bound = ctx.stores.bound_to(&fresh_account.name_any());
     bound.retain(|b| b.reference != fresh.bound.reference);
     bound.push(fresh.bound.clone());
-    let Some(policy) = ctx.stores.policy(&fresh_account.spec.retention_policy_ref) else {
+    let Policy::Found(policy) = ctx.stores.policy(&fresh_account.spec.retention_policy_ref) else {
         return Ok(Outcome::NotDue);
     };
     let replan = plan_account(
         fresh_account,
         &bound,
-        &policy.spec,
+        &policy,
         &ctx.stores.processors(),
         now,
     );
@@ -499,25 +575,44 @@ impl Context {
         reason: &str,
         note: &str,
     ) {
+        self.publish_regarding(&account.object_ref(&()), about, type_, reason, note)
+            .await;
+    }
+
+    /// Publishes an event regarding any object, with `about` as the related object.
+    pub async fn publish_regarding(
+        &self,
+        regarding: &ObjectReference,
+        about: Option<&ResourceRef>,
+        type_: EventType,
+        reason: &str,
+        note: &str,
+    ) {
         let event = Event {
             type_,
             reason: reason.to_owned(),
             note: Some(note.to_owned()),
             action: reason.to_owned(),
-            secondary: about.map(|r| ObjectReference {
-                api_version: Some(Account::api_version(&()).into_owned()),
-                kind: Some(r.kind.as_str().to_owned()),
-                namespace: Some(r.namespace.clone()),
-                name: Some(r.name.clone()),
-                ..ObjectReference::default()
-            }),
+            secondary: about.map(related),
         };
-        if let Err(error) = self
-            .recorder
-            .publish(&event, &account.object_ref(&()))
-            .await
-        {
-            warn!(account = %account.name_any(), %error, reason, "cannot publish event");
+        self.publish_event(&event, regarding).await;
+    }
+
+    async fn publish_event(&self, event: &Event, regarding: &ObjectReference) {
+        if let Err(error) = self.recorder.publish(event, regarding).await {
+            let name = regarding.name.as_deref().unwrap_or_default();
+            warn!(regarding = name, %error, reason = %event.reason, "cannot publish event");
         }
+    }
+}
+
+/// A bound object as an event's related object.
+fn related(resource: &ResourceRef) -> ObjectReference {
+    ObjectReference {
+        api_version: Some(Account::api_version(&()).into_owned()),
+        kind: Some(resource.kind.as_str().to_owned()),
+        namespace: Some(resource.namespace.clone()),
+        name: Some(resource.name.clone()),
+        ..ObjectReference::default()
     }
 }

@@ -37,6 +37,9 @@ pub struct Malformed {
     pub account_ref: Option<String>,
     /// Where deserializing failed, as a path such as `spec.engine`.
     pub field: String,
+    /// `status.conditions`, when they can be read: so the operator writes its report on the
+    /// object only when it changes.
+    pub conditions: Vec<Condition>,
 }
 
 impl<'de, K> Deserialize<'de> for Guarded<K>
@@ -62,10 +65,15 @@ where
                     .pointer("/spec/accountRef")
                     .and_then(serde_json::Value::as_str)
                     .map(str::to_owned);
+                let conditions = value
+                    .pointer("/status/conditions")
+                    .and_then(|c| Vec::<Condition>::deserialize(c).ok())
+                    .unwrap_or_default();
                 Ok(Self(Err(Malformed {
                     metadata,
                     account_ref,
                     field,
+                    conditions,
                 })))
             }
         }

@@ -26,7 +26,7 @@ use std::{
 
 use futures::{Stream, StreamExt, TryStreamExt};
 use kube::{
-    Client, Resource, ResourceExt,
+    Client, ResourceExt,
     api::Api,
     runtime::{
         Controller, WatchStreamExt,
@@ -43,7 +43,7 @@ use crate::{
     api::Condition,
     api::{
         Account, Backup, DataProcessor, DataProcessorSpec, DataRecord, Database, Domain, Mailbox,
-        RetentionPolicy, Website,
+        RetentionPolicy, RetentionPolicySpec, Website,
     },
     clock::Clock,
     metrics::Metrics,
@@ -103,14 +103,28 @@ pub struct Settings {
 /// The reflector caches every lookup is served from (never a LIST per reconcile).
 #[derive(Clone)]
 pub struct Stores {
-    policies: Store<RetentionPolicy>,
-    processors: Store<DataProcessor>,
+    policies: Store<Guarded<RetentionPolicy>>,
+    processors: Store<Guarded<DataProcessor>>,
     websites: Store<Guarded<Website>>,
     databases: Store<Guarded<Database>>,
     mailboxes: Store<Guarded<Mailbox>>,
     domains: Store<Guarded<Domain>>,
     records: Store<Guarded<DataRecord>>,
     backups: Store<Guarded<Backup>>,
+}
+
+/// A RetentionPolicy as the caches know it.
+#[derive(Debug)]
+pub enum Policy {
+    /// It exists and can be read.
+    Found(RetentionPolicySpec),
+    /// No policy of that name exists: erasure stops.
+    Missing,
+    /// It exists but does not match this operator's schema: erasure stops.
+    Malformed {
+        /// Where reading it failed.
+        field: String,
+    },
 }
 
 /// Everything in the caches that claims one account.
@@ -126,16 +140,24 @@ pub struct Claims {
 
 impl Stores {
     /// The named RetentionPolicy.
-    pub fn policy(&self, name: &str) -> Option<Arc<RetentionPolicy>> {
-        self.policies.get(&ObjectRef::new(name))
+    pub fn policy(&self, name: &str) -> Policy {
+        match self.policies.get(&ObjectRef::new(name)) {
+            None => Policy::Missing,
+            Some(policy) => match &policy.0 {
+                Ok(policy) => Policy::Found(policy.spec.clone()),
+                Err(malformed) => Policy::Malformed {
+                    field: malformed.field.clone(),
+                },
+            },
+        }
     }
 
-    /// Every DataProcessor by name.
+    /// Every readable DataProcessor by name (one that cannot be read counts as unknown).
     pub fn processors(&self) -> BTreeMap<String, DataProcessorSpec> {
         self.processors
             .state()
             .iter()
-            .map(|p| (p.name_any(), p.spec.clone()))
+            .filter_map(|p| Some((p.name_any(), p.0.as_ref().ok()?.spec.clone())))
             .collect()
     }
 
@@ -245,7 +267,7 @@ where
 /// when its Account is not cached or it cannot be read.
 fn bound_cache<K: BoundKind>(
     client: &Client,
-    accounts: &Store<Account>,
+    accounts: &Store<Guarded<Account>>,
     suspects: &mpsc::UnboundedSender<orphans::Suspect>,
 ) -> (
     Store<Guarded<K>>,
@@ -263,7 +285,7 @@ fn bound_cache<K: BoundKind>(
 }
 
 /// The Account a bound object triggers.
-fn claimed_account<K: BoundKind>(object: Guarded<K>) -> Option<ObjectRef<Account>> {
+fn claimed_account<K: BoundKind>(object: Guarded<K>) -> Option<ObjectRef<Guarded<Account>>> {
     object.claimed_account().map(ObjectRef::new)
 }
 
@@ -276,13 +298,13 @@ pub async fn run(
     ready: Arc<AtomicBool>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let (accounts, writer) = reflector::store::<Account>();
+    // Guarded like every watched kind: one unreadable object must not stop the watch.
+    let (accounts, writer) = reflector::store::<Guarded<Account>>();
     let account_events = watcher(
-        Api::<Account>::all(client.clone()),
+        Api::<Guarded<Account>>::all(client.clone()),
         watcher::Config::default(),
     )
     .default_backoff()
-    .modify(|account| guarded::trim_metadata(account.meta_mut()))
     .reflect(writer)
     .applied_objects();
     let mut controller = Controller::for_stream(account_events, accounts.clone());
@@ -300,18 +322,21 @@ pub async fn run(
     let (backups, stream) = bound_cache::<Backup>(&client, &accounts, &suspects);
     controller = controller.watches_stream(stream, claimed_account);
     drop(suspects);
-    let (policies, stream) = cached::<RetentionPolicy>(&client);
+    let (policies, stream) = cached::<Guarded<RetentionPolicy>>(&client);
     let by_policy = accounts.clone();
     controller = controller.watches_stream(stream, move |policy| {
         let name = policy.name_any();
         by_policy
             .state()
             .into_iter()
-            .filter(|a| a.spec.retention_policy_ref == name)
+            .filter(|a| {
+                a.0.as_ref()
+                    .is_ok_and(|a| a.spec.retention_policy_ref == name)
+            })
             .map(|a| ObjectRef::from_obj(&*a))
             .collect::<Vec<_>>()
     });
-    let (processors, stream) = cached::<DataProcessor>(&client);
+    let (processors, stream) = cached::<Guarded<DataProcessor>>(&client);
     let every_account = accounts.clone();
     controller = controller.watches_stream(stream, move |_| {
         every_account
@@ -392,7 +417,7 @@ pub async fn run(
 }
 
 /// Errors that may fix themselves are retried soon; every one is counted by reason.
-fn error_policy(account: Arc<Account>, error: &Error, ctx: Arc<Context>) -> Action {
+fn error_policy(account: Arc<Guarded<Account>>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.error("account", error.reason());
     warn!(account = %account.name_any(), reason = error.reason(), %error, "reconcile failed");
     Action::requeue(Duration::from_secs(5))

@@ -14,7 +14,7 @@ use std::{collections::HashSet, sync::Arc};
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::{
-    Api, ResourceExt,
+    Api, Resource, ResourceExt,
     runtime::{
         events::{Event, EventType},
         reflector::{ObjectRef, Store},
@@ -63,7 +63,10 @@ pub struct Suspect {
 
 impl Suspect {
     /// The object as a suspect, or `None` when it is readable and its Account is cached.
-    pub fn of<K: BoundKind>(object: &Guarded<K>, accounts: &Store<Account>) -> Option<Self> {
+    pub fn of<K: BoundKind>(
+        object: &Guarded<K>,
+        accounts: &Store<Guarded<Account>>,
+    ) -> Option<Self> {
         let account = object.claimed_account().map(str::to_owned);
         let (malformed_field, conditions) = match &object.0 {
             Ok(readable) => {
@@ -92,7 +95,7 @@ impl Suspect {
 /// missing), until the watches end.
 pub async fn report(
     ctx: Arc<Context>,
-    accounts: Store<Account>,
+    accounts: Store<Guarded<Account>>,
     mut ready: watch::Receiver<bool>,
     mut suspects: mpsc::UnboundedReceiver<Suspect>,
 ) {
@@ -110,7 +113,7 @@ pub async fn report(
 
 async fn look_at(
     ctx: &Context,
-    accounts: &Store<Account>,
+    accounts: &Store<Guarded<Account>>,
     reported: &mut HashSet<(String, String)>,
     suspect: &Suspect,
 ) -> Result<(), Error> {
@@ -118,7 +121,7 @@ async fn look_at(
         Some(name) => match accounts.get(&ObjectRef::new(name)) {
             Some(cached) => Some(cached),
             // The Account's watch event may simply lag behind the object's: ask the API.
-            None => Api::<Account>::all(ctx.client.clone())
+            None => Api::<Guarded<Account>>::all(ctx.client.clone())
                 .get_opt(name)
                 .await?
                 .map(Arc::new),
@@ -144,8 +147,8 @@ async fn look_at(
             );
             match account {
                 Some(account) => {
-                    ctx.publish(
-                        &account,
+                    ctx.publish_regarding(
+                        &account.object_ref(&()),
                         Some(&suspect.resource),
                         EventType::Warning,
                         "MalformedResource",

@@ -274,30 +274,85 @@ pub fn policy_missing_status(
     generation: Option<i64>,
     now: DateTime<Utc>,
 ) -> AccountStatus {
+    let message =
+        format!("RetentionPolicy {policy:?} not found: nothing is erased until it exists");
+    erasure_stopped_status(previous, "PolicyNotFound", &message, generation, now)
+}
+
+/// Status for an Account whose RetentionPolicy cannot be read (it does not match this
+/// operator's schema): erasure stops as when it is missing, with reason `PolicyMalformed`.
+pub fn policy_malformed_status(
+    previous: Option<&AccountStatus>,
+    policy: &str,
+    field: &str,
+    generation: Option<i64>,
+    now: DateTime<Utc>,
+) -> AccountStatus {
+    let message = format!(
+        "RetentionPolicy {policy:?} cannot be read at {field}: nothing is erased until it is \
+         corrected"
+    );
+    erasure_stopped_status(previous, "PolicyMalformed", &message, generation, now)
+}
+
+fn erasure_stopped_status(
+    previous: Option<&AccountStatus>,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: DateTime<Utc>,
+) -> AccountStatus {
     let mut status = previous.cloned().unwrap_or_default();
     status.observed_generation = generation;
     status.next_deletion_at = None;
-    let message =
-        format!("RetentionPolicy {policy:?} not found: nothing is erased until it exists");
     set_condition(
         &mut status.conditions,
         POLICY_MISSING,
         ConditionStatus::True,
-        "PolicyNotFound",
-        &message,
+        reason,
+        message,
         generation,
         now,
     );
+    let ready_reason = if reason == "PolicyNotFound" {
+        "PolicyMissing"
+    } else {
+        reason
+    };
     set_condition(
         &mut status.conditions,
         READY,
         ConditionStatus::False,
-        "PolicyMissing",
-        &message,
+        ready_reason,
+        message,
         generation,
         now,
     );
     status
+}
+
+/// The conditions of an Account that cannot be read: `Ready=False` with reason
+/// `MalformedAccount`, the others kept as stored. Nothing bound to it is erased meanwhile.
+pub fn malformed_account_conditions(
+    stored: &[Condition],
+    field: &str,
+    generation: Option<i64>,
+    now: DateTime<Utc>,
+) -> Vec<Condition> {
+    let mut conditions = stored.to_vec();
+    set_condition(
+        &mut conditions,
+        READY,
+        ConditionStatus::False,
+        "MalformedAccount",
+        &format!(
+            "the Account cannot be read at {field} (it does not match this operator's schema): \
+             nothing bound to it is erased until it is corrected"
+        ),
+        generation,
+        now,
+    );
+    conditions
 }
 
 /// Sets a condition Kubernetes-style: lastTransitionTime changes only when status changes.
