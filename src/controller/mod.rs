@@ -4,12 +4,14 @@
 //! - [`account`]: the account controller (schedules, deletions, status, finalizer).
 //! - [`cluster`]: reading, stamping and deleting bound objects of any kind.
 //! - [`guarded`]: watching objects that may not match this operator's schema.
+//! - [`index`]: the bound objects of each account, so a reconcile never scans every cache.
 //! - [`orphans`]: reporting objects bound to no existing Account, and malformed ones.
 //! - [`status`]: the Account status as a pure function of the plan.
 
 pub mod account;
 pub mod cluster;
 pub mod guarded;
+pub mod index;
 pub mod orphans;
 pub mod status;
 
@@ -50,6 +52,7 @@ use crate::{
     retention::{BoundResource, ResourceRef},
 };
 use guarded::{BoundKind, Guarded};
+use index::AccountIndex;
 use status::MalformedResource;
 
 /// Why a reconcile failed.
@@ -105,12 +108,37 @@ pub struct Settings {
 pub struct Stores {
     policies: Store<Guarded<RetentionPolicy>>,
     processors: Store<Guarded<DataProcessor>>,
-    websites: Store<Guarded<Website>>,
-    databases: Store<Guarded<Database>>,
-    mailboxes: Store<Guarded<Mailbox>>,
-    domains: Store<Guarded<Domain>>,
-    records: Store<Guarded<DataRecord>>,
-    backups: Store<Guarded<Backup>>,
+    websites: BoundCache<Website>,
+    databases: BoundCache<Database>,
+    mailboxes: BoundCache<Mailbox>,
+    domains: BoundCache<Domain>,
+    records: BoundCache<DataRecord>,
+    backups: BoundCache<Backup>,
+}
+
+/// The cache of one bound kind and its index by account.
+pub struct BoundCache<K: BoundKind> {
+    store: Store<Guarded<K>>,
+    index: AccountIndex<K>,
+}
+
+impl<K: BoundKind> Clone for BoundCache<K> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            index: self.index.clone(),
+        }
+    }
+}
+
+impl<K: BoundKind> BoundCache<K> {
+    /// The cached objects claiming `account`.
+    fn claiming(&self, account: &str) -> impl Iterator<Item = Arc<Guarded<K>>> + '_ {
+        self.index
+            .claiming(account)
+            .into_iter()
+            .filter_map(|key| self.store.get(&key))
+    }
 }
 
 /// A RetentionPolicy as the caches know it.
@@ -168,8 +196,8 @@ impl Stores {
 
     /// Everything cached that claims the account, readable or not.
     pub fn claims(&self, account: &str) -> Claims {
-        fn collect<K: BoundKind>(store: &Store<Guarded<K>>, account: &str, out: &mut Claims) {
-            for object in store.state() {
+        fn collect<K: BoundKind>(cache: &BoundCache<K>, account: &str, out: &mut Claims) {
+            for object in cache.claiming(account) {
                 if object.claimed_account() != Some(account) {
                     continue;
                 }
@@ -201,12 +229,12 @@ impl Stores {
     async fn wait_until_ready(&self) -> bool {
         self.policies.wait_until_ready().await.is_ok()
             && self.processors.wait_until_ready().await.is_ok()
-            && self.websites.wait_until_ready().await.is_ok()
-            && self.databases.wait_until_ready().await.is_ok()
-            && self.mailboxes.wait_until_ready().await.is_ok()
-            && self.domains.wait_until_ready().await.is_ok()
-            && self.records.wait_until_ready().await.is_ok()
-            && self.backups.wait_until_ready().await.is_ok()
+            && self.websites.store.wait_until_ready().await.is_ok()
+            && self.databases.store.wait_until_ready().await.is_ok()
+            && self.mailboxes.store.wait_until_ready().await.is_ok()
+            && self.domains.store.wait_until_ready().await.is_ok()
+            && self.records.store.wait_until_ready().await.is_ok()
+            && self.backups.store.wait_until_ready().await.is_ok()
     }
 }
 
@@ -270,18 +298,29 @@ fn bound_cache<K: BoundKind>(
     accounts: &Store<Guarded<Account>>,
     suspects: &mpsc::UnboundedSender<orphans::Suspect>,
 ) -> (
-    Store<Guarded<K>>,
+    BoundCache<K>,
     impl Stream<Item = Result<Guarded<K>, watcher::Error>> + Send + 'static,
 ) {
-    let (store, stream) = cached::<Guarded<K>>(client);
+    let (store, writer) = reflector::store();
+    let index = AccountIndex::default();
+    let indexer = index.clone();
     let (accounts, suspects) = (accounts.clone(), suspects.clone());
-    let stream = stream.inspect_ok(move |object| {
+    let stream = watcher(
+        Api::<Guarded<K>>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    // The index first, so that both are current when the event triggers a reconcile.
+    .inspect_ok(move |event| indexer.apply(event))
+    .reflect(writer)
+    .touched_objects()
+    .inspect_ok(move |object| {
         if let Some(suspect) = orphans::Suspect::of(object, &accounts) {
             // Fails only when the reporter has stopped, i.e. during shutdown.
             let _ = suspects.send(suspect);
         }
     });
-    (store, stream)
+    (BoundCache { store, index }, stream)
 }
 
 /// The Account a bound object triggers.
