@@ -1,6 +1,7 @@
-//! End to end: the manifests in `examples/` applied to the test API server with the real
-//! operator running at 2026-11-23. What the operator stamps (and deletes) must be exactly what
-//! the offline `plan` predicts for the same objects and time.
+//! End to end: the manifests in `examples/` applied to the test API server (or a real cluster,
+//! `RETENTION_E2E_KUBECONFIG`) with the real operator running at 2026-11-23. What the operator
+//! stamps (and deletes) must be exactly what the offline `plan` predicts for the same objects
+//! and time.
 
 mod e2e_support;
 
@@ -24,7 +25,7 @@ use retention_operator::{
     retention::{Inventory, Plan, ResourceKind, ResourcePlan, plan},
 };
 
-use e2e_support::{DEADLINE, Harness, at};
+use e2e_support::{Harness, at, deadline};
 
 const NOW: &str = "2026-11-23T00:00:00Z";
 
@@ -249,7 +250,7 @@ async fn the_operator_stamps_what_plan_prints_for_the_examples() {
     create_examples(&client).await;
 
     // Poll until the server agrees with the plan, then once more after the operator settled.
-    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let deadline = tokio::time::Instant::now() + deadline();
     loop {
         let found = mismatches(&client, &planned, &after, now).await;
         if found.is_empty() {

@@ -1,11 +1,13 @@
-//! Two replicas against one API server: only the leader acts, and killing it hands over.
+//! Two replicas against one API server: only the leader acts, and killing it hands over. Runs
+//! in real-cluster mode too (`RETENTION_E2E_KUBECONFIG`): the lease is short (3 s), so the
+//! hand-over takes seconds there as well.
 
 mod e2e_support;
 
 use std::sync::{Arc, atomic::AtomicBool};
 
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::{Api, Client};
+use kube::{Api, Client, api::DeleteParams};
 use retention_operator::{
     api::Mailbox,
     clock::ManualClock,
@@ -16,8 +18,8 @@ use retention_operator::{
 use tokio::{sync::watch, task::JoinHandle};
 
 use e2e_support::{
-    NAMESPACE, at, create, create_cluster, default_policy, eventually, mailbox,
-    reconciles_finished, terminated_account,
+    Cluster, at, create, create_cluster, default_policy, eventually, mailbox, reconciles_finished,
+    terminated_account,
 };
 
 struct Replica {
@@ -79,18 +81,22 @@ async fn holder(client: &Client) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn only_the_leader_acts_and_killing_it_hands_over() {
-    let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
-    let server = test_apiserver::TestApiServer::start(
-        test_apiserver::Config::default()
-            .crds(crds)
-            .namespace(NAMESPACE),
-    )
-    .await
-    .unwrap();
-    let client = Client::try_from(kube::Config::new(server.url().parse().unwrap())).unwrap();
+    let cluster = Cluster::connect().await;
+    let client = cluster.client.clone();
+    // A lease left on a real cluster by an earlier run would name a holder before either
+    // replica has run.
+    match Api::<Lease>::namespaced(client.clone(), "default")
+        .delete("retention-operator", &DeleteParams::default())
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 => {}
+        Err(e) => panic!("deleting the old lease: {e}"),
+    }
     seed(&client).await;
-    let first = replica(&client, "replica-a");
-    let second = replica(&client, "replica-b");
+    // Each replica has its own client, as separate processes would.
+    let first = replica(&cluster.client_with_agent("replica-a"), "replica-a");
+    let second = replica(&cluster.client_with_agent("replica-b"), "replica-b");
 
     let leader = eventually("a leader", || async { holder(&client).await }).await;
     let (leading, following) = if leader == "replica-a" {
@@ -124,7 +130,7 @@ async fn only_the_leader_acts_and_killing_it_hands_over() {
 
     // The new leader does the work: the mailbox goes once its date has passed.
     following.clock.set(at("2026-12-01T00:00:01Z"));
-    let mailboxes = Api::<Mailbox>::namespaced(client.clone(), NAMESPACE);
+    let mailboxes = Api::<Mailbox>::namespaced(client.clone(), e2e_support::NAMESPACE);
     eventually("the mailbox to go", || async {
         matches!(mailboxes.get_opt("info").await, Ok(None)).then_some(())
     })

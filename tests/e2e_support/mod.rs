@@ -1,26 +1,51 @@
-//! The end-to-end harness: the test API server, the real operator in-process with an injected
-//! clock, and polling with deadlines.
+//! The end-to-end harness: the test API server (or, with `RETENTION_E2E_KUBECONFIG`, a real
+//! cluster), the real operator in-process with an injected clock, and polling with deadlines.
+//!
+//! Real-cluster mode: with `RETENTION_E2E_KUBECONFIG=PATH`, no test API server is started.
+//! Clients come from that kubeconfig; the project's CRDs (`crds/`) are installed or updated and
+//! waited for; the test namespace is created when missing; and every `hosting.ecuni.se` object
+//! left by an earlier test is removed (finalizers stripped first) before the operator starts.
+//! That is why the cluster must be a throwaway one (kind, k3d). The in-process operator still
+//! reads the injected [`ManualClock`], which works against any API server. The tests use fixed
+//! names, so harnesses in real-cluster mode take an exclusive lock (a file lock, held until the
+//! harness is dropped): tests run one at a time, across threads and test processes alike.
+//! Tests that need what only the test API server has (its request log, fault injection, its
+//! event window, other CRDs) skip with [`skip_on_real_cluster!`] or guard those checks with
+//! [`Harness::test_server`].
 #![allow(dead_code)]
 
 use std::{
     fmt::Debug,
     future::Future,
-    sync::{Arc, atomic::AtomicBool},
+    io::Write,
+    ops::Deref,
+    path::{Path, PathBuf},
+    sync::{Arc, OnceLock, atomic::AtomicBool},
     time::Duration,
 };
 
 use chrono::{DateTime, Utc};
-use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope};
+use futures::{StreamExt, TryStreamExt, stream};
+use k8s_openapi::{
+    ClusterResourceScope, NamespaceResourceScope,
+    api::{core::v1::Namespace, events::v1::Event},
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{ObjectMeta, Patch, PatchParams, PostParams},
+    api::{
+        ApiResource, DeleteParams, DynamicObject, ListParams, ObjectMeta, Patch, PatchParams,
+        PostParams,
+    },
+    config::{KubeConfigOptions, Kubeconfig},
 };
 use retention_operator::{
     api::{
         Account, AccountBinding, AccountPhase, AccountSpec, AccountState, Backup, BackupSchedule,
         BackupSource, BackupSpec, Bookkeeping, BookkeepingRetention, DELETE_AT_ANNOTATION,
-        DataCategory, DataRecord, DataRecordSpec, GracePeriods, HostedKind, LegalBasis, Mailbox,
-        MailboxSpec, RetentionPolicy, RetentionPolicySpec, Website, WebsiteSpec,
+        DataCategory, DataProcessor, DataRecord, DataRecordSpec, Database, Domain, GracePeriods,
+        HostedKind, LegalBasis, Mailbox, MailboxSpec, RetentionPolicy, RetentionPolicySpec,
+        Website, WebsiteSpec,
     },
     clock::ManualClock,
     controller::{self, Settings},
@@ -30,21 +55,83 @@ use serde::{Serialize, de::DeserializeOwned};
 use test_apiserver::{Config, RequestRecord, TestApiServer};
 
 pub const NAMESPACE: &str = "cust-acme";
+/// How long [`eventually`] and [`Harness::settle`] wait against the test API server; see
+/// [`deadline`] for real clusters.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 /// The operator's `--advance-notice` in these tests.
 pub const ADVANCE_NOTICE: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+/// The environment variable naming the kubeconfig of a real (throwaway) cluster to run against.
+pub const KUBECONFIG_ENV: &str = "RETENTION_E2E_KUBECONFIG";
+/// The project's CRDs, installed on a real cluster and loaded by the test API server.
+pub const PROJECT_CRDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
+/// The field manager of the CRDs the harness installs on a real cluster.
+const FIELD_MANAGER: &str = "retention-operator-e2e";
 
 pub fn at(text: &str) -> DateTime<Utc> {
     text.parse().unwrap()
 }
 
-/// Polls `check` until it returns `Some`, failing after the deadline.
+/// The kubeconfig of the real cluster the tests run against (`RETENTION_E2E_KUBECONFIG`, when
+/// set and not empty), or `None` for the in-memory test API server.
+pub fn real_cluster() -> Option<&'static Path> {
+    static KUBECONFIG: OnceLock<Option<PathBuf>> = OnceLock::new();
+    KUBECONFIG
+        .get_or_init(|| {
+            std::env::var_os(KUBECONFIG_ENV)
+                .filter(|path| !path.is_empty())
+                .map(PathBuf::from)
+        })
+        .as_deref()
+}
+
+/// How long to wait for something: [`DEADLINE`], tripled on a real cluster, whose API server,
+/// watches and CRD installation are slower than the in-memory one's.
+pub fn deadline() -> Duration {
+    if real_cluster().is_some() {
+        DEADLINE * 3
+    } else {
+        DEADLINE
+    }
+}
+
+/// In real-cluster mode, prints why the test is skipped (one line on stderr) and returns true;
+/// otherwise returns false. Prefer the [`skip_on_real_cluster!`] macro, which also returns.
+pub fn skipping_on_real_cluster(why: &str) -> bool {
+    let Some(kubeconfig) = real_cluster() else {
+        return false;
+    };
+    // Written to the process's stderr directly: libtest captures eprintln! of passing tests,
+    // and a skip should be seen.
+    let _ = writeln!(
+        std::io::stderr(),
+        "{} skipped on the real cluster of {KUBECONFIG_ENV}={}: {why}",
+        // libtest names each test's thread after the test.
+        std::thread::current().name().unwrap_or("a test"),
+        kubeconfig.display()
+    );
+    true
+}
+
+/// `skip_on_real_cluster!("needs the request log")` at the top of a test: in real-cluster mode
+/// the test returns (passes) at once, with the reason on stderr, before touching the cluster.
+#[allow(unused_macros)]
+macro_rules! skip_on_real_cluster {
+    ($why:expr) => {
+        if $crate::e2e_support::skipping_on_real_cluster($why) {
+            return;
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use skip_on_real_cluster;
+
+/// Polls `check` until it returns `Some`, failing after the [`deadline`].
 pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let deadline = tokio::time::Instant::now() + deadline();
     loop {
         if let Some(value) = check().await {
             return value;
@@ -57,15 +144,352 @@ where
     }
 }
 
+/// `Harness::server`: the test API server, which is absent in real-cluster mode. It derefs to
+/// the [`TestApiServer`], so `harness.server.requests()` and `deletes(&harness.server)` read as
+/// before; in real-cluster mode that deref panics with a message saying how to skip instead.
+/// [`Harness::test_server`] asks without panicking.
+pub struct TestServer(Option<TestApiServer>);
+
+impl TestServer {
+    /// The test API server, or `None` in real-cluster mode.
+    pub fn get(&self) -> Option<&TestApiServer> {
+        self.0.as_ref()
+    }
+}
+
+impl Deref for TestServer {
+    type Target = TestApiServer;
+
+    fn deref(&self) -> &TestApiServer {
+        self.0.as_ref().unwrap_or_else(|| {
+            panic!(
+                "this test uses the test API server (request log, faults or event window), \
+                 which real-cluster mode ({KUBECONFIG_ENV}) does not have: start it with \
+                 skip_on_real_cluster!(\"why\") or guard the check with harness.test_server()"
+            )
+        })
+    }
+}
+
+/// Where the tests' objects live: the test API server or a real cluster, with its clients'
+/// configuration. In real-cluster mode it holds the exclusive lock until dropped.
+pub struct Cluster {
+    pub server: TestServer,
+    /// The test's own client (User-Agent [`TEST_AGENT`]).
+    pub client: Client,
+    config: kube::Config,
+    _exclusive: Option<std::fs::File>,
+}
+
+impl Cluster {
+    /// The test API server with the project's CRDs, or, in real-cluster mode, the cluster
+    /// prepared for a test: CRDs installed, namespace present, leftovers removed.
+    pub async fn connect() -> Self {
+        Self::connect_with_crds(PROJECT_CRDS).await
+    }
+
+    /// Like [`Cluster::connect`], the test API server serving the CRDs in `crds` instead.
+    /// Real-cluster mode serves only the project's CRDs: other CRDs would change the cluster
+    /// for every later test, so a test that needs them must skip there.
+    pub async fn connect_with_crds(crds: impl AsRef<Path>) -> Self {
+        let crds = crds.as_ref();
+        let Some(kubeconfig) = real_cluster() else {
+            let server = TestApiServer::start(Config::default().crds(crds).namespace(NAMESPACE))
+                .await
+                .unwrap();
+            let config = kube::Config::new(server.url().parse().unwrap());
+            return Self {
+                server: TestServer(Some(server)),
+                client: client_with_agent(&config, TEST_AGENT),
+                config,
+                _exclusive: None,
+            };
+        };
+        assert!(
+            same_path(crds, Path::new(PROJECT_CRDS)),
+            "{} is not the project's crds/: real-cluster mode ({KUBECONFIG_ENV}) installs only \
+             those; skip this test there with skip_on_real_cluster!",
+            crds.display()
+        );
+        // Taken before anything is read or written: another test may be using the cluster.
+        let exclusive = lock_real_cluster().await;
+        let options = KubeConfigOptions::default();
+        let config = kube::Config::from_custom_kubeconfig(
+            Kubeconfig::read_from(kubeconfig)
+                .unwrap_or_else(|e| panic!("{KUBECONFIG_ENV}={}: {e}", kubeconfig.display())),
+            &options,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{KUBECONFIG_ENV}={}: {e}", kubeconfig.display()));
+        let client = client_with_agent(&config, TEST_AGENT);
+        install_crds(&client).await;
+        ensure_namespace(&client, NAMESPACE).await;
+        remove_leftovers(&client).await;
+        Self {
+            server: TestServer(None),
+            client,
+            config,
+            _exclusive: Some(exclusive),
+        }
+    }
+
+    /// A new client (no connection shared with any other) whose requests carry `agent` as
+    /// User-Agent.
+    pub fn client_with_agent(&self, agent: &str) -> Client {
+        client_with_agent(&self.config, agent)
+    }
+
+    /// The test API server, or `None` in real-cluster mode.
+    pub fn test_server(&self) -> Option<&TestApiServer> {
+        self.server.get()
+    }
+}
+
+fn same_path(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// Serialises the tests that use a real cluster: an exclusive lock on a file in the temporary
+/// directory (flock), held by the returned file until it is dropped. Between threads of one
+/// test process and between test processes (cargo runs them one after another, nextest at the
+/// same time) alike.
+async fn lock_real_cluster() -> std::fs::File {
+    let path = std::env::temp_dir().join("retention-operator-e2e-real-cluster.lock");
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        file.lock()
+            .unwrap_or_else(|e| panic!("locking {}: {e}", path.display()));
+        file
+    })
+    .await
+    .unwrap()
+}
+
+/// The project's CRDs as parsed from `crds/`.
+fn project_crds() -> Vec<CustomResourceDefinition> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(PROJECT_CRDS)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(file).unwrap();
+            serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+        })
+        .collect()
+}
+
+/// Installs or updates the project's CRDs on the real cluster, then waits until each is
+/// established. Once per test process: the CRDs do not change while it runs.
+async fn install_crds(client: &Client) {
+    static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    INSTALLED
+        .get_or_init(|| async {
+            let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+            let apply = PatchParams::apply(FIELD_MANAGER).force();
+            for crd in project_crds() {
+                let name = crd.name_any();
+                // Created with POST when missing, applied server-side (forced: the CRDs are
+                // this project's) when present. Not server-side apply for both: the test
+                // API server registers a kind only when its CRD is created by POST (an
+                // apply that creates one stores it without serving the kind); reported.
+                let result = match crds.get_opt(&name).await.unwrap() {
+                    None => crds.create(&PostParams::default(), &crd).await,
+                    Some(_) => crds.patch(&name, &apply, &Patch::Apply(&crd)).await,
+                };
+                result.unwrap_or_else(|e| panic!("installing CRD {name}: {e}"));
+            }
+            for crd in project_crds() {
+                wait_established(client, &crd).await;
+            }
+        })
+        .await;
+}
+
+/// Waits until the CRD is established: its Established condition is not False (kube-apiserver
+/// reports NamesAccepted and Established; the test API server reports no CRD status at all)
+/// and its kind is served (a list answers).
+async fn wait_established(client: &Client, crd: &CustomResourceDefinition) {
+    let name = crd.name_any();
+    let version = crd
+        .spec
+        .versions
+        .iter()
+        .find(|v| v.served)
+        .expect("a served version");
+    let resource = ApiResource {
+        group: crd.spec.group.clone(),
+        version: version.name.clone(),
+        api_version: format!("{}/{}", crd.spec.group, version.name),
+        kind: crd.spec.names.kind.clone(),
+        plural: crd.spec.names.plural.clone(),
+    };
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let objects: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    eventually(&format!("CRD {name} established"), || async {
+        let current = crds.get(&name).await.ok()?;
+        let not_established = current
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status != "True");
+        if not_established {
+            return None;
+        }
+        objects
+            .list(&ListParams::default().limit(1))
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+}
+
+async fn ensure_namespace(client: &Client, name: &str) {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let namespace = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    match namespaces.create(&PostParams::default(), &namespace).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 409 => {}
+        Err(e) => panic!("creating namespace {name}: {e}"),
+    }
+}
+
+/// The API resources of every kind of `hosting.ecuni.se`, cluster-scoped ones last so that an
+/// Account goes after what is bound to it.
+fn hosting_resources() -> Vec<ApiResource> {
+    vec![
+        ApiResource::erase::<Website>(&()),
+        ApiResource::erase::<Database>(&()),
+        ApiResource::erase::<Mailbox>(&()),
+        ApiResource::erase::<Domain>(&()),
+        ApiResource::erase::<DataRecord>(&()),
+        ApiResource::erase::<Backup>(&()),
+        ApiResource::erase::<Account>(&()),
+        ApiResource::erase::<RetentionPolicy>(&()),
+        ApiResource::erase::<DataProcessor>(&()),
+    ]
+}
+
+/// Removes what earlier tests left on the real cluster: every `hosting.ecuni.se` object in every
+/// namespace (finalizers stripped first: no operator is running to remove the Accounts'
+/// `hosting.ecuni.se/erasure`) and the Events about them, then waits until the objects are
+/// gone, so the test can create the same names again.
+async fn remove_leftovers(client: &Client) {
+    const CONCURRENCY: usize = 16;
+    for resource in hosting_resources() {
+        let all: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        let objects = all.list(&ListParams::default()).await.unwrap().items;
+        stream::iter(objects)
+            .for_each_concurrent(CONCURRENCY, |object| {
+                let (client, resource) = (client.clone(), resource.clone());
+                async move {
+                    let api: Api<DynamicObject> = match object.namespace() {
+                        Some(namespace) => Api::namespaced_with(client, &namespace, &resource),
+                        None => Api::all_with(client, &resource),
+                    };
+                    let name = object.name_any();
+                    if !object.finalizers().is_empty() {
+                        let strip = serde_json::json!({"metadata": {"finalizers": null}});
+                        ignore_not_found(
+                            api.patch(&name, &PatchParams::default(), &Patch::Merge(&strip))
+                                .await
+                                .map(|_| ()),
+                        );
+                    }
+                    ignore_not_found(
+                        api.delete(&name, &DeleteParams::default())
+                            .await
+                            .map(|_| ()),
+                    );
+                }
+            })
+            .await;
+    }
+    for resource in hosting_resources() {
+        let all: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        eventually(&format!("leftover {} to go", resource.plural), || async {
+            let left = all.list(&ListParams::default().limit(1)).await.ok()?;
+            left.items.is_empty().then_some(())
+        })
+        .await;
+    }
+    // Tests read the operator's Events (WouldDelete, …): an earlier test's must not count.
+    let events: Api<Event> = Api::all(client.clone());
+    let ours: Vec<Event> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.regarding
+                .as_ref()
+                .and_then(|r| r.api_version.as_deref())
+                .is_some_and(|v| v.starts_with("hosting.ecuni.se/"))
+        })
+        .collect();
+    stream::iter(ours)
+        .map(|event| {
+            let client = client.clone();
+            async move {
+                let namespace = event.namespace().unwrap_or_else(|| "default".into());
+                let api: Api<Event> = Api::namespaced(client, &namespace);
+                ignore_not_found(
+                    api.delete(&event.name_any(), &DeleteParams::default())
+                        .await
+                        .map(|_| ()),
+                );
+                Ok::<(), ()>(())
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
+}
+
+/// Panics on an error other than 404 (already gone counts as done).
+fn ignore_not_found(result: kube::Result<()>) {
+    match result {
+        Ok(()) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 => {}
+        Err(e) => panic!("removing a leftover: {e}"),
+    }
+}
+
 pub struct Harness {
-    pub server: TestApiServer,
+    /// The test API server; absent in real-cluster mode (see [`TestServer`]).
+    pub server: TestServer,
     pub client: Client,
     pub clock: Arc<ManualClock>,
     /// The running operator's metrics (a restarted operator starts with fresh ones).
     pub metrics: Arc<Metrics>,
+    /// How to reach the API server (for the operator's clients).
+    config: kube::Config,
     dry_run: bool,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     operator: Option<tokio::task::JoinHandle<()>>,
+    /// The real-cluster lock, released when the harness is dropped.
+    _exclusive: Option<std::fs::File>,
 }
 
 /// A running operator: its metrics, its stop signal and its task.
@@ -80,20 +504,19 @@ pub const OPERATOR_AGENT: &str = "retention-operator-e2e";
 /// The User-Agent of the test's own requests (through `Harness::client`).
 pub const TEST_AGENT: &str = "e2e-test";
 
-/// A client of the test API server whose requests carry `agent` as User-Agent, so the request
-/// log tells the operator's requests from the test's.
-fn client_for(server: &TestApiServer, agent: &str) -> Client {
-    let mut config = kube::Config::new(server.url().parse().unwrap());
+/// A client of the API server of `config` whose requests carry `agent` as User-Agent, so the
+/// request log tells the operator's requests from the test's.
+fn client_with_agent(config: &kube::Config, agent: &str) -> Client {
+    let mut config = config.clone();
     config
         .headers
         .push(("user-agent".parse().unwrap(), agent.parse().unwrap()));
     Client::try_from(config).unwrap()
 }
 
-/// Starts the real operator in-process against `server` (with its own client), reading
-/// `clock`.
-fn spawn_operator(server: &TestApiServer, clock: &Arc<ManualClock>, dry_run: bool) -> Operator {
-    let client = client_for(server, OPERATOR_AGENT);
+/// Starts the real operator in-process (with its own client of `config`), reading `clock`.
+fn spawn_operator(config: &kube::Config, clock: &Arc<ManualClock>, dry_run: bool) -> Operator {
+    let client = client_with_agent(config, OPERATOR_AGENT);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let settings = Settings {
         clock: clock.clone(),
@@ -131,31 +554,43 @@ impl Harness {
     }
 
     async fn start_with(now: DateTime<Utc>, dry_run: bool) -> Self {
-        Self::start_with_crds(now, concat!(env!("CARGO_MANIFEST_DIR"), "/crds"), dry_run).await
+        Self::start_with_crds(now, PROJECT_CRDS, dry_run).await
     }
 
     /// Like [`Harness::start`], with the CRDs read from `crds` (a directory or file) instead of
     /// the project's `crds/`: for clusters whose CRDs differ from what this operator knows.
+    /// Test API server only: in real-cluster mode it panics unless `crds` is the project's, so
+    /// a test that uses other CRDs starts with `skip_on_real_cluster!`.
     pub async fn start_with_crds(
         now: DateTime<Utc>,
         crds: impl AsRef<std::path::Path>,
         dry_run: bool,
     ) -> Self {
-        let server = TestApiServer::start(Config::default().crds(crds).namespace(NAMESPACE))
-            .await
-            .unwrap();
-        let client = client_for(&server, TEST_AGENT);
+        let cluster = Cluster::connect_with_crds(crds).await;
         let clock = Arc::new(ManualClock::new(now));
-        let operator = spawn_operator(&server, &clock, dry_run);
+        let operator = spawn_operator(&cluster.config, &clock, dry_run);
         Self {
-            server,
-            client,
+            server: cluster.server,
+            client: cluster.client,
             clock,
             metrics: operator.metrics,
+            config: cluster.config,
             dry_run,
             stop: Some(operator.stop),
             operator: Some(operator.task),
+            _exclusive: cluster._exclusive,
         }
+    }
+
+    /// The test API server, or `None` in real-cluster mode: for checks of the request log,
+    /// faults and the event window that a test makes only where they are available.
+    pub fn test_server(&self) -> Option<&TestApiServer> {
+        self.server.get()
+    }
+
+    /// Whether the harness runs against a real cluster (`RETENTION_E2E_KUBECONFIG`).
+    pub fn is_real_cluster(&self) -> bool {
+        self.server.get().is_none()
     }
 
     /// Stops the operator (gracefully, like SIGTERM) and waits until it has stopped; the API
@@ -165,7 +600,7 @@ impl Harness {
             let _ = stop.send(());
         }
         if let Some(operator) = self.operator.take() {
-            tokio::time::timeout(DEADLINE, operator)
+            tokio::time::timeout(deadline(), operator)
                 .await
                 .unwrap()
                 .unwrap();
@@ -177,7 +612,7 @@ impl Harness {
     pub async fn restart_operator(&mut self) {
         self.stop_operator().await;
         // spawn_operator makes a new client: none of the old operator's connections is reused.
-        let operator = spawn_operator(&self.server, &self.clock, self.dry_run);
+        let operator = spawn_operator(&self.config, &self.clock, self.dry_run);
         self.metrics = operator.metrics;
         self.stop = Some(operator.stop);
         self.operator = Some(operator.task);
@@ -206,7 +641,7 @@ impl Harness {
     /// Waits until no reconcile is running and none started or finished over two polls in a
     /// row (100 ms apart): the operator has settled.
     pub async fn settle(&self) {
-        let deadline = tokio::time::Instant::now() + DEADLINE;
+        let deadline = tokio::time::Instant::now() + deadline();
         let mut last = None;
         loop {
             // Started first: when finished has caught up, every reconcile started so far is
@@ -245,6 +680,16 @@ impl Harness {
 
     pub async fn stop(mut self) {
         self.stop_operator().await;
+    }
+}
+
+impl Drop for Harness {
+    /// A harness dropped without [`Harness::stop`] (a failed test) aborts its operator, so it
+    /// stops acting before the next test in real-cluster mode gets the cluster.
+    fn drop(&mut self) {
+        if let Some(operator) = &self.operator {
+            operator.abort();
+        }
     }
 }
 
