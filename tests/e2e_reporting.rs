@@ -543,3 +543,40 @@ async fn an_account_that_cannot_be_read_is_reported_keeps_its_data_and_its_final
     harness.stop().await;
     let _ = std::fs::remove_dir_all(crds);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_orphan_found_at_startup_is_reported_even_when_the_first_report_fails() {
+    e2e_support::skip_on_real_cluster!("needs fault injection");
+    let mut harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
+    let client = harness.client.clone();
+    create_cluster(&client, &default_policy()).await;
+    harness.stop_operator().await;
+    // There before the operator starts: found by the look over the whole cache once synced.
+    create(&client, &website("orphan", "ghost")).await;
+    let server = harness.test_server().unwrap();
+    server.update_faults(|f| {
+        f.rules.push(
+            test_apiserver::FaultRule::always(500)
+                .verb("patch")
+                .resource("websites"),
+        )
+    });
+    harness.restart_operator().await;
+    let server = harness.test_server().unwrap();
+    eventually("a refused report", || async {
+        e2e_support::operator_requests(server)
+            .iter()
+            .any(|r| r.verb == "patch" && r.resource == "websites" && r.code == 500)
+            .then_some(())
+    })
+    .await;
+    server.clear_faults();
+    eventually("the Bound=False condition after a retry", || async {
+        (bound_condition(&client, "orphan").await
+            == Some((ConditionStatus::False, "AccountNotFound".to_owned())))
+        .then_some(())
+    })
+    .await;
+    assert_eq!(events(&client, "Unbound").await.len(), 1);
+    harness.stop().await;
+}

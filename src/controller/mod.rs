@@ -226,6 +226,31 @@ impl Stores {
         claims
     }
 
+    /// Every cached object the orphan reporter must look at (see [`orphans::report`]).
+    fn suspects(&self, accounts: &Store<Guarded<Account>>) -> Vec<orphans::Suspect> {
+        fn collect<K: BoundKind>(
+            cache: &BoundCache<K>,
+            accounts: &Store<Guarded<Account>>,
+            out: &mut Vec<orphans::Suspect>,
+        ) {
+            out.extend(
+                cache
+                    .store
+                    .state()
+                    .iter()
+                    .filter_map(|o| orphans::Suspect::of(o, accounts)),
+            );
+        }
+        let mut suspects = Vec::new();
+        collect(&self.websites, accounts, &mut suspects);
+        collect(&self.databases, accounts, &mut suspects);
+        collect(&self.mailboxes, accounts, &mut suspects);
+        collect(&self.domains, accounts, &mut suspects);
+        collect(&self.records, accounts, &mut suspects);
+        collect(&self.backups, accounts, &mut suspects);
+        suspects
+    }
+
     async fn wait_until_ready(&self) -> bool {
         self.policies.wait_until_ready().await.is_ok()
             && self.processors.wait_until_ready().await.is_ok()
@@ -297,6 +322,7 @@ fn bound_cache<K: BoundKind>(
     client: &Client,
     accounts: &Store<Guarded<Account>>,
     suspects: &mpsc::UnboundedSender<orphans::Suspect>,
+    ready: &Arc<AtomicBool>,
 ) -> (
     BoundCache<K>,
     impl Stream<Item = Result<Guarded<K>, watcher::Error>> + Send + 'static,
@@ -304,7 +330,7 @@ fn bound_cache<K: BoundKind>(
     let (store, writer) = reflector::store();
     let index = AccountIndex::default();
     let indexer = index.clone();
-    let (accounts, suspects) = (accounts.clone(), suspects.clone());
+    let (accounts, suspects, ready) = (accounts.clone(), suspects.clone(), ready.clone());
     let stream = watcher(
         Api::<Guarded<K>>::all(client.clone()),
         watcher::Config::default(),
@@ -315,6 +341,11 @@ fn bound_cache<K: BoundKind>(
     .reflect(writer)
     .touched_objects()
     .inspect_ok(move |object| {
+        // Before every cache has synced, every Account would look missing: the reporter looks
+        // at the whole cache once it has, and at each object touched after.
+        if !ready.load(Ordering::Acquire) {
+            return;
+        }
         if let Some(suspect) = orphans::Suspect::of(object, &accounts) {
             // Fails only when the reporter has stopped, i.e. during shutdown.
             let _ = suspects.send(suspect);
@@ -348,17 +379,17 @@ pub async fn run(
     .applied_objects();
     let mut controller = Controller::for_stream(account_events, accounts.clone());
     let (suspects, suspects_seen) = mpsc::unbounded_channel();
-    let (websites, stream) = bound_cache::<Website>(&client, &accounts, &suspects);
+    let (websites, stream) = bound_cache::<Website>(&client, &accounts, &suspects, &ready);
     controller = controller.watches_stream(stream, claimed_account);
-    let (databases, stream) = bound_cache::<Database>(&client, &accounts, &suspects);
+    let (databases, stream) = bound_cache::<Database>(&client, &accounts, &suspects, &ready);
     controller = controller.watches_stream(stream, claimed_account);
-    let (mailboxes, stream) = bound_cache::<Mailbox>(&client, &accounts, &suspects);
+    let (mailboxes, stream) = bound_cache::<Mailbox>(&client, &accounts, &suspects, &ready);
     controller = controller.watches_stream(stream, claimed_account);
-    let (domains, stream) = bound_cache::<Domain>(&client, &accounts, &suspects);
+    let (domains, stream) = bound_cache::<Domain>(&client, &accounts, &suspects, &ready);
     controller = controller.watches_stream(stream, claimed_account);
-    let (records, stream) = bound_cache::<DataRecord>(&client, &accounts, &suspects);
+    let (records, stream) = bound_cache::<DataRecord>(&client, &accounts, &suspects, &ready);
     controller = controller.watches_stream(stream, claimed_account);
-    let (backups, stream) = bound_cache::<Backup>(&client, &accounts, &suspects);
+    let (backups, stream) = bound_cache::<Backup>(&client, &accounts, &suspects, &ready);
     controller = controller.watches_stream(stream, claimed_account);
     drop(suspects);
     let (policies, stream) = cached::<Guarded<RetentionPolicy>>(&client);

@@ -10,7 +10,7 @@
 //! version of it per operator run (its status cannot safely be written); the Account it claims
 //! also shows it in the condition `MalformedResources`.
 
-use std::{collections::HashSet, sync::Arc};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::{
@@ -92,7 +92,9 @@ impl Suspect {
 }
 
 /// Looks at every suspect once the caches have synced (before, every Account would look
-/// missing), until the watches end.
+/// missing), until the watches end. At that moment every cached object is looked at once;
+/// after it, the watches hand over each suspect as they see it. A look that fails (the API
+/// server refused a write) is tried again after [`RETRY_AFTER`], so no report is lost.
 pub async fn report(
     ctx: Arc<Context>,
     accounts: Store<Guarded<Account>>,
@@ -103,11 +105,41 @@ pub async fn report(
         return;
     }
     let mut reported: HashSet<(String, String)> = HashSet::new();
-    while let Some(suspect) = suspects.recv().await {
-        if let Err(error) = look_at(&ctx, &accounts, &mut reported, &suspect).await {
-            ctx.metrics.error("orphans", error.reason());
-            warn!(resource = %suspect.resource, reason = error.reason(), %error, "cannot report an unplannable object");
-        }
+    let mut failed: Vec<Suspect> = Vec::new();
+    for suspect in ctx.stores.suspects(&accounts) {
+        look_or_keep(&ctx, &accounts, &mut reported, suspect, &mut failed).await;
+    }
+    loop {
+        let suspect = tokio::select! {
+            next = suspects.recv() => match next {
+                Some(suspect) => suspect,
+                None => return,
+            },
+            () = tokio::time::sleep(RETRY_AFTER), if !failed.is_empty() => {
+                for suspect in std::mem::take(&mut failed) {
+                    look_or_keep(&ctx, &accounts, &mut reported, suspect, &mut failed).await;
+                }
+                continue;
+            }
+        };
+        look_or_keep(&ctx, &accounts, &mut reported, suspect, &mut failed).await;
+    }
+}
+
+/// How soon a failed look is tried again.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+async fn look_or_keep(
+    ctx: &Context,
+    accounts: &Store<Guarded<Account>>,
+    reported: &mut HashSet<(String, String)>,
+    suspect: Suspect,
+    failed: &mut Vec<Suspect>,
+) {
+    if let Err(error) = look_at(ctx, accounts, reported, &suspect).await {
+        ctx.metrics.error("orphans", error.reason());
+        warn!(resource = %suspect.resource, reason = error.reason(), %error, "cannot report an unplannable object; will retry");
+        failed.push(suspect);
     }
 }
 
