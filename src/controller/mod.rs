@@ -26,7 +26,7 @@ use std::{
     time::Duration,
 };
 
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
 use kube::{
     Client, ResourceExt,
     api::Api,
@@ -455,6 +455,7 @@ pub async fn run(
         controller: cluster::MANAGER.to_owned(),
         instance: None,
     };
+    let caches_synced = ready.clone();
     let context = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         client,
@@ -474,16 +475,30 @@ pub async fn run(
         synced_seen,
         suspects_seen,
     ));
-    controller
+    let shutdown = shutdown.shared();
+    let running = controller
         .with_config(controller::Config::default().concurrency(settings.concurrency))
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(shutdown.clone())
         .run(account::reconcile, error_policy, context)
         .for_each(|result| async move {
             if let Err(error) = result {
                 warn!(%error, "reconcile failed");
             }
-        })
-        .await;
+        });
+    // kube's controller holds its queue until the Account cache has synced, and after a
+    // shutdown request it no longer drives the watch that would sync it: stopped before that,
+    // it would wait forever. Before every cache has synced no reconcile does anything, so then
+    // it is simply dropped.
+    let stopped_unsynced = async {
+        shutdown.await;
+        if caches_synced.load(Ordering::Acquire) {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        () = running => {}
+        () = stopped_unsynced => info!("stopped before the caches synced"),
+    }
 }
 
 /// Errors that may fix themselves are retried soon; every one is counted by reason.
