@@ -594,3 +594,49 @@ async fn an_orphan_found_at_startup_is_reported_even_when_the_first_report_fails
     .await;
     harness.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backups_stamped_reason_follows_the_rule_even_when_its_date_does_not_change() {
+    let harness = Harness::start(at("2026-10-01T00:00:00Z")).await;
+    let client = harness.client.clone();
+    create_cluster(&client, &default_policy()).await;
+    let mut held = e2e_support::active_account("acme");
+    held.spec.legal_hold = Some(retention_operator::api::LegalHold {
+        reason: "case 2026-123".into(),
+        until: Some(at("2027-06-01T00:00:00Z")),
+    });
+    create_cluster(&client, &held).await;
+    create(&client, &website("www", "acme")).await;
+    let reason = |name: &'static str| {
+        let client = client.clone();
+        async move {
+            get::<retention_operator::api::Backup>(&client, name)
+                .await?
+                .status?
+                .expiry_reason
+        }
+    };
+    create(
+        &client,
+        &e2e_support::website_backup("www-0910", "acme", "www", at("2026-09-10T02:00:00Z")),
+    )
+    .await;
+    let first = eventually("the first backup's reason", || reason("www-0910")).await;
+    assert!(first.contains("newest backup of 2026-09"), "{first}");
+    // A newer backup of the month: the first one's rule changes, its date (the hold) does not.
+    create(
+        &client,
+        &e2e_support::website_backup("www-0920", "acme", "www", at("2026-09-20T02:00:00Z")),
+    )
+    .await;
+    let second = eventually("the first backup's new reason", || async {
+        reason("www-0910").await.filter(|r| *r != first)
+    })
+    .await;
+    assert!(!second.contains("newest backup of 2026-09"), "{second}");
+    assert_eq!(
+        e2e_support::expires_at(&client, "www-0910").await,
+        Some(at("2027-06-01T00:00:00Z"))
+    );
+    harness.stop().await;
+}

@@ -34,7 +34,8 @@ use super::{
 use crate::{
     api::{Account, AccountStatus},
     retention::{
-        AccountPlan, ResourcePlan, ResourceRef, ScheduleChange, plan_account, schedule_change,
+        AccountPlan, ResourceKind, ResourcePlan, ResourceRef, ScheduleChange, plan_account,
+        schedule_change,
     },
 };
 
@@ -358,12 +359,21 @@ async fn stamp_schedules(
     bound: &[crate::retention::BoundResource],
 ) -> Result<(), Error> {
     for resource in &plan.resources {
-        let stamped = bound
-            .iter()
-            .find(|b| b.reference == resource.resource)
-            .and_then(|b| b.stamped_delete_at);
+        let object = bound.iter().find(|b| b.reference == resource.resource);
+        let stamped = object.and_then(|b| b.stamped_delete_at);
         match schedule_change(stamped, resource.schedule.delete_at) {
-            ScheduleChange::Unchanged => {}
+            ScheduleChange::Unchanged => {
+                // A Backup shows why it expires then; the rule that sets the time can change
+                // without the time changing (a newer backup of the month takes over).
+                let stale_reason = resource.resource.kind == ResourceKind::Backup
+                    && resource.schedule.delete_at.is_some()
+                    && object.and_then(|b| b.stamped_reason.as_deref())
+                        != Some(resource.schedule.reason.as_str());
+                if stale_reason {
+                    cluster::stamp(&ctx.client, &resource.resource, Some(&resource.schedule))
+                        .await?;
+                }
+            }
             ScheduleChange::Set(at) => {
                 cluster::stamp(&ctx.client, &resource.resource, Some(&resource.schedule)).await?;
                 let note = format!(

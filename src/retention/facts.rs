@@ -84,6 +84,8 @@ pub struct BoundResource {
     /// The schedule currently stamped on the object (the delete-at annotation, or a Backup's
     /// `status.expiresAt`), if any.
     pub stamped_delete_at: Option<DateTime<Utc>>,
+    /// The reason stamped with it (a Backup's `status.expiryReason`; hosted kinds have none).
+    pub stamped_reason: Option<String>,
 }
 
 /// The kind-specific facts of a bound object.
@@ -144,6 +146,7 @@ impl BoundResource {
                 fiscal_year_end,
             }),
             stamped_delete_at: stamped_delete_at(meta),
+            stamped_reason: None,
         }
     }
 
@@ -240,6 +243,7 @@ impl From<&Backup> for BoundResource {
                 taken_at: o.spec.taken_at,
             }),
             stamped_delete_at: o.status.as_ref().and_then(|s| s.expires_at),
+            stamped_reason: o.status.as_ref().and_then(|s| s.expiry_reason.clone()),
         }
     }
 }
