@@ -57,6 +57,34 @@ async fn bound_condition(client: &Client, name: &str) -> Option<(ConditionStatus
         .map(|c| (c.status, c.reason))
 }
 
+/// Waits until the Website's `Bound` condition has `status` and `reason`.
+async fn wait_bound_condition(client: &Client, name: &str, status: ConditionStatus, reason: &str) {
+    eventually(
+        &format!("Bound={status:?} ({reason}) on {name}"),
+        || async {
+            (bound_condition(client, name).await == Some((status, reason.to_owned()))).then_some(())
+        },
+    )
+    .await;
+}
+
+/// Waits until at least one event with `reason` exists, and returns them all.
+async fn wait_events(client: &Client, reason: &str) -> Vec<(String, String, String)> {
+    eventually(&format!("a {reason} event"), || async {
+        let found = events(client, reason).await;
+        (!found.is_empty()).then_some(found)
+    })
+    .await
+}
+
+/// Waits until the Website is gone.
+async fn wait_website_gone(client: &Client, name: &str) {
+    eventually(&format!("website {name} deleted"), || async {
+        gone::<Website>(client, name).await.then_some(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_object_bound_to_no_account_is_reported_and_never_deleted_until_its_account_exists() {
     let harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
@@ -64,17 +92,8 @@ async fn an_object_bound_to_no_account_is_reported_and_never_deleted_until_its_a
     create_cluster(&client, &default_policy()).await;
     create(&client, &website("orphan", "ghost")).await;
 
-    eventually("the Bound=False condition on the orphan", || async {
-        (bound_condition(&client, "orphan").await
-            == Some((ConditionStatus::False, "AccountNotFound".to_owned())))
-        .then_some(())
-    })
-    .await;
-    let reported = eventually("an Unbound event on the orphan", || async {
-        let found = events(&client, "Unbound").await;
-        (!found.is_empty()).then_some(found)
-    })
-    .await;
+    wait_bound_condition(&client, "orphan", ConditionStatus::False, "AccountNotFound").await;
+    let reported = wait_events(&client, "Unbound").await;
     assert_eq!(reported.len(), 1, "{reported:?}");
     assert_eq!(reported[0].0, "Website/orphan");
     assert!(reported[0].2.contains("\"ghost\""), "{reported:?}");
@@ -96,10 +115,7 @@ async fn an_object_bound_to_no_account_is_reported_and_never_deleted_until_its_a
         &terminated_account("ghost", "2029-11-01T00:00:00Z"),
     )
     .await;
-    eventually("the orphan deleted with its account", || async {
-        gone::<Website>(&client, "orphan").await.then_some(())
-    })
-    .await;
+    wait_website_gone(&client, "orphan").await;
     wait_phase(&client, "ghost", AccountPhase::Erased).await;
     harness.stop().await;
 }
@@ -110,19 +126,9 @@ async fn an_orphan_whose_account_appears_is_marked_bound_again() {
     let client = harness.client.clone();
     create_cluster(&client, &default_policy()).await;
     create(&client, &website("early", "late-acct")).await;
-    eventually("the Bound=False condition", || async {
-        (bound_condition(&client, "early").await
-            == Some((ConditionStatus::False, "AccountNotFound".to_owned())))
-        .then_some(())
-    })
-    .await;
+    wait_bound_condition(&client, "early", ConditionStatus::False, "AccountNotFound").await;
     create_cluster(&client, &e2e_support::active_account("late-acct")).await;
-    eventually("the Bound=True condition", || async {
-        (bound_condition(&client, "early").await
-            == Some((ConditionStatus::True, "AccountFound".to_owned())))
-        .then_some(())
-    })
-    .await;
+    wait_bound_condition(&client, "early", ConditionStatus::True, "AccountFound").await;
     wait_phase(&client, "late-acct", AccountPhase::Active).await;
     assert!(!gone::<Website>(&client, "early").await);
     harness.stop().await;
@@ -204,11 +210,7 @@ async fn a_malformed_object_stops_nothing_is_reported_is_never_deleted_and_holds
         reported.message
     );
     assert!(!reported.message.contains("mongodb"), "values stay out");
-    let events = eventually("a MalformedResource event", || async {
-        let found = events(&client, "MalformedResource").await;
-        (!found.is_empty()).then_some(found)
-    })
-    .await;
+    let events = wait_events(&client, "MalformedResource").await;
     assert_eq!(events[0].0, "Account/acme");
     assert_eq!(events[0].1, "docs-db");
 
@@ -216,10 +218,7 @@ async fn a_malformed_object_stops_nothing_is_reported_is_never_deleted_and_holds
         .move_clock_and_settle("2026-12-02T00:00:00Z", 1)
         .await;
     for name in ["www", "blog"] {
-        eventually("the website deleted", || async {
-            gone::<Website>(&client, name).await.then_some(())
-        })
-        .await;
+        wait_website_gone(&client, name).await;
     }
     // Everything readable is gone, but the account is not Erased while the unreadable
     // database exists, and deleting the Account keeps it (finalizer) until that is gone too.
@@ -278,11 +277,7 @@ async fn deletions_are_announced_the_advance_notice_ahead_once_across_restarts()
     // Inside it: announced once, and recorded on the Account.
     let inside = (due - ADVANCE_NOTICE + chrono::TimeDelta::minutes(1)).to_rfc3339();
     harness.move_clock_and_settle(&inside, 1).await;
-    let announced = eventually("a DeletionUpcoming event", || async {
-        let found = events(&client, "DeletionUpcoming").await;
-        (!found.is_empty()).then_some(found)
-    })
-    .await;
+    let announced = wait_events(&client, "DeletionUpcoming").await;
     assert_eq!(announced.len(), 1, "{announced:?}");
     assert_eq!(announced[0].1, "www");
     assert!(
@@ -439,10 +434,7 @@ async fn a_policy_that_cannot_be_read_stops_erasure_for_its_accounts_only() {
     harness
         .move_clock_and_settle("2027-01-01T00:00:00Z", 2)
         .await;
-    eventually("the other account's website deleted", || async {
-        gone::<Website>(&client, "fine-www").await.then_some(())
-    })
-    .await;
+    wait_website_gone(&client, "fine-www").await;
     assert!(!gone::<Website>(&client, "stuck-www").await);
     assert_eq!(delete_at::<Website>(&client, "stuck-www").await, None);
 
@@ -455,10 +447,7 @@ async fn a_policy_that_cannot_be_read_stops_erasure_for_its_accounts_only() {
         )
         .await
         .unwrap();
-    eventually("the stuck website deleted", || async {
-        gone::<Website>(&client, "stuck-www").await.then_some(())
-    })
-    .await;
+    wait_website_gone(&client, "stuck-www").await;
     harness.stop().await;
 }
 
@@ -507,21 +496,14 @@ async fn an_account_that_cannot_be_read_is_reported_keeps_its_data_and_its_final
     })
     .await;
     assert!(message.contains("spec.state"), "{message}");
-    let reported = eventually("a MalformedAccount event", || async {
-        let found = events(&client, "MalformedAccount").await;
-        (!found.is_empty()).then_some(found)
-    })
-    .await;
+    let reported = wait_events(&client, "MalformedAccount").await;
     assert_eq!(reported[0].0, "Account/closed");
     // Its website is bound (not reported as unbound), never scheduled, never deleted, while
     // the other account's erasure goes on.
     harness
         .move_clock_and_settle("2027-01-01T00:00:00Z", 2)
         .await;
-    eventually("the other account's website deleted", || async {
-        gone::<Website>(&client, "fine-www").await.then_some(())
-    })
-    .await;
+    wait_website_gone(&client, "fine-www").await;
     assert!(!gone::<Website>(&client, "closed-www").await);
     assert_eq!(delete_at::<Website>(&client, "closed-www").await, None);
     assert!(events(&client, "Unbound").await.is_empty());
@@ -582,12 +564,7 @@ async fn an_orphan_found_at_startup_is_reported_even_when_the_first_report_fails
     })
     .await;
     server.clear_faults();
-    eventually("the Bound=False condition after a retry", || async {
-        (bound_condition(&client, "orphan").await
-            == Some((ConditionStatus::False, "AccountNotFound".to_owned())))
-        .then_some(())
-    })
-    .await;
+    wait_bound_condition(&client, "orphan", ConditionStatus::False, "AccountNotFound").await;
     eventually("one Unbound event", || async {
         (events(&client, "Unbound").await.len() == 1).then_some(())
     })

@@ -245,17 +245,15 @@ async fn report_malformed_account(
     // Through the guarded type: the answer is the same unreadable Account.
     let accounts: Api<Guarded<Account>> = Api::all(ctx.client.clone());
     let patch = json!({"status": {"conditions": conditions}});
-    match accounts
+    let written = accounts
         .patch_status(
             &object.name_any(),
             &PatchParams::default(),
             &Patch::Merge(&patch),
         )
-        .await
-    {
-        Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.code == 404 => return Ok(Action::await_change()),
-        Err(error) => return Err(error.into()),
+        .await;
+    if !cluster::unless_gone(written)? {
+        return Ok(Action::await_change());
     }
     warn!(account = %object.name_any(), field = %malformed.field, "malformed Account: nothing bound to it is erased");
     let note = format!(
@@ -296,18 +294,14 @@ async fn remove_finalizer(accounts: &Api<Account>, account: &Account) -> Result<
         .filter(|f| *f != FINALIZER)
         .collect();
     let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": account.resource_version()}});
-    match accounts
+    let result = accounts
         .patch(
             &account.name_any(),
             &PatchParams::default(),
             &Patch::Merge(&patch),
         )
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(error) => Err(error.into()),
-    }
+        .await;
+    cluster::unless_gone(result).map(drop)
 }
 
 /// Writes the status by server-side apply, and only when it changed: a steady state writes

@@ -67,8 +67,8 @@ pub async fn fetch(client: &Client, resource: &ResourceRef) -> Result<Option<Fre
 }
 
 /// Deletes the object with a uid precondition, so a newer object of the same name is never
-/// deleted in its place. `Ok(true)` when it is gone (404 counts as done).
-pub async fn delete(client: &Client, resource: &ResourceRef, uid: &str) -> Result<bool, Error> {
+/// deleted in its place. 404 counts as done.
+pub async fn delete(client: &Client, resource: &ResourceRef, uid: &str) -> Result<(), Error> {
     let params = DeleteParams {
         preconditions: Some(Preconditions {
             uid: Some(uid.to_owned()),
@@ -76,9 +76,15 @@ pub async fn delete(client: &Client, resource: &ResourceRef, uid: &str) -> Resul
         }),
         ..DeleteParams::default()
     };
-    match api(client, resource).delete(&resource.name, &params).await {
+    unless_gone(api(client, resource).delete(&resource.name, &params).await).map(drop)
+}
+
+/// The outcome of a write to an object that may have gone meanwhile: `Ok(false)` when it had
+/// (404), which leaves nothing to do.
+pub fn unless_gone<T>(result: Result<T, kube::Error>) -> Result<bool, Error> {
+    match result {
         Ok(_) => Ok(true),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
         Err(error) => Err(error.into()),
     }
 }
@@ -94,19 +100,14 @@ pub async fn set_conditions(
     conditions: &[Condition],
 ) -> Result<(), Error> {
     let patch = json!({"status": {"conditions": conditions}});
-    match api(client, resource)
+    let result = api(client, resource)
         .patch_status(
             &resource.name,
             &PatchParams::default(),
             &Patch::Merge(&patch),
         )
-        .await
-    {
-        Ok(_) => Ok(()),
-        // Gone meanwhile: nothing to report on.
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(error) => Err(error.into()),
-    }
+        .await;
+    unless_gone(result).map(drop)
 }
 
 /// Stamps (or, with `None`, removes) the durable schedule on the object: the delete-at
@@ -131,10 +132,5 @@ pub async fn stamp(
         api.patch(&resource.name, &params, &Patch::Merge(&patch))
             .await
     };
-    match result {
-        Ok(_) => Ok(()),
-        // Gone meanwhile: nothing to stamp.
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(error) => Err(error.into()),
-    }
+    unless_gone(result).map(drop)
 }
