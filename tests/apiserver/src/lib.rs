@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apply;
+pub mod crd;
 pub mod faults;
 mod go_fmt;
 pub mod registry;
@@ -142,6 +143,11 @@ impl TestApiServer {
         })?;
         let mut store = Store::new(config.event_window);
         seed(&mut store, &registry, &config)?;
+        // The seeded CRDs now carry their accepted names and conditions: serve from them, as
+        // for CRDs created later.
+        if store.take_crds_changed() {
+            registry.sync_crds(&store.crds());
+        }
         let state = Arc::new(ServerState {
             registry: RwLock::new(registry),
             store: Mutex::new(store),

@@ -1,7 +1,7 @@
 //! The resource types the server serves: a few built-ins an operator uses, and every version of
 //! every CustomResourceDefinition it was given.
 
-use std::{fs, path::Path, sync::Arc};
+use std::{collections::HashMap, fs, path::Path, sync::Arc};
 
 use serde_json::{Value, json};
 
@@ -34,6 +34,8 @@ pub struct ResourceType {
     pub schema: Option<SchemaValidator>,
     /// Printer columns for the Table format.
     pub printer_columns: Vec<PrinterColumn>,
+    /// The CRD that defines this type is being deleted: new objects are refused.
+    pub terminating: bool,
 }
 
 impl ResourceType {
@@ -86,6 +88,7 @@ impl ResourceType {
             custom: false,
             schema: None,
             printer_columns: Vec::new(),
+            terminating: false,
         }
     }
 }
@@ -112,6 +115,84 @@ pub enum RegistryError {
 pub struct Registry {
     types: Vec<Arc<ResourceType>>,
     crds: Vec<Value>,
+    /// CRD names in the order their kinds were first served, so discovery keeps its order.
+    crd_order: Vec<String>,
+    /// The types built for each served CRD, with what they were built from: rebuilding (and
+    /// recompiling schemas) only when that changes.
+    built: HashMap<String, (Value, Vec<Arc<ResourceType>>)>,
+}
+
+/// What a CRD's served types depend on: its spec, accepted names and whether it is deleting.
+fn crd_basis(crd: &Value) -> Value {
+    json!({
+        "spec": crd["spec"],
+        "acceptedNames": crd["status"]["acceptedNames"],
+        "terminating": crd.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null()),
+    })
+}
+
+/// The types of every served version of a CRD (given as JSON). Names come from
+/// `status.acceptedNames` once the naming controller has set them, as kube's CRD handler
+/// serves the accepted names rather than the requested ones.
+pub fn crd_types(crd: &Value) -> Result<Vec<ResourceType>, String> {
+    let spec = &crd["spec"];
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    let list = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| a.iter().map(text).collect())
+            .unwrap_or_default()
+    };
+    let accepted = &crd["status"]["acceptedNames"];
+    let names = if text(&accepted["kind"]).is_empty() || text(&accepted["plural"]).is_empty() {
+        &spec["names"]
+    } else {
+        accepted
+    };
+    let group = text(&spec["group"]);
+    let plural = text(&names["plural"]);
+    let kind = text(&names["kind"]);
+    if group.is_empty() || plural.is_empty() || kind.is_empty() {
+        return Err("a CRD needs spec.group, spec.names.plural and spec.names.kind".into());
+    }
+    let terminating = crd
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|t| !t.is_null());
+    let mut types = Vec::new();
+    let versions = spec["versions"].as_array().cloned().unwrap_or_default();
+    for version in versions.iter().filter(|v| v["served"] != false) {
+        let schema = match version.pointer("/schema/openAPIV3Schema") {
+            Some(schema) => Some(SchemaValidator::new(schema.clone())?),
+            None => None,
+        };
+        let printer_columns = version["additionalPrinterColumns"]
+            .as_array()
+            .map(|columns| {
+                columns
+                    .iter()
+                    .filter_map(PrinterColumn::from_crd_json)
+                    .collect()
+            })
+            .unwrap_or_default();
+        types.push(ResourceType {
+            group: group.clone(),
+            version: text(&version["name"]),
+            kind: kind.clone(),
+            plural: plural.clone(),
+            singular: names["singular"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map_or_else(|| kind.to_lowercase(), str::to_owned),
+            short_names: list(&names["shortNames"]),
+            categories: list(&names["categories"]),
+            namespaced: spec["scope"] == "Namespaced",
+            status_subresource: version.pointer("/subresources/status").is_some(),
+            custom: true,
+            schema,
+            printer_columns,
+            terminating,
+        });
+    }
+    Ok(types)
 }
 
 impl Registry {
@@ -192,56 +273,58 @@ impl Registry {
         Ok(())
     }
 
-    /// Registers every served version of a CRD (given as JSON).
+    /// Registers every served version of a CRD (given as JSON), loaded before the server
+    /// starts; the CRD is stored as an object when the server starts.
     pub fn add_crd(&mut self, crd: Value) -> Result<(), String> {
-        let spec = &crd["spec"];
-        let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-        let list = |v: &Value| -> Vec<String> {
-            v.as_array()
-                .map(|a| a.iter().map(text).collect())
-                .unwrap_or_default()
-        };
-        let group = text(&spec["group"]);
-        let names = &spec["names"];
-        let plural = text(&names["plural"]);
-        let kind = text(&names["kind"]);
-        if group.is_empty() || plural.is_empty() || kind.is_empty() {
-            return Err("a CRD needs spec.group, spec.names.plural and spec.names.kind".into());
-        }
-        let versions = spec["versions"].as_array().cloned().unwrap_or_default();
-        for version in versions.iter().filter(|v| v["served"] != false) {
-            let schema = match version.pointer("/schema/openAPIV3Schema") {
-                Some(schema) => Some(SchemaValidator::new(schema.clone())?),
-                None => None,
-            };
-            let printer_columns = version["additionalPrinterColumns"]
-                .as_array()
-                .map(|columns| {
-                    columns
-                        .iter()
-                        .filter_map(PrinterColumn::from_crd_json)
-                        .collect()
-                })
-                .unwrap_or_default();
-            self.types.push(Arc::new(ResourceType {
-                group: group.clone(),
-                version: text(&version["name"]),
-                kind: kind.clone(),
-                plural: plural.clone(),
-                singular: names["singular"]
-                    .as_str()
-                    .map_or_else(|| kind.to_lowercase(), str::to_owned),
-                short_names: list(&names["shortNames"]),
-                categories: list(&names["categories"]),
-                namespaced: spec["scope"] == "Namespaced",
-                status_subresource: version.pointer("/subresources/status").is_some(),
-                custom: true,
-                schema,
-                printer_columns,
-            }));
+        let types = crd_types(&crd)?;
+        self.types.extend(types.into_iter().map(Arc::new));
+        if let Some(name) = crd.pointer("/metadata/name").and_then(Value::as_str) {
+            self.crd_order.push(name.to_owned());
         }
         self.crds.push(crd);
         Ok(())
+    }
+
+    /// Serves exactly the kinds of the stored CRDs `crds` that are served (names accepted or
+    /// established): kinds of new and changed CRDs are (re)built, those of deleted ones go.
+    /// Built-in kinds are untouched.
+    pub fn sync_crds(&mut self, crds: &[Value]) {
+        let served: Vec<&Value> = crds.iter().filter(|c| crate::crd::is_served(c)).collect();
+        let name_of = |crd: &Value| {
+            crd.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let mut built = HashMap::new();
+        for crd in &served {
+            let name = name_of(crd);
+            let basis = crd_basis(crd);
+            let types = match self.built.remove(&name) {
+                Some((old_basis, types)) if old_basis == basis => types,
+                _ => match crd_types(crd) {
+                    Ok(types) => types.into_iter().map(Arc::new).collect(),
+                    // Stored CRDs were validated on write; one that still cannot be built is
+                    // left unserved rather than failing every later write.
+                    Err(error) => {
+                        tracing::warn!(crd = %name, %error, "CRD not served");
+                        continue;
+                    }
+                },
+            };
+            if !self.crd_order.contains(&name) {
+                self.crd_order.push(name.clone());
+            }
+            built.insert(name, (basis, types));
+        }
+        self.crd_order.retain(|name| built.contains_key(name));
+        self.built = built;
+        self.types.retain(|t| !t.custom);
+        for name in &self.crd_order {
+            if let Some((_, types)) = self.built.get(name) {
+                self.types.extend(types.iter().cloned());
+            }
+        }
     }
 
     /// The CRDs loaded, as JSON, to be served as `customresourcedefinitions` objects.

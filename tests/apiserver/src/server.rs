@@ -301,6 +301,7 @@ fn resource(
     if !body.is_empty() && (content_type.contains("protobuf") || content_type.contains("cbor")) {
         return ApiError::unsupported_body(content_type).into_response();
     }
+    let writes = method != Method::GET;
     let result = match (method.as_str(), rp.name.as_deref()) {
         ("GET", _) if watching => return watch(state, &t, &rp, query),
         ("GET", Some(name)) => get(state, &t, &rp, name, headers),
@@ -312,10 +313,31 @@ fn resource(
         ("DELETE", None) => delete_collection(state, &t, &rp, query, body),
         (other, _) => Err(ApiError::method_not_allowed(other)),
     };
+    // Any write may have changed a CRD, directly or by deleting the last instance of a deleted
+    // one: the served kinds follow before the answer goes out.
+    if writes {
+        sync_registry(state);
+    }
     match result {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
+}
+
+/// Makes the registry serve the kinds of the stored CRDs, if any changed. The store stays
+/// locked throughout, so concurrent writes cannot apply older CRD states over newer ones (no
+/// handler takes the store's lock while holding the registry's).
+pub fn sync_registry(state: &ServerState) {
+    let mut store = lock(&state.store);
+    if !store.take_crds_changed() {
+        return;
+    }
+    let crds = store.crds();
+    state
+        .registry
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .sync_crds(&crds);
 }
 
 fn wants_table(headers: &HeaderMap) -> bool {
@@ -481,18 +503,13 @@ fn create(
     query: &Query,
     body: &Bytes,
 ) -> ApiResult<Response> {
+    if t.terminating {
+        // kube's CRD handler refuses new instances while the CRD's finalizer deletes them.
+        return Err(ApiError::terminating_crd(t, "create"));
+    }
     let object = parse_json(body)?;
     let created =
         lock(&state.store).create(t, rp.namespace.as_deref(), object, &write_options(query))?;
-    if t.group == "apiextensions.k8s.io" && t.plural == "customresourcedefinitions" {
-        let mut registry = state
-            .registry
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        registry
-            .add_crd(created.clone())
-            .map_err(ApiError::bad_request)?;
-    }
     Ok((StatusCode::CREATED, json_body(&created)).into_response())
 }
 

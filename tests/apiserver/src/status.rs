@@ -94,6 +94,19 @@ impl ApiError {
         )
     }
 
+    /// 405 MethodNotAllowed for a write to the instances of a CRD being deleted, worded as
+    /// kube's CRD handler words it.
+    pub fn terminating_crd(t: &crate::registry::ResourceType, verb: &str) -> Self {
+        Self {
+            details: Some(json!({"group": t.group, "kind": t.plural})),
+            ..Self::new(
+                405,
+                "MethodNotAllowed",
+                format!("{verb} not allowed while custom resource definition is terminating"),
+            )
+        }
+    }
+
     /// 409 AlreadyExists.
     pub fn already_exists(target: Target<'_>) -> Self {
         let message = format!(

@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
 use crate::{
+    crd,
     registry::ResourceType,
     status::{ApiError, ApiResult, Target},
 };
@@ -168,6 +169,10 @@ pub struct Store {
     gc_owners: Vec<(StorageKey, ObjectKey)>,
     gc_orphans: Vec<(StorageKey, ObjectKey)>,
     gc_namespaces: Vec<String>,
+    /// CRDs for the apiextensions controllers to look at (by name).
+    gc_crds: Vec<String>,
+    /// Whether a CRD changed since `take_crds_changed`: the served kinds must follow.
+    crds_changed: bool,
 }
 
 /// The current time as kube-apiserver writes timestamps (seconds, `Z`).
@@ -292,6 +297,8 @@ impl Store {
             gc_owners: Vec::new(),
             gc_orphans: Vec::new(),
             gc_namespaces: Vec::new(),
+            gc_crds: Vec::new(),
+            crds_changed: false,
         }
     }
 
@@ -468,6 +475,11 @@ impl Store {
             object["spec"]["finalizers"] = json!(["kubernetes"]);
             object["status"] = json!({"phase": "Active"});
         }
+        if crd::is_crd_type(t) {
+            crd::default_spec(&mut object);
+            check_crd(t, &object, None, &name)?;
+            crd::initial_status(&mut object);
+        }
         let mut object = admit(t, object, None, &name)?;
         let key = (namespace, name.clone());
         if self
@@ -482,7 +494,7 @@ impl Store {
             let meta = meta_mut(&mut object);
             meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
             meta.insert("creationTimestamp".into(), json!(now));
-            if t.custom {
+            if tracks_generation(t) {
                 meta.insert("generation".into(), json!(1));
             }
         }
@@ -636,8 +648,13 @@ impl Store {
                 ));
             }
         }
+        if crd::is_crd_type(t) && !status_only {
+            crd::default_spec(&mut new);
+            crd::record_stored_version(&mut new);
+            check_crd(t, &new, Some(&old), name)?;
+        }
         let mut new = admit(t, new, Some(&old), name)?;
-        if t.custom && spec_part(&new) != spec_part(&old) {
+        if tracks_generation(t) && spec_part(&new) != spec_part(&old) {
             let generation = meta(&old)["generation"].as_i64().unwrap_or(1);
             meta_mut(&mut new).insert("generation".into(), json!(generation + 1));
         }
@@ -720,6 +737,12 @@ impl Store {
             _ => {}
         }
         let is_namespace = t.group.is_empty() && t.plural == "namespaces";
+        // kube-apiserver's CRD storage holds a deleted CRD with its cleanup finalizer until the
+        // finalizing controller has deleted every instance.
+        let is_crd = crd::is_crd_type(t);
+        if is_crd && !wanted.iter().any(|f| f == crd::CLEANUP_FINALIZER) {
+            wanted.push(crd::CLEANUP_FINALIZER.to_owned());
+        }
         if wanted.is_empty() && !is_namespace {
             let last = self.commit(t.storage_key(), key, old, EventKind::Deleted);
             self.collect_garbage();
@@ -738,6 +761,16 @@ impl Store {
         if is_namespace {
             new["status"]["phase"] = json!("Terminating");
             self.gc_namespaces.push(name.to_owned());
+        }
+        if is_crd && !is_deleting(&old) {
+            crd::set_condition(
+                &mut new,
+                "Terminating",
+                "True",
+                "InstanceDeletionPending",
+                "CustomResourceDefinition marked for deletion; CustomResource deletion will begin soon",
+                &timestamp(),
+            );
         }
         let mut last = new.clone();
         if comparable(&new) != comparable(&old) {
@@ -825,6 +858,7 @@ impl Store {
                 }
             }
         }
+        self.queue_crd_controllers(&storage, &object, kind);
         let event = Arc::new(WatchEvent {
             resource_version: rv,
             storage,
@@ -849,6 +883,8 @@ impl Store {
                 self.collect_orphans(owner);
             } else if let Some(namespace) = self.gc_namespaces.pop() {
                 self.collect_namespace(&namespace);
+            } else if let Some(name) = self.gc_crds.pop() {
+                self.control_crd(&name);
             } else {
                 return;
             }
@@ -1028,6 +1064,149 @@ impl Store {
         }
     }
 
+    /// After a write: a changed CRD, and every CRD of its group (whose name conflicts may have
+    /// changed), goes to the apiextensions controllers; so does a deleted CRD whose last
+    /// instance just went.
+    fn queue_crd_controllers(&mut self, storage: &StorageKey, object: &Value, kind: EventKind) {
+        let crd_storage = crd_storage();
+        if *storage == crd_storage {
+            self.crds_changed = true;
+            let group = &object["spec"]["group"];
+            if let Some(crds) = self.collections.get(&crd_storage) {
+                self.gc_crds.extend(
+                    crds.iter()
+                        .filter(|(_, other)| other["spec"]["group"] == *group)
+                        .map(|(key, _)| key.1.clone()),
+                );
+            }
+        } else if kind == EventKind::Deleted
+            && !storage.0.is_empty()
+            && self.collections.get(storage).is_none_or(BTreeMap::is_empty)
+        {
+            let name = format!("{}.{}", storage.1, storage.0);
+            if self
+                .collections
+                .get(&crd_storage)
+                .and_then(|c| c.get(&(String::new(), name.clone())))
+                .is_some_and(is_deleting)
+            {
+                self.gc_crds.push(name);
+            }
+        }
+    }
+
+    /// The apiextensions controllers for one CRD. A live CRD gets its accepted names and
+    /// conditions (naming and establishing controllers); a deleted one has its instances
+    /// deleted and, once none is left, loses its cleanup finalizer (finalizing controller).
+    fn control_crd(&mut self, name: &str) {
+        let place = (crd_storage(), (String::new(), name.to_owned()));
+        let Some(current) = self.object_at(&place).cloned() else {
+            return;
+        };
+        let now = timestamp();
+        if !is_deleting(&current) {
+            let others: Vec<&Value> = self
+                .collections
+                .get(&place.0)
+                .map(|c| {
+                    c.iter()
+                        .filter(|(key, _)| key.1 != name)
+                        .map(|(_, crd)| crd)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let new = crd::controlled_status(&current, &others, &now);
+            if new != current {
+                self.commit(place.0, place.1, new, EventKind::Modified);
+            }
+            return;
+        }
+        if !finalizers(&current)
+            .iter()
+            .any(|f| f == crd::CLEANUP_FINALIZER)
+        {
+            return;
+        }
+        let mut new = current.clone();
+        let done = if crd::is_condition_true(&current, "Established") {
+            let storage = crd::instance_storage(&current);
+            let instances: Vec<(ObjectKey, Value)> = self
+                .collections
+                .get(&storage)
+                .map(|c| c.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default();
+            for (key, object) in instances {
+                if !is_deleting(&object) {
+                    self.delete_internal((storage.clone(), key), object, Propagation::Background);
+                }
+            }
+            if self
+                .collections
+                .get(&storage)
+                .is_none_or(BTreeMap::is_empty)
+            {
+                crd::set_condition(
+                    &mut new,
+                    "Terminating",
+                    "False",
+                    "InstanceDeletionCompleted",
+                    "removed all instances",
+                    &now,
+                );
+                true
+            } else {
+                // Instances held by finalizers: the CRD waits; the last one's removal queues it
+                // again (see `queue_crd_controllers`).
+                crd::set_condition(
+                    &mut new,
+                    "Terminating",
+                    "True",
+                    "InstanceDeletionInProgress",
+                    "CustomResource deletion is in progress",
+                    &now,
+                );
+                false
+            }
+        } else {
+            crd::set_condition(
+                &mut new,
+                "Terminating",
+                "False",
+                "NeverEstablished",
+                "resource was never established",
+                &now,
+            );
+            true
+        };
+        let mut kind = EventKind::Modified;
+        if done {
+            let remaining: Vec<String> = finalizers(&new)
+                .into_iter()
+                .filter(|f| f != crd::CLEANUP_FINALIZER)
+                .collect();
+            set_finalizers(&mut new, &remaining);
+            if remaining.is_empty() {
+                kind = EventKind::Deleted;
+            }
+        }
+        if kind == EventKind::Deleted || comparable(&new) != comparable(&current) {
+            self.commit(place.0, place.1, new, kind);
+        }
+    }
+
+    /// Every stored CRD.
+    pub fn crds(&self) -> Vec<Value> {
+        self.collections
+            .get(&crd_storage())
+            .map(|c| c.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether a CRD changed since the last call.
+    pub fn take_crds_changed(&mut self) -> bool {
+        std::mem::take(&mut self.crds_changed)
+    }
+
     /// Events after `since` for `storage`, and a receiver for later ones; `Err` when `since`
     /// is older than the retained window.
     pub fn watch_from(
@@ -1062,6 +1241,27 @@ impl Store {
             .unwrap_or_default();
         (objects, self.resource_version, self.sender.subscribe())
     }
+}
+
+fn crd_storage() -> StorageKey {
+    (crd::GROUP.to_owned(), crd::PLURAL.to_owned())
+}
+
+/// Whether metadata.generation is kept: for custom resources and CRDs, as kube-apiserver's
+/// strategies for both do.
+fn tracks_generation(t: &ResourceType) -> bool {
+    t.custom || crd::is_crd_type(t)
+}
+
+/// kube-apiserver's validation of a CRD written as an object: 422 with every problem found.
+fn check_crd(t: &ResourceType, object: &Value, old: Option<&Value>, name: &str) -> ApiResult<()> {
+    let errors = crd::validate(object, old);
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid(crate::validation::invalid_status(
+        &t.kind, &t.group, name, &errors,
+    )))
 }
 
 fn check_type(t: &ResourceType, object: &mut Value) -> ApiResult<()> {

@@ -624,3 +624,58 @@ fn sigterm_as_soon_as_the_url_is_printed_stops_the_server_cleanly() {
     assert!(status.success(), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+const GIZMO_CRD: &str = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gizmos.dyn.example.com
+spec:
+  group: dyn.example.com
+  names: {kind: Gizmo, plural: gizmos}
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec:
+              type: object
+              properties:
+                color: {type: string}
+";
+
+#[test]
+fn a_crd_applied_server_side_is_waited_for_used_and_deleted() {
+    let server = Server::start();
+    let file = server.file("crd.yaml", GIZMO_CRD);
+    server.ok(&["apply", "--server-side", "-f", &file, "--validate=false"]);
+    let waited = server.ok(&[
+        "wait",
+        "--for",
+        "condition=established",
+        "--timeout=20s",
+        "crd/gizmos.dyn.example.com",
+    ]);
+    assert_eq!(
+        waited,
+        "customresourcedefinition.apiextensions.k8s.io/gizmos.dyn.example.com condition met\n"
+    );
+    server.create(
+        "g1.yaml",
+        "apiVersion: dyn.example.com/v1\nkind: Gizmo\nmetadata:\n  name: g1\nspec:\n  color: red\n",
+    );
+    let names = server.ok(&["get", "gizmos", "-o", "name"]);
+    assert_eq!(names, "gizmo.dyn.example.com/g1\n");
+    server.ok(&["delete", "crd", "gizmos.dyn.example.com"]);
+    // kubectl's discovery cache still lists gizmos, so the list itself gets the 404.
+    let stderr = server.fails(&["get", "gizmos"]);
+    assert!(
+        stderr.contains("the server could not find the requested resource")
+            || stderr.contains("the server doesn't have a resource type \"gizmos\""),
+        "{stderr}"
+    );
+    server.stop();
+}
