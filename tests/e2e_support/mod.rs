@@ -297,64 +297,30 @@ async fn install_crds(client: &Client) {
     INSTALLED
         .get_or_init(|| async {
             let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+            // Forced: the CRDs are this project's, whoever applied them before.
             let apply = PatchParams::apply(FIELD_MANAGER).force();
             for crd in project_crds() {
                 let name = crd.name_any();
-                // Created with POST when missing, applied server-side (forced: the CRDs are
-                // this project's) when present. Not server-side apply for both: the test
-                // API server registers a kind only when its CRD is created by POST (an
-                // apply that creates one stores it without serving the kind); reported.
-                let result = match crds.get_opt(&name).await.unwrap() {
-                    None => crds.create(&PostParams::default(), &crd).await,
-                    Some(_) => crds.patch(&name, &apply, &Patch::Apply(&crd)).await,
-                };
-                result.unwrap_or_else(|e| panic!("installing CRD {name}: {e}"));
+                crds.patch(&name, &apply, &Patch::Apply(&crd))
+                    .await
+                    .unwrap_or_else(|e| panic!("installing CRD {name}: {e}"));
             }
             for crd in project_crds() {
-                wait_established(client, &crd).await;
+                let name = crd.name_any();
+                let established = kube::runtime::wait::await_condition(
+                    crds.clone(),
+                    &name,
+                    kube::runtime::wait::conditions::is_crd_established(),
+                );
+                tokio::time::timeout(deadline(), established)
+                    .await
+                    .unwrap_or_else(|_| {
+                        panic!("timed out waiting for CRD {name} to be established")
+                    })
+                    .unwrap_or_else(|e| panic!("watching CRD {name}: {e}"));
             }
         })
         .await;
-}
-
-/// Waits until the CRD is established: its Established condition is not False (kube-apiserver
-/// reports NamesAccepted and Established; the test API server reports no CRD status at all)
-/// and its kind is served (a list answers).
-async fn wait_established(client: &Client, crd: &CustomResourceDefinition) {
-    let name = crd.name_any();
-    let version = crd
-        .spec
-        .versions
-        .iter()
-        .find(|v| v.served)
-        .expect("a served version");
-    let resource = ApiResource {
-        group: crd.spec.group.clone(),
-        version: version.name.clone(),
-        api_version: format!("{}/{}", crd.spec.group, version.name),
-        kind: crd.spec.names.kind.clone(),
-        plural: crd.spec.names.plural.clone(),
-    };
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let objects: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-    eventually(&format!("CRD {name} established"), || async {
-        let current = crds.get(&name).await.ok()?;
-        let not_established = current
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status != "True");
-        if not_established {
-            return None;
-        }
-        objects
-            .list(&ListParams::default().limit(1))
-            .await
-            .ok()
-            .map(|_| ())
-    })
-    .await;
 }
 
 async fn ensure_namespace(client: &Client, name: &str) {
