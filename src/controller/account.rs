@@ -68,11 +68,16 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
     let accounts: Api<Account> = Api::all(ctx.client.clone());
     let deleting = object.meta().deletion_timestamp.is_some();
     // Also on an Account that cannot be read: it must not vanish with data still bound to it.
-    if !deleting && !object.finalizers().iter().any(|f| f == FINALIZER) {
-        add_finalizer(&accounts, &*object).await?;
-        // The write triggers the next reconcile.
-        return Ok(Action::await_change());
-    }
+    let object = if !deleting && !object.finalizers().iter().any(|f| f == FINALIZER) {
+        match add_finalizer(&ctx, &object).await? {
+            // Carry on with the Account as written, so the status write below builds on its
+            // resourceVersion instead of the cache's, which has not seen the patch yet.
+            Some(patched) => Arc::new(patched),
+            None => return Ok(Action::await_change()),
+        }
+    } else {
+        object
+    };
     let account = match &object.0 {
         Ok(account) => account,
         Err(malformed) => return report_malformed_account(&ctx, &object, malformed, now).await,
@@ -272,19 +277,29 @@ async fn report_malformed_account(
     Ok(Action::await_change())
 }
 
-async fn add_finalizer(accounts: &Api<Account>, account: &impl Resource) -> Result<(), Error> {
+/// Adds the finalizer; the Account as written, or `None` when it is gone.
+async fn add_finalizer(
+    ctx: &Context,
+    account: &Guarded<Account>,
+) -> Result<Option<Guarded<Account>>, Error> {
     let mut finalizers = account.finalizers().to_vec();
     finalizers.push(FINALIZER.to_owned());
     // The resourceVersion makes the patch conditional: a concurrent change is not overwritten.
     let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": account.resource_version()}});
-    accounts
+    // Through the guarded type, so an Account this operator cannot read gets it too.
+    let accounts: Api<Guarded<Account>> = Api::all(ctx.client.clone());
+    match accounts
         .patch(
             &account.name_any(),
             &PatchParams::default(),
             &Patch::Merge(&patch),
         )
-        .await?;
-    Ok(())
+        .await
+    {
+        Ok(patched) => Ok(Some(patched)),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+        Err(error) => Err(error.into()),
+    }
 }
 
 async fn remove_finalizer(accounts: &Api<Account>, account: &Account) -> Result<(), Error> {
