@@ -66,6 +66,14 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
     let now = ctx.clock.now();
     let name = object.name_any();
     let accounts: Api<Account> = Api::all(ctx.client.clone());
+    if ctx
+        .superseded
+        .is_stale(&name, object.meta().resource_version.as_deref())
+    {
+        // The cache has not yet seen this operator's last write to the Account; the write's
+        // watch event triggers the next reconcile.
+        return Ok(Action::await_change());
+    }
     let deleting = object.meta().deletion_timestamp.is_some();
     // Also on an Account that cannot be read: it must not vanish with data still bound to it.
     let object = if !deleting && !object.finalizers().iter().any(|f| f == FINALIZER) {
@@ -87,7 +95,7 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
         Policy::Found(policy) => policy,
         Policy::Missing => {
             let generation = account.metadata.generation;
-            let written = write_status(&accounts, account, |previous| {
+            let written = write_status(&ctx, account, |previous| {
                 policy_missing_status(previous, policy_name, generation, now)
             })
             .await?;
@@ -102,7 +110,7 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
         }
         Policy::Malformed { field } => {
             let generation = account.metadata.generation;
-            let written = write_status(&accounts, account, |previous| {
+            let written = write_status(&ctx, account, |previous| {
                 policy_malformed_status(previous, policy_name, &field, generation, now)
             })
             .await?;
@@ -155,7 +163,7 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
     );
     announce(&ctx, account, &notice.now).await;
     let generation = account.metadata.generation;
-    write_status(&accounts, account, |previous| {
+    write_status(&ctx, account, |previous| {
         account_status(&StatusInput {
             plan: &plan,
             previous,
@@ -172,6 +180,7 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
     // Unreadable objects are data too: the finalizer stays until they are gone.
     if deleting && remaining.is_empty() && claims.malformed.is_empty() {
         remove_finalizer(&accounts, account).await?;
+        ctx.superseded.forget(&name);
         return Ok(Action::await_change());
     }
     if !failures.is_empty() {
@@ -260,6 +269,10 @@ async fn report_malformed_account(
     if !cluster::unless_gone(written)? {
         return Ok(Action::await_change());
     }
+    ctx.superseded.record(
+        &object.name_any(),
+        object.meta().resource_version.as_deref(),
+    );
     warn!(account = %object.name_any(), field = %malformed.field, "malformed Account: nothing bound to it is erased");
     let note = format!(
         "the Account cannot be read at {} (it does not match this operator's schema): nothing \
@@ -296,7 +309,13 @@ async fn add_finalizer(
         )
         .await
     {
-        Ok(patched) => Ok(Some(patched)),
+        Ok(patched) => {
+            ctx.superseded.record(
+                &account.name_any(),
+                account.meta().resource_version.as_deref(),
+            );
+            Ok(Some(patched))
+        }
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
         Err(error) => Err(error.into()),
     }
@@ -325,10 +344,11 @@ async fn remove_finalizer(accounts: &Api<Account>, account: &Account) -> Result<
 /// the Account is read again and the status computed again from what is really stored, so no
 /// deletion goes uncounted.
 async fn write_status(
-    accounts: &Api<Account>,
+    ctx: &Context,
     account: &Account,
     compute: impl Fn(Option<&AccountStatus>) -> AccountStatus,
 ) -> Result<bool, Error> {
+    let accounts: Api<Account> = Api::all(ctx.client.clone());
     let mut current = account.clone();
     for _ in 0..STATUS_ATTEMPTS {
         let status = compute(current.status.as_ref());
@@ -346,7 +366,11 @@ async fn write_status(
             .patch_status(&current.name_any(), &params, &Patch::Apply(&patch))
             .await
         {
-            Ok(_) => return Ok(true),
+            Ok(_) => {
+                ctx.superseded
+                    .record(&current.name_any(), current.resource_version().as_deref());
+                return Ok(true);
+            }
             Err(kube::Error::Api(s)) if s.code == 404 => return Ok(false),
             Err(kube::Error::Api(s)) if s.code == 409 => {
                 match accounts.get_opt(&current.name_any()).await? {

@@ -16,11 +16,11 @@ pub mod orphans;
 pub mod status;
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap, HashSet},
     future::Future,
     pin::Pin,
     sync::{
-        Arc,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -280,6 +280,47 @@ pub struct Context {
     pub clock: Arc<dyn Clock>,
     /// True once every cache has synced; nothing is planned before.
     pub ready: Arc<AtomicBool>,
+    /// Account versions the operator's own writes replaced, until the cache catches up.
+    pub superseded: Superseded,
+}
+
+/// The Account versions this operator's own writes replaced, per Account, until its cache has
+/// caught up. A reconcile that still sees one of them would plan from a stale Account, and its
+/// conditional writes would be refused (409) and cost a GET each; the watch event of the write
+/// is on its way and triggers a reconcile of its own, so such a reconcile just waits for it.
+#[derive(Debug, Default)]
+pub struct Superseded(Mutex<HashMap<String, HashSet<String>>>);
+
+impl Superseded {
+    /// Records that a write replaced `version` of the Account.
+    pub fn record(&self, account: &str, version: Option<&str>) {
+        if let Some(version) = version {
+            self.lock()
+                .entry(account.to_owned())
+                .or_default()
+                .insert(version.to_owned());
+        }
+    }
+
+    /// Whether `version` is one the operator's writes replaced (the cache is behind); once it
+    /// is not, the record is dropped.
+    pub fn is_stale(&self, account: &str, version: Option<&str>) -> bool {
+        let mut superseded = self.lock();
+        let stale = version.is_some_and(|v| superseded.get(account).is_some_and(|s| s.contains(v)));
+        if !stale {
+            superseded.remove(account);
+        }
+        stale
+    }
+
+    /// Drops the record of an Account that is going away.
+    pub fn forget(&self, account: &str) {
+        self.lock().remove(account);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashSet<String>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// The settings every reconcile reads.
@@ -468,6 +509,7 @@ pub async fn run(
         },
         clock: settings.clock,
         ready,
+        superseded: Superseded::default(),
     });
     // Ends when the watches end, i.e. with the controller.
     tokio::spawn(orphans::report(
@@ -526,4 +568,28 @@ fn error_policy(account: Arc<Guarded<Account>>, error: &Error, ctx: Arc<Context>
     ctx.metrics.error("account", error.reason());
     warn!(account = %account.name_any(), reason = error.reason(), %error, "reconcile failed");
     Action::requeue(Duration::from_secs(5))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Superseded;
+
+    #[test]
+    fn a_version_replaced_by_a_write_is_stale_until_the_cache_moves_on() {
+        let superseded = Superseded::default();
+        assert!(!superseded.is_stale("acme", Some("1")));
+        // The finalizer patch replaced 1 (giving 2), the status write replaced 2 (giving 3).
+        superseded.record("acme", Some("1"));
+        superseded.record("acme", Some("2"));
+        assert!(superseded.is_stale("acme", Some("1")));
+        assert!(superseded.is_stale("acme", Some("2")));
+        assert!(!superseded.is_stale("beta", Some("1")), "per account");
+        // The cache has seen the write: the record goes, and an older version is not stale
+        // any more (the cache never goes back).
+        assert!(!superseded.is_stale("acme", Some("3")));
+        assert!(!superseded.is_stale("acme", Some("2")));
+        superseded.record("acme", Some("3"));
+        superseded.forget("acme");
+        assert!(!superseded.is_stale("acme", Some("3")));
+    }
 }
