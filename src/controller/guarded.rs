@@ -80,14 +80,6 @@ where
     }
 }
 
-/// Drops what the operator never reads from parsed metadata.
-pub fn trim_metadata(metadata: &mut ObjectMeta) {
-    metadata.managed_fields = None;
-    if let Some(annotations) = &mut metadata.annotations {
-        annotations.remove(LAST_APPLIED);
-    }
-}
-
 /// Drops what the operator never reads and would only cost memory in every cache, before the
 /// object is even parsed.
 fn trim(value: &mut serde_json::Value) {

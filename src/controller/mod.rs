@@ -332,8 +332,8 @@ pub struct SharedSettings {
     pub advance_notice: chrono::TimeDelta,
 }
 
-/// A watcher over every object of `K`, trimmed of what is never read, feeding a reflector
-/// cache.
+/// A watcher over every object of `K` (a [`Guarded`] kind: trimmed as it is read), feeding a
+/// reflector cache.
 fn cached<K>(
     client: &Client,
 ) -> (
@@ -352,7 +352,6 @@ where
     let (reader, writer) = reflector::store();
     let stream = watcher(Api::<K>::all(client.clone()), watcher::Config::default())
         .default_backoff()
-        .modify(|object| guarded::trim_metadata(object.meta_mut()))
         .reflect(writer)
         .touched_objects();
     (reader, stream)

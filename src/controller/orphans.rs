@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::{
     Api, Resource, ResourceExt,
     runtime::{
-        events::{Event, EventType},
+        events::EventType,
         reflector::{ObjectRef, Store},
     },
 };
@@ -221,13 +221,6 @@ async fn look_at(
 
 /// A Warning event on the bound object itself (`kubectl describe` shows it there).
 async fn publish_on_object(ctx: &Context, suspect: &Suspect, reason: &str, note: &str) {
-    let event = Event {
-        type_: EventType::Warning,
-        reason: reason.to_owned(),
-        note: Some(note.to_owned()),
-        action: reason.to_owned(),
-        secondary: None,
-    };
     let regarding = ObjectReference {
         api_version: Some(API_VERSION.to_owned()),
         kind: Some(suspect.resource.kind.as_str().to_owned()),
@@ -237,9 +230,8 @@ async fn publish_on_object(ctx: &Context, suspect: &Suspect, reason: &str, note:
         resource_version: Some(suspect.resource_version.clone()),
         ..ObjectReference::default()
     };
-    if let Err(error) = ctx.recorder.publish(&event, &regarding).await {
-        warn!(resource = %suspect.resource, %error, reason, "cannot publish event");
-    }
+    ctx.publish_regarding(&regarding, None, EventType::Warning, reason, note)
+        .await;
 }
 
 /// The account controller's part: objects marked unbound while their Account did not exist
