@@ -18,5 +18,6 @@ pub mod inventory;
 pub mod leader;
 pub mod manifest;
 pub mod metrics;
+pub mod notifier;
 pub mod report;
 pub mod retention;

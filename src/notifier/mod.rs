@@ -1,0 +1,21 @@
+//! Erasure requests to sub-processors (GDPR Art. 19): the signed HTTPS webhook that tells a
+//! DataProcessor to erase what it holds of an account.
+//!
+//! - [`request`]: the JSON body and its idempotency key (pure).
+//! - [`signature`]: HMAC-SHA256 signing and the receiver's verification (pure).
+//! - [`delivery`]: one HTTPS attempt and its classification into a [`DeliveryOutcome`].
+//! - [`backoff`]: when to try again after a failed attempt (pure apart from jitter).
+//!
+//! The wire format is documented for receivers in `docs/erasure-requests.md`.
+
+pub mod backoff;
+pub mod delivery;
+pub mod request;
+pub mod signature;
+
+pub use backoff::next_attempt_delay;
+pub use delivery::{ConfigurationError, DeliveryOutcome, Endpoint, Notifier};
+pub use request::{ErasedResource, ErasureRequest, idempotency_key};
+pub use signature::{
+    IDEMPOTENCY_KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, VerifyError, sign, verify,
+};

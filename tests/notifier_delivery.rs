@@ -1,0 +1,693 @@
+//! The erasure-request notifier against a real HTTPS receiver on loopback: a CA and a server
+//! certificate are made at test time, the receiver records what it is sent and answers as each
+//! test scripts, and the notifier's outcome, headers and signature are checked end to end.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, post};
+use chrono::{DateTime, TimeZone, Utc};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
+};
+use retention_operator::notifier::{
+    ConfigurationError, DeliveryOutcome, Endpoint, ErasedResource, ErasureRequest, Notifier,
+    VerifyError, idempotency_key, verify,
+};
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+const SECRET: &[u8] = b"s3cr3t-hmac-key-that-must-not-leak";
+const TOLERANCE: Duration = Duration::from_secs(300);
+
+/// A throwaway CA and a server certificate it issued for the given names.
+struct Pki {
+    ca_pem: Vec<u8>,
+    server_config: Arc<rustls::ServerConfig>,
+}
+
+fn pki_for(names: &[&str]) -> Pki {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "notifier test CA");
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+
+    let server_key = KeyPair::generate().unwrap();
+    let server_params =
+        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    let server_cert = server_params.signed_by(&server_key, &ca).unwrap();
+
+    let mut server_config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![server_cert.der().clone()],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
+    )
+    .unwrap();
+    server_config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Pki {
+        ca_pem: ca.pem().into_bytes(),
+        server_config: Arc::new(server_config),
+    }
+}
+
+fn loopback_pki() -> Pki {
+    pki_for(&["127.0.0.1", "localhost"])
+}
+
+/// How the receiver answers POST /erasure.
+#[derive(Clone)]
+enum Reply {
+    Status(u16),
+    StatusWithHeader(u16, &'static str, &'static str),
+    /// A redirect to /elsewhere on the same receiver.
+    Redirect(u16),
+    /// Never answers within any test's timeout.
+    Hang,
+}
+
+/// One request as the receiver saw it.
+#[derive(Clone, Debug)]
+struct Received {
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+struct ReceiverState {
+    reply: Reply,
+    address: SocketAddr,
+    received: Mutex<Vec<Received>>,
+    elsewhere_hits: AtomicUsize,
+}
+
+/// An HTTPS receiver on 127.0.0.1, stopped when dropped.
+struct Receiver {
+    state: Arc<ReceiverState>,
+    server: JoinHandle<()>,
+}
+
+impl Receiver {
+    async fn start(pki: &Pki, reply: Reply) -> Self {
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = tcp.local_addr().unwrap();
+        let state = Arc::new(ReceiverState {
+            reply,
+            address,
+            received: Mutex::new(Vec::new()),
+            elsewhere_hits: AtomicUsize::new(0),
+        });
+        let app = Router::new()
+            .route("/erasure", post(erasure))
+            .route("/elsewhere", any(elsewhere))
+            .with_state(state.clone());
+        let listener = TlsListener {
+            tcp,
+            acceptor: TlsAcceptor::from(pki.server_config.clone()),
+        };
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { state, server }
+    }
+
+    fn url(&self) -> String {
+        format!("https://{}/erasure", self.state.address)
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.state.received.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn erasure(
+    State(state): State<Arc<ReceiverState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    state.received.lock().unwrap().push(Received {
+        headers,
+        body: body.to_vec(),
+    });
+    let status = |code: u16| StatusCode::from_u16(code).unwrap();
+    match state.reply.clone() {
+        Reply::Status(code) => status(code).into_response(),
+        Reply::StatusWithHeader(code, name, value) => {
+            (status(code), [(name, value)]).into_response()
+        }
+        Reply::Redirect(code) => {
+            let location = format!("https://{}/elsewhere", state.address);
+            (status(code), [("location", location)]).into_response()
+        }
+        Reply::Hang => {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            StatusCode::OK.into_response()
+        }
+    }
+}
+
+async fn elsewhere(State(state): State<Arc<ReceiverState>>) -> StatusCode {
+    state.elsewhere_hits.fetch_add(1, Ordering::SeqCst);
+    StatusCode::OK
+}
+
+/// TLS over a TCP listener for `axum::serve`. The handshake runs inside `accept`, which is
+/// plenty for one client at a time; failed handshakes (a client that distrusts the
+/// certificate) are skipped.
+struct TlsListener {
+    tcp: TcpListener,
+    acceptor: TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((stream, peer)) = self.tcp.accept().await else {
+                continue;
+            };
+            if let Ok(tls) = self.acceptor.accept(stream).await {
+                return (tls, peer);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+fn terminated_at() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap()
+}
+
+fn erasure_request(requested_at: DateTime<Utc>) -> ErasureRequest {
+    ErasureRequest::new(
+        "acme",
+        "C-10442",
+        "key-systems",
+        vec![ErasedResource {
+            kind: "Domain".into(),
+            namespace: "acme".into(),
+            name: "acme-se".into(),
+        }],
+        "account terminated; grace period 30d ended",
+        terminated_at(),
+        requested_at,
+    )
+}
+
+fn endpoint(url: String, ca_pem: &[u8]) -> Endpoint {
+    Endpoint {
+        url,
+        secret: SECRET.to_vec(),
+        ca_bundle_pem: Some(ca_pem.to_vec()),
+    }
+}
+
+/// One delivery of a fresh request, signed now.
+async fn deliver_with(notifier: &Notifier, url: String, ca_pem: &[u8]) -> DeliveryOutcome {
+    notifier
+        .deliver(
+            &endpoint(url, ca_pem),
+            &erasure_request(Utc::now()),
+            Utc::now(),
+        )
+        .await
+}
+
+fn retry(reason: &str) -> DeliveryOutcome {
+    DeliveryOutcome::Retry {
+        retry_after: None,
+        reason: reason.to_owned(),
+    }
+}
+
+fn rejected(status: u16, reason: &str) -> DeliveryOutcome {
+    DeliveryOutcome::Rejected {
+        status,
+        reason: reason.to_owned(),
+    }
+}
+
+/// One delivery to a receiver answering `reply`, with a fresh notifier.
+async fn deliver_once(reply: Reply) -> (DeliveryOutcome, Receiver) {
+    let pki = loopback_pki();
+    let receiver = Receiver::start(&pki, reply).await;
+    let outcome = deliver_with(&Notifier::new(), receiver.url(), &pki.ca_pem).await;
+    (outcome, receiver)
+}
+
+fn header<'a>(received: &'a Received, name: &str) -> &'a str {
+    received
+        .headers
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} header"))
+        .to_str()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn acknowledged_request_has_documented_headers_body_and_signature() {
+    let pki = loopback_pki();
+    let receiver = Receiver::start(&pki, Reply::Status(200)).await;
+    let now = Utc::now();
+    let request = erasure_request(now);
+
+    let outcome = Notifier::new()
+        .deliver(&endpoint(receiver.url(), &pki.ca_pem), &request, now)
+        .await;
+
+    assert_eq!(outcome, DeliveryOutcome::Acknowledged);
+    let received = receiver.received();
+    assert_eq!(received.len(), 1);
+    let got = &received[0];
+    assert_eq!(header(got, "content-type"), "application/json");
+    assert_eq!(
+        header(got, "x-erasure-timestamp"),
+        now.timestamp().to_string()
+    );
+    assert_eq!(header(got, "idempotency-key"), request.idempotency_key);
+    let signature = header(got, "x-erasure-signature");
+    assert!(signature.starts_with("sha256="), "{signature}");
+    assert_eq!(signature.len(), "sha256=".len() + 64);
+
+    let parsed: ErasureRequest = serde_json::from_slice(&got.body).unwrap();
+    assert_eq!(parsed, request);
+    let json: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
+    let keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        [
+            "account",
+            "customerRef",
+            "idempotencyKey",
+            "processor",
+            "reason",
+            "requestedAt",
+            "resources"
+        ]
+    );
+    assert!(json["requestedAt"].as_str().unwrap().ends_with('Z'));
+
+    let timestamp = header(got, "x-erasure-timestamp");
+    assert_eq!(
+        verify(
+            SECRET,
+            timestamp,
+            signature,
+            &got.body,
+            Utc::now(),
+            TOLERANCE
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        verify(
+            b"the-wrong-secret",
+            timestamp,
+            signature,
+            &got.body,
+            Utc::now(),
+            TOLERANCE
+        ),
+        Err(VerifyError::SignatureMismatch)
+    );
+    // A replay of the same signed request an hour later is refused.
+    assert!(matches!(
+        verify(
+            SECRET,
+            timestamp,
+            signature,
+            &got.body,
+            now + chrono::TimeDelta::hours(1),
+            TOLERANCE
+        ),
+        Err(VerifyError::StaleTimestamp { .. })
+    ));
+}
+
+#[tokio::test]
+async fn any_2xx_is_acknowledged() {
+    for code in [201, 202, 204] {
+        let (outcome, _receiver) = deliver_once(Reply::Status(code)).await;
+        assert_eq!(outcome, DeliveryOutcome::Acknowledged, "HTTP {code}");
+    }
+}
+
+#[tokio::test]
+async fn server_error_is_retried() {
+    let (outcome, receiver) = deliver_once(Reply::Status(500)).await;
+    assert_eq!(outcome, retry("HTTP 500"));
+    assert_eq!(receiver.received().len(), 1);
+}
+
+#[tokio::test]
+async fn service_unavailable_with_retry_after_seconds_is_retried_after_them() {
+    let (outcome, _receiver) = deliver_once(Reply::StatusWithHeader(503, "retry-after", "7")).await;
+    assert_eq!(
+        outcome,
+        DeliveryOutcome::Retry {
+            retry_after: Some(Duration::from_secs(7)),
+            reason: "HTTP 503".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn retry_after_as_http_date_is_converted_against_now() {
+    let pki = loopback_pki();
+    // 90 s after the `now` the delivery is made at.
+    let receiver = Receiver::start(
+        &pki,
+        Reply::StatusWithHeader(429, "retry-after", "Tue, 01 Dec 2026 00:01:30 GMT"),
+    )
+    .await;
+    let now = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+    let outcome = Notifier::new()
+        .deliver(
+            &endpoint(receiver.url(), &pki.ca_pem),
+            &erasure_request(now),
+            now,
+        )
+        .await;
+    assert_eq!(
+        outcome,
+        DeliveryOutcome::Retry {
+            retry_after: Some(Duration::from_secs(90)),
+            reason: "HTTP 429".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn too_many_requests_and_request_timeout_are_retried() {
+    for code in [429, 408] {
+        let (outcome, _receiver) = deliver_once(Reply::Status(code)).await;
+        assert_eq!(outcome, retry(&format!("HTTP {code}")));
+    }
+}
+
+#[tokio::test]
+async fn other_client_errors_are_rejected() {
+    for code in [400, 403, 404] {
+        let (outcome, _receiver) = deliver_once(Reply::Status(code)).await;
+        assert_eq!(outcome, rejected(code, &format!("HTTP {code}")));
+    }
+}
+
+#[tokio::test]
+async fn redirect_is_rejected_and_not_followed() {
+    for code in [302, 307, 308] {
+        let (outcome, receiver) = deliver_once(Reply::Redirect(code)).await;
+        assert_eq!(outcome, rejected(code, &format!("HTTP {code} Redirect")));
+        assert_eq!(receiver.received().len(), 1);
+        assert_eq!(
+            receiver.state.elsewhere_hits.load(Ordering::SeqCst),
+            0,
+            "HTTP {code}: the redirect was followed"
+        );
+    }
+}
+
+#[tokio::test]
+async fn receiver_not_listening_is_retried_as_connection_refused() {
+    let pki = loopback_pki();
+    // Bind and release a port so nothing listens on it.
+    let address = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let outcome = deliver_with(
+        &Notifier::new(),
+        format!("https://{address}/erasure"),
+        &pki.ca_pem,
+    )
+    .await;
+    assert_eq!(outcome, retry("ConnectionRefused"));
+}
+
+#[tokio::test]
+async fn slow_receiver_times_out_and_is_retried() {
+    let pki = loopback_pki();
+    let receiver = Receiver::start(&pki, Reply::Hang).await;
+    let notifier = Notifier::with_timeouts(Duration::from_secs(1), Duration::from_millis(500));
+    let outcome = deliver_with(&notifier, receiver.url(), &pki.ca_pem).await;
+    assert_eq!(outcome, retry("Timeout"));
+}
+
+#[tokio::test]
+async fn certificate_from_another_ca_is_a_distinct_configuration_error() {
+    let receivers_pki = loopback_pki();
+    let other_ca = loopback_pki();
+    let receiver = Receiver::start(&receivers_pki, Reply::Status(200)).await;
+    let outcome = deliver_with(&Notifier::new(), receiver.url(), &other_ca.ca_pem).await;
+    assert_eq!(
+        outcome,
+        DeliveryOutcome::Misconfigured(ConfigurationError::TlsUntrusted)
+    );
+    assert_eq!(outcome.reason(), "TlsUntrusted");
+    assert!(receiver.received().is_empty());
+}
+
+#[tokio::test]
+async fn certificate_for_another_host_is_a_name_mismatch() {
+    let pki = pki_for(&["erasure.example"]);
+    let receiver = Receiver::start(&pki, Reply::Status(200)).await;
+    let outcome = deliver_with(&Notifier::new(), receiver.url(), &pki.ca_pem).await;
+    assert_eq!(
+        outcome,
+        DeliveryOutcome::Misconfigured(ConfigurationError::TlsNameMismatch)
+    );
+}
+
+#[tokio::test]
+async fn one_notifier_keeps_a_client_per_ca_bundle() {
+    let pki = loopback_pki();
+    let other_ca = loopback_pki();
+    let receiver = Receiver::start(&pki, Reply::Status(200)).await;
+    let notifier = Notifier::new();
+    let request = erasure_request(Utc::now());
+    let wrong = endpoint(receiver.url(), &other_ca.ca_pem);
+    let right = endpoint(receiver.url(), &pki.ca_pem);
+    for _ in 0..2 {
+        assert_eq!(
+            notifier.deliver(&wrong, &request, Utc::now()).await,
+            DeliveryOutcome::Misconfigured(ConfigurationError::TlsUntrusted)
+        );
+        assert_eq!(
+            notifier.deliver(&right, &request, Utc::now()).await,
+            DeliveryOutcome::Acknowledged
+        );
+    }
+    assert_eq!(receiver.received().len(), 2);
+}
+
+#[tokio::test]
+async fn redeliveries_and_a_rebuilt_request_carry_the_same_idempotency_key() {
+    let pki = loopback_pki();
+    let receiver = Receiver::start(&pki, Reply::Status(500)).await;
+    let notifier = Notifier::new();
+    let endpoint = endpoint(receiver.url(), &pki.ca_pem);
+    let first = erasure_request(Utc::now());
+    notifier.deliver(&endpoint, &first, Utc::now()).await;
+    // As after an operator restart: the request is rebuilt from the same account, processor
+    // and termination time, at a later time, by a new notifier.
+    let rebuilt = erasure_request(Utc::now() + chrono::TimeDelta::minutes(10));
+    Notifier::new()
+        .deliver(&endpoint, &rebuilt, Utc::now())
+        .await;
+
+    let expected = idempotency_key("acme", "key-systems", terminated_at());
+    let received = receiver.received();
+    assert_eq!(received.len(), 2);
+    for got in &received {
+        assert_eq!(header(got, "idempotency-key"), expected);
+        let body: ErasureRequest = serde_json::from_slice(&got.body).unwrap();
+        assert_eq!(body.idempotency_key, expected);
+    }
+}
+
+#[tokio::test]
+async fn configuration_errors_are_reported_without_sending() {
+    let pki = loopback_pki();
+    let receiver = Receiver::start(&pki, Reply::Status(200)).await;
+    let notifier = Notifier::new();
+    let request = erasure_request(Utc::now());
+    let plain_http = endpoint(receiver.url().replace("https://", "http://"), &pki.ca_pem);
+    let empty_secret = Endpoint {
+        secret: Vec::new(),
+        ..endpoint(receiver.url(), &pki.ca_pem)
+    };
+    let bad_bundle = endpoint(receiver.url(), b"-----BEGIN NOTHING-----");
+    let cases = [
+        (plain_http, ConfigurationError::NotHttps),
+        (empty_secret, ConfigurationError::EmptySecret),
+        (bad_bundle, ConfigurationError::InvalidCaBundle),
+    ];
+    for (endpoint, expected) in cases {
+        assert_eq!(
+            notifier.deliver(&endpoint, &request, Utc::now()).await,
+            DeliveryOutcome::Misconfigured(expected)
+        );
+    }
+    assert!(receiver.received().is_empty());
+}
+
+#[tokio::test]
+async fn no_outcome_shows_the_secret_the_signature_or_the_body() {
+    let pki = loopback_pki();
+    let other_ca = loopback_pki();
+    let notifier = Notifier::with_timeouts(Duration::from_secs(1), Duration::from_millis(500));
+    let request = erasure_request(Utc::now());
+    let mut outcomes = Vec::new();
+    let mut signatures = Vec::new();
+    for reply in [
+        Reply::Status(200),
+        Reply::Status(500),
+        Reply::StatusWithHeader(503, "retry-after", "7"),
+        Reply::Status(400),
+        Reply::Redirect(307),
+        Reply::Hang,
+    ] {
+        let receiver = Receiver::start(&pki, reply).await;
+        let url = receiver.url();
+        outcomes.push(
+            notifier
+                .deliver(&endpoint(url.clone(), &pki.ca_pem), &request, Utc::now())
+                .await,
+        );
+        outcomes.push(
+            notifier
+                .deliver(&endpoint(url, &other_ca.ca_pem), &request, Utc::now())
+                .await,
+        );
+        for got in receiver.received() {
+            signatures.push(header(&got, "x-erasure-signature").to_owned());
+        }
+    }
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    outcomes.push(
+        notifier
+            .deliver(
+                &endpoint(format!("https://{closed}/erasure"), &pki.ca_pem),
+                &request,
+                Utc::now(),
+            )
+            .await,
+    );
+    assert!(!signatures.is_empty());
+
+    let secret = std::str::from_utf8(SECRET).unwrap();
+    for outcome in &outcomes {
+        for shown in [
+            format!("{outcome:?}"),
+            format!("{outcome}"),
+            outcome.reason().to_owned(),
+        ] {
+            assert!(!shown.contains(secret), "secret in {shown}");
+            assert!(!shown.contains(&request.customer_ref), "body in {shown}");
+            assert!(!shown.contains(&request.idempotency_key), "key in {shown}");
+            for signature in &signatures {
+                let hex_tag = signature.trim_start_matches("sha256=");
+                assert!(!shown.contains(hex_tag), "signature in {shown}");
+            }
+        }
+    }
+}
+
+/// The Rust example of docs/erasure-requests.md, verbatim, so the documented code is known to
+/// work against what the notifier really sends.
+mod documented_receiver_example {
+    use hmac::{Hmac, KeyInit, Mac}; // hmac 0.13, sha2 0.11, hex 0.4
+    use sha2::Sha256;
+
+    /// True when the request is authentic and signed within `tolerance_secs` of `now_unix`.
+    pub fn verify_erasure_request(
+        secret: &[u8],
+        timestamp: &str, // X-Erasure-Timestamp
+        signature: &str, // X-Erasure-Signature
+        body: &[u8],     // the raw body
+        now_unix: i64,
+        tolerance_secs: i64,
+    ) -> bool {
+        let Ok(signed_at) = timestamp.parse::<i64>() else {
+            return false;
+        };
+        let Some(tag) = signature
+            .strip_prefix("sha256=")
+            .and_then(|h| hex::decode(h).ok())
+        else {
+            return false;
+        };
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+            return false;
+        };
+        mac.update(timestamp.as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        // verify_slice compares in constant time.
+        mac.verify_slice(&tag).is_ok() && (now_unix - signed_at).abs() <= tolerance_secs
+    }
+}
+
+#[tokio::test]
+async fn documented_rust_receiver_example_verifies() {
+    use documented_receiver_example::verify_erasure_request;
+    let (outcome, receiver) = deliver_once(Reply::Status(200)).await;
+    assert_eq!(outcome, DeliveryOutcome::Acknowledged);
+    let got = &receiver.received()[0];
+    let timestamp = header(got, "x-erasure-timestamp");
+    let signature = header(got, "x-erasure-signature");
+    let now = Utc::now().timestamp();
+    assert!(verify_erasure_request(
+        SECRET, timestamp, signature, &got.body, now, 300
+    ));
+    assert!(!verify_erasure_request(
+        b"wrong", timestamp, signature, &got.body, now, 300
+    ));
+    assert!(!verify_erasure_request(
+        SECRET,
+        timestamp,
+        signature,
+        &got.body,
+        now + 301,
+        300
+    ));
+}
