@@ -169,7 +169,8 @@ pub struct ResourceCounts {
     pub retained: u32,
 }
 
-/// Erasure notification state of one data processor.
+/// Erasure notification state of one data processor: one erasure request, for the data it
+/// holds that was erased at `erasureAt`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProcessorNotification {
@@ -177,13 +178,29 @@ pub struct ProcessorNotification {
     pub name: String,
     /// Delivery state of the erasure request.
     pub state: NotificationState,
+    /// When the data the request names was erased (its schedule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erasure_at: Option<DateTime<Utc>>,
+    /// The request's idempotency key: the same on every attempt, also after a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// Resources the request names.
+    #[serde(default)]
+    pub resources: u32,
     /// Delivery attempts made.
     #[serde(default)]
     pub attempts: u32,
     /// When the last attempt was made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_attempt_at: Option<DateTime<Utc>>,
-    /// When the processor acknowledged the request.
+    /// When the next attempt is due (Pending only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Why the last attempt did not succeed, or what staff must do (Manual); never personal
+    /// data or secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When the processor acknowledged the request (or staff confirmed a manual one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledged_at: Option<DateTime<Utc>>,
 }
@@ -191,10 +208,17 @@ pub struct ProcessorNotification {
 /// Delivery state of an erasure request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum NotificationState {
+    /// Owed and not yet acknowledged: the next attempt is at `nextAttemptAt`.
     Pending,
+    /// Sent, awaiting an acknowledgement that comes separately (reserved; webhooks acknowledge
+    /// with their 2xx answer).
     Notified,
+    /// The processor acknowledged the request (2xx), or staff confirmed a manual one.
     Acknowledged,
+    /// The processor refused the request (a 4xx other than 408 and 429) or its endpoint is
+    /// misconfigured: staff must act; it is not retried blindly.
     Failed,
+    /// The processor has no webhook: staff must send the request and confirm it.
     Manual,
 }
 

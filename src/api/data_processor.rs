@@ -74,6 +74,10 @@ pub struct ErasureWebhook {
     pub url: String,
     /// The Secret key holding the HMAC-SHA256 signing secret.
     pub secret_ref: SecretKeyRef,
+    /// PEM certificates of CAs trusted for this endpoint, in addition to the system roots
+    /// (for a processor whose endpoint uses a private CA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<String>,
 }
 
 /// A key in a Secret.

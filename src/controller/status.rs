@@ -937,8 +937,13 @@ mod tests {
             previous.processors = vec![ProcessorNotification {
                 name: "pipedrive".to_owned(),
                 state: NotificationState::Pending,
+                erasure_at: Some(t("2026-12-01T00:00:00Z")),
+                idempotency_key: Some("key".to_owned()),
+                resources: 1,
                 attempts: 0,
                 last_attempt_at: None,
+                next_attempt_at: None,
+                reason: None,
                 acknowledged_at: None,
             }];
             // The next pass plans from the Account as stored, at a later time.

@@ -439,6 +439,7 @@ pub fn webhook_processor(legal_name: &str) -> DataProcessorSpec {
                     name: "hmac".to_owned(),
                     key: "secret".to_owned(),
                 },
+                ca_bundle: None,
             }),
         },
     }

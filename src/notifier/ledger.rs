@@ -1,0 +1,462 @@
+//! Which erasure requests an account owes its processors, and what each delivery outcome does
+//! to the record of it in `Account.status.processors` (pure: the controller supplies `now`,
+//! performs the deliveries and writes the result).
+//!
+//! One request is owed per (processor, erasure time) of the plan, once that time has come and
+//! every resource it names is gone. Its entry is created Pending with the idempotency key of
+//! (account, processor, erasure time), so a restarted operator finds the same key in the
+//! status. A webhook delivery moves it to Acknowledged (2xx), keeps it Pending with the next
+//! attempt after a backoff (408, 429, 5xx, network), or makes it Failed (another 4xx, or a
+//! misconfigured endpoint), which is not retried until staff act. A processor without a webhook
+//! is Manual until staff confirm it with the annotation [`CONFIRMED_ANNOTATION_PREFIX`]`<name>`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::{DeliveryOutcome, idempotency_key, next_attempt_delay};
+use crate::{
+    api::{NotificationState, ProcessorNotification},
+    retention::{NotificationDelivery, NotificationPlan, ResourceRef},
+};
+
+/// Staff confirm a manual erasure request with this annotation on the Account, followed by the
+/// processor's name, and the time the processor confirmed as its value (RFC 3339), e.g.
+/// `erasure-confirmed.hosting.ecuni.se/pipedrive: "2026-12-03T10:00:00Z"`.
+pub const CONFIRMED_ANNOTATION_PREFIX: &str = "erasure-confirmed.hosting.ecuni.se/";
+
+/// A webhook delivery the controller is to attempt now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueDelivery<'a> {
+    /// The plan's notification: processor, erasure time and resources.
+    pub notification: &'a NotificationPlan,
+    /// Its idempotency key, as recorded.
+    pub idempotency_key: String,
+}
+
+/// The ledger after this pass, and the deliveries to attempt now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ledger<'a> {
+    /// The entries for `status.processors`, sorted by erasure time and processor.
+    pub entries: Vec<ProcessorNotification>,
+    /// Webhook deliveries due now.
+    pub due: Vec<DueDelivery<'a>>,
+    /// When the earliest Pending entry's next attempt is, to wake up for it.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// Brings the stored entries up to date with the plan.
+///
+/// `remaining` holds the resources still bound; `confirmations` the staff's confirmations by
+/// processor name (from the annotations). Entries are never dropped: they are the record that
+/// each processor was told.
+pub fn ledger<'a>(
+    account: &str,
+    notifications: &'a [NotificationPlan],
+    remaining: &BTreeSet<&ResourceRef>,
+    stored: &[ProcessorNotification],
+    confirmations: &BTreeMap<String, DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Ledger<'a> {
+    let mut entries: Vec<ProcessorNotification> = stored.to_vec();
+    let mut due = Vec::new();
+    for notification in notifications {
+        let erased = notification.at <= now
+            && notification
+                .resources
+                .iter()
+                .all(|resource| !remaining.contains(resource));
+        if !erased {
+            continue;
+        }
+        let key = idempotency_key(account, &notification.processor, notification.at);
+        let index = match entries
+            .iter()
+            .position(|e| e.idempotency_key.as_deref() == Some(key.as_str()))
+        {
+            Some(index) => index,
+            None => {
+                entries.push(new_entry(notification, &key));
+                entries.len() - 1
+            }
+        };
+        let entry = &mut entries[index];
+        // A confirmation covers the requests whose data was erased by then, not a later one
+        // to the same processor (bookkeeping data goes years after the rest).
+        if entry.state == NotificationState::Manual
+            && let Some(confirmed) = confirmations.get(&notification.processor)
+            && *confirmed >= notification.at
+        {
+            entry.state = NotificationState::Acknowledged;
+            entry.acknowledged_at = Some(*confirmed);
+            entry.reason = None;
+        }
+        let attempt_due = entry.state == NotificationState::Pending
+            && entry.next_attempt_at.is_none_or(|at| at <= now);
+        if attempt_due && notification.delivery == NotificationDelivery::Webhook {
+            due.push(DueDelivery {
+                notification,
+                idempotency_key: key,
+            });
+        }
+    }
+    entries.sort_by(|a, b| (a.erasure_at, &a.name).cmp(&(b.erasure_at, &b.name)));
+    let next_attempt_at = entries
+        .iter()
+        .filter(|e| e.state == NotificationState::Pending)
+        .filter_map(|e| e.next_attempt_at)
+        .filter(|at| *at > now)
+        .min();
+    Ledger {
+        entries,
+        due,
+        next_attempt_at,
+    }
+}
+
+fn new_entry(notification: &NotificationPlan, key: &str) -> ProcessorNotification {
+    let (state, reason) = match notification.delivery {
+        NotificationDelivery::Webhook => (NotificationState::Pending, None),
+        NotificationDelivery::Manual => (
+            NotificationState::Manual,
+            Some(format!(
+                "no webhook: send the erasure request by hand, then annotate the Account with \
+                 {CONFIRMED_ANNOTATION_PREFIX}{}",
+                notification.processor
+            )),
+        ),
+        NotificationDelivery::UnknownProcessor => (
+            NotificationState::Failed,
+            Some(format!(
+                "no DataProcessor named {:?}: create it or correct the reference",
+                notification.processor
+            )),
+        ),
+    };
+    ProcessorNotification {
+        name: notification.processor.clone(),
+        state,
+        erasure_at: Some(notification.at),
+        idempotency_key: Some(key.to_owned()),
+        resources: u32::try_from(notification.resources.len()).unwrap_or(u32::MAX),
+        attempts: 0,
+        last_attempt_at: None,
+        next_attempt_at: None,
+        reason,
+        acknowledged_at: None,
+    }
+}
+
+/// Records one delivery attempt's outcome on its entry.
+pub fn record_outcome(
+    entry: &mut ProcessorNotification,
+    outcome: &DeliveryOutcome,
+    now: DateTime<Utc>,
+) {
+    entry.attempts = entry.attempts.saturating_add(1);
+    entry.last_attempt_at = Some(now);
+    match outcome {
+        DeliveryOutcome::Acknowledged => {
+            entry.state = NotificationState::Acknowledged;
+            entry.acknowledged_at = Some(now);
+            entry.next_attempt_at = None;
+            entry.reason = None;
+        }
+        DeliveryOutcome::Retry { retry_after, .. } => {
+            let delay = next_attempt_delay(entry.attempts, *retry_after);
+            let delay = TimeDelta::from_std(delay).unwrap_or(TimeDelta::hours(24));
+            entry.state = NotificationState::Pending;
+            entry.next_attempt_at = Some(now + delay);
+            entry.reason = Some(outcome.reason().to_owned());
+        }
+        DeliveryOutcome::Rejected { .. } | DeliveryOutcome::Misconfigured(_) => {
+            entry.state = NotificationState::Failed;
+            entry.next_attempt_at = None;
+            entry.reason = Some(outcome.reason().to_owned());
+        }
+    }
+}
+
+/// Whether every owed request is settled: acknowledged by its processor or confirmed by staff.
+/// The account is not Erased before.
+pub fn all_settled(entries: &[ProcessorNotification]) -> bool {
+    entries
+        .iter()
+        .all(|e| e.state == NotificationState::Acknowledged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::retention::ResourceKind;
+
+    fn t(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    fn resource(name: &str) -> ResourceRef {
+        ResourceRef {
+            kind: ResourceKind::DataRecord,
+            namespace: "acme".into(),
+            name: name.into(),
+        }
+    }
+
+    fn notification(processor: &str, at: &str, delivery: NotificationDelivery) -> NotificationPlan {
+        NotificationPlan {
+            processor: processor.into(),
+            at: t(at),
+            delivery,
+            resources: vec![resource(&format!("{processor}-record"))],
+        }
+    }
+
+    const GRACE_END: &str = "2026-12-01T00:00:00Z";
+
+    #[test]
+    fn a_request_is_owed_once_its_time_has_come_and_its_data_is_gone() {
+        let plans = [notification(
+            "pipedrive",
+            GRACE_END,
+            NotificationDelivery::Webhook,
+        )];
+        let none = BTreeMap::new();
+        // Before the erasure time: nothing owed.
+        let early = ledger(
+            "acme",
+            &plans,
+            &BTreeSet::new(),
+            &[],
+            &none,
+            t("2026-11-30T00:00:00Z"),
+        );
+        assert!(early.entries.is_empty() && early.due.is_empty());
+        // Due, but the record is still there (its deletion failed): not yet.
+        let still = resource("pipedrive-record");
+        let remaining = BTreeSet::from([&still]);
+        let waiting = ledger("acme", &plans, &remaining, &[], &none, t(GRACE_END));
+        assert!(waiting.entries.is_empty());
+        // Gone: one Pending entry with the stable key, and a delivery due now.
+        let owed = ledger("acme", &plans, &BTreeSet::new(), &[], &none, t(GRACE_END));
+        assert_eq!(owed.entries.len(), 1);
+        let entry = &owed.entries[0];
+        assert_eq!(entry.state, NotificationState::Pending);
+        let key = idempotency_key("acme", "pipedrive", t(GRACE_END));
+        assert_eq!(entry.idempotency_key.as_deref(), Some(key.as_str()));
+        assert_eq!(entry.erasure_at, Some(t(GRACE_END)));
+        assert_eq!(owed.due.len(), 1);
+        assert_eq!(owed.due[0].idempotency_key, key);
+        // Fed its own entries back, the same ledger (idempotent), with no second entry.
+        let again = ledger(
+            "acme",
+            &plans,
+            &BTreeSet::new(),
+            &owed.entries,
+            &none,
+            t(GRACE_END),
+        );
+        assert_eq!(again.entries, owed.entries);
+    }
+
+    #[test]
+    fn retries_back_off_keep_the_key_and_end_acknowledged() {
+        let plans = [notification(
+            "pipedrive",
+            GRACE_END,
+            NotificationDelivery::Webhook,
+        )];
+        let none = BTreeMap::new();
+        let gone = BTreeSet::new();
+        let mut now = t(GRACE_END);
+        let mut entries = ledger("acme", &plans, &gone, &[], &none, now).entries;
+        let key = entries[0].idempotency_key.clone();
+        for attempt in 1..=3 {
+            let pass = ledger("acme", &plans, &gone, &entries, &none, now);
+            assert_eq!(pass.due.len(), 1, "attempt {attempt} due");
+            entries = pass.entries;
+            let outcome = DeliveryOutcome::Retry {
+                retry_after: None,
+                reason: "HTTP 500".into(),
+            };
+            record_outcome(&mut entries[0], &outcome, now);
+            let next = entries[0].next_attempt_at.unwrap();
+            assert!(next > now, "attempt {attempt}: a later retry");
+            assert_eq!(entries[0].reason.as_deref(), Some("HTTP 500"));
+            // Not due again before its time.
+            let quiet = ledger(
+                "acme",
+                &plans,
+                &gone,
+                &entries,
+                &none,
+                next - TimeDelta::seconds(1),
+            );
+            assert!(quiet.due.is_empty());
+            assert_eq!(quiet.next_attempt_at, Some(next));
+            now = next;
+        }
+        let pass = ledger("acme", &plans, &gone, &entries, &none, now);
+        entries = pass.entries;
+        record_outcome(&mut entries[0], &DeliveryOutcome::Acknowledged, now);
+        assert_eq!(entries[0].state, NotificationState::Acknowledged);
+        assert_eq!(entries[0].attempts, 4);
+        assert_eq!(entries[0].acknowledged_at, Some(now));
+        assert_eq!(entries[0].idempotency_key, key);
+        assert!(all_settled(&entries));
+        let settled = ledger(
+            "acme",
+            &plans,
+            &gone,
+            &entries,
+            &none,
+            now + TimeDelta::days(1),
+        );
+        assert!(settled.due.is_empty() && settled.next_attempt_at.is_none());
+    }
+
+    #[test]
+    fn a_rejection_fails_without_retrying() {
+        let plans = [notification(
+            "pipedrive",
+            GRACE_END,
+            NotificationDelivery::Webhook,
+        )];
+        let none = BTreeMap::new();
+        let gone = BTreeSet::new();
+        let mut entries = ledger("acme", &plans, &gone, &[], &none, t(GRACE_END)).entries;
+        let outcome = DeliveryOutcome::Rejected {
+            status: 400,
+            reason: "HTTP 400".into(),
+        };
+        record_outcome(&mut entries[0], &outcome, t(GRACE_END));
+        assert_eq!(entries[0].state, NotificationState::Failed);
+        let later = ledger(
+            "acme",
+            &plans,
+            &gone,
+            &entries,
+            &none,
+            t("2027-01-01T00:00:00Z"),
+        );
+        assert!(later.due.is_empty());
+        assert!(!all_settled(&later.entries));
+    }
+
+    #[test]
+    fn a_manual_request_waits_for_the_staffs_confirmation() {
+        let plans = [notification(
+            "soluno",
+            GRACE_END,
+            NotificationDelivery::Manual,
+        )];
+        let gone = BTreeSet::new();
+        let owed = ledger("acme", &plans, &gone, &[], &BTreeMap::new(), t(GRACE_END));
+        assert_eq!(owed.entries[0].state, NotificationState::Manual);
+        assert!(
+            owed.entries[0]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains(CONFIRMED_ANNOTATION_PREFIX)
+        );
+        assert!(owed.due.is_empty(), "nothing is sent");
+        assert!(!all_settled(&owed.entries));
+        let confirmed = BTreeMap::from([("soluno".to_owned(), t("2026-12-03T10:00:00Z"))]);
+        let done = ledger(
+            "acme",
+            &plans,
+            &gone,
+            &owed.entries,
+            &confirmed,
+            t("2026-12-04T00:00:00Z"),
+        );
+        assert_eq!(done.entries[0].state, NotificationState::Acknowledged);
+        assert_eq!(
+            done.entries[0].acknowledged_at,
+            Some(t("2026-12-03T10:00:00Z"))
+        );
+        assert!(all_settled(&done.entries));
+    }
+
+    #[test]
+    fn a_confirmation_does_not_cover_a_later_request_to_the_same_processor() {
+        let plans = [
+            notification("soluno", GRACE_END, NotificationDelivery::Manual),
+            notification(
+                "soluno",
+                "2034-01-01T00:00:00Z",
+                NotificationDelivery::Manual,
+            ),
+        ];
+        let gone = BTreeSet::new();
+        let confirmed = BTreeMap::from([("soluno".to_owned(), t("2026-12-03T10:00:00Z"))]);
+        let later = ledger(
+            "acme",
+            &plans,
+            &gone,
+            &[],
+            &confirmed,
+            t("2034-01-01T00:00:00Z"),
+        );
+        let states: Vec<NotificationState> = later.entries.iter().map(|e| e.state).collect();
+        assert_eq!(
+            states,
+            [NotificationState::Acknowledged, NotificationState::Manual]
+        );
+    }
+
+    #[test]
+    fn each_erasure_time_of_a_processor_is_its_own_request() {
+        let plans = [
+            notification("pipedrive", GRACE_END, NotificationDelivery::Webhook),
+            notification(
+                "pipedrive",
+                "2034-01-01T00:00:00Z",
+                NotificationDelivery::Webhook,
+            ),
+        ];
+        let gone = BTreeSet::new();
+        let none = BTreeMap::new();
+        let first = ledger("acme", &plans, &gone, &[], &none, t(GRACE_END));
+        assert_eq!(first.entries.len(), 1);
+        let both = ledger(
+            "acme",
+            &plans,
+            &gone,
+            &first.entries,
+            &none,
+            t("2034-01-01T00:00:00Z"),
+        );
+        assert_eq!(both.entries.len(), 2);
+        assert_ne!(
+            both.entries[0].idempotency_key,
+            both.entries[1].idempotency_key
+        );
+    }
+
+    #[test]
+    fn an_unknown_processor_fails_with_a_reason_staff_can_act_on() {
+        let plans = [notification(
+            "ghost",
+            GRACE_END,
+            NotificationDelivery::UnknownProcessor,
+        )];
+        let owed = ledger(
+            "acme",
+            &plans,
+            &BTreeSet::new(),
+            &[],
+            &BTreeMap::new(),
+            t(GRACE_END),
+        );
+        assert_eq!(owed.entries[0].state, NotificationState::Failed);
+        assert!(
+            owed.entries[0]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("no DataProcessor")
+        );
+        assert!(owed.due.is_empty());
+    }
+}
