@@ -184,9 +184,9 @@ pub struct ProcessorNotification {
     /// The request's idempotency key: the same on every attempt, also after a restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
-    /// Resources the request names.
-    #[serde(default)]
-    pub resources: u32,
+    /// The erased resources the request names (kept for redelivery after a restart).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<NotifiedResource>,
     /// Delivery attempts made.
     #[serde(default)]
     pub attempts: u32,
@@ -203,6 +203,18 @@ pub struct ProcessorNotification {
     /// When the processor acknowledged the request (or staff confirmed a manual one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledged_at: Option<DateTime<Utc>>,
+}
+
+/// A resource named in an erasure request.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotifiedResource {
+    /// Kind of the resource.
+    pub kind: String,
+    /// Namespace of the resource.
+    pub namespace: String,
+    /// Name of the resource.
+    pub name: String,
 }
 
 /// Delivery state of an erasure request.

@@ -30,7 +30,8 @@ use serde::{Deserialize, Serialize};
 
 pub use account::{
     Account, AccountPhase, AccountSpec, AccountState, AccountStatus, DEFAULT_POLICY, ErasureProof,
-    LegalHold, NotificationState, ProcessorNotification, ResourceCounts, RetainedItem,
+    LegalHold, NotificationState, NotifiedResource, ProcessorNotification, ResourceCounts,
+    RetainedItem,
 };
 pub use backup::{Backup, BackupSource, BackupSpec, BackupStatus};
 pub use binding::{AccountBinding, LegalBasis};

@@ -25,7 +25,7 @@ use tracing::{info, warn};
 use super::{
     Context, Error, Policy, cluster,
     guarded::{Guarded, Malformed},
-    orphans,
+    orphans, processors,
     status::{
         DeletionFailure, StatusInput, account_status, announcements, malformed_account_conditions,
         policy_malformed_status, policy_missing_status,
@@ -33,6 +33,7 @@ use super::{
 };
 use crate::{
     api::{Account, AccountStatus},
+    notifier::ledger::{all_settled, confirmations, ledger},
     retention::{
         AccountPlan, ResourceKind, ResourcePlan, ResourceRef, ScheduleChange, plan_account,
         schedule_change,
@@ -162,6 +163,28 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
         ctx.settings.advance_notice,
     );
     announce(&ctx, account, &notice.now).await;
+    let remaining_refs: BTreeSet<&ResourceRef> = remaining.iter().map(|r| &r.resource).collect();
+    let stored_requests = account
+        .status
+        .as_ref()
+        .map_or(&[][..], |s| s.processors.as_slice());
+    let mut requests = ledger(
+        &name,
+        &plan.notifications,
+        &remaining_refs,
+        stored_requests,
+        &confirmations(account),
+        now,
+    );
+    if ctx.settings.dry_run {
+        for &index in &requests.due {
+            let entry = &requests.entries[index];
+            info!(account = %name, processor = %entry.name, "dry run: would send an erasure request");
+        }
+    } else {
+        processors::deliver_due(&ctx, account, &mut requests, now).await;
+    }
+    processors::report_changes(&ctx, account, stored_requests, &requests.entries).await;
     let generation = account.metadata.generation;
     write_status(&ctx, account, |previous| {
         account_status(&StatusInput {
@@ -173,12 +196,18 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
             unknown_processors: &unknown_processors,
             malformed: &claims.malformed,
             announced_until: notice.announced_until,
+            processors: Some(&requests.entries),
             now,
         })
     })
     .await?;
-    // Unreadable objects are data too: the finalizer stays until they are gone.
-    if deleting && remaining.is_empty() && claims.malformed.is_empty() {
+    // Unreadable objects are data too, and the delivery record of the erasure requests lives in
+    // this status: the finalizer stays until both are done.
+    if deleting
+        && remaining.is_empty()
+        && claims.malformed.is_empty()
+        && all_settled(&requests.entries)
+    {
         remove_finalizer(&accounts, account).await?;
         ctx.superseded.forget(&name);
         return Ok(Action::await_change());
@@ -186,7 +215,12 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
     if !failures.is_empty() {
         return Ok(Action::requeue(RETRY_FAILED));
     }
-    Ok(next_wakeup(&remaining, notice.next_at, now))
+    let next_at = notice
+        .next_at
+        .into_iter()
+        .chain(requests.next_attempt_at)
+        .min();
+    Ok(next_wakeup(&remaining, next_at, now))
 }
 
 /// Announces deletions a configured time ahead (`--advance-notice`).

@@ -6,6 +6,7 @@
 //! - [`guarded`]: watching objects that may not match this operator's schema.
 //! - [`index`]: the bound objects of each account, so a reconcile never scans every cache.
 //! - [`orphans`]: reporting objects bound to no existing Account, and malformed ones.
+//! - [`processors`]: delivering the erasure requests owed to processors.
 //! - [`status`]: the Account status as a pure function of the plan.
 
 pub mod account;
@@ -13,6 +14,7 @@ pub mod cluster;
 pub mod guarded;
 pub mod index;
 pub mod orphans;
+pub mod processors;
 pub mod status;
 
 use std::{
@@ -50,6 +52,7 @@ use crate::{
     },
     clock::Clock,
     metrics::Metrics,
+    notifier::Notifier,
     retention::{BoundResource, ResourceRef},
 };
 use guarded::{BoundKind, Guarded};
@@ -282,6 +285,8 @@ pub struct Context {
     pub ready: Arc<AtomicBool>,
     /// Account versions the operator's own writes replaced, until the cache catches up.
     pub superseded: Superseded,
+    /// Sends erasure requests to processors' webhooks.
+    pub notifier: Notifier,
 }
 
 /// The Account versions this operator's own writes replaced, per Account, until its cache has
@@ -509,6 +514,7 @@ pub async fn run(
         clock: settings.clock,
         ready,
         superseded: Superseded::default(),
+        notifier: Notifier::new(),
     });
     // Ends when the watches end, i.e. with the controller.
     tokio::spawn(orphans::report(

@@ -26,9 +26,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 
 use crate::api::{
-    AccountPhase, AccountStatus, Condition, ConditionStatus, ErasureProof, ResourceCounts,
-    RetainedItem,
+    AccountPhase, AccountStatus, Condition, ConditionStatus, ErasureProof, NotificationState,
+    ProcessorNotification, ResourceCounts, RetainedItem,
 };
+use crate::notifier::ledger;
 use crate::retention::{
     AccountPlan, Disposition, Hold, ResourceKind, ResourcePlan, ResourceRef, TerminationSource,
 };
@@ -45,6 +46,10 @@ pub const UNBOUND_RESOURCES: &str = "UnboundResources";
 pub const DELETION_FAILED: &str = "DeletionFailed";
 /// Condition type: objects claiming the account do not match this operator's schema.
 pub const MALFORMED_RESOURCES: &str = "MalformedResources";
+/// Condition type: a processor without a webhook must be sent an erasure request by staff.
+pub const MANUAL_ACTION_REQUIRED: &str = "ManualActionRequired";
+/// Condition type: a processor refused an erasure request, or its endpoint is misconfigured.
+pub const ERASURE_REQUESTS_FAILED: &str = "ErasureRequestsFailed";
 
 /// At most this many failed resources are named in a condition message, so that a mass
 /// failure cannot push the status towards the API server's object size limit.
@@ -72,6 +77,9 @@ pub struct StatusInput<'a> {
     pub malformed: &'a [MalformedResource],
     /// Deletions announced so far (see [`announcements`]).
     pub announced_until: Option<DateTime<Utc>>,
+    /// The erasure requests owed to processors, after this pass's deliveries; `None` keeps the
+    /// stored ones.
+    pub processors: Option<&'a [ProcessorNotification]>,
     /// The instant of this pass.
     pub now: DateTime<Utc>,
 }
@@ -110,8 +118,15 @@ pub fn account_status(input: &StatusInput<'_>) -> AccountStatus {
     let mut malformed: Vec<&MalformedResource> = input.malformed.iter().collect();
     malformed.sort();
     malformed.dedup();
-    // Data that cannot be read is still data: the account is not Erased while it exists.
-    let phase = if plan.phase == AccountPhase::Erased && !malformed.is_empty() {
+    let processors: Vec<ProcessorNotification> = match input.processors {
+        Some(processors) => processors.to_vec(),
+        None => previous.map(|p| p.processors.clone()).unwrap_or_default(),
+    };
+    // Data that cannot be read is still data, and a processor not yet told (or not yet
+    // confirming) still holds it: the account is not Erased before both are done.
+    let phase = if plan.phase == AccountPhase::Erased
+        && (!malformed.is_empty() || !ledger::all_settled(&processors))
+    {
         AccountPhase::Erasing
     } else {
         plan.phase
@@ -203,6 +218,12 @@ pub fn account_status(input: &StatusInput<'_>) -> AccountStatus {
         }
     }
 
+    processor_conditions(
+        &processors,
+        &mut set,
+        failures.is_empty() && malformed.is_empty(),
+    );
+
     if plan.phase == AccountPhase::OnHold {
         let message = match plan.legal_hold {
             Some(Hold { until: Some(until) }) => {
@@ -258,7 +279,7 @@ pub fn account_status(input: &StatusInput<'_>) -> AccountStatus {
         conditions,
         resources: resource_counts(&remaining, &retained, erasure.as_ref()),
         // Filled by the processor notifier; this function only carries them over.
-        processors: previous.map(|p| p.processors.clone()).unwrap_or_default(),
+        processors,
         erasure,
     }
 }
@@ -586,6 +607,83 @@ pub fn announcements<'a>(
     }
 }
 
+/// `ManualActionRequired` and `ErasureRequestsFailed` from the ledger; a failed request also
+/// makes Ready False when nothing else already did (`ready_is_free`).
+fn processor_conditions(
+    processors: &[ProcessorNotification],
+    set: &mut impl FnMut(&str, ConditionStatus, &str, &str),
+    ready_is_free: bool,
+) {
+    let named = |state: NotificationState| -> Vec<String> {
+        let mut names: Vec<String> = processors
+            .iter()
+            .filter(|p| p.state == state)
+            .map(|p| match (&p.reason, state) {
+                (Some(reason), NotificationState::Failed) => format!("{} ({reason})", p.name),
+                _ => p.name.clone(),
+            })
+            .collect();
+        names.dedup();
+        let more = names.len().saturating_sub(MAX_NAMED_FAILURES);
+        names.truncate(MAX_NAMED_FAILURES);
+        if more > 0 {
+            names.push(format!("and {more} more"));
+        }
+        names
+    };
+    let manual = named(NotificationState::Manual);
+    if manual.is_empty() {
+        set(
+            MANUAL_ACTION_REQUIRED,
+            ConditionStatus::False,
+            "NoManualRequests",
+            "no erasure request waits for staff",
+        );
+    } else {
+        let message = format!(
+            "send the erasure request by hand to {}, then annotate the Account with {}<processor> \
+             set to the time the processor confirmed",
+            manual.join(", "),
+            ledger::CONFIRMED_ANNOTATION_PREFIX
+        );
+        set(
+            MANUAL_ACTION_REQUIRED,
+            ConditionStatus::True,
+            "ManualProcessor",
+            &message,
+        );
+    }
+    let failed = named(NotificationState::Failed);
+    if failed.is_empty() {
+        set(
+            ERASURE_REQUESTS_FAILED,
+            ConditionStatus::False,
+            "NoFailedRequests",
+            "no erasure request failed",
+        );
+    } else {
+        let message = format!(
+            "erasure requests failed for {}: correct the DataProcessor or its Secret, or settle \
+             the request by hand",
+            failed.join("; ")
+        );
+        set(
+            ERASURE_REQUESTS_FAILED,
+            ConditionStatus::True,
+            "ErasureRequestFailed",
+            &message,
+        );
+        if ready_is_free {
+            set(
+                READY,
+                ConditionStatus::False,
+                "ErasureRequestFailed",
+                &format!("see condition {ERASURE_REQUESTS_FAILED}"),
+            );
+        }
+    }
+}
+
 fn malformed_message(malformed: &[&MalformedResource]) -> String {
     let mut parts: Vec<String> = malformed
         .iter()
@@ -803,6 +901,7 @@ mod tests {
             unknown_processors: &[],
             malformed: &[],
             announced_until: None,
+            processors: None,
             now: t(now),
         }
     }
@@ -933,18 +1032,19 @@ mod tests {
             });
             let mut previous = stored(&first);
             assert_eq!(previous, first, "case {}: JSON round trip", case.name);
-            // Another part of the operator owns the processors; they must survive untouched.
+            // Without a ledger of this pass (`processors: None`), the stored requests must
+            // survive untouched (an acknowledged one, so the phase does not wait for it).
             previous.processors = vec![ProcessorNotification {
                 name: "pipedrive".to_owned(),
-                state: NotificationState::Pending,
+                state: NotificationState::Acknowledged,
                 erasure_at: Some(t("2026-12-01T00:00:00Z")),
                 idempotency_key: Some("key".to_owned()),
-                resources: 1,
+                resources: vec![],
                 attempts: 0,
                 last_attempt_at: None,
                 next_attempt_at: None,
                 reason: None,
-                acknowledged_at: None,
+                acknowledged_at: Some(t("2026-12-02T00:00:00Z")),
             }];
             // The next pass plans from the Account as stored, at a later time.
             let account = Account {
@@ -2106,7 +2206,9 @@ mod tests {
             types,
             [
                 DELETION_FAILED,
+                ERASURE_REQUESTS_FAILED,
                 MALFORMED_RESOURCES,
+                MANUAL_ACTION_REQUIRED,
                 ON_HOLD,
                 POLICY_MISSING,
                 READY,

@@ -13,10 +13,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, TimeDelta, Utc};
+use kube::ResourceExt;
 
 use super::{DeliveryOutcome, idempotency_key, next_attempt_delay};
 use crate::{
-    api::{NotificationState, ProcessorNotification},
+    api::{Account, NotificationState, NotifiedResource, ProcessorNotification},
     retention::{NotificationDelivery, NotificationPlan, ResourceRef},
 };
 
@@ -25,22 +26,15 @@ use crate::{
 /// `erasure-confirmed.hosting.ecuni.se/pipedrive: "2026-12-03T10:00:00Z"`.
 pub const CONFIRMED_ANNOTATION_PREFIX: &str = "erasure-confirmed.hosting.ecuni.se/";
 
-/// A webhook delivery the controller is to attempt now.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DueDelivery<'a> {
-    /// The plan's notification: processor, erasure time and resources.
-    pub notification: &'a NotificationPlan,
-    /// Its idempotency key, as recorded.
-    pub idempotency_key: String,
-}
-
 /// The ledger after this pass, and the deliveries to attempt now.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Ledger<'a> {
+pub struct Ledger {
     /// The entries for `status.processors`, sorted by erasure time and processor.
     pub entries: Vec<ProcessorNotification>,
-    /// Webhook deliveries due now.
-    pub due: Vec<DueDelivery<'a>>,
+    /// Indexes into `entries` of the Pending requests whose next attempt is due now. Their
+    /// entries hold everything a delivery needs (processor, key, erasure time, resources), so a
+    /// retry does not depend on the erased resources still being in the plan.
+    pub due: Vec<usize>,
     /// When the earliest Pending entry's next attempt is, to wake up for it.
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
@@ -50,16 +44,15 @@ pub struct Ledger<'a> {
 /// `remaining` holds the resources still bound; `confirmations` the staff's confirmations by
 /// processor name (from the annotations). Entries are never dropped: they are the record that
 /// each processor was told.
-pub fn ledger<'a>(
+pub fn ledger(
     account: &str,
-    notifications: &'a [NotificationPlan],
+    notifications: &[NotificationPlan],
     remaining: &BTreeSet<&ResourceRef>,
     stored: &[ProcessorNotification],
     confirmations: &BTreeMap<String, DateTime<Utc>>,
     now: DateTime<Utc>,
-) -> Ledger<'a> {
+) -> Ledger {
     let mut entries: Vec<ProcessorNotification> = stored.to_vec();
-    let mut due = Vec::new();
     for notification in notifications {
         let erased = notification.at <= now
             && notification
@@ -91,16 +84,15 @@ pub fn ledger<'a>(
             entry.acknowledged_at = Some(*confirmed);
             entry.reason = None;
         }
-        let attempt_due = entry.state == NotificationState::Pending
-            && entry.next_attempt_at.is_none_or(|at| at <= now);
-        if attempt_due && notification.delivery == NotificationDelivery::Webhook {
-            due.push(DueDelivery {
-                notification,
-                idempotency_key: key,
-            });
-        }
     }
     entries.sort_by(|a, b| (a.erasure_at, &a.name).cmp(&(b.erasure_at, &b.name)));
+    let due = entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.state == NotificationState::Pending)
+        .filter(|(_, e)| e.next_attempt_at.is_none_or(|at| at <= now))
+        .map(|(index, _)| index)
+        .collect();
     let next_attempt_at = entries
         .iter()
         .filter(|e| e.state == NotificationState::Pending)
@@ -138,13 +130,44 @@ fn new_entry(notification: &NotificationPlan, key: &str) -> ProcessorNotificatio
         state,
         erasure_at: Some(notification.at),
         idempotency_key: Some(key.to_owned()),
-        resources: u32::try_from(notification.resources.len()).unwrap_or(u32::MAX),
+        resources: notification
+            .resources
+            .iter()
+            .map(|r| NotifiedResource {
+                kind: r.kind.as_str().to_owned(),
+                namespace: r.namespace.clone(),
+                name: r.name.clone(),
+            })
+            .collect(),
         attempts: 0,
         last_attempt_at: None,
         next_attempt_at: None,
         reason,
         acknowledged_at: None,
     }
+}
+
+/// The staff's confirmations of manual requests, by processor, from the Account's
+/// annotations. A value that is not an RFC 3339 time confirms nothing (the condition keeps
+/// telling staff what to do).
+pub fn confirmations(account: &Account) -> BTreeMap<String, DateTime<Utc>> {
+    account
+        .annotations()
+        .iter()
+        .filter_map(|(key, value)| {
+            let processor = key.strip_prefix(CONFIRMED_ANNOTATION_PREFIX)?;
+            let at = DateTime::parse_from_rfc3339(value).ok()?;
+            Some((processor.to_owned(), at.with_timezone(&Utc)))
+        })
+        .collect()
+}
+
+/// Records a failure found before sending (no webhook any more, no readable secret): staff
+/// must act, so it is not retried blindly.
+pub fn record_failure(entry: &mut ProcessorNotification, reason: &str) {
+    entry.state = NotificationState::Failed;
+    entry.next_attempt_at = None;
+    entry.reason = Some(reason.to_owned());
 }
 
 /// Records one delivery attempt's outcome on its entry.
@@ -244,8 +267,9 @@ mod tests {
         let key = idempotency_key("acme", "pipedrive", t(GRACE_END));
         assert_eq!(entry.idempotency_key.as_deref(), Some(key.as_str()));
         assert_eq!(entry.erasure_at, Some(t(GRACE_END)));
-        assert_eq!(owed.due.len(), 1);
-        assert_eq!(owed.due[0].idempotency_key, key);
+        assert_eq!(owed.due, [0]);
+        assert_eq!(entry.resources.len(), 1);
+        assert_eq!(entry.resources[0].name, "pipedrive-record");
         // Fed its own entries back, the same ledger (idempotent), with no second entry.
         let again = ledger(
             "acme",
@@ -271,8 +295,11 @@ mod tests {
         let mut entries = ledger("acme", &plans, &gone, &[], &none, now).entries;
         let key = entries[0].idempotency_key.clone();
         for attempt in 1..=3 {
-            let pass = ledger("acme", &plans, &gone, &entries, &none, now);
-            assert_eq!(pass.due.len(), 1, "attempt {attempt} due");
+            // From the second attempt on, the erased record is no longer in the plan: the
+            // entry alone carries the retry.
+            let current: &[NotificationPlan] = if attempt == 1 { &plans } else { &[] };
+            let pass = ledger("acme", current, &gone, &entries, &none, now);
+            assert_eq!(pass.due, [0], "attempt {attempt} due");
             entries = pass.entries;
             let outcome = DeliveryOutcome::Retry {
                 retry_after: None,
