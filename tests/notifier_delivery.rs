@@ -2,204 +2,21 @@
 //! certificate are made at test time, the receiver records what it is sent and answers as each
 //! test scripts, and the notifier's outcome, headers and signature are checked end to end.
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{any, post};
 use chrono::{DateTime, TimeZone, Utc};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
-};
 use retention_operator::notifier::{
     ConfigurationError, DeliveryOutcome, Endpoint, ErasedResource, ErasureRequest, Notifier,
     VerifyError, idempotency_key, verify,
 };
-use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
+use tokio::net::TcpListener;
+
+mod receiver;
+
+use receiver::{Received, Receiver, Reply, loopback_pki, pki_for};
 
 const SECRET: &[u8] = b"s3cr3t-hmac-key-that-must-not-leak";
 const TOLERANCE: Duration = Duration::from_secs(300);
-
-/// A throwaway CA and a server certificate it issued for the given names.
-struct Pki {
-    ca_pem: Vec<u8>,
-    server_config: Arc<rustls::ServerConfig>,
-}
-
-fn pki_for(names: &[&str]) -> Pki {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "notifier test CA");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-
-    let server_key = KeyPair::generate().unwrap();
-    let server_params =
-        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-    let server_cert = server_params.signed_by(&server_key, &ca).unwrap();
-
-    let mut server_config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![server_cert.der().clone()],
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
-    )
-    .unwrap();
-    server_config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Pki {
-        ca_pem: ca.pem().into_bytes(),
-        server_config: Arc::new(server_config),
-    }
-}
-
-fn loopback_pki() -> Pki {
-    pki_for(&["127.0.0.1", "localhost"])
-}
-
-/// How the receiver answers POST /erasure.
-#[derive(Clone)]
-enum Reply {
-    Status(u16),
-    StatusWithHeader(u16, &'static str, &'static str),
-    /// A redirect to /elsewhere on the same receiver.
-    Redirect(u16),
-    /// Never answers within any test's timeout.
-    Hang,
-}
-
-/// One request as the receiver saw it.
-#[derive(Clone, Debug)]
-struct Received {
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-struct ReceiverState {
-    reply: Reply,
-    address: SocketAddr,
-    received: Mutex<Vec<Received>>,
-    elsewhere_hits: AtomicUsize,
-}
-
-/// An HTTPS receiver on 127.0.0.1, stopped when dropped.
-struct Receiver {
-    state: Arc<ReceiverState>,
-    server: JoinHandle<()>,
-}
-
-impl Receiver {
-    async fn start(pki: &Pki, reply: Reply) -> Self {
-        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = tcp.local_addr().unwrap();
-        let state = Arc::new(ReceiverState {
-            reply,
-            address,
-            received: Mutex::new(Vec::new()),
-            elsewhere_hits: AtomicUsize::new(0),
-        });
-        let app = Router::new()
-            .route("/erasure", post(erasure))
-            .route("/elsewhere", any(elsewhere))
-            .with_state(state.clone());
-        let listener = TlsListener {
-            tcp,
-            acceptor: TlsAcceptor::from(pki.server_config.clone()),
-        };
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self { state, server }
-    }
-
-    fn url(&self) -> String {
-        format!("https://{}/erasure", self.state.address)
-    }
-
-    fn received(&self) -> Vec<Received> {
-        self.state.received.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-async fn erasure(
-    State(state): State<Arc<ReceiverState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    state.received.lock().unwrap().push(Received {
-        headers,
-        body: body.to_vec(),
-    });
-    let status = |code: u16| StatusCode::from_u16(code).unwrap();
-    match state.reply.clone() {
-        Reply::Status(code) => status(code).into_response(),
-        Reply::StatusWithHeader(code, name, value) => {
-            (status(code), [(name, value)]).into_response()
-        }
-        Reply::Redirect(code) => {
-            let location = format!("https://{}/elsewhere", state.address);
-            (status(code), [("location", location)]).into_response()
-        }
-        Reply::Hang => {
-            tokio::time::sleep(Duration::from_secs(60)).await;
-            StatusCode::OK.into_response()
-        }
-    }
-}
-
-async fn elsewhere(State(state): State<Arc<ReceiverState>>) -> StatusCode {
-    state.elsewhere_hits.fetch_add(1, Ordering::SeqCst);
-    StatusCode::OK
-}
-
-/// TLS over a TCP listener for `axum::serve`. The handshake runs inside `accept`, which is
-/// plenty for one client at a time; failed handshakes (a client that distrusts the
-/// certificate) are skipped.
-struct TlsListener {
-    tcp: TcpListener,
-    acceptor: TlsAcceptor,
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let Ok((stream, peer)) = self.tcp.accept().await else {
-                continue;
-            };
-            if let Ok(tls) = self.acceptor.accept(stream).await {
-                return (tls, peer);
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.tcp.local_addr()
-    }
-}
 
 fn terminated_at() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap()
@@ -434,7 +251,7 @@ async fn redirect_is_rejected_and_not_followed() {
         assert_eq!(outcome, rejected(code, &format!("HTTP {code} Redirect")));
         assert_eq!(receiver.received().len(), 1);
         assert_eq!(
-            receiver.state.elsewhere_hits.load(Ordering::SeqCst),
+            receiver.elsewhere_hits(),
             0,
             "HTTP {code}: the redirect was followed"
         );
