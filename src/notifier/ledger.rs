@@ -63,22 +63,20 @@ pub fn ledger(
             continue;
         }
         let key = idempotency_key(account, &notification.processor, notification.at);
-        let index = match entries
+        let known = entries
             .iter()
-            .position(|e| e.idempotency_key.as_deref() == Some(key.as_str()))
-        {
-            Some(index) => index,
-            None => {
-                entries.push(new_entry(notification, &key));
-                entries.len() - 1
-            }
-        };
-        let entry = &mut entries[index];
+            .any(|e| e.idempotency_key.as_deref() == Some(key.as_str()));
+        if !known {
+            entries.push(new_entry(notification, &key));
+        }
+    }
+    // Over the entries, not the plan: the data a request names is gone from the plan by then.
+    for entry in &mut entries {
         // A confirmation covers the requests whose data was erased by then, not a later one
         // to the same processor (bookkeeping data goes years after the rest).
         if entry.state == NotificationState::Manual
-            && let Some(confirmed) = confirmations.get(&notification.processor)
-            && *confirmed >= notification.at
+            && let Some(confirmed) = confirmations.get(&entry.name)
+            && entry.erasure_at.is_some_and(|at| *confirmed >= at)
         {
             entry.state = NotificationState::Acknowledged;
             entry.acknowledged_at = Some(*confirmed);
@@ -187,7 +185,11 @@ pub fn record_outcome(
         }
         DeliveryOutcome::Retry { retry_after, .. } => {
             let delay = next_attempt_delay(entry.attempts, *retry_after);
-            let delay = TimeDelta::from_std(delay).unwrap_or(TimeDelta::hours(24));
+            // Whole seconds, rounded up: the status reads cleanly and never promises early.
+            let seconds = i64::try_from(delay.as_secs())
+                .unwrap_or(i64::MAX)
+                .saturating_add(i64::from(delay.subsec_nanos() > 0));
+            let delay = TimeDelta::try_seconds(seconds).unwrap_or(TimeDelta::hours(24));
             entry.state = NotificationState::Pending;
             entry.next_attempt_at = Some(now + delay);
             entry.reason = Some(outcome.reason().to_owned());
@@ -389,9 +391,10 @@ mod tests {
         assert!(owed.due.is_empty(), "nothing is sent");
         assert!(!all_settled(&owed.entries));
         let confirmed = BTreeMap::from([("soluno".to_owned(), t("2026-12-03T10:00:00Z"))]);
+        // By then the erased record is no longer in the plan.
         let done = ledger(
             "acme",
-            &plans,
+            &[],
             &gone,
             &owed.entries,
             &confirmed,

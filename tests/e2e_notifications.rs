@@ -1,0 +1,434 @@
+//! End to end: erasure requests to processors (issue 5). The real operator, with an injected
+//! clock, sends them to a real HTTPS receiver on loopback whose CA the DataProcessor names.
+
+mod e2e_support;
+mod receiver;
+
+use std::{
+    collections::BTreeMap,
+    io::Write,
+    sync::{Arc, Mutex, OnceLock},
+    time::Duration,
+};
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::{ByteString, api::core::v1::Secret, api::events::v1::Event};
+use kube::{
+    Api, Client,
+    api::{ObjectMeta, Patch, PatchParams},
+};
+use retention_operator::{
+    api::{
+        AccountPhase, DataCategory, DataProcessor, DataProcessorSpec, ErasureChannel,
+        ErasureWebhook, LegalBasis, NotificationState, ProcessorNotification, SecretKeyRef,
+    },
+    clock::Clock,
+    notifier::{IDEMPOTENCY_KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify},
+};
+use serde_json::json;
+
+use e2e_support::{
+    Harness, NAMESPACE, account, at, binding, create, create_cluster, default_policy, eventually,
+    gone, record, terminated_account, wait_phase,
+};
+use receiver::{Receiver, Reply, loopback_pki};
+
+/// The signing secret: it must appear nowhere but in signatures.
+const SECRET: &str = "hmac-secret-value-0f5e2a9c-never-logged";
+const GRACE_END: &str = "2026-12-01T00:00:00Z";
+
+/// Every log line the operators of this test binary write, for the secret check.
+fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter("retention_operator=debug")
+            .with_writer(move || Sink(sink.clone()))
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        logs
+    })
+    .clone()
+}
+
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Sink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A terminated account whose CRM record `pipedrive` also holds; the processor's webhook is
+/// `url` (with the receiver's CA), or none for a manual processor.
+async fn seed(client: &Client, webhook: Option<(&str, &[u8])>) {
+    create_cluster(client, &default_policy()).await;
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some("pipedrive-hmac".into()),
+            namespace: Some(NAMESPACE.into()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            "secret".to_owned(),
+            ByteString(SECRET.as_bytes().to_vec()),
+        )])),
+        ..Default::default()
+    };
+    // Applied, not created: on a real cluster an earlier test's Secret may still be there.
+    Api::<Secret>::namespaced(client.clone(), NAMESPACE)
+        .patch(
+            "pipedrive-hmac",
+            &PatchParams::apply("e2e-test").force(),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .unwrap();
+    let processor = DataProcessor::new(
+        "pipedrive",
+        DataProcessorSpec {
+            legal_name: "Pipedrive OÜ".into(),
+            country: "EE".into(),
+            purposes: vec!["crm".into()],
+            erasure: ErasureChannel {
+                webhook: webhook.map(|(url, ca)| ErasureWebhook {
+                    url: url.to_owned(),
+                    secret_ref: SecretKeyRef {
+                        namespace: NAMESPACE.into(),
+                        name: "pipedrive-hmac".into(),
+                        key: "secret".into(),
+                    },
+                    ca_bundle: Some(String::from_utf8(ca.to_vec()).unwrap()),
+                }),
+            },
+        },
+    );
+    create_cluster(client, &processor).await;
+    create_cluster(client, &terminated_account("acme", "2026-11-01T00:00:00Z")).await;
+    let mut crm_binding = binding("acme", LegalBasis::Contract);
+    crm_binding.processor_ref = Some("pipedrive".into());
+    create(client, &record("crm", crm_binding, DataCategory::Crm)).await;
+    wait_phase(client, "acme", AccountPhase::GracePeriod).await;
+}
+
+/// The Account's erasure requests.
+async fn requests(client: &Client) -> Vec<ProcessorNotification> {
+    account(client, "acme")
+        .await
+        .and_then(|a| a.status)
+        .map(|s| s.processors)
+        .unwrap_or_default()
+}
+
+/// Waits until the one request is in `state`, and returns it.
+async fn wait_request(client: &Client, state: NotificationState) -> ProcessorNotification {
+    eventually(&format!("the request {state:?}"), || async {
+        let requests = requests(client).await;
+        requests.first().filter(|r| r.state == state).cloned()
+    })
+    .await
+}
+
+/// Waits until the receiver has seen `count` requests.
+async fn wait_received(receiver: &Receiver, count: usize) {
+    eventually(&format!("{count} deliveries"), || async {
+        (receiver.received().len() >= count).then_some(())
+    })
+    .await;
+}
+
+/// Reasons and notes of the events with `reason`.
+async fn event_notes(client: &Client, reason: &str) -> Vec<String> {
+    Api::<Event>::all(client.clone())
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .filter_map(|e| e.note)
+        .collect()
+}
+
+/// Checks that a delivery carries the documented headers, a signature made with the secret
+/// at the operator's time, and the request's idempotency key; returns the key.
+fn checked_key(delivery: &receiver::Received, now: DateTime<Utc>) -> String {
+    let header = |name: &str| {
+        delivery
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    verify(
+        SECRET.as_bytes(),
+        &header(TIMESTAMP_HEADER),
+        &header(SIGNATURE_HEADER),
+        &delivery.body,
+        now,
+        Duration::from_secs(24 * 3600),
+    )
+    .expect("the signature verifies with the processor's secret");
+    assert!(
+        verify(
+            b"another secret",
+            &header(TIMESTAMP_HEADER),
+            &header(SIGNATURE_HEADER),
+            &delivery.body,
+            now,
+            Duration::from_secs(24 * 3600),
+        )
+        .is_err(),
+        "a wrong secret fails"
+    );
+    let body: serde_json::Value = serde_json::from_slice(&delivery.body).unwrap();
+    assert_eq!(body["account"], "acme");
+    assert_eq!(body["customerRef"], "C-acme");
+    assert_eq!(body["processor"], "pipedrive");
+    assert_eq!(
+        body["resources"],
+        json!([{"kind": "DataRecord", "namespace": NAMESPACE, "name": "crm"}])
+    );
+    assert_eq!(body["idempotencyKey"], header(IDEMPOTENCY_KEY_HEADER));
+    header(IDEMPOTENCY_KEY_HEADER)
+}
+
+/// Moves the clock to the request's next attempt and waits for that delivery.
+async fn next_attempt(harness: &Harness, receiver: &Receiver) {
+    let seen = receiver.received().len();
+    let request = wait_request(&harness.client, NotificationState::Pending).await;
+    let next = request
+        .next_attempt_at
+        .expect("a Pending request has a next attempt");
+    harness.move_clock_to(&next.to_rfc3339()).await;
+    wait_received(receiver, seen + 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_receiver_failing_three_times_gets_four_deliveries_with_one_key_and_one_acknowledgement()
+{
+    let logs = captured_logs();
+    let pki = loopback_pki();
+    let receiver = Receiver::scripted(
+        &pki,
+        vec![
+            Reply::Status(500),
+            Reply::Status(500),
+            Reply::Status(500),
+            Reply::Status(200),
+        ],
+    )
+    .await;
+    let harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
+    let client = harness.client.clone();
+    seed(&client, Some((&receiver.url(), &pki.ca_pem))).await;
+    assert!(
+        receiver.received().is_empty(),
+        "nothing is sent before the erasure"
+    );
+
+    harness.move_clock_to(GRACE_END).await;
+    eventually("the CRM record erased", || async {
+        gone::<retention_operator::api::DataRecord>(&client, "crm")
+            .await
+            .then_some(())
+    })
+    .await;
+    wait_received(&receiver, 1).await;
+    for _ in 0..3 {
+        next_attempt(&harness, &receiver).await;
+    }
+    let acknowledged = wait_request(&client, NotificationState::Acknowledged).await;
+    assert_eq!(acknowledged.attempts, 4);
+    let deliveries = receiver.received();
+    assert_eq!(deliveries.len(), 4);
+    let now = harness.clock.now();
+    let keys: Vec<String> = deliveries.iter().map(|d| checked_key(d, now)).collect();
+    assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
+    assert_eq!(
+        acknowledged.idempotency_key.as_deref(),
+        Some(keys[0].as_str())
+    );
+    wait_phase(&client, "acme", AccountPhase::Erased).await;
+    assert_eq!(event_notes(&client, "ErasureAcknowledged").await.len(), 1);
+
+    // The secret is in no log line, event or status.
+    let logged = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    assert!(
+        logged.contains("erasure request sent"),
+        "the logs were captured"
+    );
+    assert!(!logged.contains(SECRET));
+    let events = serde_json::to_string(
+        &Api::<Event>::all(client.clone())
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items,
+    )
+    .unwrap();
+    assert!(!events.contains(SECRET));
+    let status = serde_json::to_string(&account(&client, "acme").await.unwrap().status).unwrap();
+    assert!(!status.contains(SECRET));
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_request_fails_with_a_condition_and_is_not_retried() {
+    let pki = loopback_pki();
+    let receiver = Receiver::start(&pki, Reply::Status(400)).await;
+    let harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
+    let client = harness.client.clone();
+    seed(&client, Some((&receiver.url(), &pki.ca_pem))).await;
+    harness.move_clock_to(GRACE_END).await;
+    let failed = wait_request(&client, NotificationState::Failed).await;
+    assert_eq!(failed.reason.as_deref(), Some("HTTP 400"));
+    let condition = eventually("the ErasureRequestsFailed condition", || async {
+        account(&client, "acme")
+            .await?
+            .status?
+            .conditions
+            .into_iter()
+            .find(|c| {
+                c.type_ == "ErasureRequestsFailed"
+                    && c.status == retention_operator::api::ConditionStatus::True
+            })
+    })
+    .await;
+    assert!(
+        condition.message.contains("pipedrive (HTTP 400)"),
+        "{}",
+        condition.message
+    );
+    eventually("an ErasureRequestFailed event", || async {
+        (!event_notes(&client, "ErasureRequestFailed")
+            .await
+            .is_empty())
+        .then_some(())
+    })
+    .await;
+    // Days later: no blind retry, and the account is not Erased.
+    harness
+        .move_clock_and_settle("2026-12-10T00:00:00Z", 1)
+        .await;
+    assert_eq!(receiver.received().len(), 1);
+    wait_phase(&client, "acme", AccountPhase::Erasing).await;
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_receiver_that_is_down_for_a_while_is_reached_once_it_is_back() {
+    let pki = loopback_pki();
+    let receiver = Receiver::start(&pki, Reply::Status(200)).await;
+    receiver.set_down(true);
+    let harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
+    let client = harness.client.clone();
+    seed(&client, Some((&receiver.url(), &pki.ca_pem))).await;
+    harness.move_clock_to(GRACE_END).await;
+    // Two attempts while it is down.
+    let first = wait_request(&client, NotificationState::Pending).await;
+    let first_attempts = eventually("a failed attempt", || async {
+        let request = requests(&client).await.into_iter().next()?;
+        (request.attempts >= 1).then_some(request.attempts)
+    })
+    .await;
+    assert!(first.next_attempt_at.is_some());
+    let next = requests(&client).await[0].next_attempt_at.unwrap();
+    harness.move_clock_to(&next.to_rfc3339()).await;
+    eventually("a second failed attempt", || async {
+        let request = requests(&client).await.into_iter().next()?;
+        (request.attempts > first_attempts).then_some(())
+    })
+    .await;
+    assert!(receiver.received().is_empty());
+    // Back: the next attempt reaches it.
+    receiver.set_down(false);
+    next_attempt(&harness, &receiver).await;
+    wait_request(&client, NotificationState::Acknowledged).await;
+    wait_phase(&client, "acme", AccountPhase::Erased).await;
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_during_retries_continues_with_the_same_key() {
+    let pki = loopback_pki();
+    let receiver = Receiver::scripted(&pki, vec![Reply::Status(503), Reply::Status(200)]).await;
+    let mut harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
+    let client = harness.client.clone();
+    seed(&client, Some((&receiver.url(), &pki.ca_pem))).await;
+    harness.move_clock_to(GRACE_END).await;
+    wait_received(&receiver, 1).await;
+    wait_request(&client, NotificationState::Pending).await;
+    eventually("the failed attempt recorded", || async {
+        (requests(&client).await.first()?.attempts == 1).then_some(())
+    })
+    .await;
+    harness.restart_operator().await;
+    next_attempt(&harness, &receiver).await;
+    wait_request(&client, NotificationState::Acknowledged).await;
+    let now = harness.clock.now();
+    let keys: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|d| checked_key(d, now))
+        .collect();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0], keys[1]);
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_processor_without_webhook_waits_for_staff_to_confirm() {
+    let harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
+    let client = harness.client.clone();
+    seed(&client, None).await;
+    harness.move_clock_to(GRACE_END).await;
+    let manual = wait_request(&client, NotificationState::Manual).await;
+    assert!(
+        manual
+            .reason
+            .unwrap()
+            .contains("erasure-confirmed.hosting.ecuni.se/pipedrive")
+    );
+    eventually("the ManualActionRequired condition and event", || async {
+        let condition = account(&client, "acme")
+            .await?
+            .status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "ManualActionRequired")?;
+        let event = !event_notes(&client, "ManualActionRequired")
+            .await
+            .is_empty();
+        (condition.status == retention_operator::api::ConditionStatus::True && event).then_some(())
+    })
+    .await;
+    harness
+        .move_clock_and_settle("2026-12-05T00:00:00Z", 1)
+        .await;
+    wait_phase(&client, "acme", AccountPhase::Erasing).await;
+
+    // Staff sent it and confirm.
+    Api::<retention_operator::api::Account>::all(client.clone())
+        .patch(
+            "acme",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {
+                "erasure-confirmed.hosting.ecuni.se/pipedrive": "2026-12-04T10:00:00Z"
+            }}})),
+        )
+        .await
+        .unwrap();
+    let confirmed = wait_request(&client, NotificationState::Acknowledged).await;
+    assert_eq!(confirmed.acknowledged_at, Some(at("2026-12-04T10:00:00Z")));
+    wait_phase(&client, "acme", AccountPhase::Erased).await;
+    harness.stop().await;
+}
