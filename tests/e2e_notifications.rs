@@ -158,7 +158,8 @@ async fn event_notes(client: &Client, reason: &str) -> Vec<String> {
 }
 
 /// Checks that a delivery carries the documented headers, a signature made with the secret
-/// at the operator's time, and the request's idempotency key; returns the key.
+/// at a time no later than `now` (the operator's clock), and the request's idempotency key;
+/// returns the key. Each delivery is verified as a receiver would have at its arrival.
 fn checked_key(delivery: &receiver::Received, now: DateTime<Utc>) -> String {
     let header = |name: &str| {
         delivery
@@ -168,6 +169,13 @@ fn checked_key(delivery: &receiver::Received, now: DateTime<Utc>) -> String {
             .unwrap_or_default()
             .to_owned()
     };
+    let signed_at = header(TIMESTAMP_HEADER)
+        .parse::<i64>()
+        .ok()
+        .and_then(|seconds| DateTime::from_timestamp(seconds, 0))
+        .expect("a Unix timestamp header");
+    assert!(signed_at <= now, "signed at {signed_at}, after {now}");
+    let now = signed_at;
     verify(
         SECRET.as_bytes(),
         &header(TIMESTAMP_HEADER),
@@ -282,9 +290,9 @@ async fn a_receiver_failing_three_times_gets_four_deliveries_with_one_key_and_on
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_refused_request_fails_with_a_condition_and_is_not_retried() {
+async fn a_refused_request_fails_with_a_condition_and_is_sent_again_only_when_staff_ask() {
     let pki = loopback_pki();
-    let receiver = Receiver::start(&pki, Reply::Status(400)).await;
+    let receiver = Receiver::scripted(&pki, vec![Reply::Status(400), Reply::Status(200)]).await;
     let harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
     let client = harness.client.clone();
     seed(&client, Some((&receiver.url(), &pki.ca_pem))).await;
@@ -321,6 +329,29 @@ async fn a_refused_request_fails_with_a_condition_and_is_not_retried() {
         .await;
     assert_eq!(receiver.received().len(), 1);
     wait_phase(&client, "acme", AccountPhase::Erasing).await;
+
+    // Staff had the processor fix its endpoint and ask for the request again.
+    Api::<retention_operator::api::Account>::all(client.clone())
+        .patch(
+            "acme",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {
+                "erasure-retry.hosting.ecuni.se/pipedrive": "2026-12-10T00:00:00Z"
+            }}})),
+        )
+        .await
+        .unwrap();
+    let acknowledged = wait_request(&client, NotificationState::Acknowledged).await;
+    assert_eq!(acknowledged.attempts, 2);
+    let now = harness.clock.now();
+    let keys: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|d| checked_key(d, now))
+        .collect();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0], keys[1]);
+    wait_phase(&client, "acme", AccountPhase::Erased).await;
     harness.stop().await;
 }
 

@@ -33,7 +33,7 @@ use super::{
 };
 use crate::{
     api::{Account, AccountStatus},
-    notifier::ledger::{all_settled, confirmations, ledger},
+    notifier::ledger::{all_settled, ledger, staff_actions},
     retention::{
         AccountPlan, ResourceKind, ResourcePlan, ResourceRef, ScheduleChange, plan_account,
         schedule_change,
@@ -173,7 +173,7 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
         &plan.notifications,
         &remaining_refs,
         stored_requests,
-        &confirmations(account),
+        &staff_actions(account),
         now,
     );
     if ctx.settings.dry_run {

@@ -177,8 +177,10 @@ pub async fn report_changes(
                 "ErasureRequestFailed",
                 format!(
                     "the erasure request to {processor} failed ({}): correct the DataProcessor \
-                     or its Secret, or settle it by hand",
-                    entry.reason.as_deref().unwrap_or("unknown")
+                     or its Secret and annotate the Account with {}{processor}, or settle it by \
+                     hand",
+                    entry.reason.as_deref().unwrap_or("unknown"),
+                    crate::notifier::ledger::RETRY_ANNOTATION_PREFIX
                 ),
             ),
             NotificationState::Pending | NotificationState::Notified => {

@@ -663,9 +663,12 @@ fn processor_conditions(
         );
     } else {
         let message = format!(
-            "erasure requests failed for {}: correct the DataProcessor or its Secret, or settle \
-             the request by hand",
-            failed.join("; ")
+            "erasure requests failed for {}: correct the DataProcessor or its Secret and annotate \
+             the Account with {}<processor> set to the current time to send again, or settle the \
+             request by hand and confirm with {}<processor>",
+            failed.join("; "),
+            ledger::RETRY_ANNOTATION_PREFIX,
+            ledger::CONFIRMED_ANNOTATION_PREFIX
         );
         set(
             ERASURE_REQUESTS_FAILED,

@@ -21,10 +21,24 @@ use crate::{
     retention::{NotificationDelivery, NotificationPlan, ResourceRef},
 };
 
-/// Staff confirm a manual erasure request with this annotation on the Account, followed by the
-/// processor's name, and the time the processor confirmed as its value (RFC 3339), e.g.
-/// `erasure-confirmed.hosting.ecuni.se/pipedrive: "2026-12-03T10:00:00Z"`.
+/// Staff confirm a manual (or failed) erasure request with this annotation on the Account,
+/// followed by the processor's name, and the time the processor confirmed as its value
+/// (RFC 3339), e.g. `erasure-confirmed.hosting.ecuni.se/pipedrive: "2026-12-03T10:00:00Z"`.
 pub const CONFIRMED_ANNOTATION_PREFIX: &str = "erasure-confirmed.hosting.ecuni.se/";
+
+/// Staff have a failed request sent again (after correcting the DataProcessor or its Secret)
+/// with this annotation followed by the processor's name, valued with the current time: failed
+/// requests last attempted before that time become Pending again.
+pub const RETRY_ANNOTATION_PREFIX: &str = "erasure-retry.hosting.ecuni.se/";
+
+/// What staff said through the Account's annotations, by processor name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StaffActions {
+    /// Requests the processor confirmed by other means, and when.
+    pub confirmed: BTreeMap<String, DateTime<Utc>>,
+    /// Failed requests to send again, and since when.
+    pub retry: BTreeMap<String, DateTime<Utc>>,
+}
 
 /// The ledger after this pass, and the deliveries to attempt now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,15 +55,14 @@ pub struct Ledger {
 
 /// Brings the stored entries up to date with the plan.
 ///
-/// `remaining` holds the resources still bound; `confirmations` the staff's confirmations by
-/// processor name (from the annotations). Entries are never dropped: they are the record that
+/// `remaining` holds the resources still bound; `staff` what staff said through annotations. Entries are never dropped: they are the record that
 /// each processor was told.
 pub fn ledger(
     account: &str,
     notifications: &[NotificationPlan],
     remaining: &BTreeSet<&ResourceRef>,
     stored: &[ProcessorNotification],
-    confirmations: &BTreeMap<String, DateTime<Utc>>,
+    staff: &StaffActions,
     now: DateTime<Utc>,
 ) -> Ledger {
     let mut entries: Vec<ProcessorNotification> = stored.to_vec();
@@ -72,15 +85,27 @@ pub fn ledger(
     }
     // Over the entries, not the plan: the data a request names is gone from the plan by then.
     for entry in &mut entries {
+        let settleable = matches!(
+            entry.state,
+            NotificationState::Manual | NotificationState::Failed
+        );
         // A confirmation covers the requests whose data was erased by then, not a later one
         // to the same processor (bookkeeping data goes years after the rest).
-        if entry.state == NotificationState::Manual
-            && let Some(confirmed) = confirmations.get(&entry.name)
+        if settleable
+            && let Some(confirmed) = staff.confirmed.get(&entry.name)
             && entry.erasure_at.is_some_and(|at| *confirmed >= at)
         {
             entry.state = NotificationState::Acknowledged;
             entry.acknowledged_at = Some(*confirmed);
+            entry.next_attempt_at = None;
             entry.reason = None;
+        }
+        if entry.state == NotificationState::Failed
+            && let Some(since) = staff.retry.get(&entry.name)
+            && entry.last_attempt_at.is_none_or(|last| last < *since)
+        {
+            entry.state = NotificationState::Pending;
+            entry.next_attempt_at = None;
         }
     }
     entries.sort_by(|a, b| (a.erasure_at, &a.name).cmp(&(b.erasure_at, &b.name)));
@@ -145,19 +170,24 @@ fn new_entry(notification: &NotificationPlan, key: &str) -> ProcessorNotificatio
     }
 }
 
-/// The staff's confirmations of manual requests, by processor, from the Account's
-/// annotations. A value that is not an RFC 3339 time confirms nothing (the condition keeps
-/// telling staff what to do).
-pub fn confirmations(account: &Account) -> BTreeMap<String, DateTime<Utc>> {
-    account
-        .annotations()
-        .iter()
-        .filter_map(|(key, value)| {
-            let processor = key.strip_prefix(CONFIRMED_ANNOTATION_PREFIX)?;
-            let at = DateTime::parse_from_rfc3339(value).ok()?;
-            Some((processor.to_owned(), at.with_timezone(&Utc)))
-        })
-        .collect()
+/// What staff said through the Account's annotations. A value that is not an RFC 3339 time
+/// says nothing (the conditions keep telling staff what to do).
+pub fn staff_actions(account: &Account) -> StaffActions {
+    let by_prefix = |prefix: &str| -> BTreeMap<String, DateTime<Utc>> {
+        account
+            .annotations()
+            .iter()
+            .filter_map(|(key, value)| {
+                let processor = key.strip_prefix(prefix)?;
+                let at = DateTime::parse_from_rfc3339(value).ok()?;
+                Some((processor.to_owned(), at.with_timezone(&Utc)))
+            })
+            .collect()
+    };
+    StaffActions {
+        confirmed: by_prefix(CONFIRMED_ANNOTATION_PREFIX),
+        retry: by_prefix(RETRY_ANNOTATION_PREFIX),
+    }
 }
 
 /// Records a failure found before sending (no webhook any more, no readable secret): staff
@@ -245,7 +275,7 @@ mod tests {
             GRACE_END,
             NotificationDelivery::Webhook,
         )];
-        let none = BTreeMap::new();
+        let none = StaffActions::default();
         // Before the erasure time: nothing owed.
         let early = ledger(
             "acme",
@@ -291,7 +321,7 @@ mod tests {
             GRACE_END,
             NotificationDelivery::Webhook,
         )];
-        let none = BTreeMap::new();
+        let none = StaffActions::default();
         let gone = BTreeSet::new();
         let mut now = t(GRACE_END);
         let mut entries = ledger("acme", &plans, &gone, &[], &none, now).entries;
@@ -350,7 +380,7 @@ mod tests {
             GRACE_END,
             NotificationDelivery::Webhook,
         )];
-        let none = BTreeMap::new();
+        let none = StaffActions::default();
         let gone = BTreeSet::new();
         let mut entries = ledger("acme", &plans, &gone, &[], &none, t(GRACE_END)).entries;
         let outcome = DeliveryOutcome::Rejected {
@@ -379,7 +409,14 @@ mod tests {
             NotificationDelivery::Manual,
         )];
         let gone = BTreeSet::new();
-        let owed = ledger("acme", &plans, &gone, &[], &BTreeMap::new(), t(GRACE_END));
+        let owed = ledger(
+            "acme",
+            &plans,
+            &gone,
+            &[],
+            &StaffActions::default(),
+            t(GRACE_END),
+        );
         assert_eq!(owed.entries[0].state, NotificationState::Manual);
         assert!(
             owed.entries[0]
@@ -390,7 +427,10 @@ mod tests {
         );
         assert!(owed.due.is_empty(), "nothing is sent");
         assert!(!all_settled(&owed.entries));
-        let confirmed = BTreeMap::from([("soluno".to_owned(), t("2026-12-03T10:00:00Z"))]);
+        let confirmed = StaffActions {
+            confirmed: BTreeMap::from([("soluno".to_owned(), t("2026-12-03T10:00:00Z"))]),
+            ..StaffActions::default()
+        };
         // By then the erased record is no longer in the plan.
         let done = ledger(
             "acme",
@@ -419,7 +459,10 @@ mod tests {
             ),
         ];
         let gone = BTreeSet::new();
-        let confirmed = BTreeMap::from([("soluno".to_owned(), t("2026-12-03T10:00:00Z"))]);
+        let confirmed = StaffActions {
+            confirmed: BTreeMap::from([("soluno".to_owned(), t("2026-12-03T10:00:00Z"))]),
+            ..StaffActions::default()
+        };
         let later = ledger(
             "acme",
             &plans,
@@ -446,7 +489,7 @@ mod tests {
             ),
         ];
         let gone = BTreeSet::new();
-        let none = BTreeMap::new();
+        let none = StaffActions::default();
         let first = ledger("acme", &plans, &gone, &[], &none, t(GRACE_END));
         assert_eq!(first.entries.len(), 1);
         let both = ledger(
@@ -476,7 +519,7 @@ mod tests {
             &plans,
             &BTreeSet::new(),
             &[],
-            &BTreeMap::new(),
+            &StaffActions::default(),
             t(GRACE_END),
         );
         assert_eq!(owed.entries[0].state, NotificationState::Failed);
