@@ -261,6 +261,16 @@ async fn a_receiver_failing_three_times_gets_four_deliveries_with_one_key_and_on
     let now = harness.clock.now();
     let keys: Vec<String> = deliveries.iter().map(|d| checked_key(d, now)).collect();
     assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
+    let requested: Vec<serde_json::Value> = deliveries
+        .iter()
+        .map(|d| {
+            serde_json::from_slice::<serde_json::Value>(&d.body).unwrap()["requestedAt"].clone()
+        })
+        .collect();
+    assert!(
+        requested.iter().all(|r| *r == requested[0]),
+        "{requested:?}"
+    );
     assert_eq!(
         acknowledged.idempotency_key.as_deref(),
         Some(keys[0].as_str())

@@ -184,6 +184,9 @@ pub struct ProcessorNotification {
     /// The request's idempotency key: the same on every attempt, also after a restart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// When the request was first owed (its `requestedAt`, the same on every attempt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_at: Option<DateTime<Utc>>,
     /// The erased resources the request names (kept for redelivery after a restart).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<NotifiedResource>,

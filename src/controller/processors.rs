@@ -86,7 +86,7 @@ pub async fn deliver_due(
             resources,
             REQUEST_REASON,
             erasure_at,
-            now,
+            entry.requested_at.unwrap_or(now),
         );
         let outcome = ctx.notifier.deliver(&endpoint, &request, now).await;
         info!(

@@ -1042,6 +1042,7 @@ mod tests {
                 state: NotificationState::Acknowledged,
                 erasure_at: Some(t("2026-12-01T00:00:00Z")),
                 idempotency_key: Some("key".to_owned()),
+                requested_at: Some(t("2026-12-01T00:00:00Z")),
                 resources: vec![],
                 attempts: 0,
                 last_attempt_at: None,

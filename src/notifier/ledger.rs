@@ -80,7 +80,7 @@ pub fn ledger(
             .iter()
             .any(|e| e.idempotency_key.as_deref() == Some(key.as_str()));
         if !known {
-            entries.push(new_entry(notification, &key));
+            entries.push(new_entry(notification, &key, now));
         }
     }
     // Over the entries, not the plan: the data a request names is gone from the plan by then.
@@ -129,7 +129,11 @@ pub fn ledger(
     }
 }
 
-fn new_entry(notification: &NotificationPlan, key: &str) -> ProcessorNotification {
+fn new_entry(
+    notification: &NotificationPlan,
+    key: &str,
+    now: DateTime<Utc>,
+) -> ProcessorNotification {
     let (state, reason) = match notification.delivery {
         NotificationDelivery::Webhook => (NotificationState::Pending, None),
         NotificationDelivery::Manual => (
@@ -153,6 +157,7 @@ fn new_entry(notification: &NotificationPlan, key: &str) -> ProcessorNotificatio
         state,
         erasure_at: Some(notification.at),
         idempotency_key: Some(key.to_owned()),
+        requested_at: Some(now),
         resources: notification
             .resources
             .iter()
