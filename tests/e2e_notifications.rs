@@ -209,6 +209,18 @@ fn checked_key(delivery: &receiver::Received, now: DateTime<Utc>) -> String {
     header(IDEMPOTENCY_KEY_HEADER)
 }
 
+/// Sets an annotation on the Account, as staff do.
+async fn annotate(client: &Client, key: &str, value: &str) {
+    Api::<retention_operator::api::Account>::all(client.clone())
+        .patch(
+            "acme",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {key: value}}})),
+        )
+        .await
+        .unwrap();
+}
+
 /// Moves the clock to the request's next attempt and waits for that delivery.
 async fn next_attempt(harness: &Harness, receiver: &Receiver) {
     let seen = receiver.received().len();
@@ -341,16 +353,12 @@ async fn a_refused_request_fails_with_a_condition_and_is_sent_again_only_when_st
     wait_phase(&client, "acme", AccountPhase::Erasing).await;
 
     // Staff had the processor fix its endpoint and ask for the request again.
-    Api::<retention_operator::api::Account>::all(client.clone())
-        .patch(
-            "acme",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {
-                "erasure-retry.hosting.ecuni.se/pipedrive": "2026-12-10T00:00:00Z"
-            }}})),
-        )
-        .await
-        .unwrap();
+    annotate(
+        &client,
+        "erasure-retry.hosting.ecuni.se/pipedrive",
+        "2026-12-10T00:00:00Z",
+    )
+    .await;
     let acknowledged = wait_request(&client, NotificationState::Acknowledged).await;
     assert_eq!(acknowledged.attempts, 2);
     let now = harness.clock.now();
@@ -458,16 +466,12 @@ async fn a_processor_without_webhook_waits_for_staff_to_confirm() {
     wait_phase(&client, "acme", AccountPhase::Erasing).await;
 
     // Staff sent it and confirm.
-    Api::<retention_operator::api::Account>::all(client.clone())
-        .patch(
-            "acme",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"annotations": {
-                "erasure-confirmed.hosting.ecuni.se/pipedrive": "2026-12-04T10:00:00Z"
-            }}})),
-        )
-        .await
-        .unwrap();
+    annotate(
+        &client,
+        "erasure-confirmed.hosting.ecuni.se/pipedrive",
+        "2026-12-04T10:00:00Z",
+    )
+    .await;
     let confirmed = wait_request(&client, NotificationState::Acknowledged).await;
     assert_eq!(confirmed.acknowledged_at, Some(at("2026-12-04T10:00:00Z")));
     wait_phase(&client, "acme", AccountPhase::Erased).await;
