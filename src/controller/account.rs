@@ -100,7 +100,7 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
                 policy_missing_status(previous, policy_name, generation, now)
             })
             .await?;
-            if written {
+            if written.is_some() {
                 let note =
                     format!("RetentionPolicy {policy_name} does not exist: erasure is stopped");
                 ctx.publish(account, None, EventType::Warning, "PolicyMissing", &note)
@@ -115,7 +115,7 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
                 policy_malformed_status(previous, policy_name, &field, generation, now)
             })
             .await?;
-            if written {
+            if written.is_some() {
                 let note = format!(
                     "RetentionPolicy {policy_name} cannot be read at {field}: erasure is stopped"
                 );
@@ -131,6 +131,50 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
     let plan = plan_account(account, &bound, &policy, &processors, now);
     stamp_schedules(&ctx, account, &plan, &bound).await?;
     orphans::mark_bound(&ctx, account, &claims.marked_unbound).await?;
+    let staff = staff_actions(account);
+    let stored_requests = account
+        .status
+        .as_ref()
+        .map_or(&[][..], |s| s.processors.as_slice());
+    let bound_refs: BTreeSet<&ResourceRef> = plan.resources.iter().map(|r| &r.resource).collect();
+    let planned_requests = ledger(
+        &name,
+        &plan.notifications,
+        &bound_refs,
+        stored_requests,
+        &staff,
+        now,
+    );
+    // Requests that this pass's deletions will make owed are recorded before anything is
+    // deleted: a crash in between must not lose one.
+    let recorded = if planned_requests.entries != stored_requests
+        && plan.resources.iter().any(|r| r.is_due(now))
+    {
+        let generation = account.metadata.generation;
+        let announced_until = account
+            .status
+            .as_ref()
+            .and_then(|s| s.deletions_announced_until);
+        let unknown = unknown_processors(&plan, &processors);
+        write_status(&ctx, account, |previous| {
+            account_status(&StatusInput {
+                plan: &plan,
+                previous,
+                generation,
+                deleted: &[],
+                failures: &[],
+                unknown_processors: &unknown,
+                malformed: &claims.malformed,
+                announced_until,
+                processors: Some(&planned_requests.entries),
+                now,
+            })
+        })
+        .await?
+    } else {
+        None
+    };
+    let account = recorded.as_ref().unwrap_or(account);
     let Deletions {
         deleted,
         vanished,
@@ -139,13 +183,7 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
     // What was found already gone is neither counted nor shown as bound.
     let mut plan = plan;
     plan.resources.retain(|r| !vanished.contains(&r.resource));
-    let unknown_processors: Vec<String> = plan
-        .resources
-        .iter()
-        .flat_map(|r| r.processors.iter())
-        .filter(|p| !processors.contains_key(*p))
-        .cloned()
-        .collect();
+    let unknown_processors = unknown_processors(&plan, &processors);
     let gone: BTreeSet<&ResourceRef> = deleted.iter().chain(&vanished).collect();
     let remaining: Vec<&ResourcePlan> = plan
         .resources
@@ -164,16 +202,12 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
     );
     announce(&ctx, account, &notice.now).await;
     let remaining_refs: BTreeSet<&ResourceRef> = remaining.iter().map(|r| &r.resource).collect();
-    let stored_requests = account
-        .status
-        .as_ref()
-        .map_or(&[][..], |s| s.processors.as_slice());
     let mut requests = ledger(
         &name,
         &plan.notifications,
         &remaining_refs,
-        stored_requests,
-        &staff_actions(account),
+        &planned_requests.entries,
+        &staff,
         now,
     );
     if ctx.settings.dry_run {
@@ -221,6 +255,19 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
         .chain(requests.next_attempt_at)
         .min();
     Ok(next_wakeup(&remaining, next_at, now))
+}
+
+/// `processorRef`/`registrar` names in the plan that match no DataProcessor.
+fn unknown_processors(
+    plan: &AccountPlan,
+    processors: &std::collections::BTreeMap<String, crate::api::DataProcessorSpec>,
+) -> Vec<String> {
+    plan.resources
+        .iter()
+        .flat_map(|r| r.processors.iter())
+        .filter(|p| !processors.contains_key(*p))
+        .cloned()
+        .collect()
 }
 
 /// Announces deletions a configured time ahead (`--advance-notice`).
@@ -373,7 +420,7 @@ async fn remove_finalizer(accounts: &Api<Account>, account: &Account) -> Result<
 }
 
 /// Writes the status by server-side apply, and only when it changed: a steady state writes
-/// nothing. `Ok(true)` when it wrote. The status builds on the stored one (the erasure proof is cumulative), so the
+/// nothing. The Account as written, when it wrote. The status builds on the stored one (the erasure proof is cumulative), so the
 /// write is conditional on the Account's resourceVersion: when the cached Account was stale,
 /// the Account is read again and the status computed again from what is really stored, so no
 /// deletion goes uncounted.
@@ -381,13 +428,13 @@ async fn write_status(
     ctx: &Context,
     account: &Account,
     compute: impl Fn(Option<&AccountStatus>) -> AccountStatus,
-) -> Result<bool, Error> {
+) -> Result<Option<Account>, Error> {
     let accounts: Api<Account> = Api::all(ctx.client.clone());
     let mut current = account.clone();
     for _ in 0..STATUS_ATTEMPTS {
         let status = compute(current.status.as_ref());
         if current.status.as_ref() == Some(&status) {
-            return Ok(false);
+            return Ok(None);
         }
         let patch = json!({
             "apiVersion": Account::api_version(&()),
@@ -400,16 +447,16 @@ async fn write_status(
             .patch_status(&current.name_any(), &params, &Patch::Apply(&patch))
             .await
         {
-            Ok(_) => {
+            Ok(written) => {
                 ctx.superseded
                     .record(&current.name_any(), current.resource_version().as_deref());
-                return Ok(true);
+                return Ok(Some(written));
             }
-            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(false),
+            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
             Err(kube::Error::Api(s)) if s.code == 409 => {
                 match accounts.get_opt(&current.name_any()).await? {
                     Some(fresh) => current = fresh,
-                    None => return Ok(false),
+                    None => return Ok(None),
                 }
             }
             Err(error) => return Err(error.into()),

@@ -16,7 +16,7 @@ use crate::{
     api::{Account, NotificationState, ProcessorNotification},
     notifier::{
         Endpoint, ErasedResource, ErasureRequest,
-        ledger::{Ledger, record_failure, record_outcome},
+        ledger::{Ledger, manual_instruction, record_failure, record_outcome},
     },
 };
 
@@ -51,6 +51,7 @@ pub async fn deliver_due(
             Err(Unsendable::Manual) => {
                 entry.state = NotificationState::Manual;
                 entry.next_attempt_at = None;
+                entry.reason = Some(manual_instruction(&entry.name));
                 continue;
             }
             Err(Unsendable::Failed(reason)) => {
@@ -79,6 +80,8 @@ pub async fn deliver_due(
                 name: r.name.clone(),
             })
             .collect();
+        // The first attempt dates the request; retries repeat it unchanged.
+        let requested_at = *entry.requested_at.get_or_insert(now);
         let request = ErasureRequest::new(
             account_name.clone(),
             account.spec.customer_ref.clone(),
@@ -86,7 +89,7 @@ pub async fn deliver_due(
             resources,
             REQUEST_REASON,
             erasure_at,
-            entry.requested_at.unwrap_or(now),
+            requested_at,
         );
         let outcome = ctx.notifier.deliver(&endpoint, &request, now).await;
         info!(

@@ -2,13 +2,18 @@
 //! to the record of it in `Account.status.processors` (pure: the controller supplies `now`,
 //! performs the deliveries and writes the result).
 //!
-//! One request is owed per (processor, erasure time) of the plan, once that time has come and
-//! every resource it names is gone. Its entry is created Pending with the idempotency key of
-//! (account, processor, erasure time), so a restarted operator finds the same key in the
-//! status. A webhook delivery moves it to Acknowledged (2xx), keeps it Pending with the next
-//! attempt after a backoff (408, 429, 5xx, network), or makes it Failed (another 4xx, or a
-//! misconfigured endpoint), which is not retried until staff act. A processor without a webhook
-//! is Manual until staff confirm it with the annotation [`CONFIRMED_ANNOTATION_PREFIX`]`<name>`.
+//! Every erasure the plan schedules for data a processor also holds gets its entry as soon as
+//! it is planned: Pending, with the idempotency key of (account, processor, erasure time) and
+//! its next attempt at the erasure time. Recording it before the data goes means no crash
+//! between a deletion and the next status write can lose the request. It is sent once its time
+//! has come and every resource it names is gone; an entry never sent whose erasure the plan no
+//! longer schedules (a reactivation, a legal hold) is dropped.
+//!
+//! At its due time the controller resolves the processor: a webhook is sent to, and the outcome
+//! moves the entry to Acknowledged (2xx), keeps it Pending with the next attempt after a
+//! backoff (408, 429, 5xx, network), or makes it Failed (another 4xx, a misconfigured
+//! endpoint), which is not retried until staff ask ([`RETRY_ANNOTATION_PREFIX`]). A processor
+//! without a webhook makes it Manual until staff confirm ([`CONFIRMED_ANNOTATION_PREFIX`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,7 +23,7 @@ use kube::ResourceExt;
 use super::{DeliveryOutcome, idempotency_key, next_attempt_delay};
 use crate::{
     api::{Account, NotificationState, NotifiedResource, ProcessorNotification},
-    retention::{NotificationDelivery, NotificationPlan, ResourceRef},
+    retention::{NotificationPlan, ResourceRef},
 };
 
 /// Staff confirm a manual (or failed) erasure request with this annotation on the Account,
@@ -55,32 +60,50 @@ pub struct Ledger {
 
 /// Brings the stored entries up to date with the plan.
 ///
-/// `remaining` holds the resources still bound; `staff` what staff said through annotations. Entries are never dropped: they are the record that
-/// each processor was told.
+/// `bound` holds the resources still bound to the account; `staff` what staff said through
+/// annotations. Entries that were sent are never dropped: they are the record that each
+/// processor was told.
 pub fn ledger(
     account: &str,
     notifications: &[NotificationPlan],
-    remaining: &BTreeSet<&ResourceRef>,
+    bound: &BTreeSet<&ResourceRef>,
     stored: &[ProcessorNotification],
     staff: &StaffActions,
     now: DateTime<Utc>,
 ) -> Ledger {
-    let mut entries: Vec<ProcessorNotification> = stored.to_vec();
-    for notification in notifications {
-        let erased = notification.at <= now
-            && notification
-                .resources
+    let bound: BTreeSet<(&str, &str, &str)> = bound
+        .iter()
+        .map(|r| (r.kind.as_str(), r.namespace.as_str(), r.name.as_str()))
+        .collect();
+    let still_bound = |entry: &ProcessorNotification| {
+        entry
+            .resources
+            .iter()
+            .any(|r| bound.contains(&(r.kind.as_str(), r.namespace.as_str(), r.name.as_str())))
+    };
+    let planned: Vec<(String, &NotificationPlan)> = notifications
+        .iter()
+        .map(|n| (idempotency_key(account, &n.processor, n.at), n))
+        .collect();
+    // An entry never sent whose erasure is no longer planned, while its data is still there,
+    // was cancelled (reactivation, legal hold) or moved to another time (another key).
+    let mut entries: Vec<ProcessorNotification> = stored
+        .iter()
+        .filter(|e| {
+            let planned_now = planned
                 .iter()
-                .all(|resource| !remaining.contains(resource));
-        if !erased {
-            continue;
-        }
-        let key = idempotency_key(account, &notification.processor, notification.at);
+                .any(|(key, _)| e.idempotency_key.as_deref() == Some(key.as_str()));
+            let never_sent = e.state == NotificationState::Pending && e.attempts == 0;
+            planned_now || !never_sent || !still_bound(e)
+        })
+        .cloned()
+        .collect();
+    for (key, notification) in &planned {
         let known = entries
             .iter()
             .any(|e| e.idempotency_key.as_deref() == Some(key.as_str()));
         if !known {
-            entries.push(new_entry(notification, &key, now));
+            entries.push(new_entry(notification, key));
         }
     }
     // Over the entries, not the plan: the data a request names is gone from the plan by then.
@@ -114,6 +137,7 @@ pub fn ledger(
         .enumerate()
         .filter(|(_, e)| e.state == NotificationState::Pending)
         .filter(|(_, e)| e.next_attempt_at.is_none_or(|at| at <= now))
+        .filter(|(_, e)| !still_bound(e))
         .map(|(index, _)| index)
         .collect();
     let next_attempt_at = entries
@@ -129,35 +153,14 @@ pub fn ledger(
     }
 }
 
-fn new_entry(
-    notification: &NotificationPlan,
-    key: &str,
-    now: DateTime<Utc>,
-) -> ProcessorNotification {
-    let (state, reason) = match notification.delivery {
-        NotificationDelivery::Webhook => (NotificationState::Pending, None),
-        NotificationDelivery::Manual => (
-            NotificationState::Manual,
-            Some(format!(
-                "no webhook: send the erasure request by hand, then annotate the Account with \
-                 {CONFIRMED_ANNOTATION_PREFIX}{}",
-                notification.processor
-            )),
-        ),
-        NotificationDelivery::UnknownProcessor => (
-            NotificationState::Failed,
-            Some(format!(
-                "no DataProcessor named {:?}: create it or correct the reference",
-                notification.processor
-            )),
-        ),
-    };
+fn new_entry(notification: &NotificationPlan, key: &str) -> ProcessorNotification {
     ProcessorNotification {
         name: notification.processor.clone(),
-        state,
+        state: NotificationState::Pending,
         erasure_at: Some(notification.at),
         idempotency_key: Some(key.to_owned()),
-        requested_at: Some(now),
+        // Set by the first attempt: when the request was first built.
+        requested_at: None,
         resources: notification
             .resources
             .iter()
@@ -169,10 +172,18 @@ fn new_entry(
             .collect(),
         attempts: 0,
         last_attempt_at: None,
-        next_attempt_at: None,
-        reason,
+        next_attempt_at: Some(notification.at),
+        reason: None,
         acknowledged_at: None,
     }
+}
+
+/// What staff are told to do for a processor without a webhook.
+pub fn manual_instruction(processor: &str) -> String {
+    format!(
+        "no webhook: send the erasure request by hand, then annotate the Account with \
+         {CONFIRMED_ANNOTATION_PREFIX}{processor}"
+    )
 }
 
 /// What staff said through the Account's annotations. A value that is not an RFC 3339 time
@@ -248,7 +259,7 @@ pub fn all_settled(entries: &[ProcessorNotification]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::retention::ResourceKind;
+    use crate::retention::{NotificationDelivery, ResourceKind};
 
     fn t(text: &str) -> DateTime<Utc> {
         text.parse().unwrap()
@@ -262,82 +273,91 @@ mod tests {
         }
     }
 
-    fn notification(processor: &str, at: &str, delivery: NotificationDelivery) -> NotificationPlan {
+    fn notification(processor: &str, at: &str) -> NotificationPlan {
         NotificationPlan {
             processor: processor.into(),
             at: t(at),
-            delivery,
+            delivery: NotificationDelivery::Webhook,
             resources: vec![resource(&format!("{processor}-record"))],
         }
     }
 
     const GRACE_END: &str = "2026-12-01T00:00:00Z";
 
+    fn pass(
+        plans: &[NotificationPlan],
+        bound: &[ResourceRef],
+        stored: &[ProcessorNotification],
+        staff: &StaffActions,
+        now: &str,
+    ) -> Ledger {
+        let bound: BTreeSet<&ResourceRef> = bound.iter().collect();
+        ledger("acme", plans, &bound, stored, staff, t(now))
+    }
+
     #[test]
-    fn a_request_is_owed_once_its_time_has_come_and_its_data_is_gone() {
-        let plans = [notification(
-            "pipedrive",
-            GRACE_END,
-            NotificationDelivery::Webhook,
-        )];
+    fn a_request_is_recorded_when_planned_and_due_once_its_data_is_gone() {
+        let plans = [notification("pipedrive", GRACE_END)];
         let none = StaffActions::default();
-        // Before the erasure time: nothing owed.
-        let early = ledger(
-            "acme",
-            &plans,
-            &BTreeSet::new(),
-            &[],
-            &none,
-            t("2026-11-30T00:00:00Z"),
-        );
-        assert!(early.entries.is_empty() && early.due.is_empty());
-        // Due, but the record is still there (its deletion failed): not yet.
-        let still = resource("pipedrive-record");
-        let remaining = BTreeSet::from([&still]);
-        let waiting = ledger("acme", &plans, &remaining, &[], &none, t(GRACE_END));
-        assert!(waiting.entries.is_empty());
-        // Gone: one Pending entry with the stable key, and a delivery due now.
-        let owed = ledger("acme", &plans, &BTreeSet::new(), &[], &none, t(GRACE_END));
-        assert_eq!(owed.entries.len(), 1);
-        let entry = &owed.entries[0];
+        let record = [resource("pipedrive-record")];
+        // Planned: recorded at once, Pending until the erasure time, not due.
+        let early = pass(&plans, &record, &[], &none, "2026-11-02T00:00:00Z");
+        assert_eq!(early.entries.len(), 1);
+        let entry = &early.entries[0];
         assert_eq!(entry.state, NotificationState::Pending);
         let key = idempotency_key("acme", "pipedrive", t(GRACE_END));
         assert_eq!(entry.idempotency_key.as_deref(), Some(key.as_str()));
         assert_eq!(entry.erasure_at, Some(t(GRACE_END)));
-        assert_eq!(owed.due, [0]);
+        assert_eq!(entry.next_attempt_at, Some(t(GRACE_END)));
         assert_eq!(entry.resources.len(), 1);
         assert_eq!(entry.resources[0].name, "pipedrive-record");
-        // Fed its own entries back, the same ledger (idempotent), with no second entry.
-        let again = ledger(
-            "acme",
-            &plans,
-            &BTreeSet::new(),
-            &owed.entries,
+        assert!(early.due.is_empty());
+        // Its time has come but the record is still there (its deletion failed): not yet.
+        let waiting = pass(&plans, &record, &early.entries, &none, GRACE_END);
+        assert!(waiting.due.is_empty());
+        // Gone: due, and the ledger is otherwise unchanged (idempotent).
+        let owed = pass(&plans, &[], &early.entries, &none, GRACE_END);
+        assert_eq!(owed.due, [0]);
+        assert_eq!(owed.entries, early.entries);
+    }
+
+    #[test]
+    fn a_cancelled_erasure_drops_its_request_unless_it_was_sent() {
+        let plans = [notification("pipedrive", GRACE_END)];
+        let none = StaffActions::default();
+        let record = [resource("pipedrive-record")];
+        let planned = pass(&plans, &record, &[], &none, "2026-11-02T00:00:00Z");
+        // Reactivated: nothing planned, the record is still there.
+        let cancelled = pass(
+            &[],
+            &record,
+            &planned.entries,
             &none,
-            t(GRACE_END),
+            "2026-11-03T00:00:00Z",
         );
-        assert_eq!(again.entries, owed.entries);
+        assert!(cancelled.entries.is_empty());
+        // Once sent, the record of it stays, whatever the plan says.
+        let mut sent = pass(&plans, &[], &planned.entries, &none, GRACE_END).entries;
+        record_outcome(&mut sent[0], &DeliveryOutcome::Acknowledged, t(GRACE_END));
+        let kept = pass(&[], &record, &sent, &none, "2026-12-02T00:00:00Z");
+        assert_eq!(kept.entries, sent);
     }
 
     #[test]
     fn retries_back_off_keep_the_key_and_end_acknowledged() {
-        let plans = [notification(
-            "pipedrive",
-            GRACE_END,
-            NotificationDelivery::Webhook,
-        )];
+        let plans = [notification("pipedrive", GRACE_END)];
         let none = StaffActions::default();
-        let gone = BTreeSet::new();
         let mut now = t(GRACE_END);
-        let mut entries = ledger("acme", &plans, &gone, &[], &none, now).entries;
+        let mut entries = pass(&plans, &[], &[], &none, GRACE_END).entries;
         let key = entries[0].idempotency_key.clone();
         for attempt in 1..=3 {
             // From the second attempt on, the erased record is no longer in the plan: the
             // entry alone carries the retry.
             let current: &[NotificationPlan] = if attempt == 1 { &plans } else { &[] };
-            let pass = ledger("acme", current, &gone, &entries, &none, now);
-            assert_eq!(pass.due, [0], "attempt {attempt} due");
-            entries = pass.entries;
+            let bound = BTreeSet::new();
+            let round = ledger("acme", current, &bound, &entries, &none, now);
+            assert_eq!(round.due, [0], "attempt {attempt} due");
+            entries = round.entries;
             let outcome = DeliveryOutcome::Retry {
                 retry_after: None,
                 reason: "HTTP 500".into(),
@@ -345,12 +365,13 @@ mod tests {
             record_outcome(&mut entries[0], &outcome, now);
             let next = entries[0].next_attempt_at.unwrap();
             assert!(next > now, "attempt {attempt}: a later retry");
+            assert_eq!(next.timestamp_subsec_nanos(), 0, "whole seconds");
             assert_eq!(entries[0].reason.as_deref(), Some("HTTP 500"));
             // Not due again before its time.
             let quiet = ledger(
                 "acme",
-                &plans,
-                &gone,
+                &[],
+                &bound,
                 &entries,
                 &none,
                 next - TimeDelta::seconds(1),
@@ -359,8 +380,8 @@ mod tests {
             assert_eq!(quiet.next_attempt_at, Some(next));
             now = next;
         }
-        let pass = ledger("acme", &plans, &gone, &entries, &none, now);
-        entries = pass.entries;
+        let bound = BTreeSet::new();
+        entries = ledger("acme", &[], &bound, &entries, &none, now).entries;
         record_outcome(&mut entries[0], &DeliveryOutcome::Acknowledged, now);
         assert_eq!(entries[0].state, NotificationState::Acknowledged);
         assert_eq!(entries[0].attempts, 4);
@@ -369,8 +390,8 @@ mod tests {
         assert!(all_settled(&entries));
         let settled = ledger(
             "acme",
-            &plans,
-            &gone,
+            &[],
+            &bound,
             &entries,
             &none,
             now + TimeDelta::days(1),
@@ -379,72 +400,58 @@ mod tests {
     }
 
     #[test]
-    fn a_rejection_fails_without_retrying() {
-        let plans = [notification(
-            "pipedrive",
-            GRACE_END,
-            NotificationDelivery::Webhook,
-        )];
+    fn a_rejection_fails_without_retrying_until_staff_ask() {
+        let plans = [notification("pipedrive", GRACE_END)];
         let none = StaffActions::default();
-        let gone = BTreeSet::new();
-        let mut entries = ledger("acme", &plans, &gone, &[], &none, t(GRACE_END)).entries;
+        let mut entries = pass(&plans, &[], &[], &none, GRACE_END).entries;
         let outcome = DeliveryOutcome::Rejected {
             status: 400,
             reason: "HTTP 400".into(),
         };
         record_outcome(&mut entries[0], &outcome, t(GRACE_END));
         assert_eq!(entries[0].state, NotificationState::Failed);
-        let later = ledger(
-            "acme",
-            &plans,
-            &gone,
-            &entries,
-            &none,
-            t("2027-01-01T00:00:00Z"),
-        );
+        let later = pass(&[], &[], &entries, &none, "2027-01-01T00:00:00Z");
         assert!(later.due.is_empty());
         assert!(!all_settled(&later.entries));
+        // Staff correct the endpoint and ask for a retry: sent again, with the same key.
+        let retry = StaffActions {
+            retry: BTreeMap::from([("pipedrive".to_owned(), t("2026-12-02T00:00:00Z"))]),
+            ..StaffActions::default()
+        };
+        let again = pass(&[], &[], &later.entries, &retry, "2026-12-02T00:00:00Z");
+        assert_eq!(again.due, [0]);
+        assert_eq!(again.entries[0].idempotency_key, entries[0].idempotency_key);
+        // A retry asked for before the last attempt does not repeat it.
+        let mut failed_again = again.entries.clone();
+        record_outcome(&mut failed_again[0], &outcome, t("2026-12-02T00:00:01Z"));
+        let stale = pass(&[], &[], &failed_again, &retry, "2026-12-03T00:00:00Z");
+        assert!(stale.due.is_empty());
+        assert_eq!(stale.entries[0].state, NotificationState::Failed);
     }
 
     #[test]
     fn a_manual_request_waits_for_the_staffs_confirmation() {
-        let plans = [notification(
-            "soluno",
-            GRACE_END,
-            NotificationDelivery::Manual,
-        )];
-        let gone = BTreeSet::new();
-        let owed = ledger(
-            "acme",
-            &plans,
-            &gone,
-            &[],
-            &StaffActions::default(),
-            t(GRACE_END),
-        );
-        assert_eq!(owed.entries[0].state, NotificationState::Manual);
+        let plans = [notification("soluno", GRACE_END)];
+        let none = StaffActions::default();
+        let mut entries = pass(&plans, &[], &[], &none, GRACE_END).entries;
+        // The controller found no webhook at the due time.
+        entries[0].state = NotificationState::Manual;
+        entries[0].reason = Some(manual_instruction("soluno"));
         assert!(
-            owed.entries[0]
+            entries[0]
                 .reason
                 .as_deref()
                 .unwrap()
                 .contains(CONFIRMED_ANNOTATION_PREFIX)
         );
-        assert!(owed.due.is_empty(), "nothing is sent");
-        assert!(!all_settled(&owed.entries));
+        let waiting = pass(&[], &[], &entries, &none, "2026-12-02T00:00:00Z");
+        assert!(waiting.due.is_empty(), "nothing is sent");
+        assert!(!all_settled(&waiting.entries));
         let confirmed = StaffActions {
             confirmed: BTreeMap::from([("soluno".to_owned(), t("2026-12-03T10:00:00Z"))]),
             ..StaffActions::default()
         };
-        // By then the erased record is no longer in the plan.
-        let done = ledger(
-            "acme",
-            &[],
-            &gone,
-            &owed.entries,
-            &confirmed,
-            t("2026-12-04T00:00:00Z"),
-        );
+        let done = pass(&[], &[], &entries, &confirmed, "2026-12-04T00:00:00Z");
         assert_eq!(done.entries[0].state, NotificationState::Acknowledged);
         assert_eq!(
             done.entries[0].acknowledged_at,
@@ -454,87 +461,28 @@ mod tests {
     }
 
     #[test]
-    fn a_confirmation_does_not_cover_a_later_request_to_the_same_processor() {
+    fn each_erasure_time_of_a_processor_is_its_own_request_and_confirmation() {
         let plans = [
-            notification("soluno", GRACE_END, NotificationDelivery::Manual),
-            notification(
-                "soluno",
-                "2034-01-01T00:00:00Z",
-                NotificationDelivery::Manual,
-            ),
+            notification("soluno", GRACE_END),
+            notification("soluno", "2034-01-01T00:00:00Z"),
         ];
-        let gone = BTreeSet::new();
+        let none = StaffActions::default();
+        let mut entries = pass(&plans, &[], &[], &none, GRACE_END).entries;
+        assert_eq!(entries.len(), 2);
+        assert_ne!(entries[0].idempotency_key, entries[1].idempotency_key);
+        for entry in &mut entries {
+            entry.state = NotificationState::Manual;
+        }
+        // A confirmation covers what was erased by then, not the bookkeeping data of 2034.
         let confirmed = StaffActions {
             confirmed: BTreeMap::from([("soluno".to_owned(), t("2026-12-03T10:00:00Z"))]),
             ..StaffActions::default()
         };
-        let later = ledger(
-            "acme",
-            &plans,
-            &gone,
-            &[],
-            &confirmed,
-            t("2034-01-01T00:00:00Z"),
-        );
+        let later = pass(&plans, &[], &entries, &confirmed, "2034-01-01T00:00:00Z");
         let states: Vec<NotificationState> = later.entries.iter().map(|e| e.state).collect();
         assert_eq!(
             states,
             [NotificationState::Acknowledged, NotificationState::Manual]
         );
-    }
-
-    #[test]
-    fn each_erasure_time_of_a_processor_is_its_own_request() {
-        let plans = [
-            notification("pipedrive", GRACE_END, NotificationDelivery::Webhook),
-            notification(
-                "pipedrive",
-                "2034-01-01T00:00:00Z",
-                NotificationDelivery::Webhook,
-            ),
-        ];
-        let gone = BTreeSet::new();
-        let none = StaffActions::default();
-        let first = ledger("acme", &plans, &gone, &[], &none, t(GRACE_END));
-        assert_eq!(first.entries.len(), 1);
-        let both = ledger(
-            "acme",
-            &plans,
-            &gone,
-            &first.entries,
-            &none,
-            t("2034-01-01T00:00:00Z"),
-        );
-        assert_eq!(both.entries.len(), 2);
-        assert_ne!(
-            both.entries[0].idempotency_key,
-            both.entries[1].idempotency_key
-        );
-    }
-
-    #[test]
-    fn an_unknown_processor_fails_with_a_reason_staff_can_act_on() {
-        let plans = [notification(
-            "ghost",
-            GRACE_END,
-            NotificationDelivery::UnknownProcessor,
-        )];
-        let owed = ledger(
-            "acme",
-            &plans,
-            &BTreeSet::new(),
-            &[],
-            &StaffActions::default(),
-            t(GRACE_END),
-        );
-        assert_eq!(owed.entries[0].state, NotificationState::Failed);
-        assert!(
-            owed.entries[0]
-                .reason
-                .as_deref()
-                .unwrap()
-                .contains("no DataProcessor")
-        );
-        assert!(owed.due.is_empty());
     }
 }
