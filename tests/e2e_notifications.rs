@@ -224,7 +224,15 @@ async fn annotate(client: &Client, key: &str, value: &str) {
 /// Moves the clock to the request's next attempt and waits for that delivery.
 async fn next_attempt(harness: &Harness, receiver: &Receiver) {
     let seen = receiver.received().len();
-    let request = wait_request(&harness.client, NotificationState::Pending).await;
+    // The status must show every attempt so far, or its next attempt is a stale one.
+    let request = eventually("the last attempt recorded", || async {
+        requests(&harness.client)
+            .await
+            .into_iter()
+            .next()
+            .filter(|r| r.state == NotificationState::Pending && r.attempts as usize >= seen)
+    })
+    .await;
     let next = request
         .next_attempt_at
         .expect("a Pending request has a next attempt");
@@ -254,6 +262,12 @@ async fn a_receiver_failing_three_times_gets_four_deliveries_with_one_key_and_on
         receiver.received().is_empty(),
         "nothing is sent before the erasure"
     );
+    // The request is on record from the moment the erasure is planned, so no crash between
+    // the deletion and a status write can lose it.
+    let recorded = wait_request(&client, NotificationState::Pending).await;
+    assert_eq!(recorded.erasure_at, Some(at(GRACE_END)));
+    assert_eq!(recorded.next_attempt_at, Some(at(GRACE_END)));
+    assert_eq!(recorded.attempts, 0);
 
     harness.move_clock_to(GRACE_END).await;
     eventually("the CRM record erased", || async {
