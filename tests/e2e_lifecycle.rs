@@ -22,8 +22,8 @@ use retention_operator::{
 };
 
 use e2e_support::{
-    Harness, NAMESPACE, at, binding, create, create_cluster, default_policy, delete_at, eventually,
-    expires_at, gone, invoices, mailbox, record, terminated_account, wait_phase, website,
+    Harness, NAMESPACE, active_account, at, binding, create, create_cluster, default_policy,
+    delete_at, eventually, expires_at, gone, invoices, mailbox, record, wait_phase, website,
 };
 
 const TERMINATED: &str = "2026-11-01T00:00:00Z";
@@ -63,9 +63,10 @@ fn expected_expiry(taken: DateTime<Utc>) -> DateTime<Utc> {
     }
 }
 
+/// An active account with all its objects; the test terminates it.
 async fn seed(client: &Client) {
     create_cluster(client, &default_policy()).await;
-    create_cluster(client, &terminated_account("acme", TERMINATED)).await;
+    create_cluster(client, &active_account("acme")).await;
     create(client, &website("www", "acme")).await;
     let mut database = Database::new(
         "shop-db",
@@ -115,8 +116,9 @@ async fn seed(client: &Client) {
 }
 
 /// Records every phase the Account's status shows, in order, from a watch: a phase held only
-/// between two writes (Erasing) is seen too.
-fn record_phases(client: &Client) -> Arc<Mutex<Vec<AccountPhase>>> {
+/// between two writes (Erasing) is seen too. Only the Account with `uid` counts (on a real
+/// cluster, an earlier test's Account of the same name may still be reported as it goes).
+fn record_phases(client: &Client, uid: String) -> Arc<Mutex<Vec<AccountPhase>>> {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let recorder = seen.clone();
     let accounts: Api<Account> = Api::all(client.clone());
@@ -126,8 +128,11 @@ fn record_phases(client: &Client) -> Arc<Mutex<Vec<AccountPhase>>> {
             .applied_objects()
             .for_each(move |account| {
                 let recorder = recorder.clone();
+                let phase = account
+                    .ok()
+                    .filter(|a| a.metadata.uid.as_deref() == Some(uid.as_str()))
+                    .and_then(|a| a.status?.phase);
                 async move {
-                    let phase = account.ok().and_then(|a| a.status?.phase);
                     let mut seen = recorder.lock().unwrap();
                     if let Some(phase) = phase
                         && seen.last() != Some(&phase)
@@ -154,8 +159,20 @@ async fn hosted_present(client: &Client) -> [bool; 4] {
 async fn a_terminated_account_is_erased_on_schedule() {
     let harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
     let client = harness.client.clone();
-    let phases = record_phases(&client);
     seed(&client).await;
+    wait_phase(&client, "acme", AccountPhase::Active).await;
+    let uid = e2e_support::account(&client, "acme")
+        .await
+        .and_then(|a| a.metadata.uid)
+        .expect("the Account has a uid");
+    let phases = record_phases(&client, uid);
+    // The account system terminates the account.
+    e2e_support::patch_account(
+        &client,
+        "acme",
+        serde_json::json!({"spec": {"state": "Terminated", "terminatedAt": TERMINATED}}),
+    )
+    .await;
 
     // Schedules appear on every object.
     for (kind, name, expected) in [
@@ -166,25 +183,28 @@ async fn a_terminated_account_is_erased_on_schedule() {
         ("Mailbox", "info", MAILBOX_DUE),
         ("DataRecord", "invoices", INVOICES_DUE),
     ] {
-        let stamped = eventually(&format!("the delete-at of {kind} {name}"), || async {
-            match kind {
-                "Website" => delete_at::<Website>(&client, name).await,
-                "Database" => delete_at::<Database>(&client, name).await,
-                "Domain" => delete_at::<Domain>(&client, name).await,
-                "Mailbox" => delete_at::<Mailbox>(&client, name).await,
-                _ => delete_at::<DataRecord>(&client, name).await,
-            }
-        })
+        eventually(
+            &format!("the delete-at {expected} on {kind} {name}"),
+            || async {
+                let stamped = match kind {
+                    "Website" => delete_at::<Website>(&client, name).await,
+                    "Database" => delete_at::<Database>(&client, name).await,
+                    "Domain" => delete_at::<Domain>(&client, name).await,
+                    "Mailbox" => delete_at::<Mailbox>(&client, name).await,
+                    _ => delete_at::<DataRecord>(&client, name).await,
+                };
+                (stamped.as_deref() == Some(expected)).then_some(())
+            },
+        )
         .await;
-        assert_eq!(stamped, expected, "{kind} {name}");
     }
     for taken in backup_times() {
         let name = backup_name(taken);
-        let expires = eventually(&format!("the expiresAt of {name}"), || {
-            expires_at(&client, &name)
+        let expected = expected_expiry(taken);
+        eventually(&format!("the expiresAt {expected} of {name}"), || async {
+            (expires_at(&client, &name).await == Some(expected)).then_some(())
         })
         .await;
-        assert_eq!(expires, expected_expiry(taken), "{name}");
     }
     wait_phase(&client, "acme", AccountPhase::GracePeriod).await;
     let account = Api::<Account>::all(client.clone())
@@ -294,13 +314,14 @@ async fn a_terminated_account_is_erased_on_schedule() {
     .await;
     wait_phase(&client, "acme", AccountPhase::Erased).await;
 
-    // The phases, in order: GracePeriod → Erasing → Retained → Erased. The mailbox's shorter
-    // grace adds a first, brief Erasing on 2026-11-15, after which the account is back in its
-    // grace period until the other hosted objects' date.
+    // The phases, in order: Active, then GracePeriod → Erasing → Retained → Erased. The
+    // mailbox's shorter grace adds a first, brief Erasing on 2026-11-15, after which the
+    // account is back in its grace period until the other hosted objects' date.
     let phases = phases.lock().unwrap().clone();
     assert_eq!(
         phases,
         [
+            AccountPhase::Active,
             AccountPhase::GracePeriod,
             AccountPhase::Erasing,
             AccountPhase::GracePeriod,
@@ -318,6 +339,7 @@ async fn a_terminated_account_is_erased_on_schedule() {
     assert_eq!(
         first_seen,
         [
+            AccountPhase::Active,
             AccountPhase::GracePeriod,
             AccountPhase::Erasing,
             AccountPhase::Retained,
