@@ -1,0 +1,480 @@
+//! The RBAC proof: the chart grants exactly the API calls the operator makes, no more and no
+//! less, with no wildcards.
+//!
+//! The operator (in-process, as in the end-to-end tests) goes through every path that touches
+//! the API: stamping, status writes, unbound and malformed reports, deletions, the finalizer,
+//! events, erasure requests (which read a Secret), and leader election. Every (verb, API group,
+//! resource, subresource) it used is collected from the test API server's request log and
+//! compared with the ClusterRole and the leader-election Role that `helm template` renders.
+
+mod e2e_support;
+mod receiver;
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::PathBuf,
+    process::Command,
+    sync::Arc,
+};
+
+use k8s_openapi::{ByteString, api::core::v1::Secret};
+use kube::{
+    Api, Client,
+    api::{DeleteParams, ObjectMeta, Patch, PatchParams},
+};
+use retention_operator::{
+    api::{
+        Account, AccountPhase, Backup, Condition, ConditionStatus, DataCategory, DataProcessor,
+        DataProcessorSpec, DataRecord, Database, DatabaseEngine, DatabaseSpec, Domain, DomainSpec,
+        ErasureChannel, ErasureWebhook, LegalBasis, Mailbox, NotificationState, SecretKeyRef,
+        Website,
+    },
+    leader::{LeaderSettings, run_as_leader},
+};
+use serde_json::Value;
+use test_apiserver::TestApiServer;
+
+use e2e_support::{
+    Harness, NAMESPACE, OPERATOR_AGENT, at, binding, create, create_cluster, default_policy,
+    eventually, gone, invoices, mailbox, record, terminated_account, wait_phase, website,
+    website_backup,
+};
+use receiver::{Receiver, Reply, loopback_pki};
+
+/// (verb, API group, resource, subresource): what one RBAC rule entry grants.
+type Permission = (String, String, String, String);
+
+/// The lease the chart's Role covers, in the namespace the test uses for it.
+const LEASE_NAMESPACE: &str = "default";
+
+fn permission(verb: &str, group: &str, resource: &str, subresource: &str) -> Permission {
+    (
+        verb.to_owned(),
+        group.to_owned(),
+        resource.to_owned(),
+        subresource.to_owned(),
+    )
+}
+
+/// What the operator asked of the server, by its User-Agent.
+fn used(server: &TestApiServer) -> BTreeSet<Permission> {
+    server
+        .requests()
+        .into_iter()
+        .filter(|r| r.user_agent == OPERATOR_AGENT)
+        .map(|r| {
+            assert!(
+                !r.resource.is_empty(),
+                "a non-resource request ({} {}) needs nonResourceURLs",
+                r.verb,
+                r.path
+            );
+            permission(&r.verb, &r.group, &r.resource, &r.subresource)
+        })
+        .collect()
+}
+
+/// Runs every path of the operator that talks to the API server.
+async fn exercise_the_operator(harness: &mut Harness) {
+    let client = harness.client.clone();
+    let pki = loopback_pki();
+    let receiver = Receiver::start(&pki, Reply::Status(200)).await;
+    create_cluster(&client, &default_policy()).await;
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some("pipedrive-hmac".into()),
+            namespace: Some(NAMESPACE.into()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            "secret".to_owned(),
+            ByteString(b"rbac-test-secret".to_vec()),
+        )])),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(client.clone(), NAMESPACE)
+        .patch(
+            "pipedrive-hmac",
+            &PatchParams::apply("rbac-test").force(),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .unwrap();
+    let processor = DataProcessor::new(
+        "pipedrive",
+        DataProcessorSpec {
+            legal_name: "Pipedrive OÜ".into(),
+            country: "EE".into(),
+            purposes: vec!["crm".into()],
+            erasure: ErasureChannel {
+                webhook: Some(ErasureWebhook {
+                    url: receiver.url(),
+                    secret_ref: SecretKeyRef {
+                        namespace: NAMESPACE.into(),
+                        name: "pipedrive-hmac".into(),
+                        key: "secret".into(),
+                    },
+                    ca_bundle: Some(String::from_utf8(pki.ca_pem.clone()).unwrap()),
+                }),
+            },
+        },
+    );
+    create_cluster(&client, &processor).await;
+    create_cluster(&client, &terminated_account("acme", "2026-11-01T00:00:00Z")).await;
+    create(&client, &website("www", "acme")).await;
+    create(&client, &mailbox("info", "acme")).await;
+    let mut crm = binding("acme", LegalBasis::Contract);
+    crm.processor_ref = Some("pipedrive".into());
+    create(&client, &record("crm", crm, DataCategory::Crm)).await;
+    create(&client, &invoices("invoices", "acme", "2026-12-31")).await;
+    create(
+        &client,
+        &website_backup("www-1031", "acme", "www", at("2026-10-31T02:00:00Z")),
+    )
+    .await;
+    let mut database = Database::new(
+        "shop-db",
+        DatabaseSpec {
+            binding: binding("acme", LegalBasis::Contract),
+            engine: DatabaseEngine::Postgresql,
+        },
+    );
+    database.metadata.namespace = Some(NAMESPACE.into());
+    create(&client, &database).await;
+    let mut domain = Domain::new(
+        "acme-example",
+        DomainSpec {
+            binding: binding("acme", LegalBasis::Contract),
+            fqdn: "acme.example".into(),
+            registrar: None,
+        },
+    );
+    domain.metadata.namespace = Some(NAMESPACE.into());
+    create(&client, &domain).await;
+    // Objects of every kind bound to no Account (each reported on its own status), whose
+    // Account then appears (each marked bound again).
+    let mut orphan_database = database.clone();
+    orphan_database.metadata.name = Some("orphan".into());
+    orphan_database.spec.binding.account_ref = "late".into();
+    create(&client, &orphan_database).await;
+    let mut orphan_domain = domain.clone();
+    orphan_domain.metadata.name = Some("orphan".into());
+    orphan_domain.spec.binding.account_ref = "late".into();
+    create(&client, &orphan_domain).await;
+    create(&client, &website("orphan", "late")).await;
+    create(&client, &mailbox("orphan", "late")).await;
+    create(
+        &client,
+        &record(
+            "orphan",
+            binding("late", LegalBasis::Contract),
+            DataCategory::Crm,
+        ),
+    )
+    .await;
+    create(
+        &client,
+        &website_backup("orphan", "late", "orphan", at("2026-11-01T02:00:00Z")),
+    )
+    .await;
+    eventually("every orphan reported", || async {
+        let reported = [
+            bound_condition::<Website>(&client).await,
+            bound_condition::<Database>(&client).await,
+            bound_condition::<Domain>(&client).await,
+            bound_condition::<Mailbox>(&client).await,
+            bound_condition::<DataRecord>(&client).await,
+            backup_bound_condition(&client).await,
+        ];
+        reported
+            .iter()
+            .all(|r| *r == Some(ConditionStatus::False))
+            .then_some(())
+    })
+    .await;
+    create_cluster(&client, &e2e_support::active_account("late")).await;
+    eventually("every orphan bound again", || async {
+        let bound = [
+            bound_condition::<Website>(&client).await,
+            bound_condition::<Database>(&client).await,
+            bound_condition::<Domain>(&client).await,
+            bound_condition::<Mailbox>(&client).await,
+            bound_condition::<DataRecord>(&client).await,
+            backup_bound_condition(&client).await,
+        ];
+        bound
+            .iter()
+            .all(|r| *r == Some(ConditionStatus::True))
+            .then_some(())
+    })
+    .await;
+    wait_phase(&client, "acme", AccountPhase::GracePeriod).await;
+
+    // A deletion that fails twice: the second identical event is a patch of the first's
+    // series (kube's recorder).
+    let server = harness.test_server().unwrap();
+    server.update_faults(|f| {
+        f.rules.push(
+            test_apiserver::FaultRule::always(500)
+                .verb("delete")
+                .resource("mailboxes"),
+        )
+    });
+    harness.move_clock_to("2026-11-15T00:00:00Z").await;
+    harness.move_clock_to("2026-11-15T00:00:01Z").await;
+    eventually("a repeated DeletionFailed event", || async {
+        server
+            .requests()
+            .iter()
+            .any(|r| r.user_agent == OPERATOR_AGENT && r.verb == "patch" && r.resource == "events")
+            .then_some(())
+    })
+    .await;
+    server.clear_faults();
+    harness.move_clock_to("2026-11-15T00:00:02Z").await;
+    eventually("the mailbox deleted", || async {
+        gone::<Mailbox>(&client, "info").await.then_some(())
+    })
+    .await;
+
+    // Advance notice, erasure, the erasure request, backup expiry, bookkeeping, finalizer.
+    harness.move_clock_to("2026-11-30T12:00:00Z").await;
+    harness.move_clock_to("2026-12-01T00:00:00Z").await;
+    eventually("the erasure request acknowledged", || async {
+        let status = e2e_support::account(&client, "acme").await?.status?;
+        status
+            .processors
+            .iter()
+            .any(|p| p.state == NotificationState::Acknowledged)
+            .then_some(())
+    })
+    .await;
+    Api::<Account>::all(client.clone())
+        .delete("acme", &DeleteParams::default())
+        .await
+        .unwrap();
+    harness.move_clock_to("2034-01-01T00:00:00Z").await;
+    eventually("the Account released", || async {
+        e2e_support::account(&client, "acme")
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(gone::<DataRecord>(&client, "invoices").await);
+}
+
+/// The `Bound` condition of the hosted object named `orphan`.
+async fn bound_condition<K>(client: &Client) -> Option<ConditionStatus>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + HasConditions,
+{
+    let object = e2e_support::get::<K>(client, "orphan").await?;
+    object
+        .conditions()
+        .iter()
+        .find(|c| c.type_ == "Bound")
+        .map(|c| c.status)
+}
+
+async fn backup_bound_condition(client: &Client) -> Option<ConditionStatus> {
+    let backup = e2e_support::get::<Backup>(client, "orphan").await?;
+    backup
+        .status?
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Bound")
+        .map(|c| c.status)
+}
+
+/// The conditions on a hosted kind's status.
+trait HasConditions {
+    fn conditions(&self) -> Vec<Condition>;
+}
+
+macro_rules! has_conditions {
+    ($($kind:ty),*) => {$(
+        impl HasConditions for $kind {
+            fn conditions(&self) -> Vec<Condition> {
+                self.status.clone().map(|s| s.conditions).unwrap_or_default()
+            }
+        }
+    )*};
+}
+
+has_conditions!(Website, Database, Domain, Mailbox, DataRecord);
+
+/// Takes and gives up the leader-election Lease as a replica does.
+async fn elect_a_leader(server: &TestApiServer) {
+    let mut config = kube::Config::new(server.url().parse().unwrap());
+    config.headers.push((
+        "user-agent".parse().unwrap(),
+        OPERATOR_AGENT.parse().unwrap(),
+    ));
+    let client = Client::try_from(config).unwrap();
+    let settings = LeaderSettings {
+        lease_name: "retention-operator".into(),
+        namespace: LEASE_NAMESPACE.into(),
+        identity: "rbac-test".into(),
+        duration_seconds: 3,
+        grace_seconds: 1,
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let led = Arc::new(tokio::sync::Notify::new());
+    let leading = led.clone();
+    let replica = tokio::spawn(async move {
+        run_as_leader(client, &settings, stopped, move |stop| async move {
+            leading.notify_one();
+            stop.await;
+        })
+        .await
+    });
+    tokio::time::timeout(e2e_support::deadline(), led.notified())
+        .await
+        .expect("the replica became leader");
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(e2e_support::deadline(), replica).await;
+}
+
+/// The chart rendered with its default values, as parsed documents.
+fn rendered_chart() -> Vec<Value> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let helm = root.join("target/tools/helm");
+    assert!(
+        helm.exists(),
+        "{} is missing: run .ci/fetch-tools first",
+        helm.display()
+    );
+    let output = Command::new(&helm)
+        .args(["template", "retention-operator"])
+        .arg(root.join("charts/retention-operator"))
+        .args(["--namespace", LEASE_NAMESPACE])
+        .args([
+            "--set",
+            &format!("processorSecrets.namespaces={{{NAMESPACE}}}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "helm template failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    serde_saphyr::from_multiple::<Value>(&text)
+        .unwrap()
+        .into_iter()
+        .filter(|d| !d.is_null())
+        .collect()
+}
+
+/// Every permission the rules of the rendered `kind` grant; panics on a wildcard.
+fn granted(documents: &[Value], kind: &str) -> BTreeSet<Permission> {
+    let mut permissions = BTreeSet::new();
+    for document in documents.iter().filter(|d| d["kind"] == kind) {
+        for rule in document["rules"].as_array().into_iter().flatten() {
+            let strings = |field: &str| -> Vec<String> {
+                rule[field]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|v| v.as_str().unwrap_or_default().to_owned())
+                    .collect()
+            };
+            assert!(
+                rule.get("nonResourceURLs").is_none(),
+                "{kind} grants nonResourceURLs"
+            );
+            for field in ["verbs", "apiGroups", "resources", "resourceNames"] {
+                assert!(
+                    !strings(field).iter().any(|s| s.contains('*')),
+                    "{kind} has a wildcard in {field}: {rule}"
+                );
+            }
+            for verb in strings("verbs") {
+                for group in strings("apiGroups") {
+                    for resource in strings("resources") {
+                        let (resource, subresource) =
+                            resource.split_once('/').unwrap_or((&resource, ""));
+                        permissions.insert(permission(&verb, &group, resource, subresource));
+                    }
+                }
+            }
+        }
+    }
+    permissions
+}
+
+fn difference(left: &BTreeSet<Permission>, right: &BTreeSet<Permission>) -> Vec<String> {
+    left.difference(right)
+        .map(|(verb, group, resource, subresource)| {
+            let group = if group.is_empty() { "core" } else { group };
+            if subresource.is_empty() {
+                format!("{verb} {group} {resource}")
+            } else {
+                format!("{verb} {group} {resource}/{subresource}")
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_chart_grants_exactly_what_the_operator_uses() {
+    e2e_support::skip_on_real_cluster!("reads the test API server's request log");
+    let mut harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
+    exercise_the_operator(&mut harness).await;
+    let server = harness.test_server().unwrap();
+    elect_a_leader(server).await;
+    let used = used(server);
+    harness.stop().await;
+
+    // Leases and Secrets are granted in their namespaces only, by Roles.
+    let namespaced = |p: &Permission| {
+        (p.1 == "coordination.k8s.io" && p.2 == "leases") || (p.1.is_empty() && p.2 == "secrets")
+    };
+    let used_cluster: BTreeSet<Permission> =
+        used.iter().filter(|p| !namespaced(p)).cloned().collect();
+    let used_lease: BTreeSet<Permission> = used.iter().filter(|p| namespaced(p)).cloned().collect();
+    assert!(
+        used_lease.iter().any(|p| p.2 == "leases"),
+        "leader election was exercised"
+    );
+
+    let chart = rendered_chart();
+    let cluster_role = granted(&chart, "ClusterRole");
+    let role = granted(&chart, "Role");
+    let missing = difference(&used_cluster, &cluster_role);
+    let extra = difference(&cluster_role, &used_cluster);
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "ClusterRole: missing {missing:?}, granted but unused {extra:?}"
+    );
+    let missing = difference(&used_lease, &role);
+    let extra = difference(&role, &used_lease);
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "Roles: missing {missing:?}, granted but unused {extra:?}"
+    );
+    // Each Role is in the namespace of what it grants: the Lease in the release namespace,
+    // the processors' Secrets where they live.
+    let namespaces: BTreeMap<String, String> = chart
+        .iter()
+        .filter(|d| d["kind"] == "Role")
+        .map(|d| {
+            let resource = d["rules"][0]["resources"][0].as_str().unwrap_or_default();
+            let namespace = d["metadata"]["namespace"].as_str().unwrap_or_default();
+            (resource.to_owned(), namespace.to_owned())
+        })
+        .collect();
+    assert_eq!(
+        namespaces,
+        BTreeMap::from([
+            ("leases".to_owned(), LEASE_NAMESPACE.to_owned()),
+            ("secrets".to_owned(), NAMESPACE.to_owned()),
+        ])
+    );
+}
