@@ -22,8 +22,12 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
 pub struct HttpState {
     /// The metrics rendered on `/metrics`.
     pub metrics: Arc<Metrics>,
-    /// Set once the operator's caches have synced; `/readyz` answers 200 only after that.
+    /// Set once the operator's caches have synced; `/readyz` answers 200 after that.
     pub ready: Arc<AtomicBool>,
+    /// Set while this replica waits for the leader Lease. A standby is ready too: otherwise
+    /// only the leader would ever be, and a Deployment of several replicas could never finish
+    /// a rollout (nor a PodDisruptionBudget allow a disruption).
+    pub standby: Arc<AtomicBool>,
 }
 
 /// The router serving `/metrics`, `/healthz` and `/readyz`.
@@ -64,6 +68,8 @@ async fn healthz() -> &'static str {
 async fn readyz(State(state): State<HttpState>) -> (StatusCode, &'static str) {
     if state.ready.load(Ordering::Acquire) {
         (StatusCode::OK, "ready")
+    } else if state.standby.load(Ordering::Acquire) {
+        (StatusCode::OK, "standby")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready")
     }
@@ -156,6 +162,7 @@ mod tests {
         HttpState {
             metrics: Arc::new(Metrics::new()),
             ready: Arc::new(AtomicBool::new(false)),
+            standby: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -200,6 +207,23 @@ mod tests {
         let after = get(server.addr, "/readyz").await;
         assert_eq!(after.status, 200);
         assert_eq!(after.body, "ready");
+    }
+
+    #[tokio::test]
+    async fn a_standby_replica_is_ready_and_the_new_leader_only_once_synced() {
+        let state = state();
+        let (ready, standby) = (Arc::clone(&state.ready), Arc::clone(&state.standby));
+        standby.store(true, Ordering::Release);
+        let server = start(state).await;
+        let waiting = get(server.addr, "/readyz").await;
+        assert_eq!((waiting.status, waiting.body.as_str()), (200, "standby"));
+        // Took the lease: not ready until its caches have synced.
+        standby.store(false, Ordering::Release);
+        let syncing = get(server.addr, "/readyz").await;
+        assert_eq!(syncing.status, 503);
+        ready.store(true, Ordering::Release);
+        let leading = get(server.addr, "/readyz").await;
+        assert_eq!((leading.status, leading.body.as_str()), (200, "ready"));
     }
 
     #[tokio::test]

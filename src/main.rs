@@ -246,9 +246,12 @@ fn run(args: RunArgs) -> Result<(), String> {
                 let _ = stopped.wait_for(|s| *s).await;
             }
         };
+        // With leader election, a replica is a standby until it holds the Lease.
+        let standby = Arc::new(AtomicBool::new(args.leader_election));
         let state = http::HttpState {
             metrics: metrics.clone(),
             ready: ready.clone(),
+            standby: standby.clone(),
         };
         let server = tokio::spawn(http::serve(listener, state, until_stopped()));
         let settings = Settings {
@@ -271,6 +274,7 @@ fn run(args: RunArgs) -> Result<(), String> {
             };
             let work_client = client.clone();
             let outcome = run_as_leader(client, &leader, stopped_rx, move |stop| {
+                standby.store(false, std::sync::atomic::Ordering::Release);
                 controller::run(work_client, settings, metrics, ready, stop)
             })
             .await
