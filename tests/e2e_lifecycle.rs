@@ -15,15 +15,15 @@ use kube::{
 use retention_operator::{
     api::{
         Account, AccountPhase, Backup, BackupSource, BackupSpec, DataCategory, DataRecord,
-        Database, DatabaseEngine, DatabaseSpec, Domain, DomainSpec, HostedKind, LegalBasis,
-        Mailbox, Website,
+        Database, Domain, HostedKind, LegalBasis, Mailbox, Website,
     },
     controller,
 };
 
 use e2e_support::{
-    Harness, NAMESPACE, active_account, at, binding, create, create_cluster, default_policy,
-    delete_at, eventually, expires_at, gone, invoices, mailbox, record, wait_phase, website,
+    Harness, NAMESPACE, active_account, at, binding, create, create_cluster, database,
+    default_policy, delete_at, domain, eventually, expires_at, gone, invoices, mailbox, record,
+    wait_phase, website,
 };
 
 const TERMINATED: &str = "2026-11-01T00:00:00Z";
@@ -68,26 +68,9 @@ async fn seed(client: &Client) {
     create_cluster(client, &default_policy()).await;
     create_cluster(client, &active_account("acme")).await;
     create(client, &website("www", "acme")).await;
-    let mut database = Database::new(
-        "shop-db",
-        DatabaseSpec {
-            binding: binding("acme", LegalBasis::Contract),
-            engine: DatabaseEngine::Postgresql,
-        },
-    );
-    database.metadata.namespace = Some(NAMESPACE.into());
-    create(client, &database).await;
+    create(client, &database("shop-db", "acme")).await;
     create(client, &mailbox("info", "acme")).await;
-    let mut domain = Domain::new(
-        "acme-example",
-        DomainSpec {
-            binding: binding("acme", LegalBasis::Contract),
-            fqdn: "acme.example".into(),
-            registrar: None,
-        },
-    );
-    domain.metadata.namespace = Some(NAMESPACE.into());
-    create(client, &domain).await;
+    create(client, &domain("acme-example", "acme")).await;
     create(
         client,
         &record(

@@ -5,31 +5,27 @@ mod e2e_support;
 mod receiver;
 
 use std::{
-    collections::BTreeMap,
     io::Write,
     sync::{Arc, Mutex, OnceLock},
     time::Duration,
 };
 
 use chrono::{DateTime, Utc};
-use k8s_openapi::{ByteString, api::core::v1::Secret, api::events::v1::Event};
+use k8s_openapi::api::events::v1::Event;
 use kube::{
     Api, Client,
-    api::{ObjectMeta, Patch, PatchParams},
+    api::{Patch, PatchParams},
 };
 use retention_operator::{
-    api::{
-        AccountPhase, DataCategory, DataProcessor, DataProcessorSpec, ErasureChannel,
-        ErasureWebhook, LegalBasis, NotificationState, ProcessorNotification, SecretKeyRef,
-    },
+    api::{AccountPhase, DataCategory, LegalBasis, NotificationState, ProcessorNotification},
     clock::Clock,
     notifier::{IDEMPOTENCY_KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify},
 };
 use serde_json::json;
 
 use e2e_support::{
-    Harness, NAMESPACE, account, at, binding, create, create_cluster, default_policy, eventually,
-    gone, record, terminated_account, wait_phase,
+    Harness, NAMESPACE, account, apply_signing_secret, at, binding, create, create_cluster,
+    default_policy, events, eventually, gone, processor, record, terminated_account, wait_phase,
 };
 use receiver::{Receiver, Reply, loopback_pki};
 
@@ -70,46 +66,8 @@ impl Write for Sink {
 /// `url` (with the receiver's CA), or none for a manual processor.
 async fn seed(client: &Client, webhook: Option<(&str, &[u8])>) {
     create_cluster(client, &default_policy()).await;
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some("pipedrive-hmac".into()),
-            namespace: Some(NAMESPACE.into()),
-            ..Default::default()
-        },
-        data: Some(BTreeMap::from([(
-            "secret".to_owned(),
-            ByteString(SECRET.as_bytes().to_vec()),
-        )])),
-        ..Default::default()
-    };
-    // Applied, not created: on a real cluster an earlier test's Secret may still be there.
-    Api::<Secret>::namespaced(client.clone(), NAMESPACE)
-        .patch(
-            "pipedrive-hmac",
-            &PatchParams::apply("e2e-test").force(),
-            &Patch::Apply(&secret),
-        )
-        .await
-        .unwrap();
-    let processor = DataProcessor::new(
-        "pipedrive",
-        DataProcessorSpec {
-            legal_name: "Pipedrive OÜ".into(),
-            country: "EE".into(),
-            purposes: vec!["crm".into()],
-            erasure: ErasureChannel {
-                webhook: webhook.map(|(url, ca)| ErasureWebhook {
-                    url: url.to_owned(),
-                    secret_ref: SecretKeyRef {
-                        namespace: NAMESPACE.into(),
-                        name: "pipedrive-hmac".into(),
-                        key: "secret".into(),
-                    },
-                    ca_bundle: Some(String::from_utf8(ca.to_vec()).unwrap()),
-                }),
-            },
-        },
-    );
+    apply_signing_secret(client, "pipedrive", SECRET.as_bytes()).await;
+    let processor = processor("pipedrive", webhook);
     create_cluster(client, &processor).await;
     create_cluster(client, &terminated_account("acme", "2026-11-01T00:00:00Z")).await;
     let mut crm_binding = binding("acme", LegalBasis::Contract);
@@ -144,16 +102,12 @@ async fn wait_received(receiver: &Receiver, count: usize) {
     .await;
 }
 
-/// Reasons and notes of the events with `reason`.
+/// The notes of the events with `reason`.
 async fn event_notes(client: &Client, reason: &str) -> Vec<String> {
-    Api::<Event>::all(client.clone())
-        .list(&Default::default())
+    events(client, reason)
         .await
-        .unwrap()
-        .items
         .into_iter()
-        .filter(|e| e.reason.as_deref() == Some(reason))
-        .filter_map(|e| e.note)
+        .map(|(_, _, note)| note)
         .collect()
 }
 
@@ -221,6 +175,15 @@ async fn annotate(client: &Client, key: &str, value: &str) {
         .unwrap();
 }
 
+/// [`checked_key`] of every delivery the receiver has seen, in order.
+fn checked_keys(receiver: &Receiver, now: DateTime<Utc>) -> Vec<String> {
+    receiver
+        .received()
+        .iter()
+        .map(|d| checked_key(d, now))
+        .collect()
+}
+
 /// Moves the clock to the request's next attempt and waits for that delivery.
 async fn next_attempt(harness: &Harness, receiver: &Receiver) {
     let seen = receiver.received().len();
@@ -284,8 +247,7 @@ async fn a_receiver_failing_three_times_gets_four_deliveries_with_one_key_and_on
     assert_eq!(acknowledged.attempts, 4);
     let deliveries = receiver.received();
     assert_eq!(deliveries.len(), 4);
-    let now = harness.clock.now();
-    let keys: Vec<String> = deliveries.iter().map(|d| checked_key(d, now)).collect();
+    let keys = checked_keys(&receiver, harness.clock.now());
     assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
     let requested: Vec<serde_json::Value> = deliveries
         .iter()
@@ -375,12 +337,7 @@ async fn a_refused_request_fails_with_a_condition_and_is_sent_again_only_when_st
     .await;
     let acknowledged = wait_request(&client, NotificationState::Acknowledged).await;
     assert_eq!(acknowledged.attempts, 2);
-    let now = harness.clock.now();
-    let keys: Vec<String> = receiver
-        .received()
-        .iter()
-        .map(|d| checked_key(d, now))
-        .collect();
+    let keys = checked_keys(&receiver, harness.clock.now());
     assert_eq!(keys.len(), 2);
     assert_eq!(keys[0], keys[1]);
     wait_phase(&client, "acme", AccountPhase::Erased).await;
@@ -437,12 +394,7 @@ async fn a_restart_during_retries_continues_with_the_same_key() {
     harness.restart_operator().await;
     next_attempt(&harness, &receiver).await;
     wait_request(&client, NotificationState::Acknowledged).await;
-    let now = harness.clock.now();
-    let keys: Vec<String> = receiver
-        .received()
-        .iter()
-        .map(|d| checked_key(d, now))
-        .collect();
+    let keys = checked_keys(&receiver, harness.clock.now());
     assert_eq!(keys.len(), 2);
     assert_eq!(keys[0], keys[1]);
     harness.stop().await;

@@ -5,7 +5,6 @@ mod e2e_support;
 
 use std::path::PathBuf;
 
-use k8s_openapi::api::events::v1::Event;
 use kube::{
     Api, Client,
     api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams},
@@ -19,32 +18,8 @@ use serde_json::json;
 
 use e2e_support::{
     ADVANCE_NOTICE, Harness, NAMESPACE, account, at, create, create_cluster, default_policy,
-    delete_at, eventually, get, gone, terminated_account, wait_phase, website,
+    delete_at, events, eventually, get, gone, terminated_account, wait_phase, website,
 };
-
-/// Events with `reason`, in any namespace, as (regarding kind/name, related name, note).
-async fn events(client: &Client, reason: &str) -> Vec<(String, String, String)> {
-    Api::<Event>::all(client.clone())
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some(reason))
-        .map(|e| {
-            let regarding = e.regarding.unwrap_or_default();
-            (
-                format!(
-                    "{}/{}",
-                    regarding.kind.unwrap_or_default(),
-                    regarding.name.unwrap_or_default()
-                ),
-                e.related.and_then(|r| r.name).unwrap_or_default(),
-                e.note.unwrap_or_default(),
-            )
-        })
-        .collect()
-}
 
 /// The Website's `Bound` condition as (status, reason).
 async fn bound_condition(client: &Client, name: &str) -> Option<(ConditionStatus, String)> {

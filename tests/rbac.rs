@@ -17,17 +17,11 @@ use std::{
     sync::Arc,
 };
 
-use k8s_openapi::{ByteString, api::core::v1::Secret};
-use kube::{
-    Api, Client,
-    api::{DeleteParams, ObjectMeta, Patch, PatchParams},
-};
+use kube::{Api, Client, api::DeleteParams};
 use retention_operator::{
     api::{
-        Account, AccountPhase, Backup, Condition, ConditionStatus, DataCategory, DataProcessor,
-        DataProcessorSpec, DataRecord, Database, DatabaseEngine, DatabaseSpec, Domain, DomainSpec,
-        ErasureChannel, ErasureWebhook, LegalBasis, Mailbox, NotificationState, SecretKeyRef,
-        Website,
+        Account, AccountPhase, Backup, Condition, ConditionStatus, DataCategory, DataRecord,
+        Database, Domain, LegalBasis, Mailbox, NotificationState, Website,
     },
     leader::{LeaderSettings, run_as_leader},
 };
@@ -35,9 +29,9 @@ use serde_json::Value;
 use test_apiserver::TestApiServer;
 
 use e2e_support::{
-    Harness, NAMESPACE, OPERATOR_AGENT, at, binding, create, create_cluster, default_policy,
-    eventually, gone, invoices, mailbox, record, terminated_account, wait_phase, website,
-    website_backup,
+    Harness, NAMESPACE, OPERATOR_AGENT, apply_signing_secret, at, binding, create, create_cluster,
+    database, default_policy, domain, eventually, gone, invoices, mailbox, processor, record,
+    terminated_account, wait_phase, website, website_backup,
 };
 use receiver::{Receiver, Reply, loopback_pki};
 
@@ -80,44 +74,10 @@ async fn exercise_the_operator(harness: &mut Harness) {
     let pki = loopback_pki();
     let receiver = Receiver::start(&pki, Reply::Status(200)).await;
     create_cluster(&client, &default_policy()).await;
-    let secret = Secret {
-        metadata: ObjectMeta {
-            name: Some("pipedrive-hmac".into()),
-            namespace: Some(NAMESPACE.into()),
-            ..Default::default()
-        },
-        data: Some(BTreeMap::from([(
-            "secret".to_owned(),
-            ByteString(b"rbac-test-secret".to_vec()),
-        )])),
-        ..Default::default()
-    };
-    Api::<Secret>::namespaced(client.clone(), NAMESPACE)
-        .patch(
-            "pipedrive-hmac",
-            &PatchParams::apply("rbac-test").force(),
-            &Patch::Apply(&secret),
-        )
-        .await
-        .unwrap();
-    let processor = DataProcessor::new(
+    apply_signing_secret(&client, "pipedrive", b"rbac-test-secret").await;
+    let processor = processor(
         "pipedrive",
-        DataProcessorSpec {
-            legal_name: "Pipedrive OÜ".into(),
-            country: "EE".into(),
-            purposes: vec!["crm".into()],
-            erasure: ErasureChannel {
-                webhook: Some(ErasureWebhook {
-                    url: receiver.url(),
-                    secret_ref: SecretKeyRef {
-                        namespace: NAMESPACE.into(),
-                        name: "pipedrive-hmac".into(),
-                        key: "secret".into(),
-                    },
-                    ca_bundle: Some(String::from_utf8(pki.ca_pem.clone()).unwrap()),
-                }),
-            },
-        },
+        Some((receiver.url().as_str(), pki.ca_pem.as_slice())),
     );
     create_cluster(&client, &processor).await;
     create_cluster(&client, &terminated_account("acme", "2026-11-01T00:00:00Z")).await;
@@ -132,35 +92,12 @@ async fn exercise_the_operator(harness: &mut Harness) {
         &website_backup("www-1031", "acme", "www", at("2026-10-31T02:00:00Z")),
     )
     .await;
-    let mut database = Database::new(
-        "shop-db",
-        DatabaseSpec {
-            binding: binding("acme", LegalBasis::Contract),
-            engine: DatabaseEngine::Postgresql,
-        },
-    );
-    database.metadata.namespace = Some(NAMESPACE.into());
-    create(&client, &database).await;
-    let mut domain = Domain::new(
-        "acme-example",
-        DomainSpec {
-            binding: binding("acme", LegalBasis::Contract),
-            fqdn: "acme.example".into(),
-            registrar: None,
-        },
-    );
-    domain.metadata.namespace = Some(NAMESPACE.into());
-    create(&client, &domain).await;
+    create(&client, &database("shop-db", "acme")).await;
+    create(&client, &domain("acme-example", "acme")).await;
     // Objects of every kind bound to no Account (each reported on its own status), whose
     // Account then appears (each marked bound again).
-    let mut orphan_database = database.clone();
-    orphan_database.metadata.name = Some("orphan".into());
-    orphan_database.spec.binding.account_ref = "late".into();
-    create(&client, &orphan_database).await;
-    let mut orphan_domain = domain.clone();
-    orphan_domain.metadata.name = Some("orphan".into());
-    orphan_domain.spec.binding.account_ref = "late".into();
-    create(&client, &orphan_domain).await;
+    create(&client, &database("orphan", "late")).await;
+    create(&client, &domain("orphan", "late")).await;
     create(&client, &website("orphan", "late")).await;
     create(&client, &mailbox("orphan", "late")).await;
     create(
@@ -177,37 +114,9 @@ async fn exercise_the_operator(harness: &mut Harness) {
         &website_backup("orphan", "late", "orphan", at("2026-11-01T02:00:00Z")),
     )
     .await;
-    eventually("every orphan reported", || async {
-        let reported = [
-            bound_condition::<Website>(&client).await,
-            bound_condition::<Database>(&client).await,
-            bound_condition::<Domain>(&client).await,
-            bound_condition::<Mailbox>(&client).await,
-            bound_condition::<DataRecord>(&client).await,
-            backup_bound_condition(&client).await,
-        ];
-        reported
-            .iter()
-            .all(|r| *r == Some(ConditionStatus::False))
-            .then_some(())
-    })
-    .await;
+    wait_orphans(&client, ConditionStatus::False).await;
     create_cluster(&client, &e2e_support::active_account("late")).await;
-    eventually("every orphan bound again", || async {
-        let bound = [
-            bound_condition::<Website>(&client).await,
-            bound_condition::<Database>(&client).await,
-            bound_condition::<Domain>(&client).await,
-            bound_condition::<Mailbox>(&client).await,
-            bound_condition::<DataRecord>(&client).await,
-            backup_bound_condition(&client).await,
-        ];
-        bound
-            .iter()
-            .all(|r| *r == Some(ConditionStatus::True))
-            .then_some(())
-    })
-    .await;
+    wait_orphans(&client, ConditionStatus::True).await;
     wait_phase(&client, "acme", AccountPhase::GracePeriod).await;
 
     // A deletion that fails twice: the second identical event is a patch of the first's
@@ -307,6 +216,22 @@ macro_rules! has_conditions {
 }
 
 has_conditions!(Website, Database, Domain, Mailbox, DataRecord);
+
+/// Waits until the `Bound` condition of every kind's object named `orphan` is `status`.
+async fn wait_orphans(client: &Client, status: ConditionStatus) {
+    eventually(&format!("every orphan Bound={status:?}"), || async {
+        let conditions = [
+            bound_condition::<Website>(client).await,
+            bound_condition::<Database>(client).await,
+            bound_condition::<Domain>(client).await,
+            bound_condition::<Mailbox>(client).await,
+            bound_condition::<DataRecord>(client).await,
+            backup_bound_condition(client).await,
+        ];
+        conditions.iter().all(|c| *c == Some(status)).then_some(())
+    })
+    .await;
+}
 
 /// Takes and gives up the leader-election Lease as a replica does.
 async fn elect_a_leader(server: &TestApiServer) {

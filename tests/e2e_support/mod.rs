@@ -27,8 +27,11 @@ use std::{
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::{
-    ClusterResourceScope, NamespaceResourceScope,
-    api::{core::v1::Namespace, events::v1::Event},
+    ByteString, ClusterResourceScope, NamespaceResourceScope,
+    api::{
+        core::v1::{Namespace, Secret},
+        events::v1::Event,
+    },
     apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
 };
 use kube::{
@@ -43,9 +46,10 @@ use retention_operator::{
     api::{
         Account, AccountBinding, AccountPhase, AccountSpec, AccountState, Backup, BackupSchedule,
         BackupSource, BackupSpec, Bookkeeping, BookkeepingRetention, DELETE_AT_ANNOTATION,
-        DataCategory, DataProcessor, DataRecord, DataRecordSpec, Database, Domain, GracePeriods,
-        HostedKind, LegalBasis, Mailbox, MailboxSpec, RetentionPolicy, RetentionPolicySpec,
-        Website, WebsiteSpec,
+        DataCategory, DataProcessor, DataProcessorSpec, DataRecord, DataRecordSpec, Database,
+        DatabaseEngine, DatabaseSpec, Domain, DomainSpec, ErasureChannel, ErasureWebhook,
+        GracePeriods, HostedKind, LegalBasis, Mailbox, MailboxSpec, RetentionPolicy,
+        RetentionPolicySpec, SecretKeyRef, Website, WebsiteSpec,
     },
     clock::ManualClock,
     controller::{self, Settings},
@@ -759,6 +763,101 @@ pub fn website(name: &str, account: &str) -> Website {
             hostnames: vec![],
         },
     ))
+}
+
+pub fn database(name: &str, account: &str) -> Database {
+    namespaced(Database::new(
+        name,
+        DatabaseSpec {
+            binding: binding(account, LegalBasis::Contract),
+            engine: DatabaseEngine::Postgresql,
+        },
+    ))
+}
+
+pub fn domain(name: &str, account: &str) -> Domain {
+    namespaced(Domain::new(
+        name,
+        DomainSpec {
+            binding: binding(account, LegalBasis::Contract),
+            fqdn: format!("{name}.example"),
+            registrar: None,
+        },
+    ))
+}
+
+/// A DataProcessor whose erasure requests go to the webhook `url`, trusting the CA `ca_pem`,
+/// signed with the key [`apply_signing_secret`] stores; with `None`, a manual processor.
+pub fn processor(name: &str, webhook: Option<(&str, &[u8])>) -> DataProcessor {
+    DataProcessor::new(
+        name,
+        DataProcessorSpec {
+            legal_name: format!("{name} Ltd"),
+            country: "EE".into(),
+            purposes: vec!["crm".into()],
+            erasure: ErasureChannel {
+                webhook: webhook.map(|(url, ca)| ErasureWebhook {
+                    url: url.to_owned(),
+                    secret_ref: SecretKeyRef {
+                        namespace: NAMESPACE.into(),
+                        name: format!("{name}-hmac"),
+                        key: "secret".into(),
+                    },
+                    ca_bundle: Some(String::from_utf8(ca.to_vec()).unwrap()),
+                }),
+            },
+        },
+    )
+}
+
+/// Stores the signing key of [`processor`] `name` in its Secret. Applied, not created: on a
+/// real cluster an earlier test's Secret may still be there.
+pub async fn apply_signing_secret(client: &Client, name: &str, key: &[u8]) {
+    let secret_name = format!("{name}-hmac");
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(secret_name.clone()),
+            namespace: Some(NAMESPACE.into()),
+            ..Default::default()
+        },
+        data: Some(std::collections::BTreeMap::from([(
+            "secret".to_owned(),
+            ByteString(key.to_vec()),
+        )])),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(client.clone(), NAMESPACE)
+        .patch(
+            &secret_name,
+            &PatchParams::apply(TEST_AGENT).force(),
+            &Patch::Apply(&secret),
+        )
+        .await
+        .unwrap();
+}
+
+/// Events with `reason`, in any namespace, as (regarding kind/name, related name, note).
+pub async fn events(client: &Client, reason: &str) -> Vec<(String, String, String)> {
+    Api::<Event>::all(client.clone())
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .map(|e| {
+            let regarding = e.regarding.unwrap_or_default();
+            (
+                format!(
+                    "{}/{}",
+                    regarding.kind.unwrap_or_default(),
+                    regarding.name.unwrap_or_default()
+                ),
+                e.related.and_then(|r| r.name).unwrap_or_default(),
+                e.note.unwrap_or_default(),
+            )
+        })
+        .collect()
 }
 
 pub fn mailbox(name: &str, account: &str) -> Mailbox {
