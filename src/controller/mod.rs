@@ -193,6 +193,12 @@ impl Stores {
             .collect()
     }
 
+    /// The named DataProcessor, if it exists and can be read.
+    pub fn processor(&self, name: &str) -> Option<DataProcessorSpec> {
+        let processor = self.processors.get(&ObjectRef::new(name))?;
+        processor.0.as_ref().ok().map(|p| p.spec.clone())
+    }
+
     /// Every cached object bound to the account, as the engine sees it.
     pub fn bound_to(&self, account: &str) -> Vec<BoundResource> {
         self.claims(account).bound

@@ -106,8 +106,7 @@ pub async fn deliver_due(
 /// The processor's webhook and signing secret, read now (a rotated secret takes effect at the
 /// next attempt).
 async fn endpoint(ctx: &Context, processor: &str) -> Result<Endpoint, Unsendable> {
-    let processors = ctx.stores.processors();
-    let Some(spec) = processors.get(processor) else {
+    let Some(spec) = ctx.stores.processor(processor) else {
         return Err(Unsendable::Failed("DataProcessorNotFound"));
     };
     let Some(webhook) = &spec.erasure.webhook else {
