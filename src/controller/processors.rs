@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt, runtime::events::EventType};
-use tracing::{info, warn};
+use tracing::info;
 
 use super::Context;
 use crate::{
@@ -185,12 +185,9 @@ pub async fn report_changes(
                     crate::notifier::ledger::RETRY_ANNOTATION_PREFIX
                 ),
             ),
-            NotificationState::Pending | NotificationState::Notified => {
-                if entry.attempts > 0 {
-                    warn!(account = %account.name_any(), processor = %processor, reason = entry.reason.as_deref().unwrap_or_default(), "erasure request not acknowledged; will retry");
-                }
-                continue;
-            }
+            // Newly planned, or sent again on the staff's request: nothing to tell yet (each
+            // attempt is logged where it is made).
+            NotificationState::Pending | NotificationState::Notified => continue,
         };
         ctx.publish(account, None, type_, reason, &note).await;
     }
