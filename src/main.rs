@@ -6,6 +6,7 @@ use std::{
     path::PathBuf,
     process::ExitCode,
     sync::{Arc, atomic::AtomicBool},
+    time::Duration,
 };
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -15,7 +16,7 @@ use retention_operator::{
     clock::SystemClock,
     controller::{self, Settings},
     crds, http,
-    leader::{LeaderSettings, Leadership, run_as_leader},
+    leader::{Fence, LeaderSettings, Leadership, run_as_leader},
     manifest,
     metrics::Metrics,
     report, retention,
@@ -93,6 +94,16 @@ struct RunArgs {
     /// Namespace of the Lease; defaults to $POD_NAMESPACE, else `default`.
     #[arg(long)]
     lease_namespace: Option<String>,
+    /// How long the Lease stays valid after a renewal (whole seconds, e.g. `15s`).
+    #[arg(long, default_value = "15s", value_parser = parse_lease_time)]
+    lease_duration: Duration,
+    /// How long the leader keeps trying to renew before it stops acting and exits. The rest of
+    /// the lease duration is the longest any request of the operator may take (fencing).
+    #[arg(long, default_value = "10s", value_parser = parse_lease_time)]
+    lease_renew_deadline: Duration,
+    /// How often the leader renews the Lease and a standby tries to take it over.
+    #[arg(long, default_value = "2s", value_parser = parse_lease_time)]
+    lease_retry_period: Duration,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -114,6 +125,16 @@ fn parse_notice(text: &str) -> Result<TimeDelta, String> {
         .to_delta()
         .filter(|d| *d <= TimeDelta::days(3653))
         .ok_or_else(|| format!("{text} is longer than ten years"))
+}
+
+/// A lease timing in the RetentionPolicy's notation (`15s`, `1m`), between 1 s and 1 h.
+fn parse_lease_time(text: &str) -> Result<Duration, String> {
+    let duration: api::RetentionDuration = text.parse().map_err(|e| format!("{e}"))?;
+    duration
+        .to_delta()
+        .and_then(|d| d.to_std().ok())
+        .filter(|d| (Duration::from_secs(1)..=Duration::from_secs(3600)).contains(d))
+        .ok_or_else(|| format!("{text} is not between 1s and 1h"))
 }
 
 fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
@@ -254,28 +275,38 @@ fn run(args: RunArgs) -> Result<(), String> {
             standby: standby.clone(),
         };
         let server = tokio::spawn(http::serve(listener, state, until_stopped()));
+        let leader = LeaderSettings {
+            lease_name: args.lease_name,
+            namespace: args
+                .lease_namespace
+                .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                .unwrap_or_else(|| "default".to_owned()),
+            identity: replica_identity(),
+            lease_duration: args.lease_duration,
+            renew_deadline: args.lease_renew_deadline,
+            retry_period: args.lease_retry_period,
+        };
+        leader.validate().map_err(|e| e.to_string())?;
         let settings = Settings {
             clock: Arc::new(SystemClock),
             clock_moves: None,
             dry_run,
             concurrency: concurrency.max(1),
             advance_notice: args.advance_notice,
+            // Without leader election nothing else acts; requests are still bounded in time.
+            fence: Fence::unfenced(leader.request_timeout()),
         };
         if args.leader_election {
-            let leader = LeaderSettings {
-                lease_name: args.lease_name,
-                namespace: args
-                    .lease_namespace
-                    .or_else(|| std::env::var("POD_NAMESPACE").ok())
-                    .unwrap_or_else(|| "default".to_owned()),
-                identity: replica_identity(),
-                duration_seconds: 15,
-                grace_seconds: 5,
-            };
             let work_client = client.clone();
-            let outcome = run_as_leader(client, &leader, stopped_rx, move |stop| {
+            let outcome = run_as_leader(client, &leader, stopped_rx, move |stop, fence| {
                 standby.store(false, std::sync::atomic::Ordering::Release);
-                controller::run(work_client, settings, metrics, ready, stop)
+                controller::run(
+                    work_client,
+                    Settings { fence, ..settings },
+                    metrics,
+                    ready,
+                    stop,
+                )
             })
             .await
             .map_err(|e| e.to_string())?;

@@ -243,18 +243,18 @@ impl Reader {
         }
         match kind {
             "Account" => {
-                let account: Account = decode(value, &source)?;
+                let account: Account = decode_cel(value, &source)?;
                 let name = self.register(&account, &source)?;
                 self.account_sources.insert(name, source);
                 self.inventory.accounts.push(account);
             }
             "RetentionPolicy" => {
-                let policy: RetentionPolicy = decode(value, &source)?;
+                let policy: RetentionPolicy = decode_cel(value, &source)?;
                 let name = self.register(&policy, &source)?;
                 self.inventory.policies.insert(name, policy.spec);
             }
             "DataProcessor" => {
-                let processor: DataProcessor = decode(value, &source)?;
+                let processor: DataProcessor = decode_cel(value, &source)?;
                 let name = self.register(&processor, &source)?;
                 self.inventory.processors.insert(name, processor.spec);
             }

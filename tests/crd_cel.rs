@@ -94,3 +94,43 @@ fn consent_basis_requires_a_purpose() {
         assert!(record(basis, None).validate_cel().is_ok(), "{basis:?}");
     }
 }
+
+/// Every termination states its own time: required with Terminated, absent otherwise, so a
+/// reactivation clears it and a later termination cannot reuse it (or an operator-recorded
+/// time) and skip its grace period.
+#[test]
+fn terminated_at_is_given_exactly_when_terminated() {
+    use retention_operator::api::{Account, AccountSpec, AccountState};
+    let account = |state: AccountState, terminated_at: Option<&str>| {
+        Account::new(
+            "acme",
+            AccountSpec {
+                customer_ref: "C-10442".into(),
+                state,
+                terminated_at: terminated_at.map(|t| t.parse().unwrap()),
+                retention_policy_ref: "default".into(),
+                legal_hold: None,
+                consents: Default::default(),
+            },
+        )
+    };
+    let at = Some("2026-11-01T00:00:00Z");
+    assert!(account(AccountState::Terminated, at).validate_cel().is_ok());
+    assert!(account(AccountState::Active, None).validate_cel().is_ok());
+    assert!(
+        account(AccountState::Suspended, None)
+            .validate_cel()
+            .is_ok()
+    );
+    for (state, time) in [
+        (AccountState::Terminated, None),
+        (AccountState::Active, at),
+        (AccountState::Suspended, at),
+    ] {
+        let refused = account(state, time).validate_cel().unwrap_err();
+        assert!(
+            refused.to_string().contains("terminatedAt is required"),
+            "{state:?} with {time:?}: {refused}"
+        );
+    }
+}

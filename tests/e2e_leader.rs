@@ -5,6 +5,7 @@
 mod e2e_support;
 
 use std::sync::{Arc, atomic::AtomicBool};
+use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::{Api, Client, api::DeleteParams};
@@ -37,19 +38,21 @@ fn replica(client: &Client, identity: &str) -> Replica {
         lease_name: "retention-operator".into(),
         namespace: "default".into(),
         identity: identity.into(),
-        duration_seconds: 3,
-        grace_seconds: 1,
+        lease_duration: Duration::from_secs(3),
+        renew_deadline: Duration::from_secs(2),
+        retry_period: Duration::from_millis(500),
     };
     let (client, run_clock, run_metrics) = (client.clone(), clock.clone(), metrics.clone());
     let task = tokio::spawn(async move {
         let work_client = client.clone();
-        run_as_leader(client, &settings, stopped, move |stop| async move {
+        run_as_leader(client, &settings, stopped, move |stop, fence| async move {
             let settings = Settings {
                 clock: run_clock.clone(),
                 clock_moves: Some(Box::pin(run_clock.moves())),
                 dry_run: false,
                 concurrency: 2,
                 advance_notice: e2e_support::ADVANCE_NOTICE,
+                fence,
             };
             let ready = Arc::new(AtomicBool::new(false));
             controller::run(work_client, settings, run_metrics, ready, stop).await;

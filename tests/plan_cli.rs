@@ -292,6 +292,18 @@ fn bad_input_is_one_clear_message_and_exit_code_2() {
             ],
         ),
         (
+            "terminated without terminatedAt (CEL rule)",
+            object(
+                "Account",
+                "metadata: {name: acme}\nspec: {customerRef: C-1, state: Terminated}\n",
+            ),
+            vec![
+                "document 1",
+                "Account acme",
+                "terminatedAt is required when state is Terminated",
+            ],
+        ),
+        (
             "misspelt field",
             object(
                 "Account",

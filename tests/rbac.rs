@@ -15,6 +15,7 @@ use std::{
     path::PathBuf,
     process::Command,
     sync::Arc,
+    time::Duration,
 };
 
 use kube::{Api, Client, api::DeleteParams};
@@ -245,14 +246,15 @@ async fn elect_a_leader(server: &TestApiServer) {
         lease_name: "retention-operator".into(),
         namespace: LEASE_NAMESPACE.into(),
         identity: "rbac-test".into(),
-        duration_seconds: 3,
-        grace_seconds: 1,
+        lease_duration: Duration::from_secs(3),
+        renew_deadline: Duration::from_secs(2),
+        retry_period: Duration::from_millis(500),
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let led = Arc::new(tokio::sync::Notify::new());
     let leading = led.clone();
     let replica = tokio::spawn(async move {
-        run_as_leader(client, &settings, stopped, move |stop| async move {
+        run_as_leader(client, &settings, stopped, move |stop, _fence| async move {
             leading.notify_one();
             stop.await;
         })

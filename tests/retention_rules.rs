@@ -121,18 +121,6 @@ fn hosted_resources_are_erased_a_grace_period_after_termination() {
             reason: "grace period 30d after termination",
         },
         Case {
-            name: "T from status.terminatedAt when the spec has none",
-            account: account("acme")
-                .terminated()
-                .status_terminated_at("2026-10-10T06:00:00Z"),
-            resource: bound(&website("acme", "www")),
-            now: "2026-11-10T00:00:00Z",
-            terminated_at: "2026-10-10T06:00:00Z",
-            source: TerminationSource::Status,
-            delete_at: "2026-11-09T06:00:00Z",
-            reason: "grace period 30d after termination",
-        },
-        Case {
             name: "spec.terminatedAt wins over status.terminatedAt",
             account: account("acme")
                 .terminated_at(T)
@@ -167,16 +155,16 @@ fn hosted_resources_are_erased_a_grace_period_after_termination() {
             reason: "grace period 14d for Mailbox after termination",
         },
         Case {
-            name: "status.terminatedAt wins over the deletionTimestamp",
+            name: "status.terminatedAt never dates a termination, even of a deleted Account",
             account: account("acme")
                 .terminated()
                 .status_terminated_at("2026-10-10T06:00:00Z")
                 .deleted_at("2026-11-20T12:34:56Z"),
             resource: bound(&website("acme", "www")),
             now: "2026-11-21T00:00:00Z",
-            terminated_at: "2026-10-10T06:00:00Z",
-            source: TerminationSource::Status,
-            delete_at: "2026-11-09T06:00:00Z",
+            terminated_at: "2026-11-20T12:34:56Z",
+            source: TerminationSource::Deletion,
+            delete_at: "2026-12-20T12:34:56Z",
             reason: "grace period 30d after termination",
         },
         Case {
@@ -202,16 +190,6 @@ fn hosted_resources_are_erased_a_grace_period_after_termination() {
             terminated_at: T,
             source: TerminationSource::Spec,
             delete_at: "2026-12-01T00:00:00Z",
-            reason: "grace period 30d after termination",
-        },
-        Case {
-            name: "nothing recorded: T is now, the first time the operator sees it",
-            account: account("acme").terminated(),
-            resource: bound(&website("acme", "www")),
-            now: "2026-11-23T08:00:00Z",
-            terminated_at: "2026-11-23T08:00:00Z",
-            source: TerminationSource::FirstSeen,
-            delete_at: "2026-12-23T08:00:00Z",
             reason: "grace period 30d after termination",
         },
     ];
@@ -257,6 +235,41 @@ fn hosted_resources_are_erased_a_grace_period_after_termination() {
 
 // ---------------------------------------------------------------------------------------------
 // Bookkeeping Act
+
+/// An Account stored as Terminated without `terminatedAt` (before the schema required it) has
+/// no termination time: a time the operator once recorded in `status.terminatedAt` may belong
+/// to an earlier termination that was reverted unseen, so it must never date this one, and
+/// "now" would restart the grace period on every plan. Nothing hosted is scheduled.
+#[test]
+fn a_termination_without_terminated_at_schedules_nothing_hosted() {
+    let now = t("2026-11-23T08:00:00Z");
+    for (name, account) in [
+        ("nothing recorded", account("acme").terminated()),
+        (
+            "an old status.terminatedAt",
+            account("acme")
+                .terminated()
+                .status_terminated_at("2026-01-01T00:00:00Z"),
+        ),
+    ] {
+        let plan = plan_one(
+            &account.build(),
+            &[bound(&website("acme", "www"))],
+            &policy(),
+            now,
+        );
+        assert_eq!(plan.state, AccountState::Terminated, "{name}: state");
+        assert_eq!(plan.terminated_at, None, "{name}: terminatedAt");
+        let r = only(&plan);
+        assert_eq!(r.schedule.delete_at, None, "{name}: deleteAt");
+        assert_eq!(r.schedule.disposition, Disposition::Keep, "{name}");
+        assert!(
+            r.schedule.reason.contains("without terminatedAt"),
+            "{name}: {}",
+            r.schedule.reason
+        );
+    }
+}
 
 #[test]
 fn bookkeeping_records_are_kept_until_the_first_of_january_after_the_statutory_years() {
@@ -798,10 +811,8 @@ fn backups_of_a_terminated_account_are_capped_after_termination() {
             disposition: Disposition::Retain,
         },
         Case {
-            name: "cap counts from status.terminatedAt",
-            account: account("acme")
-                .terminated()
-                .status_terminated_at("2026-11-05T00:00:00Z"),
+            name: "cap counts from spec.terminatedAt",
+            account: account("acme").terminated_at("2026-11-05T00:00:00Z"),
             after_termination: Some("2w"),
             backups: vec![("oct31", "2026-10-31T02:00:00Z")],
             target: "oct31",
@@ -1008,8 +1019,9 @@ fn a_legal_hold_postpones_or_stops_every_deletion() {
             expected: vec![
                 (Website, "www", Some("2027-01-01T00:00:00Z")),
                 (Mailbox, "info", Some("2027-01-01T00:00:00Z")),
-                // Due now, which is already past the hold's end.
-                (DataRecord, "consent", Some("2027-02-01T00:00:00Z")),
+                // Withdrawn consent on a terminated account: min(now, T + grace), then the
+                // hold's end.
+                (DataRecord, "consent", Some("2027-01-01T00:00:00Z")),
                 (DataRecord, "invoices", Some("2034-01-01T00:00:00Z")),
                 (Backup, "oct31", Some("2027-01-30T00:00:00Z")),
             ],
@@ -1312,6 +1324,68 @@ fn data_held_on_withdrawn_consent_is_due_now_in_any_account_state() {
             r.is_due(t(now)),
             case.delete_at == Some(now),
             "{name}: due now"
+        );
+    }
+}
+
+/// The due time of withdrawn consent must not move with `now`: the operator stamps it, and a
+/// time that changed on every pass was stamped again on every pass, each stamp's watch event
+/// starting the next pass (a hot loop of ~900 writes/s while the deletion could not happen).
+#[test]
+fn withdrawn_consent_is_due_from_when_it_was_first_seen() {
+    let now = t("2026-11-10T09:30:00Z");
+    let record = |stamp: Option<&str>| {
+        let record = consent_record("acme", "newsletter-list", "marketing");
+        bound(&match stamp {
+            Some(at) => record.stamped(at),
+            None => record,
+        })
+    };
+    let cases = [
+        (
+            "not stamped yet: now",
+            account("acme").consent("marketing", false),
+            record(None),
+            now,
+        ),
+        (
+            "stamped earlier: that time, whatever now is",
+            account("acme").consent("marketing", false),
+            record(Some("2026-11-09T08:00:00Z")),
+            t("2026-11-09T08:00:00Z"),
+        ),
+        (
+            "a stamp in the future belongs to another rule: now",
+            account("acme").consent("marketing", false),
+            record(Some("2026-12-01T00:00:00Z")),
+            now,
+        ),
+        (
+            "terminated, grace period already over: its date, not now",
+            account("acme")
+                .terminated_at("2026-10-01T00:00:00Z")
+                .consent("marketing", false),
+            record(None),
+            t("2026-10-31T00:00:00Z"),
+        ),
+    ];
+    for (name, account, record, expected) in cases {
+        let account = account.build();
+        let plan = plan_one(&account, std::slice::from_ref(&record), &policy(), now);
+        assert_eq!(only(&plan).schedule.delete_at, Some(expected), "{name}");
+        // An hour later, with the time stamped: the same due time.
+        let mut stamped = record.clone();
+        stamped.stamped_delete_at = Some(expected);
+        let later = plan_one(
+            &account,
+            &[stamped],
+            &policy(),
+            now + chrono::TimeDelta::hours(1),
+        );
+        assert_eq!(
+            only(&later).schedule.delete_at,
+            Some(expected),
+            "{name}: an hour later"
         );
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -14,11 +14,12 @@ pub const DEFAULT_POLICY: &str = "default";
 
 /// A customer account. Named by the account system; carries a pseudonymous `customerRef` and
 /// no personal data.
-#[derive(CustomResource, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(CustomResource, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[kube(
     group = "hosting.ecuni.se",
     version = "v1alpha1",
     kind = "Account",
+    cel,
     doc = "A customer account; terminating it erases everything without a remaining legal basis",
     shortname = "acct",
     category = "hosting",
@@ -39,6 +40,15 @@ pub const DEFAULT_POLICY: &str = "default";
     )
 )]
 #[serde(rename_all = "camelCase")]
+// Every termination states its own time, so a grace period always counts from the termination
+// it belongs to: a time recorded by the operator could belong to an earlier termination that
+// was reverted while the operator was not looking, and reusing it would skip the grace period.
+#[x_kube(validation = Rule::new(
+    "(has(self.state) && self.state == 'Terminated') == has(self.terminatedAt)"
+).message(
+    "terminatedAt is required when state is Terminated and must be absent otherwise: each \
+     termination states its own time"
+).field_path(".terminatedAt").reason(kube::core::Reason::FieldValueRequired))]
 pub struct AccountSpec {
     /// Pseudonymous customer id from the account system.
     #[schemars(length(min = 1))]
@@ -46,8 +56,8 @@ pub struct AccountSpec {
     /// Lifecycle state set by the account system.
     #[serde(default)]
     pub state: AccountState,
-    /// When the customer terminated; if absent when Terminated, the operator records the first
-    /// time it saw the termination in `status.terminatedAt`.
+    /// When the customer terminated: required when `state` is Terminated, absent otherwise, so
+    /// a reactivation clears it and every termination states its own time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub terminated_at: Option<DateTime<Utc>>,
     /// Name of the RetentionPolicy that applies.
@@ -95,7 +105,8 @@ pub struct AccountStatus {
     /// Where the account is in its retention lifecycle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<AccountPhase>,
-    /// The termination time the operator recorded when the spec gave none.
+    /// The termination time every schedule counts from: `spec.terminatedAt`, or the Account's
+    /// deletion time when it is deleted without having been terminated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub terminated_at: Option<DateTime<Utc>>,
     /// The earliest pending deletion of anything bound to the account.
@@ -253,6 +264,25 @@ pub struct ErasureProof {
     /// Resources kept past the grace period, with when they go and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retained: Vec<RetainedItem>,
+    /// Deletions decided and under way: each is recorded here before its DELETE is sent and
+    /// counted in `deleted` once the object is confirmed gone, so no crash can lose or double
+    /// a count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleting: Vec<DeletingItem>,
+}
+
+/// A resource whose deletion was decided and is under way.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletingItem {
+    /// Kind of the resource.
+    pub kind: String,
+    /// Namespace of the resource.
+    pub namespace: String,
+    /// Name of the resource.
+    pub name: String,
+    /// The uid of the object being deleted: a later object of the same name is another one.
+    pub uid: String,
 }
 
 /// A resource kept past the grace period under a legal basis.

@@ -29,9 +29,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use account::{
-    Account, AccountPhase, AccountSpec, AccountState, AccountStatus, DEFAULT_POLICY, ErasureProof,
-    LegalHold, NotificationState, NotifiedResource, ProcessorNotification, ResourceCounts,
-    RetainedItem,
+    Account, AccountPhase, AccountSpec, AccountState, AccountStatus, DEFAULT_POLICY, DeletingItem,
+    ErasureProof, LegalHold, NotificationState, NotifiedResource, ProcessorNotification,
+    ResourceCounts, RetainedItem,
 };
 pub use backup::{Backup, BackupSource, BackupSpec, BackupStatus};
 pub use binding::{AccountBinding, LegalBasis};

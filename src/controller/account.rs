@@ -3,7 +3,7 @@
 //! deletion.
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeSet, HashMap, HashSet},
     sync::{Arc, atomic::Ordering},
     time::Duration,
 };
@@ -23,20 +23,23 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::{
-    Context, Error, Policy, cluster,
+    Context, Error, ObjectVersion, Policy,
+    cluster::{self, Deleted},
     guarded::{Guarded, Malformed},
     orphans, processors,
     status::{
-        DeletionFailure, StatusInput, account_status, announcements, malformed_account_conditions,
-        policy_malformed_status, policy_missing_status,
+        DeletionFailure, DeletionLedger, StatusInput, TERMINATION_TIME_MISSING,
+        TERMINATION_TIME_MISSING_MESSAGE, account_status, announcements,
+        malformed_account_conditions, policy_malformed_status, policy_missing_status,
+        termination_time_missing_status,
     },
 };
 use crate::{
-    api::{Account, AccountStatus},
+    api::{Account, AccountStatus, DeletingItem, RetentionPolicySpec},
     notifier::ledger::{all_settled, ledger, staff_actions},
     retention::{
-        AccountPlan, ResourceKind, ResourcePlan, ResourceRef, ScheduleChange, plan_account,
-        schedule_change,
+        AccountPlan, AccountSituation, BoundResource, ResourceKind, ResourcePlan, ResourceRef,
+        ScheduleChange, plan_account, schedule_change,
     },
 };
 
@@ -53,8 +56,13 @@ const NOT_READY_RETRY: Duration = Duration::from_millis(250);
 /// Conditional status writes tried before giving up to the error policy.
 const STATUS_ATTEMPTS: usize = 5;
 
-/// How soon to look again after a failed deletion.
-const RETRY_FAILED: Duration = Duration::from_secs(10);
+/// The most deletions one pass sends; the record of deletions under way
+/// (`status.erasure.deleting`) holds at most this many, so the status stays small.
+const MAX_BATCH: usize = 100;
+
+/// How soon the next pass starts when more is due than one batch, or the plan changed under
+/// a deletion.
+const NEXT_BATCH: Duration = Duration::from_millis(200);
 
 /// Reconciles one Account.
 pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -66,7 +74,6 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
     let _timer = ctx.metrics.reconcile("account");
     let now = ctx.clock.now();
     let name = object.name_any();
-    let accounts: Api<Account> = Api::all(ctx.client.clone());
     if ctx
         .superseded
         .is_stale(&name, object.meta().resource_version.as_deref())
@@ -91,6 +98,9 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
         Ok(account) => account,
         Err(malformed) => return report_malformed_account(&ctx, &object, malformed, now).await,
     };
+    if AccountSituation::of(account).time_missing() {
+        return report_termination_time_missing(&ctx, account, now).await;
+    }
     let policy_name = &account.spec.retention_policy_ref;
     let policy = match ctx.stores.policy(policy_name) {
         Policy::Found(policy) => policy,
@@ -126,11 +136,16 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
         }
     };
     let claims = ctx.stores.claims(&name);
-    let bound = claims.bound;
     let processors = ctx.stores.processors();
-    let plan = plan_account(account, &bound, &policy, &processors, now);
-    stamp_schedules(&ctx, account, &plan, &bound).await?;
+    let plan = plan_account(account, &claims.bound, &policy, &processors, now);
+    let mut versions = claims.versions.clone();
+    let stamps_failed = stamp_schedules(&ctx, account, &plan, &claims.bound, &mut versions).await?;
     orphans::mark_bound(&ctx, account, &claims.marked_unbound).await?;
+    for (resource, _) in &claims.marked_unbound {
+        // Marking it changed its resourceVersion: it is deleted on the next pass, from the
+        // version the watch brings.
+        versions.remove(resource);
+    }
     let staff = staff_actions(account);
     let stored_requests = account
         .status
@@ -145,10 +160,16 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
         &staff,
         now,
     );
-    // Requests that this pass's deletions will make owed are recorded before anything is
-    // deleted: a crash in between must not lose one.
-    let recorded = if planned_requests.entries != stored_requests
-        && plan.resources.iter().any(|r| r.is_due(now))
+    let batch = Batch::of(&plan, &versions, now);
+    let more_due = batch.more;
+    let mut erasure = ErasureRecord::settle(account, &plan, &claims.uids, now);
+    if !ctx.settings.dry_run && plan.terminated_at.is_some() {
+        erasure.start(&batch.due, &versions);
+    }
+    // Requests that this pass's deletions will make owed, and the deletions themselves, are
+    // recorded before anything is deleted: a crash in between must lose neither.
+    let recorded = if !batch.due.is_empty()
+        && (planned_requests.entries != stored_requests || erasure.starts_new(account))
     {
         let generation = account.metadata.generation;
         let announced_until = account
@@ -162,6 +183,7 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
                 previous,
                 generation,
                 deleted: &[],
+                deletions: erasure.ledger(),
                 failures: &[],
                 unknown_processors: &unknown,
                 malformed: &claims.malformed,
@@ -174,23 +196,33 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
     } else {
         None
     };
-    let account = recorded.as_ref().unwrap_or(account);
+    let written = recorded.as_ref().unwrap_or(account);
     let Deletions {
         deleted,
         vanished,
         failures,
-    } = delete_due(&ctx, account, &plan, now).await;
-    // What was found already gone is neither counted nor shown as bound.
-    let mut plan = plan;
-    plan.resources.retain(|r| !vanished.contains(&r.resource));
-    let unknown_processors = unknown_processors(&plan, &processors);
+        interrupted,
+    } = delete_due(
+        &ctx,
+        account,
+        &PlanInputs { policy: &policy },
+        &batch.due,
+        &versions,
+        now,
+    )
+    .await?;
+    for (_, uid) in deleted.iter().chain(&vanished) {
+        erasure.gone.insert(uid.clone());
+    }
+    let deleted: Vec<ResourceRef> = deleted.into_iter().map(|(r, _)| r).collect();
+    let vanished: Vec<ResourceRef> = vanished.into_iter().map(|(r, _)| r).collect();
+    // What went is no longer bound: the status shows the account as it is after this pass
+    // (its phase included), so the next pass has nothing to write.
     let gone: BTreeSet<&ResourceRef> = deleted.iter().chain(&vanished).collect();
-    let remaining: Vec<&ResourcePlan> = plan
-        .resources
-        .iter()
-        .filter(|r| !gone.contains(&r.resource))
-        .collect();
-    let announced_until = account
+    let plan = plan.without(&gone, account, now);
+    let unknown_processors = unknown_processors(&plan, &processors);
+    let remaining: Vec<&ResourcePlan> = plan.resources.iter().collect();
+    let announced_until = written
         .status
         .as_ref()
         .and_then(|s| s.deletions_announced_until);
@@ -216,16 +248,18 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
             info!(account = %name, processor = %entry.name, "dry run: would send an erasure request");
         }
     } else {
-        processors::deliver_due(&ctx, account, &mut requests, now).await;
+        processors::deliver_due(&ctx, account, &mut requests, now).await?;
     }
     processors::report_changes(&ctx, account, stored_requests, &requests.entries).await;
     let generation = account.metadata.generation;
-    write_status(&ctx, account, |previous| {
+    let gone_refs: Vec<ResourceRef> = gone.into_iter().cloned().collect();
+    let final_status = write_status(&ctx, written, |previous| {
         account_status(&StatusInput {
             plan: &plan,
             previous,
             generation,
-            deleted: &deleted,
+            deleted: &gone_refs,
+            deletions: erasure.ledger(),
             failures: &failures,
             unknown_processors: &unknown_processors,
             malformed: &claims.malformed,
@@ -235,19 +269,36 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
         })
     })
     .await?;
-    // Unreadable objects are data too, and the delivery record of the erasure requests lives in
-    // this status: the finalizer stays until both are done.
+    let proof_settled = final_status
+        .as_ref()
+        .unwrap_or(written)
+        .status
+        .as_ref()
+        .and_then(|s| s.erasure.as_ref())
+        .is_none_or(|e| e.deleting.is_empty());
+    // Unreadable objects are data too, and the delivery record of the erasure requests and
+    // of the deletions lives in this status: the finalizer stays until all are done.
     if deleting
         && remaining.is_empty()
         && claims.malformed.is_empty()
+        && proof_settled
         && all_settled(&requests.entries)
     {
-        remove_finalizer(&accounts, account).await?;
+        let last = final_status.as_ref().unwrap_or(written);
+        remove_finalizer(&ctx, last).await?;
         ctx.superseded.forget(&name);
         return Ok(Action::await_change());
     }
-    if !failures.is_empty() {
-        return Ok(Action::requeue(RETRY_FAILED));
+    if !failures.is_empty() || stamps_failed {
+        // A failing deletion (or stamp) is retried later and later, never at once: every
+        // retry also publishes an event.
+        return Ok(Action::requeue(ctx.failing.failed(&name)));
+    }
+    ctx.failing.succeeded(&name);
+    if interrupted || more_due {
+        // More is due than one batch, or the plan changed under a deletion: the next pass
+        // reads everything again.
+        return Ok(Action::requeue(NEXT_BATCH));
     }
     let next_at = notice
         .next_at
@@ -255,6 +306,144 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
         .chain(requests.next_attempt_at)
         .min();
     Ok(next_wakeup(&remaining, next_at, now))
+}
+
+/// The due objects one pass deletes.
+struct Batch<'a> {
+    /// Due now, with a known version, at most [`MAX_BATCH`].
+    due: Vec<&'a ResourcePlan>,
+    /// More are due than this batch holds.
+    more: bool,
+}
+
+impl<'a> Batch<'a> {
+    fn of(
+        plan: &'a AccountPlan,
+        versions: &HashMap<ResourceRef, ObjectVersion>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        // An object without a known version was changed by this pass's own writes (a stamp
+        // whose answer differed from the plan): the watch brings it back for the next pass.
+        let mut due = plan
+            .resources
+            .iter()
+            .filter(|r| r.is_due(now) && versions.contains_key(&r.resource));
+        let batch: Vec<&ResourcePlan> = due.by_ref().take(MAX_BATCH).collect();
+        let more = due.next().is_some();
+        Self { due: batch, more }
+    }
+}
+
+/// How the record of deletions under way (`status.erasure.deleting`) changes this pass (see
+/// [`DeletionLedger`]).
+struct ErasureRecord {
+    starting: Vec<DeletingItem>,
+    gone: BTreeSet<String>,
+    called_off: BTreeSet<String>,
+}
+
+impl ErasureRecord {
+    /// Settles what earlier passes recorded against the cache: a recorded object no longer
+    /// there (by uid) is gone; one still there and no longer due is called off; one still due
+    /// is deleted again.
+    fn settle(
+        account: &Account,
+        plan: &AccountPlan,
+        present: &HashSet<String>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let recorded = account
+            .status
+            .as_ref()
+            .and_then(|s| s.erasure.as_ref())
+            .map_or(&[][..], |e| e.deleting.as_slice());
+        let mut gone = BTreeSet::new();
+        let mut called_off = BTreeSet::new();
+        for item in recorded {
+            if !present.contains(&item.uid) {
+                gone.insert(item.uid.clone());
+                continue;
+            }
+            let due = plan.resources.iter().any(|r| {
+                r.is_due(now)
+                    && r.resource.kind.as_str() == item.kind
+                    && r.resource.namespace == item.namespace
+                    && r.resource.name == item.name
+            });
+            if !due {
+                called_off.insert(item.uid.clone());
+            }
+        }
+        Self {
+            starting: Vec::new(),
+            gone,
+            called_off,
+        }
+    }
+
+    /// Records the deletions this pass is about to send.
+    fn start(&mut self, due: &[&ResourcePlan], versions: &HashMap<ResourceRef, ObjectVersion>) {
+        self.starting = due
+            .iter()
+            .filter_map(|r| {
+                let version = versions.get(&r.resource)?;
+                Some(DeletingItem {
+                    kind: r.resource.kind.as_str().to_owned(),
+                    namespace: r.resource.namespace.clone(),
+                    name: r.resource.name.clone(),
+                    uid: version.uid.clone(),
+                })
+            })
+            .collect();
+    }
+
+    /// Whether this pass starts a deletion the stored record does not hold yet.
+    fn starts_new(&self, account: &Account) -> bool {
+        let recorded = account
+            .status
+            .as_ref()
+            .and_then(|s| s.erasure.as_ref())
+            .map_or(&[][..], |e| e.deleting.as_slice());
+        self.starting
+            .iter()
+            .any(|item| !recorded.iter().any(|r| r.uid == item.uid))
+    }
+
+    fn ledger(&self) -> DeletionLedger<'_> {
+        DeletionLedger {
+            starting: &self.starting,
+            gone: &self.gone,
+            called_off: &self.called_off,
+        }
+    }
+}
+
+/// Reports an Account whose spec says Terminated without `terminatedAt` (stored before the
+/// schema required it): nothing is planned, stamped or deleted, because any time the operator
+/// picked could skip a grace period (the time it first saw the termination may belong to an
+/// earlier termination that was reverted unseen).
+async fn report_termination_time_missing(
+    ctx: &Context,
+    account: &Account,
+    now: DateTime<Utc>,
+) -> Result<Action, Error> {
+    let generation = account.metadata.generation;
+    let written = write_status(ctx, account, |previous| {
+        termination_time_missing_status(previous, generation, now)
+    })
+    .await?;
+    if written.is_some() {
+        warn!(account = %account.name_any(), "terminated without terminatedAt: nothing is erased");
+        ctx.publish(
+            account,
+            None,
+            EventType::Warning,
+            TERMINATION_TIME_MISSING,
+            TERMINATION_TIME_MISSING_MESSAGE,
+        )
+        .await;
+    }
+    Ok(Action::await_change())
 }
 
 /// `processorRef`/`registrar` names in the plan that match no DataProcessor.
@@ -340,15 +529,14 @@ async fn report_malformed_account(
     // Through the guarded type: the answer is the same unreadable Account.
     let accounts: Api<Guarded<Account>> = Api::all(ctx.client.clone());
     let patch = json!({"status": {"conditions": conditions}});
-    let written = accounts
-        .patch_status(
-            &object.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await;
-    if !cluster::unless_gone(written)? {
-        return Ok(Action::await_change());
+    let params = PatchParams::default();
+    match ctx
+        .act(accounts.patch_status(&object.name_any(), &params, &Patch::Merge(&patch)))
+        .await
+    {
+        Ok(_) => {}
+        Err(error) if error.is_status(404) => return Ok(Action::await_change()),
+        Err(error) => return Err(error),
     }
     ctx.superseded.record(
         &object.name_any(),
@@ -382,12 +570,9 @@ async fn add_finalizer(
     let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": account.resource_version()}});
     // Through the guarded type, so an Account this operator cannot read gets it too.
     let accounts: Api<Guarded<Account>> = Api::all(ctx.client.clone());
-    match accounts
-        .patch(
-            &account.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
+    let params = PatchParams::default();
+    match ctx
+        .act(accounts.patch(&account.name_any(), &params, &Patch::Merge(&patch)))
         .await
     {
         Ok(patched) => {
@@ -397,26 +582,28 @@ async fn add_finalizer(
             );
             Ok(Some(patched))
         }
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
-        Err(error) => Err(error.into()),
+        Err(error) if error.is_status(404) => Ok(None),
+        Err(error) => Err(error),
     }
 }
 
-async fn remove_finalizer(accounts: &Api<Account>, account: &Account) -> Result<(), Error> {
+async fn remove_finalizer(ctx: &Context, account: &Account) -> Result<(), Error> {
+    let accounts: Api<Account> = Api::all(ctx.client.clone());
     let finalizers: Vec<&String> = account
         .finalizers()
         .iter()
         .filter(|f| *f != FINALIZER)
         .collect();
     let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": account.resource_version()}});
-    let result = accounts
-        .patch(
-            &account.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await;
-    cluster::unless_gone(result).map(drop)
+    let params = PatchParams::default();
+    match ctx
+        .act(accounts.patch(&account.name_any(), &params, &Patch::Merge(&patch)))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(error) if error.is_status(404) => Ok(()),
+        Err(error) => Err(error),
+    }
 }
 
 /// Writes the status by server-side apply, and only when it changed: a steady state writes
@@ -443,39 +630,45 @@ async fn write_status(
             "status": status,
         });
         let params = PatchParams::apply(cluster::MANAGER).force();
-        match accounts
-            .patch_status(&current.name_any(), &params, &Patch::Apply(&patch))
+        let name = current.name_any();
+        match ctx
+            .act(accounts.patch_status(&name, &params, &Patch::Apply(&patch)))
             .await
         {
             Ok(written) => {
                 ctx.superseded
-                    .record(&current.name_any(), current.resource_version().as_deref());
+                    .record(&name, current.resource_version().as_deref());
                 return Ok(Some(written));
             }
-            Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
-            Err(kube::Error::Api(s)) if s.code == 409 => {
-                match accounts.get_opt(&current.name_any()).await? {
-                    Some(fresh) => current = fresh,
-                    None => return Ok(None),
-                }
-            }
-            Err(error) => return Err(error.into()),
+            Err(error) if error.is_status(404) => return Ok(None),
+            Err(error) if error.is_status(409) => match ctx.act(accounts.get_opt(&name)).await? {
+                Some(fresh) => current = fresh,
+                None => return Ok(None),
+            },
+            Err(error) => return Err(error),
         }
     }
     Err(Error::StatusConflict)
 }
 
-/// Makes the durable schedule on every object say what the plan says.
+/// Makes the durable schedule on every object say what the plan says. A stamp that fails is
+/// logged and counted and the pass goes on: one object must never block another's deletion or
+/// the account's status. `versions` follows each write, so that a deletion in the same pass is
+/// conditional on the version as stamped; an object whose answer shows facts other than those
+/// planned (changed meanwhile) loses its version and is not deleted this pass. True when a
+/// stamp failed (to retry later).
 async fn stamp_schedules(
     ctx: &Context,
     account: &Account,
     plan: &AccountPlan,
-    bound: &[crate::retention::BoundResource],
-) -> Result<(), Error> {
+    bound: &[BoundResource],
+    versions: &mut HashMap<ResourceRef, ObjectVersion>,
+) -> Result<bool, Error> {
+    let mut failed = false;
     for resource in &plan.resources {
         let object = bound.iter().find(|b| b.reference == resource.resource);
         let stamped = object.and_then(|b| b.stamped_delete_at);
-        match schedule_change(stamped, resource.schedule.delete_at) {
+        let (schedule, event) = match schedule_change(stamped, resource.schedule.delete_at) {
             ScheduleChange::Unchanged => {
                 // A Backup shows why it expires then; the rule that sets the time can change
                 // without the time changing (a newer backup of the month takes over).
@@ -483,103 +676,121 @@ async fn stamp_schedules(
                     && resource.schedule.delete_at.is_some()
                     && object.and_then(|b| b.stamped_reason.as_deref())
                         != Some(resource.schedule.reason.as_str());
-                if stale_reason {
-                    cluster::stamp(&ctx.client, &resource.resource, Some(&resource.schedule))
-                        .await?;
+                if !stale_reason {
+                    continue;
                 }
+                (Some(&resource.schedule), None)
             }
             ScheduleChange::Set(at) => {
-                cluster::stamp(&ctx.client, &resource.resource, Some(&resource.schedule)).await?;
                 let note = format!(
                     "{} scheduled for deletion at {} ({})",
                     resource.resource,
                     at.to_rfc3339(),
                     resource.schedule.reason
                 );
-                ctx.publish(
-                    account,
-                    Some(&resource.resource),
-                    EventType::Normal,
-                    "ScheduledForDeletion",
-                    &note,
+                (
+                    Some(&resource.schedule),
+                    Some(("ScheduledForDeletion", note)),
                 )
-                .await;
             }
             ScheduleChange::Cancel => {
-                cluster::stamp(&ctx.client, &resource.resource, None).await?;
                 let note = format!(
                     "{}: scheduled deletion cancelled ({})",
                     resource.resource, resource.schedule.reason
                 );
-                ctx.publish(
-                    account,
-                    Some(&resource.resource),
-                    EventType::Normal,
-                    "ScheduleCancelled",
-                    &note,
-                )
-                .await;
+                (None, Some(("ScheduleCancelled", note)))
+            }
+        };
+        match ctx
+            .act(cluster::stamp(&ctx.client, &resource.resource, schedule))
+            .await
+        {
+            Ok(written) => {
+                let unchanged = written
+                    .as_ref()
+                    .zip(object)
+                    .is_some_and(|(w, o)| same_facts(&w.bound, o));
+                match written {
+                    Some(written) if unchanged => {
+                        versions.insert(resource.resource.clone(), written.version);
+                    }
+                    _ => {
+                        versions.remove(&resource.resource);
+                    }
+                }
+                if let Some((reason, note)) = event {
+                    ctx.publish(
+                        account,
+                        Some(&resource.resource),
+                        EventType::Normal,
+                        reason,
+                        &note,
+                    )
+                    .await;
+                }
+            }
+            Err(error) if error.not_leader() => return Err(error),
+            Err(error) => {
+                failed = true;
+                ctx.metrics.error("account", error.reason());
+                warn!(resource = %resource.resource, reason = error.reason(), "cannot stamp the schedule; the pass goes on");
             }
         }
     }
-    Ok(())
+    Ok(failed)
+}
+
+/// Whether an object as written has the facts it was planned from (the stamp itself aside).
+fn same_facts(written: &BoundResource, planned: &BoundResource) -> bool {
+    written.reference == planned.reference
+        && written.account == planned.account
+        && written.facts == planned.facts
+}
+
+/// What the plan was made from besides the Account.
+struct PlanInputs<'a> {
+    policy: &'a RetentionPolicySpec,
 }
 
 /// What one pass's deletions came to.
 struct Deletions {
-    /// Deleted by this pass.
-    deleted: Vec<ResourceRef>,
-    /// Found already gone: deleted earlier (by this operator or anyone else).
-    vanished: Vec<ResourceRef>,
+    /// Deleted by this pass's requests, with the uid deleted.
+    deleted: Vec<(ResourceRef, String)>,
+    /// Found already gone (deleted earlier, by this operator or anyone else), with the uid
+    /// that is gone.
+    vanished: Vec<(ResourceRef, String)>,
     /// Deletions that failed.
     failures: Vec<DeletionFailure>,
+    /// The Account, the policy or an object changed under the batch: what is left of it waits
+    /// for the next pass, which plans again.
+    interrupted: bool,
 }
 
-/// Deletes every due object after re-reading it and its Account from the API server and
-/// checking the rule again (DESIGN.md §3, invariant 3).
+/// Deletes the due objects of the batch, each on what the API server holds (DESIGN.md §3,
+/// invariant 3): the Account is read again right before each DELETE, and the DELETE is
+/// conditional on the uid and resourceVersion the plan was made from. Fails only when this
+/// replica may no longer lead; every other failure is recorded per object.
 async fn delete_due(
     ctx: &Context,
     account: &Account,
-    plan: &AccountPlan,
+    inputs: &PlanInputs<'_>,
+    due: &[&ResourcePlan],
+    versions: &HashMap<ResourceRef, ObjectVersion>,
     now: DateTime<Utc>,
-) -> Deletions {
+) -> Result<Deletions, Error> {
     let mut outcome = Deletions {
         deleted: Vec::new(),
         vanished: Vec::new(),
         failures: Vec::new(),
+        interrupted: false,
     };
-    let due: Vec<&ResourcePlan> = plan.resources.iter().filter(|r| r.is_due(now)).collect();
-    if due.is_empty() {
-        return outcome;
-    }
-    let accounts: Api<Account> = Api::all(ctx.client.clone());
-    let fresh_account = match accounts.get_opt(&account.name_any()).await {
-        Ok(Some(fresh)) => fresh,
-        // An Account that vanished makes nothing due.
-        Ok(None) => return outcome,
-        // One that cannot be read blocks every deletion this pass; they are retried.
-        Err(error) => {
-            let error = Error::from(error);
-            warn!(account = %account.name_any(), reason = error.reason(), "cannot re-read the account before deleting");
-            ctx.metrics.error("account", error.reason());
-            for resource in due {
-                outcome.failures.push(DeletionFailure {
-                    resource: resource.resource.clone(),
-                    reason: error.reason().to_owned(),
-                    message: format!(
-                        "re-reading the Account before deleting {} failed: {}",
-                        resource.resource,
-                        error.reason()
-                    ),
-                });
-            }
-            return outcome;
-        }
-    };
-    for resource in due {
+    for (position, resource) in due.iter().enumerate() {
+        let Some(version) = versions.get(&resource.resource) else {
+            continue;
+        };
         let about = Some(&resource.resource);
-        match delete_one(ctx, &fresh_account, resource, now).await {
-            Ok(Outcome::Deleted) => {
+        match delete_one(ctx, account, inputs, resource, version).await {
+            Ok(Outcome::Deleted(uid)) => {
                 ctx.metrics.deleted(
                     resource.resource.kind.as_str(),
                     resource
@@ -598,9 +809,11 @@ async fn delete_due(
                     ),
                 )
                 .await;
-                outcome.deleted.push(resource.resource.clone());
+                outcome.deleted.push((resource.resource.clone(), uid));
             }
-            Ok(Outcome::AlreadyGone) => outcome.vanished.push(resource.resource.clone()),
+            Ok(Outcome::AlreadyGone(uid)) => {
+                outcome.vanished.push((resource.resource.clone(), uid));
+            }
             Ok(Outcome::WouldDelete) => {
                 info!(resource = %resource.resource, "dry run: would delete");
                 ctx.publish(
@@ -615,8 +828,31 @@ async fn delete_due(
                 )
                 .await;
             }
-            Ok(Outcome::NotDue) => {}
-            Err(error) => {
+            Ok(Outcome::ObjectChanged) => outcome.interrupted = true,
+            Ok(Outcome::PlanChanged) => {
+                // Nothing more is deleted on the old plan.
+                outcome.interrupted = true;
+                break;
+            }
+            Err(failure) if failure.not_leader() => return Err(failure.into()),
+            Err(Failure::AccountUnreadable(error)) => {
+                // Without the Account as the API server holds it, nothing may be deleted.
+                ctx.metrics.error("account", error.reason());
+                warn!(account = %account.name_any(), reason = error.reason(), "cannot read the Account again before deleting");
+                for resource in &due[position..] {
+                    outcome.failures.push(DeletionFailure {
+                        resource: resource.resource.clone(),
+                        reason: error.reason().to_owned(),
+                        message: format!(
+                            "re-reading the Account before deleting {} failed: {}",
+                            resource.resource,
+                            error.reason()
+                        ),
+                    });
+                }
+                break;
+            }
+            Err(Failure::Deleting(error)) => {
                 ctx.metrics.error("account", error.reason());
                 let message = format!("deleting {} failed: {}", resource.resource, error.reason());
                 ctx.publish(
@@ -635,55 +871,95 @@ async fn delete_due(
             }
         }
     }
-    outcome
+    Ok(outcome)
 }
 
+/// What became of one due object.
 enum Outcome {
-    Deleted,
-    AlreadyGone,
+    /// This pass's DELETE deleted it (that uid).
+    Deleted(String),
+    /// It was already gone (that uid).
+    AlreadyGone(String),
+    /// Dry run: it would have been deleted.
     WouldDelete,
-    NotDue,
+    /// It is not the version planned from (409); the next pass decides again.
+    ObjectChanged,
+    /// The Account or the policy changed since the plan: the batch stops.
+    PlanChanged,
+}
+
+/// Why one deletion failed.
+enum Failure {
+    /// The Account could not be read again before the DELETE.
+    AccountUnreadable(Error),
+    /// Reading or deleting the object failed.
+    Deleting(Error),
+}
+
+impl Failure {
+    fn not_leader(&self) -> bool {
+        match self {
+            Self::AccountUnreadable(error) | Self::Deleting(error) => error.not_leader(),
+        }
+    }
+}
+
+impl From<Failure> for Error {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::AccountUnreadable(error) | Failure::Deleting(error) => error,
+        }
+    }
+}
+
+/// Whether two versions of an Account give the same plan: every rule input of the Account is
+/// in its spec or its deletionTimestamp (status, annotations and finalizers are not).
+fn same_rules(planned: &Account, fresh: &Account) -> bool {
+    planned.spec == fresh.spec
+        && planned.metadata.deletion_timestamp == fresh.metadata.deletion_timestamp
+}
+
+/// Reads the Account from the API server, for a decision taken right after.
+async fn fresh_account(ctx: &Context, planned: &Account) -> Result<Option<Account>, Failure> {
+    let accounts: Api<Account> = Api::all(ctx.client.clone());
+    ctx.act(accounts.get_opt(&planned.name_any()))
+        .await
+        .map_err(Failure::AccountUnreadable)
 }
 
 async fn delete_one(
     ctx: &Context,
-    fresh_account: &Account,
+    planned: &Account,
+    inputs: &PlanInputs<'_>,
     resource: &ResourcePlan,
-    now: DateTime<Utc>,
-) -> Result<Outcome, Error> {
-    let Some(fresh) = cluster::fetch(&ctx.client, &resource.resource).await? else {
-        return Ok(Outcome::AlreadyGone);
-    };
-    if fresh.bound.account != fresh_account.name_any() {
-        return Ok(Outcome::NotDue);
+    version: &ObjectVersion,
+) -> Result<Outcome, Failure> {
+    // The policy the plan was made from must still be the one in force.
+    if !matches!(ctx.stores.policy(&planned.spec.retention_policy_ref), Policy::Found(p) if p == *inputs.policy)
+    {
+        return Ok(Outcome::PlanChanged);
     }
-    // The rule again, on what the API server says now; siblings (for "newest backup of the
-    // week") come from the cache, with the fresh object in place of its cached copy.
-    let mut bound = ctx.stores.bound_to(&fresh_account.name_any());
-    bound.retain(|b| b.reference != fresh.bound.reference);
-    bound.push(fresh.bound.clone());
-    let Policy::Found(policy) = ctx.stores.policy(&fresh_account.spec.retention_policy_ref) else {
-        return Ok(Outcome::NotDue);
-    };
-    let replan = plan_account(
-        fresh_account,
-        &bound,
-        &policy,
-        &ctx.stores.processors(),
-        now,
-    );
-    let still_due = replan
-        .resources
-        .iter()
-        .any(|r| r.resource == resource.resource && r.is_due(now));
-    if !still_due {
-        return Ok(Outcome::NotDue);
+    // Invariant 3: the Account as the API server holds it, read right before the DELETE. The
+    // object needs no read: the DELETE is conditional on the version planned from.
+    match fresh_account(ctx, planned).await? {
+        Some(fresh) if same_rules(planned, &fresh) => {}
+        _ => return Ok(Outcome::PlanChanged),
     }
     if ctx.settings.dry_run {
         return Ok(Outcome::WouldDelete);
     }
-    cluster::delete(&ctx.client, &resource.resource, &fresh.uid).await?;
-    Ok(Outcome::Deleted)
+    match ctx
+        .act(cluster::delete(&ctx.client, &resource.resource, version))
+        .await
+    {
+        Ok(Deleted::ByThisRequest) => Ok(Outcome::Deleted(version.uid.clone())),
+        Ok(Deleted::AlreadyGone) => Ok(Outcome::AlreadyGone(version.uid.clone())),
+        // Not the version planned from (changed, or replaced by a newer object of the same
+        // name): its watch event brings the version as it is now into the cache and starts
+        // the next pass, which plans again on it. Nothing is deleted on the old decision.
+        Err(error) if error.is_status(409) => Ok(Outcome::ObjectChanged),
+        Err(error) => Err(Failure::Deleting(error)),
+    }
 }
 
 impl Context {
@@ -723,7 +999,8 @@ impl Context {
     }
 
     async fn publish_event(&self, event: &Event, regarding: &ObjectReference) {
-        if let Err(error) = self.recorder.publish(event, regarding).await {
+        // Through the fence: a replica that may no longer lead tells nobody anything.
+        if let Err(error) = self.act(self.recorder.publish(event, regarding)).await {
             let name = regarding.name.as_deref().unwrap_or_default();
             warn!(regarding = name, %error, reason = %event.reason, "cannot publish event");
         }

@@ -8,7 +8,7 @@ use kube::{
 };
 use serde_json::json;
 
-use super::Error;
+use super::{Error, ObjectVersion};
 use crate::{
     api::{
         Backup, Condition, DELETE_AT_ANNOTATION, DataRecord, Database, Domain, Mailbox, Website,
@@ -38,22 +38,18 @@ fn api(client: &Client, resource: &ResourceRef) -> Api<DynamicObject> {
     )
 }
 
-/// An object as read from the API server just now: its facts and its uid.
+/// An object as the API server returned it just now: its facts and its version.
 pub struct Fresh {
     /// What the rules read of it.
     pub bound: BoundResource,
-    /// Its uid, for the delete precondition.
-    pub uid: String,
+    /// Its uid and resourceVersion, for a delete conditional on both.
+    pub version: ObjectVersion,
 }
 
-/// Reads the object from the API server (not a cache); `None` when it is gone.
-pub async fn fetch(client: &Client, resource: &ResourceRef) -> Result<Option<Fresh>, Error> {
-    let Some(object) = api(client, resource).get_opt(&resource.name).await? else {
-        return Ok(None);
-    };
-    let uid = object.metadata.uid.clone().unwrap_or_default();
-    let value = serde_json::to_value(&object)?;
-    let bound = match resource.kind {
+/// The facts and version of an object returned by the API server.
+fn fresh(kind: ResourceKind, object: &DynamicObject) -> Result<Fresh, Error> {
+    let value = serde_json::to_value(object)?;
+    let bound = match kind {
         ResourceKind::Website => BoundResource::from(&serde_json::from_value::<Website>(value)?),
         ResourceKind::Database => BoundResource::from(&serde_json::from_value::<Database>(value)?),
         ResourceKind::Mailbox => BoundResource::from(&serde_json::from_value::<Mailbox>(value)?),
@@ -63,20 +59,39 @@ pub async fn fetch(client: &Client, resource: &ResourceRef) -> Result<Option<Fre
         }
         ResourceKind::Backup => BoundResource::from(&serde_json::from_value::<Backup>(value)?),
     };
-    Ok(Some(Fresh { bound, uid }))
+    let version = ObjectVersion::of(&object.metadata).ok_or(Error::MissingVersion)?;
+    Ok(Fresh { bound, version })
 }
 
-/// Deletes the object with a uid precondition, so a newer object of the same name is never
-/// deleted in its place. 404 counts as done.
-pub async fn delete(client: &Client, resource: &ResourceRef, uid: &str) -> Result<(), Error> {
+/// What a conditional delete came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deleted {
+    /// This request deleted the object (or started its deletion).
+    ByThisRequest,
+    /// The object was already gone (404): deleted earlier, by anyone; not this request's.
+    AlreadyGone,
+}
+
+/// Deletes exactly the version of the object the decision was made on: conditional on both
+/// its uid (a newer object of the same name is never deleted in its place) and its
+/// resourceVersion (an object changed since is not deleted on the old decision; the API server
+/// answers 409, and the caller reads it again and decides again).
+pub async fn delete(
+    client: &Client,
+    resource: &ResourceRef,
+    version: &ObjectVersion,
+) -> Result<Deleted, Error> {
     let params = DeleteParams {
         preconditions: Some(Preconditions {
-            uid: Some(uid.to_owned()),
-            resource_version: None,
+            uid: Some(version.uid.clone()),
+            resource_version: Some(version.resource_version.clone()),
         }),
         ..DeleteParams::default()
     };
-    unless_gone(api(client, resource).delete(&resource.name, &params).await).map(drop)
+    match unless_gone(api(client, resource).delete(&resource.name, &params).await)? {
+        true => Ok(Deleted::ByThisRequest),
+        false => Ok(Deleted::AlreadyGone),
+    }
 }
 
 /// The outcome of a write to an object that may have gone meanwhile: `Ok(false)` when it had
@@ -111,12 +126,13 @@ pub async fn set_conditions(
 }
 
 /// Stamps (or, with `None`, removes) the durable schedule on the object: the delete-at
-/// annotation on hosted kinds, `status.expiresAt` and `expiryReason` on backups.
+/// annotation on hosted kinds, `status.expiresAt` and `expiryReason` on backups. The object as
+/// written, or `None` when it is gone.
 pub async fn stamp(
     client: &Client,
     resource: &ResourceRef,
     schedule: Option<&Schedule>,
-) -> Result<(), Error> {
+) -> Result<Option<Fresh>, Error> {
     let api = api(client, resource);
     let at = schedule.and_then(|s| s.delete_at).map(timestamp);
     let params = PatchParams::default();
@@ -132,5 +148,9 @@ pub async fn stamp(
         api.patch(&resource.name, &params, &Patch::Merge(&patch))
             .await
     };
-    unless_gone(result).map(drop)
+    match result {
+        Ok(object) => fresh(resource.kind, &object).map(Some),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+        Err(error) => Err(error.into()),
+    }
 }

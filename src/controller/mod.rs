@@ -30,7 +30,7 @@ use std::{
 
 use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
 use kube::{
-    Client, ResourceExt,
+    Client, Resource, ResourceExt,
     api::Api,
     runtime::{
         Controller, WatchStreamExt,
@@ -42,7 +42,8 @@ use kube::{
     },
 };
 use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
 
 use crate::{
     api::Condition,
@@ -51,6 +52,7 @@ use crate::{
         RetentionPolicy, RetentionPolicySpec, Website,
     },
     clock::Clock,
+    leader::{Fence, Fenced},
     metrics::Metrics,
     notifier::Notifier,
     retention::{BoundResource, ResourceRef},
@@ -71,6 +73,13 @@ pub enum Error {
     /// The Account kept changing while its status was written.
     #[error("the Account kept changing while its status was written")]
     StatusConflict,
+    /// The API server returned an object without uid or resourceVersion.
+    #[error("the API server returned an object without uid or resourceVersion")]
+    MissingVersion,
+    /// The fence refused a request (this replica may no longer lead) or abandoned one that
+    /// took too long.
+    #[error(transparent)]
+    Fenced(#[from] Fenced),
 }
 
 impl Error {
@@ -89,7 +98,20 @@ impl Error {
             Self::Kube(_) => "ApiUnreachable",
             Self::Serialization(_) => "MalformedObject",
             Self::StatusConflict => "StatusConflict",
+            Self::MissingVersion => "MalformedObject",
+            Self::Fenced(Fenced::NotLeader) => "NotLeader",
+            Self::Fenced(Fenced::TimedOut(_)) => "RequestTimeout",
         }
+    }
+
+    /// Whether this replica must stop acting: it may no longer hold the lease.
+    pub fn not_leader(&self) -> bool {
+        matches!(self, Self::Fenced(Fenced::NotLeader))
+    }
+
+    /// Whether the API server answered with this HTTP status.
+    pub fn is_status(&self, code: u16) -> bool {
+        matches!(self, Self::Kube(kube::Error::Api(status)) if status.code == code)
     }
 }
 
@@ -105,6 +127,8 @@ pub struct Settings {
     pub concurrency: u16,
     /// How long before a deletion the `DeletionUpcoming` event announces it.
     pub advance_notice: chrono::TimeDelta,
+    /// Lets a request through only while this replica leads, and bounds its time.
+    pub fence: Fence,
 }
 
 /// The reflector caches every lookup is served from (never a LIST per reconcile).
@@ -168,6 +192,29 @@ pub struct Claims {
     pub malformed: Vec<MalformedResource>,
     /// Readable objects still marked `Bound=False` from a time their Account did not exist.
     pub marked_unbound: Vec<(ResourceRef, Vec<Condition>)>,
+    /// The cached version of each readable object: a deletion is conditional on it.
+    pub versions: HashMap<ResourceRef, ObjectVersion>,
+    /// The uids of every object claiming the account, readable or not.
+    pub uids: HashSet<String>,
+}
+
+/// One version of an object: its uid and resourceVersion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectVersion {
+    /// The object's uid.
+    pub uid: String,
+    /// The object's resourceVersion.
+    pub resource_version: String,
+}
+
+impl ObjectVersion {
+    /// The version of an object, if it has both (every object read from the API server does).
+    pub fn of(meta: &kube::api::ObjectMeta) -> Option<Self> {
+        Some(Self {
+            uid: meta.uid.clone()?,
+            resource_version: meta.resource_version.clone()?,
+        })
+    }
 }
 
 impl Stores {
@@ -211,8 +258,14 @@ impl Stores {
                 if object.claimed_account() != Some(account) {
                     continue;
                 }
+                if let Some(uid) = &object.meta().uid {
+                    out.uids.insert(uid.clone());
+                }
                 match &object.0 {
                     Ok(readable) => {
+                        if let Some(version) = ObjectVersion::of(readable.meta()) {
+                            out.versions.insert(object.reference(), version);
+                        }
                         out.bound.push(readable.facts());
                         if orphans::is_marked_unbound(readable.conditions()) {
                             out.marked_unbound
@@ -293,6 +346,54 @@ pub struct Context {
     pub superseded: Superseded,
     /// Sends erasure requests to processors' webhooks.
     pub notifier: Notifier,
+    /// Lets a request through only while this replica leads, and bounds its time.
+    pub fence: Fence,
+    /// Cancelled when the controller stops or is dropped (leadership lost): every task it
+    /// spawned stops with it.
+    pub cancel: CancellationToken,
+    /// Per Account, how many passes in a row had failures: each waits longer (defect of
+    /// a failing deletion retried at once, forever).
+    pub failing: FailureBackoff,
+}
+
+impl Context {
+    /// Runs one request to the API server (or a webhook) through the fence: refused when this
+    /// replica may no longer lead, abandoned after the request timeout.
+    pub async fn act<T, E>(&self, request: impl Future<Output = Result<T, E>>) -> Result<T, Error>
+    where
+        Error: From<E>,
+    {
+        Ok(self.fence.run(request).await??)
+    }
+}
+
+/// How long an Account waits after a pass with failed deletions: 10 s, doubling with each
+/// failing pass in a row, at most 5 minutes; a pass without failures starts it over.
+#[derive(Debug, Default)]
+pub struct FailureBackoff(Mutex<HashMap<String, u32>>);
+
+impl FailureBackoff {
+    const FIRST: Duration = Duration::from_secs(10);
+    const MAX: Duration = Duration::from_secs(300);
+
+    /// Records a failing pass of `account`; the wait before the next.
+    pub fn failed(&self, account: &str) -> Duration {
+        let mut failing = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let streak = failing.entry(account.to_owned()).or_default();
+        let wait = Self::FIRST
+            .saturating_mul(1 << (*streak).min(16))
+            .min(Self::MAX);
+        *streak = streak.saturating_add(1);
+        wait
+    }
+
+    /// Records a pass of `account` without failures.
+    pub fn succeeded(&self, account: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(account);
+    }
 }
 
 /// The Account versions this operator's own writes replaced, per Account, until its cache has
@@ -484,7 +585,11 @@ pub async fn run(
     let ready_stores = stores.clone();
     let ready_accounts = accounts.clone();
     let ready_flag = ready.clone();
-    tokio::spawn(async move {
+    // Every task spawned below stops when this function returns or is dropped (a lost lease
+    // drops it wherever it is): none may outlive the controller and keep acting.
+    let cancel = CancellationToken::new();
+    let _cancel_on_drop = cancel.clone().drop_guard();
+    spawn_cancellable(&cancel, async move {
         if !ready_stores.wait_until_ready().await {
             return;
         }
@@ -521,14 +626,14 @@ pub async fn run(
         ready,
         superseded: Superseded::default(),
         notifier: Notifier::new(),
+        fence: settings.fence,
+        cancel: cancel.clone(),
+        failing: FailureBackoff::default(),
     });
-    // Ends when the watches end, i.e. with the controller.
-    tokio::spawn(orphans::report(
-        context.clone(),
-        accounts,
-        synced_seen,
-        suspects_seen,
-    ));
+    spawn_cancellable(
+        &cancel,
+        orphans::report(context.clone(), accounts, synced_seen, suspects_seen),
+    );
     let shutdown = shutdown.shared();
     let running = controller
         .with_config(controller::Config::default().concurrency(settings.concurrency))
@@ -536,8 +641,14 @@ pub async fn run(
         .graceful_shutdown_on(shutdown.clone())
         .run(account::reconcile, error_policy, context)
         .for_each(|result| async move {
-            if let Err(error) = result {
-                warn!(%error, "reconcile failed");
+            match result {
+                Ok(_) => {}
+                // An event on a bound object whose Account does not exist: expected, and
+                // reported as Unbound on the object itself.
+                Err(controller::Error::ObjectNotFound(object)) => {
+                    debug!(%object, "no such Account in the cache: nothing to reconcile");
+                }
+                Err(error) => warn!(%error, "reconcile failed"),
             }
         });
     // kube's controller holds its queue until the Account cache has synced, and after a
@@ -554,6 +665,20 @@ pub async fn run(
         () = running => {}
         () = stopped_unsynced => info!("stopped before the caches synced"),
     }
+}
+
+/// Spawns `task` so that it ends when `cancel` is cancelled.
+pub fn spawn_cancellable(
+    cancel: &CancellationToken,
+    task: impl Future<Output = ()> + Send + 'static,
+) {
+    let cancel = cancel.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = cancel.cancelled() => {}
+            () = task => {}
+        }
+    });
 }
 
 /// The pause of *all* watches after an error on any of them. Each watch already backs off on

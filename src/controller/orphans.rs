@@ -153,8 +153,8 @@ async fn look_at(
         Some(name) => match accounts.get(&ObjectRef::new(name)) {
             Some(cached) => Some(cached),
             // The Account's watch event may simply lag behind the object's: ask the API.
-            None => Api::<Guarded<Account>>::all(ctx.client.clone())
-                .get_opt(name)
+            None => ctx
+                .act(Api::<Guarded<Account>>::all(ctx.client.clone()).get_opt(name))
                 .await?
                 .map(Arc::new),
         },
@@ -211,7 +211,12 @@ async fn look_at(
                 None,
                 ctx.clock.now(),
             );
-            cluster::set_conditions(&ctx.client, &suspect.resource, &conditions).await?;
+            ctx.act(cluster::set_conditions(
+                &ctx.client,
+                &suspect.resource,
+                &conditions,
+            ))
+            .await?;
             info!(resource = %suspect.resource, "unbound object: never deleted");
             publish_on_object(ctx, suspect, "Unbound", &message).await;
         }
@@ -252,7 +257,8 @@ pub async fn mark_bound(
             None,
             ctx.clock.now(),
         );
-        cluster::set_conditions(&ctx.client, resource, &conditions).await?;
+        ctx.act(cluster::set_conditions(&ctx.client, resource, &conditions))
+            .await?;
     }
     Ok(())
 }

@@ -11,7 +11,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt, runtime::events::EventType};
 use tracing::info;
 
-use super::Context;
+use super::{Context, Error};
+use crate::leader::Fenced;
 use crate::{
     api::{Account, NotificationState, ProcessorNotification},
     notifier::{
@@ -32,15 +33,18 @@ enum Unsendable {
     Failed(&'static str),
     /// Reading the secret failed in a way that may pass (reason for the status).
     Retry(String),
+    /// This replica may no longer lead.
+    NotLeader,
 }
 
-/// Sends every request the ledger says is due now and records each outcome.
+/// Sends every request the ledger says is due now and records each outcome. Fails only when
+/// this replica may no longer lead.
 pub async fn deliver_due(
     ctx: &Context,
     account: &Account,
     ledger: &mut Ledger,
     now: DateTime<Utc>,
-) {
+) -> Result<(), Error> {
     let account_name = account.name_any();
     for &index in &ledger.due {
         let Some(entry) = ledger.entries.get_mut(index) else {
@@ -48,6 +52,7 @@ pub async fn deliver_due(
         };
         let endpoint = match endpoint(ctx, &entry.name).await {
             Ok(endpoint) => endpoint,
+            Err(Unsendable::NotLeader) => return Err(Fenced::NotLeader.into()),
             Err(Unsendable::Manual) => {
                 entry.state = NotificationState::Manual;
                 entry.next_attempt_at = None;
@@ -91,6 +96,10 @@ pub async fn deliver_due(
             erasure_at,
             requested_at,
         );
+        // A replica that may no longer lead sends nothing: the new leader sends it.
+        if !ctx.fence.permits() {
+            return Err(Fenced::NotLeader.into());
+        }
         let outcome = ctx.notifier.deliver(&endpoint, &request, now).await;
         info!(
             account = %account_name,
@@ -101,6 +110,7 @@ pub async fn deliver_due(
         );
         record_outcome(entry, &outcome, now);
     }
+    Ok(())
 }
 
 /// The processor's webhook and signing secret, read now (a rotated secret takes effect at the
@@ -114,14 +124,14 @@ async fn endpoint(ctx: &Context, processor: &str) -> Result<Endpoint, Unsendable
     };
     let reference = &webhook.secret_ref;
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &reference.namespace);
-    let secret = match secrets.get_opt(&reference.name).await {
+    let secret = match ctx.act(secrets.get_opt(&reference.name)).await {
         Ok(Some(secret)) => secret,
         Ok(None) => return Err(Unsendable::Failed("SecretNotFound")),
-        Err(kube::Error::Api(status)) if status.code == 403 => {
+        Err(error) if error.is_status(403) => {
             return Err(Unsendable::Failed("SecretForbidden"));
         }
+        Err(error) if error.not_leader() => return Err(Unsendable::NotLeader),
         Err(error) => {
-            let error = super::Error::from(error);
             return Err(Unsendable::Retry(format!(
                 "SecretUnreadable {}",
                 error.reason()

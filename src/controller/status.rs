@@ -11,9 +11,10 @@
 //!   account (withdrawn consent, routine backup expiry) are reported by events and metrics but
 //!   neither create nor change a proof: routine backup expiry would otherwise grow the counts
 //!   forever with no audit value. A proof from an earlier termination is kept as it is.
-//! - The phase is the plan's phase, computed before this pass's deletions; the deletions
-//!   themselves trigger the next reconcile, which moves the phase on (e.g. Erasing → Retained).
-//!   Counts and `nextDeletionAt` already leave out what this pass deleted, because it is gone.
+//! - The phase is the plan's phase. The controller passes the plan as it stands after this
+//!   pass's deletions ([`AccountPlan::without`]), so one write shows the account as it is
+//!   (e.g. Retained once the last hosted object went) and the next pass has nothing to write.
+//!   Counts and `nextDeletionAt` leave out what this pass found gone either way.
 //! - A legal hold without end date turns every schedule into "keep"; objects the stored proof
 //!   already lists as retained stay listed (without `deleteAt`), so the proof does not flap.
 //! - While the RetentionPolicy is missing, `nextDeletionAt` is cleared: nothing will be deleted
@@ -26,13 +27,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 
 use crate::api::{
-    AccountPhase, AccountStatus, Condition, ConditionStatus, ErasureProof, NotificationState,
-    ProcessorNotification, ResourceCounts, RetainedItem,
+    AccountPhase, AccountStatus, Condition, ConditionStatus, DeletingItem, ErasureProof,
+    NotificationState, ProcessorNotification, ResourceCounts, RetainedItem,
 };
 use crate::notifier::ledger;
-use crate::retention::{
-    AccountPlan, Disposition, Hold, ResourceKind, ResourcePlan, ResourceRef, TerminationSource,
-};
+use crate::retention::{AccountPlan, Disposition, Hold, ResourceKind, ResourcePlan, ResourceRef};
 
 /// Condition type: the account's retention is proceeding as planned.
 pub const READY: &str = "Ready";
@@ -51,6 +50,9 @@ pub const MANUAL_ACTION_REQUIRED: &str = "ManualActionRequired";
 /// Condition type: a processor refused an erasure request, or its endpoint is misconfigured.
 pub const ERASURE_REQUESTS_FAILED: &str = "ErasureRequestsFailed";
 
+/// Reason of `Ready=False` on an Account terminated without `spec.terminatedAt`.
+pub const TERMINATION_TIME_MISSING: &str = "TerminationTimeMissing";
+
 /// At most this many failed resources are named in a condition message, so that a mass
 /// failure cannot push the status towards the API server's object size limit.
 const MAX_NAMED_FAILURES: usize = 10;
@@ -64,10 +66,13 @@ pub struct StatusInput<'a> {
     pub previous: Option<&'a AccountStatus>,
     /// The Account's `metadata.generation`.
     pub generation: Option<i64>,
-    /// Bound objects this pass deleted; each is counted in the proof. Objects found already gone
-    /// (404) are not listed here but left out of `plan`: a stale cache may show an object this
-    /// operator deleted in an earlier pass, which must not count twice.
+    /// Bound objects this pass found gone (it deleted them, or they were gone already): left
+    /// out of every count and schedule shown. The proof counts deletions through
+    /// `deletions`, not through this list.
     pub deleted: &'a [ResourceRef],
+    /// The durable record of deletions under way (`status.erasure.deleting`) and what became
+    /// of them.
+    pub deletions: DeletionLedger<'a>,
     /// Deletions that failed this pass.
     pub failures: &'a [DeletionFailure],
     /// `processorRef`/`registrar` names that match no DataProcessor.
@@ -82,6 +87,37 @@ pub struct StatusInput<'a> {
     pub processors: Option<&'a [ProcessorNotification]>,
     /// The instant of this pass.
     pub now: DateTime<Utc>,
+}
+
+/// How this pass changes the record of deletions under way, so that the proof counts each
+/// erased object exactly once whatever crash, conflict or concurrent writer comes: a deletion is
+/// recorded (with the object's uid) in a status write *before* its DELETE is sent, and counted
+/// only when a later status write finds it recorded in the stored status and its uid known to
+/// be gone; that write removes it from the record in the same step. A status write retried on a
+/// fresher stored status recomputes from that status, so nothing is counted twice.
+#[derive(Clone, Copy, Debug)]
+pub struct DeletionLedger<'a> {
+    /// Deletions this pass is about to send: recorded (if not already).
+    pub starting: &'a [DeletingItem],
+    /// uids known to be gone: a DELETE answered 200 or 404, or the object is no longer in the
+    /// watch cache. Recorded ones are counted and leave the record.
+    pub gone: &'a BTreeSet<String>,
+    /// uids whose deletion is off (the object is still there and no longer due): they leave
+    /// the record uncounted.
+    pub called_off: &'a BTreeSet<String>,
+}
+
+/// No uids: for passes that delete nothing.
+static NO_UIDS: BTreeSet<String> = BTreeSet::new();
+
+impl Default for DeletionLedger<'_> {
+    fn default() -> Self {
+        Self {
+            starting: &[],
+            gone: &NO_UIDS,
+            called_off: &NO_UIDS,
+        }
+    }
 }
 
 /// A deletion that failed.
@@ -139,7 +175,7 @@ pub fn account_status(input: &StatusInput<'_>) -> AccountStatus {
         previous_proof,
         &remaining,
         &retained,
-        &deleted,
+        &input.deletions,
         input.now,
     );
     let next_deletion_at = remaining.iter().filter_map(|r| r.schedule.delete_at).min();
@@ -272,7 +308,7 @@ pub fn account_status(input: &StatusInput<'_>) -> AccountStatus {
 
     AccountStatus {
         phase: Some(phase),
-        terminated_at: recorded_termination(plan, previous),
+        terminated_at: plan.terminated_at,
         next_deletion_at,
         deletions_announced_until: input.announced_until,
         observed_generation: input.generation,
@@ -352,6 +388,34 @@ fn erasure_stopped_status(
     status
 }
 
+/// Status for an Account whose spec says Terminated without `terminatedAt` (stored before the
+/// schema required it): nothing is erased until the account system gives the time, because a
+/// guessed one could skip a grace period. `Ready=False` with reason `TerminationTimeMissing`;
+/// everything recorded is kept as stored, and `nextDeletionAt` is cleared.
+pub fn termination_time_missing_status(
+    previous: Option<&AccountStatus>,
+    generation: Option<i64>,
+    now: DateTime<Utc>,
+) -> AccountStatus {
+    let mut status = previous.cloned().unwrap_or_default();
+    status.observed_generation = generation;
+    status.next_deletion_at = None;
+    set_condition(
+        &mut status.conditions,
+        READY,
+        ConditionStatus::False,
+        TERMINATION_TIME_MISSING,
+        TERMINATION_TIME_MISSING_MESSAGE,
+        generation,
+        now,
+    );
+    status
+}
+
+/// Why an Account terminated without a time is not erased, for its condition and event.
+pub const TERMINATION_TIME_MISSING_MESSAGE: &str = "state is Terminated but spec.terminatedAt is missing: nothing is erased until the account \
+     system sets the time of this termination";
+
 /// The conditions of an Account that cannot be read: `Ready=False` with reason
 /// `MalformedAccount`, the others kept as stored. Nothing bound to it is erased meanwhile.
 pub fn malformed_account_conditions(
@@ -411,28 +475,6 @@ pub fn set_condition(
     conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
 }
 
-/// `status.terminatedAt`: the termination time the operator recorded because nothing else
-/// dates the termination.
-fn recorded_termination(
-    plan: &AccountPlan,
-    previous: Option<&AccountStatus>,
-) -> Option<DateTime<Utc>> {
-    // Not terminated (e.g. reactivated): a stale time must not date a later termination.
-    let termination = plan.termination?;
-    let stored = previous.and_then(|p| p.terminated_at);
-    match termination.source {
-        // The first time the operator sees the termination, it records it; once stored, the
-        // plan reads it back (source Status), so the two agree.
-        TerminationSource::FirstSeen | TerminationSource::Status => stored.or(Some(termination.at)),
-        // The spec dates the termination; a time recorded before the spec gave one is kept
-        // as a record, but nothing new is recorded.
-        TerminationSource::Spec => stored,
-        // The engine dates by deletionTimestamp only when no recorded time counts (the spec
-        // is not Terminated), so a stored time is stale.
-        TerminationSource::Deletion => None,
-    }
-}
-
 /// The bound objects kept under a remaining legal basis: those the plan retains, and those a
 /// legal hold without end date keeps that the stored proof already listed as retained. The
 /// hold turns their disposition into Keep, but they are still retained under their basis (a
@@ -471,23 +513,37 @@ fn erasure_proof(
     previous: Option<&ErasureProof>,
     remaining: &[&ResourcePlan],
     retained: &BTreeSet<&ResourceRef>,
-    deleted: &BTreeSet<&ResourceRef>,
+    deletions: &DeletionLedger<'_>,
     now: DateTime<Utc>,
 ) -> Option<ErasureProof> {
-    if plan.terminated_at.is_none() {
-        return previous.cloned();
-    }
     let mut proof = previous.cloned().unwrap_or_default();
-    for resource in deleted {
-        let count = proof
-            .deleted
-            .entry(resource.kind.as_str().to_owned())
-            .or_default();
-        *count = count.saturating_add(1);
+    // Deletions recorded before are settled whatever the account's state: they were decided
+    // under a termination.
+    let mut counted = false;
+    let recorded = std::mem::take(&mut proof.deleting);
+    for item in recorded {
+        if deletions.gone.contains(&item.uid) {
+            let count = proof.deleted.entry(item.kind).or_default();
+            *count = count.saturating_add(1);
+            counted = true;
+        } else if !deletions.called_off.contains(&item.uid) {
+            proof.deleting.push(item);
+        }
     }
-    if !deleted.is_empty() && proof.started_at.is_none() {
+    if counted && proof.started_at.is_none() {
         proof.started_at = Some(now);
     }
+    if plan.terminated_at.is_none() {
+        // Deletions on a live account (withdrawn consent, backup expiry) are not recorded.
+        return (proof != ErasureProof::default()).then_some(proof);
+    }
+    for item in deletions.starting {
+        let known = proof.deleting.iter().any(|d| d.uid == item.uid);
+        if !known && !deletions.gone.contains(&item.uid) {
+            proof.deleting.push(item.clone());
+        }
+    }
+    proof.deleting.sort();
     let mut items: Vec<RetainedItem> = remaining
         .iter()
         .filter(|r| retained.contains(&r.resource))
@@ -501,7 +557,7 @@ fn erasure_proof(
         .collect();
     items.sort_by(|a, b| (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name)));
     proof.retained = items;
-    if phase == AccountPhase::Erased && proof.completed_at.is_none() {
+    if phase == AccountPhase::Erased && proof.deleting.is_empty() && proof.completed_at.is_none() {
         proof.completed_at = Some(now);
     }
     // An empty proof (terminated, nothing deleted or retained yet) would only print `{}`.
@@ -890,6 +946,44 @@ mod tests {
         serde_json::from_value(json).expect("deserialize status")
     }
 
+    /// One pass that deletes `deleted`, as the controller runs it: the deletions are recorded
+    /// (with their uids) in a first status write before any DELETE, then counted in a second
+    /// once gone.
+    fn pass(input: StatusInput<'_>, deleted: &[ResourceRef]) -> AccountStatus {
+        let starting: Vec<DeletingItem> = deleted.iter().map(deleting).collect();
+        let none = BTreeSet::new();
+        let recorded = stored(&account_status(&StatusInput {
+            deleted: &[],
+            deletions: DeletionLedger {
+                starting: &starting,
+                gone: &none,
+                called_off: &none,
+            },
+            ..input
+        }));
+        let gone: BTreeSet<String> = starting.iter().map(|d| d.uid.clone()).collect();
+        account_status(&StatusInput {
+            previous: Some(&recorded),
+            deleted,
+            deletions: DeletionLedger {
+                starting: &starting,
+                gone: &gone,
+                called_off: &none,
+            },
+            ..input
+        })
+    }
+
+    /// The record of a deletion under way, with a uid made from the reference.
+    fn deleting(r: &ResourceRef) -> DeletingItem {
+        DeletingItem {
+            kind: r.kind.as_str().to_owned(),
+            namespace: r.namespace.clone(),
+            name: r.name.clone(),
+            uid: format!("uid-{}-{}-{}", r.kind, r.namespace, r.name),
+        }
+    }
+
     fn input<'a>(
         plan: &'a AccountPlan,
         previous: Option<&'a AccountStatus>,
@@ -900,6 +994,7 @@ mod tests {
             previous,
             generation: Some(3),
             deleted: &[],
+            deletions: DeletionLedger::default(),
             failures: &[],
             unknown_processors: &[],
             malformed: &[],
@@ -1309,15 +1404,17 @@ mod tests {
         for step in steps {
             let plan = plan(&acct, &step.bound, step.now);
             assert_eq!(plan.phase, step.phase, "step {:?}: plan phase", step.name);
-            let status = account_status(&StatusInput {
-                deleted: &step.deleted,
-                ..input(&plan, previous.as_ref(), step.now)
-            });
+            let status = pass(
+                StatusInput {
+                    ..input(&plan, previous.as_ref(), step.now)
+                },
+                &step.deleted,
+            );
             let name = step.name;
             assert_eq!(status.phase, Some(step.phase), "step {name:?}: phase");
             assert_eq!(
-                status.terminated_at, None,
-                "step {name:?}: the spec dates it"
+                status.terminated_at, plan.terminated_at,
+                "step {name:?}: the spec's time"
             );
             assert_eq!(
                 status.next_deletion_at,
@@ -1371,81 +1468,62 @@ mod tests {
     }
 
     #[test]
-    fn a_termination_without_a_time_is_recorded_once_and_cleared_on_reactivation() {
-        let first_seen = "2026-11-05T10:00:00Z";
-        let acct = account(json!({"state": "Terminated"}), None);
-        let plan1 = plan(&acct, &everything(), first_seen);
-        assert_eq!(
-            plan1.termination.map(|t| t.source),
-            Some(TerminationSource::FirstSeen)
-        );
-        let s1 = account_status(&input(&plan1, None, first_seen));
-        assert_eq!(
-            s1.terminated_at,
-            Some(t(first_seen)),
-            "recorded when first seen"
-        );
+    fn terminated_at_shows_the_time_of_the_termination_in_force() {
+        let first = "2026-11-05T10:00:00Z";
+        let acct = account(json!({"state": "Terminated", "terminatedAt": first}), None);
+        let plan1 = plan(&acct, &everything(), "2026-11-06T00:00:00Z");
+        let s1 = account_status(&input(&plan1, None, "2026-11-06T00:00:00Z"));
+        assert_eq!(s1.terminated_at, Some(t(first)));
         assert_eq!(s1.next_deletion_at, Some(t("2026-12-05T10:00:00Z")));
 
-        // Read back from the status a day later: the same time, nothing to write.
-        let acct = account(json!({"state": "Terminated"}), Some(&s1));
-        let plan2 = plan(&acct, &everything(), "2026-11-06T00:00:00Z");
-        assert_eq!(
-            plan2.termination.map(|t| t.source),
-            Some(TerminationSource::Status)
-        );
-        let s2 = account_status(&input(&plan2, Some(&s1), "2026-11-06T00:00:00Z"));
-        assert_eq!(s2, s1, "kept, not re-recorded");
-
-        // The same FirstSeen plan against a stored time (e.g. a stale cache) keeps the
-        // stored time: a termination is recorded only once.
-        let s3 = account_status(&input(&plan1, Some(&s1), "2026-11-07T00:00:00Z"));
-        assert_eq!(s3.terminated_at, Some(t(first_seen)));
-
-        // The account system later fills in spec.terminatedAt: the record stays.
-        let acct = account(terminated(), Some(&s1));
-        let plan4 = plan(&acct, &everything(), "2026-11-08T00:00:00Z");
-        let s4 = account_status(&input(&plan4, Some(&s1), "2026-11-08T00:00:00Z"));
-        assert_eq!(s4.terminated_at, Some(t(first_seen)));
-
-        // Reactivated inside the grace period: no stale time, no schedules.
+        // Reactivated inside the grace period: no time, no hosted schedules.
         let acct = account(json!({"state": "Active"}), Some(&s1));
-        let plan5 = plan(&acct, &everything(), "2026-11-20T00:00:00Z");
-        let s5 = account_status(&input(&plan5, Some(&s1), "2026-11-20T00:00:00Z"));
-        assert_eq!(s5.phase, Some(AccountPhase::Active));
-        assert_eq!(
-            s5.terminated_at, None,
-            "reactivation clears the recorded time"
-        );
+        let plan2 = plan(&acct, &everything(), "2026-11-20T00:00:00Z");
+        let s2 = account_status(&input(&plan2, Some(&s1), "2026-11-20T00:00:00Z"));
+        assert_eq!(s2.phase, Some(AccountPhase::Active));
+        assert_eq!(s2.terminated_at, None, "reactivation clears the time");
         // Only the backup schedule runs: newest of October 2026, kept 6 months, no cap.
         assert_eq!(
-            s5.next_deletion_at,
+            s2.next_deletion_at,
             Some(t("2027-04-25T02:00:00Z")),
             "backup expiry only"
         );
         assert_eq!(
-            s5.erasure, s1.erasure,
+            s2.erasure, s1.erasure,
             "the proof is not touched by a live account"
         );
         assert_eq!(
-            s5.resources.get("Website"),
+            s2.resources.get("Website"),
             Some(&counts(1, 0, 0, 0)),
             "nothing hosted is scheduled any more"
         );
 
+        // Terminated again, and the operator never saw the reactivation: the stored status
+        // still shows the first time, but the grace period counts from the new one.
+        let second = "2026-12-20T00:00:00Z";
+        let acct = account(
+            json!({"state": "Terminated", "terminatedAt": second}),
+            Some(&s1),
+        );
+        let plan3 = plan(&acct, &everything(), "2026-12-21T00:00:00Z");
+        let s3 = account_status(&input(&plan3, Some(&s1), "2026-12-21T00:00:00Z"));
+        assert_eq!(s3.terminated_at, Some(t(second)));
+        assert_eq!(s3.phase, Some(AccountPhase::GracePeriod));
+        assert_eq!(s3.next_deletion_at, Some(t("2027-01-19T00:00:00Z")));
+
         // An Active account being deleted is terminated at its deletionTimestamp; a stored
-        // time from an earlier, reverted termination is stale and is cleared.
+        // time from an earlier, reverted termination is stale and is replaced.
         let mut acct = account(json!({"state": "Active"}), Some(&s1));
         acct.metadata.deletion_timestamp =
             serde_json::from_value(json!("2026-11-21T00:00:00Z")).expect("deletion timestamp");
-        let plan6 = plan(&acct, &everything(), "2026-11-21T00:00:01Z");
+        let plan4 = plan(&acct, &everything(), "2026-11-21T00:00:01Z");
         assert_eq!(
-            plan6.termination.map(|t| t.source),
-            Some(TerminationSource::Deletion)
+            plan4.termination.map(|t| t.source),
+            Some(crate::retention::TerminationSource::Deletion)
         );
-        let s6 = account_status(&input(&plan6, Some(&s1), "2026-11-21T00:00:01Z"));
-        assert_eq!(s6.terminated_at, None);
-        assert_eq!(s6.phase, Some(AccountPhase::GracePeriod));
+        let s4 = account_status(&input(&plan4, Some(&s1), "2026-11-21T00:00:01Z"));
+        assert_eq!(s4.terminated_at, Some(t("2026-11-21T00:00:00Z")));
+        assert_eq!(s4.phase, Some(AccountPhase::GracePeriod));
     }
 
     #[test]
@@ -1466,11 +1544,13 @@ mod tests {
             failure(ResourceKind::Database, "shop-db", "Conflict"),
         ];
         let deleted = [www.clone()];
-        let s1 = stored(&account_status(&StatusInput {
-            deleted: &deleted,
-            failures: &failures,
-            ..input(&due, Some(&s0), "2026-12-01T00:00:01Z")
-        }));
+        let s1 = stored(&pass(
+            StatusInput {
+                failures: &failures,
+                ..input(&due, Some(&s0), "2026-12-01T00:00:01Z")
+            },
+            &deleted,
+        ));
         let ready = condition(&s1, READY);
         assert_eq!(
             (ready.status, ready.reason.as_str(), ready.message.as_str()),
@@ -1503,11 +1583,13 @@ mod tests {
 
         // The same failures in another order: the same status, so no write.
         let reversed = [failures[1].clone(), failures[0].clone()];
-        let again = account_status(&StatusInput {
-            deleted: &deleted,
-            failures: &reversed,
-            ..input(&due, Some(&s0), "2026-12-01T00:00:01Z")
-        });
+        let again = pass(
+            StatusInput {
+                failures: &reversed,
+                ..input(&due, Some(&s0), "2026-12-01T00:00:01Z")
+            },
+            &deleted,
+        );
         assert_eq!(again, s1);
 
         // The retry succeeds: Ready True again, DeletionFailed False, both transitioned now.
@@ -1522,10 +1604,12 @@ mod tests {
             rref(ResourceKind::Database, "shop-db"),
             rref(ResourceKind::DataRecord, "crm"),
         ];
-        let s2 = account_status(&StatusInput {
-            deleted: &deleted2,
-            ..input(&retry, Some(&s1), "2026-12-01T00:01:00Z")
-        });
+        let s2 = pass(
+            StatusInput {
+                ..input(&retry, Some(&s1), "2026-12-01T00:01:00Z")
+            },
+            &deleted2,
+        );
         assert_eq!(
             cond(&s2, READY),
             (ConditionStatus::True, "Erasing".to_owned())
@@ -1770,14 +1854,19 @@ mod tests {
     #[test]
     fn a_missing_policy_stops_erasure_and_keeps_the_record() {
         let first_seen = "2026-11-05T00:00:00Z";
-        let acct = account(json!({"state": "Terminated"}), None);
+        let acct = account(
+            json!({"state": "Terminated", "terminatedAt": first_seen}),
+            None,
+        );
         let bound = everything();
         let plan1 = plan(&acct, &bound, first_seen);
         let info = [rref(ResourceKind::Mailbox, "info")];
-        let before = stored(&account_status(&StatusInput {
-            deleted: &info,
-            ..input(&plan1, None, first_seen)
-        }));
+        let before = stored(&pass(
+            StatusInput {
+                ..input(&plan1, None, first_seen)
+            },
+            &info,
+        ));
 
         let missing =
             policy_missing_status(Some(&before), "gold", Some(4), t("2026-11-06T00:00:00Z"));
@@ -1785,7 +1874,7 @@ mod tests {
         assert_eq!(
             missing.terminated_at,
             Some(t(first_seen)),
-            "recorded time kept"
+            "the time shown is kept"
         );
         assert_eq!(missing.resources, before.resources, "counts kept");
         assert_eq!(missing.erasure, before.erasure, "proof kept");
@@ -1827,7 +1916,10 @@ mod tests {
         assert_eq!(types, [POLICY_MISSING, READY]);
 
         // The policy is back: PolicyMissing turns False with a transition.
-        let acct = account(json!({"state": "Terminated"}), Some(&missing));
+        let acct = account(
+            json!({"state": "Terminated", "terminatedAt": first_seen}),
+            Some(&missing),
+        );
         let plan2 = plan(&acct, &bound, "2027-01-02T00:00:00Z");
         let back = account_status(&input(&plan2, Some(&missing), "2027-01-02T00:00:00Z"));
         let c = condition(&back, POLICY_MISSING);
@@ -1894,10 +1986,12 @@ mod tests {
         let due = plan(&acct, &everything(), "2026-12-01T00:00:01Z");
         assert_eq!(due.next_deletion_at, Some(t("2026-12-01T00:00:00Z")));
         for case in cases {
-            let status = account_status(&StatusInput {
-                deleted: &case.deleted,
-                ..input(&due, None, "2026-12-01T00:00:01Z")
-            });
+            let status = pass(
+                StatusInput {
+                    ..input(&due, None, "2026-12-01T00:00:01Z")
+                },
+                &case.deleted,
+            );
             assert_eq!(
                 status.next_deletion_at,
                 case.next.map(t),
@@ -1913,6 +2007,123 @@ mod tests {
         }
     }
 
+    /// The proof is built from durable facts: a deletion is recorded before its DELETE and
+    /// counted once it is known gone, in the write that takes it off the record. Whatever
+    /// crashes between the writes, and however often a write is recomputed on a fresher stored
+    /// status (409), each uid is counted once.
+    #[test]
+    fn the_proof_counts_each_recorded_deletion_once_whatever_the_crashes() {
+        let acct = account(terminated(), None);
+        let now = "2026-12-01T00:00:01Z";
+        let due = plan(&acct, &everything(), now);
+        let www = rref(ResourceKind::Website, "www");
+        let db = rref(ResourceKind::Database, "shop-db");
+        // Sorted as the record keeps them.
+        let items = [deleting(&db), deleting(&www)];
+        let none = BTreeSet::new();
+        let ledger = |starting, gone, called_off| DeletionLedger {
+            starting,
+            gone,
+            called_off,
+        };
+        // Recorded before any DELETE; nothing counted yet.
+        let recorded = stored(&account_status(&StatusInput {
+            deletions: ledger(&items, &none, &none),
+            ..input(&due, None, now)
+        }));
+        let proof = recorded.erasure.clone().expect("a proof");
+        assert_eq!(proof.deleting, items.to_vec());
+        assert!(proof.deleted.is_empty());
+        assert_eq!(proof.started_at, None);
+
+        // The operator is killed after both DELETEs, before its second write. The next pass
+        // (a new process) finds both uids gone from the cache: counted once each.
+        let gone: BTreeSet<String> = items.iter().map(|d| d.uid.clone()).collect();
+        let bound: Vec<BoundResource> = everything()
+            .into_iter()
+            .filter(|b| b.reference != www && b.reference != db)
+            .collect();
+        let later = plan(&acct, &bound, "2026-12-01T00:00:05Z");
+        let settled = stored(&account_status(&StatusInput {
+            deletions: ledger(&[], &gone, &none),
+            ..input(&later, Some(&recorded), "2026-12-01T00:00:05Z")
+        }));
+        let proof = settled.erasure.clone().expect("a proof");
+        assert!(proof.deleting.is_empty());
+        let counted: Vec<(&str, u32)> = proof
+            .deleted
+            .iter()
+            .map(|(k, n)| (k.as_str(), *n))
+            .collect();
+        assert_eq!(counted, [("Database", 1), ("Website", 1)]);
+        assert_eq!(proof.started_at, Some(t("2026-12-01T00:00:05Z")));
+
+        // The same write recomputed on the status it produced (another writer got there
+        // first; a retry after 409): nothing counted twice.
+        let again = account_status(&StatusInput {
+            deletions: ledger(&[], &gone, &none),
+            ..input(&later, Some(&settled), "2026-12-01T00:00:06Z")
+        });
+        assert_eq!(again.erasure, settled.erasure);
+
+        // A uid not on the record (a deletion the proof never recorded, e.g. on a live
+        // account, or someone else's) is never counted.
+        let stranger: BTreeSet<String> = ["uid-someone-else".to_owned()].into();
+        let unrelated = account_status(&StatusInput {
+            deletions: ledger(&[], &stranger, &none),
+            ..input(&later, Some(&settled), "2026-12-01T00:00:07Z")
+        });
+        assert_eq!(unrelated.erasure, settled.erasure);
+
+        // A deletion called off (the account reactivated before it was sent) leaves the
+        // record uncounted.
+        let off: BTreeSet<String> = [items[1].uid.clone()].into();
+        let called_off = account_status(&StatusInput {
+            deletions: ledger(&[], &none, &off),
+            ..input(&due, Some(&recorded), now)
+        });
+        let proof = called_off.erasure.expect("a proof");
+        assert_eq!(proof.deleting, vec![items[0].clone()]);
+        assert!(proof.deleted.is_empty());
+    }
+
+    #[test]
+    fn the_proof_is_not_complete_while_a_deletion_is_under_way() {
+        let acct = account(terminated(), None);
+        let now = "2034-01-01T00:00:01Z";
+        // Everything bound is gone (the plan is empty), but one deletion is still on the
+        // record: its uid is not known gone yet.
+        let empty = plan(&acct, &[], now);
+        assert_eq!(empty.phase, AccountPhase::Erased);
+        let item = deleting(&rref(ResourceKind::Website, "www"));
+        let none = BTreeSet::new();
+        let open = stored(&account_status(&StatusInput {
+            deletions: DeletionLedger {
+                starting: std::slice::from_ref(&item),
+                gone: &none,
+                called_off: &none,
+            },
+            ..input(&empty, None, now)
+        }));
+        let proof = open.erasure.clone().expect("a proof");
+        assert_eq!(
+            proof.completed_at, None,
+            "not complete while one is under way"
+        );
+        let gone: BTreeSet<String> = [item.uid.clone()].into();
+        let done = account_status(&StatusInput {
+            deletions: DeletionLedger {
+                starting: &[],
+                gone: &gone,
+                called_off: &none,
+            },
+            ..input(&empty, Some(&open), now)
+        });
+        let proof = done.erasure.expect("a proof");
+        assert_eq!(proof.completed_at, Some(t(now)));
+        assert_eq!(proof.deleted.get("Website"), Some(&1));
+    }
+
     #[test]
     fn live_accounts_get_no_proof() {
         // Withdrawn marketing consent on an active account: the record goes, but the proof
@@ -1922,10 +2133,12 @@ mod tests {
         let plan = plan(&acct, &bound, "2026-11-10T00:00:00Z");
         assert_eq!(plan.phase, AccountPhase::Active);
         let deleted = [rref(ResourceKind::DataRecord, "newsletter")];
-        let status = account_status(&StatusInput {
-            deleted: &deleted,
-            ..input(&plan, None, "2026-11-10T00:00:00Z")
-        });
+        let status = pass(
+            StatusInput {
+                ..input(&plan, None, "2026-11-10T00:00:00Z")
+            },
+            &deleted,
+        );
         assert_eq!(status.erasure, None);
         assert_eq!(status.next_deletion_at, None);
         assert_eq!(status.terminated_at, None);

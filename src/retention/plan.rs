@@ -42,7 +42,7 @@ pub struct AccountPlan {
     pub phase: AccountPhase,
     /// The termination time every schedule counts from.
     pub terminated_at: Option<DateTime<Utc>>,
-    /// Where `terminatedAt` came from; `FirstSeen` tells the operator to record it.
+    /// Where `terminatedAt` came from.
     #[serde(skip)]
     pub termination: Option<Termination>,
     /// The legal hold, while the Account carries one.
@@ -69,6 +69,30 @@ pub struct ResourcePlan {
     /// The DataProcessors that hold a copy and are told when it is erased.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub processors: Vec<String>,
+}
+
+impl AccountPlan {
+    /// The plan once the objects in `gone` are gone (the operator deleted them, or found them
+    /// gone): they leave `resources`, and the phase and the next deletion follow. The
+    /// notifications stay: the erasure requests for what went are still owed.
+    pub fn without(
+        mut self,
+        gone: &BTreeSet<&ResourceRef>,
+        account: &Account,
+        now: DateTime<Utc>,
+    ) -> Self {
+        if gone.is_empty() {
+            return self;
+        }
+        self.resources.retain(|r| !gone.contains(&r.resource));
+        self.phase = phase(&AccountSituation::of(account), &self.resources, now);
+        self.next_deletion_at = self
+            .resources
+            .iter()
+            .filter_map(|r| r.schedule.delete_at)
+            .min();
+        self
+    }
 }
 
 impl ResourcePlan {
@@ -177,12 +201,19 @@ pub fn plan_account(
         .filter(|r| r.account == name)
         .cloned()
         .collect();
-    let situation = AccountSituation::of(account, now);
+    let situation = AccountSituation::of(account);
     let mut resources: Vec<ResourcePlan> = bound
         .iter()
         .filter_map(|resource| {
             let facts = resource.hosted_facts()?;
-            let schedule = hosted_schedule(facts, &situation, policy, &account.spec.consents, now);
+            let schedule = hosted_schedule(
+                facts,
+                resource.stamped_delete_at,
+                &situation,
+                policy,
+                &account.spec.consents,
+                now,
+            );
             Some((resource, schedule, facts.processors.clone()))
         })
         .chain(

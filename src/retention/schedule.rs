@@ -83,9 +83,11 @@ pub(crate) fn after_delta(start: DateTime<Utc>, delta: Option<TimeDelta>) -> Opt
     start.checked_add_signed(delta?)
 }
 
-/// The rule for a hosted resource or data record, before any legal hold.
+/// The rule for a hosted resource or data record, before any legal hold. `stamped` is the
+/// schedule stamped on the object, if any (see withdrawn consent).
 pub fn hosted_schedule(
     facts: &HostedFacts,
+    stamped: Option<DateTime<Utc>>,
     situation: &AccountSituation,
     policy: &RetentionPolicySpec,
     consents: &BTreeMap<String, bool>,
@@ -102,8 +104,18 @@ pub fn hosted_schedule(
         && let Some(purpose) = facts.consent_purpose.as_deref()
         && !consents.get(purpose).copied().unwrap_or(false)
     {
+        // Due from when the withdrawal was first seen: the time stamped on the object once it
+        // has passed (the operator stamps the schedule the first time it applies), else now. A
+        // due time that moved with `now` would be stamped again on every pass, and each stamp's
+        // watch event would start the next pass.
+        let first_seen = stamped.filter(|at| *at <= now).unwrap_or(now);
+        // On a terminated account, a record already due by its grace period keeps that date.
+        let by_grace = situation
+            .termination
+            .and_then(|t| after(t.at, policy.grace_for(facts.kind)));
+        let delete_at = by_grace.map_or(first_seen, |at| at.min(first_seen));
         return Schedule {
-            delete_at: Some(now),
+            delete_at: Some(delete_at),
             reason: format!("consent for {purpose:?} not given or withdrawn: erase now"),
             legal_basis: LegalBasis::Consent,
             disposition: Disposition::Erase,
@@ -135,13 +147,19 @@ pub fn hosted_schedule(
 }
 
 fn kept_while_live(state: AccountState, legal_basis: LegalBasis) -> Schedule {
-    let state = match state {
-        AccountState::Suspended => "suspended",
-        AccountState::Active | AccountState::Terminated => "active",
+    let reason = match state {
+        AccountState::Active => format!("account active: kept under {}", legal_basis.as_str()),
+        AccountState::Suspended => {
+            format!("account suspended: kept under {}", legal_basis.as_str())
+        }
+        // Only an Account stored before the schema required terminatedAt gets here.
+        AccountState::Terminated => "account terminated without terminatedAt: nothing is \
+                                     scheduled until the termination time is given"
+            .to_owned(),
     };
     Schedule {
         delete_at: None,
-        reason: format!("account {state}: kept under {}", legal_basis.as_str()),
+        reason,
         legal_basis,
         disposition: Disposition::Keep,
     }

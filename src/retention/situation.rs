@@ -28,14 +28,10 @@ pub struct Termination {
 /// Where a termination time came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum TerminationSource {
-    /// `spec.terminatedAt`.
+    /// `spec.terminatedAt`, which the schema requires whenever `state` is Terminated.
     Spec,
-    /// `status.terminatedAt`, recorded by the operator when it first saw the termination.
-    Status,
     /// The Account object's `deletionTimestamp`: deleting an Account terminates it.
     Deletion,
-    /// Nothing recorded a time yet: the operator records `now` as the first time it saw it.
-    FirstSeen,
 }
 
 /// A legal hold on all of an account's data.
@@ -53,8 +49,8 @@ impl Hold {
 }
 
 impl AccountSituation {
-    /// Reads the account's situation at `now`.
-    pub fn of(account: &Account, now: DateTime<Utc>) -> Self {
+    /// Reads the account's situation.
+    pub fn of(account: &Account) -> Self {
         let deleted_at = account
             .metadata
             .deletion_timestamp
@@ -62,34 +58,23 @@ impl AccountSituation {
             .and_then(|t| DateTime::from_timestamp(t.0.as_second(), 0));
         let spec_terminated = account.spec.state == AccountState::Terminated;
         let terminated = spec_terminated || deleted_at.is_some();
-        let termination = terminated.then(|| {
-            // Recorded times count only while the spec says Terminated: a terminatedAt left
-            // over from an earlier, reverted termination must not date a later deletion of
-            // the Account object, or everything would fall due at once.
-            let recorded = account.status.as_ref().and_then(|s| s.terminated_at);
-            let recorded = recorded.filter(|_| spec_terminated);
-            if let Some(at) = account.spec.terminated_at.filter(|_| spec_terminated) {
-                Termination {
-                    at,
-                    source: TerminationSource::Spec,
-                }
-            } else if let Some(at) = recorded {
-                Termination {
-                    at,
-                    source: TerminationSource::Status,
-                }
-            } else if let Some(at) = deleted_at {
-                Termination {
-                    at,
-                    source: TerminationSource::Deletion,
-                }
-            } else {
-                Termination {
-                    at: now,
-                    source: TerminationSource::FirstSeen,
-                }
-            }
-        });
+        // Only a time that belongs to this termination counts: the spec's (the schema requires
+        // it exactly while the spec says Terminated, so a reactivation clears it), else the
+        // deletion's, which is never earlier than the termination it ends. An Account
+        // terminated without a time (stored before the schema required one) and not deleted
+        // has no termination time: nothing is scheduled from it (see `time_missing`).
+        let spec_time = account.spec.terminated_at.filter(|_| spec_terminated);
+        let termination = match (spec_time, deleted_at) {
+            (Some(at), _) => Some(Termination {
+                at,
+                source: TerminationSource::Spec,
+            }),
+            (None, Some(at)) => Some(Termination {
+                at,
+                source: TerminationSource::Deletion,
+            }),
+            (None, None) => None,
+        };
         Self {
             state: if terminated {
                 AccountState::Terminated
@@ -103,6 +88,12 @@ impl AccountSituation {
                 .as_ref()
                 .map(|h| Hold { until: h.until }),
         }
+    }
+
+    /// Whether the account is Terminated but nothing dates the termination: bad input (the
+    /// schema requires `spec.terminatedAt` with Terminated), on which nothing is erased.
+    pub fn time_missing(&self) -> bool {
+        self.state == AccountState::Terminated && self.termination.is_none()
     }
 
     /// Whether a legal hold stands at `now`.

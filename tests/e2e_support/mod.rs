@@ -53,6 +53,7 @@ use retention_operator::{
     },
     clock::ManualClock,
     controller::{self, Settings},
+    leader::Fence,
     metrics::Metrics,
 };
 use serde::{Serialize, de::DeserializeOwned};
@@ -64,6 +65,8 @@ pub const NAMESPACE: &str = "cust-acme";
 pub const DEADLINE: Duration = Duration::from_secs(20);
 /// The operator's `--advance-notice` in these tests.
 pub const ADVANCE_NOTICE: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+/// The longest one request of the in-process operator may take (as with the default lease).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// The environment variable naming the kubeconfig of a real (throwaway) cluster to run against.
 pub const KUBECONFIG_ENV: &str = "RETENTION_E2E_KUBECONFIG";
 /// The project's CRDs, installed on a real cluster and loaded by the test API server.
@@ -494,6 +497,7 @@ fn spawn_operator(config: &kube::Config, clock: &Arc<ManualClock>, dry_run: bool
         dry_run,
         concurrency: 4,
         advance_notice: ADVANCE_NOTICE,
+        fence: Fence::unfenced(REQUEST_TIMEOUT),
     };
     let ready = Arc::new(AtomicBool::new(false));
     let metrics = Arc::new(Metrics::new());

@@ -1717,11 +1717,11 @@ mod tests {
         let mut object = valid_account();
         object["spec"]["state"] = Value::Null; // not nullable, has a default
         object["spec"]["consents"] = Value::Null; // not nullable, no default
-        object["spec"]["terminatedAt"] = Value::Null; // nullable
+        object["spec"]["legalHold"] = Value::Null; // nullable
         let admitted = account().admit(object, None).expect("admitted");
         assert_eq!(admitted["spec"]["state"], "Active");
         assert_eq!(admitted["spec"].get("consents"), None);
-        assert_eq!(admitted["spec"].get("terminatedAt"), Some(&Value::Null));
+        assert_eq!(admitted["spec"].get("legalHold"), Some(&Value::Null));
     }
 
     #[test]
@@ -1956,6 +1956,8 @@ mod tests {
             "2024-01-01T00:00:00-05:00",
         ] {
             let mut object = valid_account();
+            // The CRD's CEL rule wants terminatedAt exactly with Terminated.
+            object["spec"]["state"] = json!("Terminated");
             object["spec"]["terminatedAt"] = json!(good);
             assert!(
                 account().admit(object, None).is_ok(),
