@@ -245,10 +245,22 @@ fn run(args: RunArgs) -> Result<(), String> {
     } = args;
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let identity = replica_identity();
     runtime.block_on(async move {
-        let client = kube::Client::try_default()
+        let mut config = kube::Config::infer()
             .await
             .map_err(|e| format!("cannot reach the cluster: {e}"))?;
+        // The replica names itself in every request, so the API server's audit log tells
+        // which replica did what.
+        let agent = format!(
+            "retention-operator/{} ({identity})",
+            env!("CARGO_PKG_VERSION")
+        );
+        if let (Ok(name), Ok(agent)) = ("user-agent".parse(), agent.parse()) {
+            config.headers.push((name, agent));
+        }
+        let client =
+            kube::Client::try_from(config).map_err(|e| format!("cannot reach the cluster: {e}"))?;
         let listener = tokio::net::TcpListener::bind(http_addr)
             .await
             .map_err(|e| format!("cannot listen on {http_addr}: {e}"))?;
@@ -281,7 +293,7 @@ fn run(args: RunArgs) -> Result<(), String> {
                 .lease_namespace
                 .or_else(|| std::env::var("POD_NAMESPACE").ok())
                 .unwrap_or_else(|| "default".to_owned()),
-            identity: replica_identity(),
+            identity,
             lease_duration: args.lease_duration,
             renew_deadline: args.lease_renew_deadline,
             retry_period: args.lease_retry_period,

@@ -142,3 +142,200 @@ async fn only_the_leader_acts_and_killing_it_hands_over() {
     let _ = following.stop.send(true);
     let _ = following.task.await;
 }
+
+/// An operator process, killed when dropped (a failed test leaves none behind).
+struct Process {
+    child: std::process::Child,
+    name: &'static str,
+}
+
+impl Process {
+    /// Starts the release-built operator as replica `name`, with a 4 s lease renewed every
+    /// second: its requests may take at most 4 - 3 = 1 s (the fence).
+    fn start(name: &'static str, kubeconfig: &std::path::Path, log: &std::path::Path) -> Self {
+        let log = std::fs::File::create(log.join(format!("{name}.log"))).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_retention-operator"))
+            .args([
+                "run",
+                "--http-addr=127.0.0.1:0",
+                "--lease-duration=4s",
+                "--lease-renew-deadline=3s",
+                "--lease-retry-period=1s",
+                "--advance-notice=0s",
+            ])
+            .env("KUBECONFIG", kubeconfig)
+            .env("POD_NAME", name)
+            .env("POD_NAMESPACE", "default")
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Self { child, name }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal} {}", self.name);
+    }
+
+    /// The User-Agent of its requests.
+    fn agent(&self) -> String {
+        format!(
+            "retention-operator/{} ({})",
+            env!("CARGO_PKG_VERSION"),
+            self.name
+        )
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Issue 10, defect 2: a leader paused (SIGSTOP) in the middle of an erasure, deposed while it
+/// sleeps, must not act when it wakes: no DELETE, no status write, no event, nothing counted
+/// twice. It must exit. Two real operator processes against the test API server.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_leader_that_lost_its_lease_acts_no_more_when_it_resumes() {
+    e2e_support::skip_on_real_cluster!("needs injected latency and the request log");
+    const WEBSITES: usize = 60;
+    let cluster = Cluster::connect().await;
+    let client = cluster.client.clone();
+    let server = cluster.test_server().unwrap();
+    let dir = std::env::temp_dir().join(format!("retention-e2e-deposed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, server.kubeconfig()).unwrap();
+
+    // Due 15 s from now, by the system clock the processes read.
+    let mut policy = e2e_support::default_policy();
+    policy.spec.grace_period = "15s".parse().unwrap();
+    create_cluster(&client, &policy).await;
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    create_cluster(&client, &terminated_account("acme", &now)).await;
+    for i in 0..WEBSITES {
+        create(&client, &e2e_support::website(&format!("www-{i}"), "acme")).await;
+    }
+    let a = Process::start("replica-a", &kubeconfig, &dir);
+    eventually("replica-a to lead", || async {
+        holder(&client).await.filter(|h| h == "replica-a")
+    })
+    .await;
+    let b = Process::start("replica-b", &kubeconfig, &dir);
+    for i in 0..WEBSITES {
+        let name = format!("www-{i}");
+        eventually("the schedules", || {
+            e2e_support::delete_at::<retention_operator::api::Website>(&client, &name)
+        })
+        .await;
+    }
+    server.update_faults(|faults| faults.latency = std::time::Duration::from_millis(100));
+    let deleted_by = |agent: &str| {
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.user_agent == agent && r.verb == "delete" && r.code < 300)
+            .count()
+    };
+    eventually("replica-a deleting", || async {
+        (deleted_by(&a.agent()) >= 10).then_some(())
+    })
+    .await;
+
+    // Paused in the middle of the erasure; the account system reactivates the account.
+    a.signal("-STOP");
+    e2e_support::patch_account(
+        &client,
+        "acme",
+        serde_json::json!({"spec": {"state": "Active", "terminatedAt": null}}),
+    )
+    .await;
+    let reactivated = server.requests().len();
+    eventually("replica-b to take the lease over", || async {
+        holder(&client).await.filter(|h| h == "replica-b")
+    })
+    .await;
+    e2e_support::wait_phase(
+        &client,
+        "acme",
+        retention_operator::api::AccountPhase::Active,
+    )
+    .await;
+    let resumed = server.requests().len();
+    a.signal("-CONT");
+    let mut a = a;
+    let exit = {
+        let deadline = tokio::time::Instant::now() + e2e_support::deadline();
+        loop {
+            if let Some(exit) = a.child.try_wait().unwrap() {
+                break exit;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "replica-a did not exit"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    assert!(
+        !exit.success(),
+        "a deposed leader exits with an error: {exit}"
+    );
+    // Whatever replica-a still had under way has been answered.
+    let mut seen = server.requests().len();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let now = server.requests().len();
+        if now == seen {
+            break;
+        }
+        seen = now;
+    }
+
+    let log = server.requests();
+    let after_resume: Vec<String> = log[resumed..]
+        .iter()
+        .filter(|r| r.user_agent == a.agent() && r.is_write())
+        .map(|r| format!("{} {}/{} {}", r.verb, r.resource, r.name, r.code))
+        .collect();
+    assert!(
+        after_resume.is_empty(),
+        "the deposed leader acted after it resumed: {after_resume:?}"
+    );
+    let after_reactivation = log[reactivated..]
+        .iter()
+        .filter(|r| r.verb == "delete" && r.resource == "websites" && r.code < 300)
+        .count();
+    assert!(
+        after_reactivation <= 1,
+        "{after_reactivation} Websites deleted after the reactivation"
+    );
+    // Every Website deletion is in the proof exactly once, whoever made it.
+    let deleted: usize = log
+        .iter()
+        .filter(|r| r.verb == "delete" && r.resource == "websites" && r.code < 300)
+        .count();
+    let proof = eventually("the proof settled by the new leader", || async {
+        let proof = e2e_support::account(&client, "acme")
+            .await?
+            .status?
+            .erasure?;
+        proof.deleting.is_empty().then_some(proof)
+    })
+    .await;
+    assert_eq!(
+        proof.deleted.get("Website").copied(),
+        Some(u32::try_from(deleted).unwrap()),
+        "{proof:?}"
+    );
+    server.clear_faults();
+    b.signal("-TERM");
+    drop(b);
+}

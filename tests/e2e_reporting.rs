@@ -113,21 +113,11 @@ async fn an_orphan_whose_account_appears_is_marked_bound_again() {
 /// like after a newer operator's CRDs were installed, or after a rollback. Objects using the
 /// value are valid to the API server but cannot be read by this operator.
 fn crds_with_a_newer_value(file: &str, known: &str, added: &str) -> PathBuf {
-    let source = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/crds"));
-    let target =
-        std::env::temp_dir().join(format!("retention-e2e-crds-{}-{added}", std::process::id()));
-    std::fs::create_dir_all(&target).unwrap();
-    for entry in std::fs::read_dir(&source).unwrap() {
-        let path = entry.unwrap().path();
-        let mut text = std::fs::read_to_string(&path).unwrap();
-        if path.file_name().unwrap() == file {
-            let line = format!("                - {known}\n");
-            assert_eq!(text.matches(&line).count(), 1, "{known} in {file}");
-            text = text.replace(&line, &format!("{line}                - {added}\n"));
-        }
-        std::fs::write(target.join(path.file_name().unwrap()), text).unwrap();
-    }
-    target
+    e2e_support::crds_edited(added, file, |text| {
+        let line = format!("                - {known}\n");
+        assert_eq!(text.matches(&line).count(), 1, "{known} in {file}");
+        text.replace(&line, &format!("{line}                - {added}\n"))
+    })
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -54,6 +54,8 @@ pub async fn deliver_due(
             Ok(endpoint) => endpoint,
             Err(Unsendable::NotLeader) => return Err(Fenced::NotLeader.into()),
             Err(Unsendable::Manual) => {
+                // When staff were asked: a confirmation given before covers other requests.
+                entry.requested_at.get_or_insert(now);
                 entry.state = NotificationState::Manual;
                 entry.next_attempt_at = None;
                 entry.reason = Some(manual_instruction(&entry.name));

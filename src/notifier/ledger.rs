@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, TimeDelta, Utc};
 use kube::ResourceExt;
 
-use super::{DeliveryOutcome, idempotency_key, next_attempt_delay};
+use super::{DeliveryOutcome, follow_up_key, idempotency_key, next_attempt_delay};
 use crate::{
     api::{Account, NotificationState, NotifiedResource, ProcessorNotification},
     retention::{NotificationPlan, ResourceRef},
@@ -81,29 +81,70 @@ pub fn ledger(
             .iter()
             .any(|r| bound.contains(&(r.kind.as_str(), r.namespace.as_str(), r.name.as_str())))
     };
-    let planned: Vec<(String, &NotificationPlan)> = notifications
-        .iter()
-        .map(|n| (idempotency_key(account, &n.processor, n.at), n))
-        .collect();
+    // One request per processor and erasure time, plus a follow-up for data of that time that
+    // came after the request was sent.
+    let planned_now = |entry: &ProcessorNotification| {
+        notifications
+            .iter()
+            .any(|n| n.processor == entry.name && Some(n.at) == entry.erasure_at)
+    };
     // An entry never sent whose erasure is no longer planned, while its data is still there,
     // was cancelled (reactivation, legal hold) or moved to another time (another key).
     let mut entries: Vec<ProcessorNotification> = stored
         .iter()
-        .filter(|e| {
-            let planned_now = planned
-                .iter()
-                .any(|(key, _)| e.idempotency_key.as_deref() == Some(key.as_str()));
-            let never_sent = e.state == NotificationState::Pending && e.attempts == 0;
-            planned_now || !never_sent || !still_bound(e)
-        })
+        .filter(|e| planned_now(e) || !never_sent(e) || !still_bound(e))
         .cloned()
         .collect();
-    for (key, notification) in &planned {
-        let known = entries
-            .iter()
-            .any(|e| e.idempotency_key.as_deref() == Some(key.as_str()));
-        if !known {
-            entries.push(new_entry(notification, key));
+    for notification in notifications {
+        let same_request = |e: &ProcessorNotification| {
+            e.name == notification.processor && e.erasure_at == Some(notification.at)
+        };
+        let group: Vec<usize> = (0..entries.len())
+            .filter(|&i| same_request(&entries[i]))
+            .collect();
+        if group.is_empty() {
+            let key = idempotency_key(account, &notification.processor, notification.at);
+            entries.push(new_entry(
+                notification,
+                notified(&notification.resources),
+                key,
+            ));
+            continue;
+        }
+        // Everything of this erasure time the processor held must be named to it: objects
+        // bound after the first plan of a termination too (GDPR Art. 19).
+        let named: BTreeSet<&NotifiedResource> =
+            group.iter().flat_map(|&i| &entries[i].resources).collect();
+        let missing: Vec<NotifiedResource> = notified(&notification.resources)
+            .into_iter()
+            .filter(|r| !named.contains(r))
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        // A request not sent yet names them too; once every request of that time was sent
+        // (or handed to staff), a follow-up names what came later.
+        match group.iter().find(|&&i| never_sent(&entries[i])) {
+            Some(&open) => {
+                let resources = &mut entries[open].resources;
+                resources.extend(missing);
+                resources.sort();
+            }
+            None => {
+                let mut sequence = group.len() + 1;
+                let key = loop {
+                    let key =
+                        follow_up_key(account, &notification.processor, notification.at, sequence);
+                    if !entries
+                        .iter()
+                        .any(|e| e.idempotency_key.as_deref() == Some(key.as_str()))
+                    {
+                        break key;
+                    }
+                    sequence += 1;
+                };
+                entries.push(new_entry(notification, missing, key));
+            }
         }
     }
     // Over the entries, not the plan: the data a request names is gone from the plan by then.
@@ -114,9 +155,11 @@ pub fn ledger(
         );
         // A confirmation covers the requests whose data was erased by then, not a later one
         // to the same processor (bookkeeping data goes years after the rest).
+        // Nor one handed to staff after the confirmation was given (a follow-up).
         if settleable
             && let Some(confirmed) = staff.confirmed.get(&entry.name)
             && entry.erasure_at.is_some_and(|at| *confirmed >= at)
+            && entry.requested_at.is_none_or(|asked| *confirmed >= asked)
         {
             entry.state = NotificationState::Acknowledged;
             entry.acknowledged_at = Some(*confirmed);
@@ -153,23 +196,39 @@ pub fn ledger(
     }
 }
 
-fn new_entry(notification: &NotificationPlan, key: &str) -> ProcessorNotification {
+/// A request never sent to anyone (neither delivered nor handed to staff): it can still name
+/// more, or be dropped.
+fn never_sent(entry: &ProcessorNotification) -> bool {
+    entry.state == NotificationState::Pending && entry.attempts == 0
+}
+
+/// Resources as a request names them, sorted.
+fn notified(resources: &[ResourceRef]) -> Vec<NotifiedResource> {
+    let mut notified: Vec<NotifiedResource> = resources
+        .iter()
+        .map(|r| NotifiedResource {
+            kind: r.kind.as_str().to_owned(),
+            namespace: r.namespace.clone(),
+            name: r.name.clone(),
+        })
+        .collect();
+    notified.sort();
+    notified
+}
+
+fn new_entry(
+    notification: &NotificationPlan,
+    resources: Vec<NotifiedResource>,
+    key: String,
+) -> ProcessorNotification {
     ProcessorNotification {
         name: notification.processor.clone(),
         state: NotificationState::Pending,
         erasure_at: Some(notification.at),
-        idempotency_key: Some(key.to_owned()),
+        idempotency_key: Some(key),
         // Set by the first attempt: when the request was first built.
         requested_at: None,
-        resources: notification
-            .resources
-            .iter()
-            .map(|r| NotifiedResource {
-                kind: r.kind.as_str().to_owned(),
-                namespace: r.namespace.clone(),
-                name: r.name.clone(),
-            })
-            .collect(),
+        resources,
         attempts: 0,
         last_attempt_at: None,
         next_attempt_at: Some(notification.at),
@@ -319,6 +378,136 @@ mod tests {
         let owed = pass(&plans, &[], &early.entries, &none, GRACE_END);
         assert_eq!(owed.due, [0]);
         assert_eq!(owed.entries, early.entries);
+    }
+
+    /// A plan at `at` naming `names` for `processor`.
+    fn notification_of(processor: &str, at: &str, names: &[&str]) -> NotificationPlan {
+        NotificationPlan {
+            processor: processor.into(),
+            at: t(at),
+            delivery: NotificationDelivery::Webhook,
+            resources: names.iter().map(|n| resource(n)).collect(),
+        }
+    }
+
+    fn names(entry: &ProcessorNotification) -> Vec<&str> {
+        entry.resources.iter().map(|r| r.name.as_str()).collect()
+    }
+
+    /// GDPR Art. 19: a request not yet sent names everything of its erasure time that the
+    /// processor held, objects bound after the first plan of the termination included.
+    #[test]
+    fn a_request_not_yet_sent_names_objects_bound_after_it_was_planned() {
+        let none = StaffActions::default();
+        let first = [notification_of("hook", GRACE_END, &["a"])];
+        let planned = pass(&first, &[resource("a")], &[], &none, "2026-11-02T00:00:00Z");
+        let key = planned.entries[0].idempotency_key.clone();
+        // Two more objects for the same processor, bound four seconds later.
+        let later = [notification_of("hook", GRACE_END, &["a", "b", "c"])];
+        let bound = [resource("a"), resource("b"), resource("c")];
+        let grown = pass(
+            &later,
+            &bound,
+            &planned.entries,
+            &none,
+            "2026-11-02T00:00:04Z",
+        );
+        assert_eq!(grown.entries.len(), 1, "still one request");
+        assert_eq!(names(&grown.entries[0]), ["a", "b", "c"]);
+        assert_eq!(grown.entries[0].idempotency_key, key, "the same request");
+        // Idempotent.
+        let again = pass(
+            &later,
+            &bound,
+            &grown.entries,
+            &none,
+            "2026-11-02T00:00:05Z",
+        );
+        assert_eq!(again.entries, grown.entries);
+        // Due once all three are gone, naming all three.
+        let owed = pass(&later, &[], &grown.entries, &none, GRACE_END);
+        assert_eq!(owed.due, [0]);
+    }
+
+    /// Data of the same erasure time that comes after the request was sent gets a follow-up
+    /// request with a key of its own, naming only what came later.
+    #[test]
+    fn data_bound_after_the_request_was_sent_gets_a_follow_up() {
+        let none = StaffActions::default();
+        let first = [notification_of("hook", GRACE_END, &["a"])];
+        let mut sent = pass(&first, &[], &[], &none, GRACE_END).entries;
+        record_outcome(&mut sent[0], &DeliveryOutcome::Acknowledged, t(GRACE_END));
+        let later = [notification_of("hook", GRACE_END, &["a", "late"])];
+        let follow = pass(
+            &later,
+            &[resource("late")],
+            &sent,
+            &none,
+            "2026-12-01T00:00:10Z",
+        );
+        assert_eq!(follow.entries.len(), 2);
+        assert_eq!(
+            follow.entries[0], sent[0],
+            "the sent request is kept as it was"
+        );
+        let follow_up = &follow.entries[1];
+        assert_eq!(names(follow_up), ["late"]);
+        assert_eq!(follow_up.state, NotificationState::Pending);
+        assert_eq!(
+            follow_up.idempotency_key,
+            Some(follow_up_key("acme", "hook", t(GRACE_END), 2))
+        );
+        assert_ne!(follow_up.idempotency_key, sent[0].idempotency_key);
+        assert!(follow.due.is_empty(), "not before its data is gone");
+        let owed = pass(&later, &[], &follow.entries, &none, "2026-12-01T00:00:20Z");
+        assert_eq!(owed.due, [1]);
+        // Another after that is the third.
+        let mut both = owed.entries.clone();
+        record_outcome(&mut both[1], &DeliveryOutcome::Acknowledged, t(GRACE_END));
+        let latest = [notification_of("hook", GRACE_END, &["a", "late", "later"])];
+        let third = pass(
+            &latest,
+            &[resource("later")],
+            &both,
+            &none,
+            "2026-12-01T00:01:00Z",
+        );
+        assert_eq!(third.entries.len(), 3);
+        assert_eq!(names(&third.entries[2]), ["later"]);
+        assert_eq!(
+            third.entries[2].idempotency_key,
+            Some(follow_up_key("acme", "hook", t(GRACE_END), 3))
+        );
+    }
+
+    /// A staff confirmation covers what staff were asked before they gave it, not a follow-up
+    /// handed to them afterwards.
+    #[test]
+    fn a_confirmation_does_not_settle_a_follow_up_asked_for_after_it() {
+        let none = StaffActions::default();
+        let first = [notification_of("soluno", GRACE_END, &["a"])];
+        let mut entries = pass(&first, &[], &[], &none, GRACE_END).entries;
+        entries[0].state = NotificationState::Manual;
+        entries[0].requested_at = Some(t(GRACE_END));
+        let confirmed = StaffActions {
+            confirmed: BTreeMap::from([("soluno".to_owned(), t("2026-12-02T00:00:00Z"))]),
+            ..StaffActions::default()
+        };
+        let later = [notification_of("soluno", GRACE_END, &["a", "late"])];
+        let mut follow = pass(&later, &[], &entries, &confirmed, "2026-12-03T00:00:00Z").entries;
+        assert_eq!(follow[0].state, NotificationState::Acknowledged);
+        assert_eq!(follow[1].state, NotificationState::Pending);
+        // Handed to staff on the 3rd: the confirmation of the 2nd does not cover it.
+        follow[1].state = NotificationState::Manual;
+        follow[1].requested_at = Some(t("2026-12-03T00:00:00Z"));
+        let waiting = pass(&later, &[], &follow, &confirmed, "2026-12-04T00:00:00Z");
+        assert_eq!(waiting.entries[1].state, NotificationState::Manual);
+        let again = StaffActions {
+            confirmed: BTreeMap::from([("soluno".to_owned(), t("2026-12-05T00:00:00Z"))]),
+            ..StaffActions::default()
+        };
+        let done = pass(&later, &[], &follow, &again, "2026-12-05T00:00:01Z");
+        assert!(all_settled(&done.entries));
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub mod signature;
 
 pub use backoff::next_attempt_delay;
 pub use delivery::{ConfigurationError, DeliveryOutcome, Endpoint, Notifier};
-pub use request::{ErasedResource, ErasureRequest, idempotency_key};
+pub use request::{ErasedResource, ErasureRequest, follow_up_key, idempotency_key};
 pub use signature::{
     IDEMPOTENCY_KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, VerifyError, sign, verify,
 };

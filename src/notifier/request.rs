@@ -83,6 +83,16 @@ pub fn idempotency_key(account: &str, processor: &str, at: DateTime<Utc>) -> Str
     hex::encode(digest)
 }
 
+/// The idempotency key of a follow-up request: one for data of the same erasure time that the
+/// processor came to hold after the first request was sent. Hex SHA-256 of
+/// `"{account}/{processor}/{at}#{sequence}"`, `sequence` counting from 2 (the first request's
+/// key is [`idempotency_key`]).
+pub fn follow_up_key(account: &str, processor: &str, at: DateTime<Utc>, sequence: usize) -> String {
+    let at = at.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let digest = Sha256::digest(format!("{account}/{processor}/{at}#{sequence}").as_bytes());
+    hex::encode(digest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -592,6 +592,20 @@ impl Harness {
         self.operator = Some(operator.task);
     }
 
+    /// Kills the operator wherever it is, as SIGKILL would (nothing in flight finishes, no
+    /// status is written on the way out), then starts a new one against the same API server.
+    pub async fn kill_and_restart_operator(&mut self) {
+        self.stop = None;
+        if let Some(operator) = self.operator.take() {
+            operator.abort();
+            let _ = operator.await;
+        }
+        let operator = spawn_operator(&self.config, &self.clock, self.dry_run);
+        self.metrics = operator.metrics;
+        self.stop = Some(operator.stop);
+        self.operator = Some(operator.task);
+    }
+
     /// Account reconciles started so far, read from the operator's own metrics.
     pub fn reconciles_started(&self) -> u64 {
         metric(&self.metrics, "retention_operator_reconciles_total{")
@@ -1015,6 +1029,34 @@ pub async fn patch_account(client: &Client, name: &str, patch: serde_json::Value
         .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap()
+}
+
+/// A copy of the project's CRDs with `edit` applied to the text of `file`, in a directory of its
+/// own (`name` tells copies apart): for clusters whose CRDs differ from this operator's.
+pub fn crds_edited(name: &str, file: &str, edit: impl Fn(&str) -> String) -> PathBuf {
+    let target =
+        std::env::temp_dir().join(format!("retention-e2e-crds-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&target).unwrap();
+    for entry in std::fs::read_dir(PROJECT_CRDS).unwrap() {
+        let path = entry.unwrap().path();
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        if path.file_name().unwrap() == file {
+            let edited = edit(&text);
+            assert_ne!(edited, text, "the edit changed nothing in {file}");
+            text = edited;
+        }
+        std::fs::write(target.join(path.file_name().unwrap()), text).unwrap();
+    }
+    target
+}
+
+/// Successful (2xx) `delete` requests of the operator for objects of `resource`, by name.
+pub fn successful_deletes(server: &TestApiServer, resource: &str) -> Vec<String> {
+    operator_requests(server)
+        .into_iter()
+        .filter(|r| r.verb == "delete" && r.resource == resource && r.code < 300)
+        .map(|r| r.name)
+        .collect()
 }
 
 /// `delete` requests the server saw for the object (any answer, including injected faults).

@@ -1,0 +1,477 @@
+//! The safety defects hostile testing found (issue 10), each driven through the API with the
+//! faults that broke it: a change to the Account during an erasure pass, a re-termination the
+//! operator never saw, crashes in the middle of an erasure, a deletion that cannot happen, and
+//! dates past year 9999.
+
+mod e2e_support;
+
+use std::{collections::BTreeMap, time::Duration};
+
+use kube::{Api, api::PostParams};
+use retention_operator::api::{Account, AccountPhase, Backup, DataCategory, DataRecord, Website};
+use serde_json::json;
+use test_apiserver::FaultRule;
+
+use e2e_support::{
+    Harness, TEST_AGENT, account, at, consent_binding, crds_edited, create, create_cluster,
+    database, default_policy, delete_at, domain, eventually, expires_at, gone, mailbox,
+    operator_requests, patch_account, record, successful_deletes, terminated_account, wait_phase,
+    website, website_backup,
+};
+
+const WEBSITES: usize = 60;
+
+/// A terminated account `big` with [`WEBSITES`] Websites, every schedule stamped, due at
+/// 2026-12-01T00:00:00Z.
+async fn big_account(harness: &Harness) {
+    let client = &harness.client;
+    create_cluster(client, &default_policy()).await;
+    create_cluster(client, &terminated_account("big", "2026-11-01T00:00:00Z")).await;
+    for i in 0..WEBSITES {
+        create(client, &website(&format!("www-{i}"), "big")).await;
+    }
+    for i in 0..WEBSITES {
+        let name = format!("www-{i}");
+        eventually("the schedules", || delete_at::<Website>(client, &name)).await;
+    }
+}
+
+/// Starts the erasure of `big` with 150 ms of latency on every request, makes `change` to the
+/// Account once a few Websites are gone, and returns how many were deleted after the change
+/// took effect. Invariant 3 allows at most the one DELETE whose Account read came before it.
+async fn deletions_after_a_change_during_the_pass(change: serde_json::Value) -> (usize, usize) {
+    let harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
+    big_account(&harness).await;
+    let server = harness.test_server().unwrap();
+    server.update_faults(|faults| faults.latency = Duration::from_millis(150));
+    server.clear_requests();
+    harness.clock.set(at("2026-12-01T00:00:01Z"));
+    eventually("the erasure under way", || async {
+        (successful_deletes(server, "websites").len() >= 3).then_some(())
+    })
+    .await;
+    patch_account(&harness.client, "big", change).await;
+    // The request log is in the order the answers were given: what follows the Account patch
+    // was done after the change was in force.
+    let log = server.requests();
+    let patched = log
+        .iter()
+        .position(|r| r.user_agent == TEST_AGENT && r.verb == "patch" && r.resource == "accounts")
+        .expect("the patch is in the log");
+    harness.settle().await;
+    let log = server.requests();
+    let is_delete = |r: &&test_apiserver::RequestRecord| {
+        r.verb == "delete" && r.resource == "websites" && r.code < 300
+    };
+    let before = log[..patched].iter().filter(is_delete).count();
+    let after = log[patched..].iter().filter(is_delete).count();
+    server.clear_faults();
+    harness.stop().await;
+    (before, after)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reactivation_during_an_erasure_pass_stops_it_at_the_next_delete() {
+    e2e_support::skip_on_real_cluster!("needs injected latency and the request log");
+    let (before, after) = deletions_after_a_change_during_the_pass(
+        json!({"spec": {"state": "Active", "terminatedAt": null}}),
+    )
+    .await;
+    assert!(before >= 3, "{before} deleted before the reactivation");
+    assert!(
+        after <= 1,
+        "{after} Websites deleted after the Account was reactivated"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_legal_hold_placed_during_an_erasure_pass_stops_it_at_the_next_delete() {
+    e2e_support::skip_on_real_cluster!("needs injected latency and the request log");
+    let (before, after) = deletions_after_a_change_during_the_pass(
+        json!({"spec": {"legalHold": {"reason": "Police request 2026-123"}}}),
+    )
+    .await;
+    assert!(before >= 3, "{before} deleted before the hold");
+    assert!(
+        after <= 1,
+        "{after} Websites deleted after the legal hold was placed"
+    );
+}
+
+/// Every termination gets its full grace period from that termination: the account system
+/// must state each termination's time, so a time recorded for an earlier termination (that
+/// was reverted while the operator was not running) can never date a later one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_re_termination_the_operator_never_saw_gets_its_full_grace_period() {
+    let mut harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
+    let client = harness.client.clone();
+    create_cluster(&client, &default_policy()).await;
+    let accounts: Api<Account> = Api::all(client.clone());
+
+    // A termination without its time is refused by the API server, whichever way it comes.
+    let mut untimed = terminated_account("acme", "2026-11-01T00:00:00Z");
+    untimed.spec.terminated_at = None;
+    let refused = accounts
+        .create(&PostParams::default(), &untimed)
+        .await
+        .expect_err("Terminated without terminatedAt is refused");
+    assert!(
+        matches!(&refused, kube::Error::Api(s) if s.code == 422 && s.message.contains("terminatedAt")),
+        "{refused}"
+    );
+    create_cluster(&client, &terminated_account("acme", "2026-11-01T00:00:00Z")).await;
+    create(&client, &website("www", "acme")).await;
+    let first = eventually("the first schedule", || {
+        delete_at::<Website>(&client, "www")
+    })
+    .await;
+    assert_eq!(first, "2026-12-01T00:00:00Z");
+    // Reactivated while the operator is down, without clearing the time: refused too.
+    harness.stop_operator().await;
+    let kept_time = accounts
+        .patch(
+            "acme",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"state": "Active"}})),
+        )
+        .await
+        .expect_err("Active with a terminatedAt is refused");
+    assert!(
+        matches!(&kept_time, kube::Error::Api(s) if s.code == 422),
+        "{kept_time}"
+    );
+    patch_account(
+        &client,
+        "acme",
+        json!({"spec": {"state": "Active", "terminatedAt": null}}),
+    )
+    .await;
+    // Terminated again well after the first grace period ended; the operator saw neither.
+    harness.clock.set(at("2027-01-10T00:00:00Z"));
+    patch_account(
+        &client,
+        "acme",
+        json!({"spec": {"state": "Terminated", "terminatedAt": "2027-01-10T00:00:00Z"}}),
+    )
+    .await;
+    harness.restart_operator().await;
+    harness
+        .move_clock_and_settle("2027-01-10T00:00:01Z", 1)
+        .await;
+    assert!(!gone::<Website>(&client, "www").await, "deleted at once");
+    let second = eventually("the new schedule", || async {
+        delete_at::<Website>(&client, "www")
+            .await
+            .filter(|at| at != "2026-12-01T00:00:00Z")
+    })
+    .await;
+    assert_eq!(second, "2027-02-09T00:00:00Z");
+    let status = account(&client, "acme").await.unwrap().status.unwrap();
+    assert_eq!(status.terminated_at, Some(at("2027-01-10T00:00:00Z")));
+    harness
+        .move_clock_and_settle("2027-02-08T23:59:59Z", 1)
+        .await;
+    assert!(!gone::<Website>(&client, "www").await, "deleted early");
+    harness.clock.set(at("2027-02-09T00:00:00Z"));
+    eventually("the website deleted at its date", || async {
+        gone::<Website>(&client, "www").await.then_some(())
+    })
+    .await;
+    harness.stop().await;
+}
+
+/// An Account stored as Terminated without a time (before the schema required one) has no
+/// termination time the operator may trust: it is reported and nothing of it is erased.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_stored_terminated_without_a_time_is_reported_and_nothing_is_erased() {
+    e2e_support::skip_on_real_cluster!("needs the CRDs of before the terminatedAt rule");
+    let crds = crds_edited(
+        "no-terminated-at-rule",
+        "accounts.hosting.ecuni.se.yaml",
+        |text| {
+            let start = text.find("            x-kubernetes-validations:").unwrap();
+            let end = start + text[start..].find("          status:").unwrap();
+            format!("{}{}", &text[..start], &text[end..])
+        },
+    );
+    let harness = Harness::start_with_crds(at("2026-11-02T00:00:00Z"), &crds, false).await;
+    let client = harness.client.clone();
+    create_cluster(&client, &default_policy()).await;
+    let mut untimed = terminated_account("legacy", "2026-11-01T00:00:00Z");
+    untimed.spec.terminated_at = None;
+    create_cluster(&client, &untimed).await;
+    create(&client, &website("legacy-www", "legacy")).await;
+    let ready = eventually("the TerminationTimeMissing condition", || async {
+        let status = account(&client, "legacy").await?.status?;
+        let ready = status.conditions.into_iter().find(|c| c.type_ == "Ready")?;
+        (ready.reason == "TerminationTimeMissing").then_some(ready)
+    })
+    .await;
+    assert!(ready.message.contains("terminatedAt"), "{}", ready.message);
+    harness
+        .move_clock_and_settle("2030-01-01T00:00:00Z", 1)
+        .await;
+    assert!(!gone::<Website>(&client, "legacy-www").await);
+    assert_eq!(delete_at::<Website>(&client, "legacy-www").await, None);
+    harness.stop().await;
+}
+
+/// The erasure proof is built from durable facts: killed ten times in the middle of erasing 50
+/// objects of five kinds, the operator still deletes each exactly once and ends with the exact
+/// count per kind.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_proof_counts_every_deletion_exactly_once_across_ten_kills() {
+    e2e_support::skip_on_real_cluster!("needs injected latency and the request log");
+    const EACH: usize = 10;
+    let mut harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
+    let client = harness.client.clone();
+    create_cluster(&client, &default_policy()).await;
+    create_cluster(&client, &terminated_account("acme", "2026-11-01T00:00:00Z")).await;
+    for i in 0..EACH {
+        create(&client, &website(&format!("www-{i}"), "acme")).await;
+        create(&client, &database(&format!("db-{i}"), "acme")).await;
+        create(&client, &mailbox(&format!("mbx-{i}"), "acme")).await;
+        create(&client, &domain(&format!("dom-{i}"), "acme")).await;
+        let basis = e2e_support::binding("acme", retention_operator::api::LegalBasis::Contract);
+        create(
+            &client,
+            &record(&format!("crm-{i}"), basis, DataCategory::Crm),
+        )
+        .await;
+    }
+    eventually("every schedule stamped", || async {
+        delete_at::<DataRecord>(&client, &format!("crm-{}", EACH - 1)).await
+    })
+    .await;
+    harness.settle().await;
+    {
+        let server = harness.test_server().unwrap();
+        server.update_faults(|faults| faults.latency = Duration::from_millis(200));
+        server.clear_requests();
+    }
+    harness.clock.set(at("2026-12-01T00:00:01Z"));
+    let deleted = |harness: &Harness| {
+        operator_requests(harness.test_server().unwrap())
+            .iter()
+            .filter(|r| r.verb == "delete" && r.code < 300)
+            .count()
+    };
+    for kill in 1..=10 {
+        // A few more deletions, then the operator dies wherever it is.
+        eventually("more deletions", || async {
+            (deleted(&harness) >= (kill * 4).min(5 * EACH)).then_some(())
+        })
+        .await;
+        harness.kill_and_restart_operator().await;
+    }
+    let server = harness.test_server().unwrap();
+    server.clear_faults();
+    wait_phase(&client, "acme", AccountPhase::Erased).await;
+    harness.settle().await;
+
+    let mut per_object: BTreeMap<String, usize> = BTreeMap::new();
+    for r in operator_requests(server) {
+        if r.verb == "delete" && r.code < 300 {
+            *per_object
+                .entry(format!("{}/{}", r.resource, r.name))
+                .or_default() += 1;
+        }
+    }
+    assert_eq!(per_object.len(), 5 * EACH, "{per_object:?}");
+    assert!(per_object.values().all(|&n| n == 1), "{per_object:?}");
+    let proof = account(&client, "acme")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .erasure
+        .unwrap();
+    let expected: BTreeMap<String, u32> =
+        ["DataRecord", "Database", "Domain", "Mailbox", "Website"]
+            .into_iter()
+            .map(|kind| (kind.to_owned(), EACH as u32))
+            .collect();
+    assert_eq!(proof.deleted, expected);
+    assert!(proof.deleting.is_empty(), "{:?}", proof.deleting);
+    assert!(proof.completed_at.is_some());
+    harness.stop().await;
+}
+
+/// Withdrawn consent whose record cannot be deleted (a dry run, or DELETE failing) must not
+/// make a hot loop: its due time is stable, an unchanged plan writes nothing, and failing
+/// deletions are retried later and later.
+#[tokio::test(flavor = "multi_thread")]
+async fn withdrawn_consent_that_cannot_be_erased_in_a_dry_run_writes_nothing_more() {
+    e2e_support::skip_on_real_cluster!("needs the request log");
+    let harness = Harness::start_dry_run(at("2026-11-02T00:00:00Z")).await;
+    let client = harness.client.clone();
+    create_cluster(&client, &default_policy()).await;
+    let mut acme = e2e_support::active_account("acme");
+    acme.spec.consents.insert("marketing".into(), false);
+    create_cluster(&client, &acme).await;
+    create(
+        &client,
+        &record(
+            "newsletter",
+            consent_binding("acme", "marketing"),
+            DataCategory::Marketing,
+        ),
+    )
+    .await;
+    let first = eventually("the due time stamped", || {
+        delete_at::<DataRecord>(&client, "newsletter")
+    })
+    .await;
+    harness.settle().await;
+    let server = harness.test_server().unwrap();
+    server.clear_requests();
+    let reconciles = harness.reconciles_started();
+    // A quiet minute of the clock, in steps: each step is a pass.
+    for minute in [
+        "2026-11-02T00:00:20Z",
+        "2026-11-02T00:00:40Z",
+        "2026-11-02T00:01:00Z",
+    ] {
+        harness.move_clock_and_settle(minute, 1).await;
+    }
+    let passes = harness.reconciles_started() - reconciles;
+    let writes: Vec<String> = operator_requests(server)
+        .iter()
+        .filter(|r| r.is_write() && r.resource != "events")
+        .map(|r| format!("{} {}/{}", r.verb, r.resource, r.name))
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
+    assert!(passes <= 6, "{passes} passes for three clock moves");
+    assert_eq!(
+        delete_at::<DataRecord>(&client, "newsletter").await,
+        Some(first)
+    );
+    assert!(!gone::<DataRecord>(&client, "newsletter").await, "dry run");
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn withdrawn_consent_whose_delete_keeps_failing_is_retried_later_and_later() {
+    e2e_support::skip_on_real_cluster!("needs fault injection and the request log");
+    let harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
+    let client = harness.client.clone();
+    let server = harness.test_server().unwrap();
+    server.set_faults(test_apiserver::Faults {
+        rules: vec![
+            FaultRule::always(500)
+                .verb("delete")
+                .resource("datarecords"),
+        ],
+        ..Default::default()
+    });
+    create_cluster(&client, &default_policy()).await;
+    let mut acme = e2e_support::active_account("acme");
+    acme.spec.consents.insert("marketing".into(), false);
+    create_cluster(&client, &acme).await;
+    create(
+        &client,
+        &record(
+            "newsletter",
+            consent_binding("acme", "marketing"),
+            DataCategory::Marketing,
+        ),
+    )
+    .await;
+    eventually("a first failed delete", || async {
+        (e2e_support::delete_requests(server, "datarecords", "newsletter") > 0).then_some(())
+    })
+    .await;
+    eventually("the failure reported", || async {
+        let status = account(&client, "acme").await?.status?;
+        status
+            .conditions
+            .iter()
+            .any(|c| {
+                c.type_ == "DeletionFailed"
+                    && c.status == retention_operator::api::ConditionStatus::True
+            })
+            .then_some(())
+    })
+    .await;
+    harness.settle().await;
+    server.clear_requests();
+    // Three seconds of wall time: the first retry waits ten.
+    let quiet = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::time::Instant::now() < quiet {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let requests = operator_requests(server);
+    let attempts = requests
+        .iter()
+        .filter(|r| r.verb == "delete" && r.resource == "datarecords")
+        .count();
+    let writes = requests
+        .iter()
+        .filter(|r| r.is_write() && r.resource != "datarecords")
+        .count();
+    assert_eq!(attempts, 0, "retried within 3 s of a failure");
+    assert_eq!(writes, 0, "{requests:?}");
+    server.clear_faults();
+    harness.stop().await;
+}
+
+/// A date that cannot be written (past year 9999) never blocks anything else: the backup of
+/// 9999 is kept with no expiry, while an expired backup and withdrawn-consent data still go and
+/// the status is written.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_date_past_9999_blocks_no_other_deletion_and_no_status() {
+    let harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
+    let client = harness.client.clone();
+    create_cluster(&client, &default_policy()).await;
+    let mut acme = e2e_support::active_account("acme");
+    acme.spec.consents.insert("marketing".into(), false);
+    create_cluster(&client, &acme).await;
+    create(&client, &website("www", "acme")).await;
+    create(
+        &client,
+        &website_backup("far", "acme", "www", at("9999-12-31T23:59:59Z")),
+    )
+    .await;
+    create(
+        &client,
+        &website_backup("old", "acme", "www", at("2020-01-01T00:00:00Z")),
+    )
+    .await;
+    create(
+        &client,
+        &record(
+            "newsletter",
+            consent_binding("acme", "marketing"),
+            DataCategory::Marketing,
+        ),
+    )
+    .await;
+    eventually("the expired backup and the consent data gone", || async {
+        (gone::<Backup>(&client, "old").await && gone::<DataRecord>(&client, "newsletter").await)
+            .then_some(())
+    })
+    .await;
+    // The status shows the account as it is now: one backup and one website left, Ready.
+    let status = eventually("the status after the deletions", || async {
+        let status = account(&client, "acme").await?.status?;
+        let backups = status.resources.get("Backup")?;
+        (backups.bound == 1 && !status.resources.contains_key("DataRecord")).then_some(status)
+    })
+    .await;
+    assert_eq!(status.phase, Some(AccountPhase::Active));
+    assert_eq!(
+        status.next_deletion_at, None,
+        "nothing scheduled before year 10000"
+    );
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready.status, retention_operator::api::ConditionStatus::True);
+    harness.settle().await;
+    assert!(!gone::<Backup>(&client, "far").await);
+    assert_eq!(expires_at(&client, "far").await, None);
+    assert!(!gone::<Website>(&client, "www").await);
+    harness.stop().await;
+}
