@@ -346,6 +346,8 @@ pub struct Context {
     pub superseded: Superseded,
     /// Sends erasure requests to processors' webhooks.
     pub notifier: Notifier,
+    /// Erasure requests under way, off the reconcile workers.
+    pub deliveries: processors::Deliveries,
     /// Lets a request through only while this replica leads, and bounds its time.
     pub fence: Fence,
     /// Cancelled when the controller stops or is dropped (leadership lost): every task it
@@ -571,6 +573,9 @@ pub async fn run(
     if let Some(moves) = settings.clock_moves {
         controller = controller.reconcile_all_on(moves);
     }
+    // A finished erasure request wakes its account, whose next pass records the outcome.
+    let (woken, wakes) = futures::channel::mpsc::unbounded();
+    controller = controller.reconcile_on(wakes);
     let stores = Stores {
         policies,
         processors,
@@ -626,6 +631,7 @@ pub async fn run(
         ready,
         superseded: Superseded::default(),
         notifier: Notifier::new(),
+        deliveries: processors::Deliveries::new(woken),
         fence: settings.fence,
         cancel: cancel.clone(),
         failing: FailureBackoff::default(),

@@ -6,18 +6,29 @@
 //! its signing secret, sends, and publishes events. Secrets are read for each attempt and never
 //! leave this module except inside the signature.
 
-use chrono::{DateTime, Utc};
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use futures::channel::mpsc;
 use k8s_openapi::api::core::v1::Secret;
-use kube::{Api, ResourceExt, runtime::events::EventType};
+use kube::{
+    Api, ResourceExt,
+    runtime::{events::EventType, reflector::ObjectRef},
+};
+use tokio::sync::Semaphore;
 use tracing::info;
 
-use super::{Context, Error};
-use crate::leader::Fenced;
+use super::{Context, Error, guarded::Guarded, spawn_cancellable};
 use crate::{
     api::{Account, NotificationState, ProcessorNotification},
+    leader::Fenced,
     notifier::{
-        Endpoint, ErasedResource, ErasureRequest,
-        ledger::{Ledger, manual_instruction, record_failure, record_outcome},
+        DeliveryOutcome, Endpoint, ErasedResource, ErasureRequest,
+        breaker::{Admission, Breakers},
+        ledger::{Ledger, manual_instruction, record_deferral, record_failure, record_outcome},
     },
 };
 
@@ -37,10 +48,135 @@ enum Unsendable {
     NotLeader,
 }
 
-/// Sends every request the ledger says is due now and records each outcome. Fails only when
-/// this replica may no longer lead.
+/// Deliveries under way, off the reconcile workers: a slow or hung endpoint holds one of the
+/// pool's slots (at most [`PER_PROCESSOR`] of them per processor), never a worker that deletes,
+/// and a processor whose endpoint keeps failing to answer is left alone as a whole for a while
+/// (its [circuit breaker](crate::notifier::breaker)). A finished delivery wakes its account,
+/// whose next pass records the outcome. Outcomes live in memory only: after a restart an
+/// unrecorded one is simply sent again, with the same idempotency key.
+pub struct Deliveries {
+    state: Mutex<Pool>,
+    slots: Arc<Semaphore>,
+    wake: mpsc::UnboundedSender<ObjectRef<Guarded<Account>>>,
+}
+
+/// Deliveries of the whole operator at once.
+pub const SLOTS: usize = 16;
+/// Deliveries to one processor at once.
+pub const PER_PROCESSOR: usize = 4;
+/// How long a finished outcome waits for its account's next pass before it is forgotten.
+const KEEP_FINISHED: TimeDelta = TimeDelta::hours(1);
+
+#[derive(Default)]
+struct Pool {
+    /// Idempotency key → processor, of the deliveries under way.
+    in_flight: HashMap<String, String>,
+    /// Deliveries under way per processor.
+    per_processor: HashMap<String, usize>,
+    /// Finished deliveries not yet recorded, by idempotency key.
+    finished: HashMap<String, Finished>,
+    /// Accounts waiting for a slot of a processor, woken when one frees.
+    waiting: HashMap<String, BTreeSet<String>>,
+    breakers: Breakers,
+}
+
+/// The outcome of a finished delivery and when it ended.
+struct Finished {
+    outcome: DeliveryOutcome,
+    at: DateTime<Utc>,
+}
+
+/// Whether a delivery may start now.
+enum Start {
+    /// It may.
+    Go,
+    /// It is already under way.
+    InFlight,
+    /// The processor's slots are all taken; the account is woken when one frees.
+    Busy,
+    /// The processor's breaker is open until then.
+    Open(DateTime<Utc>),
+}
+
+impl Deliveries {
+    /// An empty pool that wakes accounts through `wake`.
+    pub fn new(wake: mpsc::UnboundedSender<ObjectRef<Guarded<Account>>>) -> Self {
+        Self {
+            state: Mutex::new(Pool::default()),
+            slots: Arc::new(Semaphore::new(SLOTS)),
+            wake,
+        }
+    }
+
+    fn pool(&self) -> std::sync::MutexGuard<'_, Pool> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The outcome of the finished delivery of `key`, once.
+    fn take_finished(&self, key: &str, now: DateTime<Utc>) -> Option<Finished> {
+        let mut pool = self.pool();
+        pool.finished.retain(|_, f| now - f.at < KEEP_FINISHED);
+        pool.finished.remove(key)
+    }
+
+    /// Whether the delivery of `key` to `processor` for `account` may start; when it may, it
+    /// is counted as under way from here on (see [`Deliveries::finish`]).
+    fn start(&self, key: &str, processor: &str, account: &str, now: DateTime<Utc>) -> Start {
+        let mut pool = self.pool();
+        if pool.in_flight.contains_key(key) {
+            return Start::InFlight;
+        }
+        let running = pool.per_processor.get(processor).copied().unwrap_or(0);
+        let admitted = match pool.breakers.admission(processor, now) {
+            Admission::Open(until) => return Start::Open(until),
+            // Half-open: one trial at a time.
+            Admission::Trial => running == 0,
+            Admission::Closed => running < PER_PROCESSOR,
+        };
+        if !admitted {
+            pool.waiting
+                .entry(processor.to_owned())
+                .or_default()
+                .insert(account.to_owned());
+            return Start::Busy;
+        }
+        pool.in_flight.insert(key.to_owned(), processor.to_owned());
+        *pool.per_processor.entry(processor.to_owned()).or_default() += 1;
+        Start::Go
+    }
+
+    /// Ends the delivery of `key` (with its outcome, or `None` when it was not made) and wakes
+    /// its account and every account waiting for a slot of the processor.
+    fn finish(&self, key: &str, account: &str, finished: Option<Finished>) {
+        let woken = {
+            let mut pool = self.pool();
+            let Some(processor) = pool.in_flight.remove(key) else {
+                return;
+            };
+            if let Some(count) = pool.per_processor.get_mut(&processor) {
+                *count = count.saturating_sub(1);
+            }
+            if let Some(finished) = finished {
+                pool.breakers
+                    .record(&processor, &finished.outcome, finished.at);
+                pool.finished.insert(key.to_owned(), finished);
+            }
+            let mut woken = pool.waiting.remove(&processor).unwrap_or_default();
+            woken.insert(account.to_owned());
+            woken
+        };
+        for account in woken {
+            // Fails only when the controller has stopped.
+            let _ = self.wake.unbounded_send(ObjectRef::new(&account));
+        }
+    }
+}
+
+/// Starts the delivery of every request the ledger says is due now, off this worker, and
+/// records the outcome of each that finished since the last pass. Fails only when this replica
+/// may no longer lead.
 pub async fn deliver_due(
-    ctx: &Context,
+    ctx: &Arc<Context>,
     account: &Account,
     ledger: &mut Ledger,
     now: DateTime<Utc>,
@@ -50,6 +186,21 @@ pub async fn deliver_due(
         let Some(entry) = ledger.entries.get_mut(index) else {
             continue;
         };
+        let Some(key) = entry.idempotency_key.clone() else {
+            record_failure(entry, "RecordIncomplete");
+            continue;
+        };
+        if let Some(done) = ctx.deliveries.take_finished(&key, now) {
+            info!(
+                account = %account_name,
+                processor = %entry.name,
+                attempt = entry.attempts + 1,
+                outcome = done.outcome.reason(),
+                "erasure request sent"
+            );
+            record_outcome(entry, &done.outcome, done.at);
+            continue;
+        }
         let endpoint = match endpoint(ctx, &entry.name).await {
             Ok(endpoint) => endpoint,
             Err(Unsendable::NotLeader) => return Err(Fenced::NotLeader.into()),
@@ -66,7 +217,7 @@ pub async fn deliver_due(
                 continue;
             }
             Err(Unsendable::Retry(reason)) => {
-                let outcome = crate::notifier::DeliveryOutcome::Retry {
+                let outcome = DeliveryOutcome::Retry {
                     retry_after: None,
                     reason,
                 };
@@ -78,6 +229,14 @@ pub async fn deliver_due(
             record_failure(entry, "RecordIncomplete");
             continue;
         };
+        match ctx.deliveries.start(&key, &entry.name, &account_name, now) {
+            Start::Go => {}
+            Start::InFlight | Start::Busy => continue,
+            Start::Open(until) => {
+                record_deferral(entry, until, PROCESSOR_UNREACHABLE);
+                continue;
+            }
+        }
         let resources = entry
             .resources
             .iter()
@@ -98,21 +257,41 @@ pub async fn deliver_due(
             erasure_at,
             requested_at,
         );
-        // A replica that may no longer lead sends nothing: the new leader sends it.
-        if !ctx.fence.permits() {
-            return Err(Fenced::NotLeader.into());
-        }
-        let outcome = ctx.notifier.deliver(&endpoint, &request, now).await;
-        info!(
-            account = %account_name,
-            processor = %entry.name,
-            attempt = entry.attempts + 1,
-            outcome = outcome.reason(),
-            "erasure request sent"
+        spawn_cancellable(
+            &ctx.cancel,
+            deliver(ctx.clone(), account_name.clone(), key, endpoint, request),
         );
-        record_outcome(entry, &outcome, now);
     }
     Ok(())
+}
+
+/// Why a due request waits without an attempt: its processor's endpoint kept failing to answer.
+pub const PROCESSOR_UNREACHABLE: &str = "ProcessorUnreachable";
+
+/// One delivery, in the pool: waits for a slot, then sends if this replica still leads.
+async fn deliver(
+    ctx: Arc<Context>,
+    account: String,
+    key: String,
+    endpoint: Endpoint,
+    request: ErasureRequest,
+) {
+    let Ok(_slot) = ctx.deliveries.slots.clone().acquire_owned().await else {
+        return ctx.deliveries.finish(&key, &account, None);
+    };
+    // A replica that may no longer lead sends nothing: the new leader sends it.
+    if !ctx.fence.permits() {
+        return ctx.deliveries.finish(&key, &account, None);
+    }
+    let outcome = ctx
+        .notifier
+        .deliver(&endpoint, &request, ctx.clock.now())
+        .await;
+    let finished = Finished {
+        outcome,
+        at: ctx.clock.now(),
+    };
+    ctx.deliveries.finish(&key, &account, Some(finished));
 }
 
 /// The processor's webhook and signing secret, read now (a rotated secret takes effect at the

@@ -273,6 +273,14 @@ pub fn record_failure(entry: &mut ProcessorNotification, reason: &str) {
     entry.reason = Some(reason.to_owned());
 }
 
+/// Puts a due request off until `until` without an attempt (its processor's circuit breaker is
+/// open): it stays Pending, with `reason` saying why.
+pub fn record_deferral(entry: &mut ProcessorNotification, until: DateTime<Utc>, reason: &str) {
+    entry.state = NotificationState::Pending;
+    entry.next_attempt_at = Some(until);
+    entry.reason = Some(reason.to_owned());
+}
+
 /// Records one delivery attempt's outcome on its entry.
 pub fn record_outcome(
     entry: &mut ProcessorNotification,

@@ -5,11 +5,13 @@
 //! - [`signature`]: HMAC-SHA256 signing and the receiver's verification (pure).
 //! - [`delivery`]: one HTTPS attempt and its classification into a [`DeliveryOutcome`].
 //! - [`backoff`]: when to try again after a failed attempt (pure apart from jitter).
+//! - [`breaker`]: a circuit breaker per processor whose endpoint keeps failing to answer.
 //! - [`ledger`]: which requests an account owes, and what an outcome does to their record.
 //!
 //! The wire format is documented for receivers in `docs/erasure-requests.md`.
 
 pub mod backoff;
+pub mod breaker;
 pub mod delivery;
 pub mod ledger;
 pub mod request;
