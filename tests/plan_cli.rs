@@ -220,9 +220,6 @@ fn reads_kubectl_lists_and_standard_input() {
 
 #[test]
 fn bad_input_is_one_clear_message_and_exit_code_2() {
-    let object = |kind: &str, rest: &str| {
-        format!("apiVersion: hosting.ecuni.se/v1alpha1\nkind: {kind}\n{rest}")
-    };
     let cases = [
         (
             "unparsable YAML",
@@ -329,41 +326,122 @@ fn bad_input_is_one_clear_message_and_exit_code_2() {
         ),
     ];
     for (name, manifest, expected) in cases {
-        let dir = scratch(&name.replace(' ', "-").replace(['(', ')'], ""), &manifest);
-        let input = dir.join("input.yaml");
-        let output = run(&[
-            "plan",
-            "-f",
-            dir.join("policy.yaml").to_str().unwrap(),
-            "-f",
-            input.to_str().unwrap(),
-            "--now",
-            NOW,
-            "-o",
-            "json",
-        ]);
-        let message = stderr(&output);
-        assert_eq!(
-            output.status.code(),
-            Some(2),
-            "{name}: exit code; stderr: {message}"
-        );
-        assert!(stdout(&output).is_empty(), "{name}: printed before failing");
+        assert_bad_input(name, &manifest, &expected);
+    }
+}
+
+/// Plans `manifest` (as `input.yaml`, beside the default policy) and asserts exit code 2, an
+/// empty standard output and one error line naming the file and every fragment of `expected`.
+fn assert_bad_input(name: &str, manifest: &str, expected: &[&str]) {
+    let dir = scratch(
+        &name.replace([' ', ':'], "-").replace(['(', ')'], ""),
+        manifest,
+    );
+    let input = dir.join("input.yaml");
+    let output = run(&[
+        "plan",
+        "-f",
+        dir.join("policy.yaml").to_str().unwrap(),
+        "-f",
+        input.to_str().unwrap(),
+        "--now",
+        NOW,
+        "-o",
+        "json",
+    ]);
+    let message = stderr(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{name}: exit code; stderr: {message}"
+    );
+    assert!(stdout(&output).is_empty(), "{name}: printed before failing");
+    assert!(
+        message.contains(input.to_str().unwrap()),
+        "{name}: file not named: {message}"
+    );
+    for fragment in expected {
         assert!(
-            message.contains(input.to_str().unwrap()),
-            "{name}: file not named: {message}"
+            message.contains(fragment),
+            "{name}: {fragment:?} not in: {message}"
         );
-        for fragment in expected {
-            assert!(
-                message.contains(fragment),
-                "{name}: {fragment:?} not in: {message}"
-            );
-        }
-        assert_eq!(
-            message.lines().filter(|l| l.starts_with("error:")).count(),
-            1,
-            "{name}"
-        );
+    }
+    assert_eq!(
+        message.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{name}"
+    );
+}
+
+fn object(kind: &str, rest: &str) -> String {
+    format!("apiVersion: hosting.ecuni.se/v1alpha1\nkind: {kind}\n{rest}")
+}
+
+/// What the API server refuses by the schema (patterns, lengths, bounds, date formats), `plan`
+/// refuses too, naming the field; serde alone accepted each of these.
+#[test]
+fn schema_constraints_are_bad_input_as_for_the_api_server() {
+    let cases = [
+        (
+            "pattern: country code",
+            object(
+                "DataProcessor",
+                "metadata: {name: ks}\nspec: {legalName: KS, country: de}\n",
+            ),
+            vec!["document 1", "DataProcessor ks", "spec.country", "pattern"],
+        ),
+        (
+            "minLength: empty customerRef",
+            object(
+                "Account",
+                "metadata: {name: acme}\nspec: {customerRef: ''}\n",
+            ),
+            vec![
+                "document 1",
+                "Account acme",
+                "spec.customerRef",
+                "at least 1",
+            ],
+        ),
+        (
+            "minimum: zero bookkeeping years",
+            format!(
+                "---\n{}  bookkeeping: {{years: 0}}\n",
+                POLICY.replace("name: default", "name: p2")
+            ),
+            vec![
+                "document 1",
+                "RetentionPolicy p2",
+                "spec.bookkeeping.years",
+                "at least 1",
+            ],
+        ),
+        (
+            "date-time: a five-digit year",
+            object(
+                "Backup",
+                "metadata: {name: b, namespace: acme}\nspec: {accountRef: acme, \
+                 sourceRef: {kind: Database, name: db}, takenAt: '+10000-01-01T00:00:00Z'}\n",
+            ),
+            vec!["document 1", "Backup acme/b", "spec.takenAt", "date-time"],
+        ),
+        (
+            "date: a five-digit year",
+            object(
+                "DataRecord",
+                "metadata: {name: inv, namespace: acme}\nspec: {accountRef: acme, \
+                 category: invoices, bookkeeping: {fiscalYearEnd: '+10000-12-31'}}\n",
+            ),
+            vec![
+                "document 1",
+                "DataRecord acme/inv",
+                "spec.bookkeeping.fiscalYearEnd",
+                "date",
+            ],
+        ),
+    ];
+    for (name, manifest, expected) in cases {
+        assert_bad_input(name, &manifest, &expected);
     }
 }
 
