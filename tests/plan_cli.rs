@@ -377,6 +377,61 @@ fn object(kind: &str, rest: &str) -> String {
     format!("apiVersion: hosting.ecuni.se/v1alpha1\nkind: {kind}\n{rest}")
 }
 
+/// A reference to another object is a DNS-1123 name: `accountRef: ""` and the like are bad
+/// input, not an object reported Unbound for ever.
+#[test]
+fn references_that_are_not_dns_1123_names_are_bad_input() {
+    let cases = [
+        (
+            "empty accountRef",
+            object(
+                "Website",
+                "metadata: {name: www, namespace: acme}\nspec: {accountRef: ''}\n",
+            ),
+            vec![
+                "document 1",
+                "Website acme/www",
+                "spec.accountRef",
+                "pattern",
+            ],
+        ),
+        (
+            "upper-case processorRef",
+            object(
+                "Mailbox",
+                "metadata: {name: info, namespace: acme}\n\
+                 spec: {accountRef: acme, address: i@example.com, processorRef: KeySystems}\n",
+            ),
+            vec!["document 1", "Mailbox acme/info", "spec.processorRef"],
+        ),
+        (
+            "retentionPolicyRef with an underscore",
+            object(
+                "Account",
+                "metadata: {name: acme}\nspec: {customerRef: C-1, retentionPolicyRef: my_policy}\n",
+            ),
+            vec!["document 1", "Account acme", "spec.retentionPolicyRef"],
+        ),
+        (
+            "secret namespace with a dot",
+            object(
+                "DataProcessor",
+                "metadata: {name: ks}\nspec: {legalName: KS, country: DE, erasure: {webhook: \
+                 {url: 'https://erasure.example/api', secretRef: {namespace: a.b, name: ks, \
+                 key: secret}}}}\n",
+            ),
+            vec![
+                "document 1",
+                "DataProcessor ks",
+                "spec.erasure.webhook.secretRef.namespace",
+            ],
+        ),
+    ];
+    for (name, manifest, expected) in cases {
+        assert_bad_input(name, &manifest, &expected);
+    }
+}
+
 /// What the API server refuses by the schema (patterns, lengths, bounds, date formats), `plan`
 /// refuses too, naming the field; serde alone accepted each of these.
 #[test]

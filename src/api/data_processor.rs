@@ -4,7 +4,10 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Condition;
+use super::{
+    Condition, DNS1123_LABEL, DNS1123_LABEL_MAX, DNS1123_SUBDOMAIN, DNS1123_SUBDOMAIN_MAX,
+    SECRET_KEY, SECRET_KEY_MAX,
+};
 
 /// A partner that processes customer data on the provider's behalf (GDPR Art. 28) and must be
 /// told to erase it (Art. 19).
@@ -83,11 +86,14 @@ pub struct ErasureWebhook {
 /// A key in a Secret.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SecretKeyRef {
-    /// Namespace of the Secret.
+    /// Namespace of the Secret (a DNS-1123 label).
+    #[schemars(pattern(DNS1123_LABEL), length(max = DNS1123_LABEL_MAX))]
     pub namespace: String,
-    /// Name of the Secret.
+    /// Name of the Secret (a DNS-1123 subdomain).
+    #[schemars(pattern(DNS1123_SUBDOMAIN), length(max = DNS1123_SUBDOMAIN_MAX))]
     pub name: String,
-    /// Key within the Secret.
+    /// Key within the Secret's data: letters, digits, '-', '_' and '.'.
+    #[schemars(pattern(SECRET_KEY), length(max = SECRET_KEY_MAX))]
     pub key: String,
 }
 

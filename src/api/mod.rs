@@ -18,6 +18,7 @@ mod domain;
 mod duration;
 mod hosted;
 mod mailbox;
+mod names;
 mod retention_policy;
 mod website;
 
@@ -45,6 +46,10 @@ pub use database::{Database, DatabaseEngine, DatabaseSpec};
 pub use domain::{Domain, DomainSpec};
 pub use duration::{DURATION_PATTERN, DurationUnit, InvalidDuration, RetentionDuration};
 pub use mailbox::{Mailbox, MailboxSpec};
+pub use names::{
+    DNS1123_LABEL, DNS1123_LABEL_MAX, DNS1123_SUBDOMAIN, DNS1123_SUBDOMAIN_MAX, SECRET_KEY,
+    SECRET_KEY_MAX,
+};
 pub use retention_policy::{
     BackupSchedule, BookkeepingRetention, GracePeriods, RetentionPolicy, RetentionPolicySpec,
     RetentionPolicyStatus,

@@ -1,0 +1,67 @@
+//! The generated CRDs at an API server: the test API server (which validates custom resources
+//! against their openAPIV3Schema as kube-apiserver does) loads `crds/` and refuses with 422
+//! what the schema refuses, so such input never reaches the operator.
+
+use kube::{
+    Api, Client,
+    api::{ApiResource, DynamicObject, GroupVersionKind, PostParams},
+};
+use serde_json::{Value, json};
+use test_apiserver::{Config, TestApiServer};
+
+const CRDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
+const NAMESPACE: &str = "acme";
+
+async fn server() -> (TestApiServer, Client) {
+    let server = TestApiServer::start(Config::default().crds(CRDS).namespace(NAMESPACE))
+        .await
+        .unwrap();
+    let client = Client::try_from(kube::Config::new(server.url().parse().unwrap())).unwrap();
+    (server, client)
+}
+
+fn resource(kind: &str, plural: &str) -> ApiResource {
+    let gvk = GroupVersionKind::gvk("hosting.ecuni.se", "v1alpha1", kind);
+    ApiResource::from_gvk_with_plural(&gvk, plural)
+}
+
+/// Creates a `kind` named `name` with `spec` (in [`NAMESPACE`] when `namespaced`); returns the
+/// HTTP status of the answer (201 when created).
+async fn create(client: &Client, kind: &str, plural: &str, name: &str, spec: Value) -> u16 {
+    let resource = resource(kind, plural);
+    let namespaced = !matches!(kind, "Account" | "RetentionPolicy" | "DataProcessor");
+    let api: Api<DynamicObject> = if namespaced {
+        Api::namespaced_with(client.clone(), NAMESPACE, &resource)
+    } else {
+        Api::all_with(client.clone(), &resource)
+    };
+    let object = DynamicObject::new(name, &resource).data(json!({ "spec": spec }));
+    match api.create(&PostParams::default(), &object).await {
+        Ok(_) => 201,
+        Err(kube::Error::Api(status)) => status.code,
+        Err(other) => panic!("{kind} {name}: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn a_bound_object_with_an_empty_or_invalid_account_ref_is_refused() {
+    let (_server, client) = server().await;
+    let website = |account: &str| json!({"accountRef": account, "hostnames": []});
+    assert_eq!(
+        create(&client, "Website", "websites", "www", website("acme")).await,
+        201
+    );
+    for (name, account) in [("empty", ""), ("upper", "Acme"), ("underscore", "a_b")] {
+        assert_eq!(
+            create(&client, "Website", "websites", name, website(account)).await,
+            422,
+            "accountRef {account:?}"
+        );
+    }
+    let backup = json!({"accountRef": "", "sourceRef": {"kind": "Website", "name": "www"},
+                        "takenAt": "2026-10-01T02:00:00Z"});
+    assert_eq!(
+        create(&client, "Backup", "backups", "www-1", backup).await,
+        422
+    );
+}
