@@ -65,3 +65,28 @@ async fn a_bound_object_with_an_empty_or_invalid_account_ref_is_refused() {
         422
     );
 }
+
+#[tokio::test]
+async fn a_policy_with_an_unrepresentable_duration_or_count_is_refused() {
+    let (_server, client) = server().await;
+    let policy = |grace: &str, keep_daily: Value| {
+        json!({"gracePeriod": grace,
+               "backups": {"keepDaily": keep_daily, "keepWeekly": 4, "keepMonthly": 6}})
+    };
+    let create_policy = |name: &'static str, spec: Value| {
+        let client = client.clone();
+        async move { create(&client, "RetentionPolicy", "retentionpolicies", name, spec).await }
+    };
+    assert_eq!(
+        create_policy("ok", policy("999999d", json!(999_999))).await,
+        201
+    );
+    for (name, spec) in [
+        ("grace-20", policy("99999999999999999999d", json!(7))),
+        ("grace-11", policy("99999999999d", json!(7))),
+        ("daily-2-40", policy("30d", json!(1_099_511_627_776_u64))),
+        ("daily-7", policy("30d", json!(1_000_000))),
+    ] {
+        assert_eq!(create_policy(name, spec).await, 422, "{name}");
+    }
+}

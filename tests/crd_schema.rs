@@ -123,6 +123,76 @@ fn durations_must_be_an_integer_and_one_unit() {
     assert!(!errors("RetentionPolicy", &override_bad).is_empty());
 }
 
+#[test]
+fn durations_have_at_most_six_digits() {
+    for good in ["999999d", "999999w", "000030d", "1s"] {
+        assert_eq!(
+            errors("RetentionPolicy", &policy(good)),
+            Vec::<String>::new(),
+            "{good}"
+        );
+    }
+    for bad in [
+        "1000000d",
+        "0000030d",
+        "99999999999d",
+        "99999999999999999999d",
+    ] {
+        assert!(
+            !errors("RetentionPolicy", &policy(bad)).is_empty(),
+            "{bad:?} was accepted"
+        );
+        for field in [
+            "/spec/gracePeriods/Mailbox",
+            "/spec/backups/afterTermination",
+        ] {
+            let mut object = policy("30d");
+            *object.pointer_mut(field).unwrap() = json!(bad);
+            assert!(
+                !errors("RetentionPolicy", &object).is_empty(),
+                "{field} = {bad:?} was accepted"
+            );
+        }
+    }
+}
+
+#[test]
+fn backup_counts_are_whole_numbers_of_at_most_six_digits() {
+    for field in ["keepDaily", "keepWeekly", "keepMonthly"] {
+        for good in [0, 1, 999_999] {
+            let mut object = policy("30d");
+            object["spec"]["backups"][field] = json!(good);
+            assert_eq!(
+                errors("RetentionPolicy", &object),
+                Vec::<String>::new(),
+                "{field}: {good}"
+            );
+        }
+        for bad in [
+            json!(-1),
+            json!(1_000_000),
+            json!(1_099_511_627_776_u64),
+            json!(1.5),
+        ] {
+            let mut object = policy("30d");
+            object["spec"]["backups"][field] = bad.clone();
+            assert!(
+                !errors("RetentionPolicy", &object).is_empty(),
+                "{field}: {bad} was accepted"
+            );
+        }
+    }
+    for (years, valid) in [(0, false), (1, true), (100, true), (101, false)] {
+        let mut object = policy("30d");
+        object["spec"]["bookkeeping"]["years"] = json!(years);
+        assert_eq!(
+            errors("RetentionPolicy", &object).is_empty(),
+            valid,
+            "bookkeeping.years {years}"
+        );
+    }
+}
+
 fn account(state: &str) -> Value {
     json!({
         "apiVersion": "hosting.ecuni.se/v1alpha1", "kind": "Account",

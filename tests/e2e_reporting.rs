@@ -11,7 +11,7 @@ use kube::{
     core::{ApiResource, GroupVersionKind},
 };
 use retention_operator::{
-    api::{Account, AccountPhase, ConditionStatus, RetentionPolicy, Website},
+    api::{Account, AccountPhase, ConditionStatus, DURATION_PATTERN, RetentionPolicy, Website},
     controller::account::FINALIZER,
 };
 use serde_json::json;
@@ -366,15 +366,43 @@ async fn account_condition(
     Some((condition.status, condition.reason))
 }
 
+/// The project's CRDs with the duration pattern of before durations were limited to six
+/// digits (`^[0-9]+[smhdw]$`): a cluster whose RetentionPolicies were stored under it.
+fn crds_with_unlimited_durations() -> PathBuf {
+    let source = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/crds"));
+    let target = std::env::temp_dir().join(format!(
+        "retention-e2e-crds-{}-unlimited-durations",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&target).unwrap();
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        if path.file_name().unwrap() == "retentionpolicies.hosting.ecuni.se.yaml" {
+            let pattern = format!("pattern: {DURATION_PATTERN}\n");
+            assert!(
+                text.contains(&pattern),
+                "no duration pattern in the policy CRD"
+            );
+            text = text.replace(&pattern, "pattern: ^[0-9]+[smhdw]$\n");
+        }
+        std::fs::write(target.join(path.file_name().unwrap()), text).unwrap();
+    }
+    target
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_policy_that_cannot_be_read_stops_erasure_for_its_accounts_only() {
-    let harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
+    e2e_support::skip_on_real_cluster!("needs CRDs older than this operator's");
+    let crds = crds_with_unlimited_durations();
+    let harness = Harness::start_with_crds(at("2026-11-02T00:00:00Z"), &crds, false).await;
     let client = harness.client.clone();
-    // Valid to the API server's schema (digits and a unit), but beyond any duration.
+    // Valid to the older schema (digits and a unit), but longer than six digits: it must be
+    // refused as malformed, never read as "keep for ever".
     let mut broken = default_policy();
     broken.metadata.name = Some("broken".into());
     let mut broken = serde_json::to_value(&broken).unwrap();
-    broken["spec"]["gracePeriod"] = json!("99999999999999999999d");
+    broken["spec"]["gracePeriod"] = json!("99999999999d");
     Api::<DynamicObject>::all_with(
         client.clone(),
         &ApiResource::from_gvk_with_plural(

@@ -432,6 +432,59 @@ fn references_that_are_not_dns_1123_names_are_bad_input() {
     }
 }
 
+/// A duration or count that cannot be represented is bad input, never "keep for ever".
+#[test]
+fn durations_and_counts_beyond_six_digits_are_bad_input() {
+    let policy = |from: &str, to: &str| {
+        format!(
+            "---\n{}",
+            POLICY
+                .replace("name: default", "name: p2")
+                .replace(from, to)
+        )
+    };
+    let cases = [
+        (
+            "gracePeriod of 11 digits",
+            policy("gracePeriod: 30d", "gracePeriod: 99999999999d"),
+            vec![
+                "document 1",
+                "RetentionPolicy p2",
+                "spec.gracePeriod",
+                "at most 6 digits",
+            ],
+        ),
+        (
+            "afterTermination of 7 digits",
+            policy("afterTermination: 90d", "afterTermination: 1000000h"),
+            vec![
+                "document 1",
+                "RetentionPolicy p2",
+                "spec.backups.afterTermination",
+                "at most 6 digits",
+            ],
+        ),
+        (
+            "keepDaily of 2^40",
+            policy("keepDaily: 7", "keepDaily: 1099511627776"),
+            vec!["document 1", "RetentionPolicy p2", "spec.backups.keepDaily"],
+        ),
+        (
+            "keepMonthly of 7 digits",
+            policy("keepMonthly: 6", "keepMonthly: 1000000"),
+            vec![
+                "document 1",
+                "RetentionPolicy p2",
+                "spec.backups.keepMonthly",
+                "at most 999999",
+            ],
+        ),
+    ];
+    for (name, manifest, expected) in cases {
+        assert_bad_input(name, &manifest, &expected);
+    }
+}
+
 /// What the API server refuses by the schema (patterns, lengths, bounds, date formats), `plan`
 /// refuses too, naming the field; serde alone accepted each of these.
 #[test]

@@ -44,15 +44,17 @@ pub use data_processor::{
 pub use data_record::{Bookkeeping, DataCategory, DataRecord, DataRecordSpec};
 pub use database::{Database, DatabaseEngine, DatabaseSpec};
 pub use domain::{Domain, DomainSpec};
-pub use duration::{DURATION_PATTERN, DurationUnit, InvalidDuration, RetentionDuration};
+pub use duration::{
+    DURATION_PATTERN, DurationUnit, InvalidDuration, MAX_DURATION_DIGITS, RetentionDuration,
+};
 pub use mailbox::{Mailbox, MailboxSpec};
 pub use names::{
     DNS1123_LABEL, DNS1123_LABEL_MAX, DNS1123_SUBDOMAIN, DNS1123_SUBDOMAIN_MAX, SECRET_KEY,
     SECRET_KEY_MAX,
 };
 pub use retention_policy::{
-    BackupSchedule, BookkeepingRetention, GracePeriods, RetentionPolicy, RetentionPolicySpec,
-    RetentionPolicyStatus,
+    BackupSchedule, BookkeepingRetention, GracePeriods, MAX_BACKUP_COUNT, RetentionPolicy,
+    RetentionPolicySpec, RetentionPolicyStatus,
 };
 pub use website::{Website, WebsiteSpec};
 
