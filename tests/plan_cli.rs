@@ -182,6 +182,78 @@ fn table_lists_each_account_in_time_order() {
     );
 }
 
+/// A schedule that would fall past 9999-12-31T23:59:59Z is "nothing scheduled (beyond 9999)"
+/// and blocks nothing else: the JSON carries null there and no year past 9999 anywhere.
+#[test]
+fn json_plan_never_carries_a_year_past_9999() {
+    let manifest = "\
+apiVersion: hosting.ecuni.se/v1alpha1
+kind: Account
+metadata: {name: late}
+spec: {customerRef: C-9, state: Terminated, terminatedAt: '9999-12-15T00:00:00+01:00'}
+---
+apiVersion: hosting.ecuni.se/v1alpha1
+kind: Website
+metadata: {name: www, namespace: late}
+spec: {accountRef: late, processorRef: key-systems}
+---
+apiVersion: hosting.ecuni.se/v1alpha1
+kind: Mailbox
+metadata: {name: info, namespace: late}
+spec: {accountRef: late, address: info@example.com}
+---
+apiVersion: hosting.ecuni.se/v1alpha1
+kind: DataRecord
+metadata: {name: invoices, namespace: late}
+spec: {accountRef: late, category: invoices, legalBasis: LegalObligation,
+       bookkeeping: {fiscalYearEnd: '9999-12-31'}}
+---
+apiVersion: hosting.ecuni.se/v1alpha1
+kind: Backup
+metadata: {name: www-last, namespace: late}
+spec: {accountRef: late, sourceRef: {kind: Website, name: www}, takenAt: '9999-12-31T23:59:59Z'}
+";
+    let dir = scratch("past-9999", manifest);
+    let output = run(&[
+        "plan",
+        "-f",
+        dir.to_str().unwrap(),
+        "-o",
+        "json",
+        "--now",
+        NOW,
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(!text.contains("\"+"), "a year past 9999 in:\n{text}");
+    let plan: Value = serde_json::from_str(&text).unwrap();
+    let late = &plan["accounts"][0];
+    assert_eq!(late["name"], "late");
+    let schedule = |name: &str| {
+        late["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not planned: {late}"))
+            .clone()
+    };
+    // 14 days after 9999-12-14T23:00:00Z is still in 9999: the mailbox goes then.
+    assert_eq!(schedule("info")["deleteAt"], "9999-12-28T23:00:00Z");
+    for name in ["www", "invoices", "www-last"] {
+        let resource = schedule(name);
+        assert_eq!(resource["deleteAt"], Value::Null, "{name}: {resource}");
+        assert!(
+            resource["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("beyond 9999")),
+            "{name}: {resource}"
+        );
+    }
+    assert_eq!(late["nextDeletionAt"], "9999-12-28T23:00:00Z");
+    assert_eq!(late["notifications"], serde_json::json!([]));
+}
+
 #[test]
 fn reads_kubectl_lists_and_standard_input() {
     let list = format!(
