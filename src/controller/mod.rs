@@ -42,7 +42,7 @@ use kube::{
     },
 };
 use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::{
     api::Condition,
@@ -536,8 +536,14 @@ pub async fn run(
         .graceful_shutdown_on(shutdown.clone())
         .run(account::reconcile, error_policy, context)
         .for_each(|result| async move {
-            if let Err(error) = result {
-                warn!(%error, "reconcile failed");
+            match result {
+                // An event on a bound object whose Account does not exist: expected, and
+                // reported as Unbound on the object itself, so not a failure worth a warning.
+                Err(error @ controller::Error::ObjectNotFound(_)) => {
+                    debug!(%error, "no Account to reconcile");
+                }
+                Err(error) => warn!(%error, "reconcile failed"),
+                Ok(_) => {}
             }
         });
     // kube's controller holds its queue until the Account cache has synced, and after a
