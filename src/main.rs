@@ -93,6 +93,11 @@ struct RunArgs {
     /// Namespace of the Lease; defaults to $POD_NAMESPACE, else `default`.
     #[arg(long)]
     lease_namespace: Option<String>,
+    /// A network (CIDR, e.g. 10.20.0.0/16) whose addresses processor webhooks may use although
+    /// they are private, loopback or link-local; repeatable. Without it such webhooks are
+    /// refused.
+    #[arg(long = "webhook-allow-cidr", value_name = "CIDR")]
+    webhook_allow_cidr: Vec<ipnet::IpNet>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -260,6 +265,7 @@ fn run(args: RunArgs) -> Result<(), String> {
             dry_run,
             concurrency: concurrency.max(1),
             advance_notice: args.advance_notice,
+            webhook_allowed_networks: args.webhook_allow_cidr,
         };
         if args.leader_election {
             let leader = LeaderSettings {

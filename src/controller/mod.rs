@@ -52,7 +52,7 @@ use crate::{
     },
     clock::Clock,
     metrics::Metrics,
-    notifier::Notifier,
+    notifier::{DestinationPolicy, Notifier},
     retention::{BoundResource, ResourceRef},
 };
 use guarded::{BoundKind, Guarded};
@@ -105,6 +105,9 @@ pub struct Settings {
     pub concurrency: u16,
     /// How long before a deletion the `DeletionUpcoming` event announces it.
     pub advance_notice: chrono::TimeDelta,
+    /// Networks whose addresses processor webhooks may use although they are private,
+    /// loopback or link-local (`--webhook-allow-cidr`).
+    pub webhook_allowed_networks: Vec<ipnet::IpNet>,
 }
 
 /// The reflector caches every lookup is served from (never a LIST per reconcile).
@@ -520,7 +523,9 @@ pub async fn run(
         clock: settings.clock,
         ready,
         superseded: Superseded::default(),
-        notifier: Notifier::new(),
+        notifier: Notifier::new(DestinationPolicy::allowing(
+            settings.webhook_allowed_networks,
+        )),
     });
     // Ends when the watches end, i.e. with the controller.
     tokio::spawn(orphans::report(
