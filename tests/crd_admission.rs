@@ -90,3 +90,25 @@ async fn a_policy_with_an_unrepresentable_duration_or_count_is_refused() {
         assert_eq!(create_policy(name, spec).await, 422, "{name}");
     }
 }
+
+#[tokio::test]
+async fn a_processor_whose_webhook_url_carries_credentials_is_refused() {
+    let (_server, client) = server().await;
+    let processor = |url: &str| {
+        json!({"legalName": "Key-Systems GmbH", "country": "DE",
+               "erasure": {"webhook": {"url": url,
+                   "secretRef": {"namespace": "ops", "name": "ks-hmac", "key": "secret"}}}})
+    };
+    let create_processor = |name: &'static str, spec: Value| {
+        let client = client.clone();
+        async move { create(&client, "DataProcessor", "dataprocessors", name, spec).await }
+    };
+    assert_eq!(
+        create_processor("ok", processor("https://erasure.example/api")).await,
+        201
+    );
+    assert_eq!(
+        create_processor("creds", processor("https://user:pass@erasure.example/api")).await,
+        422
+    );
+}

@@ -485,3 +485,46 @@ fn a_webhook_secret_reference_names_a_secret_its_namespace_and_a_key() {
         &not_keys,
     );
 }
+
+#[test]
+fn a_webhook_url_is_https_without_credentials() {
+    let processor = |url: &str| {
+        json!({
+            "apiVersion": "hosting.ecuni.se/v1alpha1", "kind": "DataProcessor",
+            "metadata": {"name": "key-systems"},
+            "spec": {"legalName": "Key-Systems GmbH", "country": "DE",
+                     "erasure": {"webhook": {"url": url,
+                         "secretRef": {"namespace": "retention-system", "name": "ks-hmac",
+                                       "key": "secret"}}}}
+        })
+    };
+    for good in [
+        "https://erasure.key-systems.example/api",
+        "https://erasure.example",
+        "https://erasure.example:8443/v1/erase?tenant=7#x",
+        "https://[2001:db8::1]/erase",
+        "https://erasure.example/path/with@at-sign",
+    ] {
+        assert_eq!(
+            errors("DataProcessor", &processor(good)),
+            Vec::<String>::new(),
+            "{good}"
+        );
+    }
+    for bad in [
+        "https://user:pass@erasure.example/",
+        "https://user@erasure.example/",
+        "https://:pass@erasure.example/",
+        "https://erasure.example\\@127.0.0.1/",
+        "http://erasure.example/",
+        "HTTPS://erasure.example/",
+        "https://",
+        "https:///path",
+        "ftp://erasure.example/",
+    ] {
+        assert!(
+            !errors("DataProcessor", &processor(bad)).is_empty(),
+            "{bad:?} was accepted"
+        );
+    }
+}

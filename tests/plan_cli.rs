@@ -557,6 +557,25 @@ fn durations_and_counts_beyond_six_digits_are_bad_input() {
     }
 }
 
+/// A webhook URL with credentials is bad input, and the message does not repeat them.
+#[test]
+fn a_webhook_url_with_credentials_is_bad_input_and_not_echoed() {
+    let manifest = object(
+        "DataProcessor",
+        "metadata: {name: ks}\nspec: {legalName: KS, country: DE, erasure: {webhook: \
+         {url: 'https://admin:hunter2@erasure.example/api', secretRef: {namespace: ops, \
+         name: ks, key: secret}}}}\n",
+    );
+    assert_bad_input(
+        "webhook URL with credentials",
+        &manifest,
+        &["document 1", "DataProcessor ks", "spec.erasure.webhook.url"],
+    );
+    let dir = scratch("webhook-URL-with-credentials", &manifest);
+    let output = run(&["plan", "-f", dir.join("input.yaml").to_str().unwrap()]);
+    assert!(!stderr(&output).contains("hunter2"), "{}", stderr(&output));
+}
+
 /// What the API server refuses by the schema (patterns, lengths, bounds, date formats), `plan`
 /// refuses too, naming the field; serde alone accepted each of these.
 #[test]

@@ -68,12 +68,19 @@ pub struct ErasureChannel {
     pub webhook: Option<ErasureWebhook>,
 }
 
+/// What a webhook URL must look like: `https://`, a host (and port) without `user:password@`,
+/// then optionally a path, query or fragment. Credentials in the URL would be sent to the
+/// processor and could end up in logs; the signature authenticates the request instead. A
+/// backslash in the host part is refused too, as URL parsers disagree on what it means.
+pub const WEBHOOK_URL_PATTERN: &str = r"^https://[^@/?#\\]+([/?#].*)?$";
+
 /// An HTTPS endpoint for signed erasure requests.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ErasureWebhook {
-    /// The endpoint's URL.
-    #[schemars(regex(pattern = "^https://"))]
+    /// The endpoint's URL: https://, without a user name or password. It must reach a public
+    /// address unless the operator's --webhook-allow-cidr allows its network.
+    #[schemars(pattern(WEBHOOK_URL_PATTERN))]
     pub url: String,
     /// The Secret key holding the HMAC-SHA256 signing secret.
     pub secret_ref: SecretKeyRef,

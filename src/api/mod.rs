@@ -39,7 +39,7 @@ pub use binding::{AccountBinding, LegalBasis};
 pub use condition::{BoundResourceStatus, Condition, ConditionStatus};
 pub use data_processor::{
     DataProcessor, DataProcessorSpec, DataProcessorStatus, ErasureChannel, ErasureDelivery,
-    ErasureWebhook, SecretKeyRef,
+    ErasureWebhook, SecretKeyRef, WEBHOOK_URL_PATTERN,
 };
 pub use data_record::{Bookkeeping, DataCategory, DataRecord, DataRecordSpec};
 pub use database::{Database, DatabaseEngine, DatabaseSpec};
