@@ -104,6 +104,11 @@ struct RunArgs {
     /// How often the leader renews the Lease and a standby tries to take it over.
     #[arg(long, default_value = "2s", value_parser = parse_lease_time)]
     lease_retry_period: Duration,
+    /// A network (CIDR, e.g. 10.20.0.0/16) whose addresses processor webhooks may use although
+    /// they are private, loopback or link-local; repeatable. Without it such webhooks are
+    /// refused.
+    #[arg(long = "webhook-allow-cidr", value_name = "CIDR")]
+    webhook_allow_cidr: Vec<ipnet::IpNet>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -307,6 +312,7 @@ fn run(args: RunArgs) -> Result<(), String> {
             advance_notice: args.advance_notice,
             // Without leader election nothing else acts; requests are still bounded in time.
             fence: Fence::unfenced(leader.request_timeout()),
+            webhook_allowed_networks: args.webhook_allow_cidr,
         };
         if args.leader_election {
             let work_client = client.clone();

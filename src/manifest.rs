@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::{
+    admission,
     api::{
         API_VERSION, Account, Backup, DataProcessor, DataRecord, Database, Domain, Mailbox,
         RetentionPolicy, Website,
@@ -344,9 +345,14 @@ where
         message,
     };
     let crd = K::crd();
+    let schema = crd
+        .spec
+        .versions
+        .first()
+        .and_then(|v| v.schema.as_ref())
+        .map(|schema| serde_json::to_value(&schema.open_api_v3_schema).unwrap_or_default());
     // Like kubectl's strict field validation: a misspelt `legalHold` must not silently vanish.
-    if let Some(schema) = crd.spec.versions.first().and_then(|v| v.schema.as_ref()) {
-        let schema = serde_json::to_value(&schema.open_api_v3_schema).unwrap_or_default();
+    if let Some(schema) = &schema {
         let mut unknown = Vec::new();
         if let Value::Object(fields) = &value {
             for (key, field) in fields {
@@ -365,6 +371,12 @@ where
             return Err(invalid(format!("unknown field(s): {}", unknown.join(", "))));
         }
     }
+    // Checked before the value is consumed, reported after serde's own checks (types,
+    // required fields, durations), whose messages say more about those.
+    let refused = schema
+        .as_ref()
+        .map(|schema| admission::violations(schema, &value))
+        .unwrap_or_default();
     let mut object: K = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let message = e.into_inner().to_string();
@@ -374,6 +386,13 @@ where
             format!("{path}: {message}")
         })
     })?;
+    if !refused.is_empty() {
+        let problems: Vec<String> = refused
+            .iter()
+            .map(|v| format!("{}: {}", v.path, v.problem))
+            .collect();
+        return Err(invalid(problems.join("; ")));
+    }
     let meta = object.meta_mut();
     if meta.name.as_deref().unwrap_or_default().is_empty() {
         return Err(invalid("metadata.name is required".into()));

@@ -384,6 +384,11 @@ fn default_values_render_two_hardened_replicas_with_leader_election() {
         !args.iter().any(|a| a.starts_with("--dry-run")),
         "dry run is off by default: {args:?}"
     );
+    assert_eq!(
+        flag(&args, "webhook-allow-cidr"),
+        None,
+        "no private webhook network is allowed by default: {args:?}"
+    );
 
     let container = operator_container(&documents);
     let chart: Value = serde_saphyr::from_str(
@@ -403,6 +408,18 @@ fn default_values_render_two_hardened_replicas_with_leader_election() {
     // Off by default: the ServiceMonitor (needs the Prometheus operator) and the NetworkPolicy.
     assert!(of_kind(&documents, "ServiceMonitor").is_empty());
     assert!(of_kind(&documents, "NetworkPolicy").is_empty());
+}
+
+/// Every network of `webhookAllowCidrs` becomes one `--webhook-allow-cidr`, in order.
+#[test]
+fn allowed_webhook_networks_become_one_flag_each() {
+    let documents = render(&["webhookAllowCidrs={10.20.0.0/16,fd12:3456::/48}"]);
+    let args = args(&documents);
+    let allowed: Vec<&str> = args
+        .iter()
+        .filter_map(|a| a.strip_prefix("--webhook-allow-cidr="))
+        .collect();
+    assert_eq!(allowed, ["10.20.0.0/16", "fd12:3456::/48"], "{args:?}");
 }
 
 #[test]

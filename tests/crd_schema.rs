@@ -123,6 +123,76 @@ fn durations_must_be_an_integer_and_one_unit() {
     assert!(!errors("RetentionPolicy", &override_bad).is_empty());
 }
 
+#[test]
+fn durations_have_at_most_six_digits() {
+    for good in ["999999d", "999999w", "000030d", "1s"] {
+        assert_eq!(
+            errors("RetentionPolicy", &policy(good)),
+            Vec::<String>::new(),
+            "{good}"
+        );
+    }
+    for bad in [
+        "1000000d",
+        "0000030d",
+        "99999999999d",
+        "99999999999999999999d",
+    ] {
+        assert!(
+            !errors("RetentionPolicy", &policy(bad)).is_empty(),
+            "{bad:?} was accepted"
+        );
+        for field in [
+            "/spec/gracePeriods/Mailbox",
+            "/spec/backups/afterTermination",
+        ] {
+            let mut object = policy("30d");
+            *object.pointer_mut(field).unwrap() = json!(bad);
+            assert!(
+                !errors("RetentionPolicy", &object).is_empty(),
+                "{field} = {bad:?} was accepted"
+            );
+        }
+    }
+}
+
+#[test]
+fn backup_counts_are_whole_numbers_of_at_most_six_digits() {
+    for field in ["keepDaily", "keepWeekly", "keepMonthly"] {
+        for good in [0, 1, 999_999] {
+            let mut object = policy("30d");
+            object["spec"]["backups"][field] = json!(good);
+            assert_eq!(
+                errors("RetentionPolicy", &object),
+                Vec::<String>::new(),
+                "{field}: {good}"
+            );
+        }
+        for bad in [
+            json!(-1),
+            json!(1_000_000),
+            json!(1_099_511_627_776_u64),
+            json!(1.5),
+        ] {
+            let mut object = policy("30d");
+            object["spec"]["backups"][field] = bad.clone();
+            assert!(
+                !errors("RetentionPolicy", &object).is_empty(),
+                "{field}: {bad} was accepted"
+            );
+        }
+    }
+    for (years, valid) in [(0, false), (1, true), (100, true), (101, false)] {
+        let mut object = policy("30d");
+        object["spec"]["bookkeeping"]["years"] = json!(years);
+        assert_eq!(
+            errors("RetentionPolicy", &object).is_empty(),
+            valid,
+            "bookkeeping.years {years}"
+        );
+    }
+}
+
 fn account(state: &str) -> Value {
     json!({
         "apiVersion": "hosting.ecuni.se/v1alpha1", "kind": "Account",
@@ -247,6 +317,214 @@ fn bookkeeping_fiscal_year_end_must_be_a_date() {
         assert!(
             !errors("DataRecord", &record(bad)).is_empty(),
             "{bad} was accepted"
+        );
+    }
+}
+
+/// A name of `length` characters that is otherwise a valid DNS-1123 label or subdomain.
+fn long_name(length: usize) -> String {
+    "a".repeat(length)
+}
+
+/// Names that no reference may hold: empty, upper case, underscores, leading or trailing
+/// dashes or dots, spaces, and a subdomain one character too long.
+fn bad_subdomains() -> Vec<String> {
+    [
+        "", "Acme", "a_b", "-acme", "acme-", ".acme", "acme.", "a..b", "a b", "acme/x",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .chain([long_name(254)])
+    .collect()
+}
+
+fn good_subdomains() -> Vec<String> {
+    ["acme", "a", "0", "acme-1", "key-systems.eu", "a.b-c.d"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain([long_name(253)])
+        .collect()
+}
+
+/// Asserts that `object` is valid with every good name at `pointer` and refused with every bad
+/// one.
+fn assert_name_field(kind: &str, object: &Value, pointer: &str, good: &[String], bad: &[String]) {
+    for name in good {
+        let mut candidate = object.clone();
+        *candidate.pointer_mut(pointer).unwrap() = json!(name);
+        assert_eq!(
+            errors(kind, &candidate),
+            Vec::<String>::new(),
+            "{kind} {pointer} = {name:?} was refused"
+        );
+    }
+    for name in bad {
+        let mut candidate = object.clone();
+        *candidate.pointer_mut(pointer).unwrap() = json!(name);
+        assert!(
+            !errors(kind, &candidate).is_empty(),
+            "{kind} {pointer} = {name:?} was accepted"
+        );
+    }
+}
+
+#[test]
+fn references_to_other_objects_are_dns_1123_names() {
+    let (good, bad) = (good_subdomains(), bad_subdomains());
+    let bound = |kind: &str, spec: Value| {
+        json!({"apiVersion": "hosting.ecuni.se/v1alpha1", "kind": kind,
+               "metadata": {"name": "x", "namespace": "acme"}, "spec": spec})
+    };
+    let objects = [
+        (
+            "Website",
+            bound(
+                "Website",
+                json!({"accountRef": "acme", "processorRef": "ks"}),
+            ),
+        ),
+        (
+            "Database",
+            bound(
+                "Database",
+                json!({"accountRef": "acme", "engine": "mariadb", "processorRef": "ks"}),
+            ),
+        ),
+        (
+            "Mailbox",
+            bound(
+                "Mailbox",
+                json!({"accountRef": "acme", "address": "info@example.com", "processorRef": "ks"}),
+            ),
+        ),
+        (
+            "Domain",
+            bound(
+                "Domain",
+                json!({"accountRef": "acme", "fqdn": "example.com", "registrar": "ks", "processorRef": "ks"}),
+            ),
+        ),
+        (
+            "DataRecord",
+            bound(
+                "DataRecord",
+                json!({"accountRef": "acme", "category": "crm", "processorRef": "ks"}),
+            ),
+        ),
+    ];
+    for (kind, object) in &objects {
+        assert_name_field(kind, object, "/spec/accountRef", &good, &bad);
+        assert_name_field(kind, object, "/spec/processorRef", &good, &bad);
+    }
+    assert_name_field("Domain", &objects[3].1, "/spec/registrar", &good, &bad);
+    let backup = bound(
+        "Backup",
+        json!({"accountRef": "acme", "sourceRef": {"kind": "Database", "name": "db"},
+               "takenAt": "2026-10-01T02:00:00Z"}),
+    );
+    assert_name_field("Backup", &backup, "/spec/accountRef", &good, &bad);
+    assert_name_field("Backup", &backup, "/spec/sourceRef/name", &good, &bad);
+    let mut account = account("Active");
+    account["spec"]["retentionPolicyRef"] = json!("default");
+    assert_name_field("Account", &account, "/spec/retentionPolicyRef", &good, &bad);
+}
+
+#[test]
+fn a_webhook_secret_reference_names_a_secret_its_namespace_and_a_key() {
+    let processor = json!({
+        "apiVersion": "hosting.ecuni.se/v1alpha1", "kind": "DataProcessor",
+        "metadata": {"name": "key-systems"},
+        "spec": {"legalName": "Key-Systems GmbH", "country": "DE",
+                 "erasure": {"webhook": {"url": "https://erasure.key-systems.example/api",
+                     "secretRef": {"namespace": "retention-system", "name": "ks-hmac",
+                                   "key": "secret"}}}}
+    });
+    assert_eq!(errors("DataProcessor", &processor), Vec::<String>::new());
+    let secret_ref = "/spec/erasure/webhook/secretRef";
+    assert_name_field(
+        "DataProcessor",
+        &processor,
+        &format!("{secret_ref}/name"),
+        &good_subdomains(),
+        &bad_subdomains(),
+    );
+    // A namespace is a DNS-1123 label: no dots, at most 63 characters.
+    let labels: Vec<String> = ["retention-system", "a", "ns-1"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain([long_name(63)])
+        .collect();
+    let not_labels: Vec<String> = ["", "Retention", "a.b", "-ns", "ns-", "a_b"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain([long_name(64)])
+        .collect();
+    assert_name_field(
+        "DataProcessor",
+        &processor,
+        &format!("{secret_ref}/namespace"),
+        &labels,
+        &not_labels,
+    );
+    // A key of a Secret's data: letters, digits, '-', '_' and '.'.
+    let keys: Vec<String> = ["secret", "hmac.key", "HMAC_KEY", "-a", ".key", "a-b_c.D9"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain([long_name(253)])
+        .collect();
+    let not_keys: Vec<String> = ["", "a/b", "a b", "key:1", "ключ"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain([long_name(254)])
+        .collect();
+    assert_name_field(
+        "DataProcessor",
+        &processor,
+        &format!("{secret_ref}/key"),
+        &keys,
+        &not_keys,
+    );
+}
+
+#[test]
+fn a_webhook_url_is_https_without_credentials() {
+    let processor = |url: &str| {
+        json!({
+            "apiVersion": "hosting.ecuni.se/v1alpha1", "kind": "DataProcessor",
+            "metadata": {"name": "key-systems"},
+            "spec": {"legalName": "Key-Systems GmbH", "country": "DE",
+                     "erasure": {"webhook": {"url": url,
+                         "secretRef": {"namespace": "retention-system", "name": "ks-hmac",
+                                       "key": "secret"}}}}
+        })
+    };
+    for good in [
+        "https://erasure.key-systems.example/api",
+        "https://erasure.example",
+        "https://erasure.example:8443/v1/erase?tenant=7#x",
+        "https://[2001:db8::1]/erase",
+        "https://erasure.example/path/with@at-sign",
+    ] {
+        assert_eq!(
+            errors("DataProcessor", &processor(good)),
+            Vec::<String>::new(),
+            "{good}"
+        );
+    }
+    for bad in [
+        "https://user:pass@erasure.example/",
+        "https://user@erasure.example/",
+        "https://:pass@erasure.example/",
+        "https://erasure.example\\@127.0.0.1/",
+        "http://erasure.example/",
+        "HTTPS://erasure.example/",
+        "https://",
+        "https:///path",
+        "ftp://erasure.example/",
+    ] {
+        assert!(
+            !errors("DataProcessor", &processor(bad)).is_empty(),
+            "{bad:?} was accepted"
         );
     }
 }

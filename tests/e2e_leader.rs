@@ -53,6 +53,7 @@ fn replica(client: &Client, identity: &str) -> Replica {
                 concurrency: 2,
                 advance_notice: e2e_support::ADVANCE_NOTICE,
                 fence,
+                webhook_allowed_networks: Vec::new(),
             };
             let ready = Arc::new(AtomicBool::new(false));
             controller::run(work_client, settings, run_metrics, ready, stop).await;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use retention_operator::notifier::{
-    ConfigurationError, DeliveryOutcome, Endpoint, ErasedResource, ErasureRequest, Notifier,
-    VerifyError, idempotency_key, verify,
+    ConfigurationError, DeliveryOutcome, DestinationPolicy, Endpoint, ErasedResource,
+    ErasureRequest, Notifier, VerifyError, idempotency_key, verify,
 };
 use tokio::net::TcpListener;
 
@@ -36,6 +36,15 @@ fn erasure_request(requested_at: DateTime<Utc>) -> ErasureRequest {
         terminated_at(),
         requested_at,
     )
+}
+
+/// The receivers listen on 127.0.0.1, which the notifier refuses unless allowed, as the
+/// operator's `--webhook-allow-cidr 127.0.0.0/8` would.
+fn loopback_allowed() -> DestinationPolicy {
+    DestinationPolicy::allowing(vec![
+        "127.0.0.0/8".parse().unwrap(),
+        "::1/128".parse().unwrap(),
+    ])
 }
 
 fn endpoint(url: String, ca_pem: &[u8]) -> Endpoint {
@@ -75,7 +84,12 @@ fn rejected(status: u16, reason: &str) -> DeliveryOutcome {
 async fn deliver_once(reply: Reply) -> (DeliveryOutcome, Receiver) {
     let pki = loopback_pki();
     let receiver = Receiver::start(&pki, reply).await;
-    let outcome = deliver_with(&Notifier::new(), receiver.url(), &pki.ca_pem).await;
+    let outcome = deliver_with(
+        &Notifier::new(loopback_allowed()),
+        receiver.url(),
+        &pki.ca_pem,
+    )
+    .await;
     (outcome, receiver)
 }
 
@@ -95,7 +109,7 @@ async fn acknowledged_request_has_documented_headers_body_and_signature() {
     let now = Utc::now();
     let request = erasure_request(now);
 
-    let outcome = Notifier::new()
+    let outcome = Notifier::new(loopback_allowed())
         .deliver(&endpoint(receiver.url(), &pki.ca_pem), &request, now)
         .await;
 
@@ -212,7 +226,7 @@ async fn retry_after_as_http_date_is_converted_against_now() {
     )
     .await;
     let now = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
-    let outcome = Notifier::new()
+    let outcome = Notifier::new(loopback_allowed())
         .deliver(
             &endpoint(receiver.url(), &pki.ca_pem),
             &erasure_request(now),
@@ -268,7 +282,7 @@ async fn receiver_not_listening_is_retried_as_connection_refused() {
         .local_addr()
         .unwrap();
     let outcome = deliver_with(
-        &Notifier::new(),
+        &Notifier::new(loopback_allowed()),
         format!("https://{address}/erasure"),
         &pki.ca_pem,
     )
@@ -280,7 +294,11 @@ async fn receiver_not_listening_is_retried_as_connection_refused() {
 async fn slow_receiver_times_out_and_is_retried() {
     let pki = loopback_pki();
     let receiver = Receiver::start(&pki, Reply::Hang).await;
-    let notifier = Notifier::with_timeouts(Duration::from_secs(1), Duration::from_millis(500));
+    let notifier = Notifier::with_timeouts(
+        loopback_allowed(),
+        Duration::from_secs(1),
+        Duration::from_millis(500),
+    );
     let outcome = deliver_with(&notifier, receiver.url(), &pki.ca_pem).await;
     assert_eq!(outcome, retry("Timeout"));
 }
@@ -290,7 +308,12 @@ async fn certificate_from_another_ca_is_a_distinct_configuration_error() {
     let receivers_pki = loopback_pki();
     let other_ca = loopback_pki();
     let receiver = Receiver::start(&receivers_pki, Reply::Status(200)).await;
-    let outcome = deliver_with(&Notifier::new(), receiver.url(), &other_ca.ca_pem).await;
+    let outcome = deliver_with(
+        &Notifier::new(loopback_allowed()),
+        receiver.url(),
+        &other_ca.ca_pem,
+    )
+    .await;
     assert_eq!(
         outcome,
         DeliveryOutcome::Misconfigured(ConfigurationError::TlsUntrusted)
@@ -303,7 +326,12 @@ async fn certificate_from_another_ca_is_a_distinct_configuration_error() {
 async fn certificate_for_another_host_is_a_name_mismatch() {
     let pki = pki_for(&["erasure.example"]);
     let receiver = Receiver::start(&pki, Reply::Status(200)).await;
-    let outcome = deliver_with(&Notifier::new(), receiver.url(), &pki.ca_pem).await;
+    let outcome = deliver_with(
+        &Notifier::new(loopback_allowed()),
+        receiver.url(),
+        &pki.ca_pem,
+    )
+    .await;
     assert_eq!(
         outcome,
         DeliveryOutcome::Misconfigured(ConfigurationError::TlsNameMismatch)
@@ -315,7 +343,7 @@ async fn one_notifier_keeps_a_client_per_ca_bundle() {
     let pki = loopback_pki();
     let other_ca = loopback_pki();
     let receiver = Receiver::start(&pki, Reply::Status(200)).await;
-    let notifier = Notifier::new();
+    let notifier = Notifier::new(loopback_allowed());
     let request = erasure_request(Utc::now());
     let wrong = endpoint(receiver.url(), &other_ca.ca_pem);
     let right = endpoint(receiver.url(), &pki.ca_pem);
@@ -336,14 +364,14 @@ async fn one_notifier_keeps_a_client_per_ca_bundle() {
 async fn redeliveries_and_a_rebuilt_request_carry_the_same_idempotency_key() {
     let pki = loopback_pki();
     let receiver = Receiver::start(&pki, Reply::Status(500)).await;
-    let notifier = Notifier::new();
+    let notifier = Notifier::new(loopback_allowed());
     let endpoint = endpoint(receiver.url(), &pki.ca_pem);
     let first = erasure_request(Utc::now());
     notifier.deliver(&endpoint, &first, Utc::now()).await;
     // As after an operator restart: the request is rebuilt from the same account, processor
     // and termination time, at a later time, by a new notifier.
     let rebuilt = erasure_request(Utc::now() + chrono::TimeDelta::minutes(10));
-    Notifier::new()
+    Notifier::new(loopback_allowed())
         .deliver(&endpoint, &rebuilt, Utc::now())
         .await;
 
@@ -361,7 +389,7 @@ async fn redeliveries_and_a_rebuilt_request_carry_the_same_idempotency_key() {
 async fn configuration_errors_are_reported_without_sending() {
     let pki = loopback_pki();
     let receiver = Receiver::start(&pki, Reply::Status(200)).await;
-    let notifier = Notifier::new();
+    let notifier = Notifier::new(loopback_allowed());
     let request = erasure_request(Utc::now());
     let plain_http = endpoint(receiver.url().replace("https://", "http://"), &pki.ca_pem);
     let empty_secret = Endpoint {
@@ -387,7 +415,11 @@ async fn configuration_errors_are_reported_without_sending() {
 async fn no_outcome_shows_the_secret_the_signature_or_the_body() {
     let pki = loopback_pki();
     let other_ca = loopback_pki();
-    let notifier = Notifier::with_timeouts(Duration::from_secs(1), Duration::from_millis(500));
+    let notifier = Notifier::with_timeouts(
+        loopback_allowed(),
+        Duration::from_secs(1),
+        Duration::from_millis(500),
+    );
     let request = erasure_request(Utc::now());
     let mut outcomes = Vec::new();
     let mut signatures = Vec::new();
@@ -507,4 +539,99 @@ async fn documented_rust_receiver_example_verifies() {
         now + 301,
         300
     ));
+}
+
+/// Without an allow-list, a webhook on loopback, link-local, a cloud metadata address or a
+/// name that resolves there is refused as misconfigured before any connection is made.
+#[tokio::test]
+async fn destinations_on_this_host_or_inside_the_cluster_are_refused_without_connecting() {
+    let pki = loopback_pki();
+    let receiver = Receiver::start(&pki, Reply::Status(200)).await;
+    let port = receiver.port();
+    let notifier = Notifier::with_timeouts(
+        DestinationPolicy::new(),
+        Duration::from_secs(2),
+        Duration::from_secs(3),
+    );
+    for url in [
+        receiver.url(),
+        format!("https://localhost:{port}/erasure"),
+        format!("https://[::ffff:127.0.0.1]:{port}/erasure"),
+        format!("https://[::1]:{port}/erasure"),
+        format!("https://0x7f.0.0.1:{port}/erasure"),
+        "https://169.254.169.254/latest/meta-data/".to_owned(),
+        "https://[fd00:ec2::254]/".to_owned(),
+        "https://100.100.100.200/".to_owned(),
+        "https://10.0.0.1/".to_owned(),
+        "https://192.168.1.1/".to_owned(),
+        "https://0.0.0.0/".to_owned(),
+    ] {
+        let outcome = deliver_with(&notifier, url.clone(), &pki.ca_pem).await;
+        assert_eq!(
+            outcome,
+            DeliveryOutcome::Misconfigured(ConfigurationError::DestinationRefused),
+            "{url}"
+        );
+        assert_eq!(outcome.reason(), "DestinationRefused", "{url}");
+        assert!(!outcome.to_string().contains("127.0.0.1"), "{outcome}");
+    }
+    assert_eq!(
+        receiver.connections(),
+        0,
+        "a refused destination was connected to"
+    );
+    assert!(receiver.received().is_empty());
+}
+
+/// A URL with credentials is refused before sending (the schema refuses it too): they would
+/// travel to the processor and into its logs, and the URL into ours.
+#[tokio::test]
+async fn a_url_with_credentials_is_refused_without_connecting() {
+    let pki = loopback_pki();
+    let receiver = Receiver::start(&pki, Reply::Status(200)).await;
+    let port = receiver.port();
+    let notifier = Notifier::new(loopback_allowed());
+    for url in [
+        format!("https://user:s3cret@127.0.0.1:{port}/erasure"),
+        format!("https://user@127.0.0.1:{port}/erasure"),
+    ] {
+        let outcome = deliver_with(&notifier, url.clone(), &pki.ca_pem).await;
+        assert_eq!(
+            outcome,
+            DeliveryOutcome::Misconfigured(ConfigurationError::CredentialsInUrl),
+            "{url}"
+        );
+        assert!(!format!("{outcome:?} {outcome}").contains("s3cret"));
+    }
+    assert_eq!(receiver.connections(), 0);
+}
+
+/// The allow-list exempts its networks, for IP literals and names alike, and no others.
+#[tokio::test]
+async fn an_allowed_network_is_delivered_to_and_another_is_still_refused() {
+    let pki = loopback_pki();
+    let receiver = Receiver::start(&pki, Reply::Status(200)).await;
+    let port = receiver.port();
+    let by_name = format!("https://localhost:{port}/erasure");
+    let allowed = Notifier::new(loopback_allowed());
+    for url in [receiver.url(), by_name.clone()] {
+        assert_eq!(
+            deliver_with(&allowed, url.clone(), &pki.ca_pem).await,
+            DeliveryOutcome::Acknowledged,
+            "{url}"
+        );
+    }
+    assert_eq!(receiver.received().len(), 2);
+    let elsewhere = Notifier::new(DestinationPolicy::allowing(vec![
+        "10.20.0.0/16".parse().unwrap(),
+    ]));
+    let connections = receiver.connections();
+    for url in [receiver.url(), by_name] {
+        assert_eq!(
+            deliver_with(&elsewhere, url.clone(), &pki.ca_pem).await,
+            DeliveryOutcome::Misconfigured(ConfigurationError::DestinationRefused),
+            "{url}"
+        );
+    }
+    assert_eq!(receiver.connections(), connections);
 }

@@ -182,6 +182,78 @@ fn table_lists_each_account_in_time_order() {
     );
 }
 
+/// A schedule that would fall past 9999-12-31T23:59:59Z is "nothing scheduled (beyond 9999)"
+/// and blocks nothing else: the JSON carries null there and no year past 9999 anywhere.
+#[test]
+fn json_plan_never_carries_a_year_past_9999() {
+    let manifest = "\
+apiVersion: hosting.ecuni.se/v1alpha1
+kind: Account
+metadata: {name: late}
+spec: {customerRef: C-9, state: Terminated, terminatedAt: '9999-12-15T00:00:00+01:00'}
+---
+apiVersion: hosting.ecuni.se/v1alpha1
+kind: Website
+metadata: {name: www, namespace: late}
+spec: {accountRef: late, processorRef: key-systems}
+---
+apiVersion: hosting.ecuni.se/v1alpha1
+kind: Mailbox
+metadata: {name: info, namespace: late}
+spec: {accountRef: late, address: info@example.com}
+---
+apiVersion: hosting.ecuni.se/v1alpha1
+kind: DataRecord
+metadata: {name: invoices, namespace: late}
+spec: {accountRef: late, category: invoices, legalBasis: LegalObligation,
+       bookkeeping: {fiscalYearEnd: '9999-12-31'}}
+---
+apiVersion: hosting.ecuni.se/v1alpha1
+kind: Backup
+metadata: {name: www-last, namespace: late}
+spec: {accountRef: late, sourceRef: {kind: Website, name: www}, takenAt: '9999-12-31T23:59:59Z'}
+";
+    let dir = scratch("past-9999", manifest);
+    let output = run(&[
+        "plan",
+        "-f",
+        dir.to_str().unwrap(),
+        "-o",
+        "json",
+        "--now",
+        NOW,
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(!text.contains("\"+"), "a year past 9999 in:\n{text}");
+    let plan: Value = serde_json::from_str(&text).unwrap();
+    let late = &plan["accounts"][0];
+    assert_eq!(late["name"], "late");
+    let schedule = |name: &str| {
+        late["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not planned: {late}"))
+            .clone()
+    };
+    // 14 days after 9999-12-14T23:00:00Z is still in 9999: the mailbox goes then.
+    assert_eq!(schedule("info")["deleteAt"], "9999-12-28T23:00:00Z");
+    for name in ["www", "invoices", "www-last"] {
+        let resource = schedule(name);
+        assert_eq!(resource["deleteAt"], Value::Null, "{name}: {resource}");
+        assert!(
+            resource["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("beyond 9999")),
+            "{name}: {resource}"
+        );
+    }
+    assert_eq!(late["nextDeletionAt"], "9999-12-28T23:00:00Z");
+    assert_eq!(late["notifications"], serde_json::json!([]));
+}
+
 #[test]
 fn reads_kubectl_lists_and_standard_input() {
     let list = format!(
@@ -220,9 +292,6 @@ fn reads_kubectl_lists_and_standard_input() {
 
 #[test]
 fn bad_input_is_one_clear_message_and_exit_code_2() {
-    let object = |kind: &str, rest: &str| {
-        format!("apiVersion: hosting.ecuni.se/v1alpha1\nkind: {kind}\n{rest}")
-    };
     let cases = [
         (
             "unparsable YAML",
@@ -341,41 +410,249 @@ fn bad_input_is_one_clear_message_and_exit_code_2() {
         ),
     ];
     for (name, manifest, expected) in cases {
-        let dir = scratch(&name.replace(' ', "-").replace(['(', ')'], ""), &manifest);
-        let input = dir.join("input.yaml");
-        let output = run(&[
-            "plan",
-            "-f",
-            dir.join("policy.yaml").to_str().unwrap(),
-            "-f",
-            input.to_str().unwrap(),
-            "--now",
-            NOW,
-            "-o",
-            "json",
-        ]);
-        let message = stderr(&output);
-        assert_eq!(
-            output.status.code(),
-            Some(2),
-            "{name}: exit code; stderr: {message}"
-        );
-        assert!(stdout(&output).is_empty(), "{name}: printed before failing");
+        assert_bad_input(name, &manifest, &expected);
+    }
+}
+
+/// Plans `manifest` (as `input.yaml`, beside the default policy) and asserts exit code 2, an
+/// empty standard output and one error line naming the file and every fragment of `expected`.
+fn assert_bad_input(name: &str, manifest: &str, expected: &[&str]) {
+    let dir = scratch(
+        &name.replace([' ', ':'], "-").replace(['(', ')'], ""),
+        manifest,
+    );
+    let input = dir.join("input.yaml");
+    let output = run(&[
+        "plan",
+        "-f",
+        dir.join("policy.yaml").to_str().unwrap(),
+        "-f",
+        input.to_str().unwrap(),
+        "--now",
+        NOW,
+        "-o",
+        "json",
+    ]);
+    let message = stderr(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{name}: exit code; stderr: {message}"
+    );
+    assert!(stdout(&output).is_empty(), "{name}: printed before failing");
+    assert!(
+        message.contains(input.to_str().unwrap()),
+        "{name}: file not named: {message}"
+    );
+    for fragment in expected {
         assert!(
-            message.contains(input.to_str().unwrap()),
-            "{name}: file not named: {message}"
+            message.contains(fragment),
+            "{name}: {fragment:?} not in: {message}"
         );
-        for fragment in expected {
-            assert!(
-                message.contains(fragment),
-                "{name}: {fragment:?} not in: {message}"
-            );
-        }
-        assert_eq!(
-            message.lines().filter(|l| l.starts_with("error:")).count(),
-            1,
-            "{name}"
-        );
+    }
+    assert_eq!(
+        message.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{name}"
+    );
+}
+
+fn object(kind: &str, rest: &str) -> String {
+    format!("apiVersion: hosting.ecuni.se/v1alpha1\nkind: {kind}\n{rest}")
+}
+
+/// A reference to another object is a DNS-1123 name: `accountRef: ""` and the like are bad
+/// input, not an object reported Unbound for ever.
+#[test]
+fn references_that_are_not_dns_1123_names_are_bad_input() {
+    let cases = [
+        (
+            "empty accountRef",
+            object(
+                "Website",
+                "metadata: {name: www, namespace: acme}\nspec: {accountRef: ''}\n",
+            ),
+            vec![
+                "document 1",
+                "Website acme/www",
+                "spec.accountRef",
+                "pattern",
+            ],
+        ),
+        (
+            "upper-case processorRef",
+            object(
+                "Mailbox",
+                "metadata: {name: info, namespace: acme}\n\
+                 spec: {accountRef: acme, address: i@example.com, processorRef: KeySystems}\n",
+            ),
+            vec!["document 1", "Mailbox acme/info", "spec.processorRef"],
+        ),
+        (
+            "retentionPolicyRef with an underscore",
+            object(
+                "Account",
+                "metadata: {name: acme}\nspec: {customerRef: C-1, retentionPolicyRef: my_policy}\n",
+            ),
+            vec!["document 1", "Account acme", "spec.retentionPolicyRef"],
+        ),
+        (
+            "secret namespace with a dot",
+            object(
+                "DataProcessor",
+                "metadata: {name: ks}\nspec: {legalName: KS, country: DE, erasure: {webhook: \
+                 {url: 'https://erasure.example/api', secretRef: {namespace: a.b, name: ks, \
+                 key: secret}}}}\n",
+            ),
+            vec![
+                "document 1",
+                "DataProcessor ks",
+                "spec.erasure.webhook.secretRef.namespace",
+            ],
+        ),
+    ];
+    for (name, manifest, expected) in cases {
+        assert_bad_input(name, &manifest, &expected);
+    }
+}
+
+/// A duration or count that cannot be represented is bad input, never "keep for ever".
+#[test]
+fn durations_and_counts_beyond_six_digits_are_bad_input() {
+    let policy = |from: &str, to: &str| {
+        format!(
+            "---\n{}",
+            POLICY
+                .replace("name: default", "name: p2")
+                .replace(from, to)
+        )
+    };
+    let cases = [
+        (
+            "gracePeriod of 11 digits",
+            policy("gracePeriod: 30d", "gracePeriod: 99999999999d"),
+            vec![
+                "document 1",
+                "RetentionPolicy p2",
+                "spec.gracePeriod",
+                "at most 6 digits",
+            ],
+        ),
+        (
+            "afterTermination of 7 digits",
+            policy("afterTermination: 90d", "afterTermination: 1000000h"),
+            vec![
+                "document 1",
+                "RetentionPolicy p2",
+                "spec.backups.afterTermination",
+                "at most 6 digits",
+            ],
+        ),
+        (
+            "keepDaily of 2^40",
+            policy("keepDaily: 7", "keepDaily: 1099511627776"),
+            vec!["document 1", "RetentionPolicy p2", "spec.backups.keepDaily"],
+        ),
+        (
+            "keepMonthly of 7 digits",
+            policy("keepMonthly: 6", "keepMonthly: 1000000"),
+            vec![
+                "document 1",
+                "RetentionPolicy p2",
+                "spec.backups.keepMonthly",
+                "at most 999999",
+            ],
+        ),
+    ];
+    for (name, manifest, expected) in cases {
+        assert_bad_input(name, &manifest, &expected);
+    }
+}
+
+/// A webhook URL with credentials is bad input, and the message does not repeat them.
+#[test]
+fn a_webhook_url_with_credentials_is_bad_input_and_not_echoed() {
+    let manifest = object(
+        "DataProcessor",
+        "metadata: {name: ks}\nspec: {legalName: KS, country: DE, erasure: {webhook: \
+         {url: 'https://admin:hunter2@erasure.example/api', secretRef: {namespace: ops, \
+         name: ks, key: secret}}}}\n",
+    );
+    assert_bad_input(
+        "webhook URL with credentials",
+        &manifest,
+        &["document 1", "DataProcessor ks", "spec.erasure.webhook.url"],
+    );
+    let dir = scratch("webhook-URL-with-credentials", &manifest);
+    let output = run(&["plan", "-f", dir.join("input.yaml").to_str().unwrap()]);
+    assert!(!stderr(&output).contains("hunter2"), "{}", stderr(&output));
+}
+
+/// What the API server refuses by the schema (patterns, lengths, bounds, date formats), `plan`
+/// refuses too, naming the field; serde alone accepted each of these.
+#[test]
+fn schema_constraints_are_bad_input_as_for_the_api_server() {
+    let cases = [
+        (
+            "pattern: country code",
+            object(
+                "DataProcessor",
+                "metadata: {name: ks}\nspec: {legalName: KS, country: de}\n",
+            ),
+            vec!["document 1", "DataProcessor ks", "spec.country", "pattern"],
+        ),
+        (
+            "minLength: empty customerRef",
+            object(
+                "Account",
+                "metadata: {name: acme}\nspec: {customerRef: ''}\n",
+            ),
+            vec![
+                "document 1",
+                "Account acme",
+                "spec.customerRef",
+                "at least 1",
+            ],
+        ),
+        (
+            "minimum: zero bookkeeping years",
+            format!(
+                "---\n{}  bookkeeping: {{years: 0}}\n",
+                POLICY.replace("name: default", "name: p2")
+            ),
+            vec![
+                "document 1",
+                "RetentionPolicy p2",
+                "spec.bookkeeping.years",
+                "at least 1",
+            ],
+        ),
+        (
+            "date-time: a five-digit year",
+            object(
+                "Backup",
+                "metadata: {name: b, namespace: acme}\nspec: {accountRef: acme, \
+                 sourceRef: {kind: Database, name: db}, takenAt: '+10000-01-01T00:00:00Z'}\n",
+            ),
+            vec!["document 1", "Backup acme/b", "spec.takenAt", "date-time"],
+        ),
+        (
+            "date: a five-digit year",
+            object(
+                "DataRecord",
+                "metadata: {name: inv, namespace: acme}\nspec: {accountRef: acme, \
+                 category: invoices, bookkeeping: {fiscalYearEnd: '+10000-12-31'}}\n",
+            ),
+            vec![
+                "document 1",
+                "DataRecord acme/inv",
+                "spec.bookkeeping.fiscalYearEnd",
+                "date",
+            ],
+        ),
+    ];
+    for (name, manifest, expected) in cases {
+        assert_bad_input(name, &manifest, &expected);
     }
 }
 

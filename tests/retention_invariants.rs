@@ -603,8 +603,167 @@ fn check_invariants(
     Ok(())
 }
 
+/// The last instant RFC 3339 and the API server can write.
+fn last_instant() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("9999-12-31T23:59:59Z")
+        .expect("RFC 3339")
+        .with_timezone(&Utc)
+}
+
+/// Any duration the schema accepts: up to six digits of any unit, often the longest.
+fn accepted_duration() -> impl Strategy<Value = RetentionDuration> {
+    let unit = prop_oneof![
+        Just(DurationUnit::Seconds),
+        Just(DurationUnit::Minutes),
+        Just(DurationUnit::Hours),
+        Just(DurationUnit::Days),
+        Just(DurationUnit::Weeks),
+    ];
+    let amount = prop_oneof![3 => 0u64..400, 1 => 0u64..=999_999, 1 => Just(999_999u64)];
+    (amount, unit).prop_map(|(amount, unit)| RetentionDuration::new(amount, unit))
+}
+
+/// Any policy the schema accepts, up to its limits (counts of six digits, 100 years).
+fn accepted_policy() -> impl Strategy<Value = RetentionPolicySpec> {
+    let count = || prop_oneof![3 => 0u32..60, 1 => 0u32..=999_999, 1 => Just(999_999u32)];
+    (
+        accepted_duration(),
+        proptest::collection::vec(proptest::option::of(accepted_duration()), 5),
+        (count(), count(), count()),
+        proptest::option::of(accepted_duration()),
+        1u32..=100,
+    )
+        .prop_map(
+            |(grace, per_kind, (daily, weekly, monthly), after, years)| {
+                let mut p = policy();
+                p.grace_period = grace;
+                p.grace_periods = GracePeriods {
+                    website: per_kind[0],
+                    database: per_kind[1],
+                    mailbox: per_kind[2],
+                    domain: per_kind[3],
+                    data_record: per_kind[4],
+                };
+                p.backups = backup_policy(daily, weekly, monthly, None);
+                p.backups.after_termination = after;
+                p.bookkeeping.years = years;
+                p
+            },
+        )
+}
+
+/// The inventory of `world` moved to the end of the calendar: its latest instant becomes
+/// 9999-12-31T23:59:59Z (every other keeps its distance to it), fiscal years end at the latest
+/// on 9999-12-31, and the policies are `policies`. Every input stays one the API server accepts.
+fn at_the_end_of_time(world: &World, policies: &[RetentionPolicySpec]) -> Inventory {
+    let shift = last_instant() - at(WINDOW_HOURS - 1);
+    let moved = |t: DateTime<Utc>| t + shift;
+    let last_day = last_instant().date_naive();
+    let mut inventory = world.inventory();
+    for account in &mut inventory.accounts {
+        if let Some(t) = account.spec.terminated_at.as_mut() {
+            *t = moved(*t);
+        }
+        if let Some(t) = account
+            .status
+            .as_mut()
+            .and_then(|s| s.terminated_at.as_mut())
+        {
+            *t = moved(*t);
+        }
+        if let Some(hold) = account.spec.legal_hold.as_mut()
+            && let Some(until) = hold.until.as_mut()
+        {
+            *until = moved(*until);
+        }
+        if let Some(deleted) = account.metadata.deletion_timestamp.take() {
+            let deleted = DateTime::from_timestamp(deleted.0.as_second(), 0).expect("in range");
+            // metav1.Time (jiff) ends at 9999-12-30T22:00:00Z; the API server sets it to its
+            // own clock anyway.
+            let latest = DateTime::from_timestamp(253_402_207_200, 0).expect("in range");
+            account.metadata.deletion_timestamp = Some(k8s_time(moved(deleted).min(latest)));
+        }
+    }
+    for resource in &mut inventory.resources {
+        resource.stamped_delete_at = resource.stamped_delete_at.map(moved);
+        match &mut resource.facts {
+            ResourceFacts::Backup(facts) => facts.taken_at = moved(facts.taken_at),
+            ResourceFacts::Hosted(facts) => {
+                if let Some(end) = facts.fiscal_year_end.as_mut() {
+                    *end = (*end + shift).min(last_day);
+                }
+            }
+        }
+    }
+    for (name, policy) in POLICIES.iter().zip(policies) {
+        inventory
+            .policies
+            .insert((*name).to_owned(), policy.clone());
+    }
+    inventory
+}
+
+/// Whether a serialised plan part holds a time past 9999: chrono writes such years with a sign.
+fn has_a_year_past_9999(json: &str) -> bool {
+    json.contains("\"+")
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Accepted input near the end of the calendar never plans a date past
+    /// 9999-12-31T23:59:59Z: such a schedule is "nothing scheduled (beyond 9999)", and the
+    /// rest of the account is planned as usual.
+    #[test]
+    fn no_planned_date_is_past_9999(
+        world in world(),
+        policies in proptest::collection::vec(accepted_policy(), POLICIES.len()),
+    ) {
+        let inventory = at_the_end_of_time(&world, &policies);
+        let now = (world.now() + (last_instant() - at(WINDOW_HOURS - 1))).min(last_instant());
+        let plan = plan(&inventory, now).expect("every policy exists");
+        let last = last_instant();
+        for account_plan in &plan.accounts {
+            let account = inventory
+                .accounts
+                .iter()
+                .find(|a| a.metadata.name.as_deref() == Some(account_plan.name.as_str()))
+                .expect("planned accounts exist");
+            let on_hold = account.spec.legal_hold.is_some();
+            prop_assert!(
+                account_plan.next_deletion_at.is_none_or(|at| at <= last),
+                "{}: nextDeletionAt {:?}", account_plan.name, account_plan.next_deletion_at
+            );
+            for resource in &account_plan.resources {
+                let schedule = &resource.schedule;
+                prop_assert!(
+                    schedule.delete_at.is_none_or(|at| at <= last),
+                    "{}: {} deleteAt {:?} ({})",
+                    account_plan.name, resource.resource, schedule.delete_at, schedule.reason
+                );
+                // What a rule would have scheduled past 9999 says so; only a hold or a live
+                // account keeps anything else unscheduled.
+                let live_hosted = account_plan.termination.is_none()
+                    && resource.resource.kind != ResourceKind::Backup;
+                if schedule.delete_at.is_none() && !on_hold && !live_hosted {
+                    prop_assert!(
+                        schedule.reason.contains("beyond 9999"),
+                        "{}: {} unscheduled: {}", account_plan.name, resource.resource, schedule.reason
+                    );
+                }
+            }
+            for notification in &account_plan.notifications {
+                prop_assert!(notification.at <= last, "{}: notification at {}", account_plan.name, notification.at);
+            }
+            let planned = serde_json::to_string(&(
+                &account_plan.resources,
+                &account_plan.notifications,
+                account_plan.next_deletion_at,
+            ))
+            .expect("JSON");
+            prop_assert!(!has_a_year_past_9999(&planned), "{}: {}", account_plan.name, planned);
+        }
+    }
 
     #[test]
     fn safety_invariants_hold_for_any_inventory(world in world()) {

@@ -1789,3 +1789,294 @@ fn nothing_is_notified_while_nothing_is_scheduled() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Dates past 9999-12-31T23:59:59Z: nothing is scheduled, and nothing else is blocked
+
+/// The last instant RFC 3339 (and the API server) can write.
+const LAST: &str = "9999-12-31T23:59:59Z";
+
+struct EdgeCase {
+    name: &'static str,
+    account: support::AccountBuilder,
+    policy: retention_operator::api::RetentionPolicySpec,
+    objects: Vec<BoundResource>,
+    /// (kind, name, deleteAt, a fragment of the reason).
+    expected: Vec<(
+        ResourceKind,
+        &'static str,
+        Option<&'static str>,
+        &'static str,
+    )>,
+}
+
+fn check_edge_cases(table: &str, cases: Vec<EdgeCase>) {
+    for case in cases {
+        let name = case.name;
+        let plan = plan_one(&case.account.build(), &case.objects, &case.policy, t(T));
+        for (kind, object, delete_at, reason) in case.expected {
+            let r = resource(&plan, kind, object);
+            assert_eq!(
+                r.schedule.delete_at,
+                opt(delete_at),
+                "{table} / {name}: deleteAt of {kind} {object} (reason {:?})",
+                r.schedule.reason
+            );
+            assert!(
+                r.schedule.reason.contains(reason),
+                "{table} / {name}: reason of {kind} {object} {:?} lacks {reason:?}",
+                r.schedule.reason
+            );
+            if delete_at.is_none() {
+                assert!(
+                    r.schedule.reason.contains("beyond 9999"),
+                    "{table} / {name}: reason {:?}",
+                    r.schedule.reason
+                );
+            }
+        }
+        let latest = t(LAST);
+        assert!(
+            plan.next_deletion_at.is_none_or(|at| at <= latest),
+            "{table} / {name}: nextDeletionAt {:?}",
+            plan.next_deletion_at
+        );
+    }
+}
+
+#[test]
+fn a_grace_period_ending_past_9999_schedules_nothing() {
+    use ResourceKind::{Mailbox, Website};
+    let grace = |text: &str| retention_operator::api::RetentionPolicySpec {
+        grace_period: dur(text),
+        ..policy()
+    };
+    let cases = vec![
+        EdgeCase {
+            name: "ends on the last second: scheduled",
+            account: account("acme").terminated_at("9999-12-01T23:59:59Z"),
+            policy: grace("30d"),
+            objects: vec![bound(&website("acme", "www"))],
+            expected: vec![(Website, "www", Some(LAST), "grace period 30d")],
+        },
+        EdgeCase {
+            name: "one second later: nothing",
+            account: account("acme").terminated_at("9999-12-02T00:00:00Z"),
+            policy: grace("30d"),
+            objects: vec![bound(&website("acme", "www"))],
+            expected: vec![(Website, "www", None, "grace period 30d after termination")],
+        },
+        EdgeCase {
+            name: "the per-kind override too, and the other kinds still go",
+            account: account("acme").terminated_at("9999-12-20T00:00:00Z"),
+            policy: retention_operator::api::RetentionPolicySpec {
+                grace_periods: retention_operator::api::GracePeriods {
+                    mailbox: Some(dur("999999w")),
+                    ..Default::default()
+                },
+                ..grace("1d")
+            },
+            objects: vec![
+                bound(&website("acme", "www")),
+                bound(&mailbox("acme", "info")),
+            ],
+            expected: vec![
+                (
+                    Website,
+                    "www",
+                    Some("9999-12-21T00:00:00Z"),
+                    "grace period 1d",
+                ),
+                (Mailbox, "info", None, "grace period 999999w for Mailbox"),
+            ],
+        },
+        EdgeCase {
+            name: "a termination written with an offset that lands in year 10000 in UTC",
+            account: account("acme").terminated_at("9999-12-31T23:00:00-02:00"),
+            policy: grace("0s"),
+            objects: vec![bound(&website("acme", "www"))],
+            expected: vec![(Website, "www", None, "grace period 0s")],
+        },
+    ];
+    check_edge_cases("grace period", cases);
+}
+
+#[test]
+fn a_bookkeeping_period_ending_past_9999_schedules_nothing() {
+    use ResourceKind::DataRecord;
+    let cases = vec![
+        EdgeCase {
+            name: "fiscal year 9991, 7 years: erased 9999-01-01",
+            account: account("acme").terminated_at(T),
+            policy: policy(),
+            objects: vec![bound(&bookkeeping_record("acme", "inv", "9991-12-31"))],
+            expected: vec![(
+                DataRecord,
+                "inv",
+                Some("9999-01-01T00:00:00Z"),
+                "kept through 9998",
+            )],
+        },
+        EdgeCase {
+            name: "fiscal year 9992, 7 years: the first of January 10000",
+            account: account("acme").terminated_at(T),
+            policy: policy(),
+            objects: vec![bound(&bookkeeping_record("acme", "inv", "9992-12-31"))],
+            expected: vec![(DataRecord, "inv", None, "fiscal year ended 9992-12-31")],
+        },
+        EdgeCase {
+            name: "fiscal year end 9999-12-31, and the website still goes",
+            account: account("acme").terminated_at(T),
+            policy: policy(),
+            objects: vec![
+                bound(&bookkeeping_record("acme", "inv", "9999-12-31")),
+                bound(&website("acme", "www")),
+            ],
+            expected: vec![
+                (DataRecord, "inv", None, "Bookkeeping Act"),
+                (
+                    ResourceKind::Website,
+                    "www",
+                    Some("2026-12-01T00:00:00Z"),
+                    "grace period 30d",
+                ),
+            ],
+        },
+    ];
+    check_edge_cases("bookkeeping", cases);
+    // No year past 9999 hides in the words either.
+    let plan = plan_one(
+        &account("acme").terminated_at(T).build(),
+        &[bound(&bookkeeping_record("acme", "inv", "9999-12-31"))],
+        &policy(),
+        t(T),
+    );
+    assert!(
+        !only(&plan).schedule.reason.contains("1000"),
+        "{}",
+        only(&plan).schedule.reason
+    );
+}
+
+#[test]
+fn a_backup_rule_ending_past_9999_schedules_nothing_and_never_wins_a_minimum() {
+    use ResourceKind::Backup;
+    let daily_only =
+        |after: Option<&'static str>| policy_with_backups(backup_policy(7, 0, 0, after));
+    let cases = vec![
+        EdgeCase {
+            name: "daily rule past 9999 on a live account",
+            account: account("acme"),
+            policy: daily_only(None),
+            objects: vec![bound(&backup("acme", "last", "db", LAST))],
+            expected: vec![(Backup, "last", None, "daily backup kept 7d")],
+        },
+        EdgeCase {
+            name: "weekly rule past 9999 while the daily rule is not: the latest applies",
+            account: account("acme"),
+            policy: policy_with_backups(backup_policy(7, 4, 0, None)),
+            objects: vec![bound(&backup(
+                "acme",
+                "dec20",
+                "db",
+                "9999-12-20T02:00:00Z",
+            ))],
+            expected: vec![(Backup, "dec20", None, "ISO week")],
+        },
+        EdgeCase {
+            name: "monthly rule past 9999",
+            account: account("acme"),
+            policy: policy_with_backups(backup_policy(7, 0, 6, None)),
+            objects: vec![bound(&backup("acme", "oct", "db", "9999-10-01T02:00:00Z"))],
+            expected: vec![(Backup, "oct", None, "kept 6 months")],
+        },
+        EdgeCase {
+            name: "expiry past 9999, cap within: the cap",
+            account: account("acme").terminated_at("9999-06-01T00:00:00Z"),
+            policy: daily_only(Some("90d")),
+            objects: vec![bound(&backup("acme", "late", "db", "9999-12-30T02:00:00Z"))],
+            expected: vec![(
+                Backup,
+                "late",
+                Some("9999-08-30T00:00:00Z"),
+                "capped at 90d after termination",
+            )],
+        },
+        EdgeCase {
+            name: "cap past 9999, expiry within: the expiry",
+            account: account("acme").terminated_at("9999-12-01T00:00:00Z"),
+            policy: daily_only(Some("90d")),
+            objects: vec![bound(&backup("acme", "oct", "db", "9999-10-01T02:00:00Z"))],
+            expected: vec![(
+                Backup,
+                "oct",
+                Some("9999-10-08T02:00:00Z"),
+                "daily backup kept 7d",
+            )],
+        },
+        EdgeCase {
+            name: "both past 9999: nothing",
+            account: account("acme").terminated_at("9999-12-30T00:00:00Z"),
+            policy: daily_only(Some("90d")),
+            objects: vec![bound(&backup("acme", "last", "db", "9999-12-30T02:00:00Z"))],
+            expected: vec![(Backup, "last", None, "daily backup kept 7d")],
+        },
+        EdgeCase {
+            name: "a takenAt written with an offset that lands in year 10000 in UTC",
+            account: account("acme"),
+            policy: policy_with_backups(backup_policy(0, 0, 0, None)),
+            objects: vec![bound(&backup(
+                "acme",
+                "x",
+                "db",
+                "9999-12-31T23:59:59-01:00",
+            ))],
+            expected: vec![(Backup, "x", None, "backup taken after 9999")],
+        },
+    ];
+    check_edge_cases("backups", cases);
+}
+
+#[test]
+fn a_legal_hold_never_moves_a_schedule_past_9999() {
+    use ResourceKind::{Backup, DataRecord, Website};
+    let cases = vec![
+        EdgeCase {
+            name: "hold until the last second: everything waits for it",
+            account: account("acme").terminated_at(T).hold(Some(LAST)),
+            policy: policy(),
+            objects: vec![
+                bound(&website("acme", "www")),
+                bound(&backup("acme", "oct31", "db", "2026-10-31T02:00:00Z")),
+            ],
+            expected: vec![
+                (
+                    Website,
+                    "www",
+                    Some(LAST),
+                    "legal hold until 9999-12-31T23:59:59Z",
+                ),
+                (Backup, "oct31", Some(LAST), "legal hold until"),
+            ],
+        },
+        EdgeCase {
+            name: "a schedule past 9999 stays unscheduled under a hold",
+            account: account("acme")
+                .terminated_at(T)
+                .hold(Some("9999-01-01T00:00:00Z")),
+            policy: policy(),
+            objects: vec![bound(&bookkeeping_record("acme", "inv", "9999-12-31"))],
+            expected: vec![(DataRecord, "inv", None, "Bookkeeping Act")],
+        },
+        EdgeCase {
+            name: "a hold whose end, written with an offset, lands in year 10000",
+            account: account("acme")
+                .terminated_at(T)
+                .hold(Some("9999-12-31T23:59:59-05:00")),
+            policy: policy(),
+            objects: vec![bound(&website("acme", "www"))],
+            expected: vec![(Website, "www", None, "legal hold until")],
+        },
+    ];
+    check_edge_cases("legal hold", cases);
+}

@@ -62,6 +62,10 @@ pub struct AccountSpec {
     pub terminated_at: Option<DateTime<Utc>>,
     /// Name of the RetentionPolicy that applies.
     #[serde(default = "default_policy")]
+    #[schemars(
+        pattern(super::DNS1123_SUBDOMAIN),
+        length(max = super::DNS1123_SUBDOMAIN_MAX)
+    )]
     pub retention_policy_ref: String,
     /// While present and not past `until`, nothing of the account is erased.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -5,7 +5,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, HostedKind};
+use super::{Condition, DNS1123_SUBDOMAIN, DNS1123_SUBDOMAIN_MAX, HostedKind};
 
 /// A backup of one hosted resource of an account.
 #[derive(CustomResource, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
@@ -27,8 +27,9 @@ use super::{Condition, HostedKind};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct BackupSpec {
-    /// Name of the Account whose data this backup holds. Immutable.
+    /// Name of the Account whose data this backup holds (a DNS-1123 subdomain). Immutable.
     #[x_kube(validation = Rule::new("self == oldSelf").message("accountRef is immutable"))]
+    #[schemars(pattern(DNS1123_SUBDOMAIN), length(max = DNS1123_SUBDOMAIN_MAX))]
     pub account_ref: String,
     /// The hosted resource (in the same namespace) this is a backup of.
     pub source_ref: BackupSource,
@@ -44,6 +45,7 @@ pub struct BackupSource {
     /// Kind of the hosted resource.
     pub kind: HostedKind,
     /// Name of the hosted resource.
+    #[schemars(pattern(DNS1123_SUBDOMAIN), length(max = DNS1123_SUBDOMAIN_MAX))]
     pub name: String,
 }
 

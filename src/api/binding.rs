@@ -4,6 +4,8 @@
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
+use super::{DNS1123_SUBDOMAIN, DNS1123_SUBDOMAIN_MAX};
+
 /// Binds a hosted resource to its Account and states the legal basis of the processing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
@@ -11,11 +13,13 @@ use serde::{Deserialize, Serialize};
     "!has(self.legalBasis) || self.legalBasis != 'Consent' || has(self.consentPurpose)"
 ).message("consentPurpose is required when legalBasis is Consent").reason(kube::core::Reason::FieldValueRequired))]
 pub struct AccountBinding {
-    /// Name of the Account this resource belongs to. Immutable.
+    /// Name of the Account this resource belongs to (a DNS-1123 subdomain). Immutable.
     #[x_kube(validation = Rule::new("self == oldSelf").message("accountRef is immutable"))]
+    #[schemars(pattern(DNS1123_SUBDOMAIN), length(max = DNS1123_SUBDOMAIN_MAX))]
     pub account_ref: String,
     /// Name of a DataProcessor that also holds this data and must be told to erase it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(DNS1123_SUBDOMAIN), length(max = DNS1123_SUBDOMAIN_MAX))]
     pub processor_ref: Option<String>,
     /// The GDPR Art. 6 basis on which the data is processed.
     #[serde(default)]

@@ -4,7 +4,10 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Condition;
+use super::{
+    Condition, DNS1123_LABEL, DNS1123_LABEL_MAX, DNS1123_SUBDOMAIN, DNS1123_SUBDOMAIN_MAX,
+    SECRET_KEY, SECRET_KEY_MAX,
+};
 
 /// A partner that processes customer data on the provider's behalf (GDPR Art. 28) and must be
 /// told to erase it (Art. 19).
@@ -65,12 +68,19 @@ pub struct ErasureChannel {
     pub webhook: Option<ErasureWebhook>,
 }
 
+/// What a webhook URL must look like: `https://`, a host (and port) without `user:password@`,
+/// then optionally a path, query or fragment. Credentials in the URL would be sent to the
+/// processor and could end up in logs; the signature authenticates the request instead. A
+/// backslash in the host part is refused too, as URL parsers disagree on what it means.
+pub const WEBHOOK_URL_PATTERN: &str = r"^https://[^@/?#\\]+([/?#].*)?$";
+
 /// An HTTPS endpoint for signed erasure requests.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ErasureWebhook {
-    /// The endpoint's URL.
-    #[schemars(regex(pattern = "^https://"))]
+    /// The endpoint's URL: https://, without a user name or password. It must reach a public
+    /// address unless the operator's --webhook-allow-cidr allows its network.
+    #[schemars(pattern(WEBHOOK_URL_PATTERN))]
     pub url: String,
     /// The Secret key holding the HMAC-SHA256 signing secret.
     pub secret_ref: SecretKeyRef,
@@ -83,11 +93,14 @@ pub struct ErasureWebhook {
 /// A key in a Secret.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SecretKeyRef {
-    /// Namespace of the Secret.
+    /// Namespace of the Secret (a DNS-1123 label).
+    #[schemars(pattern(DNS1123_LABEL), length(max = DNS1123_LABEL_MAX))]
     pub namespace: String,
-    /// Name of the Secret.
+    /// Name of the Secret (a DNS-1123 subdomain).
+    #[schemars(pattern(DNS1123_SUBDOMAIN), length(max = DNS1123_SUBDOMAIN_MAX))]
     pub name: String,
-    /// Key within the Secret.
+    /// Key within the Secret's data: letters, digits, '-', '_' and '.'.
+    #[schemars(pattern(SECRET_KEY), length(max = SECRET_KEY_MAX))]
     pub key: String,
 }
 

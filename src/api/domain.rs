@@ -10,6 +10,10 @@ hosted_kind! {
         pub fqdn: String,
         /// The DataProcessor (registrar or registry) that holds the registration.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(
+            pattern(crate::api::DNS1123_SUBDOMAIN),
+            length(max = crate::api::DNS1123_SUBDOMAIN_MAX)
+        )]
         pub registrar: Option<String>,
     }
 }

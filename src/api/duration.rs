@@ -1,4 +1,5 @@
-//! The policy's duration syntax: an integer and one unit of s, m, h, d or w (`30d`, `12h`).
+//! The policy's duration syntax: an integer of at most six digits and one unit of s, m, h, d
+//! or w (`30d`, `12h`).
 
 use std::{borrow::Cow, fmt, str::FromStr};
 
@@ -7,7 +8,14 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
 /// The regular expression the CRD schema enforces; [`RetentionDuration::from_str`] accepts the same.
-pub const DURATION_PATTERN: &str = "^[0-9]+[smhdw]$";
+///
+/// Six digits at most: 999999w (about 19,000 years) is longer than any retention, and a longer
+/// number is a typo or an attempt to mean "for ever", which must be refused, not scheduled
+/// past any representable date.
+pub const DURATION_PATTERN: &str = "^[0-9]{1,6}[smhdw]$";
+
+/// The most digits a duration's number may have.
+pub const MAX_DURATION_DIGITS: usize = 6;
 
 /// A duration as written in a RetentionPolicy, such as `30d`.
 ///
@@ -64,7 +72,8 @@ impl DurationUnit {
 /// Why a string is not a [`RetentionDuration`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "invalid duration {input:?}: expected an integer and one unit of s, m, h, d or w, such as 30d"
+    "invalid duration {input:?}: expected an integer of at most 6 digits and one unit of s, m, \
+     h, d or w, such as 30d"
 )]
 pub struct InvalidDuration {
     input: String,
@@ -76,9 +85,11 @@ impl RetentionDuration {
         Self { amount, unit }
     }
 
-    /// The duration as a chrono delta, or `None` when it is too large to represent.
+    /// The duration as a chrono delta, or `None` when it is too large to represent (only for
+    /// one built with [`RetentionDuration::new`]: six digits always fit).
     ///
-    /// Callers treat `None` as "never": an absurdly long retention must not wrap into a short one.
+    /// Callers treat `None` as later than any date: an absurdly long retention must not wrap
+    /// into a short one.
     pub fn to_delta(self) -> Option<TimeDelta> {
         let seconds = self.amount.checked_mul(self.unit.seconds())?;
         TimeDelta::try_seconds(i64::try_from(seconds).ok()?)
@@ -104,7 +115,10 @@ impl FromStr for RetentionDuration {
             'w' => DurationUnit::Weeks,
             _ => return Err(invalid()),
         };
-        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        if digits.is_empty()
+            || digits.len() > MAX_DURATION_DIGITS
+            || !digits.bytes().all(|b| b.is_ascii_digit())
+        {
             return Err(invalid());
         }
         let amount = digits.parse().map_err(|_| invalid())?;
@@ -145,7 +159,7 @@ impl JsonSchema for RetentionDuration {
         json_schema!({
             "type": "string",
             "pattern": DURATION_PATTERN,
-            "description": "An integer and one unit of s, m, h, d (24h) or w (7d), such as 30d.",
+            "description": "An integer of at most 6 digits and one unit of s, m, h, d (24h) or w (7d), such as 30d.",
         })
     }
 }
@@ -171,11 +185,54 @@ mod tests {
         }
     }
 
+    /// Durations of the schema's limit and beyond, and the shapes around them.
+    const EDGES: [&str; 24] = [
+        "",
+        "d",
+        "30",
+        "30D",
+        "1.5d",
+        "-1d",
+        "30 d",
+        " 30d",
+        "30dd",
+        "1y",
+        "P30D",
+        "３0d",
+        "30é",
+        "999999d",
+        "999999w",
+        "000000s",
+        "0000001d",
+        "1000000d",
+        "9999999s",
+        "99999999999d",
+        "99999999999999999999d",
+        "+30d",
+        "١٢d",
+        "30d\n",
+    ];
+
     #[test]
     fn rejects_what_the_schema_rejects() {
         for text in [
-            "", "d", "30", "30D", "1.5d", "-1d", "30 d", " 30d", "30dd", "1y", "P30D", "３0d",
+            "",
+            "d",
+            "30",
+            "30D",
+            "1.5d",
+            "-1d",
+            "30 d",
+            " 30d",
+            "30dd",
+            "1y",
+            "P30D",
+            "３0d",
             "30é",
+            "0000001d",
+            "1000000d",
+            "99999999999d",
+            "99999999999999999999d",
         ] {
             assert!(
                 text.parse::<RetentionDuration>().is_err(),
@@ -185,8 +242,28 @@ mod tests {
     }
 
     #[test]
+    fn at_most_six_digits_and_the_message_says_so() {
+        let longest: RetentionDuration = "999999w".parse().unwrap();
+        assert_eq!(longest.to_delta(), Some(TimeDelta::weeks(999_999)));
+        let error = "99999999999d".parse::<RetentionDuration>().unwrap_err();
+        assert!(error.to_string().contains("at most 6 digits"), "{error}");
+    }
+
+    #[test]
+    fn the_parser_accepts_exactly_what_the_schema_pattern_accepts() {
+        let pattern = regex::Regex::new(DURATION_PATTERN).unwrap();
+        for text in EDGES {
+            assert_eq!(
+                text.parse::<RetentionDuration>().is_ok(),
+                pattern.is_match(text),
+                "{text:?}: parser and schema disagree"
+            );
+        }
+    }
+
+    #[test]
     fn overflowing_durations_have_no_delta() {
-        let huge: RetentionDuration = "99999999999999999w".parse().unwrap();
+        let huge = RetentionDuration::new(u64::MAX, DurationUnit::Weeks);
         assert_eq!(huge.to_delta(), None);
     }
 }

@@ -18,6 +18,7 @@ mod domain;
 mod duration;
 mod hosted;
 mod mailbox;
+mod names;
 mod retention_policy;
 mod website;
 
@@ -38,16 +39,22 @@ pub use binding::{AccountBinding, LegalBasis};
 pub use condition::{BoundResourceStatus, Condition, ConditionStatus};
 pub use data_processor::{
     DataProcessor, DataProcessorSpec, DataProcessorStatus, ErasureChannel, ErasureDelivery,
-    ErasureWebhook, SecretKeyRef,
+    ErasureWebhook, SecretKeyRef, WEBHOOK_URL_PATTERN,
 };
 pub use data_record::{Bookkeeping, DataCategory, DataRecord, DataRecordSpec};
 pub use database::{Database, DatabaseEngine, DatabaseSpec};
 pub use domain::{Domain, DomainSpec};
-pub use duration::{DURATION_PATTERN, DurationUnit, InvalidDuration, RetentionDuration};
+pub use duration::{
+    DURATION_PATTERN, DurationUnit, InvalidDuration, MAX_DURATION_DIGITS, RetentionDuration,
+};
 pub use mailbox::{Mailbox, MailboxSpec};
+pub use names::{
+    DNS1123_LABEL, DNS1123_LABEL_MAX, DNS1123_SUBDOMAIN, DNS1123_SUBDOMAIN_MAX, SECRET_KEY,
+    SECRET_KEY_MAX,
+};
 pub use retention_policy::{
-    BackupSchedule, BookkeepingRetention, GracePeriods, RetentionPolicy, RetentionPolicySpec,
-    RetentionPolicyStatus,
+    BackupSchedule, BookkeepingRetention, GracePeriods, MAX_BACKUP_COUNT, RetentionPolicy,
+    RetentionPolicySpec, RetentionPolicyStatus,
 };
 pub use website::{Website, WebsiteSpec};
 

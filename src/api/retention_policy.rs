@@ -98,15 +98,23 @@ impl GracePeriods {
     }
 }
 
+/// The largest count of a backup schedule: six digits, as a duration's number (999999 days is
+/// about 2,700 years), so a typo such as 1099511627776 is refused rather than read as "for
+/// ever".
+pub const MAX_BACKUP_COUNT: u32 = 999_999;
+
 /// How long backups are kept.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupSchedule {
     /// Days every backup is kept after it was taken.
+    #[schemars(range(min = 0, max = MAX_BACKUP_COUNT))]
     pub keep_daily: u32,
     /// Weeks the newest backup of each ISO week is kept after it was taken.
+    #[schemars(range(min = 0, max = MAX_BACKUP_COUNT))]
     pub keep_weekly: u32,
     /// Calendar months the newest backup of each month is kept after it was taken.
+    #[schemars(range(min = 0, max = MAX_BACKUP_COUNT))]
     pub keep_monthly: u32,
     /// No backup of a terminated account outlives its termination by more than this.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -54,7 +54,7 @@ use crate::{
     clock::Clock,
     leader::{Fence, Fenced},
     metrics::Metrics,
-    notifier::Notifier,
+    notifier::{DestinationPolicy, Notifier},
     retention::{BoundResource, ResourceRef},
 };
 use guarded::{BoundKind, Guarded};
@@ -129,6 +129,9 @@ pub struct Settings {
     pub advance_notice: chrono::TimeDelta,
     /// Lets a request through only while this replica leads, and bounds its time.
     pub fence: Fence,
+    /// Networks whose addresses processor webhooks may use although they are private,
+    /// loopback or link-local (`--webhook-allow-cidr`).
+    pub webhook_allowed_networks: Vec<ipnet::IpNet>,
 }
 
 /// The reflector caches every lookup is served from (never a LIST per reconcile).
@@ -630,7 +633,9 @@ pub async fn run(
         clock: settings.clock,
         ready,
         superseded: Superseded::default(),
-        notifier: Notifier::new(),
+        notifier: Notifier::new(DestinationPolicy::allowing(
+            settings.webhook_allowed_networks,
+        )),
         deliveries: processors::Deliveries::new(woken),
         fence: settings.fence,
         cancel: cancel.clone(),
@@ -648,13 +653,13 @@ pub async fn run(
         .run(account::reconcile, error_policy, context)
         .for_each(|result| async move {
             match result {
-                Ok(_) => {}
                 // An event on a bound object whose Account does not exist: expected, and
-                // reported as Unbound on the object itself.
-                Err(controller::Error::ObjectNotFound(object)) => {
-                    debug!(%object, "no such Account in the cache: nothing to reconcile");
+                // reported as Unbound on the object itself, so not a failure worth a warning.
+                Err(error @ controller::Error::ObjectNotFound(_)) => {
+                    debug!(%error, "no Account to reconcile");
                 }
                 Err(error) => warn!(%error, "reconcile failed"),
+                Ok(_) => {}
             }
         });
     // kube's controller holds its queue until the Account cache has synced, and after a

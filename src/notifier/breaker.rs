@@ -109,7 +109,11 @@ mod tests {
         }
         breakers.record("hung", &timeout(), t(10));
         assert_eq!(breakers.admission("hung", t(10)), Admission::Open(t(40)));
-        assert_eq!(breakers.admission("other", t(10)), Admission::Closed, "per processor");
+        assert_eq!(
+            breakers.admission("other", t(10)),
+            Admission::Closed,
+            "per processor"
+        );
         assert_eq!(breakers.admission("hung", t(39)), Admission::Open(t(40)));
         assert_eq!(breakers.admission("hung", t(40)), Admission::Trial);
         // The trial fails: open again, twice as long.
@@ -140,7 +144,11 @@ mod tests {
             breakers.record("p", &timeout(), t(1));
             breakers.record("p", &answer, t(2));
             breakers.record("p", &timeout(), t(3));
-            assert_eq!(breakers.admission("p", t(3)), Admission::Closed, "{answer:?}");
+            assert_eq!(
+                breakers.admission("p", t(3)),
+                Admission::Closed,
+                "{answer:?}"
+            );
         }
     }
 
@@ -159,6 +167,9 @@ mod tests {
             now = until;
             breakers.record("p", &timeout(), now);
         }
-        assert_eq!(breakers.admission("p", now), Admission::Open(now + MAX_OPEN));
+        assert_eq!(
+            breakers.admission("p", now),
+            Admission::Open(now + MAX_OPEN)
+        );
     }
 }

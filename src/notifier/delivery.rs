@@ -19,6 +19,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use sha2::{Digest, Sha256};
 
+use super::destination::{CheckingResolver, DestinationPolicy, RefusedDestination};
 use super::request::ErasureRequest;
 use super::signature::{IDEMPOTENCY_KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 
@@ -40,10 +41,10 @@ pub struct Endpoint {
 }
 
 impl fmt::Debug for Endpoint {
-    // By hand, so the secret can never reach a log through `{:?}`.
+    // By hand, so the secret (and credentials in a URL) can never reach a log through `{:?}`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Endpoint")
-            .field("url", &self.url)
+            .field("url", &without_credentials(&self.url))
             .field("secret", &"<redacted>")
             .field(
                 "ca_bundle_pem",
@@ -151,6 +152,17 @@ pub enum ConfigurationError {
     /// The receiver's certificate is invalid for another reason (revoked, wrong usage, …).
     #[error("the receiver's certificate is invalid")]
     TlsCertificateInvalid,
+    /// The webhook URL carries a user name or password.
+    #[error("the webhook URL carries credentials (user:password@); put none in the URL")]
+    CredentialsInUrl,
+    /// The webhook's address (or one its name resolves to) is loopback, link-local, a cloud
+    /// metadata address, private or otherwise not for the outside world, and not allowed by
+    /// `--webhook-allow-cidr`.
+    #[error(
+        "the webhook's address is on this host or a private, link-local or metadata network, \
+         and no --webhook-allow-cidr allows it"
+    )]
+    DestinationRefused,
 }
 
 impl ConfigurationError {
@@ -169,6 +181,8 @@ impl ConfigurationError {
             Self::TlsNameMismatch => "TlsNameMismatch",
             Self::TlsCertificateExpired => "TlsCertificateExpired",
             Self::TlsCertificateInvalid => "TlsCertificateInvalid",
+            Self::CredentialsInUrl => "CredentialsInUrl",
+            Self::DestinationRefused => "DestinationRefused",
         }
     }
 }
@@ -180,26 +194,39 @@ pub struct Notifier {
     /// Keyed by the SHA-256 of the CA bundle (`None`: system roots only), so equal bundles read
     /// from different Secrets share a client and the map holds no certificate copies.
     clients: Mutex<HashMap<Option<[u8; 32]>, reqwest::Client>>,
+    /// Where requests may go; every client's resolver enforces it too.
+    destinations: Arc<DestinationPolicy>,
     connect_timeout: Duration,
     request_timeout: Duration,
 }
 
 impl Default for Notifier {
+    /// Public destinations only, default timeouts.
     fn default() -> Self {
-        Self::new()
+        Self::new(DestinationPolicy::default())
     }
 }
 
 impl Notifier {
-    /// A notifier with the default timeouts (connect 5 s, whole attempt 15 s).
-    pub fn new() -> Self {
-        Self::with_timeouts(DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT)
+    /// A notifier sending only where `destinations` permits, with the default timeouts
+    /// (connect 5 s, whole attempt 15 s).
+    pub fn new(destinations: DestinationPolicy) -> Self {
+        Self::with_timeouts(
+            destinations,
+            DEFAULT_CONNECT_TIMEOUT,
+            DEFAULT_REQUEST_TIMEOUT,
+        )
     }
 
     /// A notifier with the given connect and whole-attempt timeouts.
-    pub fn with_timeouts(connect_timeout: Duration, request_timeout: Duration) -> Self {
+    pub fn with_timeouts(
+        destinations: DestinationPolicy,
+        connect_timeout: Duration,
+        request_timeout: Duration,
+    ) -> Self {
         Self {
             clients: Mutex::new(HashMap::new()),
+            destinations: Arc::new(destinations),
             connect_timeout,
             request_timeout,
         }
@@ -226,6 +253,13 @@ impl Notifier {
         now: DateTime<Utc>,
     ) -> Result<DeliveryOutcome, ConfigurationError> {
         let url = https_url(&endpoint.url)?;
+        // An IP literal never reaches the resolver, so it is checked here; a host name is
+        // checked by the client's resolver on the addresses it connects to.
+        if let Some(address) = ip_literal(&url)
+            && !self.destinations.permits(address)
+        {
+            return Err(ConfigurationError::DestinationRefused);
+        }
         let signed = SignedRequest::new(&endpoint.secret, request, now)?;
         let client = self.client_for(endpoint.ca_bundle_pem.as_deref())?;
         let sent = client
@@ -261,7 +295,12 @@ impl Notifier {
         if let Some(client) = clients.get(&key) {
             return Ok(client.clone());
         }
-        let client = build_client(ca_bundle_pem, self.connect_timeout, self.request_timeout)?;
+        let client = build_client(
+            ca_bundle_pem,
+            &self.destinations,
+            self.connect_timeout,
+            self.request_timeout,
+        )?;
         clients.insert(key, client.clone());
         Ok(client)
     }
@@ -303,20 +342,52 @@ impl SignedRequest {
     }
 }
 
+/// The webhook URL, when it is `https` and carries no credentials (the schema refuses both;
+/// checked again for objects stored before it did).
 fn https_url(url: &str) -> Result<Url, ConfigurationError> {
     let url = Url::parse(url).map_err(|_| ConfigurationError::InvalidUrl)?;
-    if url.scheme() == "https" {
-        Ok(url)
-    } else {
+    if url.scheme() != "https" {
         Err(ConfigurationError::NotHttps)
+    } else if !url.username().is_empty() || url.password().is_some() {
+        Err(ConfigurationError::CredentialsInUrl)
+    } else {
+        Ok(url)
+    }
+}
+
+/// The URL's host when it is an IP address. The URL parser has already turned `127.1` and
+/// `0x7f.0.0.1` into `127.0.0.1`, and writes IPv6 hosts in brackets.
+fn ip_literal(url: &Url) -> Option<std::net::IpAddr> {
+    let host = url.host_str()?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    host.parse().ok()
+}
+
+/// `url` for a log, with any user name and password left out.
+fn without_credentials(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+            // Both succeed for any URL that has credentials (it has a host).
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "<not a URL>".to_owned(),
     }
 }
 
 /// A client that trusts the system's roots plus those of `ca_bundle_pem`, speaks HTTP/1.1 over
-/// rustls with the ring provider (the one kube already uses, so no second crypto library), and
-/// never follows redirects.
+/// rustls with the ring provider (the one kube already uses, so no second crypto library),
+/// never follows redirects, resolves names with a resolver that refuses what `destinations`
+/// does not permit, and connects directly: through an HTTP proxy (`HTTPS_PROXY`) the address
+/// checked would be the proxy's, and the one connected to the proxy's choice.
 fn build_client(
     ca_bundle_pem: Option<&[u8]>,
+    destinations: &Arc<DestinationPolicy>,
     connect_timeout: Duration,
     request_timeout: Duration,
 ) -> Result<reqwest::Client, ConfigurationError> {
@@ -344,6 +415,8 @@ fn build_client(
         .tls_backend_preconfigured(tls)
         .https_only(true)
         .redirect(redirect::Policy::none())
+        .dns_resolver(CheckingResolver::new(destinations.clone()))
+        .no_proxy()
         .connect_timeout(connect_timeout)
         .timeout(request_timeout)
         .user_agent(concat!("retention-operator/", env!("CARGO_PKG_VERSION")))
@@ -407,6 +480,9 @@ fn classify_transport_error(error: &reqwest::Error) -> DeliveryOutcome {
         retry_after: None,
         reason: reason.to_owned(),
     };
+    if causes(error).any(|cause| cause.is::<RefusedDestination>()) {
+        return DeliveryOutcome::Misconfigured(ConfigurationError::DestinationRefused);
+    }
     for cause in causes(error) {
         if let Some(tls_error) = cause.downcast_ref::<rustls::Error>() {
             return match tls_error {
@@ -540,8 +616,19 @@ mod tests {
     }
 
     #[test]
-    fn only_https_urls_are_accepted() {
+    fn only_https_urls_without_credentials_are_accepted() {
         assert!(https_url("https://erasure.example/api").is_ok());
+        for with_credentials in [
+            "https://user:pass@erasure.example/api",
+            "https://user@erasure.example/api",
+            "https://:pass@erasure.example/api",
+        ] {
+            assert_eq!(
+                https_url(with_credentials).err(),
+                Some(ConfigurationError::CredentialsInUrl),
+                "{with_credentials}"
+            );
+        }
         assert_eq!(
             https_url("http://erasure.example/api").err(),
             Some(ConfigurationError::NotHttps)
@@ -579,6 +666,32 @@ mod tests {
         let debug = format!("{endpoint:?}");
         assert!(!debug.contains("s3cr3t"), "{debug}");
         assert!(debug.contains("<redacted>"), "{debug}");
+        let with_credentials = Endpoint {
+            url: "https://user:pa55word@erasure.example/api".into(),
+            ..endpoint
+        };
+        let debug = format!("{with_credentials:?}");
+        assert!(
+            !debug.contains("pa55word") && !debug.contains("user"),
+            "{debug}"
+        );
+        assert!(debug.contains("https://erasure.example/api"), "{debug}");
+    }
+
+    #[test]
+    fn ip_literals_are_read_in_every_form_the_url_parser_accepts() {
+        for (url, address) in [
+            ("https://127.0.0.1/", "127.0.0.1"),
+            ("https://127.1/", "127.0.0.1"),
+            ("https://0x7f.0.0.1/", "127.0.0.1"),
+            ("https://2130706433/", "127.0.0.1"),
+            ("https://[::ffff:127.0.0.1]:8443/", "::ffff:127.0.0.1"),
+            ("https://[fd00:ec2::254]/", "fd00:ec2::254"),
+        ] {
+            let parsed = Url::parse(url).unwrap();
+            assert_eq!(ip_literal(&parsed), Some(address.parse().unwrap()), "{url}");
+        }
+        assert_eq!(ip_literal(&Url::parse("https://localhost/").unwrap()), None);
     }
 
     #[test]
@@ -597,6 +710,8 @@ mod tests {
             TlsNameMismatch,
             TlsCertificateExpired,
             TlsCertificateInvalid,
+            CredentialsInUrl,
+            DestinationRefused,
         ] {
             let reason = error.reason();
             assert!(

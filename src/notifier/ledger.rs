@@ -627,6 +627,21 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_destination_fails_like_a_misconfiguration_and_names_no_address() {
+        let plans = [notification("pipedrive", GRACE_END)];
+        let none = StaffActions::default();
+        let mut entries = pass(&plans, &[], &[], &none, GRACE_END).entries;
+        let outcome =
+            DeliveryOutcome::Misconfigured(crate::notifier::ConfigurationError::DestinationRefused);
+        record_outcome(&mut entries[0], &outcome, t(GRACE_END));
+        assert_eq!(entries[0].state, NotificationState::Failed);
+        assert_eq!(entries[0].reason.as_deref(), Some("DestinationRefused"));
+        assert_eq!(entries[0].next_attempt_at, None);
+        let later = pass(&[], &[], &entries, &none, "2027-01-01T00:00:00Z");
+        assert!(later.due.is_empty(), "not retried until staff ask");
+    }
+
+    #[test]
     fn a_manual_request_waits_for_the_staffs_confirmation() {
         let plans = [notification("soluno", GRACE_END)];
         let none = StaffActions::default();

@@ -4,6 +4,7 @@
 //! - [`request`]: the JSON body and its idempotency key (pure).
 //! - [`signature`]: HMAC-SHA256 signing and the receiver's verification (pure).
 //! - [`delivery`]: one HTTPS attempt and its classification into a [`DeliveryOutcome`].
+//! - [`destination`]: which addresses a webhook may point at (`--webhook-allow-cidr`).
 //! - [`backoff`]: when to try again after a failed attempt (pure apart from jitter).
 //! - [`breaker`]: a circuit breaker per processor whose endpoint keeps failing to answer.
 //! - [`ledger`]: which requests an account owes, and what an outcome does to their record.
@@ -13,12 +14,14 @@
 pub mod backoff;
 pub mod breaker;
 pub mod delivery;
+pub mod destination;
 pub mod ledger;
 pub mod request;
 pub mod signature;
 
 pub use backoff::next_attempt_delay;
 pub use delivery::{ConfigurationError, DeliveryOutcome, Endpoint, Notifier};
+pub use destination::DestinationPolicy;
 pub use request::{ErasedResource, ErasureRequest, follow_up_key, idempotency_key};
 pub use signature::{
     IDEMPOTENCY_KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, VerifyError, sign, verify,

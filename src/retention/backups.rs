@@ -7,7 +7,7 @@ use chrono::{DateTime, Datelike, Months, TimeDelta, Utc};
 
 use super::{
     facts::{BackupFacts, BoundResource, ResourceFacts},
-    schedule::{Disposition, Schedule, after, after_delta},
+    schedule::{BEYOND_9999, Disposition, Schedule, after, after_delta, within_9999},
     situation::AccountSituation,
 };
 use crate::api::{BackupSchedule, BackupSource, LegalBasis};
@@ -96,7 +96,8 @@ pub fn backup_schedules<'a>(
         .collect()
 }
 
-/// The latest expiry of the rules that apply; `None` means beyond any representable date.
+/// The latest expiry of the rules that apply; `None` means after 9999-12-31T23:59:59Z, which
+/// is later than any date.
 fn expiry(
     resource: &BoundResource,
     facts: &BackupFacts,
@@ -104,6 +105,11 @@ fn expiry(
     newest: &NewestIndex<'_>,
 ) -> (Option<DateTime<Utc>>, String) {
     let taken = facts.taken_at;
+    // A takenAt written with an offset can land in year 10000 in UTC: every rule's date is
+    // later still, and its week and month would name that year.
+    if within_9999(taken).is_none() {
+        return (None, "backup taken after 9999".to_owned());
+    }
     let mut candidates = vec![(
         after_delta(taken, TimeDelta::try_days(policy.keep_daily.into())),
         format!("daily backup kept {}d", policy.keep_daily),
@@ -122,26 +128,35 @@ fn expiry(
     if newest.is_newest(resource, facts, Period::month(taken)) {
         let (year, number) = (taken.year(), taken.month());
         candidates.push((
-            taken.checked_add_months(Months::new(policy.keep_monthly)),
+            taken
+                .checked_add_months(Months::new(policy.keep_monthly))
+                .and_then(within_9999),
             format!(
                 "newest backup of {year}-{number:02} kept {} months",
                 policy.keep_monthly
             ),
         ));
     }
-    // `None` sorts first in Option's order, but here it means "never", the latest of all.
+    // `None` sorts first in Option's order, but here it means "beyond 9999", the latest of all.
     candidates
         .into_iter()
         .max_by_key(|(at, _)| at.map_or((1, DateTime::<Utc>::MIN_UTC), |t| (0, t)))
         .unwrap_or((None, String::new()))
 }
 
+/// The schedule of a backup: its expiry, after termination no later than T + afterTermination.
+/// A side that falls after 9999 is `None` and never wins the minimum; when both do, nothing is
+/// scheduled.
 fn cap_after_termination(
     expires_at: Option<DateTime<Utc>>,
     reason: String,
     policy: &BackupSchedule,
     situation: &AccountSituation,
 ) -> Schedule {
+    let reason = match expires_at {
+        Some(_) => reason,
+        None => format!("{reason}: {BEYOND_9999}"),
+    };
     let live = Schedule {
         delete_at: expires_at,
         reason,

@@ -73,14 +73,35 @@ pub fn schedule_change(
     }
 }
 
-/// `start + duration`, or `None` ("never") when the result cannot be represented.
-pub(crate) fn after(start: DateTime<Utc>, duration: RetentionDuration) -> Option<DateTime<Utc>> {
-    start.checked_add_signed(duration.to_delta()?)
+/// The last instant RFC 3339 can write with its four-digit year, and so the last the API
+/// server accepts in a date-time field: 9999-12-31T23:59:59Z.
+///
+/// A date computed from accepted input that falls after it schedules nothing for that object
+/// (deleteAt absent, the reason says [`BEYOND_9999`]): stamping it would be refused (422) and
+/// block the account, and it is later than any retention anyone can mean.
+pub const LAST_INSTANT: DateTime<Utc> = match DateTime::from_timestamp(253_402_300_799, 0) {
+    Some(last) => last,
+    // Evaluated at compile time: the build fails if chrono cannot represent it.
+    None => panic!("9999-12-31T23:59:59Z is representable"),
+};
+
+/// What a reason says when its rule's date falls after [`LAST_INSTANT`].
+pub const BEYOND_9999: &str = "beyond 9999, nothing scheduled";
+
+/// `at` when it is at or before [`LAST_INSTANT`], else `None` ("beyond 9999").
+pub(crate) fn within_9999(at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    (at <= LAST_INSTANT).then_some(at)
 }
 
-/// `start + delta`, or `None` ("never") when the result cannot be represented.
+/// `start + duration`, or `None` when the result falls after [`LAST_INSTANT`] (or overflows).
+/// `None` means later than any date: it never wins a minimum.
+pub(crate) fn after(start: DateTime<Utc>, duration: RetentionDuration) -> Option<DateTime<Utc>> {
+    after_delta(start, duration.to_delta())
+}
+
+/// `start + delta`, or `None` when the result falls after [`LAST_INSTANT`] (or overflows).
 pub(crate) fn after_delta(start: DateTime<Utc>, delta: Option<TimeDelta>) -> Option<DateTime<Utc>> {
-    start.checked_add_signed(delta?)
+    within_9999(start.checked_add_signed(delta?)?)
 }
 
 /// The rule for a hosted resource or data record, before any legal hold. `stamped` is the
@@ -139,7 +160,7 @@ pub fn hosted_schedule(
         },
         None => Schedule {
             delete_at: None,
-            reason: format!("{reason} lies beyond any representable date"),
+            reason: format!("{reason}: {BEYOND_9999}"),
             legal_basis: facts.legal_basis,
             disposition: Disposition::Keep,
         },
@@ -166,7 +187,8 @@ fn kept_while_live(state: AccountState, legal_basis: LegalBasis) -> Schedule {
 }
 
 /// Bookkeeping data is kept until the end of the `years`th calendar year after the one in which
-/// its fiscal year ended (bokföringslagen 7 kap. 2 §) and erased at the first instant after.
+/// its fiscal year ended (bokföringslagen 7 kap. 2 §) and erased at the first instant after;
+/// `None` when that instant falls after [`LAST_INSTANT`].
 ///
 /// ```
 /// use chrono::NaiveDate;
@@ -175,13 +197,15 @@ fn kept_while_live(state: AccountState, legal_basis: LegalBasis) -> Schedule {
 /// let fiscal_year_end = NaiveDate::from_ymd_opt(2026, 12, 31).unwrap();
 /// let delete_at = bookkeeping_delete_at(fiscal_year_end, 7).unwrap();
 /// assert_eq!(delete_at.to_rfc3339(), "2034-01-01T00:00:00+00:00");
+/// let end_of_time = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap();
+/// assert_eq!(bookkeeping_delete_at(end_of_time, 7), None);
 /// ```
 pub fn bookkeeping_delete_at(fiscal_year_end: NaiveDate, years: u32) -> Option<DateTime<Utc>> {
     let year = fiscal_year_end
         .year()
         .checked_add(i32::try_from(years).ok()?)?
         .checked_add(1)?;
-    Some(
+    within_9999(
         NaiveDate::from_ymd_opt(year, 1, 1)?
             .and_time(NaiveTime::MIN)
             .and_utc(),
@@ -197,19 +221,28 @@ fn bookkeeping_schedule(
         return kept_while_live(situation.state, LegalBasis::LegalObligation);
     }
     let delete_at = bookkeeping_delete_at(fiscal_year_end, years);
-    let kept_through = delete_at.map_or(i32::MAX, |d| d.year() - 1);
+    let law = "Bookkeeping Act (1999:1078) 7 kap. 2 §";
+    // Past 9999 the year it is kept through is not named: no year past 9999 in any output.
+    let reason = match delete_at {
+        Some(at) => format!(
+            "{law}: fiscal year ended {fiscal_year_end}, kept through {} ({years} years)",
+            at.year() - 1
+        ),
+        None => {
+            format!("{law}: fiscal year ended {fiscal_year_end}, kept {years} years: {BEYOND_9999}")
+        }
+    };
     Schedule {
         delete_at,
-        reason: format!(
-            "Bookkeeping Act (1999:1078) 7 kap. 2 §: fiscal year ended {fiscal_year_end}, \
-             kept through {kept_through} ({years} years)"
-        ),
+        reason,
         legal_basis: LegalBasis::LegalObligation,
         disposition: Disposition::Retain,
     }
 }
 
 /// Applies a legal hold: with `until`, nothing goes before it; without, nothing is scheduled.
+/// An `until` after [`LAST_INSTANT`] (written with an offset that moves it into year 10000)
+/// schedules nothing.
 pub fn apply_hold(schedule: Schedule, hold: Option<Hold>) -> Schedule {
     match (hold, schedule.delete_at) {
         (None, _) | (Some(_), None) => schedule,
@@ -222,15 +255,28 @@ pub fn apply_hold(schedule: Schedule, hold: Option<Hold>) -> Schedule {
             disposition: Disposition::Keep,
             ..schedule
         },
-        (Some(Hold { until: Some(until) }), Some(delete_at)) if delete_at < until => Schedule {
-            delete_at: Some(until),
-            reason: format!(
-                "legal hold until {} (otherwise: {})",
-                until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                schedule.reason
-            ),
-            ..schedule
-        },
+        (Some(Hold { until: Some(until) }), Some(delete_at)) if delete_at < until => {
+            match within_9999(until) {
+                Some(until) => Schedule {
+                    delete_at: Some(until),
+                    reason: format!(
+                        "legal hold until {} (otherwise: {})",
+                        until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        schedule.reason
+                    ),
+                    ..schedule
+                },
+                None => Schedule {
+                    delete_at: None,
+                    reason: format!(
+                        "legal hold until a time {BEYOND_9999} (otherwise: {})",
+                        schedule.reason
+                    ),
+                    disposition: Disposition::Keep,
+                    ..schedule
+                },
+            }
+        }
         (Some(_), Some(_)) => schedule,
     }
 }

@@ -63,6 +63,8 @@ pub const NAMESPACE: &str = "cust-acme";
 /// How long [`eventually`] and [`Harness::settle`] wait against the test API server; see
 /// [`deadline`] for real clusters.
 pub const DEADLINE: Duration = Duration::from_secs(20);
+/// The operator's `--webhook-allow-cidr` in these tests: the receivers' network.
+pub const LOOPBACK: &str = "127.0.0.0/8";
 /// The operator's `--advance-notice` in these tests.
 pub const ADVANCE_NOTICE: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 /// The longest one request of the in-process operator may take (as with the default lease).
@@ -498,6 +500,8 @@ fn spawn_operator(config: &kube::Config, clock: &Arc<ManualClock>, dry_run: bool
         concurrency: 4,
         advance_notice: ADVANCE_NOTICE,
         fence: Fence::unfenced(REQUEST_TIMEOUT),
+        // The tests' HTTPS receivers listen on 127.0.0.1, which is refused unless allowed.
+        webhook_allowed_networks: vec![LOOPBACK.parse().unwrap()],
     };
     let ready = Arc::new(AtomicBool::new(false));
     let metrics = Arc::new(Metrics::new());

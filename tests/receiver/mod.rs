@@ -92,6 +92,8 @@ struct ReceiverState {
     address: SocketAddr,
     received: Mutex<Vec<Received>>,
     elsewhere_hits: AtomicUsize,
+    /// TCP connections accepted, whatever became of them.
+    connections: Arc<AtomicUsize>,
 }
 
 /// An HTTPS receiver on 127.0.0.1, stopped when dropped.
@@ -110,12 +112,14 @@ impl Receiver {
         let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = tcp.local_addr().unwrap();
         let down = Arc::new(AtomicBool::new(false));
+        let connections = Arc::new(AtomicUsize::new(0));
         let state = Arc::new(ReceiverState {
             replies: Mutex::new(replies.into()),
             down: down.clone(),
             address,
             received: Mutex::new(Vec::new()),
             elsewhere_hits: AtomicUsize::new(0),
+            connections: connections.clone(),
         });
         let app = Router::new()
             .route("/erasure", post(erasure))
@@ -125,6 +129,7 @@ impl Receiver {
             tcp,
             acceptor: TlsAcceptor::from(pki.server_config.clone()),
             down,
+            connections,
         };
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -134,6 +139,16 @@ impl Receiver {
 
     pub fn url(&self) -> String {
         format!("https://{}/erasure", self.state.address)
+    }
+
+    /// The receiver's port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.state.address.port()
+    }
+
+    /// TCP connections accepted so far, including any that never became a request.
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
     }
 
     /// Takes the receiver down (`true`) or brings it back.
@@ -203,6 +218,7 @@ struct TlsListener {
     tcp: TcpListener,
     acceptor: TlsAcceptor,
     down: Arc<AtomicBool>,
+    connections: Arc<AtomicUsize>,
 }
 
 impl axum::serve::Listener for TlsListener {
@@ -214,6 +230,7 @@ impl axum::serve::Listener for TlsListener {
             let Ok((stream, peer)) = self.tcp.accept().await else {
                 continue;
             };
+            self.connections.fetch_add(1, Ordering::SeqCst);
             if self.down.load(Ordering::SeqCst) {
                 drop(stream);
                 continue;
