@@ -443,3 +443,151 @@ async fn a_processor_without_webhook_waits_for_staff_to_confirm() {
     wait_phase(&client, "acme", AccountPhase::Erased).await;
     harness.stop().await;
 }
+
+/// Issue 10, defect 6: one processor whose endpoint never answers must not hold the workers
+/// that delete. 40 accounts owe it an erasure request; 10 other accounts fall due a day later
+/// and are erased at once, not after the 40 deliveries have timed out one by one. The hung
+/// endpoint is not sent a request per account either: at most the processor's share of the
+/// delivery pool, after which its circuit breaker stops sending to it for a while.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_processor_endpoint_delays_no_other_accounts_erasure() {
+    const HUNG: usize = 40;
+    const OTHERS: usize = 10;
+    let pki = loopback_pki();
+    let hung = Receiver::start(&pki, Reply::Hang).await;
+    let harness = Harness::start(at("2026-11-03T00:00:00Z")).await;
+    let client = harness.client.clone();
+    create_cluster(&client, &default_policy()).await;
+    apply_signing_secret(&client, "registrar", SECRET.as_bytes()).await;
+    create_cluster(
+        &client,
+        &processor("registrar", Some((&hung.url(), &pki.ca_pem))),
+    )
+    .await;
+    for i in 0..HUNG {
+        let name = format!("hung-{i}");
+        create_cluster(&client, &terminated_account(&name, "2026-11-01T00:00:00Z")).await;
+        let mut domain = e2e_support::domain(&format!("{name}-se"), &name);
+        domain.spec.registrar = Some("registrar".into());
+        create(&client, &domain).await;
+    }
+    for i in 0..OTHERS {
+        let name = format!("other-{i}");
+        create_cluster(&client, &terminated_account(&name, "2026-11-02T00:00:00Z")).await;
+        create(
+            &client,
+            &e2e_support::website(&format!("{name}-www"), &name),
+        )
+        .await;
+    }
+    for i in 0..OTHERS {
+        let name = format!("other-{i}-www");
+        eventually("the schedules", || {
+            e2e_support::delete_at::<retention_operator::api::Website>(&client, &name)
+        })
+        .await;
+    }
+    // The 40 domains go; their requests are owed, and every delivery hangs.
+    harness.clock.set(at("2026-12-01T00:00:01Z"));
+    eventually("deliveries to the hung endpoint", || async {
+        (!hung.received().is_empty()).then_some(())
+    })
+    .await;
+    // A day later the other accounts fall due: erased at once, well within the time one hung
+    // delivery takes (15 s).
+    harness.clock.set(at("2026-12-02T00:00:01Z"));
+    let started = tokio::time::Instant::now();
+    for i in 0..OTHERS {
+        let name = format!("other-{i}-www");
+        loop {
+            if gone::<retention_operator::api::Website>(&client, &name).await {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{name} still there 10 s after it fell due, behind the hung deliveries"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // The hung deliveries time out and open the processor's breaker: the other requests wait
+    // without an attempt, and say why.
+    let waiting = eventually("requests put off by the open breaker", || async {
+        let mut waiting = 0;
+        for i in 0..HUNG {
+            let Some(status) = account(&client, &format!("hung-{i}"))
+                .await
+                .and_then(|a| a.status)
+            else {
+                continue;
+            };
+            waiting += status
+                .processors
+                .iter()
+                .filter(|p| p.reason.as_deref() == Some("ProcessorUnreachable"))
+                .filter(|p| p.next_attempt_at > Some(at("2026-12-02T00:00:01Z")))
+                .count();
+        }
+        (waiting >= HUNG - retention_operator::controller::processors::PER_PROCESSOR)
+            .then_some(waiting)
+    })
+    .await;
+    assert!(waiting <= HUNG);
+    let sent = hung.received().len();
+    assert!(
+        sent <= retention_operator::controller::processors::PER_PROCESSOR,
+        "{sent} requests sent to an endpoint that never answers"
+    );
+    harness.stop().await;
+}
+
+/// Issue 10, defect 5 (GDPR Art. 19): objects bound after the first plan of a termination are
+/// named in the erasure request too, and the status records all of them.
+#[tokio::test(flavor = "multi_thread")]
+async fn objects_bound_after_the_termination_are_named_in_its_erasure_request() {
+    let pki = loopback_pki();
+    let receiver = Receiver::start(&pki, Reply::Status(200)).await;
+    let harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
+    let client = harness.client.clone();
+    seed(&client, Some((&receiver.url(), &pki.ca_pem))).await;
+    let first = eventually("the request recorded", || async {
+        requests(&client).await.into_iter().next()
+    })
+    .await;
+    assert_eq!(first.resources.len(), 1);
+    // Two more objects of the same processor, bound after the termination was planned.
+    harness
+        .move_clock_and_settle("2026-11-02T00:00:04Z", 1)
+        .await;
+    for name in ["crm-2", "crm-3"] {
+        let mut crm_binding = binding("acme", LegalBasis::Contract);
+        crm_binding.processor_ref = Some("pipedrive".into());
+        create(&client, &record(name, crm_binding, DataCategory::Crm)).await;
+    }
+    let grown = eventually("the request naming all three", || async {
+        requests(&client)
+            .await
+            .into_iter()
+            .next()
+            .filter(|r| r.resources.len() == 3)
+    })
+    .await;
+    assert_eq!(
+        grown.idempotency_key, first.idempotency_key,
+        "the same request"
+    );
+    harness.move_clock_to(GRACE_END).await;
+    wait_request(&client, NotificationState::Acknowledged).await;
+    let deliveries = receiver.received();
+    assert_eq!(deliveries.len(), 1);
+    let body: serde_json::Value = serde_json::from_slice(&deliveries[0].body).unwrap();
+    let named: Vec<&str> = body["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(named, ["crm", "crm-2", "crm-3"]);
+    assert_eq!(requests(&client).await.len(), 1, "one request");
+    harness.stop().await;
+}
