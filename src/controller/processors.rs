@@ -19,7 +19,7 @@ use kube::{
     runtime::{events::EventType, reflector::ObjectRef},
 };
 use tokio::sync::Semaphore;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{Context, Error, guarded::Guarded, spawn_cancellable};
 use crate::{
@@ -157,8 +157,17 @@ impl Deliveries {
                 *count = count.saturating_sub(1);
             }
             if let Some(finished) = finished {
-                pool.breakers
+                let opened = pool
+                    .breakers
                     .record(&processor, &finished.outcome, finished.at);
+                if let Some(until) = opened {
+                    warn!(
+                        %processor,
+                        until = %until.to_rfc3339(),
+                        reason = finished.outcome.reason(),
+                        "the processor's endpoint keeps failing: no requests are sent to it until then"
+                    );
+                }
                 pool.finished.insert(key.to_owned(), finished);
             }
             let mut woken = pool.waiting.remove(&processor).unwrap_or_default();
@@ -201,34 +210,12 @@ pub async fn deliver_due(
             record_outcome(entry, &done.outcome, done.at);
             continue;
         }
-        let endpoint = match endpoint(ctx, &entry.name).await {
-            Ok(endpoint) => endpoint,
-            Err(Unsendable::NotLeader) => return Err(Fenced::NotLeader.into()),
-            Err(Unsendable::Manual) => {
-                // When staff were asked: a confirmation given before covers other requests.
-                entry.requested_at.get_or_insert(now);
-                entry.state = NotificationState::Manual;
-                entry.next_attempt_at = None;
-                entry.reason = Some(manual_instruction(&entry.name));
-                continue;
-            }
-            Err(Unsendable::Failed(reason)) => {
-                record_failure(entry, reason);
-                continue;
-            }
-            Err(Unsendable::Retry(reason)) => {
-                let outcome = DeliveryOutcome::Retry {
-                    retry_after: None,
-                    reason,
-                };
-                record_outcome(entry, &outcome, now);
-                continue;
-            }
-        };
         let Some(erasure_at) = entry.erasure_at else {
             record_failure(entry, "RecordIncomplete");
             continue;
         };
+        // Whether it may go is decided before anything is read for it: nothing is read for a
+        // request under way, or for a processor whose breaker is open.
         match ctx.deliveries.start(&key, &entry.name, &account_name, now) {
             Start::Go => {}
             Start::InFlight | Start::Busy => continue,
@@ -237,6 +224,33 @@ pub async fn deliver_due(
                 continue;
             }
         }
+        let endpoint = match endpoint(ctx, &entry.name).await {
+            Ok(endpoint) => endpoint,
+            Err(unsendable) => {
+                // Not sent after all: the slot is free again.
+                ctx.deliveries.finish(&key, &account_name, None);
+                match unsendable {
+                    Unsendable::NotLeader => return Err(Fenced::NotLeader.into()),
+                    Unsendable::Manual => {
+                        // When staff were asked: a confirmation given before covers other
+                        // requests.
+                        entry.requested_at.get_or_insert(now);
+                        entry.state = NotificationState::Manual;
+                        entry.next_attempt_at = None;
+                        entry.reason = Some(manual_instruction(&entry.name));
+                    }
+                    Unsendable::Failed(reason) => record_failure(entry, reason),
+                    Unsendable::Retry(reason) => {
+                        let outcome = DeliveryOutcome::Retry {
+                            retry_after: None,
+                            reason,
+                        };
+                        record_outcome(entry, &outcome, now);
+                    }
+                }
+                continue;
+            }
+        };
         let resources = entry
             .resources
             .iter()

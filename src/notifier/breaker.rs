@@ -54,12 +54,18 @@ impl Breakers {
         }
     }
 
-    /// Records the outcome of a delivery to `processor` that ended at `now`.
-    pub fn record(&mut self, processor: &str, outcome: &DeliveryOutcome, now: DateTime<Utc>) {
+    /// Records the outcome of a delivery to `processor` that ended at `now`; when this opens
+    /// the breaker, until when.
+    pub fn record(
+        &mut self,
+        processor: &str,
+        outcome: &DeliveryOutcome,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
         if !unanswered(outcome) {
             // It answered (acknowledged, or refused): reachable, so closed.
             self.0.remove(processor);
-            return;
+            return None;
         }
         let breaker = self.0.entry(processor.to_owned()).or_default();
         breaker.failures = breaker.failures.saturating_add(1);
@@ -70,7 +76,9 @@ impl Breakers {
             breaker.open_until = Some(now + open_for);
             breaker.openings = breaker.openings.saturating_add(1);
             breaker.failures = 0;
+            return breaker.open_until;
         }
+        None
     }
 }
 
