@@ -460,7 +460,7 @@ pub struct Harness {
     pub metrics: Arc<Metrics>,
     /// How to reach the API server (for the operator's clients).
     config: kube::Config,
-    dry_run: bool,
+    mode: Mode,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     operator: Option<tokio::task::JoinHandle<()>>,
     /// The real-cluster lock, released when the harness is dropped.
@@ -490,13 +490,31 @@ fn client_with_agent(config: &kube::Config, agent: &str) -> Client {
 }
 
 /// Starts the real operator in-process (with its own client of `config`), reading `clock`.
-fn spawn_operator(config: &kube::Config, clock: &Arc<ManualClock>, dry_run: bool) -> Operator {
+/// How the in-process operator runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Mode {
+    /// `Settings.dry_run`.
+    pub dry_run: bool,
+    /// On the system clock instead of the harness's manual one, which it then ignores: for
+    /// behaviour that shows only while time moves on by itself between passes.
+    pub system_clock: bool,
+}
+
+fn spawn_operator(config: &kube::Config, clock: &Arc<ManualClock>, mode: Mode) -> Operator {
     let client = client_with_agent(config, OPERATOR_AGENT);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (clock, clock_moves): (Arc<dyn retention_operator::clock::Clock>, _) = if mode.system_clock
+    {
+        (Arc::new(retention_operator::clock::SystemClock), None)
+    } else {
+        let moves: std::pin::Pin<Box<dyn futures::Stream<Item = ()> + Send>> =
+            Box::pin(clock.moves());
+        (clock.clone(), Some(moves))
+    };
     let settings = Settings {
-        clock: clock.clone(),
-        clock_moves: Some(Box::pin(clock.moves())),
-        dry_run,
+        clock,
+        clock_moves,
+        dry_run: mode.dry_run,
         concurrency: 4,
         advance_notice: ADVANCE_NOTICE,
         fence: Fence::unfenced(REQUEST_TIMEOUT),
@@ -523,16 +541,21 @@ fn spawn_operator(config: &kube::Config, clock: &Arc<ManualClock>, dry_run: bool
 
 impl Harness {
     pub async fn start(now: DateTime<Utc>) -> Self {
-        Self::start_with(now, false).await
+        Self::start_in(now, PROJECT_CRDS, Mode::default()).await
     }
 
     /// Like [`Harness::start`], with the operator in dry-run mode (`Settings.dry_run`).
     pub async fn start_dry_run(now: DateTime<Utc>) -> Self {
-        Self::start_with(now, true).await
+        let mode = Mode {
+            dry_run: true,
+            ..Mode::default()
+        };
+        Self::start_in(now, PROJECT_CRDS, mode).await
     }
 
-    async fn start_with(now: DateTime<Utc>, dry_run: bool) -> Self {
-        Self::start_with_crds(now, PROJECT_CRDS, dry_run).await
+    /// Like [`Harness::start`], with the operator running as `mode` says.
+    pub async fn start_mode(mode: Mode) -> Self {
+        Self::start_in(Utc::now(), PROJECT_CRDS, mode).await
     }
 
     /// Like [`Harness::start`], with the CRDs read from `crds` (a directory or file) instead of
@@ -544,16 +567,24 @@ impl Harness {
         crds: impl AsRef<std::path::Path>,
         dry_run: bool,
     ) -> Self {
+        let mode = Mode {
+            dry_run,
+            ..Mode::default()
+        };
+        Self::start_in(now, crds, mode).await
+    }
+
+    async fn start_in(now: DateTime<Utc>, crds: impl AsRef<std::path::Path>, mode: Mode) -> Self {
         let cluster = Cluster::connect_with_crds(crds).await;
         let clock = Arc::new(ManualClock::new(now));
-        let operator = spawn_operator(&cluster.config, &clock, dry_run);
+        let operator = spawn_operator(&cluster.config, &clock, mode);
         Self {
             server: cluster.server,
             client: cluster.client,
             clock,
             metrics: operator.metrics,
             config: cluster.config,
-            dry_run,
+            mode,
             stop: Some(operator.stop),
             operator: Some(operator.task),
             _exclusive: cluster._exclusive,
@@ -590,7 +621,7 @@ impl Harness {
     pub async fn restart_operator(&mut self) {
         self.stop_operator().await;
         // spawn_operator makes a new client: none of the old operator's connections is reused.
-        let operator = spawn_operator(&self.config, &self.clock, self.dry_run);
+        let operator = spawn_operator(&self.config, &self.clock, self.mode);
         self.metrics = operator.metrics;
         self.stop = Some(operator.stop);
         self.operator = Some(operator.task);
@@ -604,7 +635,7 @@ impl Harness {
             operator.abort();
             let _ = operator.await;
         }
-        let operator = spawn_operator(&self.config, &self.clock, self.dry_run);
+        let operator = spawn_operator(&self.config, &self.clock, self.mode);
         self.metrics = operator.metrics;
         self.stop = Some(operator.stop);
         self.operator = Some(operator.task);
