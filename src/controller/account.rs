@@ -352,14 +352,9 @@ impl ErasureRecord {
         present: &HashSet<String>,
         now: DateTime<Utc>,
     ) -> Self {
-        let recorded = account
-            .status
-            .as_ref()
-            .and_then(|s| s.erasure.as_ref())
-            .map_or(&[][..], |e| e.deleting.as_slice());
         let mut gone = BTreeSet::new();
         let mut called_off = BTreeSet::new();
-        for item in recorded {
+        for item in recorded(account) {
             if !present.contains(&item.uid) {
                 gone.insert(item.uid.clone());
                 continue;
@@ -399,11 +394,7 @@ impl ErasureRecord {
 
     /// Whether this pass starts a deletion the stored record does not hold yet.
     fn starts_new(&self, account: &Account) -> bool {
-        let recorded = account
-            .status
-            .as_ref()
-            .and_then(|s| s.erasure.as_ref())
-            .map_or(&[][..], |e| e.deleting.as_slice());
+        let recorded = recorded(account);
         self.starting
             .iter()
             .any(|item| !recorded.iter().any(|r| r.uid == item.uid))
@@ -416,6 +407,15 @@ impl ErasureRecord {
             called_off: &self.called_off,
         }
     }
+}
+
+/// The deletions the stored status records as under way.
+fn recorded(account: &Account) -> &[DeletingItem] {
+    account
+        .status
+        .as_ref()
+        .and_then(|s| s.erasure.as_ref())
+        .map_or(&[], |e| e.deleting.as_slice())
 }
 
 /// Reports an Account whose spec says Terminated without `terminatedAt` (stored before the

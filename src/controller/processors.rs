@@ -1,5 +1,6 @@
 //! The controller's side of the erasure requests to processors (issue 5): delivering those due
-//! through the [`Notifier`](crate::notifier::Notifier), and telling staff what changed.
+//! through the [`Notifier`](crate::notifier::Notifier) from a pool of their own ([`Deliveries`]),
+//! never from a reconcile worker, and telling staff what changed.
 //!
 //! Which requests are owed and how an outcome changes their record is decided by
 //! [`crate::notifier::ledger`]; this module does the I/O: it reads the processor's webhook and
