@@ -510,28 +510,30 @@ async fn a_hung_processor_endpoint_delays_no_other_accounts_erasure() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    // The hung deliveries time out and open the processor's breaker: the other requests wait
-    // without an attempt, and say why.
-    let waiting = eventually("requests put off by the open breaker", || async {
-        let mut waiting = 0;
-        for i in 0..HUNG {
-            let Some(status) = account(&client, &format!("hung-{i}"))
-                .await
-                .and_then(|a| a.status)
-            else {
-                continue;
-            };
-            waiting += status
-                .processors
-                .iter()
-                .filter(|p| p.reason.as_deref() == Some("ProcessorUnreachable"))
-                .filter(|p| p.next_attempt_at > Some(at("2026-12-02T00:00:01Z")))
-                .count();
-        }
-        (waiting >= HUNG - retention_operator::controller::processors::PER_PROCESSOR)
-            .then_some(waiting)
-    })
-    .await;
+    // The hung deliveries time out (after the notifier's 15 s) and open the processor's
+    // breaker: the other requests wait without an attempt, and say why.
+    let limit = Duration::from_secs(45);
+    let waiting =
+        e2e_support::eventually_within("requests put off by the open breaker", limit, || async {
+            let mut waiting = 0;
+            for i in 0..HUNG {
+                let Some(status) = account(&client, &format!("hung-{i}"))
+                    .await
+                    .and_then(|a| a.status)
+                else {
+                    continue;
+                };
+                waiting += status
+                    .processors
+                    .iter()
+                    .filter(|p| p.reason.as_deref() == Some("ProcessorUnreachable"))
+                    .filter(|p| p.next_attempt_at > Some(at("2026-12-02T00:00:01Z")))
+                    .count();
+            }
+            (waiting >= HUNG - retention_operator::controller::processors::PER_PROCESSOR)
+                .then_some(waiting)
+        })
+        .await;
     assert!(waiting <= HUNG);
     let sent = hung.received().len();
     assert!(

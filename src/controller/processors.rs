@@ -130,8 +130,7 @@ impl Deliveries {
         let running = pool.per_processor.get(processor).copied().unwrap_or(0);
         let admitted = match pool.breakers.admission(processor, now) {
             Admission::Open(until) => return Start::Open(until),
-            // Half-open: one trial at a time.
-            Admission::Trial => running == 0,
+            Admission::OneAtATime => running == 0,
             Admission::Closed => running < PER_PROCESSOR,
         };
         if !admitted {

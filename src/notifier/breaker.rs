@@ -1,10 +1,14 @@
-//! A circuit breaker per processor: an endpoint that keeps failing to answer (timeouts, refused
-//! or reset connections, 5xx) is left alone for a while as a whole, instead of holding a
-//! delivery slot for every request owed to it. Pure: the caller passes `now`.
+//! A circuit breaker per processor: an endpoint that keeps failing to answer (timeouts, refused,
+//! reset or failed connections and TLS handshakes) is left alone for a while as a whole,
+//! instead of holding a delivery slot for every request owed to it. An HTTP answer of any
+//! status is an answer: the per-request backoff deals with 5xx and 429. Pure: the caller passes
+//! `now`.
 //!
-//! Closed: deliveries go. After [`THRESHOLD`] failures in a row it opens for [`FIRST_OPEN`],
-//! doubling with every reopening up to [`MAX_OPEN`]. Once that time has passed it is half-open:
-//! one trial delivery goes; its success closes the breaker, its failure opens it again.
+//! Closed: deliveries go. After one unanswered attempt, one delivery at a time (so the requests
+//! woken by that failure do not all start on an endpoint that may be hung). After [`THRESHOLD`]
+//! in a row it opens for [`FIRST_OPEN`], doubling with every reopening up to [`MAX_OPEN`]. Once
+//! that time has passed it is half-open: one trial delivery goes; an answer closes the breaker,
+//! another failure opens it again.
 
 use std::collections::HashMap;
 
@@ -40,17 +44,19 @@ pub enum Admission {
     Closed,
     /// Open: nothing goes before this time.
     Open(DateTime<Utc>),
-    /// Half-open: one trial delivery may go, if none is under way.
-    Trial,
+    /// Failing, or half-open: one delivery at a time, if none is under way.
+    OneAtATime,
 }
 
 impl Breakers {
     /// Whether a delivery to `processor` may start at `now`.
     pub fn admission(&self, processor: &str, now: DateTime<Utc>) -> Admission {
-        match self.0.get(processor).and_then(|b| b.open_until) {
+        match self.0.get(processor) {
             None => Admission::Closed,
-            Some(until) if now < until => Admission::Open(until),
-            Some(_) => Admission::Trial,
+            Some(breaker) => match breaker.open_until {
+                Some(until) if now < until => Admission::Open(until),
+                _ => Admission::OneAtATime,
+            },
         }
     }
 
@@ -82,11 +88,11 @@ impl Breakers {
     }
 }
 
-/// Whether an outcome means the endpoint did not answer usefully: any transient failure
-/// except 429, which is an answer (it says when to come back).
+/// Whether an outcome means the endpoint did not answer: a transient failure without an HTTP
+/// status (every HTTP answer's reason starts with "HTTP").
 fn unanswered(outcome: &DeliveryOutcome) -> bool {
     match outcome {
-        DeliveryOutcome::Retry { reason, .. } => reason != "HTTP 429",
+        DeliveryOutcome::Retry { reason, .. } => !reason.starts_with("HTTP"),
         DeliveryOutcome::Acknowledged
         | DeliveryOutcome::Rejected { .. }
         | DeliveryOutcome::Misconfigured(_) => false,
@@ -111,9 +117,14 @@ mod tests {
     #[test]
     fn it_opens_after_three_failures_in_a_row_and_a_trial_closes_it() {
         let mut breakers = Breakers::default();
+        assert_eq!(breakers.admission("hung", t(0)), Admission::Closed);
         for i in 0..THRESHOLD - 1 {
             breakers.record("hung", &timeout(), t(i.into()));
-            assert_eq!(breakers.admission("hung", t(i.into())), Admission::Closed);
+            assert_eq!(
+                breakers.admission("hung", t(i.into())),
+                Admission::OneAtATime,
+                "one at a time once an attempt went unanswered"
+            );
         }
         breakers.record("hung", &timeout(), t(10));
         assert_eq!(breakers.admission("hung", t(10)), Admission::Open(t(40)));
@@ -123,7 +134,11 @@ mod tests {
             "per processor"
         );
         assert_eq!(breakers.admission("hung", t(39)), Admission::Open(t(40)));
-        assert_eq!(breakers.admission("hung", t(40)), Admission::Trial);
+        assert_eq!(
+            breakers.admission("hung", t(40)),
+            Admission::OneAtATime,
+            "half-open"
+        );
         // The trial fails: open again, twice as long.
         breakers.record("hung", &timeout(), t(45));
         assert_eq!(breakers.admission("hung", t(45)), Admission::Open(t(105)));
@@ -137,26 +152,43 @@ mod tests {
     }
 
     #[test]
-    fn an_answer_resets_the_count_and_429_is_an_answer() {
+    fn any_http_answer_resets_the_count() {
         let mut breakers = Breakers::default();
         let rate_limited = DeliveryOutcome::Retry {
             retry_after: None,
             reason: "HTTP 429".into(),
         };
+        let server_error = DeliveryOutcome::Retry {
+            retry_after: None,
+            reason: "HTTP 503".into(),
+        };
         let refused = DeliveryOutcome::Rejected {
             status: 400,
             reason: "HTTP 400".into(),
         };
-        for answer in [rate_limited, refused, DeliveryOutcome::Acknowledged] {
+        for answer in [
+            rate_limited,
+            server_error,
+            refused,
+            DeliveryOutcome::Acknowledged,
+        ] {
             breakers.record("p", &timeout(), t(0));
             breakers.record("p", &timeout(), t(1));
             breakers.record("p", &answer, t(2));
-            breakers.record("p", &timeout(), t(3));
             assert_eq!(
-                breakers.admission("p", t(3)),
+                breakers.admission("p", t(2)),
                 Admission::Closed,
                 "{answer:?}"
             );
+            // The count starts over: two more failures do not open it.
+            breakers.record("p", &timeout(), t(3));
+            breakers.record("p", &timeout(), t(4));
+            assert_eq!(
+                breakers.admission("p", t(4)),
+                Admission::OneAtATime,
+                "{answer:?}"
+            );
+            breakers.record("p", &answer, t(5));
         }
     }
 

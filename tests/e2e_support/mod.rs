@@ -135,12 +135,22 @@ macro_rules! skip_on_real_cluster {
 pub(crate) use skip_on_real_cluster;
 
 /// Polls `check` until it returns `Some`, failing after the [`deadline`].
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + deadline();
+    eventually_within(what, deadline(), check).await
+}
+
+/// Like [`eventually`], failing after `limit` instead: for what takes a known time of its own
+/// (a request timeout) before the state can appear.
+pub async fn eventually_within<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
     loop {
         if let Some(value) = check().await {
             return value;
