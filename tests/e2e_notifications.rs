@@ -4,11 +4,7 @@
 mod e2e_support;
 mod receiver;
 
-use std::{
-    io::Write,
-    sync::{Arc, Mutex, OnceLock},
-    time::Duration,
-};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::events::v1::Event;
@@ -32,35 +28,6 @@ use receiver::{Receiver, Reply, loopback_pki};
 /// The signing secret: it must appear nowhere but in signatures.
 const SECRET: &str = "hmac-secret-value-0f5e2a9c-never-logged";
 const GRACE_END: &str = "2026-12-01T00:00:00Z";
-
-/// Every log line the operators of this test binary write, for the secret check.
-fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let sink = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter("retention_operator=debug")
-            .with_writer(move || Sink(sink.clone()))
-            .finish();
-        let _ = tracing::subscriber::set_global_default(subscriber);
-        logs
-    })
-    .clone()
-}
-
-struct Sink(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Sink {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// A terminated account whose CRM record `pipedrive` also holds; the processor's webhook is
 /// `url` (with the receiver's CA), or none for a manual processor.
@@ -206,7 +173,7 @@ async fn next_attempt(harness: &Harness, receiver: &Receiver) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_receiver_failing_three_times_gets_four_deliveries_with_one_key_and_one_acknowledgement()
 {
-    let logs = captured_logs();
+    let logs = e2e_support::captured_logs();
     let pki = loopback_pki();
     let receiver = Receiver::scripted(
         &pki,

@@ -3,11 +3,7 @@
 
 mod e2e_support;
 
-use std::{
-    io::Write,
-    path::PathBuf,
-    sync::{Arc, Mutex, OnceLock},
-};
+use std::{path::PathBuf, sync::Mutex};
 
 use kube::{
     Api, Client,
@@ -99,36 +95,6 @@ async fn an_object_bound_to_no_account_is_reported_and_never_deleted_until_its_a
     harness.stop().await;
 }
 
-/// Every log line the operators of this test binary write, without colours.
-fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let sink = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter("retention_operator=debug")
-            .with_ansi(false)
-            .with_writer(move || Sink(sink.clone()))
-            .finish();
-        let _ = tracing::subscriber::set_global_default(subscriber);
-        logs
-    })
-    .clone()
-}
-
-struct Sink(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Sink {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The captured log lines that contain every one of `fragments`.
 fn log_lines(logs: &Mutex<Vec<u8>>, fragments: &[&str]) -> Vec<String> {
     String::from_utf8_lossy(&logs.lock().unwrap())
@@ -143,7 +109,7 @@ fn log_lines(logs: &Mutex<Vec<u8>>, fragments: &[&str]) -> Vec<String> {
 /// is noted at debug level, not logged as a failed reconcile.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_object_of_a_missing_account_is_no_failed_reconcile_in_the_log() {
-    let logs = captured_logs();
+    let logs = e2e_support::captured_logs();
     let harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
     let client = harness.client.clone();
     create_cluster(&client, &default_policy()).await;

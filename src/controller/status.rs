@@ -352,6 +352,15 @@ pub fn policy_malformed_status(
     erasure_stopped_status(previous, "PolicyMalformed", &message, generation, now)
 }
 
+/// The stored status of an account on which nothing is erased for now: everything recorded is
+/// kept, and `nextDeletionAt` is cleared, because nothing will be deleted then.
+fn halted(previous: Option<&AccountStatus>, generation: Option<i64>) -> AccountStatus {
+    let mut status = previous.cloned().unwrap_or_default();
+    status.observed_generation = generation;
+    status.next_deletion_at = None;
+    status
+}
+
 fn erasure_stopped_status(
     previous: Option<&AccountStatus>,
     reason: &str,
@@ -359,9 +368,7 @@ fn erasure_stopped_status(
     generation: Option<i64>,
     now: DateTime<Utc>,
 ) -> AccountStatus {
-    let mut status = previous.cloned().unwrap_or_default();
-    status.observed_generation = generation;
-    status.next_deletion_at = None;
+    let mut status = halted(previous, generation);
     set_condition(
         &mut status.conditions,
         POLICY_MISSING,
@@ -397,9 +404,7 @@ pub fn termination_time_missing_status(
     generation: Option<i64>,
     now: DateTime<Utc>,
 ) -> AccountStatus {
-    let mut status = previous.cloned().unwrap_or_default();
-    status.observed_generation = generation;
-    status.next_deletion_at = None;
+    let mut status = halted(previous, generation);
     set_condition(
         &mut status.conditions,
         READY,
