@@ -136,6 +136,9 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
         }
     };
     let claims = ctx.stores.claims(&name);
+    // What this operator deleted is gone, whatever the cache still shows.
+    let buried = ctx.tombstones.still_cached(&name, &claims.uids);
+    let claims = claims.without(&buried);
     let processors = ctx.stores.processors();
     let plan = plan_account(account, &claims.bound, &policy, &processors, now);
     let mut versions = claims.versions.clone();
@@ -214,6 +217,10 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
     for (_, uid) in deleted.iter().chain(&vanished) {
         erasure.gone.insert(uid.clone());
     }
+    ctx.tombstones.bury(
+        &name,
+        deleted.iter().chain(&vanished).map(|(_, uid)| uid.clone()),
+    );
     let deleted: Vec<ResourceRef> = deleted.into_iter().map(|(r, _)| r).collect();
     let vanished: Vec<ResourceRef> = vanished.into_iter().map(|(r, _)| r).collect();
     // What went is no longer bound: the status shows the account as it is after this pass
@@ -287,6 +294,7 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
         let last = final_status.as_ref().unwrap_or(written);
         remove_finalizer(&ctx, last).await?;
         ctx.superseded.forget(&name);
+        ctx.tombstones.forget(&name);
         return Ok(Action::await_change());
     }
     if !failures.is_empty() || stamps_failed {

@@ -201,6 +201,70 @@ pub struct Claims {
     pub uids: HashSet<String>,
 }
 
+impl Claims {
+    /// Leaves out the objects whose uid is in `gone`: the cache still shows them, but they
+    /// were deleted (see [`Tombstones`]).
+    pub fn without(mut self, gone: &HashSet<String>) -> Self {
+        if gone.is_empty() {
+            return self;
+        }
+        let refs: HashSet<ResourceRef> = self
+            .versions
+            .iter()
+            .filter(|(_, v)| gone.contains(&v.uid))
+            .map(|(r, _)| r.clone())
+            .collect();
+        self.bound.retain(|b| !refs.contains(&b.reference));
+        self.marked_unbound.retain(|(r, _)| !refs.contains(r));
+        self.versions.retain(|r, _| !refs.contains(r));
+        self.uids.retain(|u| !gone.contains(u));
+        self
+    }
+}
+
+/// The uids of objects this operator deleted (or found gone), per Account, until its watch
+/// cache no longer holds them. A pass that planned from a cache still showing one would send a
+/// DELETE for an object already gone and show it as bound again; the previous code's GET
+/// before each DELETE hid that, the conditional DELETE does not.
+#[derive(Debug, Default)]
+pub struct Tombstones(Mutex<HashMap<String, HashSet<String>>>);
+
+impl Tombstones {
+    /// Records uids of `account` as gone.
+    pub fn bury(&self, account: &str, uids: impl IntoIterator<Item = String>) {
+        let mut buried = self.lock();
+        let entry = buried.entry(account.to_owned()).or_default();
+        entry.extend(uids);
+        if entry.is_empty() {
+            buried.remove(account);
+        }
+    }
+
+    /// The buried uids of `account` that the cache still holds (`present`); those it no longer
+    /// holds are forgotten.
+    pub fn still_cached(&self, account: &str, present: &HashSet<String>) -> HashSet<String> {
+        let mut buried = self.lock();
+        let Some(uids) = buried.get_mut(account) else {
+            return HashSet::new();
+        };
+        uids.retain(|uid| present.contains(uid));
+        let cached = uids.clone();
+        if uids.is_empty() {
+            buried.remove(account);
+        }
+        cached
+    }
+
+    /// Forgets an Account that is going away.
+    pub fn forget(&self, account: &str) {
+        self.lock().remove(account);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashSet<String>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// One version of an object: its uid and resourceVersion.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectVersion {
@@ -356,6 +420,8 @@ pub struct Context {
     /// Cancelled when the controller stops or is dropped (leadership lost): every task it
     /// spawned stops with it.
     pub cancel: CancellationToken,
+    /// What this operator deleted and the caches still show.
+    pub tombstones: Tombstones,
     /// Per Account, how many passes in a row had failures: each waits longer (defect of
     /// a failing deletion retried at once, forever).
     pub failing: FailureBackoff,
@@ -640,6 +706,7 @@ pub async fn run(
         fence: settings.fence,
         cancel: cancel.clone(),
         failing: FailureBackoff::default(),
+        tombstones: Tombstones::default(),
     });
     spawn_cancellable(
         &cancel,
@@ -719,7 +786,36 @@ fn error_policy(account: Arc<Guarded<Account>>, error: &Error, ctx: Arc<Context>
 
 #[cfg(test)]
 mod tests {
-    use super::Superseded;
+    use std::collections::HashSet;
+
+    use super::{Superseded, Tombstones};
+
+    #[test]
+    fn a_deleted_uid_stays_buried_until_the_cache_lets_it_go() {
+        let tombstones = Tombstones::default();
+        let cached = |uids: &[&str]| uids.iter().map(|u| (*u).to_owned()).collect::<HashSet<_>>();
+        tombstones.bury("acme", ["u1".to_owned(), "u2".to_owned()]);
+        // The cache still shows both (their DELETED events are on their way).
+        assert_eq!(
+            tombstones.still_cached("acme", &cached(&["u1", "u2", "u3"])),
+            cached(&["u1", "u2"])
+        );
+        assert!(
+            tombstones.still_cached("beta", &cached(&["u1"])).is_empty(),
+            "per account"
+        );
+        // u1's DELETED event arrived: it is forgotten, also should the cache show it again.
+        assert_eq!(
+            tombstones.still_cached("acme", &cached(&["u2", "u3"])),
+            cached(&["u2"])
+        );
+        assert_eq!(
+            tombstones.still_cached("acme", &cached(&["u1", "u2"])),
+            cached(&["u2"])
+        );
+        tombstones.forget("acme");
+        assert!(tombstones.still_cached("acme", &cached(&["u2"])).is_empty());
+    }
 
     #[test]
     fn a_version_replaced_by_a_write_is_stale_until_the_cache_moves_on() {
