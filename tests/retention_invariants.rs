@@ -137,20 +137,32 @@ fn policy_gen() -> impl Strategy<Value = RetentionPolicySpec> {
         prop_oneof![4 => 1u32..=10, 1 => 1u32..=100],
     )
         .prop_map(|(grace, per_kind, daily, weekly, monthly, after, years)| {
-            let mut p = policy();
-            p.grace_period = grace;
-            p.grace_periods = GracePeriods {
-                website: per_kind[0],
-                database: per_kind[1],
-                mailbox: per_kind[2],
-                domain: per_kind[3],
-                data_record: per_kind[4],
-            };
-            p.backups = backup_policy(daily, weekly, monthly, None);
-            p.backups.after_termination = after;
-            p.bookkeeping.years = years;
-            p
+            policy_of(grace, &per_kind, [daily, weekly, monthly], after, years)
         })
+}
+
+/// The policy of the given grace periods (the per-kind ones in the order Website, Database,
+/// Mailbox, Domain, DataRecord), backup counts (daily, weekly, monthly), cap and years.
+fn policy_of(
+    grace: RetentionDuration,
+    per_kind: &[Option<RetentionDuration>],
+    [daily, weekly, monthly]: [u32; 3],
+    after: Option<RetentionDuration>,
+    years: u32,
+) -> RetentionPolicySpec {
+    let mut p = policy();
+    p.grace_period = grace;
+    p.grace_periods = GracePeriods {
+        website: per_kind[0],
+        database: per_kind[1],
+        mailbox: per_kind[2],
+        domain: per_kind[3],
+        data_record: per_kind[4],
+    };
+    p.backups = backup_policy(daily, weekly, monthly, None);
+    p.backups.after_termination = after;
+    p.bookkeeping.years = years;
+    p
 }
 
 #[derive(Clone, Debug)]
@@ -635,19 +647,7 @@ fn accepted_policy() -> impl Strategy<Value = RetentionPolicySpec> {
     )
         .prop_map(
             |(grace, per_kind, (daily, weekly, monthly), after, years)| {
-                let mut p = policy();
-                p.grace_period = grace;
-                p.grace_periods = GracePeriods {
-                    website: per_kind[0],
-                    database: per_kind[1],
-                    mailbox: per_kind[2],
-                    domain: per_kind[3],
-                    data_record: per_kind[4],
-                };
-                p.backups = backup_policy(daily, weekly, monthly, None);
-                p.backups.after_termination = after;
-                p.bookkeeping.years = years;
-                p
+                policy_of(grace, &per_kind, [daily, weekly, monthly], after, years)
             },
         )
 }
