@@ -286,7 +286,7 @@ impl Drop for Operator {
 }
 
 /// The objects of one run, named `*-{run}`: a terminated account with one object of every
-/// kind, a processor with a webhook (its signing key in the release namespace, where the
+/// kind, a Website bound to no account, a processor with a webhook (its signing key in the release namespace, where the
 /// chart lets the operator read Secrets), a backup that expires and invoices whose
 /// bookkeeping period has ended.
 async fn scenario(client: &Client, run: &str, receiver: &Receiver, ca_pem: &[u8]) -> String {
@@ -328,6 +328,12 @@ async fn scenario(client: &Client, run: &str, receiver: &Receiver, ca_pem: &[u8]
     create(client, &website(&format!("www-{run}"), &account)).await;
     create(client, &mailbox(&format!("info-{run}"), &account)).await;
     create(client, &database(&format!("db-{run}"), &account)).await;
+    // Bound to no Account: reported on its own status (Bound=False), never deleted.
+    create(
+        client,
+        &website(&format!("orphan-{run}"), &format!("nobody-{run}")),
+    )
+    .await;
     create(client, &domain(&format!("dom-{run}"), &account)).await;
     let mut crm_binding = binding(&account, LegalBasis::Contract);
     crm_binding.processor_ref = Some(crm.clone());
