@@ -7,7 +7,7 @@ use std::{path::PathBuf, sync::Mutex};
 
 use kube::{
     Api, Client,
-    api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams},
+    api::{DeleteParams, DynamicObject, Patch, PatchParams},
     core::{ApiResource, GroupVersionKind},
 };
 use retention_operator::{
@@ -155,7 +155,6 @@ fn crds_with_a_newer_value(file: &str, known: &str, added: &str) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_malformed_object_stops_nothing_is_reported_is_never_deleted_and_holds_the_finalizer() {
-    e2e_support::skip_on_real_cluster!("needs CRDs newer than this operator's");
     let crds = crds_with_a_newer_value("databases.hosting.ecuni.se.yaml", "postgresql", "mongodb");
     let harness = Harness::start_with_crds(at("2026-11-02T00:00:00Z"), &crds, false).await;
     let client = harness.client.clone();
@@ -175,10 +174,7 @@ async fn a_malformed_object_stops_nothing_is_reported_is_never_deleted_and_holds
         "spec": {"accountRef": "acme", "engine": "mongodb"},
     }))
     .unwrap();
-    databases
-        .create(&PostParams::default(), &object)
-        .await
-        .unwrap();
+    e2e_support::create_once_admitted(&databases, &object).await;
     create(&client, &website("blog", "acme")).await;
 
     // The controller keeps working: the readable objects are scheduled and, at the end of the
@@ -416,7 +412,6 @@ fn crds_with_unlimited_durations() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_policy_that_cannot_be_read_stops_erasure_for_its_accounts_only() {
-    e2e_support::skip_on_real_cluster!("needs CRDs older than this operator's");
     let crds = crds_with_unlimited_durations();
     let harness = Harness::start_with_crds(at("2026-11-02T00:00:00Z"), &crds, false).await;
     let client = harness.client.clone();
@@ -426,19 +421,14 @@ async fn a_policy_that_cannot_be_read_stops_erasure_for_its_accounts_only() {
     broken.metadata.name = Some("broken".into());
     let mut broken = serde_json::to_value(&broken).unwrap();
     broken["spec"]["gracePeriod"] = json!("99999999999d");
-    Api::<DynamicObject>::all_with(
+    let policies = Api::<DynamicObject>::all_with(
         client.clone(),
         &ApiResource::from_gvk_with_plural(
             &GroupVersionKind::gvk("hosting.ecuni.se", "v1alpha1", "RetentionPolicy"),
             "retentionpolicies",
         ),
-    )
-    .create(
-        &PostParams::default(),
-        &serde_json::from_value(broken).unwrap(),
-    )
-    .await
-    .unwrap();
+    );
+    e2e_support::create_once_admitted(&policies, &serde_json::from_value(broken).unwrap()).await;
     create_cluster(&client, &default_policy()).await;
     let mut stuck = terminated_account("stuck", "2026-11-01T00:00:00Z");
     stuck.spec.retention_policy_ref = "broken".into();
@@ -479,7 +469,6 @@ async fn a_policy_that_cannot_be_read_stops_erasure_for_its_accounts_only() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_account_that_cannot_be_read_is_reported_keeps_its_data_and_its_finalizer() {
-    e2e_support::skip_on_real_cluster!("needs CRDs newer than this operator's");
     let crds = crds_with_a_newer_value("accounts.hosting.ecuni.se.yaml", "Terminated", "Closed");
     let harness = Harness::start_with_crds(at("2026-11-02T00:00:00Z"), &crds, false).await;
     let client = harness.client.clone();
@@ -499,13 +488,7 @@ async fn an_account_that_cannot_be_read_is_reported_keeps_its_data_and_its_final
             "accounts",
         ),
     );
-    accounts
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(closed).unwrap(),
-        )
-        .await
-        .unwrap();
+    e2e_support::create_once_admitted(&accounts, &serde_json::from_value(closed).unwrap()).await;
     create_cluster(&client, &terminated_account("fine", "2026-11-01T00:00:00Z")).await;
     create(&client, &website("closed-www", "closed")).await;
     create(&client, &website("fine-www", "fine")).await;

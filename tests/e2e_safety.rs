@@ -186,7 +186,6 @@ async fn a_re_termination_the_operator_never_saw_gets_its_full_grace_period() {
 /// termination time the operator may trust: it is reported and nothing of it is erased.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_account_stored_terminated_without_a_time_is_reported_and_nothing_is_erased() {
-    e2e_support::skip_on_real_cluster!("needs the CRDs of before the terminatedAt rule");
     let crds = crds_edited(
         "no-terminated-at-rule",
         "accounts.hosting.ecuni.se.yaml",
@@ -201,7 +200,7 @@ async fn an_account_stored_terminated_without_a_time_is_reported_and_nothing_is_
     create_cluster(&client, &default_policy()).await;
     let mut untimed = terminated_account("legacy", "2026-11-01T00:00:00Z");
     untimed.spec.terminated_at = None;
-    create_cluster(&client, &untimed).await;
+    e2e_support::create_once_admitted(&Api::all(client.clone()), &untimed).await;
     create(&client, &website("legacy-www", "legacy")).await;
     let ready = eventually("the TerminationTimeMissing condition", || async {
         let status = account(&client, "legacy").await?.status?;

@@ -10,8 +10,9 @@
 //! names, so harnesses in real-cluster mode take an exclusive lock (a file lock, held until the
 //! harness is dropped): tests run one at a time, across threads and test processes alike.
 //! Tests that need what only the test API server has (its request log, fault injection, its
-//! event window, other CRDs) skip with [`skip_on_real_cluster!`] or guard those checks with
-//! [`Harness::test_server`].
+//! event window) skip with [`skip_on_real_cluster!`] or guard those checks with
+//! [`Harness::test_server`]. Tests that need other CRDs than the project's (a newer or an older
+//! operator's) install them on the real cluster too; the next test puts the project's back.
 #![allow(dead_code)]
 
 use std::{
@@ -41,6 +42,7 @@ use kube::{
         PostParams,
     },
     config::{KubeConfigOptions, Kubeconfig},
+    runtime::wait::Condition,
 };
 use retention_operator::{
     api::{
@@ -238,9 +240,9 @@ impl Cluster {
         Self::connect_with_crds(PROJECT_CRDS).await
     }
 
-    /// Like [`Cluster::connect`], the test API server serving the CRDs in `crds` instead.
-    /// Real-cluster mode serves only the project's CRDs: other CRDs would change the cluster
-    /// for every later test, so a test that needs them must skip there.
+    /// Like [`Cluster::connect`], with the CRDs in the directory `crds` instead of the
+    /// project's: the test API server loads them, a real cluster has them applied (until the
+    /// next test applies its own).
     pub async fn connect_with_crds(crds: impl AsRef<Path>) -> Self {
         let crds = crds.as_ref();
         let Some(kubeconfig) = real_cluster() else {
@@ -255,12 +257,6 @@ impl Cluster {
                 _exclusive: None,
             };
         };
-        assert!(
-            same_path(crds, Path::new(PROJECT_CRDS)),
-            "{} is not the project's crds/: real-cluster mode ({KUBECONFIG_ENV}) installs only \
-             those; skip this test there with skip_on_real_cluster!",
-            crds.display()
-        );
         // Taken before anything is read or written: another test may be using the cluster.
         let exclusive = lock_real_cluster().await;
         let options = KubeConfigOptions::default();
@@ -272,7 +268,11 @@ impl Cluster {
         .await
         .unwrap_or_else(|e| panic!("{KUBECONFIG_ENV}={}: {e}", kubeconfig.display()));
         let client = client_with_agent(&config, TEST_AGENT);
-        install_crds(&client).await;
+        install_crds(
+            &client,
+            &crds.canonicalize().unwrap_or_else(|_| crds.to_owned()),
+        )
+        .await;
         ensure_namespace(&client, NAMESPACE).await;
         remove_leftovers(&client).await;
         Self {
@@ -292,13 +292,6 @@ impl Cluster {
     /// The test API server, or `None` in real-cluster mode.
     pub fn test_server(&self) -> Option<&TestApiServer> {
         self.server.get()
-    }
-}
-
-fn same_path(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
     }
 }
 
@@ -323,10 +316,10 @@ async fn lock_real_cluster() -> std::fs::File {
     .unwrap()
 }
 
-/// The project's CRDs as parsed from `crds/`.
-fn project_crds() -> Vec<CustomResourceDefinition> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(PROJECT_CRDS)
-        .unwrap()
+/// The CRDs in `dir` (each `*.yaml` file one CRD), as parsed.
+fn crds_in(dir: &Path) -> Vec<CustomResourceDefinition> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|entry| entry.unwrap().path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
         .collect();
@@ -340,37 +333,69 @@ fn project_crds() -> Vec<CustomResourceDefinition> {
         .collect()
 }
 
-/// Installs or updates the project's CRDs on the real cluster, then waits until each is
-/// established. Once per test process: the CRDs do not change while it runs.
-async fn install_crds(client: &Client) {
-    static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-    INSTALLED
-        .get_or_init(|| async {
-            let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-            // Forced: the CRDs are this project's, whoever applied them before.
-            let apply = PatchParams::apply(FIELD_MANAGER).force();
-            for crd in project_crds() {
-                let name = crd.name_any();
-                crds.patch(&name, &apply, &Patch::Apply(&crd))
-                    .await
-                    .unwrap_or_else(|e| panic!("installing CRD {name}: {e}"));
-            }
-            for crd in project_crds() {
-                let name = crd.name_any();
-                let established = kube::runtime::wait::await_condition(
-                    crds.clone(),
-                    &name,
-                    kube::runtime::wait::conditions::is_crd_established(),
-                );
-                tokio::time::timeout(deadline(), established)
-                    .await
-                    .unwrap_or_else(|_| {
-                        panic!("timed out waiting for CRD {name} to be established")
-                    })
-                    .unwrap_or_else(|e| panic!("watching CRD {name}: {e}"));
-            }
-        })
-        .await;
+/// Installs or updates the CRDs in `dir` on the real cluster, then waits until each is
+/// established. Skipped when this process installed the same directory last: a test that
+/// needs other CRDs (a newer or older operator's) installs them, and the next test puts the
+/// project's back.
+///
+/// A real API server serves a changed schema shortly after the update is stored, not at once:
+/// a test that creates an object only the changed schema admits uses [`create_once_admitted`].
+async fn install_crds(client: &Client, dir: &Path) {
+    static INSTALLED: tokio::sync::Mutex<Option<PathBuf>> = tokio::sync::Mutex::const_new(None);
+    let mut installed = INSTALLED.lock().await;
+    if installed.as_deref() == Some(dir) {
+        return;
+    }
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    // Forced: the CRDs are this project's, whoever applied them before.
+    let apply = PatchParams::apply(FIELD_MANAGER).force();
+    let mut applied = Vec::new();
+    for crd in crds_in(dir) {
+        let name = crd.name_any();
+        let stored = crds
+            .patch(&name, &apply, &Patch::Apply(&crd))
+            .await
+            .unwrap_or_else(|e| panic!("installing CRD {name}: {e}"));
+        applied.push((name, stored.metadata.generation));
+    }
+    // Established, and the applied generation seen through the API server's watch cache (a
+    // list served from it), from which the server's own CRD handler learns of the change.
+    for (name, generation) in applied {
+        let current = kube::runtime::wait::await_condition(
+            crds.clone(),
+            &name,
+            move |crd: Option<&CustomResourceDefinition>| {
+                crd.is_some_and(|crd| crd.metadata.generation >= generation)
+                    && kube::runtime::wait::conditions::is_crd_established().matches_object(crd)
+            },
+        );
+        tokio::time::timeout(deadline(), current)
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for CRD {name} to be established"))
+            .unwrap_or_else(|e| panic!("watching CRD {name}: {e}"));
+    }
+    *installed = Some(dir.to_owned());
+}
+
+/// Creates `object` through `api`, trying again while the API server refuses it as invalid
+/// (422), until the [`deadline`]: for an object that only CRDs just installed by
+/// [`Cluster::connect_with_crds`] admit, which a real API server starts to serve shortly after
+/// it stores them. Any other error fails at once.
+pub async fn create_once_admitted<K>(api: &Api<K>, object: &K) -> K
+where
+    K: Resource + Clone + Debug + Serialize + DeserializeOwned,
+{
+    eventually("the object to be admitted", || async {
+        match api.create(&PostParams::default(), object).await {
+            Ok(created) => Some(created),
+            Err(kube::Error::Api(status)) if status.code == 422 => None,
+            Err(e) => panic!(
+                "creating {}: {e}",
+                object.meta().name.as_deref().unwrap_or("an object")
+            ),
+        }
+    })
+    .await
 }
 
 async fn ensure_namespace(client: &Client, name: &str) {
@@ -599,10 +624,9 @@ impl Harness {
         Self::start_in(Utc::now(), PROJECT_CRDS, mode).await
     }
 
-    /// Like [`Harness::start`], with the CRDs read from `crds` (a directory or file) instead of
-    /// the project's `crds/`: for clusters whose CRDs differ from what this operator knows.
-    /// Test API server only: in real-cluster mode it panics unless `crds` is the project's, so
-    /// a test that uses other CRDs starts with `skip_on_real_cluster!`.
+    /// Like [`Harness::start`], with the CRDs read from the directory `crds` instead of the
+    /// project's `crds/`: for clusters whose CRDs differ from what this operator knows. On a
+    /// real cluster, create what only those CRDs admit with [`create_once_admitted`].
     pub async fn start_with_crds(
         now: DateTime<Utc>,
         crds: impl AsRef<std::path::Path>,
