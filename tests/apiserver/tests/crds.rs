@@ -142,7 +142,10 @@ impl Dyn {
         common::eventually(&format!("{name} to be gone"), || async {
             match crds.get(name).await {
                 Ok(_) => None,
-                Err(e) => Some(assert_eq!(status_code(e), 404)),
+                Err(e) => {
+                    assert_eq!(status_code(e), 404);
+                    Some(())
+                }
             }
         })
         .await;
@@ -458,7 +461,10 @@ async fn deleting_a_crd_deletes_its_objects_and_stops_serving_its_kind() {
     common::eventually("the kind to be no longer served", || async {
         match api.list(&Default::default()).await {
             Ok(_) => None,
-            Err(e) => Some(assert_eq!(status_code(e), 404)),
+            Err(e) => {
+                assert_eq!(status_code(e), 404);
+                Some(())
+            }
         }
     })
     .await;
@@ -466,7 +472,10 @@ async fn deleting_a_crd_deletes_its_objects_and_stops_serving_its_kind() {
     common::eventually("the group to be gone from discovery", || async {
         match get_json(&client, &path).await {
             Ok(_) => None,
-            Err(e) => Some(assert_eq!(status_code(e), 404)),
+            Err(e) => {
+                assert_eq!(status_code(e), 404);
+                Some(())
+            }
         }
     })
     .await;
@@ -509,7 +518,10 @@ async fn a_deleted_crd_waits_for_instances_held_by_finalizers() {
     common::eventually("free to be deleted", || async {
         match api.get("free").await {
             Ok(_) => None,
-            Err(e) => Some(assert_eq!(status_code(e), 404)),
+            Err(e) => {
+                assert_eq!(status_code(e), 404);
+                Some(())
+            }
         }
     })
     .await;
@@ -547,7 +559,10 @@ async fn a_deleted_crd_waits_for_instances_held_by_finalizers() {
     common::eventually("the kind to be no longer served", || async {
         match api.list(&Default::default()).await {
             Ok(_) => None,
-            Err(e) => Some(assert_eq!(status_code(e), 404)),
+            Err(e) => {
+                assert_eq!(status_code(e), 404);
+                Some(())
+            }
         }
     })
     .await;

@@ -177,9 +177,9 @@ async fn reflector_survives_cut_watches_and_410_gone_and_matches_the_server() {
     )
     .await;
     assert!(
-        watches(&server).len() >= 5,
+        watches(server).len() >= 5,
         "thirteen events at three a watch need at least five watches: {:?}",
-        watches(&server)
+        watches(server)
     );
 
     // Phase 2: disconnect the reflector: new watches fail; three more events end the open one.
@@ -191,7 +191,7 @@ async fn reflector_survives_cut_watches_and_410_gone_and_matches_the_server() {
     resize(&other, "w09", 3).await;
     resize(&default, "w10", 3).await;
     eventually(Duration::from_secs(10), "a watch fails", || async {
-        watches(&server).contains(&500)
+        watches(server).contains(&500)
     })
     .await;
 

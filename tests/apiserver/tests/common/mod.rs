@@ -262,7 +262,7 @@ fn test_name_label() -> String {
         label.pop();
     }
     if label.is_empty() || !label.starts_with(|c: char| c.is_ascii_alphabetic()) {
-        label.insert_str(0, "t");
+        label.insert(0, 't');
     }
     label
 }
