@@ -503,11 +503,12 @@ fn create(
     query: &Query,
     body: &Bytes,
 ) -> ApiResult<Response> {
+    let object = parse_json(body)?;
     if t.terminating {
         // kube's CRD handler refuses new instances while the CRD's finalizer deletes them.
-        return Err(ApiError::terminating_crd(t, "create"));
+        let name = object.pointer("/metadata/name").and_then(Value::as_str);
+        return Err(ApiError::terminating_crd(t, name.unwrap_or_default()));
     }
-    let object = parse_json(body)?;
     let created =
         lock(&state.store).create(t, rp.namespace.as_deref(), object, &write_options(query))?;
     Ok((StatusCode::CREATED, json_body(&created)).into_response())
@@ -584,6 +585,9 @@ fn patch(
             let old = match store.get(t, namespace, name) {
                 Ok(old) => old,
                 Err(e) if e.code == 404 && !status_only => {
+                    if t.terminating {
+                        return Err(ApiError::terminating_crd(t, name));
+                    }
                     config["metadata"]["name"] = json!(name);
                     let created = store.create(t, rp.namespace.as_deref(), config, &options)?;
                     return Ok((StatusCode::CREATED, json_body(&created)).into_response());
@@ -593,7 +597,7 @@ fn patch(
             let found = apply::conflicts(&old, &config, &manager);
             let force = query.get("force").is_some_and(|f| f == "true");
             if !found.is_empty() && !force {
-                return Err(ApiError::apply_conflict(t, name, &found));
+                return Err(ApiError::apply_conflict(&found));
             }
             let previous = managed_fields(&old, &manager);
             let mut applied = apply::apply(&old, &config, previous.as_ref());

@@ -375,8 +375,14 @@ async fn updating_a_crd_changes_its_printer_columns_and_short_names() {
     crd["spec"]["names"]["shortNames"] = json!(["gzm"]);
     crd["spec"]["versions"][0]["additionalPrinterColumns"] =
         json!([{"name": "Color", "type": "string", "jsonPath": ".spec.color"}]);
+    // Forced: the create made "unknown" (kube's client sets no fieldManager) the owner of the
+    // short names and versions, so an unforced apply of other values is a conflict.
     d.crds()
-        .patch(&name, &PatchParams::apply("crd-tests"), &Patch::Apply(crd))
+        .patch(
+            &name,
+            &PatchParams::apply("crd-tests").force(),
+            &Patch::Apply(crd),
+        )
         .await
         .expect("the CRD is applied");
 
@@ -531,22 +537,30 @@ async fn a_deleted_crd_waits_for_instances_held_by_finalizers() {
     })
     .await;
     assert!(held.metadata.deletion_timestamp.is_some());
-    // No new instances while the CRD terminates, as kube's CRD handler refuses them.
-    d.creating_answers(&d.gizmo("late", "red"), 405).await;
+    // No new instances while the CRD terminates: kube's CRD handler wraps admission in
+    // forbidCreateAdmission, which refuses creates (and applies that would create) as 403.
+    d.creating_answers(&d.gizmo("late", "red"), 403).await;
     let refused = api
         .create(&PostParams::default(), &d.gizmo("late", "red"))
         .await
         .expect_err("create is refused");
+    let forbidden = format!(
+        "gizmos.{} \"late\" is forbidden: create not allowed while custom resource definition is terminating",
+        d.group
+    );
     match refused {
         kube::Error::Api(status) => {
-            assert_eq!(status.code, 405);
-            assert_eq!(
-                status.message,
-                "create not allowed while custom resource definition is terminating"
-            );
+            assert_eq!((status.code, status.reason.as_str()), (403, "Forbidden"));
+            assert_eq!(status.message, forbidden);
         }
-        other => panic!("expected a 405, got {other:?}"),
+        other => panic!("expected a 403, got {other:?}"),
     }
+    let apply = PatchParams::apply("crd-tests");
+    let refused = api
+        .patch("late", &apply, &Patch::Apply(d.gizmo("late", "red")))
+        .await
+        .expect_err("an apply that would create is refused");
+    assert_eq!(status_code(refused), 403);
 
     api.patch(
         "held",

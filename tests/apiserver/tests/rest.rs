@@ -903,12 +903,9 @@ async fn server_side_apply_conflicts_unless_forced() -> Result {
         panic!("expected an API error, got {err:?}")
     };
     assert_eq!((status.code, status.reason.as_str()), (409, "Conflict"));
-    assert!(
-        status
-            .message
-            .contains("conflict with \"first\": .spec.size"),
-        "{}",
-        status.message
+    assert_eq!(
+        status.message,
+        "Apply failed with 1 conflict: conflict with \"first\": .spec.size"
     );
     assert_eq!(
         api.get("w").await?.data["spec"]["size"],
@@ -926,14 +923,31 @@ async fn server_side_apply_conflicts_unless_forced() -> Result {
             .await
             .is_err()
     );
-    // A merge patch by a third party takes .spec.size away from "second" too.
+    // A merge patch by a third party takes .spec.size from "second" and owns it (kube's client
+    // sends no fieldManager: "unknown"), so applying another value conflicts with the updater.
     api.patch(
         "w",
         &PatchParams::default(),
         &Patch::Merge(json!({"spec": {"size": 3}})),
     )
     .await?;
-    api.patch("w", &PatchParams::apply("first"), &back).await?;
+    let status = api_error(api.patch("w", &PatchParams::apply("first"), &back).await);
+    assert_status(&status, 409, "Conflict");
+    assert_eq!(
+        status.message,
+        format!(
+            "Apply failed with 1 conflict: conflict with \"unknown\" using {GROUP}/v1: .spec.size"
+        )
+    );
+    let cause = &status.details.as_ref().expect("details").causes[0];
+    assert_eq!(
+        (cause.reason.as_str(), cause.field.as_str()),
+        ("FieldManagerConflict", ".spec.size")
+    );
+    // "second" no longer owns it: applying its own value again is a conflict with "unknown"
+    // only, and forcing takes it back.
+    api.patch("w", &PatchParams::apply("first").force(), &back)
+        .await?;
     assert_eq!(api.get("w").await?.data["spec"]["size"], 1);
     Ok(())
 }
