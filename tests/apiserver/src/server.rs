@@ -302,6 +302,20 @@ fn resource(
         return ApiError::unsupported_body(content_type).into_response();
     }
     let writes = method != Method::GET;
+    // kube-apiserver's managerOrUserAgent: a write without a fieldManager is recorded under its
+    // User-Agent up to the first "/". Not an apply, which must name its manager.
+    let defaulted;
+    let query = if writes
+        && !content_type.starts_with("application/apply-patch")
+        && query.get("fieldManager").is_none_or(String::is_empty)
+    {
+        let mut with_manager = query.clone();
+        with_manager.insert("fieldManager".into(), manager_from_user_agent(headers));
+        defaulted = with_manager;
+        &defaulted
+    } else {
+        query
+    };
     let result = match (method.as_str(), rp.name.as_deref()) {
         ("GET", _) if watching => return watch(state, &t, &rp, query),
         ("GET", Some(name)) => get(state, &t, &rp, name, headers),
@@ -472,6 +486,28 @@ fn list(
         "metadata": metadata,
         "items": page.items,
     })))
+}
+
+/// The field manager of a write that names none: the User-Agent before its first "/", without
+/// unprintable characters, at most 128 characters; "unknown" when that leaves nothing.
+fn manager_from_user_agent(headers: &HeaderMap) -> String {
+    let agent = headers
+        .get(header::USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let prefix: String = agent
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(128)
+        .collect();
+    if prefix.is_empty() {
+        "unknown".to_owned()
+    } else {
+        prefix
+    }
 }
 
 fn write_options(query: &Query) -> WriteOptions {

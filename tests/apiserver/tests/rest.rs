@@ -952,6 +952,50 @@ async fn server_side_apply_conflicts_unless_forced() -> Result {
     Ok(())
 }
 
+/// A write that names no fieldManager is recorded under its User-Agent up to the first "/"
+/// (kube-apiserver's managerOrUserAgent), "unknown" without one (kube's client sends none), and
+/// owns the fields it set: an apply of another value conflicts with it.
+#[tokio::test]
+async fn a_write_without_a_field_manager_is_recorded_under_its_user_agent() -> Result {
+    let t = common::start().await;
+    let api = widgets(&t.client_with_agent("probe/1.2 (linux)"), t.ns());
+    let created = api.create(&pp(), &widget("w", spec(1))).await?;
+    let updaters: Vec<(Option<&str>, Option<&str>)> = created
+        .managed_fields()
+        .iter()
+        .map(|m| (m.manager.as_deref(), m.operation.as_deref()))
+        .collect();
+    assert_eq!(updaters, [(Some("probe"), Some("Update"))]);
+    let status = api_error(
+        api.patch(
+            "w",
+            &PatchParams::apply("mgr"),
+            &apply_config("w", json!({"owner": "alice", "size": 2})),
+        )
+        .await,
+    );
+    assert_eq!(
+        status.message,
+        format!(
+            "Apply failed with 1 conflict: conflict with \"probe\" using {GROUP}/v1: .spec.size"
+        )
+    );
+    let anonymous = widgets(&t.client, t.ns())
+        .patch(
+            "w",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"size": 3}})),
+        )
+        .await?;
+    let managers: BTreeSet<&str> = anonymous
+        .managed_fields()
+        .iter()
+        .filter_map(|m| m.manager.as_deref())
+        .collect();
+    assert_eq!(managers, BTreeSet::from(["probe", "unknown"]));
+    Ok(())
+}
+
 /// kube passes an apply without a fieldManager through to the server, which refuses it as
 /// kube-apiserver does: 422 Invalid on `PatchOptions` (ValidatePatchOptions), before it looks
 /// the object up.

@@ -183,6 +183,16 @@ impl Target {
         &self.suffix
     }
 
+    /// A new client whose requests carry `agent` as User-Agent.
+    pub fn client_with_agent(&self, agent: &str) -> kube::Client {
+        let mut config = self.config.clone();
+        config.headers.push((
+            "user-agent".parse().expect("a header name"),
+            agent.parse().expect("a header value"),
+        ));
+        kube::Client::try_from(config).expect("a client")
+    }
+
     /// A new client that does not retry 429, 503 and 504 (kube retries them by default).
     pub fn client_without_retries(&self) -> kube::Client {
         let mut config = self.config.clone();
