@@ -2,15 +2,17 @@
 //! fields this manager applied last time but leaves out now are removed. Field ownership is
 //! recorded per manager in `managedFields[].fieldsV1` in the real format (`{"f:spec": {...}}`).
 //!
-//! Conflicts follow kube-apiserver: applying a value to a field another manager applied with a
-//! different value is a 409 Conflict unless `force` is set, which takes the field over; a
-//! non-apply write that changes a field takes it away from whoever applied it.
+//! Conflicts follow kube-apiserver: applying a value to a field another manager owns with a
+//! different value is a 409 Conflict unless `force` is set, which takes the field over. A
+//! non-apply write (create, update, patch) owns the fields it sets or changes, recorded in its
+//! manager's `Update` entry, and takes them away from every other manager.
 //!
 //! Where it differs from kube-apiserver (also in README.md): every list is atomic (no
-//! `listType: map` merging by key), and fields set by non-apply writes are not recorded as
-//! owned by the writer, so they never conflict with an apply.
+//! `listType: map` merging by key).
 
 use serde_json::{Map, Value, json};
+
+use crate::go_fmt::go_quote;
 
 /// The field set of an applied configuration, in `fieldsV1` form: every object key becomes
 /// `f:<key>`; any other value (lists included) is a leaf `{}`.
@@ -141,17 +143,99 @@ fn remove_leaf(set: &mut Value, path: &[String]) {
     }
 }
 
-fn apply_entries(object: &mut Value) -> impl Iterator<Item = &mut Value> {
+fn entries_mut(object: &mut Value) -> impl Iterator<Item = &mut Value> {
     object
         .pointer_mut("/metadata/managedFields")
         .and_then(Value::as_array_mut)
         .into_iter()
         .flatten()
-        .filter(|entry| entry["operation"] == "Apply")
 }
 
-/// The fields `config` would set that another manager applied with a different value:
-/// (that manager, `.path`).
+/// Whether a managedFields entry is `manager`'s applied configuration.
+fn is_apply_of(entry: &Value, manager: &str) -> bool {
+    entry["operation"] == "Apply" && entry["manager"] == manager
+}
+
+/// Metadata the server sets: no manager's field.
+const SERVER_METADATA: &[&str] = &[
+    "name",
+    "namespace",
+    "generateName",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "managedFields",
+    "selfLink",
+];
+
+/// The fields a non-apply write from `old` (`None` for a create) to `new` sets, in `fieldsV1`
+/// form: every leaf whose value is new or changed.
+pub fn updated_fields(old: Option<&Value>, new: &Value) -> Value {
+    fn walk(old: Option<&Value>, new: &Value, depth: usize, in_metadata: bool) -> Option<Value> {
+        match new {
+            Value::Object(map) if !map.is_empty() => {
+                let mut set = Map::new();
+                for (key, value) in map {
+                    let skipped = match depth {
+                        0 => matches!(key.as_str(), "apiVersion" | "kind"),
+                        1 => in_metadata && SERVER_METADATA.contains(&key.as_str()),
+                        _ => false,
+                    };
+                    if skipped {
+                        continue;
+                    }
+                    let old_child = old.and_then(|o| o.get(key));
+                    let metadata = depth == 0 && key == "metadata";
+                    if let Some(child) = walk(old_child, value, depth + 1, metadata) {
+                        set.insert(format!("f:{key}"), child);
+                    }
+                }
+                (!set.is_empty()).then_some(Value::Object(set))
+            }
+            _ => (old != Some(new)).then(|| json!({})),
+        }
+    }
+    walk(old, new, 0, false).unwrap_or_else(|| json!({}))
+}
+
+/// Adds the field set `more` to `set`.
+pub fn union(set: &mut Value, more: &Value) {
+    let Some(more) = more.as_object() else {
+        return;
+    };
+    if !set.is_object() {
+        *set = json!({});
+    }
+    let Some(target) = set.as_object_mut() else {
+        return;
+    };
+    for (field, child) in more {
+        match target.get_mut(field) {
+            Some(existing) => union(existing, child),
+            None => {
+                target.insert(field.clone(), child.clone());
+            }
+        }
+    }
+}
+
+/// How kube-apiserver names a manager in a conflict: `"name"` for an applier, `"name" using
+/// apiVersion` for an updater.
+fn printed_manager(entry: &Value) -> String {
+    let name = entry["manager"].as_str().unwrap_or_default();
+    if entry["operation"] == "Update" {
+        let version = entry["apiVersion"].as_str().unwrap_or_default();
+        format!("{} using {version}", go_quote(name))
+    } else {
+        go_quote(name)
+    }
+}
+
+/// The fields `config` would set that another manager owns with a different value:
+/// (that manager as kube-apiserver prints it, `.path`).
 pub fn conflicts(object: &Value, config: &Value, manager: &str) -> Vec<(String, String)> {
     let mine = leaves(&field_set(config));
     let mut found = Vec::new();
@@ -159,24 +243,24 @@ pub fn conflicts(object: &Value, config: &Value, manager: &str) -> Vec<(String, 
         .pointer("/metadata/managedFields")
         .and_then(Value::as_array);
     for entry in entries.into_iter().flatten() {
-        if entry["operation"] != "Apply" || entry["manager"] == manager {
+        if is_apply_of(entry, manager) {
             continue;
         }
-        let other = entry["manager"].as_str().unwrap_or_default();
+        let other = printed_manager(entry);
         for leaf in leaves(&entry["fieldsV1"]) {
             if mine.contains(&leaf) && value_at(object, &leaf) != value_at(config, &leaf) {
-                found.push((other.to_owned(), dotted(&leaf)));
+                found.push((other.clone(), dotted(&leaf)));
             }
         }
     }
     found
 }
 
-/// Takes the given fields away from every other manager's applied set (a forced apply).
+/// Takes the given fields away from every other manager (a forced apply).
 pub fn take_over(object: &mut Value, config: &Value, manager: &str) {
     let mine = leaves(&field_set(config));
-    for entry in apply_entries(object) {
-        if entry["manager"] == manager {
+    for entry in entries_mut(object) {
+        if is_apply_of(entry, manager) {
             continue;
         }
         for leaf in &mine {
@@ -186,10 +270,10 @@ pub fn take_over(object: &mut Value, config: &Value, manager: &str) {
 }
 
 /// After a non-apply write from `old` to `new`: every field whose value changed is no longer
-/// owned by whoever applied it.
+/// owned by whoever owned it (the writer records it as its own next).
 pub fn release_changed(new: &mut Value, old: &Value) {
     let snapshot = new.clone();
-    for entry in apply_entries(new) {
+    for entry in entries_mut(new) {
         for leaf in leaves(&entry["fieldsV1"]) {
             if value_at(old, &leaf) != value_at(&snapshot, &leaf) {
                 remove_leaf(&mut entry["fieldsV1"], &leaf);
@@ -241,7 +325,7 @@ mod tests {
         let config = json!({"spec": {"holder": "b"}});
         assert_eq!(
             conflicts(&object, &config, "b"),
-            vec![("a".to_owned(), ".spec.holder".to_owned())]
+            vec![("\"a\"".to_owned(), ".spec.holder".to_owned())]
         );
         assert!(
             conflicts(&object, &json!({"spec": {"holder": "a"}}), "b").is_empty(),
@@ -274,6 +358,54 @@ mod tests {
         );
         let config = json!({"spec": {"holder": "b"}});
         assert!(conflicts(&new, &config, "b").is_empty());
+    }
+
+    #[test]
+    fn an_update_owns_what_it_sets_or_changes() {
+        let old = json!({"apiVersion": "v1", "kind": "X",
+                         "metadata": {"name": "a", "resourceVersion": "3", "labels": {"x": "1"}},
+                         "spec": {"same": 1, "changed": 1, "removed": 1}});
+        let mut new = old.clone();
+        new["metadata"]["resourceVersion"] = json!("4");
+        new["metadata"]["labels"]["y"] = json!("2");
+        new["spec"]["changed"] = json!(2);
+        new["spec"]["added"] = json!({"deep": [1]});
+        new["spec"].as_object_mut().unwrap().remove("removed");
+        assert_eq!(
+            updated_fields(Some(&old), &new),
+            json!({"f:metadata": {"f:labels": {"f:y": {}}},
+                   "f:spec": {"f:changed": {}, "f:added": {"f:deep": {}}}})
+        );
+        assert_eq!(
+            updated_fields(None, &old),
+            json!({"f:metadata": {"f:labels": {"f:x": {}}},
+                   "f:spec": {"f:same": {}, "f:changed": {}, "f:removed": {}}})
+        );
+    }
+
+    #[test]
+    fn a_field_an_update_owns_conflicts_with_an_apply() {
+        let update = json!({"manager": "u", "operation": "Update", "apiVersion": "x.io/v1",
+                            "fieldsV1": {"f:spec": {"f:holder": {}}}});
+        let object = json!({"metadata": {"managedFields": [update]}, "spec": {"holder": "u"}});
+        assert_eq!(
+            conflicts(&object, &json!({"spec": {"holder": "b"}}), "u"),
+            vec![("\"u\" using x.io/v1".to_owned(), ".spec.holder".to_owned())],
+            "an Update entry is another owner, even under the applier's name"
+        );
+    }
+
+    #[test]
+    fn union_merges_field_sets() {
+        let mut set = json!({"f:spec": {"f:a": {}}});
+        union(
+            &mut set,
+            &json!({"f:spec": {"f:b": {}}, "f:metadata": {"f:labels": {}}}),
+        );
+        assert_eq!(
+            set,
+            json!({"f:spec": {"f:a": {}, "f:b": {}}, "f:metadata": {"f:labels": {}}})
+        );
     }
 
     #[test]

@@ -302,6 +302,20 @@ fn resource(
         return ApiError::unsupported_body(content_type).into_response();
     }
     let writes = method != Method::GET;
+    // kube-apiserver's managerOrUserAgent: a write without a fieldManager is recorded under its
+    // User-Agent up to the first "/". Not an apply, which must name its manager.
+    let defaulted;
+    let query = if writes
+        && !content_type.starts_with("application/apply-patch")
+        && query.get("fieldManager").is_none_or(String::is_empty)
+    {
+        let mut with_manager = query.clone();
+        with_manager.insert("fieldManager".into(), manager_from_user_agent(headers));
+        defaulted = with_manager;
+        &defaulted
+    } else {
+        query
+    };
     let result = match (method.as_str(), rp.name.as_deref()) {
         ("GET", _) if watching => return watch(state, &t, &rp, query),
         ("GET", Some(name)) => get(state, &t, &rp, name, headers),
@@ -474,6 +488,28 @@ fn list(
     })))
 }
 
+/// The field manager of a write that names none: the User-Agent before its first "/", without
+/// unprintable characters, at most 128 characters; "unknown" when that leaves nothing.
+fn manager_from_user_agent(headers: &HeaderMap) -> String {
+    let agent = headers
+        .get(header::USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let prefix: String = agent
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(128)
+        .collect();
+    if prefix.is_empty() {
+        "unknown".to_owned()
+    } else {
+        prefix
+    }
+}
+
 fn write_options(query: &Query) -> WriteOptions {
     WriteOptions {
         dry_run: query.get("dryRun").is_some_and(|v| v == "All"),
@@ -503,11 +539,12 @@ fn create(
     query: &Query,
     body: &Bytes,
 ) -> ApiResult<Response> {
+    let object = parse_json(body)?;
     if t.terminating {
         // kube's CRD handler refuses new instances while the CRD's finalizer deletes them.
-        return Err(ApiError::terminating_crd(t, "create"));
+        let name = object.pointer("/metadata/name").and_then(Value::as_str);
+        return Err(ApiError::terminating_crd(t, name.unwrap_or_default()));
     }
-    let object = parse_json(body)?;
     let created =
         lock(&state.store).create(t, rp.namespace.as_deref(), object, &write_options(query))?;
     Ok((StatusCode::CREATED, json_body(&created)).into_response())
@@ -584,6 +621,9 @@ fn patch(
             let old = match store.get(t, namespace, name) {
                 Ok(old) => old,
                 Err(e) if e.code == 404 && !status_only => {
+                    if t.terminating {
+                        return Err(ApiError::terminating_crd(t, name));
+                    }
                     config["metadata"]["name"] = json!(name);
                     let created = store.create(t, rp.namespace.as_deref(), config, &options)?;
                     return Ok((StatusCode::CREATED, json_body(&created)).into_response());
@@ -593,7 +633,7 @@ fn patch(
             let found = apply::conflicts(&old, &config, &manager);
             let force = query.get("force").is_some_and(|f| f == "true");
             if !found.is_empty() && !force {
-                return Err(ApiError::apply_conflict(t, name, &found));
+                return Err(ApiError::apply_conflict(&found));
             }
             let previous = managed_fields(&old, &manager);
             let mut applied = apply::apply(&old, &config, previous.as_ref());

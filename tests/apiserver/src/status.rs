@@ -94,15 +94,28 @@ impl ApiError {
         )
     }
 
-    /// 405 MethodNotAllowed for a write to the instances of a CRD being deleted, worded as
-    /// kube's CRD handler words it.
-    pub fn terminating_crd(t: &crate::registry::ResourceType, verb: &str) -> Self {
+    /// 403 Forbidden for a create of an instance of a CRD being deleted, as the admission
+    /// wrapper of kube's CRD handler (forbidCreateAdmission) refuses it. `name` may be empty
+    /// (generateName).
+    pub fn terminating_crd(t: &crate::registry::ResourceType, name: &str) -> Self {
+        let resource = if t.group.is_empty() {
+            t.plural.clone()
+        } else {
+            format!("{}.{}", t.plural, t.group)
+        };
+        let subject = if name.is_empty() {
+            resource
+        } else {
+            format!("{resource} {}", crate::go_fmt::go_quote(name))
+        };
         Self {
-            details: Some(json!({"group": t.group, "kind": t.plural})),
+            details: Some(json!({"name": name, "group": t.group, "kind": t.plural})),
             ..Self::new(
-                405,
-                "MethodNotAllowed",
-                format!("{verb} not allowed while custom resource definition is terminating"),
+                403,
+                "Forbidden",
+                format!(
+                    "{subject} is forbidden: create not allowed while custom resource definition is terminating"
+                ),
             )
         }
     }
@@ -147,33 +160,37 @@ impl ApiError {
     }
 
     /// 409 Conflict: a server-side apply would change fields other managers applied.
-    pub fn apply_conflict(
-        t: &crate::registry::ResourceType,
-        name: &str,
-        conflicts: &[(String, String)],
-    ) -> Self {
-        let list: Vec<String> = conflicts
-            .iter()
-            .map(|(manager, path)| format!("conflict with \"{manager}\": {path}"))
-            .collect();
-        let noun = if conflicts.len() == 1 {
-            "conflict"
-        } else {
-            "conflicts"
+    /// 409 Conflict of a server-side apply, worded as kube-apiserver's field manager words it
+    /// (`conflicts` are (manager as printed, `.path`)); its details hold only the causes.
+    pub fn apply_conflict(conflicts: &[(String, String)]) -> Self {
+        let message = match conflicts {
+            [(manager, path)] => {
+                format!("Apply failed with 1 conflict: conflict with {manager}: {path}")
+            }
+            _ => {
+                let mut by_manager: std::collections::BTreeMap<&str, Vec<&str>> =
+                    std::collections::BTreeMap::new();
+                for (manager, path) in conflicts {
+                    by_manager.entry(manager).or_default().push(path);
+                }
+                let mut lines = Vec::new();
+                for (manager, paths) in by_manager {
+                    lines.push(format!("conflicts with {manager}:"));
+                    lines.extend(paths.iter().map(|path| format!("- {path}")));
+                }
+                format!(
+                    "Apply failed with {} conflicts: {}",
+                    conflicts.len(),
+                    lines.join("\n")
+                )
+            }
         };
-        let message = format!(
-            "Apply failed with {} {noun}: {}",
-            conflicts.len(),
-            list.join("\n")
-        );
         let causes: Vec<serde_json::Value> = conflicts
             .iter()
-            .map(|(manager, path)| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{manager}\""), "field": path}))
+            .map(|(manager, path)| json!({"reason": "FieldManagerConflict", "message": format!("conflict with {manager}"), "field": path}))
             .collect();
         Self {
-            details: Some(
-                json!({"name": name, "group": t.group, "kind": t.plural, "causes": causes}),
-            ),
+            details: Some(json!({"causes": causes})),
             ..Self::new(409, "Conflict", message)
         }
     }

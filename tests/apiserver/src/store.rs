@@ -498,7 +498,8 @@ impl Store {
                 meta.insert("generation".into(), json!(1));
             }
         }
-        record_manager(&mut object, t, options, &now);
+        let owned = crate::apply::updated_fields(None, &object);
+        record_manager(&mut object, t, options, &now, &owned);
         if options.dry_run {
             return Ok(object);
         }
@@ -664,14 +665,15 @@ impl Store {
         // An apply's field set is part of the object; an update's bookkeeping entry is not
         // worth a write of its own.
         if options.apply.is_some() {
-            record_manager(&mut new, t, options, &timestamp());
+            record_manager(&mut new, t, options, &timestamp(), &json!({}));
         }
         if comparable(&new) == comparable(&old) {
             // kube-apiserver skips writes that change nothing: no new resourceVersion, no event.
             return Ok(old);
         }
         if options.apply.is_none() {
-            record_manager(&mut new, t, options, &timestamp());
+            let owned = crate::apply::updated_fields(Some(&old), &new);
+            record_manager(&mut new, t, options, &timestamp(), &owned);
         }
         if options.dry_run {
             return Ok(new);
@@ -1319,7 +1321,16 @@ fn admit(t: &ResourceType, object: Value, old: Option<&Value>, name: &str) -> Ap
     })
 }
 
-fn record_manager(object: &mut Value, t: &ResourceType, options: &WriteOptions, now: &str) {
+/// Records the write's manager in managedFields: an apply's field set replaces its `Apply`
+/// entry; a non-apply write adds `updated` (what it set or changed) to its `Update` entry. Update
+/// entries left without fields are dropped, as kube-apiserver drops them.
+fn record_manager(
+    object: &mut Value,
+    t: &ResourceType,
+    options: &WriteOptions,
+    now: &str,
+    updated: &Value,
+) {
     let manager = options
         .field_manager
         .clone()
@@ -1329,21 +1340,40 @@ fn record_manager(object: &mut Value, t: &ResourceType, options: &WriteOptions, 
     } else {
         "Update"
     };
-    let entry = json!({
-        "manager": manager,
-        "operation": operation,
-        "apiVersion": t.api_version(),
-        "time": now,
-        "fieldsType": "FieldsV1",
-        "fieldsV1": options.apply.clone().unwrap_or_else(|| json!({})),
-    });
     let meta = meta_mut(object);
     let mut entries = meta
         .get("managedFields")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    entries.retain(|e| !(e["manager"] == manager.as_str() && e["operation"] == operation));
+    let fields = match &options.apply {
+        Some(applied) => applied.clone(),
+        None => {
+            let mut fields = entries
+                .iter()
+                .find(|e| e["manager"] == manager.as_str() && e["operation"] == operation)
+                .map(|e| e["fieldsV1"].clone())
+                .unwrap_or_else(|| json!({}));
+            crate::apply::union(&mut fields, updated);
+            fields
+        }
+    };
+    let entry = json!({
+        "manager": manager,
+        "operation": operation,
+        "apiVersion": t.api_version(),
+        "time": now,
+        "fieldsType": "FieldsV1",
+        "fieldsV1": fields,
+    });
+    entries.retain(|e| {
+        let mine = e["manager"] == manager.as_str() && e["operation"] == operation;
+        let emptied = e["operation"] == "Update"
+            && e["fieldsV1"]
+                .as_object()
+                .is_none_or(serde_json::Map::is_empty);
+        !mine && !emptied
+    });
     entries.push(entry);
     meta.insert("managedFields".into(), Value::Array(entries));
 }

@@ -19,8 +19,9 @@
 //!
 //! Faithful quirks worth knowing: a `null` in a `nullable` field that has an `enum` is rejected
 //! (go-openapi's enum check never matches null); CEL rules are not evaluated on null values; a
-//! failed rule shows the node's schema type as its value (`Invalid value: "string": ...`), as
-//! kube-apiserver up to at least 1.33 does.
+//! failed rule shows the value it judged (`Invalid value: "bob": ...`), or no value for an
+//! object or array (`Invalid value: <message>`), and a rule that cannot be evaluated shows the
+//! node's schema type, as kube-apiserver 1.37 does; a null bad value prints as `null`.
 //!
 //! Known differences from kube-apiserver: validation ratcheting on update (unchanged invalid
 //! fields are accepted there) is not implemented; of the string formats only `date-time` and
@@ -391,7 +392,7 @@ impl SchemaValidator {
     /// Returns the pruned and defaulted object, or every error found: schema errors sorted by
     /// field, then either the CEL rule errors or, when a schema error is of a kind that blocks
     /// CEL (`Required`, `NotSupported`, `TooLong`, `TooMany`, `TypeInvalid`), kube-apiserver's
-    /// `<nil>: Invalid value: "null": some validation rules were not checked ...` notice.
+    /// `<nil>: Invalid value: null: some validation rules were not checked ...` notice.
     pub fn admit(&self, object: Value, old: Option<&Value>) -> Result<Value, Vec<FieldError>> {
         let mut object = object;
         let mut unknown = Vec::new();
@@ -1121,8 +1122,12 @@ fn fix_nulls(x: &mut Value, s: Option<&Value>) {
 /// A schema node carrying `x-kubernetes-validations`, at a path kube-cel visits.
 struct CelNode {
     path: String,
-    /// The node's `type`, which kube-apiserver shows as the "value" of a failed rule.
+    /// The node's `type`, which kube-apiserver shows as the "value" of a rule that could not
+    /// be evaluated.
     type_name: String,
+    /// The node's value, which kube-apiserver shows as the value of a failed rule unless the
+    /// node is an object or an array.
+    value: Value,
     is_null: bool,
     /// Each rule with its static message.
     rules: Vec<(String, Option<String>)>,
@@ -1152,6 +1157,7 @@ fn collect_cel_nodes(
         out.push(CelNode {
             path: path.to_string(),
             type_name: own_type.to_string(),
+            value: value.clone(),
             is_null: value.is_null(),
             rules,
         });
@@ -1231,12 +1237,21 @@ fn cel_field_error(error: &ValidationError, nodes: &[CelNode]) -> Option<FieldEr
         .filter(|m| !m.is_empty())
         .unwrap_or(error.rule.trim());
     let detail = error.message.trim().to_string();
+    // A failed rule shows the value it judged, or none for an object or array (Go's
+    // field.OmitValueType).
+    let judged = match node {
+        Some(n) if matches!(n.type_name.as_str(), "object" | "array") => None,
+        Some(n) => Some(n.value.clone()),
+        None => Some(type_value.clone()),
+    };
     Some(match error.kind {
         CelErrorKind::ValidationFailure => match error.reason.as_deref() {
             Some("FieldValueForbidden") => FieldError::forbidden(field, detail),
             Some("FieldValueRequired") => FieldError::required(field, detail),
-            Some("FieldValueDuplicate") => FieldError::duplicate(field, type_value),
-            _ => FieldError::invalid(field, type_value, detail),
+            Some("FieldValueDuplicate") => {
+                FieldError::new(field, FieldErrorKind::Duplicate, judged, "")
+            }
+            _ => FieldError::new(field, FieldErrorKind::Invalid, judged, detail),
         },
         CelErrorKind::EvaluationError => {
             let cause = std::error::Error::source(error).map_or(detail, |e| e.to_string());
@@ -1402,11 +1417,11 @@ fn field_of(path: &str) -> String {
     }
 }
 
-/// A value as `field.Error.ErrorBody` prints it: strings and null quoted (`%q`), numbers and
-/// booleans bare (`%v`). Go prints objects and lists as Go syntax; they are shown as JSON here.
+/// A value as `field.Error.ErrorBody` prints it: strings quoted (`%q`), numbers and booleans
+/// bare (`%v`), anything else (null, objects, lists) as JSON.
 fn go_value(value: &Value) -> String {
     match value {
-        Value::Null => go_quote("null"),
+        Value::Null => "null".to_string(),
         Value::String(text) => go_quote(text),
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => match number(n) {
@@ -1639,7 +1654,7 @@ mod tests {
         );
         assert_eq!(
             messages(validator.admit(json!({"spec": {"a": "y"}}), Some(&old))),
-            vec![r#"spec: Invalid value: "object": spec is immutable"#]
+            vec![r#"spec: Invalid value: spec is immutable"#]
         );
     }
 
@@ -1732,7 +1747,7 @@ mod tests {
             messages(website().admit(object, None)),
             vec![
                 r#"spec.hostnames[1]: Invalid value: "null": spec.hostnames[1] in body must be of type string: "null""#,
-                r#"<nil>: Invalid value: "null": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"#,
+                r#"<nil>: Invalid value: null: some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"#,
             ]
         );
     }
@@ -1749,7 +1764,7 @@ mod tests {
         }));
         assert_eq!(
             messages(validator.admit(json!({"spec": {}}), None)),
-            vec![r#"spec: Invalid value: "object": x must be absent"#]
+            vec![r#"spec: Invalid value: x must be absent"#]
         );
     }
 
@@ -1800,7 +1815,7 @@ mod tests {
         object["status"] = json!({"phase": null});
         assert_eq!(
             messages(account().admit(object, None))[0],
-            r#"status.phase: Unsupported value: "null": supported values: "Active", "Suspended", "GracePeriod", "Erasing", "Retained", "Erased", "OnHold""#
+            r#"status.phase: Unsupported value: null: supported values: "Active", "Suspended", "GracePeriod", "Erasing", "Retained", "Erased", "OnHold""#
         );
     }
 
@@ -2233,7 +2248,7 @@ mod tests {
             .expect_err("accountRef is immutable");
         assert_eq!(
             errors.iter().map(FieldError::message).collect::<Vec<_>>(),
-            vec![r#"spec.accountRef: Invalid value: "string": accountRef is immutable"#]
+            vec![r#"spec.accountRef: Invalid value: "other": accountRef is immutable"#]
         );
         assert_eq!(errors[0].kind.reason(), "FieldValueInvalid");
     }
@@ -2256,7 +2271,7 @@ mod tests {
                 json!({"spec": {"x": "a"}}),
                 Some(&json!({"spec": {"x": "b"}}))
             )),
-            vec![r#"spec.x: Invalid value: "string": failed rule: self == oldSelf"#]
+            vec![r#"spec.x: Invalid value: "a": failed rule: self == oldSelf"#]
         );
     }
 
@@ -2294,16 +2309,16 @@ mod tests {
         );
         assert_eq!(
             messages(validator.admit(json!({"spec": {"a": "d"}}), None)),
-            vec![r#"spec.a: Duplicate value: "string""#]
+            vec![r#"spec.a: Duplicate value: "d""#]
         );
         assert_eq!(
             messages(validator.admit(json!({"spec": {"a": "root"}}), None)),
-            vec![r#"<nil>: Invalid value: "object": no root"#]
+            vec![r#"<nil>: Invalid value: no root"#]
         );
     }
 
     #[test]
-    fn rule_field_path_reports_on_the_target_but_shows_the_node_type() {
+    fn rule_field_path_reports_on_the_target_but_judges_the_node() {
         let validator = inline(json!({
             "type": "object",
             "properties": {"spec": {
@@ -2314,7 +2329,7 @@ mod tests {
         }));
         assert_eq!(
             messages(validator.admit(json!({"spec": {"min": 2, "max": 1}}), None)),
-            vec![r#"spec.max: Invalid value: "object": max below min"#]
+            vec![r#"spec.max: Invalid value: max below min"#]
         );
     }
 
@@ -2347,7 +2362,7 @@ mod tests {
         assert!(admit_x(&validator, Value::Null).is_ok());
         assert_eq!(
             messages(admit_x(&validator, json!("ab"))),
-            vec![r#"spec.x: Invalid value: "string": failed rule: self.size() > 2"#]
+            vec![r#"spec.x: Invalid value: "ab": failed rule: self.size() > 2"#]
         );
     }
 
@@ -2360,7 +2375,7 @@ mod tests {
             messages(website().admit(object, None)),
             vec![
                 r#"spec.hostnames[0]: Invalid value: "integer": spec.hostnames[0] in body must be of type string: "integer""#,
-                r#"<nil>: Invalid value: "null": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"#,
+                r#"<nil>: Invalid value: null: some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"#,
             ]
         );
     }
@@ -2379,7 +2394,7 @@ mod tests {
             messages(validator.admit(json!({"spec": {"a": "A", "b": 0}}), None)),
             vec![
                 r#"spec.a: Invalid value: "A": spec.a in body should match '^[a-z]+$'"#,
-                r#"spec: Invalid value: "object": b must be positive"#,
+                r#"spec: Invalid value: b must be positive"#,
             ]
         );
     }
@@ -2451,7 +2466,7 @@ mod tests {
         );
         assert_eq!(
             FieldError::invalid("spec.a", Value::Null, "d").body(),
-            r#"Invalid value: "null": d"#
+            r#"Invalid value: null: d"#
         );
         assert_eq!(
             FieldError::not_supported("spec.a", json!("x"), &["a", "b"]).body(),
@@ -2539,7 +2554,7 @@ mod tests {
                 r#"RetentionPolicy.hosting.ecuni.se "default" is invalid: ["#,
                 r#"spec.backups.keepDaily: Invalid value: "string": spec.backups.keepDaily in body must be of type integer: "string", "#,
                 r#"spec.gracePeriod: Invalid value: "30days": spec.gracePeriod in body should match '^[0-9]{1,6}[smhdw]$', "#,
-                r#"<nil>: Invalid value: "null": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation]"#
+                r#"<nil>: Invalid value: null: some validation rules were not checked because the object was invalid; correct the existing errors to complete validation]"#
             )
         );
         let causes = status["details"]["causes"].as_array().expect("causes");

@@ -68,6 +68,7 @@ async fn drain(events: &mut Events) -> Vec<WatchEvent<Widget>> {
 
 #[tokio::test]
 async fn a_rule_fails_requests_with_its_status_code() {
+    common::skip_on_real_server!("injects faults into the test server");
     let (server, client) = common::start_without_retries().await;
     let api: Api<Widget> = Api::namespaced(client, "default");
     assert_eq!(code(&api.list(&ListParams::default()).await), 200);
@@ -91,6 +92,7 @@ async fn a_rule_fails_requests_with_its_status_code() {
 
 #[tokio::test]
 async fn retry_after_is_sent_with_429_and_503() {
+    common::skip_on_real_server!("injects faults into the test server");
     let (server, client) = common::start_without_retries().await;
     let get = || {
         axum::http::Request::get(WIDGETS)
@@ -126,6 +128,7 @@ async fn retry_after_is_sent_with_429_and_503() {
 
 #[tokio::test]
 async fn a_fraction_fails_about_that_share_of_requests() {
+    common::skip_on_real_server!("injects faults into the test server");
     let (server, client) = common::start_without_retries().await;
     let api: Api<Widget> = Api::namespaced(client, "default");
     server.update_faults(|f| {
@@ -152,6 +155,7 @@ async fn a_fraction_fails_about_that_share_of_requests() {
 
 #[tokio::test]
 async fn rules_leave_other_verbs_and_resources_alone() {
+    common::skip_on_real_server!("injects faults into the test server");
     let (server, client) = common::start_without_retries().await;
     let widgets: Api<Widget> = Api::namespaced(client.clone(), "default");
     let gadgets: Api<Gadget> = Api::all(client.clone());
@@ -229,6 +233,7 @@ async fn rules_leave_other_verbs_and_resources_alone() {
 
 #[tokio::test]
 async fn latency_is_added_to_requests() {
+    common::skip_on_real_server!("injects faults into the test server");
     let (server, client) = common::start_without_retries().await;
     let api: Api<Widget> = Api::namespaced(client, "default");
     create(&api, "a").await;
@@ -250,6 +255,7 @@ async fn latency_is_added_to_requests() {
 
 #[tokio::test]
 async fn a_watch_is_cut_after_n_events() {
+    common::skip_on_real_server!("injects faults into the test server");
     let (server, client) = common::start_without_retries().await;
     let api: Api<Widget> = Api::namespaced(client, "default");
     for name in ["a", "b", "c", "d", "e"] {
@@ -300,6 +306,7 @@ async fn a_watch_is_cut_after_n_events() {
 
 #[tokio::test]
 async fn a_watch_is_cut_after_a_duration() {
+    common::skip_on_real_server!("injects faults into the test server");
     let (server, client) = common::start_without_retries().await;
     let api: Api<Widget> = Api::namespaced(client, "default");
     let cut = Duration::from_millis(500);
@@ -321,6 +328,7 @@ async fn a_watch_is_cut_after_a_duration() {
 
 #[tokio::test]
 async fn shrinking_the_event_window_forces_410_for_an_old_resource_version() {
+    common::skip_on_real_server!("shrinks the test server's event window");
     let (server, client) = common::start_without_retries().await;
     let api: Api<Widget> = Api::namespaced(client, "default");
     let first = create(&api, "a").await;
@@ -359,6 +367,7 @@ async fn shrinking_the_event_window_forces_410_for_an_old_resource_version() {
 
 #[tokio::test]
 async fn the_request_log_records_injected_failures_with_their_code() {
+    common::skip_on_real_server!("injects faults into the test server and reads its request log");
     let (server, client) = common::start_without_retries().await;
     let api: Api<Widget> = Api::namespaced(client, "default");
     create(&api, "a").await;

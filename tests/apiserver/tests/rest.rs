@@ -170,8 +170,9 @@ fn set(names: &[&str]) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn create_assigns_a_unique_uid_and_a_creation_timestamp() -> Result {
-    let (_server, client) = common::start().await;
-    let api = widgets(&client, "default");
+    let t = common::start().await;
+    let client = t.client.clone();
+    let api = widgets(&client, t.ns());
     let now = k8s_openapi::jiff::Timestamp::now().as_second();
     let mut uids = BTreeSet::new();
     for name in ["a", "b", "c"] {
@@ -197,27 +198,32 @@ async fn create_assigns_a_unique_uid_and_a_creation_timestamp() -> Result {
 
 #[tokio::test]
 async fn resource_versions_come_from_one_global_counter() -> Result {
-    let (server, client) = common::start().await;
+    let t = common::start().await;
+    let client = t.client.clone();
+    let other = t.extra_namespace("b").await;
+    let third = t.unique("other");
     let mut versions = vec![
-        rv(&widgets(&client, "default")
+        rv(&widgets(&client, t.ns())
             .create(&pp(), &widget("w", spec(1)))
             .await?),
-        rv(&config_maps(&client, "kube-system")
+        rv(&config_maps(&client, &other)
             .create(&pp(), &config_map("c"))
             .await?),
-        rv(&gadgets(&client).create(&pp(), &gadget("g")).await?),
-        rv(&Api::<Namespace>::all(client.clone())
-            .create(&pp(), &namespace("other"))
+        rv(&gadgets(&client)
+            .create(&pp(), &gadget(&t.unique("g")))
             .await?),
-        rv(&widgets(&client, "other")
+        rv(&Api::<Namespace>::all(client.clone())
+            .create(&pp(), &namespace(&third))
+            .await?),
+        rv(&widgets(&client, &third)
             .create(&pp(), &widget("w", spec(1)))
             .await?),
-        rv(&config_maps(&client, "default")
+        rv(&config_maps(&client, t.ns())
             .create(&pp(), &config_map("c"))
             .await?),
     ];
     // An update draws from the same counter.
-    versions.push(rv(&widgets(&client, "default")
+    versions.push(rv(&widgets(&client, t.ns())
         .patch(
             "w",
             &PatchParams::default(),
@@ -228,26 +234,32 @@ async fn resource_versions_come_from_one_global_counter() -> Result {
         versions.windows(2).all(|pair| pair[0] < pair[1]),
         "strictly increasing across kinds and namespaces: {versions:?}"
     );
-    assert_eq!(server.resource_version(), *versions.last().unwrap());
+    if let Some(server) = t.test_server() {
+        assert_eq!(server.resource_version(), *versions.last().unwrap());
+    }
     Ok(())
 }
 
 #[tokio::test]
 async fn create_sets_generation_1_for_custom_resources() -> Result {
-    let (_server, client) = common::start().await;
+    let t = common::start().await;
+    let client = t.client.clone();
     let mut body = widget("w", spec(1));
     body.metadata.generation = Some(7);
-    let created = widgets(&client, "default").create(&pp(), &body).await?;
+    let created = widgets(&client, t.ns()).create(&pp(), &body).await?;
     assert_eq!(created.metadata.generation, Some(1));
-    let gadget = gadgets(&client).create(&pp(), &gadget("g")).await?;
+    let gadget = gadgets(&client)
+        .create(&pp(), &gadget(&t.unique("g")))
+        .await?;
     assert_eq!(gadget.metadata.generation, Some(1));
     Ok(())
 }
 
 #[tokio::test]
 async fn generate_name_produces_a_name_with_the_prefix() -> Result {
-    let (_server, client) = common::start().await;
-    let api = widgets(&client, "default");
+    let t = common::start().await;
+    let client = t.client.clone();
+    let api = widgets(&client, t.ns());
     let mut body = widget("", spec(1));
     body.metadata.name = None;
     body.metadata.generate_name = Some("widget-".into());
@@ -266,27 +278,30 @@ async fn generate_name_produces_a_name_with_the_prefix() -> Result {
 
 #[tokio::test]
 async fn create_takes_the_namespace_from_the_path() -> Result {
-    let (_server, client) = common::start().await;
-    let created = widgets(&client, "kube-system")
+    let t = common::start().await;
+    let client = t.client.clone();
+    let other = t.extra_namespace("b").await;
+    let created = widgets(&client, &other)
         .create(&pp(), &widget("w", spec(1)))
         .await?;
-    assert_eq!(created.namespace().as_deref(), Some("kube-system"));
+    assert_eq!(created.namespace().as_deref(), Some(other.as_str()));
     assert_eq!(
-        widgets(&client, "kube-system")
+        widgets(&client, &other)
             .get("w")
             .await?
             .namespace()
             .as_deref(),
-        Some("kube-system")
+        Some(other.as_str())
     );
-    assert!(is_gone(&widgets(&client, "default"), "w").await);
+    assert!(is_gone(&widgets(&client, t.ns()), "w").await);
     Ok(())
 }
 
 #[tokio::test]
 async fn create_of_an_existing_name_is_409_already_exists() -> Result {
-    let (_server, client) = common::start().await;
-    let api = widgets(&client, "default");
+    let t = common::start().await;
+    let client = t.client.clone();
+    let api = widgets(&client, t.ns());
     let first = api.create(&pp(), &widget("w", spec(1))).await?;
     let status = api_error(api.create(&pp(), &widget("w", spec(2))).await);
     assert_status(&status, 409, "AlreadyExists");
@@ -301,7 +316,8 @@ async fn create_of_an_existing_name_is_409_already_exists() -> Result {
 
 #[tokio::test]
 async fn create_in_a_missing_namespace_is_404() -> Result {
-    let (_server, client) = common::start().await;
+    let t = common::start().await;
+    let client = t.client.clone();
     let status = api_error(
         widgets(&client, "nowhere")
             .create(&pp(), &widget("w", spec(1)))
@@ -314,15 +330,16 @@ async fn create_in_a_missing_namespace_is_404() -> Result {
 
 #[tokio::test]
 async fn create_drops_status_when_the_kind_has_a_status_subresource() -> Result {
-    let (_server, client) = common::start().await;
+    let t = common::start().await;
+    let client = t.client.clone();
     let mut body = widget("w", spec(1));
     body.data["status"] = json!({"phase": "Ready"});
-    let created = widgets(&client, "default").create(&pp(), &body).await?;
+    let created = widgets(&client, t.ns()).create(&pp(), &body).await?;
     assert!(created.data.get("status").is_none(), "{:?}", created.data);
-    let stored = widgets(&client, "default").get("w").await?;
+    let stored = widgets(&client, t.ns()).get("w").await?;
     assert!(stored.data.get("status").is_none(), "{:?}", stored.data);
     // A kind without a status subresource keeps the status it was created with.
-    let mut body = gadget("g");
+    let mut body = gadget(&t.unique("g"));
     body.data["status"] = json!({"seen": true});
     let created = gadgets(&client).create(&pp(), &body).await?;
     assert_eq!(created.data["status"], json!({"seen": true}));
@@ -332,10 +349,12 @@ async fn create_drops_status_when_the_kind_has_a_status_subresource() -> Result 
 // ---------------------------------------------------------------------------------------------
 // Get and list
 
-/// a {tier=web, env=prod}, b {tier=db, env=prod}, c {tier=cache}, d {} in `default`, and one
-/// more `a` with every label in `kube-system` that a namespaced list must not return.
-async fn labelled_widgets(client: &Client) -> Result<Api<DynamicObject>> {
-    let api = widgets(client, "default");
+/// a {tier=web, env=prod}, b {tier=db, env=prod}, c {tier=cache}, d {} in the test's
+/// namespace, and `elsewhere` with every label in another namespace of the test (returned) that
+/// a namespaced list must not return.
+async fn labelled_widgets(t: &common::Target) -> Result<(Api<DynamicObject>, String)> {
+    let client = &t.client;
+    let api = widgets(client, t.ns());
     api.create(
         &pp(),
         &labelled_widget("a", &[("tier", "web"), ("env", "prod")]),
@@ -349,19 +368,20 @@ async fn labelled_widgets(client: &Client) -> Result<Api<DynamicObject>> {
     api.create(&pp(), &labelled_widget("c", &[("tier", "cache")]))
         .await?;
     api.create(&pp(), &labelled_widget("d", &[])).await?;
-    widgets(client, "kube-system")
+    let other = t.extra_namespace("b").await;
+    widgets(client, &other)
         .create(
             &pp(),
             &labelled_widget("elsewhere", &[("tier", "web"), ("env", "prod")]),
         )
         .await?;
-    Ok(api)
+    Ok((api, other))
 }
 
 #[tokio::test]
 async fn label_selector_equals() -> Result {
-    let (_server, client) = common::start().await;
-    let api = labelled_widgets(&client).await?;
+    let t = common::start().await;
+    let (api, _) = labelled_widgets(&t).await?;
     assert_eq!(
         names(&api, &ListParams::default().labels("tier=web")).await?,
         set(&["a"])
@@ -379,8 +399,8 @@ async fn label_selector_equals() -> Result {
 
 #[tokio::test]
 async fn label_selector_not_equals_matches_objects_without_the_label() -> Result {
-    let (_server, client) = common::start().await;
-    let api = labelled_widgets(&client).await?;
+    let t = common::start().await;
+    let (api, _) = labelled_widgets(&t).await?;
     assert_eq!(
         names(&api, &ListParams::default().labels("tier!=web")).await?,
         set(&["b", "c", "d"])
@@ -390,8 +410,8 @@ async fn label_selector_not_equals_matches_objects_without_the_label() -> Result
 
 #[tokio::test]
 async fn label_selector_in() -> Result {
-    let (_server, client) = common::start().await;
-    let api = labelled_widgets(&client).await?;
+    let t = common::start().await;
+    let (api, _) = labelled_widgets(&t).await?;
     assert_eq!(
         names(&api, &ListParams::default().labels("tier in (web, db)")).await?,
         set(&["a", "b"])
@@ -401,8 +421,8 @@ async fn label_selector_in() -> Result {
 
 #[tokio::test]
 async fn label_selector_notin_matches_objects_without_the_label() -> Result {
-    let (_server, client) = common::start().await;
-    let api = labelled_widgets(&client).await?;
+    let t = common::start().await;
+    let (api, _) = labelled_widgets(&t).await?;
     assert_eq!(
         names(&api, &ListParams::default().labels("tier notin (web,db)")).await?,
         set(&["c", "d"])
@@ -412,8 +432,8 @@ async fn label_selector_notin_matches_objects_without_the_label() -> Result {
 
 #[tokio::test]
 async fn label_selector_exists() -> Result {
-    let (_server, client) = common::start().await;
-    let api = labelled_widgets(&client).await?;
+    let t = common::start().await;
+    let (api, _) = labelled_widgets(&t).await?;
     assert_eq!(
         names(&api, &ListParams::default().labels("env")).await?,
         set(&["a", "b"])
@@ -423,8 +443,8 @@ async fn label_selector_exists() -> Result {
 
 #[tokio::test]
 async fn label_selector_not_exists() -> Result {
-    let (_server, client) = common::start().await;
-    let api = labelled_widgets(&client).await?;
+    let t = common::start().await;
+    let (api, _) = labelled_widgets(&t).await?;
     assert_eq!(
         names(&api, &ListParams::default().labels("!env")).await?,
         set(&["c", "d"])
@@ -434,9 +454,10 @@ async fn label_selector_not_exists() -> Result {
 
 #[tokio::test]
 async fn field_selector_metadata_name() -> Result {
-    let (_server, client) = common::start().await;
-    labelled_widgets(&client).await?;
-    let namespaced = widgets(&client, "default");
+    let t = common::start().await;
+    let client = t.client.clone();
+    let (_, other) = labelled_widgets(&t).await?;
+    let namespaced = widgets(&client, t.ns());
     assert_eq!(
         names(
             &namespaced,
@@ -454,33 +475,37 @@ async fn field_selector_metadata_name() -> Result {
         set(&["a", "c", "d"])
     );
     let everywhere = Api::<DynamicObject>::all_with(client.clone(), &widget_resource());
+    // On a shared server other tests' namespaces hold an `elsewhere` too: only this test's
+    // namespaces count.
     let found: Vec<(Option<String>, String)> = everywhere
         .list(&ListParams::default().fields("metadata.name=elsewhere"))
         .await?
         .iter()
         .map(|o| (o.namespace(), o.name_any()))
+        .filter(|(ns, _)| ns.as_deref() == Some(t.ns()) || ns.as_deref() == Some(&other))
         .collect();
-    assert_eq!(found, [(Some("kube-system".into()), "elsewhere".into())]);
+    assert_eq!(found, [(Some(other.clone()), "elsewhere".into())]);
     Ok(())
 }
 
 #[tokio::test]
 async fn field_selector_metadata_namespace() -> Result {
-    let (_server, client) = common::start().await;
-    labelled_widgets(&client).await?;
+    let t = common::start().await;
+    let client = t.client.clone();
+    let (_, other) = labelled_widgets(&t).await?;
     let everywhere = Api::<DynamicObject>::all_with(client.clone(), &widget_resource());
-    let in_kube_system = everywhere
-        .list(&ListParams::default().fields("metadata.namespace=kube-system"))
+    let in_other = everywhere
+        .list(&ListParams::default().fields(&format!("metadata.namespace={other}")))
         .await?;
-    let found: Vec<(Option<String>, String)> = in_kube_system
+    let found: Vec<(Option<String>, String)> = in_other
         .iter()
         .map(|o| (o.namespace(), o.name_any()))
         .collect();
-    assert_eq!(found, [(Some("kube-system".into()), "elsewhere".into())]);
+    assert_eq!(found, [(Some(other.clone()), "elsewhere".into())]);
     assert_eq!(
         names(
             &everywhere,
-            &ListParams::default().fields("metadata.namespace=default")
+            &ListParams::default().fields(&format!("metadata.namespace={}", t.ns()))
         )
         .await?,
         set(&["a", "b", "c", "d"])
@@ -490,13 +515,14 @@ async fn field_selector_metadata_namespace() -> Result {
 
 #[tokio::test]
 async fn limit_and_continue_visit_every_object_exactly_once() -> Result {
-    let (_server, client) = common::start().await;
-    let api = widgets(&client, "default");
+    let t = common::start().await;
+    let client = t.client.clone();
+    let api = widgets(&client, t.ns());
     let expected: BTreeSet<String> = (0..7).map(|i| format!("w{i}")).collect();
     for name in &expected {
         api.create(&pp(), &widget(name, spec(1))).await?;
     }
-    widgets(&client, "kube-system")
+    widgets(&client, &t.extra_namespace("b").await)
         .create(&pp(), &widget("other", spec(1)))
         .await?;
     let mut seen = Vec::new();
@@ -528,11 +554,12 @@ async fn limit_and_continue_visit_every_object_exactly_once() -> Result {
 
 #[tokio::test]
 async fn list_resource_version_is_the_latest() -> Result {
-    let (server, client) = common::start().await;
-    let api = widgets(&client, "default");
+    let t = common::start().await;
+    let client = t.client.clone();
+    let api = widgets(&client, t.ns());
     let created = api.create(&pp(), &widget("w", spec(1))).await?;
     // A later write to another kind moves the global resourceVersion past every widget's.
-    let latest = rv(&config_maps(&client, "default")
+    let latest = rv(&config_maps(&client, t.ns())
         .create(&pp(), &config_map("c"))
         .await?);
     assert!(rv(&created) < latest);
@@ -543,8 +570,15 @@ async fn list_resource_version_is_the_latest() -> Result {
         .as_deref()
         .expect("a list resourceVersion")
         .parse()?;
-    assert_eq!(list_rv, latest);
-    assert_eq!(list_rv, server.resource_version());
+    match t.test_server() {
+        Some(server) => {
+            assert_eq!(list_rv, latest);
+            assert_eq!(list_rv, server.resource_version());
+        }
+        // A shared cluster: other writers (kube-apiserver's own leases among them) may have
+        // moved the global resourceVersion on since.
+        None => assert!(list_rv >= latest, "{list_rv} < {latest}"),
+    }
     Ok(())
 }
 
@@ -553,8 +587,9 @@ async fn list_resource_version_is_the_latest() -> Result {
 
 #[tokio::test]
 async fn replace_with_a_stale_resource_version_is_409_conflict() -> Result {
-    let (_server, client) = common::start().await;
-    let api = widgets(&client, "default");
+    let t = common::start().await;
+    let client = t.client.clone();
+    let api = widgets(&client, t.ns());
     let stale = api.create(&pp(), &widget("w", spec(1))).await?;
     api.patch(
         "w",
@@ -576,8 +611,9 @@ async fn replace_with_a_stale_resource_version_is_409_conflict() -> Result {
 
 #[tokio::test]
 async fn generation_increments_when_the_spec_changes() -> Result {
-    let (_server, client) = common::start().await;
-    let api = widgets(&client, "default");
+    let t = common::start().await;
+    let client = t.client.clone();
+    let api = widgets(&client, t.ns());
     let mut object = api.create(&pp(), &widget("w", spec(1))).await?;
     assert_eq!(object.metadata.generation, Some(1));
     for (size, generation) in [(2, 2), (3, 3)] {
@@ -590,8 +626,9 @@ async fn generation_increments_when_the_spec_changes() -> Result {
 
 #[tokio::test]
 async fn generation_stays_when_only_labels_or_annotations_change() -> Result {
-    let (_server, client) = common::start().await;
-    let api = widgets(&client, "default");
+    let t = common::start().await;
+    let client = t.client.clone();
+    let api = widgets(&client, t.ns());
     let mut object = api.create(&pp(), &widget("w", spec(1))).await?;
     let before = rv(&object);
     object.labels_mut().insert("team".into(), "blue".into());
@@ -610,8 +647,9 @@ async fn generation_stays_when_only_labels_or_annotations_change() -> Result {
 
 #[tokio::test]
 async fn generation_stays_when_only_status_changes() -> Result {
-    let (_server, client) = common::start().await;
-    let api = widgets(&client, "default");
+    let t = common::start().await;
+    let client = t.client.clone();
+    let api = widgets(&client, t.ns());
     let mut object = api.create(&pp(), &widget("w", spec(1))).await?;
     let before = rv(&object);
     object.data["status"] = json!({"phase": "Ready"});
@@ -624,14 +662,25 @@ async fn generation_stays_when_only_status_changes() -> Result {
 
 #[tokio::test]
 async fn a_no_op_replace_keeps_the_resource_version() -> Result {
-    let (server, client) = common::start().await;
-    let api = widgets(&client, "default");
+    let t = common::start().await;
+    let client = t.client.clone();
+    let api = widgets(&client, t.ns());
     api.create(&pp(), &widget("w", spec(1))).await?;
     let current = api.get("w").await?;
-    let global = server.resource_version();
+    let global = t.test_server().map(|server| server.resource_version());
     let replaced = api.replace("w", &pp(), &current).await?;
     assert_eq!(replaced.resource_version(), current.resource_version());
-    assert_eq!(server.resource_version(), global, "nothing was written");
+    if let Some(server) = t.test_server() {
+        assert_eq!(
+            Some(server.resource_version()),
+            global,
+            "nothing was written"
+        );
+    }
+    assert_eq!(
+        api.get("w").await?.resource_version(),
+        current.resource_version()
+    );
     Ok(())
 }
 
@@ -640,8 +689,9 @@ async fn a_no_op_replace_keeps_the_resource_version() -> Result {
 
 #[tokio::test]
 async fn json_merge_patch_merges_and_null_removes() -> Result {
-    let (_server, client) = common::start().await;
-    let api = widgets(&client, "default");
+    let t = common::start().await;
+    let client = t.client.clone();
+    let api = widgets(&client, t.ns());
     api.create(
         &pp(),
         &widget(
@@ -678,8 +728,9 @@ fn json_patch(operations: Value) -> Patch<()> {
 
 #[tokio::test]
 async fn json_patch_with_a_passing_test_applies() -> Result {
-    let (_server, client) = common::start().await;
-    let api = widgets(&client, "default");
+    let t = common::start().await;
+    let client = t.client.clone();
+    let api = widgets(&client, t.ns());
     api.create(&pp(), &widget("w", spec(1))).await?;
     let patched = api
         .patch(
@@ -699,8 +750,9 @@ async fn json_patch_with_a_passing_test_applies() -> Result {
 
 #[tokio::test]
 async fn json_patch_with_a_failing_test_is_422() -> Result {
-    let (_server, client) = common::start().await;
-    let api = widgets(&client, "default");
+    let t = common::start().await;
+    let client = t.client.clone();
+    let api = widgets(&client, t.ns());
     let created = api.create(&pp(), &widget("w", spec(1))).await?;
     let status = api_error(
         api.patch(
@@ -731,8 +783,9 @@ fn apply_config(name: &str, spec: Value) -> Patch<Value> {
 
 #[tokio::test]
 async fn server_side_apply_creates_a_missing_object() -> Result {
-    let (_server, client) = common::start().await;
-    let api = widgets(&client, "default");
+    let t = common::start().await;
+    let client = t.client.clone();
+    let api = widgets(&client, t.ns());
     let applied = api
         .patch(
             "w",
@@ -757,8 +810,9 @@ async fn server_side_apply_creates_a_missing_object() -> Result {
 
 #[tokio::test]
 async fn server_side_apply_merges_into_an_existing_object() -> Result {
-    let (_server, client) = common::start().await;
-    let api = widgets(&client, "default");
+    let t = common::start().await;
+    let client = t.client.clone();
+    let api = widgets(&client, t.ns());
     let mut body = widget("w", json!({"owner": "alice", "size": 1, "color": "green"}));
     body.labels_mut().insert("a".into(), "1".into());
     api.create(&pp(), &body).await?;
@@ -787,8 +841,9 @@ async fn server_side_apply_merges_into_an_existing_object() -> Result {
 
 #[tokio::test]
 async fn server_side_apply_removes_a_field_the_manager_no_longer_applies() -> Result {
-    let (_server, client) = common::start().await;
-    let api = widgets(&client, "default");
+    let t = common::start().await;
+    let client = t.client.clone();
+    let api = widgets(&client, t.ns());
     api.patch(
         "w",
         &PatchParams::apply("mgr"),
@@ -830,8 +885,9 @@ async fn server_side_apply_removes_a_field_the_manager_no_longer_applies() -> Re
 /// the field; `force` takes the field over; a plain update releases what it changes.
 #[tokio::test]
 async fn server_side_apply_conflicts_unless_forced() -> Result {
-    let (_server, client) = common::start().await;
-    let api = widgets(&client, "default");
+    let t = common::start().await;
+    let client = t.client.clone();
+    let api = widgets(&client, t.ns());
     api.patch(
         "w",
         &PatchParams::apply("first"),
@@ -847,12 +903,9 @@ async fn server_side_apply_conflicts_unless_forced() -> Result {
         panic!("expected an API error, got {err:?}")
     };
     assert_eq!((status.code, status.reason.as_str()), (409, "Conflict"));
-    assert!(
-        status
-            .message
-            .contains("conflict with \"first\": .spec.size"),
-        "{}",
-        status.message
+    assert_eq!(
+        status.message,
+        "Apply failed with 1 conflict: conflict with \"first\": .spec.size"
     );
     assert_eq!(
         api.get("w").await?.data["spec"]["size"],
@@ -870,15 +923,76 @@ async fn server_side_apply_conflicts_unless_forced() -> Result {
             .await
             .is_err()
     );
-    // A merge patch by a third party takes .spec.size away from "second" too.
+    // A merge patch by a third party takes .spec.size from "second" and owns it (kube's client
+    // sends no fieldManager: "unknown"), so applying another value conflicts with the updater.
     api.patch(
         "w",
         &PatchParams::default(),
         &Patch::Merge(json!({"spec": {"size": 3}})),
     )
     .await?;
-    api.patch("w", &PatchParams::apply("first"), &back).await?;
+    let status = api_error(api.patch("w", &PatchParams::apply("first"), &back).await);
+    assert_status(&status, 409, "Conflict");
+    assert_eq!(
+        status.message,
+        format!(
+            "Apply failed with 1 conflict: conflict with \"unknown\" using {GROUP}/v1: .spec.size"
+        )
+    );
+    let cause = &status.details.as_ref().expect("details").causes[0];
+    assert_eq!(
+        (cause.reason.as_str(), cause.field.as_str()),
+        ("FieldManagerConflict", ".spec.size")
+    );
+    // "second" no longer owns it: applying its own value again is a conflict with "unknown"
+    // only, and forcing takes it back.
+    api.patch("w", &PatchParams::apply("first").force(), &back)
+        .await?;
     assert_eq!(api.get("w").await?.data["spec"]["size"], 1);
+    Ok(())
+}
+
+/// A write that names no fieldManager is recorded under its User-Agent up to the first "/"
+/// (kube-apiserver's managerOrUserAgent), "unknown" without one (kube's client sends none), and
+/// owns the fields it set: an apply of another value conflicts with it.
+#[tokio::test]
+async fn a_write_without_a_field_manager_is_recorded_under_its_user_agent() -> Result {
+    let t = common::start().await;
+    let api = widgets(&t.client_with_agent("probe/1.2 (linux)"), t.ns());
+    let created = api.create(&pp(), &widget("w", spec(1))).await?;
+    let updaters: Vec<(Option<&str>, Option<&str>)> = created
+        .managed_fields()
+        .iter()
+        .map(|m| (m.manager.as_deref(), m.operation.as_deref()))
+        .collect();
+    assert_eq!(updaters, [(Some("probe"), Some("Update"))]);
+    let status = api_error(
+        api.patch(
+            "w",
+            &PatchParams::apply("mgr"),
+            &apply_config("w", json!({"owner": "alice", "size": 2})),
+        )
+        .await,
+    );
+    assert_eq!(
+        status.message,
+        format!(
+            "Apply failed with 1 conflict: conflict with \"probe\" using {GROUP}/v1: .spec.size"
+        )
+    );
+    let anonymous = widgets(&t.client, t.ns())
+        .patch(
+            "w",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"size": 3}})),
+        )
+        .await?;
+    let managers: BTreeSet<&str> = anonymous
+        .managed_fields()
+        .iter()
+        .filter_map(|m| m.manager.as_deref())
+        .collect();
+    assert_eq!(managers, BTreeSet::from(["probe", "unknown"]));
     Ok(())
 }
 
@@ -887,8 +1001,9 @@ async fn server_side_apply_conflicts_unless_forced() -> Result {
 /// the object up.
 #[tokio::test]
 async fn server_side_apply_without_a_field_manager_is_rejected() -> Result {
-    let (_server, client) = common::start().await;
-    let api = widgets(&client, "default");
+    let t = common::start().await;
+    let client = t.client.clone();
+    let api = widgets(&client, t.ns());
     let status = api_error(
         api.patch("w", &PatchParams::default(), &apply_config("w", spec(1)))
             .await,
@@ -905,8 +1020,9 @@ async fn server_side_apply_without_a_field_manager_is_rejected() -> Result {
 
 #[tokio::test]
 async fn strategic_merge_patch_on_a_custom_resource_is_415() -> Result {
-    let (_server, client) = common::start().await;
-    let api = widgets(&client, "default");
+    let t = common::start().await;
+    let client = t.client.clone();
+    let api = widgets(&client, t.ns());
     api.create(&pp(), &widget("w", spec(1))).await?;
     let status = api_error(
         api.patch(
@@ -926,8 +1042,9 @@ async fn strategic_merge_patch_on_a_custom_resource_is_415() -> Result {
 
 #[tokio::test]
 async fn replace_status_changes_only_status() -> Result {
-    let (_server, client) = common::start().await;
-    let api = widgets(&client, "default");
+    let t = common::start().await;
+    let client = t.client.clone();
+    let api = widgets(&client, t.ns());
     let mut object = api.create(&pp(), &widget("w", spec(1))).await?;
     object.data["spec"]["size"] = json!(9);
     object.labels_mut().insert("ignored".into(), "yes".into());
@@ -949,8 +1066,9 @@ async fn replace_status_changes_only_status() -> Result {
 
 #[tokio::test]
 async fn patch_status_changes_only_status() -> Result {
-    let (_server, client) = common::start().await;
-    let api = widgets(&client, "default");
+    let t = common::start().await;
+    let client = t.client.clone();
+    let api = widgets(&client, t.ns());
     api.create(&pp(), &widget("w", spec(1))).await?;
     let patched = api
         .patch_status(
@@ -967,8 +1085,9 @@ async fn patch_status_changes_only_status() -> Result {
 
 #[tokio::test]
 async fn main_resource_writes_leave_status_alone() -> Result {
-    let (_server, client) = common::start().await;
-    let api = widgets(&client, "default");
+    let t = common::start().await;
+    let client = t.client.clone();
+    let api = widgets(&client, t.ns());
     api.create(&pp(), &widget("w", spec(1))).await?;
     api.patch_status(
         "w",
@@ -1008,8 +1127,9 @@ fn with_finalizers(mut object: DynamicObject, finalizers: &[&str]) -> DynamicObj
 /// `Either::Right`, which callers take to mean "gone".
 #[tokio::test]
 async fn delete_answers_a_success_status_when_the_object_is_gone_at_once() -> Result {
-    let (_server, client) = common::start().await;
-    let api = widgets(&client, "default");
+    let t = common::start().await;
+    let client = t.client.clone();
+    let api = widgets(&client, t.ns());
     let created = api.create(&pp(), &widget("w", spec(1))).await?;
     let status = api
         .delete("w", &DeleteParams::default())
@@ -1027,8 +1147,9 @@ async fn delete_answers_a_success_status_when_the_object_is_gone_at_once() -> Re
 
 #[tokio::test]
 async fn delete_with_finalizers_sets_deletion_timestamp() -> Result {
-    let (_server, client) = common::start().await;
-    let api = widgets(&client, "default");
+    let t = common::start().await;
+    let client = t.client.clone();
+    let api = widgets(&client, t.ns());
     let created = api
         .create(
             &pp(),
@@ -1051,8 +1172,9 @@ async fn delete_with_finalizers_sets_deletion_timestamp() -> Result {
 
 #[tokio::test]
 async fn an_object_goes_when_its_last_finalizer_is_removed() -> Result {
-    let (_server, client) = common::start().await;
-    let api = widgets(&client, "default");
+    let t = common::start().await;
+    let client = t.client.clone();
+    let api = widgets(&client, t.ns());
     api.create(
         &pp(),
         &with_finalizers(
@@ -1081,8 +1203,9 @@ async fn an_object_goes_when_its_last_finalizer_is_removed() -> Result {
 
 #[tokio::test]
 async fn adding_a_finalizer_while_deleting_is_rejected() -> Result {
-    let (_server, client) = common::start().await;
-    let api = widgets(&client, "default");
+    let t = common::start().await;
+    let client = t.client.clone();
+    let api = widgets(&client, t.ns());
     api.create(
         &pp(),
         &with_finalizers(widget("w", spec(1)), &["test.example.com/a"]),
@@ -1116,8 +1239,9 @@ fn preconditions(uid: Option<&str>, resource_version: Option<&str>) -> DeletePar
 
 #[tokio::test]
 async fn delete_with_a_mismatched_uid_precondition_is_409() -> Result {
-    let (_server, client) = common::start().await;
-    let api = widgets(&client, "default");
+    let t = common::start().await;
+    let client = t.client.clone();
+    let api = widgets(&client, t.ns());
     let created = api.create(&pp(), &widget("w", spec(1))).await?;
     let status = api_error(
         api.delete("w", &preconditions(Some("not-the-uid"), None))
@@ -1133,8 +1257,9 @@ async fn delete_with_a_mismatched_uid_precondition_is_409() -> Result {
 
 #[tokio::test]
 async fn delete_with_a_mismatched_resource_version_precondition_is_409() -> Result {
-    let (_server, client) = common::start().await;
-    let api = widgets(&client, "default");
+    let t = common::start().await;
+    let client = t.client.clone();
+    let api = widgets(&client, t.ns());
     let created = api.create(&pp(), &widget("w", spec(1))).await?;
     let current = api
         .patch(
@@ -1163,9 +1288,13 @@ async fn delete_with_a_mismatched_resource_version_precondition_is_409() -> Resu
 
 #[tokio::test]
 async fn background_propagation_deletes_dependents() -> Result {
-    let (_server, client) = common::start().await;
-    let api = widgets(&client, "default");
-    let cms = config_maps(&client, "default");
+    common::skip_on_real_server!(
+        "dependents are deleted by the garbage collector of kube-controller-manager, which this control plane does not run"
+    );
+    let t = common::start().await;
+    let client = t.client.clone();
+    let api = widgets(&client, t.ns());
+    let cms = config_maps(&client, t.ns());
     let owner = api.create(&pp(), &widget("owner", spec(1))).await?;
     cms.create(&pp(), &dependent_config_map("dependent", &owner, &[]))
         .await?;
@@ -1185,9 +1314,13 @@ async fn background_propagation_deletes_dependents() -> Result {
 /// has `blockOwnerDeletion: true`; every dependent is deleted.
 #[tokio::test]
 async fn foreground_propagation_keeps_the_owner_until_blocking_dependents_are_gone() -> Result {
-    let (_server, client) = common::start().await;
-    let api = widgets(&client, "default");
-    let cms = config_maps(&client, "default");
+    common::skip_on_real_server!(
+        "dependents are deleted by the garbage collector of kube-controller-manager, which this control plane does not run"
+    );
+    let t = common::start().await;
+    let client = t.client.clone();
+    let api = widgets(&client, t.ns());
+    let cms = config_maps(&client, t.ns());
     let owner = api.create(&pp(), &widget("owner", spec(1))).await?;
     let mut blocking = dependent_config_map("blocking", &owner, &["test.example.com/hold"]);
     blocking.metadata.owner_references.as_mut().unwrap()[0].block_owner_deletion = Some(true);
@@ -1247,9 +1380,13 @@ async fn foreground_propagation_keeps_the_owner_until_blocking_dependents_are_go
 
 #[tokio::test]
 async fn orphan_propagation_keeps_dependents_without_the_owner_reference() -> Result {
-    let (_server, client) = common::start().await;
-    let api = widgets(&client, "default");
-    let cms = config_maps(&client, "default");
+    common::skip_on_real_server!(
+        "dependents are deleted by the garbage collector of kube-controller-manager, which this control plane does not run"
+    );
+    let t = common::start().await;
+    let client = t.client.clone();
+    let api = widgets(&client, t.ns());
+    let cms = config_maps(&client, t.ns());
     let owner = api.create(&pp(), &widget("owner", spec(1))).await?;
     let other = api.create(&pp(), &widget("other", spec(1))).await?;
     cms.create(&pp(), &dependent_config_map("dependent", &owner, &[]))
@@ -1286,9 +1423,10 @@ async fn orphan_propagation_keeps_dependents_without_the_owner_reference() -> Re
 
 #[tokio::test]
 async fn delete_of_a_missing_object_is_404() -> Result {
-    let (_server, client) = common::start().await;
+    let t = common::start().await;
+    let client = t.client.clone();
     let status = api_error(
-        widgets(&client, "default")
+        widgets(&client, t.ns())
             .delete("missing", &DeleteParams::default())
             .await,
     );
@@ -1299,8 +1437,9 @@ async fn delete_of_a_missing_object_is_404() -> Result {
 
 #[tokio::test]
 async fn delete_collection_deletes_only_matching_objects() -> Result {
-    let (_server, client) = common::start().await;
-    let api = labelled_widgets(&client).await?;
+    let t = common::start().await;
+    let client = t.client.clone();
+    let (api, other) = labelled_widgets(&t).await?;
     let deleted = api
         .delete_collection(
             &DeleteParams::default(),
@@ -1312,13 +1451,17 @@ async fn delete_collection_deletes_only_matching_objects() -> Result {
     assert_eq!(deleted, set(&["a", "b"]));
     assert_eq!(names(&api, &ListParams::default()).await?, set(&["c", "d"]));
     // The same labels in another namespace are untouched.
-    widgets(&client, "kube-system").get("elsewhere").await?;
+    widgets(&client, &other).get("elsewhere").await?;
     Ok(())
 }
 
 #[tokio::test]
 async fn deleting_a_namespace_deletes_its_content() -> Result {
-    let (_server, client) = common::start().await;
+    common::skip_on_real_server!(
+        "a namespace's content is deleted by the namespace controller of kube-controller-manager, which this control plane does not run: it would stay Terminating"
+    );
+    let t = common::start().await;
+    let client = t.client.clone();
     let namespaces = Api::<Namespace>::all(client.clone());
     namespaces.create(&pp(), &namespace("doomed")).await?;
     widgets(&client, "doomed")
@@ -1327,7 +1470,7 @@ async fn deleting_a_namespace_deletes_its_content() -> Result {
     config_maps(&client, "doomed")
         .create(&pp(), &config_map("c"))
         .await?;
-    config_maps(&client, "default")
+    config_maps(&client, t.ns())
         .create(&pp(), &config_map("c"))
         .await?;
     namespaces
@@ -1336,7 +1479,7 @@ async fn deleting_a_namespace_deletes_its_content() -> Result {
     assert!(is_gone(&widgets(&client, "doomed"), "w").await);
     assert!(is_gone(&config_maps(&client, "doomed"), "c").await);
     assert!(is_gone(&namespaces, "doomed").await);
-    config_maps(&client, "default").get("c").await?;
+    config_maps(&client, t.ns()).get("c").await?;
     Ok(())
 }
 
@@ -1345,8 +1488,9 @@ async fn deleting_a_namespace_deletes_its_content() -> Result {
 
 #[tokio::test]
 async fn every_error_is_a_status_with_code_and_reason() -> Result {
-    let (_server, client) = common::start().await;
-    let api = widgets(&client, "default");
+    let t = common::start().await;
+    let client = t.client.clone();
+    let api = widgets(&client, t.ns());
     let stale = api.create(&pp(), &widget("w", spec(1))).await?;
     api.patch(
         "w",
@@ -1454,8 +1598,10 @@ fn record(
 
 #[tokio::test]
 async fn the_request_log_records_every_call() -> Result {
-    let (server, client) = common::start().await;
-    let api = widgets(&client, "default");
+    common::skip_on_real_server!("reads the test server's request log");
+    let t = common::start().await;
+    let (server, client, ns) = (t.server(), t.client.clone(), t.ns());
+    let api = widgets(&client, ns);
     // Set-up calls are forgotten.
     api.create(&pp(), &widget("old", spec(1))).await?;
     server.clear_requests();
@@ -1508,19 +1654,19 @@ async fn the_request_log_records_every_call() -> Result {
         })
         .collect();
     let expected = vec![
-        record("create", GROUP, "widgets", "", "default", "", 201),
-        record("get", GROUP, "widgets", "", "default", "w", 200),
-        record("list", GROUP, "widgets", "", "default", "", 200),
-        record("watch", GROUP, "widgets", "", "default", "", 200),
-        record("update", GROUP, "widgets", "", "default", "w", 200),
-        record("update", GROUP, "widgets", "status", "default", "w", 200),
-        record("patch", GROUP, "widgets", "", "default", "w", 200),
-        record("patch", GROUP, "widgets", "status", "default", "w", 200),
-        record("get", GROUP, "widgets", "", "default", "missing", 404),
+        record("create", GROUP, "widgets", "", ns, "", 201),
+        record("get", GROUP, "widgets", "", ns, "w", 200),
+        record("list", GROUP, "widgets", "", ns, "", 200),
+        record("watch", GROUP, "widgets", "", ns, "", 200),
+        record("update", GROUP, "widgets", "", ns, "w", 200),
+        record("update", GROUP, "widgets", "status", ns, "w", 200),
+        record("patch", GROUP, "widgets", "", ns, "w", 200),
+        record("patch", GROUP, "widgets", "status", ns, "w", 200),
+        record("get", GROUP, "widgets", "", ns, "missing", 404),
         record("create", "", "configmaps", "", "kube-system", "", 201),
         record("get", GROUP, "gadgets", "", "", "missing", 404),
-        record("delete", GROUP, "widgets", "", "default", "w", 200),
-        record("deletecollection", GROUP, "widgets", "", "default", "", 200),
+        record("delete", GROUP, "widgets", "", ns, "w", 200),
+        record("deletecollection", GROUP, "widgets", "", ns, "", 200),
         record("list", GROUP, "widgets", "", "", "", 200),
     ];
     assert_eq!(logged, expected);
@@ -1532,7 +1678,8 @@ async fn the_request_log_records_every_call() -> Result {
 
 #[tokio::test]
 async fn discovery_finds_the_fixture_kinds_and_the_builtins() -> Result {
-    let (_server, client) = common::start().await;
+    let t = common::start().await;
+    let client = t.client.clone();
     let discovery = Discovery::new(client.clone()).run().await?;
     let expected = [
         (GROUP, "v1", "Widget", "widgets", Scope::Namespaced),
@@ -1591,7 +1738,8 @@ async fn discovery_finds_the_fixture_kinds_and_the_builtins() -> Result {
 
 #[tokio::test]
 async fn version_answers() -> Result {
-    let (_server, client) = common::start().await;
+    let t = common::start().await;
+    let client = t.client.clone();
     let info = client.apiserver_version().await?;
     assert_eq!(info.major, "1");
     assert!(!info.minor.is_empty());

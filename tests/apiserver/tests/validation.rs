@@ -2,29 +2,25 @@
 //! fixture `Widget`'s `openAPIV3Schema` and `x-kubernetes-validations`, each checking the 422
 //! Invalid `Status` kube-apiserver would send (reason, causes with field, reason and message).
 
+mod common;
+
 use kube::{
-    Api, Client,
+    Api,
     api::{ApiResource, DynamicObject, GroupVersionKind, PostParams},
     core::Status,
 };
 use serde_json::{Value, json};
-use test_apiserver::{Config, TestApiServer};
 
 /// The notice kube-apiserver appends when a blocking schema error skips the CEL rules.
-const RULES_NOT_CHECKED: &str = "Invalid value: \"null\": some validation rules were not checked \
+const RULES_NOT_CHECKED: &str = "Invalid value: null: some validation rules were not checked \
      because the object was invalid; correct the existing errors to complete validation";
 
-/// A server with the fixture CRDs and an `Api` for Widgets in `default`. Keep the server alive
-/// as long as the `Api` is used.
-async fn widgets() -> (TestApiServer, Api<DynamicObject>) {
-    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
-    let server = TestApiServer::start(Config::default().crds(fixtures))
-        .await
-        .expect("server starts");
-    let url = server.url().parse().expect("server URL parses");
-    let client = Client::try_from(kube::Config::new(url)).expect("client builds");
-    let api = Api::namespaced_with(client, "default", &widget_resource());
-    (server, api)
+/// The server with the fixture CRDs and an `Api` for Widgets in the test's namespace. Keep the
+/// target alive as long as the `Api` is used.
+async fn widgets() -> (common::Target, Api<DynamicObject>) {
+    let target = common::start().await;
+    let api = Api::namespaced_with(target.client.clone(), target.ns(), &widget_resource());
+    (target, api)
 }
 
 fn widget_resource() -> ApiResource {
@@ -32,7 +28,7 @@ fn widget_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(&gvk, "widgets")
 }
 
-/// A Widget named `name` in `default` with this spec.
+/// A Widget named `name` with this spec.
 fn widget(name: &str, spec: Value) -> DynamicObject {
     DynamicObject::new(name, &widget_resource()).data(json!({ "spec": spec }))
 }
@@ -350,7 +346,7 @@ async fn the_spec_level_cel_rule_is_enforced() {
         &[(
             "spec",
             "FieldValueInvalid",
-            r#"Invalid value: "object": red widgets are at most size 5"#,
+            r#"Invalid value: red widgets are at most size 5"#,
         )],
     );
     create(
@@ -383,7 +379,7 @@ async fn the_transition_rule_makes_owner_immutable_on_update_only() {
         &[(
             "spec.owner",
             "FieldValueInvalid",
-            r#"Invalid value: "string": owner is immutable"#,
+            r#"Invalid value: "bob": owner is immutable"#,
         )],
     );
     assert_eq!(
@@ -435,7 +431,7 @@ async fn cel_rules_are_skipped_when_the_schema_already_failed() {
             (
                 "spec",
                 "FieldValueInvalid",
-                r#"Invalid value: "object": red widgets are at most size 5"#,
+                r#"Invalid value: red widgets are at most size 5"#,
             ),
         ],
     );
