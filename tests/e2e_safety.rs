@@ -302,10 +302,13 @@ async fn the_proof_counts_every_deletion_exactly_once_across_ten_kills() {
 /// make a hot loop: its due time is stable, an unchanged plan writes nothing, and failing
 /// deletions are retried later and later. On the system clock: the loop came from a due time
 /// that moved with the clock between passes.
+/// `faults` apply on the test API server (the callers that need them skip on a real cluster).
 async fn consent_record_that_cannot_go(mode: Mode, faults: test_apiserver::Faults) -> Harness {
     let harness = Harness::start_mode(mode).await;
     let client = harness.client.clone();
-    harness.test_server().unwrap().set_faults(faults);
+    if let Some(server) = harness.test_server() {
+        server.set_faults(faults);
+    }
     create_cluster(&client, &default_policy()).await;
     let mut acme = e2e_support::active_account("acme");
     acme.spec.consents.insert("marketing".into(), false);
@@ -320,24 +323,27 @@ async fn consent_record_that_cannot_go(mode: Mode, faults: test_apiserver::Fault
 }
 
 /// The operator's requests during three seconds of wall time.
-async fn requests_over_three_seconds(harness: &Harness) -> Vec<test_apiserver::RequestRecord> {
-    let server = harness.test_server().unwrap();
-    server.clear_requests();
+async fn requests_over_three_seconds(
+    log: &mut e2e_support::request_log::RequestLog<'_>,
+) -> Vec<test_apiserver::RequestRecord> {
+    log.clear();
     let quiet = tokio::time::Instant::now() + Duration::from_secs(3);
     while tokio::time::Instant::now() < quiet {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    operator_requests(server)
+    log.operator_requests().await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn withdrawn_consent_that_cannot_be_erased_in_a_dry_run_writes_nothing_more() {
-    e2e_support::skip_on_real_cluster!("needs the request log");
     let mode = Mode {
         dry_run: true,
         system_clock: true,
     };
     let harness = consent_record_that_cannot_go(mode, Default::default()).await;
+    let Some(mut log) = e2e_support::request_log_or_skip!(harness) else {
+        return;
+    };
     let client = harness.client.clone();
     let first = eventually("the due time stamped", || {
         delete_at::<DataRecord>(&client, "newsletter")
@@ -346,7 +352,7 @@ async fn withdrawn_consent_that_cannot_be_erased_in_a_dry_run_writes_nothing_mor
     wait_phase(&client, "acme", AccountPhase::Active).await;
     harness.settle().await;
     let passes = harness.reconciles_started();
-    let requests = requests_over_three_seconds(&harness).await;
+    let requests = requests_over_three_seconds(&mut log).await;
     let writes: Vec<String> = requests
         .iter()
         .filter(|r| r.is_write())
@@ -399,7 +405,8 @@ async fn withdrawn_consent_whose_delete_keeps_failing_is_retried_later_and_later
     .await;
     harness.settle().await;
     // The first retry waits 10 s; every later one longer.
-    let requests = requests_over_three_seconds(&harness).await;
+    let mut log = harness.request_log().unwrap();
+    let requests = requests_over_three_seconds(&mut log).await;
     let attempts = requests
         .iter()
         .filter(|r| r.verb == "delete" && r.resource == "datarecords")

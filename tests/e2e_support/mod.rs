@@ -15,6 +15,8 @@
 //! operator's) install them on the real cluster too; the next test puts the project's back.
 #![allow(dead_code)]
 
+pub mod request_log;
+
 use std::{
     fmt::Debug,
     future::Future,
@@ -230,6 +232,9 @@ pub struct Cluster {
     /// The test's own client (User-Agent [`TEST_AGENT`]).
     pub client: Client,
     config: kube::Config,
+    /// On a real cluster with an audit log, its size once the cluster was prepared: where the
+    /// test's [`RequestLog`](request_log::RequestLog) begins.
+    audit_from: Option<u64>,
     _exclusive: Option<std::fs::File>,
 }
 
@@ -254,6 +259,7 @@ impl Cluster {
                 server: TestServer(Some(server)),
                 client: client_with_agent(&config, TEST_AGENT),
                 config,
+                audit_from: None,
                 _exclusive: None,
             };
         };
@@ -279,6 +285,7 @@ impl Cluster {
             server: TestServer(None),
             client,
             config,
+            audit_from: request_log::audit_log_end(),
             _exclusive: Some(exclusive),
         }
     }
@@ -293,7 +300,49 @@ impl Cluster {
     pub fn test_server(&self) -> Option<&TestApiServer> {
         self.server.get()
     }
+
+    /// The requests the server saw since the cluster was prepared: the test API server's
+    /// request log, or a real cluster's audit log; `None` on a real cluster without one.
+    pub fn request_log(&self) -> Option<request_log::RequestLog<'_>> {
+        request_log_of(&self.server, self.audit_from, &self.client)
+    }
 }
+
+fn request_log_of<'a>(
+    server: &'a TestServer,
+    audit_from: Option<u64>,
+    client: &Client,
+) -> Option<request_log::RequestLog<'a>> {
+    if let Some(server) = server.get() {
+        return Some(request_log::RequestLog::TestServer(server));
+    }
+    Some(request_log::RequestLog::Audit {
+        path: request_log::audit_log()?,
+        offset: audit_from?,
+        client: client.clone(),
+        markers: 0,
+    })
+}
+
+/// `let Some(log) = request_log_or_skip!(harness) else { return };`: the harness's request log,
+/// or, on a real cluster without an audit log, a skip with the reason on stderr.
+#[allow(unused_macros)]
+macro_rules! request_log_or_skip {
+    ($harness:expr) => {
+        match $harness.request_log() {
+            Some(log) => Some(log),
+            None => {
+                $crate::e2e_support::skipping_on_real_cluster(
+                    "counts the operator's requests, and this cluster has no audit log \
+                     (RETENTION_E2E_AUDIT_LOG)",
+                );
+                None
+            }
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use request_log_or_skip;
 
 /// Serialises the tests that use a real cluster: an exclusive lock on a file in the temporary
 /// directory (flock), held by the returned file until it is dropped. Between threads of one
@@ -529,6 +578,8 @@ pub struct Harness {
     mode: Mode,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     operator: Option<tokio::task::JoinHandle<()>>,
+    /// See [`Cluster::request_log`].
+    audit_from: Option<u64>,
     /// The real-cluster lock, released when the harness is dropped.
     _exclusive: Option<std::fs::File>,
 }
@@ -652,6 +703,7 @@ impl Harness {
             mode,
             stop: Some(operator.stop),
             operator: Some(operator.task),
+            audit_from: cluster.audit_from,
             _exclusive: cluster._exclusive,
         }
     }
@@ -660,6 +712,11 @@ impl Harness {
     /// faults and the event window that a test makes only where they are available.
     pub fn test_server(&self) -> Option<&TestApiServer> {
         self.server.get()
+    }
+
+    /// The requests the server saw since the harness started: see [`Cluster::request_log`].
+    pub fn request_log(&self) -> Option<request_log::RequestLog<'_>> {
+        request_log_of(&self.server, self.audit_from, &self.client)
     }
 
     /// Whether the harness runs against a real cluster (`RETENTION_E2E_KUBECONFIG`).
