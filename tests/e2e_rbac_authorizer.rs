@@ -19,7 +19,6 @@ mod tools;
 
 use std::{
     collections::BTreeSet,
-    io::{Read, Seek, SeekFrom},
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -40,8 +39,9 @@ use retention_operator::api::{
     Account, AccountPhase, DataCategory, LegalBasis, NotificationState, RetentionPolicy,
     SecretKeyRef, Website,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
+use e2e_support::request_log::{audit_log, read_audit};
 use e2e_support::{
     Cluster, KUBECONFIG_ENV, binding, create, create_cluster, database, default_policy, domain,
     eventually, eventually_within, invoices, mailbox, processor, real_cluster, record, website,
@@ -57,15 +57,7 @@ const OPERATOR_USER: &str = "system:serviceaccount:retention-system:retention-op
 /// process reads.
 const POLICY: &str = "rbac-fast";
 
-fn audit_log() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("RETENTION_E2E_AUDIT_LOG") {
-        return Some(PathBuf::from(path));
-    }
-    let beside = real_cluster()?.parent()?.join("audit.log");
-    beside.is_file().then_some(beside)
-}
-
-/// One request of the audit log (stage ResponseComplete, or ResponseStarted for watches).
+/// One request of the operator's ServiceAccount in the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Call {
     verb: String,
@@ -96,7 +88,7 @@ impl std::fmt::Display for Call {
     }
 }
 
-/// The audit log from a byte offset on: where the next read starts, and the operator's calls.
+/// The audit log from a byte offset on.
 struct AuditReader {
     path: PathBuf,
     offset: u64,
@@ -112,33 +104,20 @@ impl AuditReader {
         }
     }
 
-    /// The operator's calls logged since the last read (complete lines only).
+    /// The ServiceAccount's calls logged since the last read (complete lines only).
     fn read(&mut self) -> Vec<Call> {
-        let mut file = std::fs::File::open(&self.path).unwrap();
-        file.seek(SeekFrom::Start(self.offset)).unwrap();
-        let mut text = String::new();
-        file.read_to_string(&mut text).unwrap();
-        let complete = text.rfind('\n').map_or(0, |i| i + 1);
-        self.offset += complete as u64;
-        text[..complete]
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|event| event["user"]["username"] == OPERATOR_USER)
-            .filter(|event| {
-                event["stage"] == "ResponseComplete"
-                    || (event["stage"] == "ResponseStarted" && event["verb"] == "watch")
-            })
-            .map(|event| {
-                let field = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-                let object = &event["objectRef"];
-                Call {
-                    verb: field(&event["verb"]),
-                    group: field(&object["apiGroup"]),
-                    resource: field(&object["resource"]),
-                    subresource: field(&object["subresource"]),
-                    name: field(&object["name"]),
-                    code: event["responseStatus"]["code"].as_u64().unwrap_or(0) as u16,
-                }
+        let (entries, offset) = read_audit(&self.path, self.offset);
+        self.offset = offset;
+        entries
+            .into_iter()
+            .filter(|entry| entry.user == OPERATOR_USER)
+            .map(|entry| Call {
+                verb: entry.request.verb,
+                group: entry.request.group,
+                resource: entry.request.resource,
+                subresource: entry.request.subresource,
+                name: entry.request.name,
+                code: entry.request.code,
             })
             .collect()
     }
