@@ -15,10 +15,9 @@ use serde_json::json;
 use test_apiserver::FaultRule;
 
 use e2e_support::{
-    Harness, Mode, TEST_AGENT, account, at, consent_binding, crds_edited, create, create_cluster,
-    database, default_policy, delete_at, domain, eventually, expires_at, gone, mailbox,
-    operator_requests, patch_account, record, successful_deletes, terminated_account, wait_phase,
-    website, website_backup,
+    Harness, Mode, OPERATOR_AGENT, TEST_AGENT, account, at, consent_binding, crds_edited, create,
+    create_cluster, database, default_policy, delete_at, domain, eventually, expires_at, gone,
+    mailbox, patch_account, record, terminated_account, wait_phase, website, website_backup,
 };
 
 const WEBSITES: usize = 60;
@@ -41,44 +40,48 @@ async fn big_account(harness: &Harness) {
 /// Starts the erasure of `big` with 150 ms of latency on every request, makes `change` to the
 /// Account once a few Websites are gone, and returns how many were deleted after the change
 /// took effect. Invariant 3 allows at most the one DELETE whose Account read came before it.
-async fn deletions_after_a_change_during_the_pass(change: serde_json::Value) -> (usize, usize) {
+async fn deletions_after_a_change_during_the_pass(
+    change: serde_json::Value,
+) -> Option<(usize, usize)> {
     let harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
+    let mut log = e2e_support::request_log_or_skip!(harness)?;
     big_account(&harness).await;
-    let server = harness.test_server().unwrap();
-    server.update_faults(|faults| faults.latency = Duration::from_millis(150));
-    server.clear_requests();
+    harness.slow_down(Duration::from_millis(150));
+    log.clear();
     harness.clock.set(at("2026-12-01T00:00:01Z"));
-    eventually("the erasure under way", || async {
-        (successful_deletes(server, "websites").len() >= 3).then_some(())
+    let is_delete = |r: &test_apiserver::RequestRecord| {
+        r.verb == "delete" && r.resource == "websites" && r.code < 300
+    };
+    log.eventually("the erasure under way", |requests| {
+        (requests.iter().filter(|r| is_delete(r)).count() >= 3).then_some(())
     })
     .await;
     patch_account(&harness.client, "big", change).await;
+    harness.settle().await;
     // The request log is in the order the answers were given: what follows the Account patch
     // was done after the change was in force.
-    let log = server.requests();
-    let patched = log
+    let requests = log.requests().await;
+    let patched = requests
         .iter()
         .position(|r| r.user_agent == TEST_AGENT && r.verb == "patch" && r.resource == "accounts")
         .expect("the patch is in the log");
-    harness.settle().await;
-    let log = server.requests();
-    let is_delete = |r: &&test_apiserver::RequestRecord| {
-        r.verb == "delete" && r.resource == "websites" && r.code < 300
-    };
-    let before = log[..patched].iter().filter(is_delete).count();
-    let after = log[patched..].iter().filter(is_delete).count();
-    server.clear_faults();
+    let before = requests[..patched].iter().filter(|r| is_delete(r)).count();
+    let after = requests[patched..].iter().filter(|r| is_delete(r)).count();
+    harness.slow_down(Duration::ZERO);
+    drop(log);
     harness.stop().await;
-    (before, after)
+    Some((before, after))
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reactivation_during_an_erasure_pass_stops_it_at_the_next_delete() {
-    e2e_support::skip_on_real_cluster!("needs injected latency and the request log");
-    let (before, after) = deletions_after_a_change_during_the_pass(
+    let Some((before, after)) = deletions_after_a_change_during_the_pass(
         json!({"spec": {"state": "Active", "terminatedAt": null}}),
     )
-    .await;
+    .await
+    else {
+        return;
+    };
     assert!(before >= 3, "{before} deleted before the reactivation");
     assert!(
         after <= 1,
@@ -88,11 +91,13 @@ async fn a_reactivation_during_an_erasure_pass_stops_it_at_the_next_delete() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_legal_hold_placed_during_an_erasure_pass_stops_it_at_the_next_delete() {
-    e2e_support::skip_on_real_cluster!("needs injected latency and the request log");
-    let (before, after) = deletions_after_a_change_during_the_pass(
+    let Some((before, after)) = deletions_after_a_change_during_the_pass(
         json!({"spec": {"legalHold": {"reason": "Police request 2026-123"}}}),
     )
-    .await;
+    .await
+    else {
+        return;
+    };
     assert!(before >= 3, "{before} deleted before the hold");
     assert!(
         after <= 1,
@@ -222,7 +227,6 @@ async fn an_account_stored_terminated_without_a_time_is_reported_and_nothing_is_
 /// count per kind.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_proof_counts_every_deletion_exactly_once_across_ten_kills() {
-    e2e_support::skip_on_real_cluster!("needs injected latency and the request log");
     const EACH: usize = 10;
     let mut harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
     let client = harness.client.clone();
@@ -245,33 +249,34 @@ async fn the_proof_counts_every_deletion_exactly_once_across_ten_kills() {
     })
     .await;
     harness.settle().await;
-    {
-        let server = harness.test_server().unwrap();
-        server.update_faults(|faults| faults.latency = Duration::from_millis(200));
-        server.clear_requests();
-    }
+    harness.slow_down(Duration::from_millis(200));
+    let Some(mut log) = e2e_support::request_log_or_skip!(harness) else {
+        return;
+    };
+    log.clear();
     harness.clock.set(at("2026-12-01T00:00:01Z"));
-    let deleted = |harness: &Harness| {
-        operator_requests(harness.test_server().unwrap())
+    let deleted = |requests: &[test_apiserver::RequestRecord]| {
+        requests
             .iter()
-            .filter(|r| r.verb == "delete" && r.code < 300)
+            .filter(|r| r.user_agent == OPERATOR_AGENT && r.verb == "delete" && r.code < 300)
             .count()
     };
     for kill in 1..=10 {
         // A few more deletions, then the operator dies wherever it is.
-        eventually("more deletions", || async {
-            (deleted(&harness) >= (kill * 4).min(5 * EACH)).then_some(())
+        log.eventually("more deletions", |requests| {
+            (deleted(requests) >= (kill * 4).min(5 * EACH)).then_some(())
         })
         .await;
+        drop(log);
         harness.kill_and_restart_operator().await;
+        log = harness.request_log().unwrap();
     }
-    let server = harness.test_server().unwrap();
-    server.clear_faults();
+    harness.slow_down(Duration::ZERO);
     wait_phase(&client, "acme", AccountPhase::Erased).await;
     harness.settle().await;
 
     let mut per_object: BTreeMap<String, usize> = BTreeMap::new();
-    for r in operator_requests(server) {
+    for r in log.operator_requests().await {
         if r.verb == "delete" && r.code < 300 {
             *per_object
                 .entry(format!("{}/{}", r.resource, r.name))

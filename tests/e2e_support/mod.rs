@@ -320,7 +320,6 @@ fn request_log_of<'a>(
         path: request_log::audit_log()?,
         offset: audit_from?,
         client: client.clone(),
-        markers: 0,
     })
 }
 
@@ -580,6 +579,8 @@ pub struct Harness {
     operator: Option<tokio::task::JoinHandle<()>>,
     /// See [`Cluster::request_log`].
     audit_from: Option<u64>,
+    /// The operator's client latency on a real cluster (see [`Harness::slow_down`]).
+    latency: ClientLatency,
     /// The real-cluster lock, released when the harness is dropped.
     _exclusive: Option<std::fs::File>,
 }
@@ -595,6 +596,76 @@ struct Operator {
 pub const OPERATOR_AGENT: &str = "retention-operator-e2e";
 /// The User-Agent of the test's own requests (through `Harness::client`).
 pub const TEST_AGENT: &str = "e2e-test";
+
+/// Latency added to every request of the in-process operator, after the server has answered:
+/// on a real cluster, what the test API server's injected latency is on the test server. A
+/// request interrupted by a kill may have taken effect without the operator knowing, as there.
+#[derive(Clone, Default)]
+pub struct ClientLatency(Arc<std::sync::Mutex<Duration>>);
+
+impl ClientLatency {
+    fn get(&self) -> Duration {
+        *self.0.lock().unwrap()
+    }
+
+    fn set(&self, latency: Duration) {
+        *self.0.lock().unwrap() = latency;
+    }
+}
+
+/// The service of a client with [`ClientLatency`]: answers come `latency` late.
+struct Delayed<S> {
+    inner: S,
+    latency: ClientLatency,
+}
+
+impl<S, R> tower::Service<R> for Delayed<S>
+where
+    S: tower::Service<R>,
+    S::Future: Send + 'static,
+    S::Response: Send,
+    S::Error: Send,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = futures::future::BoxFuture<'static, Result<S::Response, S::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        let answer = self.inner.call(request);
+        let latency = self.latency.get();
+        Box::pin(async move {
+            let answer = answer.await;
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
+            answer
+        })
+    }
+}
+
+/// The operator's client: User-Agent [`OPERATOR_AGENT`], answers delayed by `latency`.
+fn operator_client(config: &kube::Config, latency: &ClientLatency) -> Client {
+    let mut config = config.clone();
+    config.headers.push((
+        "user-agent".parse().unwrap(),
+        OPERATOR_AGENT.parse().unwrap(),
+    ));
+    let latency = latency.clone();
+    kube::client::ClientBuilder::try_from(config)
+        .unwrap()
+        .with_layer(&tower::layer::layer_fn(move |inner| Delayed {
+            inner,
+            latency: latency.clone(),
+        }))
+        .build()
+}
 
 /// A client of the API server of `config` whose requests carry `agent` as User-Agent, so the
 /// request log tells the operator's requests from the test's.
@@ -617,8 +688,13 @@ pub struct Mode {
     pub system_clock: bool,
 }
 
-fn spawn_operator(config: &kube::Config, clock: &Arc<ManualClock>, mode: Mode) -> Operator {
-    let client = client_with_agent(config, OPERATOR_AGENT);
+fn spawn_operator(
+    config: &kube::Config,
+    clock: &Arc<ManualClock>,
+    mode: Mode,
+    latency: &ClientLatency,
+) -> Operator {
+    let client = operator_client(config, latency);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (clock, clock_moves): (Arc<dyn retention_operator::clock::Clock>, _) = if mode.system_clock
     {
@@ -693,7 +769,8 @@ impl Harness {
     async fn start_in(now: DateTime<Utc>, crds: impl AsRef<std::path::Path>, mode: Mode) -> Self {
         let cluster = Cluster::connect_with_crds(crds).await;
         let clock = Arc::new(ManualClock::new(now));
-        let operator = spawn_operator(&cluster.config, &clock, mode);
+        let latency = ClientLatency::default();
+        let operator = spawn_operator(&cluster.config, &clock, mode, &latency);
         Self {
             server: cluster.server,
             client: cluster.client,
@@ -704,6 +781,7 @@ impl Harness {
             stop: Some(operator.stop),
             operator: Some(operator.task),
             audit_from: cluster.audit_from,
+            latency,
             _exclusive: cluster._exclusive,
         }
     }
@@ -712,6 +790,17 @@ impl Harness {
     /// faults and the event window that a test makes only where they are available.
     pub fn test_server(&self) -> Option<&TestApiServer> {
         self.server.get()
+    }
+
+    /// Makes every request of the operator take `latency` longer (zero: as fast as it can):
+    /// the test API server's injected latency (for every client), or on a real cluster the
+    /// operator's answers delayed by its own client. Either way a request cut short by a kill
+    /// may have taken effect.
+    pub fn slow_down(&self, latency: Duration) {
+        match self.test_server() {
+            Some(server) => server.update_faults(|faults| faults.latency = latency),
+            None => self.latency.set(latency),
+        }
     }
 
     /// The requests the server saw since the harness started: see [`Cluster::request_log`].
@@ -743,7 +832,7 @@ impl Harness {
     pub async fn restart_operator(&mut self) {
         self.stop_operator().await;
         // spawn_operator makes a new client: none of the old operator's connections is reused.
-        let operator = spawn_operator(&self.config, &self.clock, self.mode);
+        let operator = spawn_operator(&self.config, &self.clock, self.mode, &self.latency);
         self.metrics = operator.metrics;
         self.stop = Some(operator.stop);
         self.operator = Some(operator.task);
@@ -757,7 +846,7 @@ impl Harness {
             operator.abort();
             let _ = operator.await;
         }
-        let operator = spawn_operator(&self.config, &self.clock, self.mode);
+        let operator = spawn_operator(&self.config, &self.clock, self.mode, &self.latency);
         self.metrics = operator.metrics;
         self.stop = Some(operator.stop);
         self.operator = Some(operator.task);

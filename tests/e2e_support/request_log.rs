@@ -6,6 +6,7 @@
 use std::{
     io::{Read, Seek, SeekFrom},
     path::{Path, PathBuf},
+    sync::atomic::{AtomicU64, Ordering},
 };
 
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -13,7 +14,7 @@ use kube::{Api, Client};
 use serde_json::Value;
 use test_apiserver::{RequestRecord, TestApiServer};
 
-use super::{NAMESPACE, OPERATOR_AGENT, eventually, real_cluster};
+use super::{NAMESPACE, OPERATOR_AGENT, deadline, eventually, real_cluster};
 
 /// The audit log of the real cluster, if it has one the tests can read.
 pub fn audit_log() -> Option<PathBuf> {
@@ -38,7 +39,6 @@ pub enum RequestLog<'a> {
         offset: u64,
         /// The test's client, for the marker request that closes a reading.
         client: Client,
-        markers: u64,
     },
 }
 
@@ -61,13 +61,17 @@ impl<'a> RequestLog<'a> {
                 path,
                 offset,
                 client,
-                markers,
             } => {
                 // The audit log has a request once its response is complete, which may be a
                 // moment after its client saw the response: a request of the test's own after
                 // everything else (a GET of a ConfigMap that does not exist) closes the reading.
-                *markers += 1;
-                let marker = format!("request-log-marker-{}-{markers}", std::process::id());
+                // Unique in the whole log: other readers' markers are in it too.
+                static MARKERS: AtomicU64 = AtomicU64::new(0);
+                let marker = format!(
+                    "request-log-marker-{}-{}",
+                    std::process::id(),
+                    MARKERS.fetch_add(1, Ordering::Relaxed)
+                );
                 let _ = Api::<ConfigMap>::namespaced(client.clone(), NAMESPACE)
                     .get_opt(&marker)
                     .await;
@@ -88,6 +92,25 @@ impl<'a> RequestLog<'a> {
                 })
                 .await
             }
+        }
+    }
+
+    /// Polls the requests until `check` returns `Some`, failing after the [`deadline`].
+    pub async fn eventually<T>(
+        &mut self,
+        what: &str,
+        mut check: impl FnMut(&[RequestRecord]) -> Option<T>,
+    ) -> T {
+        let deadline = tokio::time::Instant::now() + deadline();
+        loop {
+            if let Some(value) = check(&self.requests().await) {
+                return value;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
 
