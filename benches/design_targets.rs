@@ -532,7 +532,8 @@ impl Server {
     /// window of 1 while a ConfigMap is rewritten continuously; a real one is restarted
     /// (`$DESIGN_TARGETS_CONTROL_PLANE restart-apiserver`): every watch is cut, and its watch
     /// cache starts again from etcd, older than any resume.
-    async fn provoke_relist(&self, client: &Client, started: Instant) -> Result<()> {
+    /// Returns how long the restart took (a real server).
+    async fn provoke_relist(&self, client: &Client, started: Instant) -> Result<Option<Duration>> {
         let cms: Api<DynamicObject> = Api::namespaced_with(
             client.clone(),
             "default",
@@ -574,20 +575,25 @@ impl Server {
                     )
                     .into());
                 }
-                eprintln!(
-                    "memory: kube-apiserver restarted in {}",
-                    secs(started.elapsed())
-                );
-                return Ok(());
+                let restart = started.elapsed();
+                eprintln!("memory: kube-apiserver restarted in {}", secs(restart));
+                return Ok(Some(restart));
             }
         };
         server.set_event_window(1);
+        // One write before the churn loop: a watch resumed before the first write was not
+        // compacted away and must not count as resumed below (it would never be sent 410
+        // Gone: its bookmarks keep it at the newest resourceVersion once the churn stops).
+        let params = PatchParams::apply(BENCH_AGENT);
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": {"name": "churn"}, "data": {"n": "0"}});
+        cms.patch("churn", &params, &Patch::Apply(&cm)).await?;
+        let first_write = self.operator_requests()?.len();
         let stop = Arc::new(AtomicBool::new(false));
         let churn = {
             let stop = stop.clone();
             tokio::spawn(async move {
-                let params = PatchParams::apply(BENCH_AGENT);
-                let mut i = 0u64;
+                let mut i = 1u64;
                 while !stop.load(Ordering::Relaxed) {
                     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
                                 "metadata": {"name": "churn"}, "data": {"n": i.to_string()}});
@@ -604,7 +610,7 @@ impl Server {
         while Instant::now() < churn_until {
             let requests = self.operator_requests()?;
             let resumed = WATCHED.iter().all(|w| {
-                requests
+                requests[first_write.min(requests.len())..]
                     .iter()
                     .any(|r| r.verb == "watch" && r.resource == *w)
             });
@@ -617,7 +623,7 @@ impl Server {
         let _ = churn.await;
         // With no more writes, the window of 1 keeps every old resourceVersion expired while
         // list continue tokens stay valid, until `end_relist`.
-        Ok(())
+        Ok(None)
     }
 
     fn end_relist(&self) {
@@ -1851,16 +1857,16 @@ struct MemoryRow {
 
 /// Forces every watch of the operator to relist (see [`Server::provoke_relist`]) and waits
 /// until every kind listed again and watches after its list. Returns the peak RSS of the
-/// relist and its requests.
+/// relist, its requests, how long it took and how long of that a real server's restart took.
 async fn force_relist(
     server: &Server,
     client: &Client,
     op: &mut Operator,
-) -> Result<(Memory, BTreeMap<String, usize>, Duration)> {
+) -> Result<(Memory, BTreeMap<String, usize>, Duration, Option<Duration>)> {
     op.reset_peak()?;
     server.clear_requests()?;
     let started = Instant::now();
-    server.provoke_relist(client, started).await?;
+    let restart = server.provoke_relist(client, started).await?;
     // Done once every kind has listed (since the relist was provoked) and has a watch after its
     // last list. kube's Controller pauses all its watches after each watch error, with one
     // exponential backoff shared by all (up to 30 s), so nine 410s take a while to get through.
@@ -1909,7 +1915,16 @@ async fn force_relist(
     counts.retain(|k, _| !k.starts_with("watch "));
     let watches = requests.iter().filter(|r| r.verb == "watch").count();
     counts.insert("watch (incl. 410 answers)".into(), watches);
-    Ok((memory, counts, elapsed))
+    // A restarted kube-apiserver refuses watches while its caches initialise.
+    for r in requests
+        .iter()
+        .filter(|r| r.verb == "watch" && ![200, 410].contains(&r.code))
+    {
+        *counts
+            .entry(format!("of which answered {}", r.code))
+            .or_insert(0) += 1;
+    }
+    Ok((memory, counts, elapsed, restart))
 }
 
 /// The resources the operator watches.
@@ -2103,9 +2118,17 @@ async fn memory_phase(dir: &Path, out: &mut String) -> Result<()> {
             )
         } else {
             match force_relist(&server, &client, &mut op).await {
-                Ok((after, counts, elapsed)) => (
+                Ok((after, counts, elapsed, restart)) => (
                     Some(after.hwm_kib),
-                    format!("{} in {}", tally_text(&counts), secs(elapsed)),
+                    format!(
+                        "{} in {}{}",
+                        tally_text(&counts),
+                        secs(elapsed),
+                        restart.map_or(String::new(), |r| format!(
+                            ", of which kube-apiserver's restart {}",
+                            secs(r)
+                        ))
+                    ),
                     elapsed,
                 ),
                 Err(e) => (None, format!("relist failed: {e}"), Duration::ZERO),
