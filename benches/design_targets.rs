@@ -1921,7 +1921,7 @@ async fn force_relist(
         .filter(|r| r.verb == "watch" && ![200, 410].contains(&r.code))
     {
         *counts
-            .entry(format!("of which answered {}", r.code))
+            .entry(format!("watch answered {}", r.code))
             .or_insert(0) += 1;
     }
     Ok((memory, counts, elapsed, restart))
