@@ -1,6 +1,7 @@
 //! Measures the operator's design targets with the real `retention-operator` binary, run as a
-//! separate process against the in-memory API server started here (or a real cluster, below), so that its memory can be
-//! read from `/proc/<pid>/status`. Figures are printed as Markdown tables, never asserted.
+//! separate process against the in-memory API server started here (or a real cluster, below),
+//! so that its memory can be read from `/proc/<pid>/status`. Figures are printed as Markdown
+//! tables, never asserted.
 //!
 //! 1. Deletion latency: a deletion is sent within 2 s (p99) of its deleteAt, also across a
 //!    restart. Measured twice: from the operator's own lateness histogram, and independently
