@@ -689,19 +689,7 @@ impl AuditLog {
             {
                 continue;
             }
-            let object = &event["objectRef"];
-            self.requests.push(RequestRecord {
-                verb: field(&event["verb"]),
-                group: field(&object["apiGroup"]),
-                version: field(&object["apiVersion"]),
-                resource: field(&object["resource"]),
-                subresource: field(&object["subresource"]),
-                namespace: field(&object["namespace"]),
-                name: field(&object["name"]),
-                path: field(&event["requestURI"]),
-                code: event["responseStatus"]["code"].as_u64().unwrap_or(0) as u16,
-                user_agent,
-            });
+            self.requests.push(RequestRecord::from_audit_event(&event));
         }
         Ok(())
     }

@@ -150,24 +150,12 @@ pub fn read_audit(path: &Path, offset: u64) -> (Vec<AuditEntry>, u64) {
             (event["stage"] == "ResponseComplete" && !watch)
                 || (event["stage"] == "ResponseStarted" && watch)
         })
-        .map(|event| {
-            let field = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-            let object = &event["objectRef"];
-            AuditEntry {
-                request: RequestRecord {
-                    verb: field(&event["verb"]),
-                    group: field(&object["apiGroup"]),
-                    version: field(&object["apiVersion"]),
-                    resource: field(&object["resource"]),
-                    subresource: field(&object["subresource"]),
-                    namespace: field(&object["namespace"]),
-                    name: field(&object["name"]),
-                    path: field(&event["requestURI"]),
-                    code: event["responseStatus"]["code"].as_u64().unwrap_or(0) as u16,
-                    user_agent: field(&event["userAgent"]),
-                },
-                user: field(&event["user"]["username"]),
-            }
+        .map(|event| AuditEntry {
+            request: RequestRecord::from_audit_event(&event),
+            user: event["user"]["username"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
         })
         .collect();
     (entries, offset + complete as u64)
