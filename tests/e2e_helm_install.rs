@@ -22,32 +22,12 @@ use retention_operator::api::{Account, Website};
 use e2e_support::{
     Cluster, NAMESPACE, active_account, create, create_cluster, eventually, real_cluster, website,
 };
-use tools::{chart_dir, run_helm, run_kubectl};
-
-const RELEASE: &str = "retention-operator";
-const RELEASE_NAMESPACE: &str = "retention-system";
+use tools::{RELEASE, RELEASE_NAMESPACE, helm_release, helm_uninstall, run_kubectl};
 
 fn kubeconfig() -> String {
     real_cluster()
         .map(|path| path.display().to_string())
         .unwrap_or_default()
-}
-
-/// helm `verb` of the release against the real cluster, with `args` after the chart.
-fn helm(verb: &str, args: &[&str]) -> String {
-    let kubeconfig = kubeconfig();
-    let chart = chart_dir().display().to_string();
-    let mut all = vec![
-        verb,
-        RELEASE,
-        &chart,
-        "--namespace",
-        RELEASE_NAMESPACE,
-        "--kubeconfig",
-        &kubeconfig,
-    ];
-    all.extend_from_slice(args);
-    run_helm(&all)
 }
 
 /// The project's CRD names, from `crds/`.
@@ -113,22 +93,12 @@ async fn the_chart_installs_upgrades_and_uninstalls_on_a_real_api_server() {
     let cluster = Cluster::connect().await;
     let client = cluster.client.clone();
     // A release left by an interrupted run would make the install fail.
-    let _ = tools::run(
-        tools::helm(),
-        &[
-            "uninstall",
-            RELEASE,
-            "--namespace",
-            RELEASE_NAMESPACE,
-            "--kubeconfig",
-            &kubeconfig(),
-            "--ignore-not-found",
-        ],
-    );
+    let kubeconfig_path = real_cluster().expect("real-cluster mode");
+    helm_uninstall(kubeconfig_path, true);
     remove_project_crds(&client).await;
 
     // Install with default values: the CRDs come from the chart's crds/.
-    helm("install", &["--create-namespace"]);
+    helm_release("install", kubeconfig_path, &["--create-namespace"]);
     for name in project_crd_names() {
         eventually(&format!("CRD {name} established"), || async {
             established(&client, &name).await.then_some(())
@@ -197,8 +167,9 @@ async fn the_chart_installs_upgrades_and_uninstalls_on_a_real_api_server() {
     let _ = Api::<ConfigMap>::namespaced(client.clone(), RELEASE_NAMESPACE)
         .create(&Default::default(), &ca)
         .await;
-    helm(
+    helm_release(
         "upgrade",
+        kubeconfig_path,
         &[
             "--set",
             "networkPolicy.enabled=true,replicaCount=3,extraCaBundle.enabled=true,\
@@ -229,7 +200,7 @@ async fn the_chart_installs_upgrades_and_uninstalls_on_a_real_api_server() {
     );
 
     // Uninstall: the release's objects go; the CRDs, the Account and its Website stay.
-    helm_uninstall();
+    helm_uninstall(kubeconfig_path, false);
     eventually("the Deployment to go", || async {
         matches!(deployments.get_opt(RELEASE).await, Ok(None)).then_some(())
     })
@@ -248,15 +219,4 @@ async fn the_chart_installs_upgrades_and_uninstalls_on_a_real_api_server() {
         site.is_some_and(|s| s.name_any() == "helm-site"),
         "the uninstall removed a bound object"
     );
-}
-
-fn helm_uninstall() {
-    run_helm(&[
-        "uninstall",
-        RELEASE,
-        "--namespace",
-        RELEASE_NAMESPACE,
-        "--kubeconfig",
-        &kubeconfig(),
-    ]);
 }

@@ -48,9 +48,8 @@ use e2e_support::{
     website_backup,
 };
 use receiver::{Receiver, Reply, loopback_pki};
+use tools::{RELEASE, RELEASE_NAMESPACE};
 
-const RELEASE: &str = "retention-operator";
-const RELEASE_NAMESPACE: &str = "retention-system";
 /// The chart's ServiceAccount as the authorizer names it.
 const OPERATOR_USER: &str = "system:serviceaccount:retention-system:retention-operator";
 /// The policy of these runs: everything due within seconds, by the system clock the operator
@@ -123,47 +122,11 @@ impl AuditReader {
     }
 }
 
-fn kubeconfig_path() -> String {
-    real_cluster()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default()
-}
-
+/// Installs the chart (default values), replacing a release an interrupted run left.
 fn helm_install() {
-    let kubeconfig = kubeconfig_path();
-    let _ = tools::run(
-        tools::helm(),
-        &[
-            "uninstall",
-            RELEASE,
-            "--namespace",
-            RELEASE_NAMESPACE,
-            "--kubeconfig",
-            &kubeconfig,
-            "--ignore-not-found",
-        ],
-    );
-    tools::run_helm(&[
-        "install",
-        RELEASE,
-        &tools::chart_dir().display().to_string(),
-        "--namespace",
-        RELEASE_NAMESPACE,
-        "--create-namespace",
-        "--kubeconfig",
-        &kubeconfig,
-    ]);
-}
-
-fn helm_uninstall() {
-    tools::run_helm(&[
-        "uninstall",
-        RELEASE,
-        "--namespace",
-        RELEASE_NAMESPACE,
-        "--kubeconfig",
-        &kubeconfig_path(),
-    ]);
+    let kubeconfig = real_cluster().expect("real-cluster mode");
+    tools::helm_uninstall(kubeconfig, true);
+    tools::helm_release("install", kubeconfig, &["--create-namespace"]);
 }
 
 /// A kubeconfig for the chart's ServiceAccount: the admin kubeconfig's cluster, and a token
@@ -630,6 +593,6 @@ async fn the_chart_rbac_grants_every_call_of_a_lifecycle_and_each_rule_is_needed
         "each rule removed in turn ({run} runs):\n  {}",
         findings.join("\n  ")
     );
-    helm_uninstall();
+    tools::helm_uninstall(real_cluster().expect("real-cluster mode"), false);
     let _ = std::fs::remove_dir_all(&dir);
 }

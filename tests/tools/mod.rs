@@ -142,3 +142,44 @@ pub fn run_helm_failing(args: &[&str]) -> String {
 pub fn run_kubectl(args: &[&str]) -> String {
     run(kubectl(), args)
 }
+
+/// The release the real-cluster tests install the chart as, and its namespace.
+pub const RELEASE: &str = "retention-operator";
+pub const RELEASE_NAMESPACE: &str = "retention-system";
+
+/// `helm install` or `helm upgrade` (`verb`) of the chart as [`RELEASE`] in
+/// [`RELEASE_NAMESPACE`] on the cluster of `kubeconfig`, with `args` after the chart; returns
+/// standard output, or panics with everything helm said.
+pub fn helm_release(verb: &str, kubeconfig: &Path, args: &[&str]) -> String {
+    let chart = chart_dir().display().to_string();
+    let kubeconfig = kubeconfig.display().to_string();
+    let mut all = vec![
+        verb,
+        RELEASE,
+        &chart,
+        "--namespace",
+        RELEASE_NAMESPACE,
+        "--kubeconfig",
+        &kubeconfig,
+    ];
+    all.extend_from_slice(args);
+    run_helm(&all)
+}
+
+/// `helm uninstall` of [`RELEASE`] on the cluster of `kubeconfig`; with `if_present`, a
+/// missing release is no failure (removing what an interrupted run left).
+pub fn helm_uninstall(kubeconfig: &Path, if_present: bool) {
+    let kubeconfig = kubeconfig.display().to_string();
+    let mut args = vec![
+        "uninstall",
+        RELEASE,
+        "--namespace",
+        RELEASE_NAMESPACE,
+        "--kubeconfig",
+        &kubeconfig,
+    ];
+    if if_present {
+        args.push("--ignore-not-found");
+    }
+    run_helm(&args);
+}
