@@ -1296,15 +1296,6 @@ pub fn crds_edited(name: &str, file: &str, edit: impl Fn(&str) -> String) -> Pat
     target
 }
 
-/// Successful (2xx) `delete` requests of the operator for objects of `resource`, by name.
-pub fn successful_deletes(server: &TestApiServer, resource: &str) -> Vec<String> {
-    operator_requests(server)
-        .into_iter()
-        .filter(|r| r.verb == "delete" && r.resource == resource && r.code < 300)
-        .map(|r| r.name)
-        .collect()
-}
-
 /// `delete` requests the server saw for the object (any answer, including injected faults).
 pub fn delete_requests(server: &TestApiServer, resource: &str, name: &str) -> usize {
     server
