@@ -296,6 +296,11 @@ impl Cluster {
         client_with_agent(&self.config, agent)
     }
 
+    /// How to reach the API server, for clients of the test's own making.
+    pub fn config(&self) -> &kube::Config {
+        &self.config
+    }
+
     /// The test API server, or `None` in real-cluster mode.
     pub fn test_server(&self) -> Option<&TestApiServer> {
         self.server.get()

@@ -161,6 +161,11 @@ impl Receiver {
         self.state.elsewhere_hits.load(Ordering::SeqCst)
     }
 
+    /// From now on answers every request with `reply`.
+    pub fn set_reply(&self, reply: Reply) {
+        *self.state.replies.lock().unwrap() = VecDeque::from([reply]);
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.state.received.lock().unwrap().clone()
     }

@@ -23,6 +23,20 @@ pub struct FaultRule {
     /// the rule answers.
     #[serde(default)]
     pub retry_after_seconds: Option<u64>,
+    /// Instead of failing, hold the request this long and then serve it: a request the client
+    /// may give up on (its timeout) that still takes effect, as a slow network or an
+    /// overloaded server makes it. `code` is then unused.
+    #[serde(default, with = "opt_millis")]
+    pub stall: Option<Duration>,
+}
+
+/// What a fault rule does to one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Injected {
+    /// Answer this status code (with `Retry-After` seconds when set) instead of serving.
+    Fail(u16, Option<u64>),
+    /// Wait this long, then serve the request.
+    Stall(Duration),
 }
 
 impl FaultRule {
@@ -34,6 +48,15 @@ impl FaultRule {
             fraction: 1.0,
             code,
             retry_after_seconds: None,
+            stall: None,
+        }
+    }
+
+    /// Holds every matching request for `stall`, then serves it.
+    pub fn stalling(stall: Duration) -> Self {
+        Self {
+            stall: Some(stall),
+            ..Self::always(503)
         }
     }
 
@@ -87,13 +110,57 @@ pub struct Faults {
 }
 
 impl Faults {
-    /// The failure to answer with, if a rule fires for this request.
-    pub fn failure(&self, verb: &str, resource: &str) -> Option<(u16, Option<u64>)> {
+    /// What to do to this request, if a rule fires for it; `rng` decides which fire.
+    pub fn injected(
+        &self,
+        verb: &str,
+        resource: &str,
+        rng: &mut fastrand::Rng,
+    ) -> Option<Injected> {
         self.rules
             .iter()
             .filter(|rule| rule.matches(verb, resource))
-            .find(|rule| fastrand::f64() < rule.fraction)
-            .map(|rule| (rule.code, rule.retry_after_seconds))
+            .find(|rule| rng.f64() < rule.fraction)
+            .map(|rule| match rule.stall {
+                Some(stall) => Injected::Stall(stall),
+                None => Injected::Fail(rule.code, rule.retry_after_seconds),
+            })
+    }
+}
+
+/// How many faults the server injected, for campaigns that report them.
+#[derive(Debug, Default)]
+pub struct FaultCounters {
+    /// Requests answered with an injected error.
+    pub failed: std::sync::atomic::AtomicU64,
+    /// Requests held back by a stall rule (and then served).
+    pub stalled: std::sync::atomic::AtomicU64,
+    /// Watch streams ended by `cut_watch_after_events` or `cut_watch_after`.
+    pub watches_cut: std::sync::atomic::AtomicU64,
+    /// Watches that asked for a compacted resourceVersion and got 410 Gone.
+    pub watches_expired: std::sync::atomic::AtomicU64,
+}
+
+/// A snapshot of [`FaultCounters`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FaultCount {
+    pub failed: u64,
+    pub stalled: u64,
+    pub watches_cut: u64,
+    pub watches_expired: u64,
+}
+
+impl FaultCounters {
+    /// The counts so far.
+    pub fn snapshot(&self) -> FaultCount {
+        use std::sync::atomic::Ordering::Relaxed;
+        FaultCount {
+            failed: self.failed.load(Relaxed),
+            stalled: self.stalled.load(Relaxed),
+            watches_cut: self.watches_cut.load(Relaxed),
+            watches_expired: self.watches_expired.load(Relaxed),
+        }
     }
 }
 

@@ -17,6 +17,7 @@
 
 pub mod apply;
 pub mod crd;
+pub mod exchange_log;
 pub mod faults;
 mod go_fmt;
 pub mod registry;
@@ -38,7 +39,8 @@ use std::{
 use serde_json::json;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
-pub use faults::{FaultRule, Faults};
+pub use exchange_log::Exchange;
+pub use faults::{FaultCount, FaultRule, Faults, Injected};
 pub use request_log::RequestRecord;
 
 use crate::{
@@ -62,6 +64,11 @@ pub struct Config {
     pub max_watch: Duration,
     /// Namespaces that exist from the start.
     pub namespaces: Vec<String>,
+    /// Keep the exchange log (every request with its bodies): see [`Exchange`].
+    pub record_exchanges: bool,
+    /// The seed of the generator that decides which requests a fault rule hits (`None`: a
+    /// random one).
+    pub fault_seed: Option<u64>,
 }
 
 impl Default for Config {
@@ -73,6 +80,8 @@ impl Default for Config {
             bookmark_interval: Duration::from_secs(1),
             max_watch: Duration::from_secs(1800),
             namespaces: vec!["default".into(), "kube-system".into()],
+            record_exchanges: false,
+            fault_seed: None,
         }
     }
 }
@@ -99,6 +108,18 @@ impl Config {
     /// Adds namespaces that exist from the start.
     pub fn namespace(mut self, name: &str) -> Self {
         self.namespaces.push(name.to_owned());
+        self
+    }
+
+    /// Keeps the exchange log (see [`TestApiServer::exchanges`]).
+    pub fn record_exchanges(mut self) -> Self {
+        self.record_exchanges = true;
+        self
+    }
+
+    /// Seeds the generator that decides which requests fault rules hit.
+    pub fn fault_seed(mut self, seed: u64) -> Self {
+        self.fault_seed = Some(seed);
         self
     }
 }
@@ -153,6 +174,13 @@ impl TestApiServer {
             store: Mutex::new(store),
             faults: Mutex::new(Faults::default()),
             requests: Mutex::new(Vec::new()),
+            exchanges: config.record_exchanges.then(|| Mutex::new(Vec::new())),
+            fault_rng: Mutex::new(
+                config
+                    .fault_seed
+                    .map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed),
+            ),
+            fault_counters: Arc::new(faults::FaultCounters::default()),
             bookmark_interval: config.bookmark_interval,
             max_watch: config.max_watch,
             addr,
@@ -225,6 +253,21 @@ impl TestApiServer {
     /// Every request answered so far.
     pub fn requests(&self) -> Vec<RequestRecord> {
         lock(&self.state.requests).clone()
+    }
+
+    /// The exchange log so far, from position `from` on (empty unless the server was started
+    /// with [`Config::record_exchanges`]).
+    pub fn exchanges(&self, from: usize) -> Vec<Exchange> {
+        self.state
+            .exchanges
+            .as_ref()
+            .map(|log| lock(log).get(from..).map(<[_]>::to_vec).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    /// How many faults were injected so far.
+    pub fn fault_count(&self) -> FaultCount {
+        self.state.fault_counters.snapshot()
     }
 
     /// Forgets the requests answered so far.

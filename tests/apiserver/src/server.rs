@@ -4,6 +4,7 @@
 use std::{
     collections::BTreeMap,
     net::SocketAddr,
+    sync::atomic::Ordering,
     sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock},
     time::Duration,
 };
@@ -20,7 +21,9 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::{
     apply,
+    exchange_log::Exchange,
     faults::Faults,
+    faults::{FaultCounters, Injected},
     registry::{Registry, ResourceType},
     request_log::RequestRecord,
     selectors::{FieldSelector, LabelSelector},
@@ -41,6 +44,12 @@ pub struct ServerState {
     pub faults: Mutex<Faults>,
     /// Every request answered.
     pub requests: Mutex<Vec<RequestRecord>>,
+    /// Every request answered, with bodies and times, when asked for.
+    pub exchanges: Option<Mutex<Vec<Exchange>>>,
+    /// Decides which requests fault rules hit.
+    pub fault_rng: Mutex<fastrand::Rng>,
+    /// Faults injected so far.
+    pub fault_counters: Arc<FaultCounters>,
     /// How often watch streams that asked for bookmarks get one.
     pub bookmark_interval: Duration,
     /// The longest a watch stays open when the client sets no timeout.
@@ -88,6 +97,7 @@ pub async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let received = chrono::Utc::now();
     let path = uri.path().to_owned();
     let query: Query =
         serde_urlencoded::from_str(uri.query().unwrap_or_default()).unwrap_or_default();
@@ -121,15 +131,25 @@ pub async fn handle(
             record.subresource = rp.subresource.clone().unwrap_or_default();
             record.namespace = rp.namespace.clone().unwrap_or_default();
             record.name = rp.name.clone().unwrap_or_default();
-            let (latency, failure) = {
+            let (latency, injected) = {
                 let faults = lock(&state.faults);
-                (faults.latency, faults.failure(&record.verb, &rp.plural))
+                let injected =
+                    faults.injected(&record.verb, &rp.plural, &mut lock(&state.fault_rng));
+                (faults.latency, injected)
             };
             if !latency.is_zero() {
                 tokio::time::sleep(latency).await;
             }
-            match failure {
-                Some((code, retry_after)) => ApiError::injected(code, retry_after).into_response(),
+            match injected {
+                Some(Injected::Fail(code, retry_after)) => {
+                    state.fault_counters.failed.fetch_add(1, Ordering::Relaxed);
+                    ApiError::injected(code, retry_after).into_response()
+                }
+                Some(Injected::Stall(stall)) => {
+                    state.fault_counters.stalled.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(stall).await;
+                    resource(&state, &method, rp, &query, &headers, &body, watching)
+                }
                 None => resource(&state, &method, rp, &query, &headers, &body, watching),
             }
         }
@@ -143,7 +163,36 @@ pub async fn handle(
     } else {
         record.path.clear();
     }
-    lock(&state.requests).push(record);
+    let Some(exchanges) = &state.exchanges else {
+        lock(&state.requests).push(record);
+        return response;
+    };
+    let (response, response_body) = if Exchange::keeps_bodies(&record) {
+        // Answers to single-object requests are whole JSON documents, never streams.
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap_or_default();
+        let json = serde_json::from_slice(&bytes).ok();
+        (Response::from_parts(parts, Body::from(bytes)), json)
+    } else {
+        (response, None)
+    };
+    let exchange = Exchange {
+        record: record.clone(),
+        received,
+        completed: chrono::Utc::now(),
+        request: Exchange::keeps_bodies(&record)
+            .then(|| serde_json::from_slice(&body).ok())
+            .flatten(),
+        response: response_body,
+    };
+    // One lock for both logs, in the same order: the exchange log's order is the request
+    // log's.
+    let mut requests = lock(&state.requests);
+    requests.push(record);
+    lock(exchanges).push(exchange);
+    drop(requests);
     response
 }
 
@@ -907,6 +956,10 @@ fn watch(
                         }
                     }
                     Err(expired) => {
+                        state
+                            .fault_counters
+                            .watches_expired
+                            .fetch_add(1, Ordering::Relaxed);
                         // kube-apiserver answers 200 and an ERROR event once a watch is set up.
                         initial.push(event_line("ERROR", &expired.to_status()));
                         let (sender, rx) = mpsc::channel(initial.len().max(1));
@@ -928,6 +981,7 @@ fn watch(
         timeout,
         cut_events,
         cut_after,
+        counters: state.fault_counters.clone(),
     };
     tokio::spawn(task.run(initial, start_rv, receiver, sender));
     stream_response(rx)
@@ -950,6 +1004,7 @@ struct WatchTask {
     timeout: Duration,
     cut_events: Option<usize>,
     cut_after: Option<Duration>,
+    counters: Arc<FaultCounters>,
 }
 
 impl WatchTask {
@@ -963,7 +1018,13 @@ impl WatchTask {
         let mut sent = 0usize;
         let deadline = tokio::time::Instant::now()
             + self.cut_after.map_or(self.timeout, |c| c.min(self.timeout));
-        let cut = |sent: usize| self.cut_events.is_some_and(|n| sent >= n);
+        let cut = |sent: usize| {
+            let cut = self.cut_events.is_some_and(|n| sent >= n);
+            if cut {
+                self.counters.watches_cut.fetch_add(1, Ordering::Relaxed);
+            }
+            cut
+        };
         for line in initial {
             if cut(sent) || sender.send(Ok(line)).await.is_err() {
                 return;
@@ -978,7 +1039,12 @@ impl WatchTask {
                 return;
             }
             tokio::select! {
-                () = tokio::time::sleep_until(deadline) => return,
+                () = tokio::time::sleep_until(deadline) => {
+                    if self.cut_after.is_some_and(|c| c < self.timeout) {
+                        self.counters.watches_cut.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return;
+                }
                 () = sender.closed() => return,
                 _ = ticker.tick(), if self.bookmarks => {
                     if sender.send(Ok(event_line("BOOKMARK", &bookmark(&self.t, last_rv, false)))).await.is_err() {

@@ -1,0 +1,1163 @@
+//! The campaign: a seeded driver of random account lifecycles, faults and clock moves, with the
+//! oracle judging the history after every step and at quiescence.
+//!
+//! Every choice (which step, which account, how far the clock moves, which fault, when a
+//! replica is killed) comes from one generator seeded with the campaign's seed. The operator
+//! runs concurrently on real threads, so a seed fixes the scenario but not the interleaving:
+//! a failing seed reproduces often, not always (the report prints the history either way).
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt::Write as _,
+    time::{Duration, Instant},
+};
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams, PostParams},
+};
+use retention_operator::{
+    api::{
+        Account, AccountBinding, Backup, BackupSchedule, BackupSource, BackupSpec, Bookkeeping,
+        BookkeepingRetention, DataCategory, DataProcessor, DataProcessorSpec, DataRecord,
+        DataRecordSpec, Database, DatabaseEngine, DatabaseSpec, Domain, DomainSpec, GracePeriods,
+        LegalBasis, Mailbox, MailboxSpec, RetentionPolicy, RetentionPolicySpec, Website,
+        WebsiteSpec,
+    },
+    retention::plan_account,
+};
+use serde_json::json;
+use test_apiserver::{FaultRule, RequestRecord};
+
+use crate::e2e_support::{
+    self, NAMESPACE, active_account, apply_signing_secret, default_policy, processor,
+};
+use crate::oracle::{
+    Delivery, Oracle, Setting, Violation, ViolationKind, judge_deliveries, leftovers, proof_counts,
+};
+use crate::receiver::Reply;
+use crate::world::{LEASE, REPLICA_AGENT, World};
+
+/// How a campaign runs.
+#[derive(Clone, Debug)]
+pub struct Campaign {
+    pub seed: u64,
+    /// Accounts created in all (each lives one round: created, driven, deleted).
+    pub lifecycles: usize,
+    /// Accounts alive at once (one round).
+    pub accounts: usize,
+    /// Steps per round.
+    pub steps: usize,
+    /// Probability per step that a replica is killed.
+    pub kill_rate: f64,
+    /// Fraction of requests failed (5xx, 429) while a fault episode lasts.
+    pub fault_rate: f64,
+    /// Probability per step that etcd or kube-apiserver is restarted (real control plane).
+    pub restart_rate: f64,
+}
+
+impl Campaign {
+    /// The campaign the environment asks for: `CHAOS_SEED`, `CHAOS_LIFECYCLES`,
+    /// `CHAOS_ACCOUNTS`, `CHAOS_STEPS`, `CHAOS_KILL_RATE`, `CHAOS_FAULT_RATE`,
+    /// `CHAOS_RESTART_RATE`, over the defaults of a short run.
+    pub fn from_env(short: Campaign) -> Self {
+        fn var<T: std::str::FromStr>(name: &str) -> Option<T> {
+            std::env::var(name).ok()?.parse().ok()
+        }
+        Self {
+            seed: var("CHAOS_SEED").unwrap_or(short.seed),
+            lifecycles: var("CHAOS_LIFECYCLES").unwrap_or(short.lifecycles),
+            accounts: var("CHAOS_ACCOUNTS").unwrap_or(short.accounts),
+            steps: var("CHAOS_STEPS").unwrap_or(short.steps),
+            kill_rate: var("CHAOS_KILL_RATE").unwrap_or(short.kill_rate),
+            fault_rate: var("CHAOS_FAULT_RATE").unwrap_or(short.fault_rate),
+            restart_rate: var("CHAOS_RESTART_RATE").unwrap_or(short.restart_rate),
+        }
+    }
+}
+
+/// What a campaign did and found.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    pub seed: u64,
+    pub rounds: usize,
+    pub lifecycles: usize,
+    pub steps: usize,
+    pub kills: usize,
+    pub leader_kills: usize,
+    pub faults_failed: u64,
+    pub faults_stalled: u64,
+    pub watches_cut: u64,
+    pub watches_expired: u64,
+    pub etcd_restarts: usize,
+    pub apiserver_restarts: usize,
+    pub requests: usize,
+    pub deletes_checked: u64,
+    pub writes_fenced: u64,
+    pub deliveries: usize,
+    pub violations: Vec<Violation>,
+    pub leftovers: usize,
+    pub elapsed: Duration,
+    /// The steps that led to the first violation, when there is one.
+    pub history: String,
+}
+
+impl Report {
+    /// One line per figure, for the test output and docs/reliability.md.
+    pub fn summary(&self) -> String {
+        format!(
+            "seed {seed}: {rounds} rounds, {lifecycles} lifecycles, {steps} steps, \
+             {kills} operator kills ({leader} of the leader), {failed} API errors and {stalled} \
+             stalls injected, {cut} watches cut, {expired} watches answered 410 Gone, \
+             {etcd} etcd and {api} kube-apiserver restarts, {requests} requests judged, \
+             {deletes} deletions checked, {fenced} writes checked against the lease, \
+             {deliveries} erasure requests received, {violations} violations, {leftovers} \
+             leftovers, in {secs:.0} s",
+            seed = self.seed,
+            rounds = self.rounds,
+            lifecycles = self.lifecycles,
+            steps = self.steps,
+            kills = self.kills,
+            leader = self.leader_kills,
+            failed = self.faults_failed,
+            stalled = self.faults_stalled,
+            cut = self.watches_cut,
+            expired = self.watches_expired,
+            etcd = self.etcd_restarts,
+            api = self.apiserver_restarts,
+            requests = self.requests,
+            deletes = self.deletes_checked,
+            fenced = self.writes_fenced,
+            deliveries = self.deliveries,
+            violations = self.violations.len(),
+            leftovers = self.leftovers,
+            secs = self.elapsed.as_secs_f64(),
+        )
+    }
+}
+
+/// The processors of every campaign: two with webhooks (receivers on loopback) and one manual.
+const WEBHOOK_PROCESSORS: [&str; 2] = ["crm-hook", "registrar-hook"];
+const MANUAL_PROCESSOR: &str = "manual-desk";
+/// The second policy, which policy edits change.
+const BRISK: &str = "brisk";
+/// How long quiescence may take before what is left counts as left over.
+const QUIESCENCE: Duration = Duration::from_secs(90);
+
+fn brisk_policy(grace_days: u32, keep_daily: u32) -> RetentionPolicy {
+    let days = |n: u32| format!("{n}d").parse().unwrap();
+    RetentionPolicy::new(
+        BRISK,
+        RetentionPolicySpec {
+            grace_period: days(grace_days),
+            grace_periods: GracePeriods {
+                mailbox: Some(days(1)),
+                ..Default::default()
+            },
+            backups: BackupSchedule {
+                keep_daily,
+                keep_weekly: 2,
+                keep_monthly: 1,
+                after_termination: Some(days(10)),
+            },
+            bookkeeping: BookkeepingRetention { years: 7 },
+        },
+    )
+}
+
+/// One thing the campaign does.
+#[derive(Clone, Debug)]
+enum Step {
+    Terminate {
+        account: String,
+        at: DateTime<Utc>,
+    },
+    Reactivate {
+        account: String,
+    },
+    Hold {
+        account: String,
+        until: Option<DateTime<Utc>>,
+    },
+    Lift {
+        account: String,
+    },
+    Consent {
+        account: String,
+        given: bool,
+    },
+    EditPolicy {
+        grace_days: u32,
+        keep_daily: u32,
+    },
+    DeleteAccount {
+        account: String,
+    },
+    AddBackup {
+        account: String,
+        name: String,
+        taken_at: DateTime<Utc>,
+    },
+    Advance {
+        by: TimeDelta,
+    },
+    JumpToDeleteAt {
+        account: String,
+        offset: TimeDelta,
+    },
+    ProcessorReply {
+        processor: String,
+        reply: &'static str,
+    },
+    Kill {
+        leader: bool,
+        revive_after: Duration,
+    },
+    Faults {
+        on: bool,
+        code: u16,
+        verb: Option<&'static str>,
+    },
+    WatchCuts {
+        on: bool,
+        after_events: usize,
+    },
+    Restart {
+        component: &'static str,
+    },
+    Pause {
+        millis: u64,
+    },
+}
+
+impl Step {
+    /// The account the step is about, if one.
+    fn account(&self) -> Option<&str> {
+        match self {
+            Self::Terminate { account, .. }
+            | Self::Reactivate { account }
+            | Self::Hold { account, .. }
+            | Self::Lift { account }
+            | Self::Consent { account, .. }
+            | Self::DeleteAccount { account }
+            | Self::AddBackup { account, .. }
+            | Self::JumpToDeleteAt { account, .. } => Some(account),
+            _ => None,
+        }
+    }
+}
+
+/// The campaign's state beside the world.
+struct Driver<'a> {
+    campaign: &'a Campaign,
+    rng: fastrand::Rng,
+    world: World,
+    report: Report,
+    /// Accounts of the current round, by name: whether the account system still has them.
+    accounts: BTreeMap<String, bool>,
+    /// Every step so far with the clock it ran at, for the report.
+    log: Vec<(usize, DateTime<Utc>, Step)>,
+    /// Replicas killed and when to bring them back.
+    revivals: Vec<Instant>,
+    /// The oracle, fed with the history as it grows.
+    oracle: Oracle,
+    /// What every request of the history was (without bodies), for the report.
+    records: Vec<RequestRecord>,
+    backups: usize,
+}
+
+/// Runs a campaign and returns its report: violations are in the report, never a panic.
+pub async fn run(campaign: &Campaign) -> Report {
+    let started = Instant::now();
+    let start: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+    let world = World::start(campaign.seed, start).await;
+    let mut driver = Driver {
+        campaign,
+        rng: fastrand::Rng::with_seed(campaign.seed),
+        world,
+        report: Report {
+            seed: campaign.seed,
+            ..Report::default()
+        },
+        accounts: BTreeMap::new(),
+        log: Vec::new(),
+        revivals: Vec::new(),
+        oracle: Oracle::new(Setting {
+            operator_agent: REPLICA_AGENT.to_owned(),
+            lease: Some(LEASE.to_owned()),
+        }),
+        records: Vec::new(),
+        backups: 0,
+    };
+    driver.set_clock(start).await;
+    seed_world(&mut driver.world).await;
+    driver.world.start_replica(0);
+    driver.world.start_replica(1);
+    let rounds = campaign.lifecycles.div_ceil(campaign.accounts.max(1));
+    'rounds: for round in 0..rounds {
+        driver.report.rounds += 1;
+        driver.start_round(round).await;
+        for _ in 0..campaign.steps {
+            let step = driver.next_step();
+            driver.run_step(step).await;
+            driver.judge();
+            if !driver.oracle.violations.is_empty() {
+                break 'rounds;
+            }
+        }
+        // Quiescence: faults off, every replica up, receivers answering; then nothing due may
+        // remain and the proof must match.
+        driver.calm_down().await;
+        if !driver.quiesce().await {
+            break 'rounds;
+        }
+        // The round ends: the account system deletes its accounts; the clock runs on until
+        // everything is gone (bookkeeping included), and every erasure request is delivered.
+        driver.end_round().await;
+        for years in [1, 9] {
+            let now = driver.now() + TimeDelta::days(365 * years);
+            driver.set_clock(now).await;
+        }
+        if !driver.quiesce().await || !driver.everything_gone().await {
+            break 'rounds;
+        }
+    }
+    driver.judge();
+    driver.world.stop_replicas().await;
+    let mut report = driver.report.clone();
+    report.violations = driver.oracle.violations.clone();
+    report.deletes_checked = driver.oracle.deletes_checked;
+    report.writes_fenced = driver.oracle.writes_fenced;
+    report.requests = driver.records.len();
+    report.leftovers = report
+        .violations
+        .iter()
+        .filter(|v| {
+            matches!(
+                v.kind,
+                ViolationKind::Leftover | ViolationKind::ErasedButBound
+            )
+        })
+        .count();
+    if let Some(server) = driver.world.test_server() {
+        let count = server.fault_count();
+        report.faults_failed = count.failed;
+        report.faults_stalled = count.stalled;
+        report.watches_cut = count.watches_cut;
+        report.watches_expired = count.watches_expired;
+    }
+    report.deliveries = deliveries(&driver.world).len();
+    if let Some(first) = report.violations.first() {
+        report.history = driver.story(first);
+    }
+    report.elapsed = started.elapsed();
+    report
+}
+
+trait NowUtc {
+    fn now_utc(&self) -> DateTime<Utc>;
+}
+
+impl NowUtc for retention_operator::clock::ManualClock {
+    fn now_utc(&self) -> DateTime<Utc> {
+        retention_operator::clock::Clock::now(self)
+    }
+}
+
+/// The policies, processors and signing secrets every campaign starts with.
+async fn seed_world(world: &mut World) {
+    let client = world.client.clone();
+    create_cluster(&client, &default_policy()).await;
+    create_cluster(&client, &brisk_policy(2, 3)).await;
+    for name in WEBHOOK_PROCESSORS {
+        let url = world.add_receiver(name).await;
+        apply_signing_secret(&client, name, format!("{name}-signing-key").as_bytes()).await;
+        let ca = world.pki.ca_pem.clone();
+        let processor = processor(name, Some((&url, &ca)));
+        create_cluster(&client, &processor).await;
+    }
+    let manual: DataProcessor = processor(MANUAL_PROCESSOR, None);
+    create_cluster(&client, &manual).await;
+}
+
+async fn create_cluster<K>(client: &Client, object: &K)
+where
+    K: kube::Resource<Scope = k8s_openapi::ClusterResourceScope>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let api: Api<K> = Api::all(client.clone());
+    retry("creating a cluster object", || async {
+        match api.create(&PostParams::default(), object).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+            Err(e) => Err(e),
+        }
+    })
+    .await;
+}
+
+async fn create_namespaced<K>(client: &Client, object: &K)
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), NAMESPACE);
+    retry("creating an object", || async {
+        match api.create(&PostParams::default(), object).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+            Err(e) => Err(e),
+        }
+    })
+    .await;
+}
+
+/// Retries a request of the account system until it gets through (faults are injected for
+/// everyone, and the real control plane may be restarting).
+async fn retry<F, Fut>(what: &str, mut request: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = kube::Result<()>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        match request().await {
+            Ok(()) => return,
+            Err(error) => {
+                assert!(Instant::now() < deadline, "{what}: {error}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+fn namespaced<K: kube::Resource>(mut object: K) -> K {
+    object.meta_mut().namespace = Some(NAMESPACE.into());
+    object
+}
+
+fn binding(account: &str, processor: Option<&str>) -> AccountBinding {
+    AccountBinding {
+        account_ref: account.into(),
+        processor_ref: processor.map(str::to_owned),
+        legal_basis: LegalBasis::Contract,
+        consent_purpose: None,
+    }
+}
+
+fn record(name: &str, account: &str, category: DataCategory) -> DataRecord {
+    namespaced(DataRecord::new(
+        name,
+        DataRecordSpec {
+            binding: binding(account, Some("crm-hook")),
+            category,
+            bookkeeping: None,
+        },
+    ))
+}
+
+impl Driver<'_> {
+    fn now(&self) -> DateTime<Utc> {
+        self.world.clock.now_utc()
+    }
+
+    /// Moves the clock (never back), marking the instant in the history first.
+    async fn set_clock(&mut self, now: DateTime<Utc>) {
+        let now = now.max(self.now());
+        let mark = self.oracle.mark(now);
+        self.world.set_clock(mark, now).await;
+    }
+
+    /// Creates the round's accounts with random objects.
+    async fn start_round(&mut self, round: usize) {
+        self.accounts.clear();
+        let now = self.now();
+        let client = self.world.client.clone();
+        for i in 0..self.campaign.accounts {
+            let name = format!("r{round}-{i}");
+            self.report.lifecycles += 1;
+            let mut account = active_account(&name);
+            if self.rng.bool() {
+                account.spec.retention_policy_ref = BRISK.into();
+            }
+            if self.rng.bool() {
+                account
+                    .spec
+                    .consents
+                    .insert("marketing".into(), self.rng.bool());
+            }
+            create_cluster(&client, &account).await;
+            self.accounts.insert(name.clone(), true);
+            // Hosted resources: each kind with some probability.
+            if self.rng.f64() < 0.8 {
+                let site = namespaced(Website::new(
+                    &format!("{name}-www"),
+                    WebsiteSpec {
+                        binding: binding(&name, None),
+                        hostnames: vec![],
+                    },
+                ));
+                create_namespaced(&client, &site).await;
+                for j in 0..self.rng.usize(0..6) {
+                    let taken = now - TimeDelta::hours(self.rng.i64(0..24 * 40));
+                    self.create_backup(&name, &format!("{name}-bkp-{j}"), taken)
+                        .await;
+                }
+            }
+            if self.rng.f64() < 0.5 {
+                let db = namespaced(Database::new(
+                    &format!("{name}-db"),
+                    DatabaseSpec {
+                        binding: binding(&name, None),
+                        engine: DatabaseEngine::Postgresql,
+                    },
+                ));
+                create_namespaced(&client, &db).await;
+            }
+            if self.rng.f64() < 0.5 {
+                let mbx = namespaced(Mailbox::new(
+                    &format!("{name}-mbx"),
+                    MailboxSpec {
+                        binding: binding(&name, None),
+                        address: format!("{name}@mail.example"),
+                    },
+                ));
+                create_namespaced(&client, &mbx).await;
+            }
+            if self.rng.f64() < 0.5 {
+                let dom = namespaced(Domain::new(
+                    &format!("{name}-dom"),
+                    DomainSpec {
+                        binding: binding(&name, None),
+                        fqdn: format!("{name}.example"),
+                        registrar: Some("registrar-hook".into()),
+                    },
+                ));
+                create_namespaced(&client, &dom).await;
+            }
+            if self.rng.f64() < 0.6 {
+                let crm = record(&format!("{name}-crm"), &name, DataCategory::Crm);
+                create_namespaced(&client, &crm).await;
+            }
+            if self.rng.f64() < 0.4 {
+                let mut mkt = record(&format!("{name}-mkt"), &name, DataCategory::Marketing);
+                mkt.spec.binding.legal_basis = LegalBasis::Consent;
+                mkt.spec.binding.consent_purpose = Some("marketing".into());
+                if self.rng.bool() {
+                    mkt.spec.binding.processor_ref = Some(MANUAL_PROCESSOR.into());
+                }
+                create_namespaced(&client, &mkt).await;
+            }
+            if self.rng.f64() < 0.3 {
+                let mut invoices = record(&format!("{name}-inv"), &name, DataCategory::Invoices);
+                invoices.spec.binding.legal_basis = LegalBasis::LegalObligation;
+                invoices.spec.binding.processor_ref = None;
+                let year = chrono::Datelike::year(&now) - 1;
+                invoices.spec.bookkeeping = Some(Bookkeeping {
+                    fiscal_year_end: NaiveDate::from_ymd_opt(year, 12, 31).unwrap(),
+                });
+                create_namespaced(&client, &invoices).await;
+            }
+        }
+    }
+
+    async fn create_backup(&mut self, account: &str, name: &str, taken_at: DateTime<Utc>) {
+        self.backups += 1;
+        let backup = namespaced(Backup::new(
+            name,
+            BackupSpec {
+                account_ref: account.into(),
+                source_ref: BackupSource {
+                    kind: retention_operator::api::HostedKind::Website,
+                    name: format!("{account}-www"),
+                },
+                taken_at,
+            },
+        ));
+        create_namespaced(&self.world.client.clone(), &backup).await;
+    }
+
+    /// A random account of the round that the account system still has.
+    fn pick_account(&mut self) -> Option<String> {
+        let live: Vec<&String> = self
+            .accounts
+            .iter()
+            .filter(|(_, live)| **live)
+            .map(|(name, _)| name)
+            .collect();
+        if live.is_empty() {
+            return None;
+        }
+        let index = self.rng.usize(0..live.len());
+        Some(live[index].clone())
+    }
+
+    /// Draws the next step. Every draw happens whatever the state, so the seed alone fixes the
+    /// sequence of choices.
+    fn next_step(&mut self) -> Step {
+        let account = self.pick_account();
+        let roll = self.rng.f64();
+        let (a, b, c) = (self.rng.u32(0..1000), self.rng.u32(0..1000), self.rng.f64());
+        let now = self.now();
+        let restart = self.world.test_server().is_none() && c < self.campaign.restart_rate;
+        if restart {
+            return Step::Restart {
+                component: if a % 2 == 0 { "etcd" } else { "apiserver" },
+            };
+        }
+        if roll < self.campaign.kill_rate {
+            return Step::Kill {
+                leader: a % 10 < 7,
+                revive_after: Duration::from_millis(if b % 2 == 0 { 0 } else { u64::from(b) * 4 }),
+            };
+        }
+        let choice = a % 100;
+        let Some(account) = account else {
+            return Step::Advance {
+                by: TimeDelta::hours(i64::from(b % 480) + 1),
+            };
+        };
+        match choice {
+            0..14 => Step::Terminate {
+                account,
+                at: now - TimeDelta::hours(i64::from(b % (24 * 40))),
+            },
+            14..20 => Step::Reactivate { account },
+            20..25 => Step::Hold {
+                account,
+                until: (b % 2 == 0).then(|| now + TimeDelta::hours(i64::from(b % (24 * 20)))),
+            },
+            25..30 => Step::Lift { account },
+            30..36 => Step::Consent {
+                account,
+                given: b % 2 == 0,
+            },
+            36..39 => Step::EditPolicy {
+                grace_days: [1, 2, 5, 10][(b % 4) as usize],
+                keep_daily: [1, 3, 7][(b % 3) as usize],
+            },
+            39..42 => Step::DeleteAccount { account },
+            42..47 => Step::AddBackup {
+                name: format!("{account}-bkp-x{}", self.backups),
+                account,
+                taken_at: now - TimeDelta::hours(i64::from(b % (24 * 10))),
+            },
+            47..67 => Step::Advance {
+                by: TimeDelta::minutes(i64::from(b) * i64::from(b % 40 + 1)),
+            },
+            67..82 => Step::JumpToDeleteAt {
+                account,
+                offset: TimeDelta::seconds(i64::from(b % 3) - 1),
+            },
+            82..86 => Step::ProcessorReply {
+                processor: WEBHOOK_PROCESSORS[(b % 2) as usize].to_owned(),
+                reply: ["200", "500", "429", "400", "hang", "200"][(b % 6) as usize],
+            },
+            86..93 => Step::Faults {
+                on: b % 3 != 0,
+                code: [500, 503, 429][(b % 3) as usize],
+                verb: [
+                    None,
+                    Some("delete"),
+                    Some("get"),
+                    Some("patch"),
+                    Some("list"),
+                ][(b % 5) as usize],
+            },
+            93..96 => Step::WatchCuts {
+                on: b % 2 == 0,
+                after_events: (b % 40) as usize + 3,
+            },
+            _ => Step::Pause {
+                millis: u64::from(b % 400),
+            },
+        }
+    }
+
+    async fn patch_account(&mut self, account: &str, patch: serde_json::Value) {
+        let api: Api<Account> = Api::all(self.world.client.clone());
+        retry("patching an account", || async {
+            match api
+                .patch(account, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => Ok(()),
+                // Deleted meanwhile (the round may delete it): nothing to patch.
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+                Err(e) => Err(e),
+            }
+        })
+        .await;
+    }
+
+    async fn run_step(&mut self, step: Step) {
+        self.report.steps += 1;
+        self.log
+            .push((self.records.len(), self.now(), step.clone()));
+        self.revive_due();
+        match step {
+            Step::Terminate { account, at } => {
+                let at = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                self.patch_account(
+                    &account,
+                    json!({"spec": {"state": "Terminated", "terminatedAt": at}}),
+                )
+                .await;
+            }
+            Step::Reactivate { account } => {
+                self.patch_account(
+                    &account,
+                    json!({"spec": {"state": "Active", "terminatedAt": null}}),
+                )
+                .await;
+            }
+            Step::Hold { account, until } => {
+                let mut hold = json!({"reason": "chaos hold"});
+                if let Some(until) = until {
+                    hold["until"] = json!(until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+                }
+                self.patch_account(&account, json!({"spec": {"legalHold": hold}}))
+                    .await;
+            }
+            Step::Lift { account } => {
+                self.patch_account(&account, json!({"spec": {"legalHold": null}}))
+                    .await;
+            }
+            Step::Consent { account, given } => {
+                self.patch_account(
+                    &account,
+                    json!({"spec": {"consents": {"marketing": given}}}),
+                )
+                .await;
+            }
+            Step::EditPolicy {
+                grace_days,
+                keep_daily,
+            } => {
+                let policy = brisk_policy(grace_days, keep_daily);
+                let api: Api<RetentionPolicy> = Api::all(self.world.client.clone());
+                let patch = json!({"spec": serde_json::to_value(&policy.spec).unwrap()});
+                retry("editing the policy", || async {
+                    api.patch(BRISK, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await
+                        .map(|_| ())
+                })
+                .await;
+            }
+            Step::DeleteAccount { account } => {
+                let api: Api<Account> = Api::all(self.world.client.clone());
+                retry("deleting an account", || async {
+                    match api.delete(&account, &DeleteParams::default()).await {
+                        Ok(_) => Ok(()),
+                        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+                        Err(e) => Err(e),
+                    }
+                })
+                .await;
+                self.accounts.insert(account, false);
+            }
+            Step::AddBackup {
+                account,
+                name,
+                taken_at,
+            } => {
+                self.create_backup(&account, &name, taken_at).await;
+            }
+            Step::Advance { by } => {
+                let now = self.now() + by;
+                self.set_clock(now).await;
+            }
+            Step::JumpToDeleteAt { account, offset } => {
+                // The next scheduled deletion of the account, by the engine on the objects as
+                // the history shows them; the clock goes to a second before, at, or after it.
+                if let Some(at) = self.next_delete_at(&account) {
+                    self.set_clock(at + offset).await;
+                }
+            }
+            Step::ProcessorReply { processor, reply } => {
+                if let Some(receiver) = self.world.receivers.get(&processor) {
+                    receiver.set_reply(match reply {
+                        "hang" => Reply::Hang,
+                        code => Reply::Status(code.parse().unwrap_or(200)),
+                    });
+                }
+            }
+            Step::Kill {
+                leader,
+                revive_after,
+            } => {
+                let holder = self.world.leader().await;
+                let leader_index = holder.as_deref().and_then(|h| self.world.replica_index(h));
+                let index = match (leader, leader_index) {
+                    (true, Some(index)) => {
+                        self.report.leader_kills += 1;
+                        index
+                    }
+                    (_, Some(index)) => 1 - index,
+                    (_, None) => 0,
+                };
+                self.world.kill_replica(index).await;
+                self.report.kills += 1;
+                self.revivals.push(Instant::now() + revive_after);
+            }
+            Step::Faults { on, code, verb } => {
+                if let Some(server) = self.world.test_server() {
+                    let fraction = self.campaign.fault_rate;
+                    server.update_faults(|faults| {
+                        faults.rules.clear();
+                        if on {
+                            let mut rule = FaultRule::always(code).fraction(fraction);
+                            if code == 429 {
+                                rule = rule.retry_after(1);
+                            }
+                            if let Some(verb) = verb {
+                                rule = rule.verb(verb);
+                            }
+                            faults.rules.push(rule);
+                            // Now and then a request is held past the client's timeout and
+                            // still takes effect.
+                            faults.rules.push(
+                                FaultRule::stalling(Duration::from_millis(1_500))
+                                    .fraction(fraction / 10.0),
+                            );
+                        }
+                    });
+                }
+            }
+            Step::WatchCuts { on, after_events } => {
+                if let Some(server) = self.world.test_server() {
+                    server.update_faults(|faults| {
+                        faults.cut_watch_after_events = on.then_some(after_events);
+                    });
+                    // A small window: resumed watches get 410 Gone and list again.
+                    server.set_event_window(if on { 50 } else { 10_000 });
+                }
+            }
+            Step::Restart { component } => {
+                let world = &self.world;
+                if world.restart_control_plane(component) {
+                    match component {
+                        "etcd" => self.report.etcd_restarts += 1,
+                        _ => self.report.apiserver_restarts += 1,
+                    }
+                }
+            }
+            Step::Pause { millis } => {
+                tokio::time::sleep(Duration::from_millis(millis)).await;
+            }
+        }
+        // Let the operator work a little before the next step: interleavings come from here.
+        let pause = self.rng.u64(0..120);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+    }
+
+    /// Brings back killed replicas whose time has come, and replicas that exited after losing
+    /// the lease.
+    fn revive_due(&mut self) {
+        let now = Instant::now();
+        self.revivals.retain(|at| *at > now);
+        if self.revivals.is_empty() {
+            self.world.revive();
+        } else {
+            // Revive all but as many as still wait (the killed ones stay down until then).
+            // Replicas are symmetric, so which one stays down does not matter.
+        }
+    }
+
+    /// The next deleteAt of the account's objects, as the engine plans it on the history.
+    fn next_delete_at(&self, account: &str) -> Option<DateTime<Utc>> {
+        let replay = &self.oracle.replay;
+        let object = replay.current("accounts", "", account)?;
+        let account_object: Account = serde_json::from_value(object.clone()).ok()?;
+        let policy = replay.current(
+            "retentionpolicies",
+            "",
+            &account_object.spec.retention_policy_ref,
+        )?;
+        let policy: RetentionPolicy = serde_json::from_value(policy.clone()).ok()?;
+        let bound = replay.bound_to(account);
+        let now = self.now();
+        let plan = plan_account(&account_object, &bound, &policy.spec, &BTreeMap::new(), now);
+        plan.resources
+            .iter()
+            .filter_map(|r| r.schedule.delete_at)
+            .filter(|at| *at > now)
+            .min()
+    }
+
+    /// Fetches the history that came since the last call and judges it.
+    fn judge(&mut self) {
+        let mut fresh = Vec::new();
+        self.world.history(self.oracle.fed(), &mut fresh);
+        self.oracle.feed(&fresh);
+        self.records
+            .extend(fresh.into_iter().map(|exchange| exchange.record));
+    }
+
+    /// Faults off, receivers answering, every replica running.
+    async fn calm_down(&mut self) {
+        if let Some(server) = self.world.test_server() {
+            server.clear_faults();
+            server.set_event_window(10_000);
+        }
+        for receiver in self.world.receivers.values() {
+            receiver.set_reply(Reply::Status(200));
+        }
+        self.revivals.clear();
+        self.world.revive();
+    }
+
+    /// Waits until nothing due remains and the proof counts match, judging the history as it
+    /// grows; false (with the violations recorded) when that does not happen in time.
+    async fn quiesce(&mut self) -> bool {
+        let deadline = Instant::now() + QUIESCENCE;
+        let now = self.now();
+        loop {
+            self.world.revive();
+            self.judge();
+            if !self.oracle.violations.is_empty() {
+                return false;
+            }
+            let replay = &self.oracle.replay;
+            let policies: BTreeMap<String, RetentionPolicySpec> = replay
+                .objects()
+                .filter(|((resource, _, _), _)| resource == "retentionpolicies")
+                .filter_map(|(_, p)| serde_json::from_value::<RetentionPolicy>(p.clone()).ok())
+                .map(|p| (p.name_any(), p.spec))
+                .collect();
+            let mut found = leftovers(replay, now, &policies);
+            found.extend(proof_mismatches(replay, &self.oracle.deletions));
+            if found.is_empty() {
+                return true;
+            }
+            if Instant::now() > deadline {
+                self.oracle.violations.extend(found);
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// The round ends: holds are lifted and the account system deletes every account.
+    async fn end_round(&mut self) {
+        let names: Vec<String> = self.accounts.keys().cloned().collect();
+        for name in names {
+            self.patch_account(&name, json!({"spec": {"legalHold": null}}))
+                .await;
+            let api: Api<Account> = Api::all(self.world.client.clone());
+            retry("deleting an account", || async {
+                match api.delete(&name, &DeleteParams::default()).await {
+                    Ok(_) => Ok(()),
+                    Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+                    Err(e) => Err(e),
+                }
+            })
+            .await;
+            self.accounts.insert(name, false);
+        }
+    }
+
+    /// After a round: every Account and every object bound to one is gone, and every erasure
+    /// request owed to a processor with a webhook was received.
+    async fn everything_gone(&mut self) -> bool {
+        let deadline = Instant::now() + QUIESCENCE;
+        let webhooks: BTreeSet<String> =
+            WEBHOOK_PROCESSORS.iter().map(|p| (*p).to_owned()).collect();
+        loop {
+            self.world.revive();
+            self.judge();
+            if !self.oracle.violations.is_empty() {
+                return false;
+            }
+            let mut found: Vec<Violation> = self
+                .oracle
+                .replay
+                .objects()
+                .filter(|((resource, _, _), object)| {
+                    resource == "accounts"
+                        || (crate::oracle::BOUND_RESOURCES.contains(&resource.as_str())
+                            && object["spec"]["accountRef"].is_string())
+                })
+                .map(|((resource, ns, name), _)| Violation {
+                    kind: ViolationKind::Leftover,
+                    position: None,
+                    detail: format!(
+                        "{resource} {ns}/{name} still exists after its account was deleted"
+                    ),
+                })
+                .collect();
+            found.extend(judge_deliveries(
+                &self.oracle.deletions,
+                &deliveries(&self.world),
+                &webhooks,
+                true,
+            ));
+            if found.is_empty() {
+                return true;
+            }
+            if Instant::now() > deadline {
+                self.oracle.violations.extend(found);
+                return false;
+            }
+            self.staff_confirm().await;
+            // Retries of erasure requests wait on the clock.
+            let later = self.now() + TimeDelta::hours(1);
+            self.set_clock(later).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// Staff settle what waits for them: every erasure request handed to staff (Manual) or
+    /// refused (Failed) is confirmed with the annotation the README documents.
+    async fn staff_confirm(&mut self) {
+        let mut waiting: Vec<(String, String)> = Vec::new();
+        for ((resource, _, name), object) in self.oracle.replay.objects() {
+            if resource != "accounts" {
+                continue;
+            }
+            for request in object["status"]["processors"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let state = request["state"].as_str().unwrap_or_default();
+                if matches!(state, "Manual" | "Failed")
+                    && let Some(processor) = request["name"].as_str()
+                {
+                    waiting.push((name.clone(), processor.to_owned()));
+                }
+            }
+        }
+        let now = self
+            .now()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        for (account, processor) in waiting {
+            let annotation = format!("erasure-confirmed.hosting.ecuni.se/{processor}");
+            self.patch_account(
+                &account,
+                json!({"metadata": {"annotations": {annotation: now}}}),
+            )
+            .await;
+        }
+    }
+
+    /// The steps that concern the violation's account (and every kill, fault and clock move),
+    /// with the exchanges around the violation: the shortest history that tells what happened.
+    fn story(&self, violation: &Violation) -> String {
+        let mut out = String::new();
+        let account = violation
+            .detail
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("r").filter(|_| w.contains('-')).map(|_| w))
+            .map(|w| {
+                let w = w.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '-');
+                // Object names start with the account name: r3-7-www → r3-7.
+                w.split('-').take(2).collect::<Vec<_>>().join("-")
+            });
+        let _ = writeln!(
+            out,
+            "seed {} — violation: {:?}: {}",
+            self.campaign.seed, violation.kind, violation.detail
+        );
+        let _ = writeln!(
+            out,
+            "steps (those of account {account:?}, and every kill, fault and clock move):"
+        );
+        for (position, clock, step) in &self.log {
+            let relevant = match step.account() {
+                Some(a) => Some(a) == account.as_deref(),
+                None => !matches!(step, Step::Pause { .. } | Step::ProcessorReply { .. }),
+            };
+            if relevant {
+                let _ = writeln!(out, "  #{position:>7} clock {clock}: {step:?}");
+            }
+        }
+        if let Some(position) = violation.position {
+            let _ = writeln!(out, "requests about it up to the violation:");
+            let name = account.clone().unwrap_or_default();
+            for (i, r) in self.records.iter().enumerate().take(position + 1) {
+                if (r.name.starts_with(&name) && !name.is_empty())
+                    || r.name.starts_with(crate::oracle::CLOCK_MARK_PREFIX)
+                    || i == position
+                {
+                    let _ = writeln!(
+                        out,
+                        "  #{i:>7} {} {} {} {}/{} -> {}",
+                        r.user_agent, r.verb, r.resource, r.namespace, r.name, r.code
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The erasure requests every receiver got.
+fn deliveries(world: &World) -> Vec<Delivery> {
+    let mut all = Vec::new();
+    for (processor, receiver) in &world.receivers {
+        for received in receiver.received() {
+            let Ok(body) = serde_json::from_slice::<serde_json::Value>(&received.body) else {
+                continue;
+            };
+            all.push(Delivery {
+                processor: processor.clone(),
+                account: body["account"].as_str().unwrap_or_default().to_owned(),
+                idempotency_key: body["idempotencyKey"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            });
+        }
+    }
+    all
+}
+
+/// Accounts whose erasure proof counts differ from the deletions the server saw.
+fn proof_mismatches(
+    replay: &crate::oracle::Replay,
+    deletions: &[crate::oracle::CheckedDeletion],
+) -> Vec<Violation> {
+    let expected = proof_counts(deletions);
+    let mut violations = Vec::new();
+    for ((resource, _, name), object) in replay.objects() {
+        if resource != "accounts" {
+            continue;
+        }
+        let Ok(account) = serde_json::from_value::<Account>(object.clone()) else {
+            continue;
+        };
+        let proof = account.status.as_ref().and_then(|s| s.erasure.as_ref());
+        if proof.is_some_and(|p| !p.deleting.is_empty()) {
+            // Deletions under way: counted once confirmed.
+            violations.push(Violation {
+                kind: ViolationKind::ProofMismatch,
+                position: None,
+                detail: format!("Account {name}: deletions still recorded as under way"),
+            });
+            continue;
+        }
+        let counted: BTreeMap<String, u32> = proof.map(|p| p.deleted.clone()).unwrap_or_default();
+        let seen = expected.get(name).cloned().unwrap_or_default();
+        if counted != seen {
+            violations.push(Violation {
+                kind: ViolationKind::ProofMismatch,
+                position: None,
+                detail: format!(
+                    "Account {name}: the proof counts {counted:?}, the server saw {seen:?} \
+                     deleted under termination"
+                ),
+            });
+        }
+    }
+    violations
+}

@@ -1,0 +1,731 @@
+//! The oracle: judges a history of requests, as the API server recorded them, against the
+//! safety invariants (DESIGN.md §3). Pure: it reads the exchanges (the test server's exchange
+//! log, or kube-apiserver's audit log at level RequestResponse), the instants the campaign's
+//! clock showed, and what the processors' receivers got, and returns every violation it finds.
+//!
+//! What it reconstructs: every version of every object, from the bodies of the answers to
+//! the writes and reads of anyone (the campaign's own account system and the operator alike),
+//! so it knows the object a DELETE removed (by the uid and resourceVersion of its
+//! preconditions) and the Account the operator read right before it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use retention_operator::{
+    api::{
+        Account, Backup, DataRecord, Database, Domain, Mailbox, RetentionPolicy,
+        RetentionPolicySpec, Website,
+    },
+    retention::{BoundResource, ResourcePlan, plan_account},
+};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use test_apiserver::Exchange;
+
+/// The plural resources of the bound kinds, which the operator deletes.
+pub const BOUND_RESOURCES: [&str; 6] = [
+    "websites",
+    "databases",
+    "mailboxes",
+    "domains",
+    "datarecords",
+    "backups",
+];
+
+/// One broken promise, with what the oracle saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// Which invariant (or check) it breaks.
+    pub kind: ViolationKind,
+    /// The position of the offending exchange in the history, when there is one.
+    pub position: Option<usize>,
+    /// What happened, for the report.
+    pub detail: String,
+}
+
+/// The checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ViolationKind {
+    /// Invariant 1 or 2: a DELETE of an object not due at that instant (not terminated, before
+    /// its deleteAt, under a hold).
+    DeletedEarly,
+    /// Invariant 3: a DELETE without uid and resourceVersion preconditions.
+    NoPreconditions,
+    /// Invariant 3: a DELETE not preceded by its own read of the Account from the API server.
+    StaleAccount,
+    /// Invariant 5: a DELETE of an object whose Account did not exist.
+    DeletedUnbound,
+    /// Invariant 3, fencing: a write by a replica that did not hold the lease.
+    Unfenced,
+    /// Invariant 4: something due was never deleted.
+    Leftover,
+    /// Invariant 4: an Account reported Erased with objects still bound.
+    ErasedButBound,
+    /// A processor got a request under a key that belongs to no erasure.
+    StrayIdempotencyKey,
+    /// A processor owed an erasure request never got one.
+    Undelivered,
+    /// The erasure proof's counts differ from the deletions the server saw.
+    ProofMismatch,
+}
+
+/// The key of one object in a history.
+pub type ObjectKey = (String, String, String);
+
+/// A request the campaign made to mark an instant in the history: a GET of a ConfigMap that
+/// does not exist, named after the mark.
+pub const CLOCK_MARK_PREFIX: &str = "chaos-clock-";
+
+/// Every version of every object in a history, and the objects as they stand at each point.
+#[derive(Default)]
+pub struct Replay {
+    /// Current objects by (resource, namespace, name).
+    current: HashMap<ObjectKey, Value>,
+    /// The last versions seen of each bound object, by uid: what a DELETE's preconditions name.
+    versions: HashMap<String, Vec<(String, Value)>>,
+}
+
+fn meta<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
+    object["metadata"][field].as_str()
+}
+
+fn resource_version(object: &Value) -> u64 {
+    meta(object, "resourceVersion")
+        .and_then(|rv| rv.parse().ok())
+        .unwrap_or(0)
+}
+
+fn key_of(exchange: &Exchange) -> ObjectKey {
+    (
+        exchange.record.resource.clone(),
+        exchange.record.namespace.clone(),
+        exchange.record.name.clone(),
+    )
+}
+
+fn is_object(value: &Value) -> bool {
+    value
+        .get("metadata")
+        .is_some_and(|m| m.get("uid").is_some())
+        && value["kind"].as_str() != Some("Status")
+}
+
+impl Replay {
+    /// Takes in one exchange: the object versions its answer shows.
+    pub fn apply(&mut self, exchange: &Exchange) {
+        let record = &exchange.record;
+        if !(200..300).contains(&record.code) || record.resource.is_empty() {
+            return;
+        }
+        let Some(response) = &exchange.response else {
+            return;
+        };
+        let mut key = key_of(exchange);
+        if is_object(response) {
+            // A create names the object in its body, not in its path.
+            key.1 = meta(response, "namespace").unwrap_or_default().to_owned();
+            key.2 = meta(response, "name").unwrap_or_default().to_owned();
+            if BOUND_RESOURCES.contains(&record.resource.as_str()) {
+                let uid = meta(response, "uid").unwrap_or_default().to_owned();
+                let rv = meta(response, "resourceVersion")
+                    .unwrap_or_default()
+                    .to_owned();
+                let versions = self.versions.entry(uid).or_default();
+                if !versions.iter().any(|(known, _)| *known == rv) {
+                    versions.push((rv, response.clone()));
+                }
+                // A DELETE names the version it planned from, which is the latest or close to
+                // it (a later one makes it fail).
+                if versions.len() > 4 {
+                    versions.remove(0);
+                }
+            }
+            if record.verb == "get" {
+                return;
+            }
+            let finalized = response["metadata"]["deletionTimestamp"].is_string()
+                && response["metadata"]["finalizers"]
+                    .as_array()
+                    .is_none_or(Vec::is_empty);
+            if finalized {
+                self.current.remove(&key);
+                return;
+            }
+            let newer = self.current.get(&key).is_none_or(|old| {
+                meta(old, "uid") != meta(response, "uid")
+                    || resource_version(old) < resource_version(response)
+            });
+            if newer {
+                self.current.insert(key, response.clone());
+            }
+        } else if record.verb == "delete" && response["status"].as_str() == Some("Success") {
+            let uid = response["details"]["uid"].as_str();
+            if uid.is_none() || self.current.get(&key).and_then(|o| meta(o, "uid")) == uid {
+                self.current.remove(&key);
+            }
+            if let Some(uid) = uid {
+                // Kept for a DELETE of the same version logged after this one (a retry that
+                // found it gone answers 404 and is not judged): nothing more will be needed.
+                self.versions.remove(uid);
+            }
+        }
+    }
+
+    /// The version of an object with this uid and resourceVersion, if the history showed it.
+    pub fn version(&self, uid: &str, rv: &str) -> Option<&Value> {
+        self.versions
+            .get(uid)?
+            .iter()
+            .find(|(known, _)| known == rv)
+            .map(|(_, object)| object)
+    }
+
+    /// The object as it stands now.
+    pub fn current(&self, resource: &str, namespace: &str, name: &str) -> Option<&Value> {
+        self.current
+            .get(&(resource.to_owned(), namespace.to_owned(), name.to_owned()))
+    }
+
+    /// Every bound object that stands now, as the engine reads it, of `account`.
+    pub fn bound_to(&self, account: &str) -> Vec<BoundResource> {
+        self.current
+            .iter()
+            .filter(|((resource, _, _), object)| {
+                BOUND_RESOURCES.contains(&resource.as_str())
+                    && object["spec"]["accountRef"].as_str() == Some(account)
+            })
+            .filter_map(|((resource, _, _), object)| bound_resource(resource, object))
+            .collect()
+    }
+
+    /// Every object that stands now.
+    pub fn objects(&self) -> impl Iterator<Item = (&ObjectKey, &Value)> {
+        self.current.iter()
+    }
+}
+
+/// The engine's view of a bound object, from its JSON.
+pub fn bound_resource(resource: &str, object: &Value) -> Option<BoundResource> {
+    fn parse<K: serde::de::DeserializeOwned>(object: &Value) -> Option<K> {
+        serde_json::from_value(object.clone()).ok()
+    }
+    Some(match resource {
+        "websites" => BoundResource::from(&parse::<Website>(object)?),
+        "databases" => BoundResource::from(&parse::<Database>(object)?),
+        "mailboxes" => BoundResource::from(&parse::<Mailbox>(object)?),
+        "domains" => BoundResource::from(&parse::<Domain>(object)?),
+        "datarecords" => BoundResource::from(&parse::<DataRecord>(object)?),
+        "backups" => BoundResource::from(&parse::<Backup>(object)?),
+        _ => return None,
+    })
+}
+
+/// The plan of one object, as the engine makes it from these inputs.
+pub fn plan_of(
+    account: &Account,
+    bound: &[BoundResource],
+    target: &BoundResource,
+    policy: &RetentionPolicySpec,
+    now: DateTime<Utc>,
+) -> Option<ResourcePlan> {
+    let mut inputs: Vec<BoundResource> = bound
+        .iter()
+        .filter(|r| r.reference != target.reference)
+        .cloned()
+        .collect();
+    inputs.push(target.clone());
+    plan_account(account, &inputs, policy, &BTreeMap::new(), now)
+        .resources
+        .into_iter()
+        .find(|plan| plan.resource == target.reference)
+}
+
+/// `Idempotency-Key` of an erasure request, computed here from its documented definition
+/// (docs/erasure-requests.md), not with the operator's code.
+pub fn idempotency_key(
+    account: &str,
+    processor: &str,
+    at: DateTime<Utc>,
+    follow_up: u32,
+) -> String {
+    let time = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let text = if follow_up < 2 {
+        format!("{account}/{processor}/{time}")
+    } else {
+        format!("{account}/{processor}/{time}#{follow_up}")
+    };
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// What the oracle is told besides the history.
+pub struct Setting {
+    /// The User-Agent prefix of the operator's replicas.
+    pub operator_agent: String,
+    /// The Lease the replicas elect a leader with, when they do.
+    pub lease: Option<String>,
+}
+
+/// A DELETE the oracle accepted, with what it needs for the later checks.
+#[derive(Clone, Debug)]
+pub struct CheckedDeletion {
+    pub position: usize,
+    pub account: String,
+    pub kind: String,
+    pub uid: String,
+    /// Whether the Account was terminated (or being deleted) as read before the DELETE: the
+    /// deletion then counts in the erasure proof.
+    pub under_termination: bool,
+    /// The processors told about it, and the erasure time.
+    pub processors: Vec<String>,
+    pub delete_at: Option<DateTime<Utc>>,
+}
+
+/// The last read of an Account by one replica.
+#[derive(Clone)]
+struct AccountRead {
+    position: usize,
+    /// The Account as read; `None` when it did not exist.
+    account: Option<Value>,
+    /// Whether a DELETE of the account's objects came since (each needs a read of its own).
+    used: bool,
+    /// The versions of the account's RetentionPolicy in force since the read: the operator
+    /// may have decided on any of them.
+    policies: Vec<RetentionPolicySpec>,
+}
+
+/// Judges a history as it grows: feed it the exchanges in order, read the verdict at any time.
+pub struct Oracle {
+    setting: Setting,
+    /// The instants the clock was set to, by mark number: the clock showed `clock[k]` from the
+    /// campaign's mark request `k` on (and never less later: the clock only moves forward).
+    clock: Vec<DateTime<Utc>>,
+    /// Exchanges fed so far.
+    fed: usize,
+    /// The last clock mark seen.
+    mark: Option<usize>,
+    account_reads: HashMap<(String, String), AccountRead>,
+    /// The lease holder after each successful lease write, with when it completed.
+    lease_holders: Vec<(DateTime<Utc>, String)>,
+    pub violations: Vec<Violation>,
+    pub deletions: Vec<CheckedDeletion>,
+    /// DELETEs of the operator that took effect, each checked.
+    pub deletes_checked: u64,
+    /// Writes of the operator checked against the lease.
+    pub writes_fenced: u64,
+    /// The objects as they stand after the exchanges fed so far.
+    pub replay: Replay,
+}
+
+impl Oracle {
+    pub fn new(setting: Setting) -> Self {
+        Self {
+            setting,
+            clock: Vec::new(),
+            fed: 0,
+            mark: None,
+            account_reads: HashMap::new(),
+            lease_holders: Vec::new(),
+            violations: Vec::new(),
+            deletions: Vec::new(),
+            deletes_checked: 0,
+            writes_fenced: 0,
+            replay: Replay::default(),
+        }
+    }
+
+    /// How many exchanges were fed so far (where the next call should start).
+    pub fn fed(&self) -> usize {
+        self.fed
+    }
+
+    /// Records that the clock is set to `now` from mark `clock.len()` on: call it before the
+    /// mark request is sent.
+    pub fn mark(&mut self, now: DateTime<Utc>) -> usize {
+        self.clock.push(now);
+        self.clock.len() - 1
+    }
+
+    fn policy(&self, name: &str) -> Option<RetentionPolicySpec> {
+        let policy = self.replay.current("retentionpolicies", "", name)?;
+        serde_json::from_value::<RetentionPolicy>(policy.clone())
+            .ok()
+            .map(|p| p.spec)
+    }
+
+    /// Judges the next exchanges of the history.
+    pub fn feed(&mut self, exchanges: &[Exchange]) {
+        for exchange in exchanges {
+            let position = self.fed;
+            self.fed += 1;
+            self.judge(position, exchange);
+        }
+    }
+
+    fn judge(&mut self, position: usize, exchange: &Exchange) {
+        let record = &exchange.record;
+        let agent = record.user_agent.as_str();
+        if record.resource == "configmaps"
+            && let Some(k) = record.name.strip_prefix(CLOCK_MARK_PREFIX)
+            && let Ok(k) = k.parse::<usize>()
+        {
+            self.mark = Some(self.mark.map_or(k, |m| m.max(k)));
+        }
+        let operator = agent.starts_with(&self.setting.operator_agent);
+        if operator
+            && self.setting.lease.is_some()
+            && record.is_write()
+            && record.resource != "leases"
+        {
+            self.check_fenced(position, exchange);
+        }
+        if record.resource == "leases"
+            && record.is_write()
+            && (200..300).contains(&record.code)
+            && let Some(lease) = &exchange.response
+            && meta(lease, "name") == self.setting.lease.as_deref()
+            && let Some(holder) = lease["spec"]["holderIdentity"].as_str()
+        {
+            self.lease_holders
+                .push((exchange.completed, holder.to_owned()));
+        }
+        if operator && record.resource == "accounts" && record.verb == "get" {
+            let account = (record.code == 200)
+                .then(|| exchange.response.clone())
+                .flatten();
+            let policy = account
+                .as_ref()
+                .and_then(|a| a["spec"]["retentionPolicyRef"].as_str())
+                .unwrap_or("default");
+            let policies = self.policy(policy).into_iter().collect();
+            self.account_reads.insert(
+                (agent.to_owned(), record.name.clone()),
+                AccountRead {
+                    position,
+                    account,
+                    used: false,
+                    policies,
+                },
+            );
+        }
+        if operator
+            && record.verb == "delete"
+            && BOUND_RESOURCES.contains(&record.resource.as_str())
+        {
+            self.check_delete(position, exchange);
+        }
+        self.replay.apply(exchange);
+        // A policy edit while a read is fresh: either version may be the one decided on.
+        if record.resource == "retentionpolicies"
+            && record.is_write()
+            && let Some(policy) = self.policy(&record.name)
+        {
+            for read in self.account_reads.values_mut() {
+                read.policies.push(policy.clone());
+            }
+        }
+    }
+
+    fn violation(&mut self, kind: ViolationKind, position: usize, detail: String) {
+        self.violations.push(Violation {
+            kind,
+            position: Some(position),
+            detail,
+        });
+    }
+
+    fn check_fenced(&mut self, position: usize, exchange: &Exchange) {
+        let record = &exchange.record;
+        self.writes_fenced += 1;
+        let holder = self
+            .lease_holders
+            .iter()
+            .rev()
+            .find(|(completed, _)| *completed <= exchange.received)
+            .map(|(_, holder)| holder.clone());
+        if holder
+            .as_deref()
+            .is_none_or(|holder| !record.user_agent.contains(holder))
+        {
+            self.violation(
+                ViolationKind::Unfenced,
+                position,
+                format!(
+                    "{} sent {} {} {}/{} at {} while the lease was held by {holder:?}",
+                    record.user_agent,
+                    record.verb,
+                    record.resource,
+                    record.namespace,
+                    record.name,
+                    exchange.received
+                ),
+            );
+        }
+    }
+
+    fn check_delete(&mut self, position: usize, exchange: &Exchange) {
+        let record = &exchange.record;
+        let agent = record.user_agent.as_str();
+        let what = format!(
+            "#{position} {agent}: DELETE {} {}/{} ({})",
+            record.resource, record.namespace, record.name, record.code
+        );
+        let preconditions = exchange
+            .request
+            .as_ref()
+            .map(|r| &r["preconditions"])
+            .and_then(|p| Some((p["uid"].as_str()?, p["resourceVersion"].as_str()?)));
+        let Some((uid, rv)) = preconditions else {
+            if record.code == 200 {
+                self.violation(
+                    ViolationKind::NoPreconditions,
+                    position,
+                    format!("{what} without uid and resourceVersion preconditions"),
+                );
+            }
+            return;
+        };
+        let Some(object) = self.replay.version(uid, rv).cloned() else {
+            if record.code == 200 {
+                self.violation(
+                    ViolationKind::NoPreconditions,
+                    position,
+                    format!("{what}: version {uid}@{rv} appears nowhere in the history"),
+                );
+            }
+            return;
+        };
+        let Some(account_name) = object["spec"]["accountRef"].as_str().map(str::to_owned) else {
+            return;
+        };
+        let read_key = (agent.to_owned(), account_name.clone());
+        let read = self.account_reads.get(&read_key).cloned();
+        // Whatever this DELETE's answer, the next one needs a read of its own.
+        if let Some(entry) = self.account_reads.get_mut(&read_key) {
+            entry.used = true;
+        }
+        if record.code != 200 {
+            return;
+        }
+        self.deletes_checked += 1;
+        let Some(read) = read else {
+            self.violation(
+                ViolationKind::StaleAccount,
+                position,
+                format!("{what}: the operator never read Account {account_name} before it"),
+            );
+            return;
+        };
+        if read.used {
+            self.violation(
+                ViolationKind::StaleAccount,
+                position,
+                format!(
+                    "{what}: the last read of Account {account_name} (#{}) already served \
+                     another DELETE",
+                    read.position
+                ),
+            );
+        }
+        let Some(account) = read
+            .account
+            .and_then(|a| serde_json::from_value::<Account>(a).ok())
+        else {
+            self.violation(
+                ViolationKind::DeletedUnbound,
+                position,
+                format!(
+                    "{what}: Account {account_name} did not exist when read (#{})",
+                    read.position
+                ),
+            );
+            return;
+        };
+        let Some(target) = bound_resource(&record.resource, &object) else {
+            return;
+        };
+        let Some(now) = self.mark.and_then(|k| self.clock.get(k)).copied() else {
+            self.violation(
+                ViolationKind::DeletedEarly,
+                position,
+                format!("{what} before the campaign's clock was first set"),
+            );
+            return;
+        };
+        let bound = self.replay.bound_to(&account_name);
+        let plans: Vec<ResourcePlan> = read
+            .policies
+            .iter()
+            .filter_map(|policy| plan_of(&account, &bound, &target, policy, now))
+            .collect();
+        let Some(plan) = plans.iter().find(|plan| plan.is_due(now)) else {
+            let why = plans
+                .first()
+                .map(|p| {
+                    format!(
+                        "deleteAt {:?} ({})",
+                        p.schedule.delete_at, p.schedule.reason
+                    )
+                })
+                .unwrap_or_else(|| "no policy".to_owned());
+            self.violation(
+                ViolationKind::DeletedEarly,
+                position,
+                format!(
+                    "{what} at clock {now}: not due by the Account read at #{} \
+                     (state {:?}, hold {}): {why}",
+                    read.position,
+                    account.spec.state,
+                    account.spec.legal_hold.is_some()
+                ),
+            );
+            return;
+        };
+        let under_termination = account.metadata.deletion_timestamp.is_some()
+            || account.spec.state == retention_operator::api::AccountState::Terminated;
+        self.deletions.push(CheckedDeletion {
+            position,
+            account: account_name,
+            kind: object["kind"].as_str().unwrap_or_default().to_owned(),
+            uid: uid.to_owned(),
+            under_termination,
+            processors: plan.processors.clone(),
+            delete_at: plan.schedule.delete_at,
+        });
+    }
+}
+
+/// One erasure request as a receiver got it.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub processor: String,
+    pub account: String,
+    pub idempotency_key: String,
+}
+
+/// Checks the erasure requests the processors got against the deletions: every key belongs to
+/// an erasure time of a deleted object the processor held, and every such erasure time (of a
+/// processor with a webhook) got at least one request.
+pub fn judge_deliveries(
+    deletions: &[CheckedDeletion],
+    deliveries: &[Delivery],
+    webhooks: &BTreeSet<String>,
+    require_delivery: bool,
+) -> Vec<Violation> {
+    let mut owed: BTreeMap<(String, String, DateTime<Utc>), ()> = BTreeMap::new();
+    for deletion in deletions {
+        let Some(at) = deletion.delete_at else {
+            continue;
+        };
+        for processor in &deletion.processors {
+            owed.insert((deletion.account.clone(), processor.clone(), at), ());
+        }
+    }
+    let mut keys: HashMap<String, (String, String, DateTime<Utc>)> = HashMap::new();
+    for (account, processor, at) in owed.keys() {
+        for n in 1..=8 {
+            keys.insert(
+                idempotency_key(account, processor, *at, n),
+                (account.clone(), processor.clone(), *at),
+            );
+        }
+    }
+    let mut violations = Vec::new();
+    let mut delivered: BTreeSet<(String, String, DateTime<Utc>)> = BTreeSet::new();
+    for delivery in deliveries {
+        match keys.get(&delivery.idempotency_key) {
+            Some(erasure) if erasure.0 == delivery.account && erasure.1 == delivery.processor => {
+                delivered.insert(erasure.clone());
+            }
+            _ => violations.push(Violation {
+                kind: ViolationKind::StrayIdempotencyKey,
+                position: None,
+                detail: format!(
+                    "processor {} got a request for account {} under key {}, which belongs to \
+                     no erasure of a deleted object it held",
+                    delivery.processor, delivery.account, delivery.idempotency_key
+                ),
+            }),
+        }
+    }
+    if require_delivery {
+        for erasure in owed.keys() {
+            if webhooks.contains(&erasure.1) && !delivered.contains(erasure) {
+                violations.push(Violation {
+                    kind: ViolationKind::Undelivered,
+                    position: None,
+                    detail: format!(
+                        "processor {} never got the erasure request of account {} for {}",
+                        erasure.1, erasure.0, erasure.2
+                    ),
+                });
+            }
+        }
+    }
+    violations
+}
+
+/// What the erasure proof should count per account and kind: the objects deleted while the
+/// Account read before the DELETE was terminated.
+pub fn proof_counts(deletions: &[CheckedDeletion]) -> BTreeMap<String, BTreeMap<String, u32>> {
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    let mut counts: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
+    for deletion in deletions.iter().filter(|d| d.under_termination) {
+        if seen.insert(&deletion.uid) {
+            *counts
+                .entry(deletion.account.clone())
+                .or_default()
+                .entry(deletion.kind.clone())
+                .or_default() += 1;
+        }
+    }
+    counts
+}
+
+/// The objects that are due by the engine at `now` and still stand, per the replay, with the
+/// accounts that exist; and the Accounts reported Erased that still have objects bound.
+pub fn leftovers(
+    replay: &Replay,
+    now: DateTime<Utc>,
+    policies: &BTreeMap<String, RetentionPolicySpec>,
+) -> Vec<Violation> {
+    let mut violations = Vec::new();
+    for ((resource, _, name), object) in replay.objects() {
+        if resource != "accounts" {
+            continue;
+        }
+        let Ok(account) = serde_json::from_value::<Account>(object.clone()) else {
+            continue;
+        };
+        let Some(policy) = policies.get(&account.spec.retention_policy_ref) else {
+            continue;
+        };
+        let bound = replay.bound_to(name);
+        let plan = plan_account(&account, &bound, policy, &BTreeMap::new(), now);
+        for due in plan.resources.iter().filter(|r| r.is_due(now)) {
+            violations.push(Violation {
+                kind: ViolationKind::Leftover,
+                position: None,
+                detail: format!(
+                    "{} of account {name} is due since {:?} ({}) and still exists at {now}",
+                    due.resource, due.schedule.delete_at, due.schedule.reason
+                ),
+            });
+        }
+        let erased = account
+            .status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .is_some_and(|p| p == retention_operator::api::AccountPhase::Erased);
+        if erased && !bound.is_empty() {
+            violations.push(Violation {
+                kind: ViolationKind::ErasedButBound,
+                position: None,
+                detail: format!(
+                    "Account {name} is reported Erased with {} objects bound",
+                    bound.len()
+                ),
+            });
+        }
+    }
+    violations
+}
