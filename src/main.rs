@@ -264,8 +264,8 @@ fn run(args: RunArgs) -> Result<(), String> {
         if let (Ok(name), Ok(agent)) = ("user-agent".parse(), agent.parse()) {
             config.headers.push((name, agent));
         }
-        let client =
-            kube::Client::try_from(config).map_err(|e| format!("cannot reach the cluster: {e}"))?;
+        let client = kube::Client::try_from(controller::client_config(config))
+            .map_err(|e| format!("cannot reach the cluster: {e}"))?;
         let listener = tokio::net::TcpListener::bind(http_addr)
             .await
             .map_err(|e| format!("cannot listen on {http_addr}: {e}"))?;

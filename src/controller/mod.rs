@@ -745,6 +745,18 @@ pub async fn run(
     }
 }
 
+/// The client configuration the operator must run with: `config` without kube's built-in
+/// retries. kube retries a request answered 429, 503 or 504 on its own, after a backoff that
+/// honours `Retry-After`, unseen by the caller. For a DELETE that breaks invariant 3: the
+/// retry is sent seconds after the Account was read for it, so a reactivation or a legal hold
+/// placed meanwhile would not be seen. Without them every failed request comes back to the
+/// operator, which reads the Account again before the next DELETE (and retries everything
+/// else on its own backoff).
+pub fn client_config(mut config: kube::Config) -> kube::Config {
+    config.default_retry = false;
+    config
+}
+
 /// Spawns `task` so that it ends when `cancel` is cancelled.
 pub fn spawn_cancellable(
     cancel: &CancellationToken,

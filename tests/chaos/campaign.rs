@@ -324,6 +324,7 @@ pub async fn run(campaign: &Campaign) -> Report {
         }
     }
     driver.judge();
+    driver.oracle.finish();
     driver.world.stop_replicas().await;
     let mut report = driver.report.clone();
     report.violations = driver.oracle.violations.clone();
@@ -477,9 +478,16 @@ impl Driver<'_> {
         self.world.set_clock(mark, now).await;
     }
 
-    /// Creates the round's accounts with random objects.
+    /// Creates the round's accounts with random objects; API faults are on from the start
+    /// (steps change them).
     async fn start_round(&mut self, round: usize) {
         self.accounts.clear();
+        if let Some(server) = self.world.test_server() {
+            let fraction = self.campaign.fault_rate;
+            server.update_faults(|faults| {
+                faults.rules = vec![FaultRule::always(503).fraction(fraction)];
+            });
+        }
         let now = self.now();
         let client = self.world.client.clone();
         for i in 0..self.campaign.accounts {
@@ -1054,15 +1062,17 @@ impl Driver<'_> {
     /// with the exchanges around the violation: the shortest history that tells what happened.
     fn story(&self, violation: &Violation) -> String {
         let mut out = String::new();
+        // Object names start with their account's name, `r<round>-<index>`: r3-7-www → r3-7.
         let account = violation
             .detail
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("r").filter(|_| w.contains('-')).map(|_| w))
-            .map(|w| {
-                let w = w.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '-');
-                // Object names start with the account name: r3-7-www → r3-7.
-                w.split('-').take(2).collect::<Vec<_>>().join("-")
-            });
+            .split(|c: char| !c.is_ascii_alphanumeric() && c != '-')
+            .find(|w| {
+                let mut parts = w.split('-');
+                let round = parts.next().and_then(|p| p.strip_prefix('r'));
+                round.is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
+                    && parts.next().is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .map(|w| w.split('-').take(2).collect::<Vec<_>>().join("-"));
         let _ = writeln!(
             out,
             "seed {} — violation: {:?}: {}",

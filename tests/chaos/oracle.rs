@@ -280,14 +280,14 @@ pub struct CheckedDeletion {
     pub delete_at: Option<DateTime<Utc>>,
 }
 
-/// The last read of an Account by one replica.
+/// A read of an Account by one replica.
 #[derive(Clone)]
 struct AccountRead {
     position: usize,
+    /// When the answer was ready: a DELETE received after it may rest on it.
+    completed: DateTime<Utc>,
     /// The Account as read; `None` when it did not exist.
     account: Option<Value>,
-    /// Whether a DELETE of the account's objects came since (each needs a read of its own).
-    used: bool,
     /// The versions of the account's RetentionPolicy in force since the read: the operator
     /// may have decided on any of them.
     policies: Vec<RetentionPolicySpec>,
@@ -303,11 +303,18 @@ pub struct Oracle {
     fed: usize,
     /// The last clock mark seen.
     mark: Option<usize>,
-    account_reads: HashMap<(String, String), AccountRead>,
+    /// The last reads of each Account by each replica, and when its last DELETEs of the
+    /// account's objects arrived. Requests are logged as they complete, so a DELETE held up on
+    /// the way is judged by when it arrived: on the last read completed before that.
+    account_reads: HashMap<(String, String), (Vec<AccountRead>, Vec<DateTime<Utc>>)>,
     /// The lease holder after each successful lease write, with when it completed.
     lease_holders: Vec<(DateTime<Utc>, String)>,
     pub violations: Vec<Violation>,
     pub deletions: Vec<CheckedDeletion>,
+    /// DELETEs whose planned version is not in the history yet. kube-apiserver's watch tells
+    /// the operator of a write before that write's own audit event is written, so the DELETE
+    /// it leads to can be logged first: it is judged once the version appears.
+    pending: Vec<(usize, Exchange)>,
     /// DELETEs of the operator that took effect, each checked.
     pub deletes_checked: u64,
     /// Writes of the operator checked against the lease.
@@ -327,6 +334,7 @@ impl Oracle {
             lease_holders: Vec::new(),
             violations: Vec::new(),
             deletions: Vec::new(),
+            pending: Vec::new(),
             deletes_checked: 0,
             writes_fenced: 0,
             replay: Replay::default(),
@@ -350,6 +358,22 @@ impl Oracle {
         serde_json::from_value::<RetentionPolicy>(policy.clone())
             .ok()
             .map(|p| p.spec)
+    }
+
+    /// Ends the history: a DELETE whose planned version never appeared in it is a violation.
+    pub fn finish(&mut self) {
+        for (position, delete) in std::mem::take(&mut self.pending) {
+            let r = &delete.record;
+            self.violation(
+                ViolationKind::NoPreconditions,
+                position,
+                format!(
+                    "#{position} {}: DELETE {} {}/{}: the version its preconditions name \
+                     appears nowhere in the history",
+                    r.user_agent, r.resource, r.namespace, r.name
+                ),
+            );
+        }
     }
 
     /// Judges the next exchanges of the history.
@@ -397,15 +421,19 @@ impl Oracle {
                 .and_then(|a| a["spec"]["retentionPolicyRef"].as_str())
                 .unwrap_or("default");
             let policies = self.policy(policy).into_iter().collect();
-            self.account_reads.insert(
-                (agent.to_owned(), record.name.clone()),
-                AccountRead {
-                    position,
-                    account,
-                    used: false,
-                    policies,
-                },
-            );
+            let (reads, _) = self
+                .account_reads
+                .entry((agent.to_owned(), record.name.clone()))
+                .or_default();
+            reads.push(AccountRead {
+                position,
+                completed: exchange.completed,
+                account,
+                policies,
+            });
+            if reads.len() > 16 {
+                reads.remove(0);
+            }
         }
         if operator
             && record.verb == "delete"
@@ -414,12 +442,18 @@ impl Oracle {
             self.check_delete(position, exchange);
         }
         self.replay.apply(exchange);
+        if !self.pending.is_empty() {
+            let pending = std::mem::take(&mut self.pending);
+            for (position, delete) in pending {
+                self.check_delete(position, &delete);
+            }
+        }
         // A policy edit while a read is fresh: either version may be the one decided on.
         if record.resource == "retentionpolicies"
             && record.is_write()
             && let Some(policy) = self.policy(&record.name)
         {
-            for read in self.account_reads.values_mut() {
+            for read in self.account_reads.values_mut().flat_map(|(reads, _)| reads) {
                 read.policies.push(policy.clone());
             }
         }
@@ -486,11 +520,7 @@ impl Oracle {
         };
         let Some(object) = self.replay.version(uid, rv).cloned() else {
             if record.code == 200 {
-                self.violation(
-                    ViolationKind::NoPreconditions,
-                    position,
-                    format!("{what}: version {uid}@{rv} appears nowhere in the history"),
-                );
+                self.pending.push((position, exchange.clone()));
             }
             return;
         };
@@ -498,10 +528,22 @@ impl Oracle {
             return;
         };
         let read_key = (agent.to_owned(), account_name.clone());
-        let read = self.account_reads.get(&read_key).cloned();
-        // Whatever this DELETE's answer, the next one needs a read of its own.
-        if let Some(entry) = self.account_reads.get_mut(&read_key) {
-            entry.used = true;
+        let (reads, deletes) = self.account_reads.entry(read_key).or_default();
+        let read = reads
+            .iter()
+            .rev()
+            .find(|read| read.completed <= exchange.received)
+            .cloned();
+        // Whatever this DELETE's answer, each DELETE needs a read of its own: was another one
+        // sent between that read and this one?
+        let used = read.as_ref().is_some_and(|read| {
+            deletes
+                .iter()
+                .any(|at| read.completed <= *at && *at < exchange.received)
+        });
+        deletes.push(exchange.received);
+        if deletes.len() > 16 {
+            deletes.remove(0);
         }
         if record.code != 200 {
             return;
@@ -515,7 +557,7 @@ impl Oracle {
             );
             return;
         };
-        if read.used {
+        if used {
             self.violation(
                 ViolationKind::StaleAccount,
                 position,
@@ -557,7 +599,10 @@ impl Oracle {
             .iter()
             .filter_map(|policy| plan_of(&account, &bound, &target, policy, now))
             .collect();
-        let Some(plan) = plans.iter().find(|plan| plan.is_due(now)) else {
+        // Due: deleteAt at or before the instant, compared here rather than with the engine's
+        // own helper, so that the oracle does not share a mistake there.
+        let due = |plan: &&ResourcePlan| plan.schedule.delete_at.is_some_and(|at| at <= now);
+        let Some(plan) = plans.iter().find(due) else {
             let why = plans
                 .first()
                 .map(|p| {
@@ -701,7 +746,8 @@ pub fn leftovers(
         };
         let bound = replay.bound_to(name);
         let plan = plan_account(&account, &bound, policy, &BTreeMap::new(), now);
-        for due in plan.resources.iter().filter(|r| r.is_due(now)) {
+        let is_due = |r: &&ResourcePlan| r.schedule.delete_at.is_some_and(|at| at <= now);
+        for due in plan.resources.iter().filter(is_due) {
             violations.push(Violation {
                 kind: ViolationKind::Leftover,
                 position: None,

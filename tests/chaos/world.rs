@@ -200,7 +200,7 @@ impl World {
             return;
         }
         let identity = format!("{REPLICA_AGENT}{}", replica.name);
-        let client = agent_client(&self.config, &identity);
+        let client = agent_client(&controller::client_config(self.config.clone()), &identity);
         let (stop, stopped) = watch::channel(false);
         let metrics = Arc::new(Metrics::new());
         let settings = LeaderSettings {

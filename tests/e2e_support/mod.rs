@@ -657,7 +657,7 @@ where
 
 /// The operator's client: User-Agent [`OPERATOR_AGENT`], answers delayed by `latency`.
 fn operator_client(config: &kube::Config, latency: &ClientLatency) -> Client {
-    let mut config = config.clone();
+    let mut config = controller::client_config(config.clone());
     config.headers.push((
         "user-agent".parse().unwrap(),
         OPERATOR_AGENT.parse().unwrap(),
