@@ -20,10 +20,9 @@ use kube::{
 use retention_operator::{
     api::{
         Account, AccountBinding, Backup, BackupSchedule, BackupSource, BackupSpec, Bookkeeping,
-        BookkeepingRetention, DataCategory, DataProcessor, DataProcessorSpec, DataRecord,
-        DataRecordSpec, Database, DatabaseEngine, DatabaseSpec, Domain, DomainSpec, GracePeriods,
-        LegalBasis, Mailbox, MailboxSpec, RetentionPolicy, RetentionPolicySpec, Website,
-        WebsiteSpec,
+        BookkeepingRetention, DataCategory, DataProcessor, DataRecord, DataRecordSpec, Database,
+        DatabaseEngine, DatabaseSpec, Domain, DomainSpec, GracePeriods, LegalBasis, Mailbox,
+        MailboxSpec, RetentionPolicy, RetentionPolicySpec, Website, WebsiteSpec,
     },
     retention::plan_account,
 };
@@ -31,7 +30,7 @@ use serde_json::json;
 use test_apiserver::{FaultRule, RequestRecord};
 
 use crate::e2e_support::{
-    self, NAMESPACE, active_account, apply_signing_secret, default_policy, processor,
+    NAMESPACE, active_account, apply_signing_secret, default_policy, processor,
 };
 use crate::oracle::{
     Delivery, Oracle, Setting, Violation, ViolationKind, judge_deliveries, leftovers, proof_counts,
@@ -96,6 +95,9 @@ pub struct Report {
     pub deletes_checked: u64,
     pub writes_fenced: u64,
     pub deliveries: usize,
+    /// Accounts the account system deleted before the operator had put its finalizer on
+    /// them: their objects are unbound, reported and never deleted (invariant 5).
+    pub accounts_removed_without_finalizer: usize,
     pub violations: Vec<Violation>,
     pub leftovers: usize,
     pub elapsed: Duration,
@@ -112,8 +114,10 @@ impl Report {
              stalls injected, {cut} watches cut, {expired} watches answered 410 Gone, \
              {etcd} etcd and {api} kube-apiserver restarts, {requests} requests judged, \
              {deletes} deletions checked, {fenced} writes checked against the lease, \
-             {deliveries} erasure requests received, {violations} violations, {leftovers} \
-             leftovers, in {secs:.0} s",
+             {deliveries} erasure requests received, {unguarded} accounts deleted before the \
+             operator's finalizer was on them, {violations} violations, {leftovers} leftovers, \
+             in {secs:.0} s",
+            unguarded = self.accounts_removed_without_finalizer,
             seed = self.seed,
             rounds = self.rounds,
             lifecycles = self.lifecycles,
@@ -349,6 +353,8 @@ pub async fn run(campaign: &Campaign) -> Report {
         report.watches_expired = count.watches_expired;
     }
     report.deliveries = deliveries(&driver.world).len();
+    report.accounts_removed_without_finalizer =
+        driver.oracle.replay.removed_without_finalizer.len();
     if let Some(first) = report.violations.first() {
         report.history = driver.story(first);
     }
@@ -993,7 +999,15 @@ impl Driver<'_> {
                 .filter(|((resource, _, _), object)| {
                     resource == "accounts"
                         || (crate::oracle::BOUND_RESOURCES.contains(&resource.as_str())
-                            && object["spec"]["accountRef"].is_string())
+                            && object["spec"]["accountRef"]
+                                .as_str()
+                                .is_some_and(|account| {
+                                    !self
+                                        .oracle
+                                        .replay
+                                        .removed_without_finalizer
+                                        .contains(account)
+                                }))
                 })
                 .map(|((resource, ns, name), _)| Violation {
                     kind: ViolationKind::Leftover,
@@ -1070,7 +1084,9 @@ impl Driver<'_> {
                 let mut parts = w.split('-');
                 let round = parts.next().and_then(|p| p.strip_prefix('r'));
                 round.is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
-                    && parts.next().is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
+                    && parts
+                        .next()
+                        .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
             })
             .map(|w| w.split('-').take(2).collect::<Vec<_>>().join("-"));
         let _ = writeln!(

@@ -81,6 +81,10 @@ pub const CLOCK_MARK_PREFIX: &str = "chaos-clock-";
 pub struct Replay {
     /// Current objects by (resource, namespace, name).
     current: HashMap<ObjectKey, Value>,
+    /// Accounts that were removed at once when deleted: they never carried the operator's
+    /// finalizer (deleted before the operator first saw them), so what was bound to them is
+    /// unbound, reported and never deleted (invariant 5).
+    pub removed_without_finalizer: BTreeSet<String>,
     /// The last versions seen of each bound object, by uid: what a DELETE's preconditions name.
     versions: HashMap<String, Vec<(String, Value)>>,
 }
@@ -159,6 +163,9 @@ impl Replay {
                 self.current.insert(key, response.clone());
             }
         } else if record.verb == "delete" && response["status"].as_str() == Some("Success") {
+            if record.resource == "accounts" {
+                self.removed_without_finalizer.insert(record.name.clone());
+            }
             let uid = response["details"]["uid"].as_str();
             if uid.is_none() || self.current.get(&key).and_then(|o| meta(o, "uid")) == uid {
                 self.current.remove(&key);
@@ -268,7 +275,6 @@ pub struct Setting {
 /// A DELETE the oracle accepted, with what it needs for the later checks.
 #[derive(Clone, Debug)]
 pub struct CheckedDeletion {
-    pub position: usize,
     pub account: String,
     pub kind: String,
     pub uid: String,
@@ -293,6 +299,10 @@ struct AccountRead {
     policies: Vec<RetentionPolicySpec>,
 }
 
+/// A replica's last reads of one Account, and when its last DELETEs of the account's objects
+/// arrived.
+type ReadsAndDeletes = (Vec<AccountRead>, Vec<DateTime<Utc>>);
+
 /// Judges a history as it grows: feed it the exchanges in order, read the verdict at any time.
 pub struct Oracle {
     setting: Setting,
@@ -306,7 +316,7 @@ pub struct Oracle {
     /// The last reads of each Account by each replica, and when its last DELETEs of the
     /// account's objects arrived. Requests are logged as they complete, so a DELETE held up on
     /// the way is judged by when it arrived: on the last read completed before that.
-    account_reads: HashMap<(String, String), (Vec<AccountRead>, Vec<DateTime<Utc>>)>,
+    account_reads: HashMap<(String, String), ReadsAndDeletes>,
     /// The lease holder after each successful lease write, with when it completed.
     lease_holders: Vec<(DateTime<Utc>, String)>,
     pub violations: Vec<Violation>,
@@ -628,7 +638,6 @@ impl Oracle {
         let under_termination = account.metadata.deletion_timestamp.is_some()
             || account.spec.state == retention_operator::api::AccountState::Terminated;
         self.deletions.push(CheckedDeletion {
-            position,
             account: account_name,
             kind: object["kind"].as_str().unwrap_or_default().to_owned(),
             uid: uid.to_owned(),
