@@ -373,7 +373,12 @@ impl ErasureRecord {
                     && r.resource.namespace == item.namespace
                     && r.resource.name == item.name
             });
-            if !due {
+            // Recorded deletions belong to a termination: once the account is live again
+            // they are off, even when the object is due on the live account's own rules (a
+            // backup past its schedule). Deleting it then is no part of the erasure, and
+            // counting it would make the proof claim an erasure that did not happen.
+            // (Found by the chaos campaign, seed 20261202.)
+            if !due || plan.terminated_at.is_none() {
                 called_off.insert(item.uid.clone());
             }
         }
@@ -1023,5 +1028,124 @@ fn related(resource: &ResourceRef) -> ObjectReference {
         namespace: Some(resource.namespace.clone()),
         name: Some(resource.name.clone()),
         ..ObjectReference::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, HashSet};
+
+    use chrono::{DateTime, Utc};
+    use kube::api::ObjectMeta;
+
+    use super::ErasureRecord;
+    use crate::{
+        api::{
+            Account, AccountSpec, AccountState, AccountStatus, Backup, BackupSchedule,
+            BackupSource, BackupSpec, BookkeepingRetention, DeletingItem, ErasureProof,
+            GracePeriods, HostedKind, RetentionPolicySpec,
+        },
+        retention::{BoundResource, plan_account},
+    };
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    fn policy() -> RetentionPolicySpec {
+        RetentionPolicySpec {
+            grace_period: "30d".parse().unwrap(),
+            grace_periods: GracePeriods::default(),
+            backups: BackupSchedule {
+                keep_daily: 7,
+                keep_weekly: 0,
+                keep_monthly: 0,
+                after_termination: None,
+            },
+            bookkeeping: BookkeepingRetention { years: 7 },
+        }
+    }
+
+    /// An account with the deletion of backup `old` (uid `u-old`) recorded as under way, as
+    /// a pass under its termination left it.
+    fn account(state: AccountState) -> Account {
+        let mut account = Account::new(
+            "acme",
+            AccountSpec {
+                customer_ref: "C-1".into(),
+                state,
+                terminated_at: (state == AccountState::Terminated)
+                    .then(|| at("2026-01-01T00:00:00Z")),
+                retention_policy_ref: "default".into(),
+                legal_hold: None,
+                consents: BTreeMap::new(),
+            },
+        );
+        account.status = Some(AccountStatus {
+            erasure: Some(ErasureProof {
+                deleting: vec![DeletingItem {
+                    kind: "Backup".into(),
+                    namespace: "acme".into(),
+                    name: "old".into(),
+                    uid: "u-old".into(),
+                }],
+                ..ErasureProof::default()
+            }),
+            ..AccountStatus::default()
+        });
+        account
+    }
+
+    /// Backup `old`, long past its 7 days: due on a live account too.
+    fn old_backup() -> BoundResource {
+        let mut backup = Backup::new(
+            "old",
+            BackupSpec {
+                account_ref: "acme".into(),
+                source_ref: BackupSource {
+                    kind: HostedKind::Website,
+                    name: "www".into(),
+                },
+                taken_at: at("2025-06-01T00:00:00Z"),
+            },
+        );
+        backup.metadata = ObjectMeta {
+            name: Some("old".into()),
+            namespace: Some("acme".into()),
+            uid: Some("u-old".into()),
+            ..ObjectMeta::default()
+        };
+        BoundResource::from(&backup)
+    }
+
+    fn settle(state: AccountState, present: &[&str]) -> ErasureRecord {
+        let now = at("2026-03-01T00:00:00Z");
+        let account = account(state);
+        let plan = plan_account(&account, &[old_backup()], &policy(), &BTreeMap::new(), now);
+        let present: HashSet<String> = present.iter().map(|u| (*u).to_owned()).collect();
+        ErasureRecord::settle(&account, &plan, &present, now)
+    }
+
+    #[test]
+    fn a_recorded_deletion_still_due_under_the_termination_is_kept() {
+        let record = settle(AccountState::Terminated, &["u-old"]);
+        assert!(record.called_off.is_empty());
+        assert!(record.gone.is_empty());
+    }
+
+    #[test]
+    fn a_recorded_deletion_is_called_off_once_the_account_is_live_even_when_due_by_schedule() {
+        let record = settle(AccountState::Active, &["u-old"]);
+        assert!(record.called_off.contains("u-old"));
+        assert!(record.gone.is_empty());
+    }
+
+    #[test]
+    fn a_recorded_deletion_whose_object_is_gone_is_settled_as_gone_whatever_the_state() {
+        for state in [AccountState::Active, AccountState::Terminated] {
+            let record = settle(state, &[]);
+            assert!(record.gone.contains("u-old"));
+            assert!(record.called_off.is_empty());
+        }
     }
 }

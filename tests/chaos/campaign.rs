@@ -306,6 +306,15 @@ pub async fn run(campaign: &Campaign) -> Report {
             let step = driver.next_step();
             driver.run_step(step).await;
             driver.judge();
+            // A key that belongs to no erasure is wrong the moment it is received (its DELETE
+            // is in the history before the request is sent).
+            let strays = judge_deliveries(
+                &driver.oracle.deletions,
+                &deliveries(&driver.world),
+                &BTreeSet::new(),
+                false,
+            );
+            driver.oracle.violations.extend(strays);
             if !driver.oracle.violations.is_empty() {
                 break 'rounds;
             }
