@@ -306,15 +306,6 @@ pub async fn run(campaign: &Campaign) -> Report {
             let step = driver.next_step();
             driver.run_step(step).await;
             driver.judge();
-            // A key that belongs to no erasure is wrong the moment it is received (its DELETE
-            // is in the history before the request is sent).
-            let strays = judge_deliveries(
-                &driver.oracle.deletions,
-                &deliveries(&driver.world),
-                &BTreeSet::new(),
-                false,
-            );
-            driver.oracle.violations.extend(strays);
             if !driver.oracle.violations.is_empty() {
                 break 'rounds;
             }
@@ -990,7 +981,9 @@ impl Driver<'_> {
     }
 
     /// After a round: every Account and every object bound to one is gone, and every erasure
-    /// request owed to a processor with a webhook was received.
+    /// request owed to a processor with a webhook was received. Keys are judged only here:
+    /// a request is owed at its erasure time, and may be sent while the DELETE of an object
+    /// it names still fails; by now every such object is deleted.
     async fn everything_gone(&mut self) -> bool {
         let deadline = Instant::now() + QUIESCENCE;
         let webhooks: BTreeSet<String> =
@@ -1026,12 +1019,25 @@ impl Driver<'_> {
                     ),
                 })
                 .collect();
-            found.extend(judge_deliveries(
+            let delivered = judge_deliveries(
                 &self.oracle.deletions,
                 &deliveries(&self.world),
                 &webhooks,
                 true,
-            ));
+            );
+            // A key that belongs to no erasure stays wrong: no need to wait.
+            if delivered
+                .iter()
+                .any(|v| v.kind == ViolationKind::StrayIdempotencyKey)
+            {
+                self.oracle.violations.extend(
+                    delivered
+                        .into_iter()
+                        .filter(|v| v.kind == ViolationKind::StrayIdempotencyKey),
+                );
+                return false;
+            }
+            found.extend(delivered);
             if found.is_empty() {
                 return true;
             }
