@@ -74,3 +74,22 @@ async fn a_campaign_of_random_lifecycles_and_faults_breaks_no_invariant() {
 async fn seed_12_a_delete_answered_503_is_not_retried_on_an_old_read_of_the_account() {
     campaign(short(12)).await;
 }
+
+/// Seed 20261202 found, in the fifth round of a long run, the erasure proof counting backups
+/// that a reactivation had called off and the live account's schedule then deleted. Its quick
+/// regression tests are the unit tests of `ErasureRecord::settle`; this one replays the run
+/// (about four minutes): `cargo test --test chaos -- --ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "about four minutes; the unit tests of ErasureRecord::settle cover it quickly"]
+async fn seed_20261202_a_reactivation_calls_off_recorded_deletions_for_the_proof() {
+    campaign(Campaign {
+        seed: 20261202,
+        lifecycles: 250,
+        accounts: 50,
+        steps: 100,
+        kill_rate: 0.25,
+        fault_rate: 0.3,
+        restart_rate: 0.03,
+    })
+    .await;
+}

@@ -941,6 +941,7 @@ impl Driver<'_> {
             if !self.oracle.violations.is_empty() {
                 return false;
             }
+            self.settle_uncertain().await;
             let replay = &self.oracle.replay;
             let policies: BTreeMap<String, RetentionPolicySpec> = replay
                 .objects()
@@ -949,7 +950,7 @@ impl Driver<'_> {
                 .map(|p| (p.name_any(), p.spec))
                 .collect();
             let mut found = leftovers(replay, now, &policies);
-            found.extend(proof_mismatches(replay, &self.oracle.deletions));
+            found.extend(proof_mismatches(replay, &self.confirmed_deletions()));
             if found.is_empty() {
                 return true;
             }
@@ -994,6 +995,7 @@ impl Driver<'_> {
             if !self.oracle.violations.is_empty() {
                 return false;
             }
+            self.settle_uncertain().await;
             let mut found: Vec<Violation> = self
                 .oracle
                 .replay
@@ -1020,7 +1022,7 @@ impl Driver<'_> {
                 })
                 .collect();
             let delivered = judge_deliveries(
-                &self.oracle.deletions,
+                &self.confirmed_deletions(),
                 &deliveries(&self.world),
                 &webhooks,
                 true,
@@ -1050,6 +1052,59 @@ impl Driver<'_> {
             let later = self.now() + TimeDelta::hours(1);
             self.set_clock(later).await;
             tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// The deletions whose object is gone: a DELETE answered 5xx counts once the server shows
+    /// the object gone.
+    ///
+    /// Per object, the DELETE that removed it: the one answered 200, or when none was, the
+    /// last that may have (an earlier one answered 5xx that did not take effect was decided
+    /// on a plan that may have changed since, its erasure time too).
+    fn confirmed_deletions(&self) -> Vec<&crate::oracle::CheckedDeletion> {
+        let standing = self.oracle.replay.uids();
+        let mut by_uid: BTreeMap<&str, &crate::oracle::CheckedDeletion> = BTreeMap::new();
+        for deletion in &self.oracle.deletions {
+            if standing.contains(&deletion.uid) {
+                continue;
+            }
+            let keep = by_uid
+                .get(deletion.uid.as_str())
+                .is_some_and(|known| known.certain);
+            if !keep {
+                by_uid.insert(&deletion.uid, deletion);
+            }
+        }
+        by_uid.into_values().collect()
+    }
+
+    /// Asks the server about every object whose DELETE was answered with a server error, and
+    /// forgets those it no longer has.
+    async fn settle_uncertain(&mut self) {
+        let uncertain: Vec<crate::oracle::ObjectKey> = std::mem::take(&mut self.oracle.uncertain)
+            .into_iter()
+            .collect();
+        for key in uncertain {
+            if self.oracle.replay.current(&key.0, &key.1, &key.2).is_none() {
+                continue;
+            }
+            let resource = kube::api::ApiResource {
+                group: retention_operator::api::GROUP.into(),
+                version: retention_operator::api::VERSION.into(),
+                api_version: retention_operator::api::API_VERSION.into(),
+                kind: String::new(),
+                plural: key.0.clone(),
+            };
+            let api: Api<kube::api::DynamicObject> =
+                Api::namespaced_with(self.world.client.clone(), &key.1, &resource);
+            match api.get_opt(&key.2).await {
+                Ok(None) => self.oracle.replay.forget(&key),
+                Ok(Some(_)) => {}
+                // Ask again at the next look.
+                Err(_) => {
+                    self.oracle.uncertain.insert(key);
+                }
+            }
         }
     }
 
@@ -1166,7 +1221,7 @@ fn deliveries(world: &World) -> Vec<Delivery> {
 /// Accounts whose erasure proof counts differ from the deletions the server saw.
 fn proof_mismatches(
     replay: &crate::oracle::Replay,
-    deletions: &[crate::oracle::CheckedDeletion],
+    deletions: &[&crate::oracle::CheckedDeletion],
 ) -> Vec<Violation> {
     let expected = proof_counts(deletions);
     let mut violations = Vec::new();

@@ -209,6 +209,31 @@ impl Replay {
     pub fn objects(&self) -> impl Iterator<Item = (&ObjectKey, &Value)> {
         self.current.iter()
     }
+
+    /// Forgets an object the server no longer has, though no answer in the history said it
+    /// went (a DELETE answered 5xx that took effect all the same).
+    pub fn forget(&mut self, key: &ObjectKey) {
+        if let Some(object) = self.current.remove(key)
+            && let Some(uid) = meta(&object, "uid")
+        {
+            self.versions.remove(uid);
+        }
+    }
+
+    /// The uids of every object that stands now.
+    pub fn uids(&self) -> BTreeSet<String> {
+        self.current
+            .values()
+            .filter_map(|o| meta(o, "uid").map(str::to_owned))
+            .collect()
+    }
+}
+
+/// Whether a DELETE's answer leaves open whether it took effect: a server error or timeout
+/// (kube-apiserver answers 504 when etcd is slow to confirm a write it may still make), or no
+/// answer at all.
+pub fn may_have_taken_effect(code: u16) -> bool {
+    code == 200 || code == 0 || code >= 500
 }
 
 /// The engine's view of a bound object, from its JSON.
@@ -284,6 +309,8 @@ pub struct CheckedDeletion {
     /// The processors told about it, and the erasure time.
     pub processors: Vec<String>,
     pub delete_at: Option<DateTime<Utc>>,
+    /// Answered 200: this DELETE removed the object (otherwise it may have).
+    pub certain: bool,
 }
 
 /// A read of an Account by one replica.
@@ -325,6 +352,9 @@ pub struct Oracle {
     /// the operator of a write before that write's own audit event is written, so the DELETE
     /// it leads to can be logged first: it is judged once the version appears.
     pending: Vec<(usize, Exchange)>,
+    /// Objects whose DELETE was answered with a server error: whether they are gone is known
+    /// only from the server (see [`Replay::forget`]).
+    pub uncertain: BTreeSet<ObjectKey>,
     /// DELETEs of the operator that took effect, each checked.
     pub deletes_checked: u64,
     /// Writes of the operator checked against the lease.
@@ -345,6 +375,7 @@ impl Oracle {
             violations: Vec::new(),
             deletions: Vec::new(),
             pending: Vec::new(),
+            uncertain: BTreeSet::new(),
             deletes_checked: 0,
             writes_fenced: 0,
             replay: Replay::default(),
@@ -529,7 +560,7 @@ impl Oracle {
             return;
         };
         let Some(object) = self.replay.version(uid, rv).cloned() else {
-            if record.code == 200 {
+            if may_have_taken_effect(record.code) {
                 self.pending.push((position, exchange.clone()));
             }
             return;
@@ -555,8 +586,17 @@ impl Oracle {
         if deletes.len() > 16 {
             deletes.remove(0);
         }
-        if record.code != 200 {
+        // Judged whenever it may have deleted something: a DELETE answered 5xx may have
+        // taken effect all the same.
+        if !may_have_taken_effect(record.code) {
             return;
+        }
+        if record.code != 200 {
+            self.uncertain.insert((
+                record.resource.clone(),
+                record.namespace.clone(),
+                record.name.clone(),
+            ));
         }
         self.deletes_checked += 1;
         let Some(read) = read else {
@@ -635,6 +675,7 @@ impl Oracle {
             );
             return;
         };
+        let certain = record.code == 200;
         let under_termination = account.metadata.deletion_timestamp.is_some()
             || account.spec.state == retention_operator::api::AccountState::Terminated;
         self.deletions.push(CheckedDeletion {
@@ -644,6 +685,7 @@ impl Oracle {
             under_termination,
             processors: plan.processors.clone(),
             delete_at: plan.schedule.delete_at,
+            certain,
         });
     }
 }
@@ -660,7 +702,7 @@ pub struct Delivery {
 /// an erasure time of a deleted object the processor held, and every such erasure time (of a
 /// processor with a webhook) got at least one request.
 pub fn judge_deliveries(
-    deletions: &[CheckedDeletion],
+    deletions: &[&CheckedDeletion],
     deliveries: &[Delivery],
     webhooks: &BTreeSet<String>,
     require_delivery: bool,
@@ -720,7 +762,7 @@ pub fn judge_deliveries(
 
 /// What the erasure proof should count per account and kind: the objects deleted while the
 /// Account read before the DELETE was terminated.
-pub fn proof_counts(deletions: &[CheckedDeletion]) -> BTreeMap<String, BTreeMap<String, u32>> {
+pub fn proof_counts(deletions: &[&CheckedDeletion]) -> BTreeMap<String, BTreeMap<String, u32>> {
     let mut seen: BTreeSet<&str> = BTreeSet::new();
     let mut counts: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
     for deletion in deletions.iter().filter(|d| d.under_termination) {
