@@ -802,7 +802,7 @@ async fn delete_due(
             continue;
         };
         let about = Some(&resource.resource);
-        match delete_one(ctx, account, inputs, resource, version).await {
+        match delete_retrying(ctx, account, inputs, resource, version).await {
             Ok(Outcome::Deleted(uid)) => {
                 ctx.metrics.deleted(
                     resource.resource.kind.as_str(),
@@ -885,6 +885,33 @@ async fn delete_due(
         }
     }
     Ok(outcome)
+}
+
+/// Attempts of one deletion whose DELETE the API server turned away for now (429, 5xx) before
+/// the pass records it as failed and backs off. The operator's client does not retry on its
+/// own (`client_config`): every attempt here reads the Account again first, so a retry is
+/// decided on fresh state like the first attempt (invariant 3).
+const DELETE_ATTEMPTS: u32 = 3;
+
+/// [`delete_one`], tried again after a short pause (200 ms, then 400 ms) when the DELETE was
+/// turned away for now.
+async fn delete_retrying(
+    ctx: &Context,
+    planned: &Account,
+    inputs: &PlanInputs<'_>,
+    resource: &ResourcePlan,
+    version: &ObjectVersion,
+) -> Result<Outcome, Failure> {
+    let mut attempt = 1;
+    loop {
+        match delete_one(ctx, planned, inputs, resource, version).await {
+            Err(Failure::Deleting(error)) if error.is_transient() && attempt < DELETE_ATTEMPTS => {
+                tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
+                attempt += 1;
+            }
+            outcome => return outcome,
+        }
+    }
 }
 
 /// What became of one due object.

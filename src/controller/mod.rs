@@ -113,6 +113,13 @@ impl Error {
     pub fn is_status(&self, code: u16) -> bool {
         matches!(self, Self::Kube(kube::Error::Api(status)) if status.code == code)
     }
+
+    /// Whether the API server turned the request away for now (429, or a 5xx such as 503
+    /// while it is overloaded or 504 when etcd was slow): the same request may well succeed
+    /// a moment later.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Kube(kube::Error::Api(status)) if status.code == 429 || status.code >= 500)
+    }
 }
 
 /// How the operator runs.

@@ -12,25 +12,25 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use kube::{
     Api, Client, ResourceExt,
     api::{DeleteParams, Patch, PatchParams, PostParams},
 };
 use retention_operator::{
     api::{
-        Account, AccountBinding, Backup, BackupSchedule, BackupSource, BackupSpec, Bookkeeping,
-        BookkeepingRetention, DataCategory, DataProcessor, DataRecord, DataRecordSpec, Database,
-        DatabaseEngine, DatabaseSpec, Domain, DomainSpec, GracePeriods, LegalBasis, Mailbox,
-        MailboxSpec, RetentionPolicy, RetentionPolicySpec, Website, WebsiteSpec,
+        Account, AccountBinding, BackupSchedule, BookkeepingRetention, DataCategory, DataProcessor,
+        GracePeriods, LegalBasis, RetentionPolicy, RetentionPolicySpec,
     },
+    clock::Clock,
     retention::plan_account,
 };
 use serde_json::json;
 use test_apiserver::{FaultRule, RequestRecord};
 
 use crate::e2e_support::{
-    NAMESPACE, active_account, apply_signing_secret, default_policy, processor,
+    NAMESPACE, active_account, apply_signing_secret, binding, consent_binding, database,
+    default_policy, domain, invoices, mailbox, processor, record, website, website_backup,
 };
 use crate::oracle::{
     Delivery, Oracle, Setting, Violation, ViolationKind, judge_deliveries, leftovers, proof_counts,
@@ -362,16 +362,6 @@ pub async fn run(campaign: &Campaign) -> Report {
     report
 }
 
-trait NowUtc {
-    fn now_utc(&self) -> DateTime<Utc>;
-}
-
-impl NowUtc for retention_operator::clock::ManualClock {
-    fn now_utc(&self) -> DateTime<Utc> {
-        retention_operator::clock::Clock::now(self)
-    }
-}
-
 /// The policies, processors and signing secrets every campaign starts with.
 async fn seed_world(world: &mut World) {
     let client = world.client.clone();
@@ -447,34 +437,9 @@ where
     }
 }
 
-fn namespaced<K: kube::Resource>(mut object: K) -> K {
-    object.meta_mut().namespace = Some(NAMESPACE.into());
-    object
-}
-
-fn binding(account: &str, processor: Option<&str>) -> AccountBinding {
-    AccountBinding {
-        account_ref: account.into(),
-        processor_ref: processor.map(str::to_owned),
-        legal_basis: LegalBasis::Contract,
-        consent_purpose: None,
-    }
-}
-
-fn record(name: &str, account: &str, category: DataCategory) -> DataRecord {
-    namespaced(DataRecord::new(
-        name,
-        DataRecordSpec {
-            binding: binding(account, Some("crm-hook")),
-            category,
-            bookkeeping: None,
-        },
-    ))
-}
-
 impl Driver<'_> {
     fn now(&self) -> DateTime<Utc> {
-        self.world.clock.now_utc()
+        self.world.clock.now()
     }
 
     /// Moves the clock (never back), marking the instant in the history first.
@@ -513,14 +478,7 @@ impl Driver<'_> {
             self.accounts.insert(name.clone(), true);
             // Hosted resources: each kind with some probability.
             if self.rng.f64() < 0.8 {
-                let site = namespaced(Website::new(
-                    &format!("{name}-www"),
-                    WebsiteSpec {
-                        binding: binding(&name, None),
-                        hostnames: vec![],
-                    },
-                ));
-                create_namespaced(&client, &site).await;
+                create_namespaced(&client, &website(&format!("{name}-www"), &name)).await;
                 for j in 0..self.rng.usize(0..6) {
                     let taken = now - TimeDelta::hours(self.rng.i64(0..24 * 40));
                     self.create_backup(&name, &format!("{name}-bkp-{j}"), taken)
@@ -528,75 +486,52 @@ impl Driver<'_> {
                 }
             }
             if self.rng.f64() < 0.5 {
-                let db = namespaced(Database::new(
-                    &format!("{name}-db"),
-                    DatabaseSpec {
-                        binding: binding(&name, None),
-                        engine: DatabaseEngine::Postgresql,
-                    },
-                ));
-                create_namespaced(&client, &db).await;
+                create_namespaced(&client, &database(&format!("{name}-db"), &name)).await;
             }
             if self.rng.f64() < 0.5 {
-                let mbx = namespaced(Mailbox::new(
-                    &format!("{name}-mbx"),
-                    MailboxSpec {
-                        binding: binding(&name, None),
-                        address: format!("{name}@mail.example"),
-                    },
-                ));
-                create_namespaced(&client, &mbx).await;
+                create_namespaced(&client, &mailbox(&format!("{name}-mbx"), &name)).await;
             }
             if self.rng.f64() < 0.5 {
-                let dom = namespaced(Domain::new(
-                    &format!("{name}-dom"),
-                    DomainSpec {
-                        binding: binding(&name, None),
-                        fqdn: format!("{name}.example"),
-                        registrar: Some("registrar-hook".into()),
-                    },
-                ));
+                let mut dom = domain(&format!("{name}-dom"), &name);
+                dom.spec.registrar = Some("registrar-hook".into());
                 create_namespaced(&client, &dom).await;
             }
+            let at_crm_hook = AccountBinding {
+                processor_ref: Some("crm-hook".into()),
+                ..binding(&name, LegalBasis::Contract)
+            };
             if self.rng.f64() < 0.6 {
-                let crm = record(&format!("{name}-crm"), &name, DataCategory::Crm);
+                let crm = record(
+                    &format!("{name}-crm"),
+                    at_crm_hook.clone(),
+                    DataCategory::Crm,
+                );
                 create_namespaced(&client, &crm).await;
             }
             if self.rng.f64() < 0.4 {
-                let mut mkt = record(&format!("{name}-mkt"), &name, DataCategory::Marketing);
-                mkt.spec.binding.legal_basis = LegalBasis::Consent;
-                mkt.spec.binding.consent_purpose = Some("marketing".into());
+                let mut consent = AccountBinding {
+                    processor_ref: at_crm_hook.processor_ref.clone(),
+                    ..consent_binding(&name, "marketing")
+                };
                 if self.rng.bool() {
-                    mkt.spec.binding.processor_ref = Some(MANUAL_PROCESSOR.into());
+                    consent.processor_ref = Some(MANUAL_PROCESSOR.into());
                 }
+                let mkt = record(&format!("{name}-mkt"), consent, DataCategory::Marketing);
                 create_namespaced(&client, &mkt).await;
             }
             if self.rng.f64() < 0.3 {
-                let mut invoices = record(&format!("{name}-inv"), &name, DataCategory::Invoices);
-                invoices.spec.binding.legal_basis = LegalBasis::LegalObligation;
-                invoices.spec.binding.processor_ref = None;
                 let year = chrono::Datelike::year(&now) - 1;
-                invoices.spec.bookkeeping = Some(Bookkeeping {
-                    fiscal_year_end: NaiveDate::from_ymd_opt(year, 12, 31).unwrap(),
-                });
-                create_namespaced(&client, &invoices).await;
+                let fiscal_year_end = format!("{year}-12-31");
+                let inv = invoices(&format!("{name}-inv"), &name, &fiscal_year_end);
+                create_namespaced(&client, &inv).await;
             }
         }
     }
 
     async fn create_backup(&mut self, account: &str, name: &str, taken_at: DateTime<Utc>) {
         self.backups += 1;
-        let backup = namespaced(Backup::new(
-            name,
-            BackupSpec {
-                account_ref: account.into(),
-                source_ref: BackupSource {
-                    kind: retention_operator::api::HostedKind::Website,
-                    name: format!("{account}-www"),
-                },
-                taken_at,
-            },
-        ));
+        let source = format!("{account}-www");
+        let backup = website_backup(name, account, &source, taken_at);
         create_namespaced(&self.world.client.clone(), &backup).await;
     }
 
@@ -874,16 +809,14 @@ impl Driver<'_> {
         tokio::time::sleep(Duration::from_millis(pause)).await;
     }
 
-    /// Brings back killed replicas whose time has come, and replicas that exited after losing
-    /// the lease.
+    /// Brings back the replicas that are down (killed, or exited after losing the lease) once
+    /// no kill asks for one to stay down any longer.
     fn revive_due(&mut self) {
         let now = Instant::now();
         self.revivals.retain(|at| *at > now);
+        // While a killed replica must stay down, none is started (replicas are symmetric).
         if self.revivals.is_empty() {
             self.world.revive();
-        } else {
-            // Revive all but as many as still wait (the killed ones stay down until then).
-            // Replicas are symmetric, so which one stays down does not matter.
         }
     }
 

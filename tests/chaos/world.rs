@@ -152,10 +152,17 @@ impl World {
         let marker: Api<ConfigMap> = Api::namespaced(self.client.clone(), "default");
         // A GET of a ConfigMap that does not exist: logged by either server, changes nothing.
         // Retried: the mark must be in the history before the clock moves.
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
         loop {
             match marker.get_opt(&format!("{CLOCK_MARK_PREFIX}{mark}")).await {
                 Ok(_) => break,
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                Err(error) => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "clock mark {mark}: {error}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
             }
         }
         self.clock.set(now);
