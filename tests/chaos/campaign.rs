@@ -875,6 +875,7 @@ impl Driver<'_> {
                 return false;
             }
             self.settle_uncertain().await;
+            self.oracle.judge_pending_on_latest();
             let replay = &self.oracle.replay;
             let policies: BTreeMap<String, RetentionPolicySpec> = replay
                 .objects()

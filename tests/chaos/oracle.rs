@@ -170,11 +170,8 @@ impl Replay {
             if uid.is_none() || self.current.get(&key).and_then(|o| meta(o, "uid")) == uid {
                 self.current.remove(&key);
             }
-            if let Some(uid) = uid {
-                // Kept for a DELETE of the same version logged after this one (a retry that
-                // found it gone answers 404 and is not judged): nothing more will be needed.
-                self.versions.remove(uid);
-            }
+            // The versions stay: a DELETE that waits for its version may need the latest one
+            // (see `Oracle::judge_pending_on_latest`).
         }
     }
 
@@ -210,14 +207,19 @@ impl Replay {
         self.current.iter()
     }
 
+    /// The latest version of the object with this uid that the history showed.
+    pub fn latest(&self, uid: &str) -> Option<Value> {
+        self.versions
+            .get(uid)?
+            .iter()
+            .max_by_key(|(_, object)| resource_version(object))
+            .map(|(_, object)| object.clone())
+    }
+
     /// Forgets an object the server no longer has, though no answer in the history said it
     /// went (a DELETE answered 5xx that took effect all the same).
     pub fn forget(&mut self, key: &ObjectKey) {
-        if let Some(object) = self.current.remove(key)
-            && let Some(uid) = meta(&object, "uid")
-        {
-            self.versions.remove(uid);
-        }
+        self.current.remove(key);
     }
 
     /// The uids of every object that stands now.
@@ -538,6 +540,21 @@ impl Oracle {
     }
 
     fn check_delete(&mut self, position: usize, exchange: &Exchange) {
+        self.check_delete_with(position, exchange, false);
+    }
+
+    /// Judges the DELETEs still waiting for their version with the latest version of the
+    /// same object the history shows. A write answered with an error may still have been
+    /// made (etcd killed between committing and answering): its version then never appears,
+    /// and the DELETE the watch led to names it. The spec is the same (the campaign never
+    /// edits a bound object's spec); stamps may differ.
+    pub fn judge_pending_on_latest(&mut self) {
+        for (position, delete) in std::mem::take(&mut self.pending) {
+            self.check_delete_with(position, &delete, true);
+        }
+    }
+
+    fn check_delete_with(&mut self, position: usize, exchange: &Exchange, latest: bool) {
         let record = &exchange.record;
         let agent = record.user_agent.as_str();
         let what = format!(
@@ -559,7 +576,9 @@ impl Oracle {
             }
             return;
         };
-        let Some(object) = self.replay.version(uid, rv).cloned() else {
+        let known = self.replay.version(uid, rv).cloned();
+        let Some(object) = known.or_else(|| latest.then(|| self.replay.latest(uid)).flatten())
+        else {
             if may_have_taken_effect(record.code) {
                 self.pending.push((position, exchange.clone()));
             }
