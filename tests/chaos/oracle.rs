@@ -202,6 +202,17 @@ impl Replay {
             .collect()
     }
 
+    /// Every Account that stands now (and reads as one), with its name.
+    pub fn accounts(&self) -> impl Iterator<Item = (&str, Account)> {
+        self.current
+            .iter()
+            .filter(|((resource, _, _), _)| resource == "accounts")
+            .filter_map(|((_, _, name), object)| {
+                let account = serde_json::from_value::<Account>(object.clone()).ok()?;
+                Some((name.as_str(), account))
+            })
+    }
+
     /// Every object that stands now.
     pub fn objects(&self) -> impl Iterator<Item = (&ObjectKey, &Value)> {
         self.current.iter()
@@ -804,13 +815,7 @@ pub fn leftovers(
     policies: &BTreeMap<String, RetentionPolicySpec>,
 ) -> Vec<Violation> {
     let mut violations = Vec::new();
-    for ((resource, _, name), object) in replay.objects() {
-        if resource != "accounts" {
-            continue;
-        }
-        let Ok(account) = serde_json::from_value::<Account>(object.clone()) else {
-            continue;
-        };
+    for (name, account) in replay.accounts() {
         let Some(policy) = policies.get(&account.spec.retention_policy_ref) else {
             continue;
         };

@@ -22,7 +22,9 @@ use retention_operator::{
 use test_apiserver::{Config, Exchange, TestApiServer};
 use tokio::{sync::watch, task::JoinHandle};
 
-use crate::e2e_support::{self, Cluster, LOOPBACK, NAMESPACE, PROJECT_CRDS};
+use crate::e2e_support::{
+    self, Cluster, LOOPBACK, NAMESPACE, PROJECT_CRDS, client_with_agent as agent_client,
+};
 use crate::oracle::CLOCK_MARK_PREFIX;
 use crate::receiver::{Pki, Receiver, Reply, loopback_pki};
 
@@ -317,13 +319,4 @@ impl World {
             .iter()
             .position(|r| identity == format!("{REPLICA_AGENT}{}", r.name))
     }
-}
-
-/// A client of `config` whose requests carry `agent` as User-Agent.
-fn agent_client(config: &kube::Config, agent: &str) -> Client {
-    let mut config = config.clone();
-    config
-        .headers
-        .push(("user-agent".parse().unwrap(), agent.parse().unwrap()));
-    Client::try_from(config).unwrap()
 }

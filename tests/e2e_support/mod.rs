@@ -674,7 +674,7 @@ fn operator_client(config: &kube::Config, latency: &ClientLatency) -> Client {
 
 /// A client of the API server of `config` whose requests carry `agent` as User-Agent, so the
 /// request log tells the operator's requests from the test's.
-fn client_with_agent(config: &kube::Config, agent: &str) -> Client {
+pub fn client_with_agent(config: &kube::Config, agent: &str) -> Client {
     let mut config = config.clone();
     config
         .headers
