@@ -726,6 +726,10 @@ pub struct Delivery {
     pub processor: String,
     pub account: String,
     pub idempotency_key: String,
+    /// The objects the request names, `Kind namespace/name`: what a violation report shows.
+    pub resources: Vec<String>,
+    /// The request's `reason`.
+    pub reason: String,
 }
 
 /// Checks the erasure requests the processors got against the deletions: every key belongs to
@@ -767,8 +771,18 @@ pub fn judge_deliveries(
                 position: None,
                 detail: format!(
                     "processor {} got a request for account {} under key {}, which belongs to \
-                     no erasure of a deleted object it held",
-                    delivery.processor, delivery.account, delivery.idempotency_key
+                     no erasure of a deleted object it held (it names {:?}: {}); erasures known \
+                     for the account: {:?}",
+                    delivery.processor,
+                    delivery.account,
+                    delivery.idempotency_key,
+                    delivery.resources,
+                    delivery.reason,
+                    deletions
+                        .iter()
+                        .filter(|d| d.account == delivery.account)
+                        .map(|d| (&d.kind, &d.processors, d.delete_at))
+                        .collect::<Vec<_>>()
                 ),
             }),
         }
