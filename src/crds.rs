@@ -1,10 +1,12 @@
-//! The generated CRD manifests: rendered from the Rust types, checked in under `crds/`.
+//! The generated manifests: the CRDs, rendered from the Rust types and checked in under
+//! `crds/`, and the chart's list of bound kinds, rendered from the registry
+//! ([`crate::kinds`]) and checked in as `charts/retention-operator/templates/_bound-kinds.tpl`.
 
 use std::{fs, io, path::Path};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
-use crate::api::all_crds;
+use crate::{api::all_crds, kinds::ResourceKind};
 
 const HEADER: &str =
     "# Generated from the Rust types by `retention-operator crds --out-dir crds`. Do not edit.\n";
@@ -63,4 +65,36 @@ pub fn write_all(dir: &Path) -> Result<Vec<String>, CrdError> {
         written.push(path.display().to_string());
     }
     Ok(written)
+}
+
+/// Where the chart keeps the generated list of bound kinds, relative to the repository.
+pub const CHART_KINDS_PATH: &str = "charts/retention-operator/templates/_bound-kinds.tpl";
+
+/// The chart's named templates that list the bound kinds' resources for its RBAC rules:
+/// `retention-operator.stampedResources` (the hosted kinds, whose objects get the schedule
+/// annotation), `retention-operator.backupResources` (the rest: watched and deleted only) and
+/// `retention-operator.boundStatusResources` (every bound kind's status, as a YAML list).
+pub fn render_chart_kinds() -> String {
+    let quoted = |hosted: bool| {
+        ResourceKind::ALL
+            .into_iter()
+            .filter(|k| k.is_hosted() == hosted)
+            .map(|k| format!("{:?}", k.plural()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let statuses: String = ResourceKind::ALL
+        .into_iter()
+        .map(|k| format!("- {}/status\n", k.plural()))
+        .collect();
+    format!(
+        "{{{{- /* Generated from the registry of bound kinds by \
+         `retention-operator chart-kinds`. Do not edit. */ -}}}}\n\
+         {{{{- define \"retention-operator.stampedResources\" -}}}}\n[{}]\n{{{{- end }}}}\n\
+         {{{{- define \"retention-operator.backupResources\" -}}}}\n[{}]\n{{{{- end }}}}\n\
+         {{{{- define \"retention-operator.boundStatusResources\" -}}}}\n{}{{{{- end }}}}\n",
+        quoted(true),
+        quoted(false),
+        statuses
+    )
 }

@@ -13,6 +13,7 @@ use std::{
     fmt::Write as _,
 };
 
+use futures::future::BoxFuture;
 use kube::{
     Client, Resource,
     api::{Api, ApiResource, DynamicObject, ListParams},
@@ -20,10 +21,8 @@ use kube::{
 use serde::de::DeserializeOwned;
 
 use crate::{
-    api::{
-        Account, Backup, DataProcessor, DataRecord, Database, Domain, Mailbox, RetentionPolicy,
-        Website,
-    },
+    api::{Account, DataProcessor, RetentionPolicy},
+    kinds::{BoundKind, KindVisitor, ResourceKind},
     report,
     retention::{BoundResource, Inventory, Plan},
 };
@@ -108,20 +107,15 @@ pub async fn collect(client: &Client, account: &str) -> Result<Inventory, Invent
         .await?
         .ok_or_else(|| InventoryError::AccountNotFound(account.to_owned()))?;
     let policy_name = account_object.spec.retention_policy_ref.clone();
-    let (policy, websites, databases, mailboxes, domains, records, backups, processors) = futures::try_join!(
+    let every_kind = ResourceKind::ALL
+        .map(|kind| kind.visit(ListBound { client, account }))
+        .into_iter();
+    let (policy, bound, processors) = futures::try_join!(
         get::<RetentionPolicy>(client, &policy_name),
-        bound::<Website>(client, account),
-        bound::<Database>(client, account),
-        bound::<Mailbox>(client, account),
-        bound::<Domain>(client, account),
-        bound::<DataRecord>(client, account),
-        bound::<Backup>(client, account),
+        futures::future::try_join_all(every_kind),
         list::<DataProcessor>(client),
     )?;
-    let resources: Vec<BoundResource> = [websites, databases, mailboxes, domains, records, backups]
-        .into_iter()
-        .flatten()
-        .collect();
+    let resources: Vec<BoundResource> = bound.into_iter().flatten().collect();
     let named: BTreeSet<&str> = resources
         .iter()
         .filter_map(BoundResource::hosted_facts)
@@ -258,18 +252,31 @@ where
     }
 }
 
+/// Lists the objects of one bound kind that `spec.accountRef` binds to the account.
+struct ListBound<'a> {
+    client: &'a Client,
+    account: &'a str,
+}
+
+impl<'a> KindVisitor for ListBound<'a> {
+    type Output = BoxFuture<'a, Result<Vec<BoundResource>, InventoryError>>;
+
+    fn visit<K: BoundKind>(self) -> Self::Output {
+        Box::pin(bound::<K>(self.client, self.account))
+    }
+}
+
 /// Every object of a bound kind whose `spec.accountRef` names the account. Objects of other
 /// accounts are not converted, so one of them being malformed does not matter here.
-async fn bound<K>(client: &Client, account: &str) -> Result<Vec<BoundResource>, InventoryError>
-where
-    K: Resource<DynamicType = ()> + DeserializeOwned,
-    for<'a> &'a K: Into<BoundResource>,
-{
+async fn bound<K: BoundKind>(
+    client: &Client,
+    account: &str,
+) -> Result<Vec<BoundResource>, InventoryError> {
     list::<K>(client)
         .await?
         .iter()
         .filter(|o| o.data.pointer("/spec/accountRef").and_then(|v| v.as_str()) == Some(account))
-        .map(|o| typed::<K>(o).map(|object| (&object).into()))
+        .map(|o| typed::<K>(o).map(|object| object.facts()))
         .collect()
 }
 

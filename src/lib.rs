@@ -17,6 +17,7 @@ pub mod controller;
 pub mod crds;
 pub mod http;
 pub mod inventory;
+pub mod kinds;
 pub mod leader;
 pub mod manifest;
 pub mod metrics;

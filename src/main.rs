@@ -53,6 +53,9 @@ enum Command {
         #[arg(long)]
         out_dir: Option<PathBuf>,
     },
+    /// Print the chart's generated list of bound kinds (its RBAC rules' resources), the
+    /// content of `charts/retention-operator/templates/_bound-kinds.tpl`.
+    ChartKinds,
     /// List everything stored about one account, with its schedule (the customer's right of
     /// access), read from the cluster (in-cluster config, or KUBECONFIG).
     Inventory {
@@ -163,6 +166,7 @@ fn main() -> ExitCode {
         Command::Crds { out_dir: Some(dir) } => crds::write_all(&dir)
             .map(|files| files.join("\n") + "\n")
             .map_err(|e| (1, e.to_string())),
+        Command::ChartKinds => Ok(crds::render_chart_kinds()),
         Command::Inventory {
             account,
             now,

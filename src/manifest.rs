@@ -14,11 +14,9 @@ use serde_json::Value;
 
 use crate::{
     admission,
-    api::{
-        API_VERSION, Account, Backup, DataProcessor, DataRecord, Database, Domain, Mailbox,
-        RetentionPolicy, Website,
-    },
-    retention::{BoundResource, Inventory},
+    api::{API_VERSION, Account, DataProcessor, RetentionPolicy},
+    kinds::{BoundKind, KindVisitor, ResourceKind},
+    retention::Inventory,
 };
 
 /// The path that makes `plan -f -` read standard input, as kubectl does.
@@ -160,6 +158,22 @@ struct Reader {
     account_sources: BTreeMap<String, Source>,
 }
 
+/// Decodes an object of one bound kind and records it.
+struct DecodeBound<'a> {
+    reader: &'a mut Reader,
+    value: Value,
+    source: &'a Source,
+}
+
+impl KindVisitor for DecodeBound<'_> {
+    type Output = Result<(), ManifestError>;
+
+    fn visit<K: BoundKind>(self) -> Self::Output {
+        let object = decode_cel::<K>(self.value, self.source)?;
+        self.reader.bound(object, self.source)
+    }
+}
+
 impl Reader {
     fn read_file(&mut self, path: &Path) -> Result<(), ManifestError> {
         let text = fs::read_to_string(path).map_err(|source| ManifestError::Io {
@@ -259,12 +273,11 @@ impl Reader {
                 let name = self.register(&processor, &source)?;
                 self.inventory.processors.insert(name, processor.spec);
             }
-            "Website" => self.bound(decode_cel::<Website>(value, &source)?, &source)?,
-            "Database" => self.bound(decode_cel::<Database>(value, &source)?, &source)?,
-            "Mailbox" => self.bound(decode_cel::<Mailbox>(value, &source)?, &source)?,
-            "Domain" => self.bound(decode_cel::<Domain>(value, &source)?, &source)?,
-            "DataRecord" => self.bound(decode_cel::<DataRecord>(value, &source)?, &source)?,
-            "Backup" => self.bound(decode_cel::<Backup>(value, &source)?, &source)?,
+            bound if let Ok(kind) = bound.parse::<ResourceKind>() => kind.visit(DecodeBound {
+                reader: self,
+                value,
+                source: &source,
+            })?,
             other => {
                 return Err(invalid(
                     String::new(),
@@ -275,14 +288,10 @@ impl Reader {
         Ok(())
     }
 
-    /// Records a bound object; `for<'a> &'a K: Into<BoundResource>` converts it.
-    fn bound<K>(&mut self, object: K, source: &Source) -> Result<(), ManifestError>
-    where
-        K: Resource<DynamicType = ()>,
-        for<'a> &'a K: Into<BoundResource>,
-    {
+    /// Records a bound object.
+    fn bound<K: BoundKind>(&mut self, object: K, source: &Source) -> Result<(), ManifestError> {
         self.register(&object, source)?;
-        self.inventory.resources.push((&object).into());
+        self.inventory.resources.push(object.facts());
         Ok(())
     }
 

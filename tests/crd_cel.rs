@@ -3,7 +3,7 @@
 
 use retention_operator::api::{
     AccountBinding, Backup, BackupSource, BackupSpec, DataCategory, DataRecord, DataRecordSpec,
-    HostedKind, LegalBasis, Website, WebsiteSpec,
+    LegalBasis, ResourceKind, Website, WebsiteSpec,
 };
 
 fn binding(account: &str, basis: LegalBasis, purpose: Option<&str>) -> AccountBinding {
@@ -55,7 +55,7 @@ fn backup_account_ref_cannot_change() {
             BackupSpec {
                 account_ref: account.into(),
                 source_ref: BackupSource {
-                    kind: HostedKind::Database,
+                    kind: ResourceKind::Database,
                     name: "db".into(),
                 },
                 taken_at: "2026-10-01T02:00:00Z".parse().unwrap(),

@@ -17,12 +17,9 @@ use kube::{
     api::{ApiResource, DynamicObject, PostParams},
 };
 use retention_operator::{
-    api::{
-        Account, Backup, DELETE_AT_ANNOTATION, DataProcessor, DataRecord, Database, Domain,
-        Mailbox, RetentionPolicy, Website,
-    },
+    api::{Account, DELETE_AT_ANNOTATION, DataProcessor, ResourceKind, RetentionPolicy},
     manifest,
-    retention::{Inventory, Plan, ResourceKind, ResourcePlan, plan},
+    retention::{Inventory, Plan, ResourcePlan, plan},
 };
 
 use e2e_support::{Harness, at, deadline};
@@ -64,18 +61,11 @@ fn api_resource(kind: &str) -> ApiResource {
         "RetentionPolicy" => ApiResource::erase::<RetentionPolicy>(&()),
         "DataProcessor" => ApiResource::erase::<DataProcessor>(&()),
         "Account" => ApiResource::erase::<Account>(&()),
-        "Website" => ApiResource::erase::<Website>(&()),
-        "Database" => ApiResource::erase::<Database>(&()),
-        "Mailbox" => ApiResource::erase::<Mailbox>(&()),
-        "Domain" => ApiResource::erase::<Domain>(&()),
-        "DataRecord" => ApiResource::erase::<DataRecord>(&()),
-        "Backup" => ApiResource::erase::<Backup>(&()),
-        other => panic!("examples/ holds an unexpected kind {other}"),
+        bound => match bound.parse::<ResourceKind>() {
+            Ok(kind) => kind.api_resource(),
+            Err(_) => panic!("examples/ holds an unexpected kind {bound}"),
+        },
     }
-}
-
-fn kind_resource(kind: ResourceKind) -> ApiResource {
-    api_resource(kind.as_str())
 }
 
 /// Creates every example object: Namespaces first (tolerating the harness's own), then
@@ -135,7 +125,7 @@ async fn mismatch(client: &Client, resource: &ResourcePlan, now: DateTime<Utc>) 
     let api: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
         &reference.namespace,
-        &kind_resource(reference.kind),
+        &reference.kind.api_resource(),
     );
     let object = api.get_opt(&reference.name).await.unwrap();
     let planned = resource.schedule.delete_at;

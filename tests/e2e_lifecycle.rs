@@ -15,7 +15,7 @@ use kube::{
 use retention_operator::{
     api::{
         Account, AccountPhase, Backup, BackupSource, BackupSpec, DataCategory, DataRecord,
-        Database, Domain, HostedKind, LegalBasis, Mailbox, Website,
+        Database, Domain, LegalBasis, Mailbox, ResourceKind, Website,
     },
     controller,
 };
@@ -87,7 +87,7 @@ async fn seed(client: &Client) {
             BackupSpec {
                 account_ref: "acme".into(),
                 source_ref: BackupSource {
-                    kind: HostedKind::Database,
+                    kind: ResourceKind::Database,
                     name: "shop-db".into(),
                 },
                 taken_at: taken,

@@ -18,11 +18,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
 use proptest::prelude::*;
 use retention_operator::api::{
-    Account, AccountPhase, AccountState, DEFAULT_POLICY, DurationUnit, GracePeriods, HostedKind,
-    LegalBasis, RetentionDuration, RetentionPolicySpec,
+    Account, AccountPhase, AccountState, DEFAULT_POLICY, DurationUnit, GracePeriods, LegalBasis,
+    ResourceKind, RetentionDuration, RetentionPolicySpec,
 };
 use retention_operator::retention::{
-    BoundResource, Inventory, Plan, ResourceFacts, ResourceKind, ResourceRef, plan, plan_account,
+    BoundResource, Inventory, Plan, ResourceFacts, ResourceRef, plan, plan_account,
 };
 use support::*;
 
@@ -176,7 +176,7 @@ struct ResourceGen {
     registrar: Option<usize>,
     /// Days after 2010-01-01.
     fiscal_year_end: Option<i64>,
-    source: (HostedKind, usize),
+    source: (ResourceKind, usize),
     /// May lie before the window: old backups.
     taken_at: i64,
     stamped: Option<i64>,
@@ -197,7 +197,7 @@ fn resource_gen() -> impl Strategy<Value = ResourceGen> {
         1 => Just(LegalBasis::LegitimateInterest),
         2 => Just(LegalBasis::Consent),
     ];
-    let source_kind = prop_oneof![Just(HostedKind::Database), Just(HostedKind::Website)];
+    let source_kind = prop_oneof![Just(ResourceKind::Database), Just(ResourceKind::Website)];
     (
         kind,
         0..ACCOUNT_REFS,

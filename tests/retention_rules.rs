@@ -8,11 +8,10 @@ mod support;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Utc};
-use retention_operator::api::{AccountPhase, AccountState, HostedKind, LegalBasis};
+use retention_operator::api::{AccountPhase, AccountState, LegalBasis, ResourceKind};
 use retention_operator::retention::{
     AccountPlan, BoundResource, Disposition, NotificationDelivery, NotificationPlan, PlanError,
-    ResourceKind, ResourceRef, ScheduleChange, TerminationSource, plan, plan_account,
-    schedule_change,
+    ResourceRef, ScheduleChange, TerminationSource, plan, plan_account, schedule_change,
 };
 use support::*;
 
@@ -729,8 +728,8 @@ fn newest_of_period_only_competes_with_the_same_account_namespace_and_source() {
         ),
         (
             "same source name, other sourceRef kind",
-            backup_of("acme", "mon", HostedKind::Database, "shop", monday),
-            backup_of("acme", "tue", HostedKind::Website, "shop", tuesday),
+            backup_of("acme", "mon", ResourceKind::Database, "shop", monday),
+            backup_of("acme", "tue", ResourceKind::Website, "shop", tuesday),
             weekly,
         ),
         (

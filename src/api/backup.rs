@@ -5,7 +5,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, DNS1123_SUBDOMAIN, DNS1123_SUBDOMAIN_MAX, HostedKind};
+use super::{Condition, DNS1123_SUBDOMAIN, DNS1123_SUBDOMAIN_MAX, ResourceKind};
 
 /// A backup of one hosted resource of an account.
 #[derive(CustomResource, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
@@ -43,10 +43,32 @@ pub struct BackupSpec {
 )]
 pub struct BackupSource {
     /// Kind of the hosted resource.
-    pub kind: HostedKind,
+    #[schemars(schema_with = "hosted_kind_schema")]
+    #[serde(deserialize_with = "hosted_kind")]
+    pub kind: ResourceKind,
     /// Name of the hosted resource.
     #[schemars(pattern(DNS1123_SUBDOMAIN), length(max = DNS1123_SUBDOMAIN_MAX))]
     pub name: String,
+}
+
+/// The schema of a backup's source kind: a hosted kind (a backup is never of a backup).
+fn hosted_kind_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let names: Vec<&str> = ResourceKind::hosted().map(ResourceKind::as_str).collect();
+    schemars::json_schema!({"type": "string", "enum": names})
+}
+
+/// Reads a backup's source kind: a hosted kind, as its schema says.
+fn hosted_kind<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<ResourceKind, D::Error> {
+    let kind = ResourceKind::deserialize(deserializer)?;
+    if kind.is_hosted() {
+        Ok(kind)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "a backup's source is a hosted kind, not {kind}"
+        )))
+    }
 }
 
 /// The backup's schedule as the operator computed it.

@@ -22,12 +22,8 @@ mod names;
 mod retention_policy;
 mod website;
 
-use std::fmt;
-
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 
 pub use account::{
     Account, AccountPhase, AccountSpec, AccountState, AccountStatus, DEFAULT_POLICY, DeletingItem,
@@ -58,6 +54,9 @@ pub use retention_policy::{
 };
 pub use website::{Website, WebsiteSpec};
 
+/// The bound kinds are part of the API (a Backup names its source's kind).
+pub use crate::kinds::ResourceKind;
+
 /// The API group of every kind.
 pub const GROUP: &str = "hosting.ecuni.se";
 /// The API version of every kind.
@@ -67,57 +66,10 @@ pub const API_VERSION: &str = "hosting.ecuni.se/v1alpha1";
 /// The annotation that durably records a scheduled deletion on a hosted resource (RFC 3339).
 pub const DELETE_AT_ANNOTATION: &str = "hosting.ecuni.se/delete-at";
 
-/// The kinds that hold an account's data and are erased after its grace period.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
-)]
-pub enum HostedKind {
-    Website,
-    Database,
-    Mailbox,
-    Domain,
-    DataRecord,
-}
-
-impl HostedKind {
-    /// Every hosted kind.
-    pub const ALL: [Self; 5] = [
-        Self::Website,
-        Self::Database,
-        Self::Mailbox,
-        Self::Domain,
-        Self::DataRecord,
-    ];
-
-    /// The kind's name as in `kind:`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Website => "Website",
-            Self::Database => "Database",
-            Self::Mailbox => "Mailbox",
-            Self::Domain => "Domain",
-            Self::DataRecord => "DataRecord",
-        }
-    }
-}
-
-impl fmt::Display for HostedKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// Every CRD of the API, in a stable order (the order of DESIGN.md §2).
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
-    vec![
-        Account::crd(),
-        Website::crd(),
-        Database::crd(),
-        Mailbox::crd(),
-        Domain::crd(),
-        DataRecord::crd(),
-        Backup::crd(),
-        RetentionPolicy::crd(),
-        DataProcessor::crd(),
-    ]
+    let mut crds = vec![Account::crd()];
+    crds.extend(crate::kinds::crds());
+    crds.extend([RetentionPolicy::crd(), DataProcessor::crd()]);
+    crds
 }

@@ -4,7 +4,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, HostedKind, RetentionDuration};
+use super::{Condition, ResourceKind, RetentionDuration};
 
 /// The retention periods an Account refers to through `retentionPolicyRef`.
 #[derive(CustomResource, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -55,7 +55,7 @@ pub struct RetentionPolicySpec {
 
 impl RetentionPolicySpec {
     /// The grace period that applies to `kind`.
-    pub fn grace_for(&self, kind: HostedKind) -> RetentionDuration {
+    pub fn grace_for(&self, kind: ResourceKind) -> RetentionDuration {
         self.grace_periods.get(kind).unwrap_or(self.grace_period)
     }
 }
@@ -82,14 +82,15 @@ pub struct GracePeriods {
 }
 
 impl GracePeriods {
-    /// The override for `kind`, if any.
-    pub fn get(&self, kind: HostedKind) -> Option<RetentionDuration> {
+    /// The override for `kind`, if any (a Backup follows the backup schedule instead).
+    pub fn get(&self, kind: ResourceKind) -> Option<RetentionDuration> {
         match kind {
-            HostedKind::Website => self.website,
-            HostedKind::Database => self.database,
-            HostedKind::Mailbox => self.mailbox,
-            HostedKind::Domain => self.domain,
-            HostedKind::DataRecord => self.data_record,
+            ResourceKind::Website => self.website,
+            ResourceKind::Database => self.database,
+            ResourceKind::Mailbox => self.mailbox,
+            ResourceKind::Domain => self.domain,
+            ResourceKind::DataRecord => self.data_record,
+            ResourceKind::Backup => None,
         }
     }
 

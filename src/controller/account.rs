@@ -36,10 +36,11 @@ use super::{
 };
 use crate::{
     api::{Account, AccountStatus, DeletingItem, RetentionPolicySpec},
+    kinds::ResourceKind,
     notifier::ledger::{all_settled, ledger, staff_actions},
     retention::{
-        AccountPlan, AccountSituation, BoundResource, ResourceKind, ResourcePlan, ResourceRef,
-        ScheduleChange, plan_account, schedule_change,
+        AccountPlan, AccountSituation, BoundResource, ResourcePlan, ResourceRef, ScheduleChange,
+        plan_account, schedule_change,
     },
 };
 
@@ -1070,7 +1071,7 @@ mod tests {
         api::{
             Account, AccountSpec, AccountState, AccountStatus, Backup, BackupSchedule,
             BackupSource, BackupSpec, BookkeepingRetention, DeletingItem, ErasureProof,
-            GracePeriods, HostedKind, RetentionPolicySpec,
+            GracePeriods, ResourceKind, RetentionPolicySpec,
         },
         retention::{BoundResource, plan_account},
     };
@@ -1130,7 +1131,7 @@ mod tests {
             BackupSpec {
                 account_ref: "acme".into(),
                 source_ref: BackupSource {
-                    kind: HostedKind::Website,
+                    kind: ResourceKind::Website,
                     name: "www".into(),
                 },
                 taken_at: at("2025-06-01T00:00:00Z"),

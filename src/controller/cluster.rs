@@ -4,37 +4,25 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use kube::{
     Client,
-    api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions},
+    api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions},
 };
 use serde_json::json;
 
 use super::{Error, ObjectVersion};
 use crate::{
-    api::{
-        Backup, Condition, DELETE_AT_ANNOTATION, DataRecord, Database, Domain, Mailbox, Website,
-    },
-    retention::{BoundResource, ResourceKind, ResourceRef, Schedule},
+    api::{Condition, DELETE_AT_ANNOTATION},
+    kinds::{BoundKind, KindVisitor, ResourceKind},
+    retention::{BoundResource, ResourceRef, Schedule},
 };
 
 /// The field manager the operator writes with.
 pub const MANAGER: &str = "retention-operator";
 
-fn api_resource(kind: ResourceKind) -> ApiResource {
-    match kind {
-        ResourceKind::Website => ApiResource::erase::<Website>(&()),
-        ResourceKind::Database => ApiResource::erase::<Database>(&()),
-        ResourceKind::Mailbox => ApiResource::erase::<Mailbox>(&()),
-        ResourceKind::Domain => ApiResource::erase::<Domain>(&()),
-        ResourceKind::DataRecord => ApiResource::erase::<DataRecord>(&()),
-        ResourceKind::Backup => ApiResource::erase::<Backup>(&()),
-    }
-}
-
 fn api(client: &Client, resource: &ResourceRef) -> Api<DynamicObject> {
     Api::namespaced_with(
         client.clone(),
         &resource.namespace,
-        &api_resource(resource.kind),
+        &resource.kind.api_resource(),
     )
 }
 
@@ -48,17 +36,14 @@ pub struct Fresh {
 
 /// The facts and version of an object returned by the API server.
 fn fresh(kind: ResourceKind, object: &DynamicObject) -> Result<Fresh, Error> {
-    let value = serde_json::to_value(object)?;
-    let bound = match kind {
-        ResourceKind::Website => BoundResource::from(&serde_json::from_value::<Website>(value)?),
-        ResourceKind::Database => BoundResource::from(&serde_json::from_value::<Database>(value)?),
-        ResourceKind::Mailbox => BoundResource::from(&serde_json::from_value::<Mailbox>(value)?),
-        ResourceKind::Domain => BoundResource::from(&serde_json::from_value::<Domain>(value)?),
-        ResourceKind::DataRecord => {
-            BoundResource::from(&serde_json::from_value::<DataRecord>(value)?)
+    struct Facts(serde_json::Value);
+    impl KindVisitor for Facts {
+        type Output = Result<BoundResource, serde_json::Error>;
+        fn visit<K: BoundKind>(self) -> Self::Output {
+            Ok(serde_json::from_value::<K>(self.0)?.facts())
         }
-        ResourceKind::Backup => BoundResource::from(&serde_json::from_value::<Backup>(value)?),
-    };
+    }
+    let bound = kind.visit(Facts(serde_json::to_value(object)?))?;
     let version = ObjectVersion::of(&object.metadata).ok_or(Error::MissingVersion)?;
     Ok(Fresh { bound, version })
 }

@@ -15,10 +15,7 @@ use std::borrow::Cow;
 use kube::{Resource, api::ObjectMeta};
 use serde::{Deserialize, Deserializer, de::DeserializeOwned, de::Error as _};
 
-use crate::{
-    api::{Backup, Condition, DataRecord, Database, Domain, Mailbox, Website},
-    retention::{BoundResource, ResourceKind, ResourceRef},
-};
+use crate::{api::Condition, kinds::BoundKind, retention::ResourceRef};
 
 /// kubectl's copy of the last applied manifest.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -132,61 +129,6 @@ impl<K: Resource> Resource for Guarded<K> {
     }
 }
 
-/// A kind that can be bound to an Account.
-pub trait BoundKind:
-    Resource<DynamicType = ()> + Clone + std::fmt::Debug + DeserializeOwned + Send + Sync + 'static
-{
-    /// The kind as the engine names it.
-    const KIND: ResourceKind;
-
-    /// What the retention rules read of it.
-    fn facts(&self) -> BoundResource;
-
-    /// `spec.accountRef`.
-    fn account_ref(&self) -> &str;
-
-    /// The conditions on its status.
-    fn conditions(&self) -> &[Condition];
-}
-
-macro_rules! hosted_bound_kind {
-    ($($kind:ident),*) => {$(
-        impl BoundKind for $kind {
-            const KIND: ResourceKind = ResourceKind::$kind;
-
-            fn facts(&self) -> BoundResource {
-                self.into()
-            }
-
-            fn account_ref(&self) -> &str {
-                &self.spec.binding.account_ref
-            }
-
-            fn conditions(&self) -> &[Condition] {
-                self.status.as_ref().map_or(&[], |s| &s.conditions)
-            }
-        }
-    )*};
-}
-
-hosted_bound_kind!(Website, Database, Mailbox, Domain, DataRecord);
-
-impl BoundKind for Backup {
-    const KIND: ResourceKind = ResourceKind::Backup;
-
-    fn facts(&self) -> BoundResource {
-        self.into()
-    }
-
-    fn account_ref(&self) -> &str {
-        &self.spec.account_ref
-    }
-
-    fn conditions(&self) -> &[Condition] {
-        self.status.as_ref().map_or(&[], |s| &s.conditions)
-    }
-}
-
 impl<K: BoundKind> Guarded<K> {
     /// The Account the object claims, malformed or not.
     pub fn claimed_account(&self) -> Option<&str> {
@@ -210,6 +152,7 @@ impl<K: BoundKind> Guarded<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::{Backup, Database, Website};
     use serde_json::json;
 
     #[test]

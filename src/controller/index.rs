@@ -9,7 +9,8 @@ use std::{
 
 use kube::runtime::{reflector::ObjectRef, watcher};
 
-use super::guarded::{BoundKind, Guarded};
+use super::guarded::Guarded;
+use crate::kinds::BoundKind;
 
 /// The objects of kind `K` by the account they claim.
 pub struct AccountIndex<K: BoundKind> {

@@ -47,17 +47,15 @@ use tracing::{debug, info, warn};
 
 use crate::{
     api::Condition,
-    api::{
-        Account, Backup, DataProcessor, DataProcessorSpec, DataRecord, Database, Domain, Mailbox,
-        RetentionPolicy, RetentionPolicySpec, Website,
-    },
+    api::{Account, DataProcessor, DataProcessorSpec, RetentionPolicy, RetentionPolicySpec},
     clock::Clock,
+    kinds::{BoundKind, KindVisitor, ResourceKind},
     leader::{Fence, Fenced},
     metrics::Metrics,
     notifier::{DestinationPolicy, Notifier},
     retention::{BoundResource, ResourceRef},
 };
-use guarded::{BoundKind, Guarded};
+use guarded::Guarded;
 use index::AccountIndex;
 use status::MalformedResource;
 
@@ -146,12 +144,21 @@ pub struct Settings {
 pub struct Stores {
     policies: Store<Guarded<RetentionPolicy>>,
     processors: Store<Guarded<DataProcessor>>,
-    websites: BoundCache<Website>,
-    databases: BoundCache<Database>,
-    mailboxes: BoundCache<Mailbox>,
-    domains: BoundCache<Domain>,
-    records: BoundCache<DataRecord>,
-    backups: BoundCache<Backup>,
+    /// One cache per bound kind of the registry.
+    bound: Arc<BoundCaches>,
+}
+
+/// The cache of each bound kind.
+type BoundCaches = BTreeMap<ResourceKind, Arc<dyn KindCache>>;
+
+/// What the operator asks of the cache of one bound kind, whichever kind it is.
+trait KindCache: Send + Sync {
+    /// Adds what the cache holds that claims `account`.
+    fn claims(&self, account: &str, out: &mut Claims);
+    /// Adds the objects the orphan reporter must look at.
+    fn suspects(&self, accounts: &Store<Guarded<Account>>, out: &mut Vec<orphans::Suspect>);
+    /// Resolves once the cache has synced; false when its watch stopped first.
+    fn wait_until_ready(&self) -> futures::future::BoxFuture<'_, bool>;
 }
 
 /// The cache of one bound kind and its index by account.
@@ -176,6 +183,48 @@ impl<K: BoundKind> BoundCache<K> {
             .claiming(account)
             .into_iter()
             .filter_map(|key| self.store.get(&key))
+    }
+}
+
+impl<K: BoundKind> KindCache for BoundCache<K> {
+    fn claims(&self, account: &str, out: &mut Claims) {
+        for object in self.claiming(account) {
+            if object.claimed_account() != Some(account) {
+                continue;
+            }
+            if let Some(uid) = &object.meta().uid {
+                out.uids.insert(uid.clone());
+            }
+            match &object.0 {
+                Ok(readable) => {
+                    if let Some(version) = ObjectVersion::of(readable.meta()) {
+                        out.versions.insert(object.reference(), version);
+                    }
+                    out.bound.push(readable.facts());
+                    if orphans::is_marked_unbound(readable.conditions()) {
+                        out.marked_unbound
+                            .push((object.reference(), readable.conditions().to_vec()));
+                    }
+                }
+                Err(malformed) => out.malformed.push(MalformedResource {
+                    resource: object.reference(),
+                    field: malformed.field.clone(),
+                }),
+            }
+        }
+    }
+
+    fn suspects(&self, accounts: &Store<Guarded<Account>>, out: &mut Vec<orphans::Suspect>) {
+        out.extend(
+            self.store
+                .state()
+                .iter()
+                .filter_map(|o| orphans::Suspect::of(o, accounts)),
+        );
+    }
+
+    fn wait_until_ready(&self) -> futures::future::BoxFuture<'_, bool> {
+        Box::pin(async move { self.store.wait_until_ready().await.is_ok() })
     }
 }
 
@@ -327,76 +376,34 @@ impl Stores {
 
     /// Everything cached that claims the account, readable or not.
     pub fn claims(&self, account: &str) -> Claims {
-        fn collect<K: BoundKind>(cache: &BoundCache<K>, account: &str, out: &mut Claims) {
-            for object in cache.claiming(account) {
-                if object.claimed_account() != Some(account) {
-                    continue;
-                }
-                if let Some(uid) = &object.meta().uid {
-                    out.uids.insert(uid.clone());
-                }
-                match &object.0 {
-                    Ok(readable) => {
-                        if let Some(version) = ObjectVersion::of(readable.meta()) {
-                            out.versions.insert(object.reference(), version);
-                        }
-                        out.bound.push(readable.facts());
-                        if orphans::is_marked_unbound(readable.conditions()) {
-                            out.marked_unbound
-                                .push((object.reference(), readable.conditions().to_vec()));
-                        }
-                    }
-                    Err(malformed) => out.malformed.push(MalformedResource {
-                        resource: object.reference(),
-                        field: malformed.field.clone(),
-                    }),
-                }
-            }
-        }
         let mut claims = Claims::default();
-        collect(&self.websites, account, &mut claims);
-        collect(&self.databases, account, &mut claims);
-        collect(&self.mailboxes, account, &mut claims);
-        collect(&self.domains, account, &mut claims);
-        collect(&self.records, account, &mut claims);
-        collect(&self.backups, account, &mut claims);
+        for cache in self.bound.values() {
+            cache.claims(account, &mut claims);
+        }
         claims
     }
 
     /// Every cached object the orphan reporter must look at (see [`orphans::report`]).
     fn suspects(&self, accounts: &Store<Guarded<Account>>) -> Vec<orphans::Suspect> {
-        fn collect<K: BoundKind>(
-            cache: &BoundCache<K>,
-            accounts: &Store<Guarded<Account>>,
-            out: &mut Vec<orphans::Suspect>,
-        ) {
-            out.extend(
-                cache
-                    .store
-                    .state()
-                    .iter()
-                    .filter_map(|o| orphans::Suspect::of(o, accounts)),
-            );
-        }
         let mut suspects = Vec::new();
-        collect(&self.websites, accounts, &mut suspects);
-        collect(&self.databases, accounts, &mut suspects);
-        collect(&self.mailboxes, accounts, &mut suspects);
-        collect(&self.domains, accounts, &mut suspects);
-        collect(&self.records, accounts, &mut suspects);
-        collect(&self.backups, accounts, &mut suspects);
+        for cache in self.bound.values() {
+            cache.suspects(accounts, &mut suspects);
+        }
         suspects
     }
 
     async fn wait_until_ready(&self) -> bool {
-        self.policies.wait_until_ready().await.is_ok()
-            && self.processors.wait_until_ready().await.is_ok()
-            && self.websites.store.wait_until_ready().await.is_ok()
-            && self.databases.store.wait_until_ready().await.is_ok()
-            && self.mailboxes.store.wait_until_ready().await.is_ok()
-            && self.domains.store.wait_until_ready().await.is_ok()
-            && self.records.store.wait_until_ready().await.is_ok()
-            && self.backups.store.wait_until_ready().await.is_ok()
+        if self.policies.wait_until_ready().await.is_err()
+            || self.processors.wait_until_ready().await.is_err()
+        {
+            return false;
+        }
+        for cache in self.bound.values() {
+            if !cache.wait_until_ready().await {
+                return false;
+            }
+        }
+        true
     }
 }
 
@@ -585,6 +592,49 @@ fn bound_cache<K: BoundKind>(
     (BoundCache { store, index }, stream)
 }
 
+/// A cache of every bound kind of the registry, each watch a trigger of `controller`.
+fn watch_bound_kinds(
+    client: &Client,
+    accounts: &Store<Guarded<Account>>,
+    suspects: &mpsc::UnboundedSender<orphans::Suspect>,
+    ready: &Arc<AtomicBool>,
+    mut controller: Controller<Guarded<Account>>,
+) -> (BoundCaches, Controller<Guarded<Account>>) {
+    let mut caches = BTreeMap::new();
+    for kind in ResourceKind::ALL {
+        let (cache, watching) = kind.visit(WatchBoundKind {
+            client,
+            accounts,
+            suspects,
+            ready,
+            controller,
+        });
+        caches.insert(kind, cache);
+        controller = watching;
+    }
+    (caches, controller)
+}
+
+/// Adds the cache of one bound kind, and its watch as a trigger of the account controller.
+struct WatchBoundKind<'a> {
+    client: &'a Client,
+    accounts: &'a Store<Guarded<Account>>,
+    suspects: &'a mpsc::UnboundedSender<orphans::Suspect>,
+    ready: &'a Arc<AtomicBool>,
+    controller: Controller<Guarded<Account>>,
+}
+
+impl KindVisitor for WatchBoundKind<'_> {
+    type Output = (Arc<dyn KindCache>, Controller<Guarded<Account>>);
+
+    fn visit<K: BoundKind>(self) -> Self::Output {
+        let (cache, stream) =
+            bound_cache::<K>(self.client, self.accounts, self.suspects, self.ready);
+        let controller = self.controller.watches_stream(stream, claimed_account);
+        (Arc::new(cache), controller)
+    }
+}
+
 /// The Account a bound object triggers.
 fn claimed_account<K: BoundKind>(object: Guarded<K>) -> Option<ObjectRef<Guarded<Account>>> {
     object.claimed_account().map(ObjectRef::new)
@@ -608,20 +658,10 @@ pub async fn run(
     .default_backoff()
     .reflect(writer)
     .applied_objects();
-    let mut controller = Controller::for_stream(account_events, accounts.clone());
+    let controller = Controller::for_stream(account_events, accounts.clone());
     let (suspects, suspects_seen) = mpsc::unbounded_channel();
-    let (websites, stream) = bound_cache::<Website>(&client, &accounts, &suspects, &ready);
-    controller = controller.watches_stream(stream, claimed_account);
-    let (databases, stream) = bound_cache::<Database>(&client, &accounts, &suspects, &ready);
-    controller = controller.watches_stream(stream, claimed_account);
-    let (mailboxes, stream) = bound_cache::<Mailbox>(&client, &accounts, &suspects, &ready);
-    controller = controller.watches_stream(stream, claimed_account);
-    let (domains, stream) = bound_cache::<Domain>(&client, &accounts, &suspects, &ready);
-    controller = controller.watches_stream(stream, claimed_account);
-    let (records, stream) = bound_cache::<DataRecord>(&client, &accounts, &suspects, &ready);
-    controller = controller.watches_stream(stream, claimed_account);
-    let (backups, stream) = bound_cache::<Backup>(&client, &accounts, &suspects, &ready);
-    controller = controller.watches_stream(stream, claimed_account);
+    let (bound, mut controller) =
+        watch_bound_kinds(&client, &accounts, &suspects, &ready, controller);
     drop(suspects);
     let (policies, stream) = cached::<Guarded<RetentionPolicy>>(&client);
     let by_policy = accounts.clone();
@@ -655,12 +695,7 @@ pub async fn run(
     let stores = Stores {
         policies,
         processors,
-        websites,
-        databases,
-        mailboxes,
-        domains,
-        records,
-        backups,
+        bound: Arc::new(bound),
     };
     let (synced, synced_seen) = watch::channel(false);
     let ready_stores = stores.clone();
@@ -805,9 +840,7 @@ fn error_policy(account: Arc<Guarded<Account>>, error: &Error, ctx: Arc<Context>
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
-
-    use super::{Superseded, Tombstones};
+    use super::*;
 
     #[test]
     fn a_deleted_uid_stays_buried_until_the_cache_lets_it_go() {
@@ -853,5 +886,22 @@ mod tests {
         superseded.record("acme", Some("3"));
         superseded.forget("acme");
         assert!(!superseded.is_stale("acme", Some("3")));
+    }
+
+    /// The registry's promise to the controller: every bound kind has a cache (a kind without
+    /// one would never keep its Account from Erased, invariant 4).
+    #[tokio::test]
+    async fn every_bound_kind_has_a_cache_and_a_watch() {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = Client::try_from(config).unwrap();
+        let (accounts, _writer) = reflector::store::<Guarded<Account>>();
+        let controller = Controller::for_stream(futures::stream::pending(), accounts.clone());
+        let (suspects, _) = mpsc::unbounded_channel();
+        let ready = Arc::new(AtomicBool::new(false));
+        let (caches, _) = watch_bound_kinds(&client, &accounts, &suspects, &ready, controller);
+        assert_eq!(
+            caches.keys().copied().collect::<Vec<_>>(),
+            ResourceKind::ALL.to_vec()
+        );
     }
 }

@@ -23,13 +23,10 @@ use kube::{
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-use super::{
-    Context, Error, cluster,
-    guarded::{BoundKind, Guarded},
-    status::set_condition,
-};
+use super::{Context, Error, cluster, guarded::Guarded, status::set_condition};
 use crate::{
     api::{API_VERSION, Account, Condition, ConditionStatus},
+    kinds::BoundKind,
     retention::ResourceRef,
 };
 

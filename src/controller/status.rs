@@ -30,8 +30,9 @@ use crate::api::{
     AccountPhase, AccountStatus, Condition, ConditionStatus, DeletingItem, ErasureProof,
     NotificationState, ProcessorNotification, ResourceCounts, RetainedItem,
 };
+use crate::kinds::ResourceKind;
 use crate::notifier::ledger;
-use crate::retention::{AccountPlan, Disposition, Hold, ResourceKind, ResourcePlan, ResourceRef};
+use crate::retention::{AccountPlan, Disposition, Hold, ResourcePlan, ResourceRef};
 
 /// Condition type: the account's retention is proceeding as planned.
 pub const READY: &str = "Ready";
@@ -809,7 +810,8 @@ mod tests {
         API_VERSION, Account, Backup, DataRecord, Database, LegalBasis, Mailbox, NotificationState,
         ProcessorNotification, RetentionPolicySpec, Website,
     };
-    use crate::retention::{BoundResource, ResourceKind, plan_account};
+    use crate::kinds::ResourceKind;
+    use crate::retention::{BoundResource, plan_account};
 
     const T: &str = "2026-11-01T00:00:00Z";
     const CUSTOMER: &str = "C-10442";

@@ -326,7 +326,8 @@ pub fn all_settled(entries: &[ProcessorNotification]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::retention::{NotificationDelivery, ResourceKind};
+    use crate::kinds::ResourceKind;
+    use crate::retention::NotificationDelivery;
 
     fn t(text: &str) -> DateTime<Utc> {
         text.parse().unwrap()

@@ -7,53 +7,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use kube::api::ObjectMeta;
 use serde::Serialize;
 
-use crate::api::{
-    AccountBinding, Backup, BackupSource, DELETE_AT_ANNOTATION, DataRecord, Database, Domain,
-    HostedKind, LegalBasis, Mailbox, Website,
+use crate::{
+    api::{AccountBinding, Backup, BackupSource, DELETE_AT_ANNOTATION, LegalBasis},
+    kinds::ResourceKind,
 };
-
-/// Every kind that can be bound to an account.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub enum ResourceKind {
-    Website,
-    Database,
-    Mailbox,
-    Domain,
-    DataRecord,
-    Backup,
-}
-
-impl ResourceKind {
-    /// The kind's name as in `kind:`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Website => "Website",
-            Self::Database => "Database",
-            Self::Mailbox => "Mailbox",
-            Self::Domain => "Domain",
-            Self::DataRecord => "DataRecord",
-            Self::Backup => "Backup",
-        }
-    }
-}
-
-impl From<HostedKind> for ResourceKind {
-    fn from(kind: HostedKind) -> Self {
-        match kind {
-            HostedKind::Website => Self::Website,
-            HostedKind::Database => Self::Database,
-            HostedKind::Mailbox => Self::Mailbox,
-            HostedKind::Domain => Self::Domain,
-            HostedKind::DataRecord => Self::DataRecord,
-        }
-    }
-}
-
-impl fmt::Display for ResourceKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Identifies one bound object.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -101,7 +58,7 @@ pub enum ResourceFacts {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostedFacts {
     /// The hosted kind, which selects the grace period.
-    pub kind: HostedKind,
+    pub kind: ResourceKind,
     /// The declared legal basis.
     pub legal_basis: LegalBasis,
     /// The consent purpose when the basis is Consent.
@@ -122,10 +79,11 @@ pub struct BackupFacts {
 }
 
 impl BoundResource {
-    fn hosted(
+    /// A hosted object's facts (see [`crate::kinds::BoundKind::facts`]).
+    pub(crate) fn hosted(
         meta: &ObjectMeta,
         binding: &AccountBinding,
-        kind: HostedKind,
+        kind: ResourceKind,
         registrar: Option<&str>,
         fiscal_year_end: Option<NaiveDate>,
     ) -> Self {
@@ -136,7 +94,7 @@ impl BoundResource {
             processors.push(registrar.to_owned());
         }
         Self {
-            reference: reference(kind.into(), meta),
+            reference: reference(kind, meta),
             account: binding.account_ref.clone(),
             facts: ResourceFacts::Hosted(HostedFacts {
                 kind,
@@ -176,65 +134,9 @@ fn stamped_delete_at(meta: &ObjectMeta) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-impl From<&Website> for BoundResource {
-    fn from(o: &Website) -> Self {
-        Self::hosted(
-            &o.metadata,
-            &o.spec.binding,
-            HostedKind::Website,
-            None,
-            None,
-        )
-    }
-}
-
-impl From<&Database> for BoundResource {
-    fn from(o: &Database) -> Self {
-        Self::hosted(
-            &o.metadata,
-            &o.spec.binding,
-            HostedKind::Database,
-            None,
-            None,
-        )
-    }
-}
-
-impl From<&Mailbox> for BoundResource {
-    fn from(o: &Mailbox) -> Self {
-        Self::hosted(
-            &o.metadata,
-            &o.spec.binding,
-            HostedKind::Mailbox,
-            None,
-            None,
-        )
-    }
-}
-
-impl From<&Domain> for BoundResource {
-    fn from(o: &Domain) -> Self {
-        let registrar = o.spec.registrar.as_deref();
-        Self::hosted(
-            &o.metadata,
-            &o.spec.binding,
-            HostedKind::Domain,
-            registrar,
-            None,
-        )
-    }
-}
-
-impl From<&DataRecord> for BoundResource {
-    fn from(o: &DataRecord) -> Self {
-        let fiscal_year_end = o.spec.bookkeeping.map(|b| b.fiscal_year_end);
-        let kind = HostedKind::DataRecord;
-        Self::hosted(&o.metadata, &o.spec.binding, kind, None, fiscal_year_end)
-    }
-}
-
-impl From<&Backup> for BoundResource {
-    fn from(o: &Backup) -> Self {
+impl BoundResource {
+    /// A backup's facts (see [`crate::kinds::BoundKind::facts`]).
+    pub(crate) fn backup(o: &Backup) -> Self {
         Self {
             reference: reference(ResourceKind::Backup, &o.metadata),
             account: o.spec.account_ref.clone(),

@@ -15,9 +15,7 @@ pub mod plan;
 pub mod schedule;
 pub mod situation;
 
-pub use facts::{
-    BackupFacts, BoundResource, HostedFacts, ResourceFacts, ResourceKind, ResourceRef,
-};
+pub use facts::{BackupFacts, BoundResource, HostedFacts, ResourceFacts, ResourceRef};
 pub use notifications::{NotificationDelivery, NotificationPlan};
 pub use plan::{
     AccountPlan, Inventory, Plan, PlanError, ResourcePlan, UnboundResource, plan, plan_account,

@@ -2,10 +2,11 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{
-    facts::ResourceKind, plan::ResourcePlan, schedule::Disposition, situation::AccountSituation,
+use super::{plan::ResourcePlan, schedule::Disposition, situation::AccountSituation};
+use crate::{
+    api::{AccountPhase, AccountState},
+    kinds::ResourceKind,
 };
-use crate::api::{AccountPhase, AccountState};
 
 /// The phase of an account whose remaining bound objects are planned as `resources`.
 pub fn phase(

@@ -931,7 +931,7 @@ impl Driver<'_> {
                 .objects()
                 .filter(|((resource, _, _), object)| {
                     resource == "accounts"
-                        || (crate::oracle::BOUND_RESOURCES.contains(&resource.as_str())
+                        || (crate::oracle::bound_kind(resource).is_some()
                             && object["spec"]["accountRef"]
                                 .as_str()
                                 .is_some_and(|account| {

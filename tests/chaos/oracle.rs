@@ -12,25 +12,20 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use retention_operator::{
-    api::{
-        Account, Backup, DataRecord, Database, Domain, Mailbox, RetentionPolicy,
-        RetentionPolicySpec, Website,
-    },
+    api::{Account, RetentionPolicy, RetentionPolicySpec},
+    kinds::{BoundKind, KindVisitor, ResourceKind},
     retention::{BoundResource, ResourcePlan, plan_account},
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use test_apiserver::Exchange;
 
-/// The plural resources of the bound kinds, which the operator deletes.
-pub const BOUND_RESOURCES: [&str; 6] = [
-    "websites",
-    "databases",
-    "mailboxes",
-    "domains",
-    "datarecords",
-    "backups",
-];
+/// The bound kind a plural resource name is of, if any: the kinds the operator deletes.
+pub fn bound_kind(resource: &str) -> Option<ResourceKind> {
+    ResourceKind::ALL
+        .into_iter()
+        .find(|kind| kind.plural() == resource)
+}
 
 /// One broken promise, with what the oracle saw.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -129,7 +124,7 @@ impl Replay {
             // A create names the object in its body, not in its path.
             key.1 = meta(response, "namespace").unwrap_or_default().to_owned();
             key.2 = meta(response, "name").unwrap_or_default().to_owned();
-            if BOUND_RESOURCES.contains(&record.resource.as_str()) {
+            if bound_kind(&record.resource).is_some() {
                 let uid = meta(response, "uid").unwrap_or_default().to_owned();
                 let rv = meta(response, "resourceVersion")
                     .unwrap_or_default()
@@ -195,7 +190,7 @@ impl Replay {
         self.current
             .iter()
             .filter(|((resource, _, _), object)| {
-                BOUND_RESOURCES.contains(&resource.as_str())
+                bound_kind(resource).is_some()
                     && object["spec"]["accountRef"].as_str() == Some(account)
             })
             .filter_map(|((resource, _, _), object)| bound_resource(resource, object))
@@ -251,18 +246,14 @@ pub fn may_have_taken_effect(code: u16) -> bool {
 
 /// The engine's view of a bound object, from its JSON.
 pub fn bound_resource(resource: &str, object: &Value) -> Option<BoundResource> {
-    fn parse<K: serde::de::DeserializeOwned>(object: &Value) -> Option<K> {
-        serde_json::from_value(object.clone()).ok()
+    struct Facts<'a>(&'a Value);
+    impl KindVisitor for Facts<'_> {
+        type Output = Option<BoundResource>;
+        fn visit<K: BoundKind>(self) -> Self::Output {
+            Some(serde_json::from_value::<K>(self.0.clone()).ok()?.facts())
+        }
     }
-    Some(match resource {
-        "websites" => BoundResource::from(&parse::<Website>(object)?),
-        "databases" => BoundResource::from(&parse::<Database>(object)?),
-        "mailboxes" => BoundResource::from(&parse::<Mailbox>(object)?),
-        "domains" => BoundResource::from(&parse::<Domain>(object)?),
-        "datarecords" => BoundResource::from(&parse::<DataRecord>(object)?),
-        "backups" => BoundResource::from(&parse::<Backup>(object)?),
-        _ => return None,
-    })
+    bound_kind(resource)?.visit(Facts(object))
 }
 
 /// The plan of one object, as the engine makes it from these inputs.
@@ -489,10 +480,7 @@ impl Oracle {
                 reads.remove(0);
             }
         }
-        if operator
-            && record.verb == "delete"
-            && BOUND_RESOURCES.contains(&record.resource.as_str())
-        {
+        if operator && record.verb == "delete" && bound_kind(&record.resource).is_some() {
             self.check_delete(position, exchange);
         }
         self.replay.apply(exchange);

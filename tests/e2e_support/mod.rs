@@ -52,7 +52,7 @@ use retention_operator::{
         BackupSource, BackupSpec, Bookkeeping, BookkeepingRetention, DELETE_AT_ANNOTATION,
         DataCategory, DataProcessor, DataProcessorSpec, DataRecord, DataRecordSpec, Database,
         DatabaseEngine, DatabaseSpec, Domain, DomainSpec, ErasureChannel, ErasureWebhook,
-        GracePeriods, HostedKind, LegalBasis, Mailbox, MailboxSpec, RetentionPolicy,
+        GracePeriods, LegalBasis, Mailbox, MailboxSpec, ResourceKind, RetentionPolicy,
         RetentionPolicySpec, SecretKeyRef, Website, WebsiteSpec,
     },
     clock::ManualClock,
@@ -1170,7 +1170,7 @@ pub fn website_backup(name: &str, account: &str, source: &str, taken_at: DateTim
         BackupSpec {
             account_ref: account.into(),
             source_ref: BackupSource {
-                kind: HostedKind::Website,
+                kind: ResourceKind::Website,
                 name: source.into(),
             },
             taken_at,

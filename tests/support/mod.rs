@@ -13,11 +13,11 @@ use retention_operator::api::{
     BackupSource, BackupSpec, BackupStatus, Bookkeeping, BookkeepingRetention, DEFAULT_POLICY,
     DELETE_AT_ANNOTATION, DataCategory, DataProcessorSpec, DataRecord, DataRecordSpec, Database,
     DatabaseEngine, DatabaseSpec, Domain, DomainSpec, ErasureChannel, ErasureWebhook, GracePeriods,
-    HostedKind, LegalBasis, LegalHold, Mailbox, MailboxSpec, RetentionDuration,
+    LegalBasis, LegalHold, Mailbox, MailboxSpec, ResourceKind, RetentionDuration,
     RetentionPolicySpec, SecretKeyRef, Website, WebsiteSpec,
 };
 use retention_operator::retention::{
-    AccountPlan, BoundResource, Inventory, ResourceKind, ResourcePlan, plan_account,
+    AccountPlan, BoundResource, Inventory, ResourcePlan, plan_account,
 };
 
 /// The namespace every hosted object lives in unless a test moves it.
@@ -344,14 +344,14 @@ impl DataRecordExt for DataRecord {
 
 /// A Backup in namespace [`NS`] of the Database `source`, taken at `taken_at`.
 pub fn backup(account: &str, name: &str, source: &str, taken_at: impl Instant) -> Backup {
-    backup_of(account, name, HostedKind::Database, source, taken_at)
+    backup_of(account, name, ResourceKind::Database, source, taken_at)
 }
 
 /// A Backup in namespace [`NS`] of any hosted kind.
 pub fn backup_of(
     account: &str,
     name: &str,
-    kind: HostedKind,
+    kind: ResourceKind,
     source: &str,
     taken_at: impl Instant,
 ) -> Backup {
