@@ -1,7 +1,7 @@
 //! The custom resource kinds of API group `hosting.ecuni.se`, version `v1alpha1`.
 //!
 //! Field names are the contract with the account system and platform engineers
-//! (DESIGN.md §2); the CRD YAML in `crds/` is generated from these types.
+//! (docs/design.md §2); the CRD YAML in `crds/` is generated from these types.
 
 // kube's `printcolumn(...)` arguments repeat `type_ = "string"`, which clippy mistakes for
 // duplicated attributes.
@@ -107,7 +107,7 @@ impl fmt::Display for HostedKind {
     }
 }
 
-/// Every CRD of the API, in a stable order (the order of DESIGN.md §2).
+/// Every CRD of the API, in a stable order (the order of docs/design.md §2).
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
     vec![
         Account::crd(),

@@ -779,8 +779,8 @@ struct Deletions {
     interrupted: bool,
 }
 
-/// Deletes the due objects of the batch, each on what the API server holds (DESIGN.md §3,
-/// invariant 3): the Account is read again right before each DELETE, and the DELETE is
+/// Deletes the due objects of the batch, each on what the API server holds (docs/design.md
+/// §4, invariant 3): the Account is read again right before each DELETE, and the DELETE is
 /// conditional on the uid and resourceVersion the plan was made from. Fails only when this
 /// replica may no longer lead; every other failure is recorded per object.
 async fn delete_due(
