@@ -376,8 +376,8 @@ impl ErasureRecord {
             // Recorded deletions belong to a termination: once the account is live again
             // they are off, even when the object is due on the live account's own rules (a
             // backup past its schedule). Deleting it then is no part of the erasure, and
-            // counting it would make the proof claim an erasure that did not happen.
-            // (Found by the chaos campaign, seed 20261202.)
+            // counting it would make the proof claim an erasure that did not happen. The
+            // chaos campaign's regression seed 20261202 drives this case.
             if !due || plan.terminated_at.is_none() {
                 called_off.insert(item.uid.clone());
             }
