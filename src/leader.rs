@@ -16,8 +16,9 @@
 //! abandoned after `request_timeout`; so no request of this replica is still under way when
 //! another may hold the Lease. `request_timeout = lease_duration - renew_deadline`: acting
 //! stops exactly when the replica gives up on renewing (`renew_deadline` after its last
-//! successful renewal), and then it exits. The kube-lease-manager crate was used before; it
-//! reports neither when a renewal succeeded nor when renewals keep failing, so it cannot fence.
+//! successful renewal), and then it exits. The election is written here rather than taken from
+//! kube-lease-manager, which reports neither when a renewal succeeded nor when renewals keep
+//! failing, so it cannot fence.
 
 use std::{
     future::Future,

@@ -1,4 +1,4 @@
-//! Renders a [`Plan`] for people (a table per account) or for programs (JSON, DESIGN.md §4).
+//! Renders a [`Plan`] for people (a table per account) or for programs (JSON, docs/design.md §6).
 
 use std::fmt::Write as _;
 
@@ -9,7 +9,7 @@ use crate::retention::{
     AccountPlan, Disposition, NotificationDelivery, NotificationPlan, Plan, ResourcePlan,
 };
 
-/// The JSON of DESIGN.md §4, pretty-printed.
+/// The JSON of docs/design.md §6, pretty-printed.
 pub fn json(plan: &Plan) -> Result<String, serde_json::Error> {
     serde_json::to_string_pretty(plan)
 }

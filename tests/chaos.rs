@@ -64,21 +64,22 @@ async fn a_campaign_of_random_lifecycles_and_faults_breaks_no_invariant() {
     campaign(Campaign::from_env(short(fresh_seed()))).await;
 }
 
-// Regression seeds: each found a defect, fixed since. They run the short campaign with the
-// seed that found it (a seed fixes the scenario, not the interleaving: see tests/chaos/).
+// Regression seeds: each drives a scenario in which an invariant is easy to break. They run the
+// short campaign with that seed (a seed fixes the scenario, not the interleaving: see
+// tests/chaos/).
 
-/// Seed 12 found kube's built-in client retry re-sending a DELETE answered 503 seconds after
-/// the Account was read for it (invariant 3); the operator's client now runs without it
-/// (`controller::client_config`).
+/// Seed 12 drives a DELETE answered 503: kube's built-in client retry would re-send it seconds
+/// after the Account was read for it (invariant 3), so the operator's client runs without that
+/// retry (`controller::client_config`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn seed_12_a_delete_answered_503_is_not_retried_on_an_old_read_of_the_account() {
     campaign(short(12)).await;
 }
 
-/// Seed 20261202 found, in the fifth round of a long run, the erasure proof counting backups
-/// that a reactivation had called off and the live account's schedule then deleted. Its quick
-/// regression tests are the unit tests of `ErasureRecord::settle`; this one replays the run
-/// (about four minutes): `cargo test --test chaos -- --ignored`.
+/// Seed 20261202 drives, in the fifth round of a long run, backups whose recorded deletion a
+/// reactivation calls off and the live account's schedule then deletes: the erasure proof must
+/// not count them. Its quick regression tests are the unit tests of `ErasureRecord::settle`;
+/// this one replays the run (about four minutes): `cargo test --test chaos -- --ignored`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "about four minutes; the unit tests of ErasureRecord::settle cover it quickly"]
 async fn seed_20261202_a_reactivation_calls_off_recorded_deletions_for_the_proof() {

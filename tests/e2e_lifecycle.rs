@@ -51,7 +51,7 @@ fn backup_name(taken: DateTime<Utc>) -> String {
     format!("shop-db-{}", taken.format("%Y%m%d-%H%M"))
 }
 
-/// The backup schedule of DESIGN.md §3, worked out by hand for these backups: every one is
+/// The backup schedule of docs/design.md §3, worked out by hand for these backups: every one is
 /// kept 7 days; all fall in ISO week 2026-W44 and in October, whose newest (10-31 20:00) is
 /// kept 4 weeks and 6 months (to 2027-04-30), capped at 90 days after termination.
 fn expected_expiry(taken: DateTime<Utc>) -> DateTime<Utc> {

@@ -1,4 +1,4 @@
-//! End to end: erasure requests to processors (issue 5). The real operator, with an injected
+//! End to end: erasure requests to processors. The real operator, with an injected
 //! clock, sends them to a real HTTPS receiver on loopback whose CA the DataProcessor names.
 
 mod e2e_support;

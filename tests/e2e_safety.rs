@@ -1,5 +1,5 @@
-//! The safety defects hostile testing found (issue 10), each driven through the API with the
-//! faults that broke it: a change to the Account during an erasure pass, a re-termination the
+//! The safety cases hostile testing singled out, each driven through the API with the faults
+//! that endanger it: a change to the Account during an erasure pass, a re-termination the
 //! operator never saw, crashes in the middle of an erasure, a deletion that cannot happen, and
 //! dates past year 9999.
 

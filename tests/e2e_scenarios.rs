@@ -1,4 +1,4 @@
-//! End to end, scenario by scenario (issue 4's acceptance list): the real operator (in-process,
+//! End to end, scenario by scenario (the acceptance scenarios): the real operator (in-process,
 //! with an injected clock) against the test API server, every outcome read through the API.
 //!
 //! Negative assertions ("nothing was deleted") are made after `move_clock_and_settle`, which

@@ -131,7 +131,7 @@ async fn seed(client: &Client) {
 /// acme's objects with the deleteAt each has at NOW: the mailbox after 14 days, the website and
 /// domain after 30, the backup capped at 90 days after termination (its monthly slot would
 /// keep it to 2027-04-30), the invoices until the end of the seventh year after 2026. In the
-/// engine's order: by deleteAt, then kind (in DESIGN.md's order), namespace and name.
+/// engine's order: by deleteAt, then kind (in the order of docs/design.md §2), namespace and name.
 const ACME: [(&str, &str, &str, &str); 5] = [
     ("Mailbox", NAMESPACE, "info", "2026-11-15T00:00:00Z"),
     ("Website", NAMESPACE, "www", "2026-12-01T00:00:00Z"),

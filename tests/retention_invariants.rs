@@ -1,4 +1,4 @@
-//! The safety invariants of DESIGN.md §3 as properties of the engine, over random inventories:
+//! The safety invariants of docs/design.md §4 as properties of the engine, over random inventories:
 //! random accounts (state, termination times, deletion, legal holds, consents), random
 //! policies, random bound objects of every kind (some bound to accounts that do not exist) and
 //! a random `now`.

@@ -1,4 +1,4 @@
-//! The retention rules of DESIGN.md §3, one table per rule, through the engine's public API.
+//! The retention rules of docs/design.md §3, one table per rule, through the engine's public API.
 //!
 //! Every case names itself in its assertion messages, so a failure reads as "case X: what,
 //! expected, actual". Times are exact: a rule that lands one second off fails.

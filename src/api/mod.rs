@@ -1,7 +1,7 @@
 //! The custom resource kinds of API group `hosting.ecuni.se`, version `v1alpha1`.
 //!
 //! Field names are the contract with the account system and platform engineers
-//! (DESIGN.md §2); the CRD YAML in `crds/` is generated from these types.
+//! (docs/design.md §2); the CRD YAML in `crds/` is generated from these types.
 
 // kube's `printcolumn(...)` arguments repeat `type_ = "string"`, which clippy mistakes for
 // duplicated attributes.
@@ -66,7 +66,7 @@ pub const API_VERSION: &str = "hosting.ecuni.se/v1alpha1";
 /// The annotation that durably records a scheduled deletion on a hosted resource (RFC 3339).
 pub const DELETE_AT_ANNOTATION: &str = "hosting.ecuni.se/delete-at";
 
-/// Every CRD of the API, in a stable order (the order of DESIGN.md §2).
+/// Every CRD of the API, in a stable order (the order of docs/design.md §2).
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
     let mut crds = vec![Account::crd()];
     crds.extend(crate::kinds::crds());

@@ -377,8 +377,8 @@ impl ErasureRecord {
             // Recorded deletions belong to a termination: once the account is live again
             // they are off, even when the object is due on the live account's own rules (a
             // backup past its schedule). Deleting it then is no part of the erasure, and
-            // counting it would make the proof claim an erasure that did not happen.
-            // (Found by the chaos campaign, seed 20261202.)
+            // counting it would make the proof claim an erasure that did not happen. The
+            // chaos campaign's regression seed 20261202 drives this case.
             if !due || plan.terminated_at.is_none() {
                 called_off.insert(item.uid.clone());
             }
@@ -780,8 +780,8 @@ struct Deletions {
     interrupted: bool,
 }
 
-/// Deletes the due objects of the batch, each on what the API server holds (DESIGN.md §3,
-/// invariant 3): the Account is read again right before each DELETE, and the DELETE is
+/// Deletes the due objects of the batch, each on what the API server holds (docs/design.md
+/// §4, invariant 3): the Account is read again right before each DELETE, and the DELETE is
 /// conditional on the uid and resourceVersion the plan was made from. Fails only when this
 /// replica may no longer lead; every other failure is recorded per object.
 async fn delete_due(

@@ -1,4 +1,4 @@
-//! Reports the objects the account controller cannot plan (DESIGN.md §3, invariant 5):
+//! Reports the objects the account controller cannot plan (docs/design.md §4, invariant 5):
 //! objects whose `accountRef` names no existing Account, and objects that cannot be read.
 //! Neither is ever deleted.
 //!

@@ -1,4 +1,4 @@
-//! The controller's side of the erasure requests to processors (issue 5): delivering those due
+//! The controller's side of the erasure requests to processors: delivering those due
 //! through the [`Notifier`](crate::notifier::Notifier) from a pool of their own ([`Deliveries`]),
 //! never from a reconcile worker, and telling staff what changed.
 //!

@@ -1,4 +1,4 @@
-//! The Account's status (DESIGN.md §2) as a pure function of the engine's plan, what this
+//! The Account's status (docs/design.md §2) as a pure function of the engine's plan, what this
 //! reconcile pass did, and the status already stored.
 //!
 //! No I/O and no clock reads: the caller passes `now`. The function is idempotent: fed its own

@@ -1,4 +1,4 @@
-//! The backup schedule (DESIGN.md §3): daily, weekly and monthly retention, capped after
+//! The backup schedule (docs/design.md §3): daily, weekly and monthly retention, capped after
 //! termination.
 
 use std::collections::BTreeMap;

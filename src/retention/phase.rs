@@ -1,4 +1,4 @@
-//! The account phase (DESIGN.md §3), derived from the account's situation and its plan.
+//! The account phase (docs/design.md §3), derived from the account's situation and its plan.
 
 use chrono::{DateTime, Utc};
 

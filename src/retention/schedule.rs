@@ -1,4 +1,4 @@
-//! The rules for hosted resources and data records (DESIGN.md §3): grace period, bookkeeping,
+//! The rules for hosted resources and data records (docs/design.md §3): grace period, bookkeeping,
 //! withdrawn consent, and the legal hold that overrides them all.
 
 use std::collections::BTreeMap;

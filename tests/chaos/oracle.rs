@@ -1,5 +1,5 @@
 //! The oracle: judges a history of requests, as the API server recorded them, against the
-//! safety invariants (DESIGN.md §3). Pure: it reads the exchanges (the test server's exchange
+//! safety invariants (docs/design.md §4). Pure: it reads the exchanges (the test server's exchange
 //! log, or kube-apiserver's audit log at level RequestResponse), the instants the campaign's
 //! clock showed, and what the processors' receivers got, and returns every violation it finds.
 //!
