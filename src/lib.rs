@@ -24,3 +24,4 @@ pub mod metrics;
 pub mod notifier;
 pub mod report;
 pub mod retention;
+pub mod status;

@@ -7,7 +7,11 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, LegalBasis};
+use super::{
+    binding::LegalBasis,
+    condition::Condition,
+    names::{DNS1123_SUBDOMAIN, DNS1123_SUBDOMAIN_MAX},
+};
 
 /// The name of the RetentionPolicy an Account uses when it names none.
 pub const DEFAULT_POLICY: &str = "default";
@@ -63,8 +67,8 @@ pub struct AccountSpec {
     /// Name of the RetentionPolicy that applies.
     #[serde(default = "default_policy")]
     #[schemars(
-        pattern(super::DNS1123_SUBDOMAIN),
-        length(max = super::DNS1123_SUBDOMAIN_MAX)
+        pattern(DNS1123_SUBDOMAIN),
+        length(max = DNS1123_SUBDOMAIN_MAX)
     )]
     pub retention_policy_ref: String,
     /// While present and not past `until`, nothing of the account is erased.

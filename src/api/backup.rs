@@ -5,7 +5,11 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, DNS1123_SUBDOMAIN, DNS1123_SUBDOMAIN_MAX, ResourceKind};
+use super::{
+    condition::Condition,
+    names::{DNS1123_SUBDOMAIN, DNS1123_SUBDOMAIN_MAX},
+};
+use crate::kinds::ResourceKind;
 
 /// A backup of one hosted resource of an account.
 #[derive(CustomResource, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]

@@ -4,7 +4,7 @@
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{DNS1123_SUBDOMAIN, DNS1123_SUBDOMAIN_MAX};
+use super::names::{DNS1123_SUBDOMAIN, DNS1123_SUBDOMAIN_MAX};
 
 /// Binds a hosted resource to its Account and states the legal basis of the processing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]

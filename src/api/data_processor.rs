@@ -5,8 +5,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Condition, DNS1123_LABEL, DNS1123_LABEL_MAX, DNS1123_SUBDOMAIN, DNS1123_SUBDOMAIN_MAX,
-    SECRET_KEY, SECRET_KEY_MAX,
+    condition::Condition,
+    names::{
+        DNS1123_LABEL, DNS1123_LABEL_MAX, DNS1123_SUBDOMAIN, DNS1123_SUBDOMAIN_MAX, SECRET_KEY,
+        SECRET_KEY_MAX,
+    },
 };
 
 /// A partner that processes customer data on the provider's behalf (GDPR Art. 28) and must be

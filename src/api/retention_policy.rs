@@ -4,7 +4,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Condition, ResourceKind, RetentionDuration};
+use super::{condition::Condition, duration::RetentionDuration};
+use crate::kinds::ResourceKind;
 
 /// The retention periods an Account refers to through `retentionPolicyRef`.
 #[derive(CustomResource, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -8,31 +8,20 @@ use std::{
     time::Duration,
 };
 
-use k8s_openapi::api::core::v1::ObjectReference;
-
 use chrono::{DateTime, TimeDelta, Utc};
 use kube::{
     Resource, ResourceExt,
     api::{Api, Patch, PatchParams},
-    runtime::{
-        controller::Action,
-        events::{Event, EventType},
-    },
+    runtime::{controller::Action, events::EventType},
 };
 use serde_json::json;
 use tracing::{info, warn};
 
 use super::{
-    Context, Error, ObjectVersion, Policy,
     cluster::{self, Deleted},
+    context::{Context, Error, ObjectVersion, Policy},
     guarded::{Guarded, Malformed},
     orphans, processors,
-    status::{
-        DeletionFailure, DeletionLedger, StatusInput, TERMINATION_TIME_MISSING,
-        TERMINATION_TIME_MISSING_MESSAGE, account_status, announcements,
-        malformed_account_conditions, policy_malformed_status, policy_missing_status,
-        termination_time_missing_status,
-    },
 };
 use crate::{
     api::{Account, AccountStatus, DeletingItem, RetentionPolicySpec},
@@ -41,6 +30,12 @@ use crate::{
     retention::{
         AccountPlan, AccountSituation, BoundResource, ResourcePlan, ResourceRef, ScheduleChange,
         plan_account, schedule_change,
+    },
+    status::{
+        DeletionFailure, DeletionLedger, StatusInput, TERMINATION_TIME_MISSING,
+        TERMINATION_TIME_MISSING_MESSAGE, account_status, announcements,
+        malformed_account_conditions, policy_malformed_status, policy_missing_status,
+        termination_time_missing_status,
     },
 };
 
@@ -1000,62 +995,6 @@ async fn delete_one(
         // the next pass, which plans again on it. Nothing is deleted on the old decision.
         Err(error) if error.is_status(409) => Ok(Outcome::ObjectChanged),
         Err(error) => Err(Failure::Deleting(error)),
-    }
-}
-
-impl Context {
-    /// Publishes an event on the Account, naming the bound object it is about as the related
-    /// object (kube's recorder merges events that share a reason and objects, so without it only
-    /// the first of several deletions would be reported). A failure to publish is logged, never
-    /// fatal.
-    pub async fn publish(
-        &self,
-        account: &Account,
-        about: Option<&ResourceRef>,
-        type_: EventType,
-        reason: &str,
-        note: &str,
-    ) {
-        self.publish_regarding(&account.object_ref(&()), about, type_, reason, note)
-            .await;
-    }
-
-    /// Publishes an event regarding any object, with `about` as the related object.
-    pub async fn publish_regarding(
-        &self,
-        regarding: &ObjectReference,
-        about: Option<&ResourceRef>,
-        type_: EventType,
-        reason: &str,
-        note: &str,
-    ) {
-        let event = Event {
-            type_,
-            reason: reason.to_owned(),
-            note: Some(note.to_owned()),
-            action: reason.to_owned(),
-            secondary: about.map(related),
-        };
-        self.publish_event(&event, regarding).await;
-    }
-
-    async fn publish_event(&self, event: &Event, regarding: &ObjectReference) {
-        // Through the fence: a replica that may no longer lead tells nobody anything.
-        if let Err(error) = self.act(self.recorder.publish(event, regarding)).await {
-            let name = regarding.name.as_deref().unwrap_or_default();
-            warn!(regarding = name, %error, reason = %event.reason, "cannot publish event");
-        }
-    }
-}
-
-/// A bound object as an event's related object.
-fn related(resource: &ResourceRef) -> ObjectReference {
-    ObjectReference {
-        api_version: Some(Account::api_version(&()).into_owned()),
-        kind: Some(resource.kind.as_str().to_owned()),
-        namespace: Some(resource.namespace.clone()),
-        name: Some(resource.name.clone()),
-        ..ObjectReference::default()
     }
 }
 

@@ -8,7 +8,7 @@ use kube::{
 };
 use serde_json::json;
 
-use super::{Error, ObjectVersion};
+use super::context::{Error, ObjectVersion};
 use crate::{
     api::{Condition, DELETE_AT_ANNOTATION},
     kinds::{BoundKind, KindVisitor, ResourceKind},

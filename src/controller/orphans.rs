@@ -23,7 +23,12 @@ use kube::{
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-use super::{Context, Error, cluster, guarded::Guarded, status::set_condition};
+use super::{
+    cluster,
+    context::{Context, Error},
+    guarded::Guarded,
+};
+use crate::status::set_condition;
 use crate::{
     api::{API_VERSION, Account, Condition, ConditionStatus},
     kinds::BoundKind,

@@ -22,7 +22,10 @@ use kube::{
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
-use super::{Context, Error, guarded::Guarded, spawn_cancellable};
+use super::{
+    context::{Context, Error, spawn_cancellable},
+    guarded::Guarded,
+};
 use crate::{
     api::{Account, NotificationState, ProcessorNotification},
     leader::Fenced,

@@ -1,0 +1,384 @@
+//! Wiring: the watches, caches and the account controller, run until shutdown.
+
+use std::{
+    collections::BTreeMap,
+    future::Future,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
+use kube::{
+    Client, ResourceExt,
+    api::Api,
+    runtime::{
+        Controller, WatchStreamExt,
+        controller::{self, Action},
+        events::{Recorder, Reporter},
+        reflector::{self, ObjectRef, Store},
+        utils::Backoff,
+        watcher,
+    },
+};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::{
+    account, cluster,
+    context::{
+        BoundCache, BoundCaches, Context, Error, FailureBackoff, KindCache, SharedSettings, Stores,
+        Superseded, Tombstones, spawn_cancellable,
+    },
+    guarded::Guarded,
+    index::AccountIndex,
+    orphans, processors,
+};
+use crate::{
+    api::{Account, DataProcessor, RetentionPolicy},
+    clock::Clock,
+    kinds::{BoundKind, KindVisitor, ResourceKind},
+    leader::Fence,
+    metrics::Metrics,
+    notifier::{DestinationPolicy, Notifier},
+};
+
+/// How the operator runs.
+pub struct Settings {
+    /// Where the time comes from.
+    pub clock: Arc<dyn Clock>,
+    /// Announces jumps of an injected clock, so every account is looked at again at once.
+    pub clock_moves: Option<Pin<Box<dyn Stream<Item = ()> + Send>>>,
+    /// Everything except deletes: what would be deleted is logged and reported as events.
+    pub dry_run: bool,
+    /// Accounts reconciled at once.
+    pub concurrency: u16,
+    /// How long before a deletion the `DeletionUpcoming` event announces it.
+    pub advance_notice: chrono::TimeDelta,
+    /// Lets a request through only while this replica leads, and bounds its time.
+    pub fence: Fence,
+    /// Networks whose addresses processor webhooks may use although they are private,
+    /// loopback or link-local (`--webhook-allow-cidr`).
+    pub webhook_allowed_networks: Vec<ipnet::IpNet>,
+}
+
+/// A watcher over every object of `K` (a [`Guarded`] kind: trimmed as it is read), feeding a
+/// reflector cache.
+fn cached<K>(
+    client: &Client,
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(Api::<K>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects();
+    (reader, stream)
+}
+
+/// A cache of a bound kind whose every touched object is also handed to the orphan reporter
+/// when its Account is not cached or it cannot be read.
+fn bound_cache<K: BoundKind>(
+    client: &Client,
+    accounts: &Store<Guarded<Account>>,
+    suspects: &mpsc::UnboundedSender<orphans::Suspect>,
+    ready: &Arc<AtomicBool>,
+) -> (
+    BoundCache<K>,
+    impl Stream<Item = Result<Guarded<K>, watcher::Error>> + Send + 'static,
+) {
+    let (store, writer) = reflector::store();
+    let index = AccountIndex::default();
+    let indexer = index.clone();
+    let (accounts, suspects, ready) = (accounts.clone(), suspects.clone(), ready.clone());
+    let stream = watcher(
+        Api::<Guarded<K>>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    // The index first, so that both are current when the event triggers a reconcile.
+    .inspect_ok(move |event| indexer.apply(event))
+    .reflect(writer)
+    .touched_objects()
+    .inspect_ok(move |object| {
+        // Before every cache has synced, every Account would look missing: the reporter looks
+        // at the whole cache once it has, and at each object touched after.
+        if !ready.load(Ordering::Acquire) {
+            return;
+        }
+        if let Some(suspect) = orphans::Suspect::of(object, &accounts) {
+            // Fails only when the reporter has stopped, i.e. during shutdown.
+            let _ = suspects.send(suspect);
+        }
+    });
+    (BoundCache { store, index }, stream)
+}
+
+/// A cache of every bound kind of the registry, each watch a trigger of `controller`.
+fn watch_bound_kinds(
+    client: &Client,
+    accounts: &Store<Guarded<Account>>,
+    suspects: &mpsc::UnboundedSender<orphans::Suspect>,
+    ready: &Arc<AtomicBool>,
+    mut controller: Controller<Guarded<Account>>,
+) -> (BoundCaches, Controller<Guarded<Account>>) {
+    let mut caches = BTreeMap::new();
+    for kind in ResourceKind::ALL {
+        let (cache, watching) = kind.visit(WatchBoundKind {
+            client,
+            accounts,
+            suspects,
+            ready,
+            controller,
+        });
+        caches.insert(kind, cache);
+        controller = watching;
+    }
+    (caches, controller)
+}
+
+/// Adds the cache of one bound kind, and its watch as a trigger of the account controller.
+struct WatchBoundKind<'a> {
+    client: &'a Client,
+    accounts: &'a Store<Guarded<Account>>,
+    suspects: &'a mpsc::UnboundedSender<orphans::Suspect>,
+    ready: &'a Arc<AtomicBool>,
+    controller: Controller<Guarded<Account>>,
+}
+
+impl KindVisitor for WatchBoundKind<'_> {
+    type Output = (Arc<dyn KindCache>, Controller<Guarded<Account>>);
+
+    fn visit<K: BoundKind>(self) -> Self::Output {
+        let (cache, stream) =
+            bound_cache::<K>(self.client, self.accounts, self.suspects, self.ready);
+        let controller = self.controller.watches_stream(stream, claimed_account);
+        (Arc::new(cache), controller)
+    }
+}
+
+/// The Account a bound object triggers.
+fn claimed_account<K: BoundKind>(object: Guarded<K>) -> Option<ObjectRef<Guarded<Account>>> {
+    object.claimed_account().map(ObjectRef::new)
+}
+
+/// Runs the account controller until `shutdown` resolves. `ready` turns true once every cache
+/// has synced.
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    // Guarded like every watched kind: one unreadable object must not stop the watch.
+    let (accounts, writer) = reflector::store::<Guarded<Account>>();
+    let account_events = watcher(
+        Api::<Guarded<Account>>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .applied_objects();
+    let controller = Controller::for_stream(account_events, accounts.clone());
+    let (suspects, suspects_seen) = mpsc::unbounded_channel();
+    let (bound, mut controller) =
+        watch_bound_kinds(&client, &accounts, &suspects, &ready, controller);
+    drop(suspects);
+    let (policies, stream) = cached::<Guarded<RetentionPolicy>>(&client);
+    let by_policy = accounts.clone();
+    controller = controller.watches_stream(stream, move |policy| {
+        let name = policy.name_any();
+        by_policy
+            .state()
+            .into_iter()
+            .filter(|a| {
+                a.0.as_ref()
+                    .is_ok_and(|a| a.spec.retention_policy_ref == name)
+            })
+            .map(|a| ObjectRef::from_obj(&*a))
+            .collect::<Vec<_>>()
+    });
+    let (processors, stream) = cached::<Guarded<DataProcessor>>(&client);
+    let every_account = accounts.clone();
+    controller = controller.watches_stream(stream, move |_| {
+        every_account
+            .state()
+            .into_iter()
+            .map(|a| ObjectRef::from_obj(&*a))
+            .collect::<Vec<_>>()
+    });
+    if let Some(moves) = settings.clock_moves {
+        controller = controller.reconcile_all_on(moves);
+    }
+    // A finished erasure request wakes its account, whose next pass records the outcome.
+    let (woken, wakes) = futures::channel::mpsc::unbounded();
+    controller = controller.reconcile_on(wakes);
+    let stores = Stores {
+        policies,
+        processors,
+        bound: Arc::new(bound),
+    };
+    let (synced, synced_seen) = watch::channel(false);
+    let ready_stores = stores.clone();
+    let ready_accounts = accounts.clone();
+    let ready_flag = ready.clone();
+    // Every task spawned below stops when this function returns or is dropped (a lost lease
+    // drops it wherever it is): none may outlive the controller and keep acting.
+    let cancel = CancellationToken::new();
+    let _cancel_on_drop = cancel.clone().drop_guard();
+    spawn_cancellable(&cancel, async move {
+        if !ready_stores.wait_until_ready().await {
+            return;
+        }
+        // Asked again every second: a wait registered on the controller's own store before
+        // its first list has been seen to miss the wake-up.
+        loop {
+            match tokio::time::timeout(Duration::from_secs(1), ready_accounts.wait_until_ready())
+                .await
+            {
+                Ok(Ok(())) => break,
+                Ok(Err(_)) => return,
+                Err(_) => continue,
+            }
+        }
+        ready_flag.store(true, Ordering::Release);
+        let _ = synced.send(true);
+        info!("caches synced: ready");
+    });
+    let reporter = Reporter {
+        controller: cluster::MANAGER.to_owned(),
+        instance: None,
+    };
+    let caches_synced = ready.clone();
+    let context = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        client,
+        stores,
+        metrics,
+        settings: SharedSettings {
+            dry_run: settings.dry_run,
+            advance_notice: settings.advance_notice,
+        },
+        clock: settings.clock,
+        ready,
+        superseded: Superseded::default(),
+        notifier: Notifier::new(DestinationPolicy::allowing(
+            settings.webhook_allowed_networks,
+        )),
+        deliveries: processors::Deliveries::new(woken),
+        fence: settings.fence,
+        cancel: cancel.clone(),
+        failing: FailureBackoff::default(),
+        tombstones: Tombstones::default(),
+    });
+    spawn_cancellable(
+        &cancel,
+        orphans::report(context.clone(), accounts, synced_seen, suspects_seen),
+    );
+    let shutdown = shutdown.shared();
+    let running = controller
+        .with_config(controller::Config::default().concurrency(settings.concurrency))
+        .trigger_backoff(TriggerPause)
+        .graceful_shutdown_on(shutdown.clone())
+        .run(account::reconcile, error_policy, context)
+        .for_each(|result| async move {
+            match result {
+                // An event on a bound object whose Account does not exist: expected, and
+                // reported as Unbound on the object itself, so not a failure worth a warning.
+                Err(error @ controller::Error::ObjectNotFound(_)) => {
+                    debug!(%error, "no Account to reconcile");
+                }
+                Err(error) => warn!(%error, "reconcile failed"),
+                Ok(_) => {}
+            }
+        });
+    // kube's controller holds its queue until the Account cache has synced, and after a
+    // shutdown request it no longer drives the watch that would sync it: stopped before that,
+    // it would wait forever. Before every cache has synced no reconcile does anything, so then
+    // it is simply dropped.
+    let stopped_unsynced = async {
+        shutdown.await;
+        if caches_synced.load(Ordering::Acquire) {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        () = running => {}
+        () = stopped_unsynced => info!("stopped before the caches synced"),
+    }
+}
+
+/// The client configuration the operator must run with: `config` without kube's built-in
+/// retries. kube retries a request answered 429, 503 or 504 on its own, after a backoff that
+/// honours `Retry-After`, unseen by the caller. For a DELETE that breaks invariant 3: the
+/// retry is sent seconds after the Account was read for it, so a reactivation or a legal hold
+/// placed meanwhile would not be seen. Without them every failed request comes back to the
+/// operator, which reads the Account again before the next DELETE (and retries everything
+/// else on its own backoff).
+pub fn client_config(mut config: kube::Config) -> kube::Config {
+    config.default_retry = false;
+    config
+}
+
+/// The pause of *all* watches after an error on any of them. Each watch already backs off on
+/// its own (`default_backoff`); kube's default here, on top, doubles up to 30 s and resets only
+/// after a successful event, so when a relist makes several watches fail at once (410 Gone),
+/// every watch stood still for over a minute (measured by `benches/design_targets.rs`).
+struct TriggerPause;
+
+impl Iterator for TriggerPause {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        Some(Duration::from_millis(100))
+    }
+}
+
+impl Backoff for TriggerPause {
+    fn reset(&mut self) {}
+}
+
+/// Errors that may fix themselves are retried soon; every one is counted by reason.
+fn error_policy(account: Arc<Guarded<Account>>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.error("account", error.reason());
+    warn!(account = %account.name_any(), reason = error.reason(), %error, "reconcile failed");
+    Action::requeue(Duration::from_secs(5))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The registry's promise to the controller: every bound kind has a cache (a kind without
+    /// one would never keep its Account from Erased, invariant 4).
+    #[tokio::test]
+    async fn every_bound_kind_has_a_cache_and_a_watch() {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = Client::try_from(config).unwrap();
+        let (accounts, _writer) = reflector::store::<Guarded<Account>>();
+        let controller = Controller::for_stream(futures::stream::pending(), accounts.clone());
+        let (suspects, _) = mpsc::unbounded_channel();
+        let ready = Arc::new(AtomicBool::new(false));
+        let (caches, _) = watch_bound_kinds(&client, &accounts, &suspects, &ready, controller);
+        assert_eq!(
+            caches.keys().copied().collect::<Vec<_>>(),
+            ResourceKind::ALL.to_vec()
+        );
+    }
+}
