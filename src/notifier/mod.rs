@@ -7,7 +7,8 @@
 //! - [`destination`]: which addresses a webhook may point at (`--webhook-allow-cidr`).
 //! - [`backoff`]: when to try again after a failed attempt (pure apart from jitter).
 //! - [`breaker`]: a circuit breaker per processor whose endpoint keeps failing to answer.
-//! - [`ledger`]: which requests an account owes, and what an outcome does to their record.
+//! - [`ledger`]: which requests an account owes, every change to their record, and what staff
+//!   are told to do about them.
 //!
 //! The wire format is documented for receivers in `docs/erasure-requests.md`.
 
