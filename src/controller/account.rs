@@ -26,7 +26,7 @@ use super::{
 use crate::{
     api::{Account, AccountStatus, DeletingItem, RetentionPolicySpec},
     kinds::ResourceKind,
-    notifier::ledger::{all_settled, ledger, staff_actions},
+    notifier::ledger::{all_settled, staff_actions, update_ledger},
     retention::{
         AccountPlan, AccountSituation, BoundResource, ResourcePlan, ResourceRef, ScheduleChange,
         plan_account, schedule_change,
@@ -151,7 +151,7 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
         .as_ref()
         .map_or(&[][..], |s| s.processors.as_slice());
     let bound_refs: BTreeSet<&ResourceRef> = plan.resources.iter().map(|r| &r.resource).collect();
-    let planned_requests = ledger(
+    let planned_requests = update_ledger(
         &name,
         &plan.notifications,
         &bound_refs,
@@ -237,7 +237,7 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
     );
     announce(&ctx, account, &notice.now).await;
     let remaining_refs: BTreeSet<&ResourceRef> = remaining.iter().map(|r| &r.resource).collect();
-    let mut requests = ledger(
+    let mut requests = update_ledger(
         &name,
         &plan.notifications,
         &remaining_refs,

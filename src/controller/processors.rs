@@ -2,10 +2,10 @@
 //! through the [`Notifier`](crate::notifier::Notifier) from a pool of their own ([`Deliveries`]),
 //! never from a reconcile worker, and telling staff what changed.
 //!
-//! Which requests are owed and how an outcome changes their record is decided by
-//! [`crate::notifier::ledger`]; this module does the I/O: it reads the processor's webhook and
-//! its signing secret, sends, and publishes events. Secrets are read for each attempt and never
-//! leave this module except inside the signature.
+//! Which requests are owed, every change to their record and what staff are told about them
+//! are decided by [`crate::notifier::ledger`]; this module does the I/O: it reads the
+//! processor's webhook and its signing secret, sends, and publishes events. Secrets are read for
+//! each attempt and never leave this module except inside the signature.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -32,7 +32,7 @@ use crate::{
     notifier::{
         DeliveryOutcome, Endpoint, ErasedResource, ErasureRequest,
         breaker::{Admission, Breakers},
-        ledger::{Ledger, manual_instruction, record_deferral, record_failure, record_outcome},
+        ledger::{self, Ledger, StaffInstruction, staff_instruction},
     },
 };
 
@@ -195,91 +195,114 @@ pub async fn deliver_due(
 ) -> Result<(), Error> {
     let account_name = account.name_any();
     for &index in &ledger.due {
-        let Some(entry) = ledger.entries.get_mut(index) else {
-            continue;
-        };
-        let Some(key) = entry.idempotency_key.clone() else {
-            record_failure(entry, "RecordIncomplete");
-            continue;
-        };
-        if let Some(done) = ctx.deliveries.take_finished(&key, now) {
-            info!(
-                account = %account_name,
-                processor = %entry.name,
-                attempt = entry.attempts + 1,
-                outcome = done.outcome.reason(),
-                "erasure request sent"
-            );
-            record_outcome(entry, &done.outcome, done.at);
-            continue;
+        if let Some(entry) = ledger.entries.get_mut(index) {
+            deliver_one(ctx, account, &account_name, entry, now).await?;
         }
-        let Some(erasure_at) = entry.erasure_at else {
-            record_failure(entry, "RecordIncomplete");
-            continue;
-        };
-        // Whether it may go is decided before anything is read for it: nothing is read for a
-        // request under way, or for a processor whose breaker is open.
-        match ctx.deliveries.start(&key, &entry.name, &account_name, now) {
-            Start::Go => {}
-            Start::InFlight | Start::Busy => continue,
-            Start::Open(until) => {
-                record_deferral(entry, until, PROCESSOR_UNREACHABLE);
-                continue;
-            }
-        }
-        let endpoint = match endpoint(ctx, &entry.name).await {
-            Ok(endpoint) => endpoint,
-            Err(unsendable) => {
-                // Not sent after all: the slot is free again.
-                ctx.deliveries.finish(&key, &account_name, None);
-                match unsendable {
-                    Unsendable::NotLeader => return Err(Fenced::NotLeader.into()),
-                    Unsendable::Manual => {
-                        // When staff were asked: a confirmation given before covers other
-                        // requests.
-                        entry.requested_at.get_or_insert(now);
-                        entry.state = NotificationState::Manual;
-                        entry.next_attempt_at = None;
-                        entry.reason = Some(manual_instruction(&entry.name));
-                    }
-                    Unsendable::Failed(reason) => record_failure(entry, reason),
-                    Unsendable::Retry(reason) => {
-                        let outcome = DeliveryOutcome::Retry {
-                            retry_after: None,
-                            reason,
-                        };
-                        record_outcome(entry, &outcome, now);
-                    }
-                }
-                continue;
-            }
-        };
-        let resources = entry
-            .resources
-            .iter()
-            .map(|r| ErasedResource {
-                kind: r.kind.clone(),
-                namespace: r.namespace.clone(),
-                name: r.name.clone(),
-            })
-            .collect();
-        // The first attempt dates the request; retries repeat it unchanged.
-        let requested_at = *entry.requested_at.get_or_insert(now);
-        let request = ErasureRequest::new(
-            account_name.clone(),
-            account.spec.customer_ref.clone(),
-            entry.name.clone(),
-            resources,
-            REQUEST_REASON,
-            erasure_at,
-            requested_at,
-        );
-        spawn_cancellable(
-            &ctx.cancel,
-            deliver(ctx.clone(), account_name.clone(), key, endpoint, request),
-        );
     }
     Ok(())
+}
+
+/// One due request: records its finished delivery, or starts one when it may go now, or
+/// records why it cannot.
+async fn deliver_one(
+    ctx: &Arc<Context>,
+    account: &Account,
+    account_name: &str,
+    entry: &mut ProcessorNotification,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let Some(key) = entry.idempotency_key.clone() else {
+        ledger::mark_unsendable(entry, RECORD_INCOMPLETE);
+        return Ok(());
+    };
+    if let Some(done) = ctx.deliveries.take_finished(&key, now) {
+        info!(
+            account = %account_name,
+            processor = %entry.name,
+            attempt = entry.attempts + 1,
+            outcome = done.outcome.reason(),
+            "erasure request sent"
+        );
+        ledger::record_outcome(entry, &done.outcome, done.at);
+        return Ok(());
+    }
+    let Some(erasure_at) = entry.erasure_at else {
+        ledger::mark_unsendable(entry, RECORD_INCOMPLETE);
+        return Ok(());
+    };
+    // Whether it may go is decided before anything is read for it: nothing is read for a
+    // request under way, or for a processor whose breaker is open.
+    match ctx.deliveries.start(&key, &entry.name, account_name, now) {
+        Start::Go => {}
+        Start::InFlight | Start::Busy => return Ok(()),
+        Start::Open(until) => {
+            ledger::defer(entry, until, PROCESSOR_UNREACHABLE);
+            return Ok(());
+        }
+    }
+    let endpoint = match endpoint(ctx, &entry.name).await {
+        Ok(endpoint) => endpoint,
+        Err(unsendable) => {
+            // Not sent after all: the slot is free again.
+            ctx.deliveries.finish(&key, account_name, None);
+            return record_unsendable(entry, unsendable, now);
+        }
+    };
+    let request = erasure_request(account, account_name, entry, erasure_at, now);
+    spawn_cancellable(
+        &ctx.cancel,
+        deliver(ctx.clone(), account_name.to_owned(), key, endpoint, request),
+    );
+    Ok(())
+}
+
+/// Why a request's record cannot be sent as it is: it lacks its key or erasure time.
+const RECORD_INCOMPLETE: &str = "RecordIncomplete";
+
+/// Records why a due request cannot be sent now. Fails only when this replica may no longer
+/// lead.
+fn record_unsendable(
+    entry: &mut ProcessorNotification,
+    unsendable: Unsendable,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    match unsendable {
+        Unsendable::NotLeader => return Err(Fenced::NotLeader.into()),
+        Unsendable::Manual => ledger::mark_manual(entry, now),
+        Unsendable::Failed(reason) => ledger::mark_unsendable(entry, reason),
+        // Counted as an attempt, so it backs off like a delivery that failed the same way.
+        Unsendable::Retry(reason) => ledger::retry_later(entry, &reason, None, now),
+    }
+    Ok(())
+}
+
+/// The request for `entry` as it is sent now.
+fn erasure_request(
+    account: &Account,
+    account_name: &str,
+    entry: &mut ProcessorNotification,
+    erasure_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> ErasureRequest {
+    let resources = entry
+        .resources
+        .iter()
+        .map(|r| ErasedResource {
+            kind: r.kind.clone(),
+            namespace: r.namespace.clone(),
+            name: r.name.clone(),
+        })
+        .collect();
+    let requested_at = ledger::start_attempt(entry, now);
+    ErasureRequest::new(
+        account_name,
+        account.spec.customer_ref.clone(),
+        entry.name.clone(),
+        resources,
+        REQUEST_REASON,
+        erasure_at,
+        requested_at,
+    )
 }
 
 /// Why a due request waits without an attempt: its processor's endpoint kept failing to answer.
@@ -371,11 +394,10 @@ pub async fn report_changes(
             NotificationState::Manual => (
                 EventType::Warning,
                 "ManualActionRequired",
-                format!(
-                    "{processor} has no webhook: send it the erasure request for {count} \
-                     resources by hand, then confirm with the annotation {}{processor}",
-                    crate::notifier::ledger::CONFIRMED_ANNOTATION_PREFIX
-                ),
+                staff_instruction(StaffInstruction::ManualEvent {
+                    processor,
+                    resources: count,
+                }),
             ),
             NotificationState::Acknowledged => (
                 EventType::Normal,
@@ -385,13 +407,10 @@ pub async fn report_changes(
             NotificationState::Failed => (
                 EventType::Warning,
                 "ErasureRequestFailed",
-                format!(
-                    "the erasure request to {processor} failed ({}): correct the DataProcessor \
-                     or its Secret and annotate the Account with {}{processor}, or settle it by \
-                     hand",
-                    entry.reason.as_deref().unwrap_or("unknown"),
-                    crate::notifier::ledger::RETRY_ANNOTATION_PREFIX
-                ),
+                staff_instruction(StaffInstruction::FailedEvent {
+                    processor,
+                    reason: entry.reason.as_deref(),
+                }),
             ),
             // Newly planned, or sent again on the staff's request: nothing to tell yet (each
             // attempt is logged where it is made).

@@ -20,8 +20,8 @@ use rustls::pki_types::pem::PemObject;
 use sha2::{Digest, Sha256};
 
 use super::destination::{CheckingResolver, DestinationPolicy, RefusedDestination};
-use super::request::ErasureRequest;
-use super::signature::{IDEMPOTENCY_KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
+use super::request::{ErasureRequest, IDEMPOTENCY_KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use super::signature::sign;
 
 /// How long establishing a connection (TCP and TLS) may take.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

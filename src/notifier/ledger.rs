@@ -1,6 +1,6 @@
-//! Which erasure requests an account owes its processors, and what each delivery outcome does
-//! to the record of it in `Account.status.processors` (pure: the controller supplies `now`,
-//! performs the deliveries and writes the result).
+//! Which erasure requests an account owes its processors, every change to the record of each in
+//! `Account.status.processors`, and what staff are told to do about one (pure: the controller
+//! supplies `now`, performs the deliveries and writes the result).
 //!
 //! Every erasure the plan schedules for data a processor also holds gets its entry as soon as
 //! it is planned: Pending, with the idempotency key of (account, processor, erasure time) and
@@ -14,8 +14,30 @@
 //! backoff (408, 429, 5xx, network), or makes it Failed (another 4xx, a misconfigured
 //! endpoint), which is not retried until staff ask ([`RETRY_ANNOTATION_PREFIX`]). A processor
 //! without a webhook makes it Manual until staff confirm ([`CONFIRMED_ANNOTATION_PREFIX`]).
+//!
+//! Each of these changes is one function here, so the controller never sets a state itself:
+//!
+//! | change | function |
+//! |---|---|
+//! | owed: planned, not yet sent | `owe` (through [`update_ledger`]) |
+//! | names what came later, not yet sent | `name_also` (through [`update_ledger`]) |
+//! | dropped: no longer planned, never sent | `is_cancelled` (through [`update_ledger`]) |
+//! | an attempt starts (dates the request) | [`start_attempt`] |
+//! | acknowledged by the processor | [`acknowledge`] (or [`record_outcome`]) |
+//! | transient failure: retry after a backoff | [`retry_later`] (or [`record_outcome`]) |
+//! | refused or misconfigured: failed | [`fail`] (or [`record_outcome`]) |
+//! | not sendable as recorded or configured | [`mark_unsendable`] |
+//! | put off without an attempt | [`defer`] |
+//! | handed to staff (no webhook) | [`mark_manual`] |
+//! | confirmed by staff | [`confirm`] (through [`update_ledger`]) |
+//! | sent again at the staff's request | [`retry_on_request`] (through [`update_ledger`]) |
+//!
+//! Notified is reserved (webhooks acknowledge with their answer): nothing here produces it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use kube::ResourceExt;
@@ -58,12 +80,13 @@ pub struct Ledger {
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
-/// Brings the stored entries up to date with the plan.
+/// Brings the stored entries up to date with the plan and what staff said, and finds the
+/// requests due now.
 ///
 /// `bound` holds the resources still bound to the account; `staff` what staff said through
 /// annotations. Entries that were sent are never dropped: they are the record that each
 /// processor was told.
-pub fn ledger(
+pub fn update_ledger(
     account: &str,
     notifications: &[NotificationPlan],
     bound: &BTreeSet<&ResourceRef>,
@@ -71,129 +94,159 @@ pub fn ledger(
     staff: &StaffActions,
     now: DateTime<Utc>,
 ) -> Ledger {
-    let bound: BTreeSet<(&str, &str, &str)> = bound
-        .iter()
-        .map(|r| (r.kind.as_str(), r.namespace.as_str(), r.name.as_str()))
-        .collect();
-    let still_bound = |entry: &ProcessorNotification| {
-        entry
-            .resources
-            .iter()
-            .any(|r| bound.contains(&(r.kind.as_str(), r.namespace.as_str(), r.name.as_str())))
-    };
-    // One request per processor and erasure time, plus a follow-up for data of that time that
-    // came after the request was sent.
-    let planned_now = |entry: &ProcessorNotification| {
-        notifications
-            .iter()
-            .any(|n| n.processor == entry.name && Some(n.at) == entry.erasure_at)
-    };
-    // An entry never sent whose erasure is no longer planned, while its data is still there,
-    // was cancelled (reactivation, legal hold) or moved to another time (another key).
+    let bound = StillBound::new(bound);
     let mut entries: Vec<ProcessorNotification> = stored
         .iter()
-        .filter(|e| planned_now(e) || !never_sent(e) || !still_bound(e))
+        .filter(|e| !is_cancelled(e, notifications, &bound))
         .cloned()
         .collect();
     for notification in notifications {
-        let same_request = |e: &ProcessorNotification| {
-            e.name == notification.processor && e.erasure_at == Some(notification.at)
-        };
-        let group: Vec<usize> = (0..entries.len())
-            .filter(|&i| same_request(&entries[i]))
-            .collect();
-        if group.is_empty() {
-            let key = idempotency_key(account, &notification.processor, notification.at);
-            entries.push(new_entry(
-                notification,
-                notified(&notification.resources),
-                key,
-            ));
-            continue;
-        }
-        // Everything of this erasure time the processor held must be named to it: objects
-        // bound after the first plan of a termination too (GDPR Art. 19).
-        let named: BTreeSet<&NotifiedResource> =
-            group.iter().flat_map(|&i| &entries[i].resources).collect();
-        let missing: Vec<NotifiedResource> = notified(&notification.resources)
-            .into_iter()
-            .filter(|r| !named.contains(r))
-            .collect();
-        if missing.is_empty() {
-            continue;
-        }
-        // A request not sent yet names them too; once every request of that time was sent
-        // (or handed to staff), a follow-up names what came later.
-        match group.iter().find(|&&i| never_sent(&entries[i])) {
-            Some(&open) => {
-                let resources = &mut entries[open].resources;
-                resources.extend(missing);
-                resources.sort();
-            }
-            None => {
-                let mut sequence = group.len() + 1;
-                let key = loop {
-                    let key =
-                        follow_up_key(account, &notification.processor, notification.at, sequence);
-                    if !entries
-                        .iter()
-                        .any(|e| e.idempotency_key.as_deref() == Some(key.as_str()))
-                    {
-                        break key;
-                    }
-                    sequence += 1;
-                };
-                entries.push(new_entry(notification, missing, key));
-            }
-        }
+        owe_planned(account, notification, &mut entries);
     }
     // Over the entries, not the plan: the data a request names is gone from the plan by then.
     for entry in &mut entries {
-        let settleable = matches!(
-            entry.state,
-            NotificationState::Manual | NotificationState::Failed
-        );
-        // A confirmation covers the requests whose data was erased by then, not a later one
-        // to the same processor (bookkeeping data goes years after the rest).
-        // Nor one handed to staff after the confirmation was given (a follow-up).
-        if settleable
-            && let Some(confirmed) = staff.confirmed.get(&entry.name)
-            && entry.erasure_at.is_some_and(|at| *confirmed >= at)
-            && entry.requested_at.is_none_or(|asked| *confirmed >= asked)
-        {
-            entry.state = NotificationState::Acknowledged;
-            entry.acknowledged_at = Some(*confirmed);
-            entry.next_attempt_at = None;
-            entry.reason = None;
+        if let Some(&confirmed_at) = staff.confirmed.get(&entry.name) {
+            confirm(entry, confirmed_at);
         }
-        if entry.state == NotificationState::Failed
-            && let Some(since) = staff.retry.get(&entry.name)
-            && entry.last_attempt_at.is_none_or(|last| last < *since)
-        {
-            entry.state = NotificationState::Pending;
-            entry.next_attempt_at = None;
+        if let Some(&since) = staff.retry.get(&entry.name) {
+            retry_on_request(entry, since);
         }
     }
     entries.sort_by(|a, b| (a.erasure_at, &a.name).cmp(&(b.erasure_at, &b.name)));
-    let due = entries
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| e.state == NotificationState::Pending)
-        .filter(|(_, e)| e.next_attempt_at.is_none_or(|at| at <= now))
-        .filter(|(_, e)| !still_bound(e))
-        .map(|(index, _)| index)
-        .collect();
-    let next_attempt_at = entries
-        .iter()
-        .filter(|e| e.state == NotificationState::Pending)
-        .filter_map(|e| e.next_attempt_at)
-        .filter(|at| *at > now)
-        .min();
+    let due = due_now(&entries, &bound, now);
+    let next_attempt_at = next_attempt_after(&entries, now);
     Ledger {
         entries,
         due,
         next_attempt_at,
     }
+}
+
+/// The resources still bound to the account, compared by kind, namespace and name.
+struct StillBound<'a>(BTreeSet<(&'a str, &'a str, &'a str)>);
+
+impl<'a> StillBound<'a> {
+    fn new(bound: &BTreeSet<&'a ResourceRef>) -> Self {
+        Self(
+            bound
+                .iter()
+                .map(|&r| (r.kind.as_str(), r.namespace.as_str(), r.name.as_str()))
+                .collect(),
+        )
+    }
+
+    /// Whether any resource the request names is still bound: its data is not gone yet.
+    fn names_any(&self, entry: &ProcessorNotification) -> bool {
+        entry.resources.iter().any(|r| {
+            self.0
+                .contains(&(r.kind.as_str(), r.namespace.as_str(), r.name.as_str()))
+        })
+    }
+}
+
+/// Whether a stored request was cancelled and is dropped: never sent, while its data is still
+/// there, and its erasure is no longer planned (a reactivation, a legal hold) or moved to
+/// another time (which is another key).
+fn is_cancelled(
+    entry: &ProcessorNotification,
+    notifications: &[NotificationPlan],
+    bound: &StillBound<'_>,
+) -> bool {
+    // One request per processor and erasure time, plus a follow-up for data of that time that
+    // came after the request was sent.
+    let planned = notifications
+        .iter()
+        .any(|n| n.processor == entry.name && Some(n.at) == entry.erasure_at);
+    !planned && never_sent(entry) && bound.names_any(entry)
+}
+
+/// Makes every resource of `notification` named in a request: a new one when its processor and
+/// erasure time have none yet, else what no request names is added to the one not sent yet or,
+/// when all were sent, to a follow-up.
+fn owe_planned(
+    account: &str,
+    notification: &NotificationPlan,
+    entries: &mut Vec<ProcessorNotification>,
+) {
+    let group: Vec<usize> = (0..entries.len())
+        .filter(|&i| {
+            entries[i].name == notification.processor
+                && entries[i].erasure_at == Some(notification.at)
+        })
+        .collect();
+    if group.is_empty() {
+        let key = idempotency_key(account, &notification.processor, notification.at);
+        entries.push(owe(notification, notified(&notification.resources), key));
+        return;
+    }
+    // Everything of this erasure time the processor held must be named to it: objects bound
+    // after the first plan of a termination too (GDPR Art. 19).
+    let named: BTreeSet<&NotifiedResource> =
+        group.iter().flat_map(|&i| &entries[i].resources).collect();
+    let missing: Vec<NotifiedResource> = notified(&notification.resources)
+        .into_iter()
+        .filter(|r| !named.contains(r))
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    // A request not sent yet names them too; once every request of that time was sent (or
+    // handed to staff), a follow-up names what came later.
+    match group.iter().find(|&&i| never_sent(&entries[i])) {
+        Some(&open) => name_also(&mut entries[open], missing),
+        None => {
+            let key = unused_follow_up_key(account, notification, group.len() + 1, entries);
+            entries.push(owe(notification, missing, key));
+        }
+    }
+}
+
+/// The first follow-up key from `sequence` on that no entry holds yet.
+fn unused_follow_up_key(
+    account: &str,
+    notification: &NotificationPlan,
+    mut sequence: usize,
+    entries: &[ProcessorNotification],
+) -> String {
+    loop {
+        let key = follow_up_key(account, &notification.processor, notification.at, sequence);
+        if !entries
+            .iter()
+            .any(|e| e.idempotency_key.as_deref() == Some(key.as_str()))
+        {
+            return key;
+        }
+        sequence += 1;
+    }
+}
+
+/// Indexes of the Pending requests whose next attempt has come and whose data is gone.
+fn due_now(
+    entries: &[ProcessorNotification],
+    bound: &StillBound<'_>,
+    now: DateTime<Utc>,
+) -> Vec<usize> {
+    entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.state == NotificationState::Pending)
+        .filter(|(_, e)| e.next_attempt_at.is_none_or(|at| at <= now))
+        .filter(|(_, e)| !bound.names_any(e))
+        .map(|(index, _)| index)
+        .collect()
+}
+
+/// The earliest next attempt of a Pending request after `now`.
+fn next_attempt_after(
+    entries: &[ProcessorNotification],
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    entries
+        .iter()
+        .filter(|e| e.state == NotificationState::Pending)
+        .filter_map(|e| e.next_attempt_at)
+        .filter(|at| *at > now)
+        .min()
 }
 
 /// A request never sent to anyone (neither delivered nor handed to staff): it can still name
@@ -216,7 +269,8 @@ fn notified(resources: &[ResourceRef]) -> Vec<NotifiedResource> {
     notified
 }
 
-fn new_entry(
+/// A request owed from now on: Pending, first attempted at its erasure time.
+fn owe(
     notification: &NotificationPlan,
     resources: Vec<NotifiedResource>,
     key: String,
@@ -237,12 +291,214 @@ fn new_entry(
     }
 }
 
-/// What staff are told to do for a processor without a webhook.
-pub fn manual_instruction(processor: &str) -> String {
-    format!(
-        "no webhook: send the erasure request by hand, then annotate the Account with \
-         {CONFIRMED_ANNOTATION_PREFIX}{processor}"
-    )
+/// A request not sent yet names `more` too (sorted with the rest), so one request names
+/// everything of its erasure time.
+fn name_also(entry: &mut ProcessorNotification, more: Vec<NotifiedResource>) {
+    entry.resources.extend(more);
+    entry.resources.sort();
+}
+
+/// An attempt starts now: the first one dates the request, and retries repeat that date so the
+/// processor receives the same request every time. Returns the request's date.
+pub fn start_attempt(entry: &mut ProcessorNotification, now: DateTime<Utc>) -> DateTime<Utc> {
+    *entry.requested_at.get_or_insert(now)
+}
+
+/// Counts an attempt that ended `at`.
+fn count_attempt(entry: &mut ProcessorNotification, at: DateTime<Utc>) {
+    entry.attempts = entry.attempts.saturating_add(1);
+    entry.last_attempt_at = Some(at);
+}
+
+/// Records one delivery attempt's outcome on its entry.
+pub fn record_outcome(
+    entry: &mut ProcessorNotification,
+    outcome: &DeliveryOutcome,
+    at: DateTime<Utc>,
+) {
+    match outcome {
+        DeliveryOutcome::Acknowledged => acknowledge(entry, at),
+        DeliveryOutcome::Retry { retry_after, .. } => {
+            retry_later(entry, outcome.reason(), *retry_after, at);
+        }
+        DeliveryOutcome::Rejected { .. } | DeliveryOutcome::Misconfigured(_) => {
+            fail(entry, outcome.reason(), at);
+        }
+    }
+}
+
+/// The processor acknowledged the attempt that ended `at`: settled.
+pub fn acknowledge(entry: &mut ProcessorNotification, at: DateTime<Utc>) {
+    count_attempt(entry, at);
+    entry.state = NotificationState::Acknowledged;
+    entry.acknowledged_at = Some(at);
+    entry.next_attempt_at = None;
+    entry.reason = None;
+}
+
+/// An attempt that ended `at` failed in a way that may pass (`reason`): it stays Pending and is
+/// tried again after a backoff that grows with the attempts, not before `retry_after` when the
+/// receiver gave one.
+pub fn retry_later(
+    entry: &mut ProcessorNotification,
+    reason: &str,
+    retry_after: Option<Duration>,
+    at: DateTime<Utc>,
+) {
+    count_attempt(entry, at);
+    let delay = next_attempt_delay(entry.attempts, retry_after);
+    // Whole seconds, rounded up: the status reads cleanly and never promises early.
+    let seconds = i64::try_from(delay.as_secs())
+        .unwrap_or(i64::MAX)
+        .saturating_add(i64::from(delay.subsec_nanos() > 0));
+    let delay = TimeDelta::try_seconds(seconds).unwrap_or(TimeDelta::hours(24));
+    entry.state = NotificationState::Pending;
+    entry.next_attempt_at = Some(at + delay);
+    entry.reason = Some(reason.to_owned());
+}
+
+/// The processor refused the attempt that ended `at`, or its endpoint is misconfigured
+/// (`reason`): staff must act, so it is not retried until they ask.
+pub fn fail(entry: &mut ProcessorNotification, reason: &str, at: DateTime<Utc>) {
+    count_attempt(entry, at);
+    entry.state = NotificationState::Failed;
+    entry.next_attempt_at = None;
+    entry.reason = Some(reason.to_owned());
+}
+
+/// A request that cannot be sent, found before any attempt (`reason`: its record is incomplete,
+/// its processor or Secret is missing or unreadable for good): Failed like a refused one, so
+/// staff act instead of it being retried blindly, but no attempt is counted.
+pub fn mark_unsendable(entry: &mut ProcessorNotification, reason: &str) {
+    entry.state = NotificationState::Failed;
+    entry.next_attempt_at = None;
+    entry.reason = Some(reason.to_owned());
+}
+
+/// Puts a due request off until `until` without an attempt (its processor's circuit breaker is
+/// open): it stays Pending, with `reason` saying why.
+pub fn defer(entry: &mut ProcessorNotification, until: DateTime<Utc>, reason: &str) {
+    entry.state = NotificationState::Pending;
+    entry.next_attempt_at = Some(until);
+    entry.reason = Some(reason.to_owned());
+}
+
+/// Hands the request to staff (its processor has no webhook): Manual, with what they must do as
+/// its reason, until they confirm it. It is dated when staff were first asked, as a confirmation
+/// given before then does not cover it.
+pub fn mark_manual(entry: &mut ProcessorNotification, now: DateTime<Utc>) {
+    entry.requested_at.get_or_insert(now);
+    entry.state = NotificationState::Manual;
+    entry.next_attempt_at = None;
+    entry.reason = Some(staff_instruction(StaffInstruction::ManualReason {
+        processor: &entry.name,
+    }));
+}
+
+/// Staff confirmed that the processor erased the data at `confirmed_at`: a Manual or Failed
+/// request is settled when the confirmation covers it. It covers the requests whose data was
+/// erased by then, not a later one to the same processor (bookkeeping data goes years after the
+/// rest), nor one handed to staff after it was given (a follow-up).
+pub fn confirm(entry: &mut ProcessorNotification, confirmed_at: DateTime<Utc>) {
+    let settleable = matches!(
+        entry.state,
+        NotificationState::Manual | NotificationState::Failed
+    );
+    if settleable
+        && entry.erasure_at.is_some_and(|at| confirmed_at >= at)
+        && entry.requested_at.is_none_or(|asked| confirmed_at >= asked)
+    {
+        entry.state = NotificationState::Acknowledged;
+        entry.acknowledged_at = Some(confirmed_at);
+        entry.next_attempt_at = None;
+        entry.reason = None;
+    }
+}
+
+/// Staff asked at `since` for failed requests to be sent again: a Failed request last attempted
+/// before then is Pending and due at once. A request that failed again after they asked is not
+/// repeated.
+pub fn retry_on_request(entry: &mut ProcessorNotification, since: DateTime<Utc>) {
+    if entry.state == NotificationState::Failed
+        && entry.last_attempt_at.is_none_or(|last| last < since)
+    {
+        entry.state = NotificationState::Pending;
+        entry.next_attempt_at = None;
+    }
+}
+
+/// What staff are told to do about a request that waits for them, and where it is said.
+///
+/// The texts differ by place on purpose: a request's `reason` sits beside its processor's name,
+/// so it does not repeat it; an Event is about one request and names its processor, resource
+/// count and failure; a condition covers every waiting request, so it names the processors and
+/// writes the annotation as `<processor>`, and also says what the annotation's value must be.
+#[derive(Clone, Copy, Debug)]
+pub enum StaffInstruction<'a> {
+    /// The `reason` of a Manual request in `status.processors`.
+    ManualReason {
+        /// The processor without a webhook.
+        processor: &'a str,
+    },
+    /// The `ManualActionRequired` Event when a request is handed to staff.
+    ManualEvent {
+        /// The processor without a webhook.
+        processor: &'a str,
+        /// How many resources the request names.
+        resources: usize,
+    },
+    /// The message of the Account's `ManualActionRequired` condition.
+    ManualCondition {
+        /// The processors whose requests wait for staff (joined with `, `).
+        processors: &'a [String],
+    },
+    /// The `ErasureRequestFailed` Event when a request fails.
+    FailedEvent {
+        /// The processor that refused the request or cannot be sent to.
+        processor: &'a str,
+        /// Why it failed (the request's `reason`).
+        reason: Option<&'a str>,
+    },
+    /// The message of the Account's `ErasureRequestsFailed` condition.
+    FailedCondition {
+        /// The failed requests, each as its processor and reason (joined with `; `).
+        requests: &'a [String],
+    },
+}
+
+/// The text of a staff instruction (see [`StaffInstruction`]).
+pub fn staff_instruction(instruction: StaffInstruction<'_>) -> String {
+    const CONFIRMED: &str = CONFIRMED_ANNOTATION_PREFIX;
+    const RETRY: &str = RETRY_ANNOTATION_PREFIX;
+    match instruction {
+        StaffInstruction::ManualReason { processor } => format!(
+            "no webhook: send the erasure request by hand, then annotate the Account with \
+             {CONFIRMED}{processor}"
+        ),
+        StaffInstruction::ManualEvent {
+            processor,
+            resources,
+        } => format!(
+            "{processor} has no webhook: send it the erasure request for {resources} resources \
+             by hand, then confirm with the annotation {CONFIRMED}{processor}"
+        ),
+        StaffInstruction::ManualCondition { processors } => format!(
+            "send the erasure request by hand to {}, then annotate the Account with \
+             {CONFIRMED}<processor> set to the time the processor confirmed",
+            processors.join(", ")
+        ),
+        StaffInstruction::FailedEvent { processor, reason } => format!(
+            "the erasure request to {processor} failed ({}): correct the DataProcessor or its \
+             Secret and annotate the Account with {RETRY}{processor}, or settle it by hand",
+            reason.unwrap_or("unknown")
+        ),
+        StaffInstruction::FailedCondition { requests } => format!(
+            "erasure requests failed for {}: correct the DataProcessor or its Secret and annotate \
+             the Account with {RETRY}<processor> set to the current time to send again, or \
+             settle the request by hand and confirm with {CONFIRMED}<processor>",
+            requests.join("; ")
+        ),
+    }
 }
 
 /// What staff said through the Account's annotations. A value that is not an RFC 3339 time
@@ -262,56 +518,6 @@ pub fn staff_actions(account: &Account) -> StaffActions {
     StaffActions {
         confirmed: by_prefix(CONFIRMED_ANNOTATION_PREFIX),
         retry: by_prefix(RETRY_ANNOTATION_PREFIX),
-    }
-}
-
-/// Records a failure found before sending (no webhook any more, no readable secret): staff
-/// must act, so it is not retried blindly.
-pub fn record_failure(entry: &mut ProcessorNotification, reason: &str) {
-    entry.state = NotificationState::Failed;
-    entry.next_attempt_at = None;
-    entry.reason = Some(reason.to_owned());
-}
-
-/// Puts a due request off until `until` without an attempt (its processor's circuit breaker is
-/// open): it stays Pending, with `reason` saying why.
-pub fn record_deferral(entry: &mut ProcessorNotification, until: DateTime<Utc>, reason: &str) {
-    entry.state = NotificationState::Pending;
-    entry.next_attempt_at = Some(until);
-    entry.reason = Some(reason.to_owned());
-}
-
-/// Records one delivery attempt's outcome on its entry.
-pub fn record_outcome(
-    entry: &mut ProcessorNotification,
-    outcome: &DeliveryOutcome,
-    now: DateTime<Utc>,
-) {
-    entry.attempts = entry.attempts.saturating_add(1);
-    entry.last_attempt_at = Some(now);
-    match outcome {
-        DeliveryOutcome::Acknowledged => {
-            entry.state = NotificationState::Acknowledged;
-            entry.acknowledged_at = Some(now);
-            entry.next_attempt_at = None;
-            entry.reason = None;
-        }
-        DeliveryOutcome::Retry { retry_after, .. } => {
-            let delay = next_attempt_delay(entry.attempts, *retry_after);
-            // Whole seconds, rounded up: the status reads cleanly and never promises early.
-            let seconds = i64::try_from(delay.as_secs())
-                .unwrap_or(i64::MAX)
-                .saturating_add(i64::from(delay.subsec_nanos() > 0));
-            let delay = TimeDelta::try_seconds(seconds).unwrap_or(TimeDelta::hours(24));
-            entry.state = NotificationState::Pending;
-            entry.next_attempt_at = Some(now + delay);
-            entry.reason = Some(outcome.reason().to_owned());
-        }
-        DeliveryOutcome::Rejected { .. } | DeliveryOutcome::Misconfigured(_) => {
-            entry.state = NotificationState::Failed;
-            entry.next_attempt_at = None;
-            entry.reason = Some(outcome.reason().to_owned());
-        }
     }
 }
 
@@ -360,7 +566,7 @@ mod tests {
         now: &str,
     ) -> Ledger {
         let bound: BTreeSet<&ResourceRef> = bound.iter().collect();
-        ledger("acme", plans, &bound, stored, staff, t(now))
+        update_ledger("acme", plans, &bound, stored, staff, t(now))
     }
 
     #[test]
@@ -496,8 +702,7 @@ mod tests {
         let none = StaffActions::default();
         let first = [notification_of("soluno", GRACE_END, &["a"])];
         let mut entries = pass(&first, &[], &[], &none, GRACE_END).entries;
-        entries[0].state = NotificationState::Manual;
-        entries[0].requested_at = Some(t(GRACE_END));
+        mark_manual(&mut entries[0], t(GRACE_END));
         let confirmed = StaffActions {
             confirmed: BTreeMap::from([("soluno".to_owned(), t("2026-12-02T00:00:00Z"))]),
             ..StaffActions::default()
@@ -507,8 +712,7 @@ mod tests {
         assert_eq!(follow[0].state, NotificationState::Acknowledged);
         assert_eq!(follow[1].state, NotificationState::Pending);
         // Handed to staff on the 3rd: the confirmation of the 2nd does not cover it.
-        follow[1].state = NotificationState::Manual;
-        follow[1].requested_at = Some(t("2026-12-03T00:00:00Z"));
+        mark_manual(&mut follow[1], t("2026-12-03T00:00:00Z"));
         let waiting = pass(&later, &[], &follow, &confirmed, "2026-12-04T00:00:00Z");
         assert_eq!(waiting.entries[1].state, NotificationState::Manual);
         let again = StaffActions {
@@ -553,7 +757,7 @@ mod tests {
             // entry alone carries the retry.
             let current: &[NotificationPlan] = if attempt == 1 { &plans } else { &[] };
             let bound = BTreeSet::new();
-            let round = ledger("acme", current, &bound, &entries, &none, now);
+            let round = update_ledger("acme", current, &bound, &entries, &none, now);
             assert_eq!(round.due, [0], "attempt {attempt} due");
             entries = round.entries;
             let outcome = DeliveryOutcome::Retry {
@@ -566,7 +770,7 @@ mod tests {
             assert_eq!(next.timestamp_subsec_nanos(), 0, "whole seconds");
             assert_eq!(entries[0].reason.as_deref(), Some("HTTP 500"));
             // Not due again before its time.
-            let quiet = ledger(
+            let quiet = update_ledger(
                 "acme",
                 &[],
                 &bound,
@@ -579,14 +783,14 @@ mod tests {
             now = next;
         }
         let bound = BTreeSet::new();
-        entries = ledger("acme", &[], &bound, &entries, &none, now).entries;
+        entries = update_ledger("acme", &[], &bound, &entries, &none, now).entries;
         record_outcome(&mut entries[0], &DeliveryOutcome::Acknowledged, now);
         assert_eq!(entries[0].state, NotificationState::Acknowledged);
         assert_eq!(entries[0].attempts, 4);
         assert_eq!(entries[0].acknowledged_at, Some(now));
         assert_eq!(entries[0].idempotency_key, key);
         assert!(all_settled(&entries));
-        let settled = ledger(
+        let settled = update_ledger(
             "acme",
             &[],
             &bound,
@@ -648,8 +852,7 @@ mod tests {
         let none = StaffActions::default();
         let mut entries = pass(&plans, &[], &[], &none, GRACE_END).entries;
         // The controller found no webhook at the due time.
-        entries[0].state = NotificationState::Manual;
-        entries[0].reason = Some(manual_instruction("soluno"));
+        mark_manual(&mut entries[0], t(GRACE_END));
         assert!(
             entries[0]
                 .reason
@@ -684,7 +887,7 @@ mod tests {
         assert_eq!(entries.len(), 2);
         assert_ne!(entries[0].idempotency_key, entries[1].idempotency_key);
         for entry in &mut entries {
-            entry.state = NotificationState::Manual;
+            mark_manual(entry, t(GRACE_END));
         }
         // A confirmation covers what was erased by then, not the bookkeeping data of 2034.
         let confirmed = StaffActions {
@@ -696,6 +899,292 @@ mod tests {
         assert_eq!(
             states,
             [NotificationState::Acknowledged, NotificationState::Manual]
+        );
+    }
+
+    /// A request planned at GRACE_END and owed, as the ledger records it.
+    fn owed() -> ProcessorNotification {
+        let plans = [notification("pipedrive", GRACE_END)];
+        pass(&plans, &[], &[], &StaffActions::default(), GRACE_END)
+            .entries
+            .remove(0)
+    }
+
+    #[test]
+    fn an_owed_request_waits_for_its_erasure_time_and_names_more_sorted() {
+        let plan = notification_of("hook", GRACE_END, &["b"]);
+        let mut entry = owe(&plan, notified(&plan.resources), "key".into());
+        assert_eq!(entry.state, NotificationState::Pending);
+        assert_eq!(entry.next_attempt_at, Some(t(GRACE_END)));
+        assert_eq!(entry.attempts, 0);
+        assert_eq!(entry.requested_at, None, "dated by its first attempt");
+        assert!(never_sent(&entry));
+        let more = notified(&[resource("c"), resource("a")]);
+        name_also(&mut entry, more);
+        assert_eq!(names(&entry), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn only_a_request_never_sent_unplanned_and_with_its_data_still_there_is_cancelled() {
+        let plans = [notification("pipedrive", GRACE_END)];
+        let record = [resource("pipedrive-record")];
+        let refs: BTreeSet<&ResourceRef> = record.iter().collect();
+        let bound = StillBound::new(&refs);
+        let gone = StillBound::new(&BTreeSet::new());
+        let entry = owed();
+        assert!(is_cancelled(&entry, &[], &bound));
+        assert!(!is_cancelled(&entry, &plans, &bound), "still planned");
+        assert!(!is_cancelled(&entry, &[], &gone), "its data is gone: owed");
+        let moved = [notification("pipedrive", "2026-12-02T00:00:00Z")];
+        assert!(is_cancelled(&entry, &moved, &bound), "moved to another key");
+        let mut sent = entry.clone();
+        retry_later(&mut sent, "HTTP 500", None, t(GRACE_END));
+        assert!(
+            !is_cancelled(&sent, &[], &bound),
+            "the record that it was sent"
+        );
+        let mut manual = entry;
+        mark_manual(&mut manual, t(GRACE_END));
+        assert!(!is_cancelled(&manual, &[], &bound), "handed to staff");
+    }
+
+    #[test]
+    fn an_attempt_dates_the_request_once() {
+        let mut entry = owed();
+        assert_eq!(start_attempt(&mut entry, t(GRACE_END)), t(GRACE_END));
+        let later = t("2026-12-02T00:00:00Z");
+        assert_eq!(start_attempt(&mut entry, later), t(GRACE_END));
+        assert_eq!(entry.requested_at, Some(t(GRACE_END)));
+        assert_eq!(entry.attempts, 0, "counted when it ends");
+    }
+
+    #[test]
+    fn an_acknowledgement_counts_the_attempt_and_settles() {
+        let mut entry = owed();
+        retry_later(&mut entry, "HTTP 503", None, t(GRACE_END));
+        let at = t("2026-12-01T00:10:00Z");
+        acknowledge(&mut entry, at);
+        assert_eq!(entry.state, NotificationState::Acknowledged);
+        assert_eq!(entry.attempts, 2);
+        assert_eq!(entry.last_attempt_at, Some(at));
+        assert_eq!(entry.acknowledged_at, Some(at));
+        assert_eq!(entry.next_attempt_at, None);
+        assert_eq!(entry.reason, None);
+    }
+
+    #[test]
+    fn a_transient_failure_is_retried_after_the_backoff_or_retry_after() {
+        let at = t(GRACE_END);
+        let mut entry = owed();
+        retry_later(&mut entry, "SecretUnreadable Timeout", None, at);
+        assert_eq!(entry.state, NotificationState::Pending);
+        assert_eq!(entry.attempts, 1);
+        assert_eq!(entry.last_attempt_at, Some(at));
+        assert_eq!(entry.reason.as_deref(), Some("SecretUnreadable Timeout"));
+        let next = entry.next_attempt_at.unwrap();
+        assert!(
+            next >= at + TimeDelta::seconds(5),
+            "at least the first backoff"
+        );
+        assert!(
+            next <= at + TimeDelta::seconds(10),
+            "within the first backoff"
+        );
+        let hour = Duration::from_secs(3600);
+        retry_later(&mut entry, "HTTP 429", Some(hour), at);
+        assert_eq!(entry.attempts, 2);
+        assert!(entry.next_attempt_at.unwrap() >= at + TimeDelta::hours(1));
+        assert_eq!(entry.reason.as_deref(), Some("HTTP 429"));
+    }
+
+    #[test]
+    fn a_failure_counts_the_attempt_an_unsendable_request_does_not() {
+        let at = t(GRACE_END);
+        let mut failed = owed();
+        fail(&mut failed, "HTTP 400", at);
+        assert_eq!(failed.state, NotificationState::Failed);
+        assert_eq!(failed.attempts, 1);
+        assert_eq!(failed.last_attempt_at, Some(at));
+        assert_eq!(failed.next_attempt_at, None);
+        assert_eq!(failed.reason.as_deref(), Some("HTTP 400"));
+        let mut unsendable = owed();
+        mark_unsendable(&mut unsendable, "SecretNotFound");
+        assert_eq!(unsendable.state, NotificationState::Failed);
+        assert_eq!(unsendable.attempts, 0);
+        assert_eq!(unsendable.last_attempt_at, None);
+        assert_eq!(unsendable.next_attempt_at, None);
+        assert_eq!(unsendable.reason.as_deref(), Some("SecretNotFound"));
+    }
+
+    #[test]
+    fn a_deferral_keeps_the_request_pending_until_then_without_an_attempt() {
+        let mut entry = owed();
+        let until = t("2026-12-01T00:05:00Z");
+        defer(&mut entry, until, "ProcessorUnreachable");
+        assert_eq!(entry.state, NotificationState::Pending);
+        assert_eq!(entry.next_attempt_at, Some(until));
+        assert_eq!(entry.attempts, 0);
+        assert_eq!(entry.reason.as_deref(), Some("ProcessorUnreachable"));
+    }
+
+    #[test]
+    fn a_manual_request_is_dated_when_staff_are_first_asked_and_says_what_to_do() {
+        let mut entry = owed();
+        mark_manual(&mut entry, t(GRACE_END));
+        mark_manual(&mut entry, t("2026-12-02T00:00:00Z"));
+        assert_eq!(entry.state, NotificationState::Manual);
+        assert_eq!(entry.requested_at, Some(t(GRACE_END)));
+        assert_eq!(entry.next_attempt_at, None);
+        assert_eq!(entry.attempts, 0);
+        assert_eq!(
+            entry.reason.as_deref(),
+            Some(
+                "no webhook: send the erasure request by hand, then annotate the Account with \
+                 erasure-confirmed.hosting.ecuni.se/pipedrive"
+            )
+        );
+    }
+
+    #[test]
+    fn a_confirmation_settles_only_what_it_covers() {
+        let confirmed_at = t("2026-12-03T00:00:00Z");
+        let mut pending = owed();
+        confirm(&mut pending, confirmed_at);
+        assert_eq!(
+            pending.state,
+            NotificationState::Pending,
+            "not asked of staff"
+        );
+        let mut asked_later = owed();
+        mark_manual(&mut asked_later, t("2026-12-04T00:00:00Z"));
+        confirm(&mut asked_later, confirmed_at);
+        assert_eq!(asked_later.state, NotificationState::Manual);
+        let mut failed = owed();
+        fail(&mut failed, "HTTP 400", t(GRACE_END));
+        confirm(&mut failed, confirmed_at);
+        assert_eq!(failed.state, NotificationState::Acknowledged);
+        assert_eq!(failed.acknowledged_at, Some(confirmed_at));
+        assert_eq!(failed.reason, None);
+        let mut manual = owed();
+        mark_manual(&mut manual, t(GRACE_END));
+        confirm(&mut manual, t("2026-11-30T00:00:00Z"));
+        assert_eq!(
+            manual.state,
+            NotificationState::Manual,
+            "before its erasure"
+        );
+        confirm(&mut manual, confirmed_at);
+        assert_eq!(manual.state, NotificationState::Acknowledged);
+        assert_eq!(manual.next_attempt_at, None);
+    }
+
+    #[test]
+    fn a_retry_on_request_reopens_only_a_failure_attempted_before_it() {
+        let mut failed = owed();
+        fail(&mut failed, "HTTP 400", t("2026-12-02T00:00:00Z"));
+        retry_on_request(&mut failed, t("2026-12-02T00:00:00Z"));
+        assert_eq!(
+            failed.state,
+            NotificationState::Failed,
+            "asked before it failed"
+        );
+        retry_on_request(&mut failed, t("2026-12-03T00:00:00Z"));
+        assert_eq!(failed.state, NotificationState::Pending);
+        assert_eq!(failed.next_attempt_at, None, "due at once");
+        assert_eq!(failed.reason.as_deref(), Some("HTTP 400"));
+        let mut manual = owed();
+        mark_manual(&mut manual, t(GRACE_END));
+        retry_on_request(&mut manual, t("2026-12-03T00:00:00Z"));
+        assert_eq!(manual.state, NotificationState::Manual, "only failures");
+    }
+
+    #[test]
+    fn an_outcome_is_recorded_as_its_transition() {
+        let at = t(GRACE_END);
+        let outcomes = [
+            DeliveryOutcome::Acknowledged,
+            DeliveryOutcome::Rejected {
+                status: 403,
+                reason: "HTTP 403".into(),
+            },
+            DeliveryOutcome::Misconfigured(crate::notifier::ConfigurationError::NotHttps),
+        ];
+        for outcome in &outcomes {
+            let (mut recorded, mut direct) = (owed(), owed());
+            record_outcome(&mut recorded, outcome, at);
+            match outcome {
+                DeliveryOutcome::Acknowledged => acknowledge(&mut direct, at),
+                _ => fail(&mut direct, outcome.reason(), at),
+            }
+            assert_eq!(recorded, direct, "{outcome}");
+        }
+        let mut retried = owed();
+        let outcome = DeliveryOutcome::Retry {
+            retry_after: Some(Duration::from_secs(7200)),
+            reason: "HTTP 503".into(),
+        };
+        record_outcome(&mut retried, &outcome, at);
+        assert_eq!(retried.state, NotificationState::Pending);
+        assert_eq!(retried.reason.as_deref(), Some("HTTP 503"));
+        assert_eq!(retried.next_attempt_at, Some(at + TimeDelta::hours(2)));
+    }
+
+    #[test]
+    fn staff_instructions_read_as_each_place_needs() {
+        let text = |instruction| staff_instruction(instruction);
+        assert_eq!(
+            text(StaffInstruction::ManualReason {
+                processor: "soluno"
+            }),
+            "no webhook: send the erasure request by hand, then annotate the Account with \
+             erasure-confirmed.hosting.ecuni.se/soluno"
+        );
+        assert_eq!(
+            text(StaffInstruction::ManualEvent {
+                processor: "soluno",
+                resources: 3,
+            }),
+            "soluno has no webhook: send it the erasure request for 3 resources by hand, then \
+             confirm with the annotation erasure-confirmed.hosting.ecuni.se/soluno"
+        );
+        let processors = ["soluno".to_owned(), "fortnox".to_owned()];
+        assert_eq!(
+            text(StaffInstruction::ManualCondition {
+                processors: &processors,
+            }),
+            "send the erasure request by hand to soluno, fortnox, then annotate the Account with \
+             erasure-confirmed.hosting.ecuni.se/<processor> set to the time the processor \
+             confirmed"
+        );
+        assert_eq!(
+            text(StaffInstruction::FailedEvent {
+                processor: "hook",
+                reason: Some("HTTP 400"),
+            }),
+            "the erasure request to hook failed (HTTP 400): correct the DataProcessor or its \
+             Secret and annotate the Account with erasure-retry.hosting.ecuni.se/hook, or settle \
+             it by hand"
+        );
+        assert!(
+            text(StaffInstruction::FailedEvent {
+                processor: "hook",
+                reason: None,
+            })
+            .contains("failed (unknown)")
+        );
+        let requests = [
+            "hook (HTTP 400)".to_owned(),
+            "crm (SecretNotFound)".to_owned(),
+        ];
+        assert_eq!(
+            text(StaffInstruction::FailedCondition {
+                requests: &requests,
+            }),
+            "erasure requests failed for hook (HTTP 400); crm (SecretNotFound): correct the \
+             DataProcessor or its Secret and annotate the Account with \
+             erasure-retry.hosting.ecuni.se/<processor> set to the current time to send again, \
+             or settle the request by hand and confirm with \
+             erasure-confirmed.hosting.ecuni.se/<processor>"
         );
     }
 }

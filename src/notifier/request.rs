@@ -1,8 +1,15 @@
-//! The body of an erasure request and its idempotency key.
+//! The body of an erasure request, its idempotency key and the headers it is sent with.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+/// The header carrying the signing time in Unix seconds.
+pub const TIMESTAMP_HEADER: &str = "X-Erasure-Timestamp";
+/// The header carrying `sha256=<lowercase hex HMAC>` (see [`super::signature`]).
+pub const SIGNATURE_HEADER: &str = "X-Erasure-Signature";
+/// The header repeating the body's `idempotencyKey`, for receivers that deduplicate by header.
+pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
 
 /// One object whose data the processor is asked to erase.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

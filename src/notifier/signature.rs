@@ -9,12 +9,7 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
-/// The header carrying the signing time in Unix seconds.
-pub const TIMESTAMP_HEADER: &str = "X-Erasure-Timestamp";
-/// The header carrying `sha256=<lowercase hex HMAC>`.
-pub const SIGNATURE_HEADER: &str = "X-Erasure-Signature";
-/// The header repeating the body's `idempotencyKey`, for receivers that deduplicate by header.
-pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
+use super::request::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
 const SIGNATURE_SCHEME_PREFIX: &str = "sha256=";
 /// SHA-256's block size: HMAC zero-pads shorter keys to it and hashes longer ones.
