@@ -446,12 +446,9 @@ fn processor_conditions(
             "no erasure request waits for staff",
         );
     } else {
-        let message = format!(
-            "send the erasure request by hand to {}, then annotate the Account with {}<processor> \
-             set to the time the processor confirmed",
-            manual.join(", "),
-            ledger::CONFIRMED_ANNOTATION_PREFIX
-        );
+        let message = ledger::staff_instruction(ledger::StaffInstruction::ManualCondition {
+            processors: &manual,
+        });
         set(
             MANUAL_ACTION_REQUIRED,
             ConditionStatus::True,
@@ -468,14 +465,9 @@ fn processor_conditions(
             "no erasure request failed",
         );
     } else {
-        let message = format!(
-            "erasure requests failed for {}: correct the DataProcessor or its Secret and annotate \
-             the Account with {}<processor> set to the current time to send again, or settle the \
-             request by hand and confirm with {}<processor>",
-            failed.join("; "),
-            ledger::RETRY_ANNOTATION_PREFIX,
-            ledger::CONFIRMED_ANNOTATION_PREFIX
-        );
+        let message = ledger::staff_instruction(ledger::StaffInstruction::FailedCondition {
+            requests: &failed,
+        });
         set(
             ERASURE_REQUESTS_FAILED,
             ConditionStatus::True,
