@@ -21,8 +21,8 @@ use std::{
 use kube::{Api, Client, api::DeleteParams};
 use retention_operator::{
     api::{
-        Account, AccountPhase, Backup, Condition, ConditionStatus, DataCategory, DataRecord,
-        Database, Domain, LegalBasis, Mailbox, NotificationState, Website,
+        Account, AccountPhase, Backup, Condition, ConditionStatus, DataRecord, Database, Domain,
+        Mailbox, NotificationState, Website,
     },
     leader::{LeaderSettings, run_as_leader},
 };
@@ -30,9 +30,10 @@ use serde_json::Value;
 use test_apiserver::TestApiServer;
 
 use e2e_support::{
-    Harness, NAMESPACE, OPERATOR_AGENT, apply_signing_secret, at, binding, create, create_cluster,
-    database, default_policy, domain, eventually, gone, invoices, mailbox, processor, record,
-    terminated_account, wait_phase, website, website_backup,
+    AccountExt, DataProcessorExt, Harness, HostedExt, NAMESPACE, OPERATOR_AGENT, account,
+    apply_signing_secret, at, bookkeeping_record, create, create_cluster, data_record, database,
+    default_policy, domain, eventually, gone, mailbox, processor, wait_phase, website,
+    website_backup,
 };
 use receiver::{Receiver, Reply, loopback_pki};
 
@@ -76,18 +77,23 @@ async fn exercise_the_operator(harness: &mut Harness) {
     let receiver = Receiver::start(&pki, Reply::Status(200)).await;
     create_cluster(&client, &default_policy()).await;
     apply_signing_secret(&client, "pipedrive", b"rbac-test-secret").await;
-    let processor = processor(
-        "pipedrive",
-        Some((receiver.url().as_str(), pki.ca_pem.as_slice())),
-    );
+    let processor = processor("pipedrive")
+        .webhook(receiver.url().as_str())
+        .ca_bundle(pki.ca_pem.as_slice());
     create_cluster(&client, &processor).await;
-    create_cluster(&client, &terminated_account("acme", "2026-11-01T00:00:00Z")).await;
+    create_cluster(
+        &client,
+        &account("acme").terminated_at("2026-11-01T00:00:00Z"),
+    )
+    .await;
     create(&client, &website("www", "acme")).await;
     create(&client, &mailbox("info", "acme")).await;
-    let mut crm = binding("acme", LegalBasis::Contract);
-    crm.processor_ref = Some("pipedrive".into());
-    create(&client, &record("crm", crm, DataCategory::Crm)).await;
-    create(&client, &invoices("invoices", "acme", "2026-12-31")).await;
+    create(&client, &data_record("crm", "acme").processor("pipedrive")).await;
+    create(
+        &client,
+        &bookkeeping_record("invoices", "acme", "2026-12-31"),
+    )
+    .await;
     create(
         &client,
         &website_backup("www-1031", "acme", "www", at("2026-10-31T02:00:00Z")),
@@ -101,22 +107,14 @@ async fn exercise_the_operator(harness: &mut Harness) {
     create(&client, &domain("orphan", "late")).await;
     create(&client, &website("orphan", "late")).await;
     create(&client, &mailbox("orphan", "late")).await;
-    create(
-        &client,
-        &record(
-            "orphan",
-            binding("late", LegalBasis::Contract),
-            DataCategory::Crm,
-        ),
-    )
-    .await;
+    create(&client, &data_record("orphan", "late")).await;
     create(
         &client,
         &website_backup("orphan", "late", "orphan", at("2026-11-01T02:00:00Z")),
     )
     .await;
     wait_orphans(&client, ConditionStatus::False).await;
-    create_cluster(&client, &e2e_support::active_account("late")).await;
+    create_cluster(&client, &e2e_support::account("late")).await;
     wait_orphans(&client, ConditionStatus::True).await;
     wait_phase(&client, "acme", AccountPhase::GracePeriod).await;
 
@@ -151,7 +149,7 @@ async fn exercise_the_operator(harness: &mut Harness) {
     harness.move_clock_to("2026-11-30T12:00:00Z").await;
     harness.move_clock_to("2026-12-01T00:00:00Z").await;
     eventually("the erasure request acknowledged", || async {
-        let status = e2e_support::account(&client, "acme").await?.status?;
+        let status = e2e_support::get_account(&client, "acme").await?.status?;
         status
             .processors
             .iter()
@@ -165,7 +163,7 @@ async fn exercise_the_operator(harness: &mut Harness) {
         .unwrap();
     harness.move_clock_to("2034-01-01T00:00:00Z").await;
     eventually("the Account released", || async {
-        e2e_support::account(&client, "acme")
+        e2e_support::get_account(&client, "acme")
             .await
             .is_none()
             .then_some(())
