@@ -9,11 +9,10 @@
 
 mod e2e_support;
 mod receiver;
+mod tools;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    path::PathBuf,
-    process::Command,
     sync::Arc,
     time::Duration,
 };
@@ -267,29 +266,16 @@ async fn elect_a_leader(server: &TestApiServer) {
 
 /// The chart rendered with its default values, as parsed documents.
 fn rendered_chart() -> Vec<Value> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let helm = root.join("target/tools/helm");
-    assert!(
-        helm.exists(),
-        "{} is missing: run .ci/fetch-tools first",
-        helm.display()
-    );
-    let output = Command::new(&helm)
-        .args(["template", "retention-operator"])
-        .arg(root.join("charts/retention-operator"))
-        .args(["--namespace", LEASE_NAMESPACE])
-        .args([
-            "--set",
-            &format!("processorSecrets.namespaces={{{NAMESPACE}}}"),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "helm template failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8(output.stdout).unwrap();
+    let chart = tools::chart_dir().display().to_string();
+    let text = tools::run_helm(&[
+        "template",
+        "retention-operator",
+        &chart,
+        "--namespace",
+        LEASE_NAMESPACE,
+        "--set",
+        &format!("processorSecrets.namespaces={{{NAMESPACE}}}"),
+    ]);
     serde_saphyr::from_multiple::<Value>(&text)
         .unwrap()
         .into_iter()
