@@ -174,11 +174,7 @@ async fn exercise_the_operator(harness: &mut Harness) {
 /// The `Bound` condition of the hosted object named `orphan`.
 async fn bound_condition<K>(client: &Client) -> Option<ConditionStatus>
 where
-    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + HasConditions,
+    K: e2e_support::StaticObject<k8s_openapi::NamespaceResourceScope> + HasConditions,
 {
     let object = e2e_support::get::<K>(client, "orphan").await?;
     object

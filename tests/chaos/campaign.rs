@@ -29,7 +29,7 @@ use serde_json::json;
 use test_apiserver::{FaultRule, RequestRecord};
 
 use crate::e2e_support::{
-    DataProcessorExt, DomainExt, HostedExt, NAMESPACE, account, apply_signing_secret,
+    DataProcessorExt, DomainExt, HostedExt, NAMESPACE, StaticObject, account, apply_signing_secret,
     backup_policy, bookkeeping_record, consent_record, data_record, database, default_policy,
     domain, dur, mailbox, processor, retention_policy, website, website_backup,
 };
@@ -375,35 +375,31 @@ async fn seed_world(world: &mut World) {
 
 async fn create_cluster<K>(client: &Client, object: &K)
 where
-    K: kube::Resource<Scope = k8s_openapi::ClusterResourceScope>
-        + Clone
-        + serde::Serialize
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-    K::DynamicType: Default,
+    K: StaticObject<k8s_openapi::ClusterResourceScope>,
 {
-    let api: Api<K> = Api::all(client.clone());
-    retry("creating a cluster object", || async {
-        match api.create(&PostParams::default(), object).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-            Err(e) => Err(e),
-        }
-    })
+    create_retrying(
+        Api::all(client.clone()),
+        "creating a cluster object",
+        object,
+    )
     .await;
 }
 
 async fn create_namespaced<K>(client: &Client, object: &K)
 where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::Serialize
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-    K::DynamicType: Default,
+    K: StaticObject<k8s_openapi::NamespaceResourceScope>,
 {
-    let api: Api<K> = Api::namespaced(client.clone(), NAMESPACE);
-    retry("creating an object", || async {
+    let api = Api::namespaced(client.clone(), NAMESPACE);
+    create_retrying(api, "creating an object", object).await;
+}
+
+/// Creates `object` through `api` with [`retry`]; one that is there already (409) counts as
+/// created.
+async fn create_retrying<K, S>(api: Api<K>, what: &str, object: &K)
+where
+    K: StaticObject<S>,
+{
+    retry(what, || async {
         match api.create(&PostParams::default(), object).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),

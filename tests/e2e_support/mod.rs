@@ -13,6 +13,9 @@
 //! event window) skip with [`skip_on_real_cluster!`] or guard those checks with
 //! [`Harness::test_server`]. Tests that need other CRDs than the project's (a newer or an older
 //! operator's) install them on the real cluster too; the next test puts the project's back.
+//!
+//! The objects' builders are `tests/support`'s, re-exported here: `website("www", "acme")` is
+//! in [`NAMESPACE`], the namespace of the test API server and of the real-cluster mode.
 #![allow(dead_code)]
 
 pub mod request_log;
@@ -1000,14 +1003,22 @@ pub async fn events(client: &Client, reason: &str) -> Vec<(String, String, Strin
         .collect()
 }
 
+/// An object of a kind known at compile time, of scope `S` ([`ClusterResourceScope`] or
+/// [`NamespaceResourceScope`]), that the helpers below send and read.
+pub trait StaticObject<S>:
+    Resource<DynamicType = (), Scope = S> + Clone + Debug + Serialize + DeserializeOwned
+{
+}
+
+impl<S, K> StaticObject<S> for K where
+    K: Resource<DynamicType = (), Scope = S> + Clone + Debug + Serialize + DeserializeOwned
+{
+}
+
 /// Creates a cluster-scoped object.
 pub async fn create_cluster<K>(client: &Client, object: &K) -> K
 where
-    K: Resource<DynamicType = (), Scope = ClusterResourceScope>
-        + Clone
-        + Debug
-        + Serialize
-        + DeserializeOwned,
+    K: StaticObject<ClusterResourceScope>,
 {
     Api::<K>::all(client.clone())
         .create(&PostParams::default(), object)
@@ -1018,11 +1029,7 @@ where
 /// Creates an object in [`NAMESPACE`].
 pub async fn create<K>(client: &Client, object: &K) -> K
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + Debug
-        + Serialize
-        + DeserializeOwned,
+    K: StaticObject<NamespaceResourceScope>,
 {
     Api::<K>::namespaced(client.clone(), NAMESPACE)
         .create(&PostParams::default(), object)
@@ -1033,10 +1040,7 @@ where
 /// The object in [`NAMESPACE`], or `None` when it is gone. Panics on other errors.
 pub async fn get<K>(client: &Client, name: &str) -> Option<K>
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + Debug
-        + DeserializeOwned,
+    K: StaticObject<NamespaceResourceScope>,
 {
     Api::<K>::namespaced(client.clone(), NAMESPACE)
         .get_opt(name)
@@ -1047,10 +1051,7 @@ where
 /// Whether the object in [`NAMESPACE`] is gone (404).
 pub async fn gone<K>(client: &Client, name: &str) -> bool
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + Debug
-        + DeserializeOwned,
+    K: StaticObject<NamespaceResourceScope>,
 {
     get::<K>(client, name).await.is_none()
 }
@@ -1058,10 +1059,7 @@ where
 /// The delete-at annotation of the object in [`NAMESPACE`] (`None` also when it is gone).
 pub async fn delete_at<K>(client: &Client, name: &str) -> Option<String>
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + Debug
-        + DeserializeOwned,
+    K: StaticObject<NamespaceResourceScope>,
 {
     get::<K>(client, name)
         .await?
