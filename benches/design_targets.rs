@@ -61,7 +61,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use futures::{StreamExt, TryStreamExt, stream};
 use kube::{
     Api, Client,
@@ -71,6 +71,18 @@ use kube::{
 use serde_json::{Value, json};
 use test_apiserver::{Config, RequestRecord, TestApiServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use retention_operator::api::{
+    DEFAULT_POLICY, DataProcessor, DatabaseEngine, GracePeriods, RetentionPolicySpec, SecretKeyRef,
+};
+use support::{
+    AccountExt, DataProcessorExt, DomainExt, HostedExt, ObjectExt, backup_policy,
+    bookkeeping_record, data_record, database, domain, dur, mailbox, policy_with_backups,
+    processor, retention_policy, website, website_backup,
+};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 type Result<T, E = Error> = std::result::Result<T, E>;
@@ -117,6 +129,26 @@ impl Kind {
         Kind::DataRecord,
         Kind::Backup,
     ];
+
+    const ALL: [Kind; 9] = [
+        Kind::Account,
+        Kind::Policy,
+        Kind::Processor,
+        Kind::Website,
+        Kind::Database,
+        Kind::Mailbox,
+        Kind::Domain,
+        Kind::DataRecord,
+        Kind::Backup,
+    ];
+
+    /// The kind named `name` (`Website`).
+    fn of(name: &str) -> Self {
+        Kind::ALL
+            .into_iter()
+            .find(|kind| kind.name() == name)
+            .unwrap_or_else(|| panic!("{name} is no kind of the benchmark"))
+    }
 
     fn name(self) -> &'static str {
         match self {
@@ -170,21 +202,18 @@ struct Object {
 }
 
 impl Object {
-    fn new(kind: Kind, namespace: &str, name: &str, labels: Value, spec: Value) -> Self {
-        let mut metadata = json!({"name": name, "labels": labels});
-        if kind.namespaced() {
-            metadata["namespace"] = json!(namespace);
-        }
+    /// An object built with the tests' builders (`tests/support`), as sent.
+    fn of<K>(object: K) -> Self
+    where
+        K: kube::Resource<DynamicType = ()> + serde::Serialize,
+    {
+        let kind = Kind::of(&K::kind(&()));
+        let meta = object.meta();
         Object {
             kind,
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-            body: json!({
-                "apiVersion": format!("{GROUP}/{VERSION}"),
-                "kind": kind.name(),
-                "metadata": metadata,
-                "spec": spec,
-            }),
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            name: meta.name.clone().unwrap_or_default(),
+            body: serde_json::to_value(&object).expect("objects serialize"),
         }
     }
 
@@ -194,25 +223,33 @@ impl Object {
     }
 }
 
-fn rfc3339(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+/// `at` to the second, as the API carries timestamps.
+fn whole_seconds(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at)
 }
 
 fn policy() -> Object {
-    Object::new(
-        Kind::Policy,
-        "",
-        "default",
-        json!({}),
-        json!({
-            "gracePeriod": format!("{GRACE_DAYS}d"),
-            // Backups are kept 60 days by the schedule, but never past the grace period after
-            // termination: a terminated account's backups go with its hosted objects.
-            "backups": {"keepDaily": 60, "keepWeekly": 0, "keepMonthly": 0,
-                        "afterTermination": format!("{GRACE_DAYS}d")},
-            "bookkeeping": {"years": 7},
-        }),
-    )
+    // Backups are kept 60 days by the schedule, but never past the grace period after
+    // termination: a terminated account's backups go with its hosted objects. One grace
+    // period for every kind.
+    let grace = format!("{GRACE_DAYS}d");
+    Object::of(retention_policy(
+        DEFAULT_POLICY,
+        RetentionPolicySpec {
+            grace_period: dur(&grace),
+            grace_periods: GracePeriods::default(),
+            ..policy_with_backups(backup_policy(60, 0, 0, Some(&grace)))
+        },
+    ))
+}
+
+/// A processor staff contact by hand, with its legal name and country.
+fn manual(name: &str, legal_name: &str, country: &str) -> DataProcessor {
+    let mut processor = processor(name);
+    processor.spec.legal_name = legal_name.into();
+    processor.spec.country = country.into();
+    processor.spec.purposes.clear();
+    processor
 }
 
 fn processors() -> Vec<Object> {
@@ -223,33 +260,32 @@ fn processors() -> Vec<Object> {
         ("svea-ekonomi", "Svea Ekonomi AB", "SE"),
     ]
     .into_iter()
-    .map(|(name, legal, country)| {
-        Object::new(
-            Kind::Processor,
-            "",
-            name,
-            json!({}),
-            json!({"legalName": legal, "country": country}),
-        )
-    })
+    .map(|(name, legal, country)| Object::of(manual(name, legal, country)))
     .collect()
 }
 
 fn account(name: &str, customer: usize, terminated_at: Option<DateTime<Utc>>, set: &str) -> Object {
-    let mut spec = json!({"customerRef": format!("C-{customer:05}"), "state": "Active"});
-    if let Some(at) = terminated_at {
-        spec["state"] = json!("Terminated");
-        spec["terminatedAt"] = json!(rfc3339(at));
-    }
-    Object::new(Kind::Account, "", name, labels(set, customer), spec)
+    let account = support::account(name).customer_ref(&format!("C-{customer:05}"));
+    let account = match terminated_at {
+        Some(at) => account.terminated_at(whole_seconds(at)),
+        None => account,
+    };
+    Object::of(labelled(account, set, customer))
 }
 
-fn labels(set: &str, customer: usize) -> Value {
-    json!({
-        "app.kubernetes.io/managed-by": CREATOR,
-        "hosting.ecuni.se/customer": format!("C-{customer:05}"),
-        "bench-set": set,
-    })
+fn labelled<K: kube::Resource>(object: K, set: &str, customer: usize) -> K {
+    object
+        .label("app.kubernetes.io/managed-by", CREATOR)
+        .label("hosting.ecuni.se/customer", &format!("C-{customer:05}"))
+        .label("bench-set", set)
+}
+
+/// A bound object of the customer's, in `namespace`, labelled for `set`.
+fn placed<K>(object: K, namespace: &str, set: &str, customer: usize) -> Object
+where
+    K: kube::Resource<DynamicType = ()> + serde::Serialize,
+{
+    Object::of(labelled(object.in_namespace(namespace), set, customer))
 }
 
 /// The `index`-th object of an account, cycling through a realistic mix: per ten objects a
@@ -263,67 +299,61 @@ fn bound_object(
     taken_at: DateTime<Utc>,
     set: &str,
 ) -> Object {
-    let labels = labels(set, customer);
     let domain = format!("{account}.example.se");
-    let name = |what: &str| format!("{what}-{index}");
     match index % 10 {
-        0 => Object::new(
-            Kind::Website,
+        0 => {
+            let mut website = website(&format!("www-{index}"), account);
+            website.spec.hostnames = vec![domain.clone(), format!("www.{domain}")];
+            placed(website, namespace, set, customer)
+        }
+        1 => {
+            let mut database = database(&format!("db-{index}"), account);
+            database.spec.engine = DatabaseEngine::Mariadb;
+            placed(database, namespace, set, customer)
+        }
+        2 | 3 => {
+            let mut mailbox = mailbox(&format!("mbx-{index}"), account).processor("microsoft");
+            mailbox.spec.address = format!("info-{index}@{domain}");
+            placed(mailbox, namespace, set, customer)
+        }
+        4 => {
+            let mut domain_object =
+                support::domain(&format!("dom-{index}"), account).registrar("key-systems");
+            domain_object.spec.fqdn = format!("d{index}.{domain}");
+            placed(domain_object, namespace, set, customer)
+        }
+        5 => placed(
+            data_record(&format!("crm-{index}"), account).processor("pipedrive"),
             namespace,
-            &name("www"),
-            labels,
-            json!({"accountRef": account, "legalBasis": "Contract",
-                   "hostnames": [domain.clone(), format!("www.{domain}")]}),
+            set,
+            customer,
         ),
-        1 => Object::new(
-            Kind::Database,
+        6 => placed(
+            bookkeeping_record(&format!("invoices-{index}"), account, "2025-12-31")
+                .processor("svea-ekonomi"),
             namespace,
-            &name("db"),
-            labels,
-            json!({"accountRef": account, "engine": "mariadb"}),
+            set,
+            customer,
         ),
-        2 | 3 => Object::new(
-            Kind::Mailbox,
+        _ => placed(
+            website_backup(
+                &format!("bkp-{index}"),
+                account,
+                &format!("www-{}", index - index % 10),
+                whole_seconds(taken_at),
+            ),
             namespace,
-            &name("mbx"),
-            labels,
-            json!({"accountRef": account, "processorRef": "microsoft",
-                   "address": format!("info-{index}@{domain}")}),
-        ),
-        4 => Object::new(
-            Kind::Domain,
-            namespace,
-            &name("dom"),
-            labels,
-            json!({"accountRef": account, "fqdn": format!("d{index}.{domain}"),
-                   "registrar": "key-systems"}),
-        ),
-        5 => Object::new(
-            Kind::DataRecord,
-            namespace,
-            &name("crm"),
-            labels,
-            json!({"accountRef": account, "category": "crm", "processorRef": "pipedrive"}),
-        ),
-        6 => Object::new(
-            Kind::DataRecord,
-            namespace,
-            &name("invoices"),
-            labels,
-            json!({"accountRef": account, "category": "invoices", "processorRef": "svea-ekonomi",
-                   "legalBasis": "LegalObligation",
-                   "bookkeeping": {"fiscalYearEnd": "2025-12-31"}}),
-        ),
-        _ => Object::new(
-            Kind::Backup,
-            namespace,
-            &name("bkp"),
-            labels,
-            json!({"accountRef": account,
-                   "sourceRef": {"kind": "Website", "name": format!("www-{}", index - index % 10)},
-                   "takenAt": rfc3339(taken_at)}),
+            set,
+            customer,
         ),
     }
+}
+
+/// `object` renamed `<account>-<name>`.
+fn prefixed(account: &str, mut object: Object) -> Object {
+    object.name = format!("{account}-{}", object.name);
+    object.body["metadata"]["name"] = json!(object.name);
+    object
 }
 
 /// The six objects of an account in the latency phase: one of each hosted kind (the CRM
@@ -338,7 +368,7 @@ fn due_objects(
     [0, 1, 2, 4, 5, 7]
         .into_iter()
         .map(|i| {
-            let mut object = bound_object(
+            let object = bound_object(
                 account,
                 customer,
                 namespace,
@@ -346,9 +376,7 @@ fn due_objects(
                 terminated_at - TimeDelta::hours(1),
                 set,
             );
-            object.name = format!("{account}-{}", object.name);
-            object.body["metadata"]["name"] = json!(object.name);
-            object
+            prefixed(account, object)
         })
         .collect()
 }
@@ -1603,16 +1631,16 @@ async fn with_hung_endpoint(
             &Patch::Apply(&secret),
         )
         .await?;
-    let processor = Object::new(
-        Kind::Processor,
-        "",
-        "hung-registrar",
-        json!({}),
-        json!({"legalName": "Hung Registrar AB", "country": "SE",
-               "erasure": {"webhook": {"url": format!("https://127.0.0.1:{port}/erasure"),
-                   "secretRef": {"namespace": namespace, "name": "hung-hmac", "key": "secret"}}}}),
-    );
-    create_all(client, &[processor]).await?;
+    let mut processor = manual("hung-registrar", "Hung Registrar AB", "SE")
+        .webhook(&format!("https://127.0.0.1:{port}/erasure"));
+    if let Some(webhook) = processor.spec.erasure.webhook.as_mut() {
+        webhook.secret_ref = SecretKeyRef {
+            namespace: namespace.into(),
+            name: "hung-hmac".into(),
+            key: "secret".into(),
+        };
+    }
+    create_all(client, &[Object::of(processor)]).await?;
     let hung_due = DateTime::from_timestamp((Utc::now() + TimeDelta::seconds(12)).timestamp(), 0)
         .ok_or("time out of range")?;
     let terminated = hung_due - TimeDelta::days(GRACE_DAYS);
@@ -1620,14 +1648,9 @@ async fn with_hung_endpoint(
     for i in 0..HUNG_ACCOUNTS {
         let name = format!("hung-{i:04}");
         objects.push(account(&name, 70_000 + i, Some(terminated), "hung"));
-        objects.push(Object::new(
-            Kind::Domain,
-            namespace,
-            &format!("{name}-dom"),
-            labels("hung", 70_000 + i),
-            json!({"accountRef": name, "fqdn": format!("{name}.example.se"),
-                   "registrar": "hung-registrar"}),
-        ));
+        let mut domain = domain(&format!("{name}-dom"), &name).registrar("hung-registrar");
+        domain.spec.fqdn = format!("{name}.example.se");
+        objects.push(placed(domain, namespace, "hung", 70_000 + i));
     }
     create_all(client, &objects).await?;
     let first = hung_due + TimeDelta::seconds(3);
@@ -1694,7 +1717,7 @@ async fn erasure_cost(
         .filter(|i| i % 10 != 6)
         .take(n)
         .map(|i| {
-            let mut o = bound_object(
+            let object = bound_object(
                 name,
                 99_999,
                 namespace,
@@ -1702,9 +1725,7 @@ async fn erasure_cost(
                 terminated - TimeDelta::hours(1),
                 "erasure",
             );
-            o.name = format!("{name}-{}", o.name);
-            o.body["metadata"]["name"] = json!(o.name);
-            o
+            prefixed(name, object)
         })
         .collect();
     create_all(client, &objects).await?;

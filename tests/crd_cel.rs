@@ -1,46 +1,30 @@
 //! The CRDs' CEL rules, evaluated with kube's client-side CEL validator on the generated schema
 //! (the same rules the API server enforces).
 
-use retention_operator::api::{
-    AccountBinding, Backup, BackupSource, BackupSpec, DataCategory, DataRecord, DataRecordSpec,
-    LegalBasis, ResourceKind, Website, WebsiteSpec,
-};
+mod support;
 
-fn binding(account: &str, basis: LegalBasis, purpose: Option<&str>) -> AccountBinding {
-    AccountBinding {
-        account_ref: account.to_owned(),
-        processor_ref: None,
-        legal_basis: basis,
-        consent_purpose: purpose.map(str::to_owned),
-    }
-}
+use retention_operator::api::{DataCategory, DataRecord, LegalBasis, Website};
+use support::{AccountExt, DataRecordExt, HostedExt, data_record, website};
 
-fn website(account: &str) -> Website {
-    Website::new(
-        "www",
-        WebsiteSpec {
-            binding: binding(account, LegalBasis::Contract, None),
-            hostnames: vec!["www.example.com".into()],
-        },
-    )
+fn www(account: &str) -> Website {
+    website("www", account)
 }
 
 fn record(basis: LegalBasis, purpose: Option<&str>) -> DataRecord {
-    DataRecord::new(
-        "newsletter",
-        DataRecordSpec {
-            binding: binding("acme", basis, purpose),
-            category: DataCategory::Marketing,
-            bookkeeping: None,
-        },
-    )
+    let record = data_record("newsletter", "acme")
+        .category(DataCategory::Marketing)
+        .legal_basis(basis);
+    match purpose {
+        Some(purpose) => record.consent_purpose(purpose),
+        None => record,
+    }
 }
 
 #[test]
 fn account_ref_cannot_change() {
-    let old = website("acme");
-    assert!(website("acme").validate_cel_update(&old).is_ok());
-    let moved = website("other").validate_cel_update(&old).unwrap_err();
+    let old = www("acme");
+    assert!(www("acme").validate_cel_update(&old).is_ok());
+    let moved = www("other").validate_cel_update(&old).unwrap_err();
     assert!(
         moved.to_string().contains("accountRef is immutable"),
         "{moved}"
@@ -49,19 +33,7 @@ fn account_ref_cannot_change() {
 
 #[test]
 fn backup_account_ref_cannot_change() {
-    let backup = |account: &str| {
-        Backup::new(
-            "db-1",
-            BackupSpec {
-                account_ref: account.into(),
-                source_ref: BackupSource {
-                    kind: ResourceKind::Database,
-                    name: "db".into(),
-                },
-                taken_at: "2026-10-01T02:00:00Z".parse().unwrap(),
-            },
-        )
-    };
+    let backup = |account: &str| support::backup("db-1", account, "db", "2026-10-01T02:00:00Z");
     assert!(backup("acme").validate_cel_update(&backup("acme")).is_ok());
     assert!(
         backup("other")
@@ -100,19 +72,15 @@ fn consent_basis_requires_a_purpose() {
 /// time) and skip its grace period.
 #[test]
 fn terminated_at_is_given_exactly_when_terminated() {
-    use retention_operator::api::{Account, AccountSpec, AccountState};
+    use retention_operator::api::AccountState;
     let account = |state: AccountState, terminated_at: Option<&str>| {
-        Account::new(
-            "acme",
-            AccountSpec {
-                customer_ref: "C-10442".into(),
-                state,
-                terminated_at: terminated_at.map(|t| t.parse().unwrap()),
-                retention_policy_ref: "default".into(),
-                legal_hold: None,
-                consents: Default::default(),
-            },
-        )
+        let account = support::account("acme")
+            .customer_ref("C-10442")
+            .state(state);
+        match terminated_at {
+            Some(at) => account.spec_terminated_at(at),
+            None => account,
+        }
     };
     let at = Some("2026-11-01T00:00:00Z");
     assert!(account(AccountState::Terminated, at).validate_cel().is_ok());

@@ -20,7 +20,7 @@ use kube::{Api, Client, ResourceExt, api::DeleteParams};
 use retention_operator::api::{Account, Website};
 
 use e2e_support::{
-    Cluster, NAMESPACE, active_account, create, create_cluster, eventually, real_cluster, website,
+    Cluster, NAMESPACE, account, create, create_cluster, eventually, real_cluster, website,
 };
 use tools::{RELEASE, RELEASE_NAMESPACE, helm_release, helm_uninstall, run_kubectl};
 
@@ -122,7 +122,7 @@ async fn the_chart_installs_upgrades_and_uninstalls_on_a_real_api_server() {
         .unwrap();
 
     // Objects of the CRDs helm installed, with the printer columns the CRDs declare.
-    create_cluster(&client, &active_account("helm-acme")).await;
+    create_cluster(&client, &account("helm-acme")).await;
     create(&client, &website("helm-site", "helm-acme")).await;
     // kubectl finds the kinds of the category through discovery, which the API server
     // updates shortly after a CRD is established; a fresh cache directory each time, so that

@@ -19,8 +19,8 @@ use retention_operator::{
 use tokio::{sync::watch, task::JoinHandle};
 
 use e2e_support::{
-    Cluster, at, create, create_cluster, default_policy, eventually, mailbox, reconciles_finished,
-    terminated_account,
+    AccountExt, Cluster, account, at, create, create_cluster, default_policy, eventually, mailbox,
+    reconciles_finished,
 };
 
 struct Replica {
@@ -71,7 +71,11 @@ fn replica(client: &Client, identity: &str) -> Replica {
 
 async fn seed(client: &Client) {
     create_cluster(client, &default_policy()).await;
-    create_cluster(client, &terminated_account("acme", "2026-11-01T00:00:00Z")).await;
+    create_cluster(
+        client,
+        &account("acme").terminated_at("2026-11-01T00:00:00Z"),
+    )
+    .await;
     create(client, &mailbox("info", "acme")).await;
 }
 
@@ -220,7 +224,7 @@ async fn a_paused_leader_that_lost_its_lease_acts_no_more_when_it_resumes() {
     policy.spec.grace_period = "15s".parse().unwrap();
     create_cluster(&client, &policy).await;
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    create_cluster(&client, &terminated_account("acme", &now)).await;
+    create_cluster(&client, &account("acme").terminated_at(&now)).await;
     for i in 0..WEBSITES {
         create(&client, &e2e_support::website(&format!("www-{i}"), "acme")).await;
     }
@@ -324,7 +328,7 @@ async fn a_paused_leader_that_lost_its_lease_acts_no_more_when_it_resumes() {
         .filter(|r| r.verb == "delete" && r.resource == "websites" && r.code < 300)
         .count();
     let proof = eventually("the proof settled by the new leader", || async {
-        let proof = e2e_support::account(&client, "acme")
+        let proof = e2e_support::get_account(&client, "acme")
             .await?
             .status?
             .erasure?;

@@ -14,16 +14,15 @@ use kube::{
 };
 use retention_operator::{
     api::{
-        Account, AccountPhase, Backup, BackupSource, BackupSpec, DataCategory, DataRecord,
-        Database, Domain, LegalBasis, Mailbox, ResourceKind, Website,
+        Account, AccountPhase, Backup, DataRecord, Database, Domain, LegalBasis, Mailbox, Website,
     },
     controller,
 };
 
 use e2e_support::{
-    Harness, NAMESPACE, active_account, at, binding, create, create_cluster, database,
-    default_policy, delete_at, domain, eventually, expires_at, gone, invoices, mailbox, record,
-    wait_phase, website,
+    Harness, account, at, backup, bookkeeping_record, create, create_cluster, data_record,
+    database, default_policy, delete_at, domain, eventually, expires_at, gone, mailbox, wait_phase,
+    website,
 };
 
 const TERMINATED: &str = "2026-11-01T00:00:00Z";
@@ -66,35 +65,23 @@ fn expected_expiry(taken: DateTime<Utc>) -> DateTime<Utc> {
 /// An active account with all its objects; the test terminates it.
 async fn seed(client: &Client) {
     create_cluster(client, &default_policy()).await;
-    create_cluster(client, &active_account("acme")).await;
+    create_cluster(client, &account("acme")).await;
     create(client, &website("www", "acme")).await;
     create(client, &database("shop-db", "acme")).await;
     create(client, &mailbox("info", "acme")).await;
     create(client, &domain("acme-example", "acme")).await;
+    create(client, &data_record("crm", "acme")).await;
     create(
         client,
-        &record(
-            "crm",
-            binding("acme", LegalBasis::Contract),
-            DataCategory::Crm,
-        ),
+        &bookkeeping_record("invoices", "acme", "2026-12-31"),
     )
     .await;
-    create(client, &invoices("invoices", "acme", "2026-12-31")).await;
     for taken in backup_times() {
-        let mut backup = Backup::new(
-            &backup_name(taken),
-            BackupSpec {
-                account_ref: "acme".into(),
-                source_ref: BackupSource {
-                    kind: ResourceKind::Database,
-                    name: "shop-db".into(),
-                },
-                taken_at: taken,
-            },
-        );
-        backup.metadata.namespace = Some(NAMESPACE.into());
-        create(client, &backup).await;
+        create(
+            client,
+            &backup(&backup_name(taken), "acme", "shop-db", taken),
+        )
+        .await;
     }
 }
 
@@ -144,7 +131,7 @@ async fn a_terminated_account_is_erased_on_schedule() {
     let client = harness.client.clone();
     seed(&client).await;
     wait_phase(&client, "acme", AccountPhase::Active).await;
-    let uid = e2e_support::account(&client, "acme")
+    let uid = e2e_support::get_account(&client, "acme")
         .await
         .and_then(|a| a.metadata.uid)
         .expect("the Account has a uid");
@@ -260,7 +247,7 @@ async fn a_terminated_account_is_erased_on_schedule() {
     .await;
     wait_phase(&client, "acme", AccountPhase::Retained).await;
     let retained = eventually("the proof listing the invoices as retained", || async {
-        let proof = e2e_support::account(&client, "acme")
+        let proof = e2e_support::get_account(&client, "acme")
             .await?
             .status?
             .erasure?;

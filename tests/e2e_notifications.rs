@@ -13,15 +13,16 @@ use kube::{
     api::{Patch, PatchParams},
 };
 use retention_operator::{
-    api::{AccountPhase, DataCategory, LegalBasis, NotificationState, ProcessorNotification},
+    api::{AccountPhase, NotificationState, ProcessorNotification},
     clock::Clock,
     notifier::{IDEMPOTENCY_KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify},
 };
 use serde_json::json;
 
 use e2e_support::{
-    Harness, NAMESPACE, account, apply_signing_secret, at, binding, create, create_cluster,
-    default_policy, events, eventually, gone, processor, record, terminated_account, wait_phase,
+    AccountExt, DataProcessorExt, Harness, HostedExt, NAMESPACE, account, apply_signing_secret, at,
+    create, create_cluster, data_record, default_policy, events, eventually, get_account, gone,
+    processor, wait_phase,
 };
 use receiver::{Receiver, Reply, loopback_pki};
 
@@ -34,18 +35,23 @@ const GRACE_END: &str = "2026-12-01T00:00:00Z";
 async fn seed(client: &Client, webhook: Option<(&str, &[u8])>) {
     create_cluster(client, &default_policy()).await;
     apply_signing_secret(client, "pipedrive", SECRET.as_bytes()).await;
-    let processor = processor("pipedrive", webhook);
+    let processor = match webhook {
+        Some((url, ca_pem)) => processor("pipedrive").webhook(url).ca_bundle(ca_pem),
+        None => processor("pipedrive"),
+    };
     create_cluster(client, &processor).await;
-    create_cluster(client, &terminated_account("acme", "2026-11-01T00:00:00Z")).await;
-    let mut crm_binding = binding("acme", LegalBasis::Contract);
-    crm_binding.processor_ref = Some("pipedrive".into());
-    create(client, &record("crm", crm_binding, DataCategory::Crm)).await;
+    create_cluster(
+        client,
+        &account("acme").terminated_at("2026-11-01T00:00:00Z"),
+    )
+    .await;
+    create(client, &data_record("crm", "acme").processor("pipedrive")).await;
     wait_phase(client, "acme", AccountPhase::GracePeriod).await;
 }
 
 /// The Account's erasure requests.
 async fn requests(client: &Client) -> Vec<ProcessorNotification> {
-    account(client, "acme")
+    get_account(client, "acme")
         .await
         .and_then(|a| a.status)
         .map(|s| s.processors)
@@ -249,7 +255,8 @@ async fn a_receiver_failing_three_times_gets_four_deliveries_with_one_key_and_on
     )
     .unwrap();
     assert!(!events.contains(SECRET));
-    let status = serde_json::to_string(&account(&client, "acme").await.unwrap().status).unwrap();
+    let status =
+        serde_json::to_string(&get_account(&client, "acme").await.unwrap().status).unwrap();
     assert!(!status.contains(SECRET));
     harness.stop().await;
 }
@@ -265,7 +272,7 @@ async fn a_refused_request_fails_with_a_condition_and_is_sent_again_only_when_st
     let failed = wait_request(&client, NotificationState::Failed).await;
     assert_eq!(failed.reason.as_deref(), Some("HTTP 400"));
     let condition = eventually("the ErasureRequestsFailed condition", || async {
-        account(&client, "acme")
+        get_account(&client, "acme")
             .await?
             .status?
             .conditions
@@ -381,7 +388,7 @@ async fn a_processor_without_webhook_waits_for_staff_to_confirm() {
             .contains("erasure-confirmed.hosting.ecuni.se/pipedrive")
     );
     eventually("the ManualActionRequired condition and event", || async {
-        let condition = account(&client, "acme")
+        let condition = get_account(&client, "acme")
             .await?
             .status?
             .conditions
@@ -428,19 +435,29 @@ async fn a_hung_processor_endpoint_delays_no_other_accounts_erasure() {
     apply_signing_secret(&client, "registrar", SECRET.as_bytes()).await;
     create_cluster(
         &client,
-        &processor("registrar", Some((&hung.url(), &pki.ca_pem))),
+        &processor("registrar")
+            .webhook(&hung.url())
+            .ca_bundle(&pki.ca_pem),
     )
     .await;
     for i in 0..HUNG {
         let name = format!("hung-{i}");
-        create_cluster(&client, &terminated_account(&name, "2026-11-01T00:00:00Z")).await;
+        create_cluster(
+            &client,
+            &account(&name).terminated_at("2026-11-01T00:00:00Z"),
+        )
+        .await;
         let mut domain = e2e_support::domain(&format!("{name}-se"), &name);
         domain.spec.registrar = Some("registrar".into());
         create(&client, &domain).await;
     }
     for i in 0..OTHERS {
         let name = format!("other-{i}");
-        create_cluster(&client, &terminated_account(&name, "2026-11-02T00:00:00Z")).await;
+        create_cluster(
+            &client,
+            &account(&name).terminated_at("2026-11-02T00:00:00Z"),
+        )
+        .await;
         create(
             &client,
             &e2e_support::website(&format!("{name}-www"), &name),
@@ -484,7 +501,7 @@ async fn a_hung_processor_endpoint_delays_no_other_accounts_erasure() {
         e2e_support::eventually_within("requests put off by the open breaker", limit, || async {
             let mut waiting = 0;
             for i in 0..HUNG {
-                let Some(status) = account(&client, &format!("hung-{i}"))
+                let Some(status) = get_account(&client, &format!("hung-{i}"))
                     .await
                     .and_then(|a| a.status)
                 else {
@@ -529,9 +546,7 @@ async fn objects_bound_after_the_termination_are_named_in_its_erasure_request() 
         .move_clock_and_settle("2026-11-02T00:00:04Z", 1)
         .await;
     for name in ["crm-2", "crm-3"] {
-        let mut crm_binding = binding("acme", LegalBasis::Contract);
-        crm_binding.processor_ref = Some("pipedrive".into());
-        create(&client, &record(name, crm_binding, DataCategory::Crm)).await;
+        create(&client, &data_record(name, "acme").processor("pipedrive")).await;
     }
     let grown = eventually("the request naming all three", || async {
         requests(&client)

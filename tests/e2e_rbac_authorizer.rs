@@ -36,16 +36,15 @@ use kube::{
     config::Kubeconfig,
 };
 use retention_operator::api::{
-    Account, AccountPhase, DataCategory, LegalBasis, NotificationState, RetentionPolicy,
-    SecretKeyRef, Website,
+    Account, AccountPhase, NotificationState, RetentionPolicy, SecretKeyRef, Website,
 };
 use serde_json::json;
 
 use e2e_support::request_log::{audit_log, read_audit};
 use e2e_support::{
-    Cluster, KUBECONFIG_ENV, binding, create, create_cluster, database, default_policy, domain,
-    eventually, eventually_within, invoices, mailbox, processor, real_cluster, record, website,
-    website_backup,
+    AccountExt, Cluster, DataProcessorExt, HostedExt, KUBECONFIG_ENV, bookkeeping_record, create,
+    create_cluster, data_record, database, default_policy, domain, eventually, eventually_within,
+    mailbox, processor, real_cluster, website, website_backup,
 };
 use receiver::{Receiver, Reply, loopback_pki};
 use tools::{RELEASE, RELEASE_NAMESPACE};
@@ -251,7 +250,9 @@ async fn scenario(client: &Client, run: &str, receiver: &Receiver, ca_pem: &[u8]
         )
         .await
         .unwrap();
-    let mut crm_processor = processor(&crm, Some((receiver.url().as_str(), ca_pem)));
+    let mut crm_processor = processor(&crm)
+        .webhook(receiver.url().as_str())
+        .ca_bundle(ca_pem);
     if let Some(webhook) = crm_processor.spec.erasure.webhook.as_mut() {
         webhook.secret_ref = SecretKeyRef {
             namespace: RELEASE_NAMESPACE.into(),
@@ -262,10 +263,9 @@ async fn scenario(client: &Client, run: &str, receiver: &Receiver, ca_pem: &[u8]
     create_cluster(client, &crm_processor).await;
 
     let now = Utc::now();
-    let mut terminated = e2e_support::active_account(&account);
-    terminated.spec.retention_policy_ref = POLICY.into();
-    terminated.spec.state = retention_operator::api::AccountState::Terminated;
-    terminated.spec.terminated_at = Some(now);
+    let terminated = e2e_support::account(&account)
+        .policy_ref(POLICY)
+        .terminated_at(now);
     create_cluster(client, &terminated).await;
     create(client, &website(&format!("www-{run}"), &account)).await;
     create(client, &mailbox(&format!("info-{run}"), &account)).await;
@@ -277,16 +277,14 @@ async fn scenario(client: &Client, run: &str, receiver: &Receiver, ca_pem: &[u8]
     )
     .await;
     create(client, &domain(&format!("dom-{run}"), &account)).await;
-    let mut crm_binding = binding(&account, LegalBasis::Contract);
-    crm_binding.processor_ref = Some(crm.clone());
     create(
         client,
-        &record(&format!("crm-{run}"), crm_binding, DataCategory::Crm),
+        &data_record(&format!("crm-{run}"), &account).processor(&crm),
     )
     .await;
     create(
         client,
-        &invoices(&format!("invoices-{run}"), &account, "2018-12-31"),
+        &bookkeeping_record(&format!("invoices-{run}"), &account, "2018-12-31"),
     )
     .await;
     create(

@@ -17,8 +17,8 @@ use retention_operator::{
 use serde_json::json;
 
 use e2e_support::{
-    ADVANCE_NOTICE, Harness, NAMESPACE, account, at, create, create_cluster, default_policy,
-    delete_at, events, eventually, get, gone, terminated_account, wait_phase, website,
+    ADVANCE_NOTICE, AccountExt, Harness, NAMESPACE, account, at, create, create_cluster,
+    default_policy, delete_at, events, eventually, get, get_account, gone, wait_phase, website,
 };
 
 /// The Website's `Bound` condition as (status, reason).
@@ -87,7 +87,7 @@ async fn an_object_bound_to_no_account_is_reported_and_never_deleted_until_its_a
     // Its Account appears (terminated long ago): the orphan is bound, scheduled, and goes.
     create_cluster(
         &client,
-        &terminated_account("ghost", "2029-11-01T00:00:00Z"),
+        &account("ghost").terminated_at("2029-11-01T00:00:00Z"),
     )
     .await;
     wait_website_gone(&client, "orphan").await;
@@ -135,7 +135,7 @@ async fn an_orphan_whose_account_appears_is_marked_bound_again() {
     create_cluster(&client, &default_policy()).await;
     create(&client, &website("early", "late-acct")).await;
     wait_bound_condition(&client, "early", ConditionStatus::False, "AccountNotFound").await;
-    create_cluster(&client, &e2e_support::active_account("late-acct")).await;
+    create_cluster(&client, &e2e_support::account("late-acct")).await;
     wait_bound_condition(&client, "early", ConditionStatus::True, "AccountFound").await;
     wait_phase(&client, "late-acct", AccountPhase::Active).await;
     assert!(!gone::<Website>(&client, "early").await);
@@ -159,7 +159,11 @@ async fn a_malformed_object_stops_nothing_is_reported_is_never_deleted_and_holds
     let harness = Harness::start_with_crds(at("2026-11-02T00:00:00Z"), &crds, false).await;
     let client = harness.client.clone();
     create_cluster(&client, &default_policy()).await;
-    create_cluster(&client, &terminated_account("acme", "2026-11-01T00:00:00Z")).await;
+    create_cluster(
+        &client,
+        &account("acme").terminated_at("2026-11-01T00:00:00Z"),
+    )
+    .await;
     create(&client, &website("www", "acme")).await;
     // A Database this operator cannot read, created before and after a readable object.
     let gvk = GroupVersionKind::gvk("hosting.ecuni.se", "v1alpha1", "Database");
@@ -186,7 +190,7 @@ async fn a_malformed_object_stops_nothing_is_reported_is_never_deleted_and_holds
         .await;
     }
     let reported = eventually("the MalformedResources condition", || async {
-        let condition = account(&client, "acme")
+        let condition = get_account(&client, "acme")
             .await?
             .status?
             .conditions
@@ -228,7 +232,9 @@ async fn a_malformed_object_stops_nothing_is_reported_is_never_deleted_and_holds
     harness
         .move_clock_and_settle("2027-06-02T00:00:00Z", 1)
         .await;
-    let kept = account(&client, "acme").await.expect("the Account is kept");
+    let kept = get_account(&client, "acme")
+        .await
+        .expect("the Account is kept");
     assert!(
         kept.metadata
             .finalizers
@@ -243,7 +249,7 @@ async fn a_malformed_object_stops_nothing_is_reported_is_never_deleted_and_holds
         .await
         .unwrap();
     eventually("the Account released", || async {
-        account(&client, "acme").await.is_none().then_some(())
+        get_account(&client, "acme").await.is_none().then_some(())
     })
     .await;
     harness.stop().await;
@@ -255,7 +261,11 @@ async fn deletions_are_announced_the_advance_notice_ahead_once_across_restarts()
     let mut harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
     let client = harness.client.clone();
     create_cluster(&client, &default_policy()).await;
-    create_cluster(&client, &terminated_account("acme", "2026-11-01T00:00:00Z")).await;
+    create_cluster(
+        &client,
+        &account("acme").terminated_at("2026-11-01T00:00:00Z"),
+    )
+    .await;
     create(&client, &website("www", "acme")).await;
     eventually("the website's schedule", || {
         delete_at::<Website>(&client, "www")
@@ -279,7 +289,7 @@ async fn deletions_are_announced_the_advance_notice_ahead_once_across_restarts()
         "{announced:?}"
     );
     let recorded = eventually("status.deletionsAnnouncedUntil", || async {
-        account(&client, "acme")
+        get_account(&client, "acme")
             .await?
             .status?
             .deletions_announced_until
@@ -304,7 +314,11 @@ async fn erasing_n_objects_costs_n_deletes_n_account_reads_and_at_most_two_accou
     };
     let client = harness.client.clone();
     create_cluster(&client, &default_policy()).await;
-    create_cluster(&client, &terminated_account("acme", "2026-11-01T00:00:00Z")).await;
+    create_cluster(
+        &client,
+        &account("acme").terminated_at("2026-11-01T00:00:00Z"),
+    )
+    .await;
     for i in 0..WEBSITES {
         create(&client, &website(&format!("www-{i}"), "acme")).await;
     }
@@ -377,7 +391,7 @@ async fn account_condition(
     name: &str,
     type_: &str,
 ) -> Option<(ConditionStatus, String)> {
-    let condition = account(client, name)
+    let condition = get_account(client, name)
         .await?
         .status?
         .conditions
@@ -431,10 +445,14 @@ async fn a_policy_that_cannot_be_read_stops_erasure_for_its_accounts_only() {
     );
     e2e_support::create_once_admitted(&policies, &serde_json::from_value(broken).unwrap()).await;
     create_cluster(&client, &default_policy()).await;
-    let mut stuck = terminated_account("stuck", "2026-11-01T00:00:00Z");
+    let mut stuck = account("stuck").terminated_at("2026-11-01T00:00:00Z");
     stuck.spec.retention_policy_ref = "broken".into();
     create_cluster(&client, &stuck).await;
-    create_cluster(&client, &terminated_account("fine", "2026-11-01T00:00:00Z")).await;
+    create_cluster(
+        &client,
+        &account("fine").terminated_at("2026-11-01T00:00:00Z"),
+    )
+    .await;
     create(&client, &website("stuck-www", "stuck")).await;
     create(&client, &website("fine-www", "fine")).await;
 
@@ -475,7 +493,7 @@ async fn an_account_that_cannot_be_read_is_reported_keeps_its_data_and_its_final
     let client = harness.client.clone();
     create_cluster(&client, &default_policy()).await;
     let mut closed =
-        serde_json::to_value(terminated_account("closed", "2026-11-01T00:00:00Z")).unwrap();
+        serde_json::to_value(account("closed").terminated_at("2026-11-01T00:00:00Z")).unwrap();
     closed["spec"]["state"] = json!("Closed");
     // Only Terminated carries a termination time (the CRD's CEL rule).
     closed["spec"]
@@ -490,7 +508,11 @@ async fn an_account_that_cannot_be_read_is_reported_keeps_its_data_and_its_final
         ),
     );
     e2e_support::create_once_admitted(&accounts, &serde_json::from_value(closed).unwrap()).await;
-    create_cluster(&client, &terminated_account("fine", "2026-11-01T00:00:00Z")).await;
+    create_cluster(
+        &client,
+        &account("fine").terminated_at("2026-11-01T00:00:00Z"),
+    )
+    .await;
     create(&client, &website("closed-www", "closed")).await;
     create(&client, &website("fine-www", "fine")).await;
 
@@ -594,7 +616,7 @@ async fn a_backups_stamped_reason_follows_the_rule_even_when_its_date_does_not_c
     let harness = Harness::start(at("2026-10-01T00:00:00Z")).await;
     let client = harness.client.clone();
     create_cluster(&client, &default_policy()).await;
-    let mut held = e2e_support::active_account("acme");
+    let mut held = e2e_support::account("acme");
     held.spec.legal_hold = Some(retention_operator::api::LegalHold {
         reason: "case 2026-123".into(),
         until: Some(at("2027-06-01T00:00:00Z")),

@@ -9,15 +9,16 @@ use std::{collections::BTreeMap, time::Duration};
 
 use kube::{Api, api::PostParams};
 use retention_operator::api::{
-    Account, AccountPhase, Backup, ConditionStatus, DataCategory, DataRecord, Website,
+    Account, AccountPhase, Backup, ConditionStatus, DataRecord, Website,
 };
 use serde_json::json;
 use test_apiserver::FaultRule;
 
 use e2e_support::{
-    Harness, Mode, OPERATOR_AGENT, TEST_AGENT, account, at, consent_binding, crds_edited, create,
-    create_cluster, database, default_policy, delete_at, domain, eventually, expires_at, gone,
-    mailbox, patch_account, record, terminated_account, wait_phase, website, website_backup,
+    AccountExt, Harness, Mode, OPERATOR_AGENT, TEST_AGENT, account, at, consent_record,
+    crds_edited, create, create_cluster, data_record, database, default_policy, delete_at, domain,
+    eventually, expires_at, get_account, gone, mailbox, patch_account, wait_phase, website,
+    website_backup,
 };
 
 const WEBSITES: usize = 60;
@@ -27,7 +28,11 @@ const WEBSITES: usize = 60;
 async fn big_account(harness: &Harness) {
     let client = &harness.client;
     create_cluster(client, &default_policy()).await;
-    create_cluster(client, &terminated_account("big", "2026-11-01T00:00:00Z")).await;
+    create_cluster(
+        client,
+        &account("big").terminated_at("2026-11-01T00:00:00Z"),
+    )
+    .await;
     for i in 0..WEBSITES {
         create(client, &website(&format!("www-{i}"), "big")).await;
     }
@@ -116,7 +121,7 @@ async fn a_re_termination_the_operator_never_saw_gets_its_full_grace_period() {
     let accounts: Api<Account> = Api::all(client.clone());
 
     // A termination without its time is refused by the API server, whichever way it comes.
-    let mut untimed = terminated_account("acme", "2026-11-01T00:00:00Z");
+    let mut untimed = account("acme").terminated_at("2026-11-01T00:00:00Z");
     untimed.spec.terminated_at = None;
     let refused = accounts
         .create(&PostParams::default(), &untimed)
@@ -126,7 +131,11 @@ async fn a_re_termination_the_operator_never_saw_gets_its_full_grace_period() {
         matches!(&refused, kube::Error::Api(s) if s.code == 422 && s.message.contains("terminatedAt")),
         "{refused}"
     );
-    create_cluster(&client, &terminated_account("acme", "2026-11-01T00:00:00Z")).await;
+    create_cluster(
+        &client,
+        &account("acme").terminated_at("2026-11-01T00:00:00Z"),
+    )
+    .await;
     create(&client, &website("www", "acme")).await;
     let first = eventually("the first schedule", || {
         delete_at::<Website>(&client, "www")
@@ -173,7 +182,7 @@ async fn a_re_termination_the_operator_never_saw_gets_its_full_grace_period() {
     })
     .await;
     assert_eq!(second, "2027-02-09T00:00:00Z");
-    let status = account(&client, "acme").await.unwrap().status.unwrap();
+    let status = get_account(&client, "acme").await.unwrap().status.unwrap();
     assert_eq!(status.terminated_at, Some(at("2027-01-10T00:00:00Z")));
     harness
         .move_clock_and_settle("2027-02-08T23:59:59Z", 1)
@@ -203,12 +212,12 @@ async fn an_account_stored_terminated_without_a_time_is_reported_and_nothing_is_
     let harness = Harness::start_with_crds(at("2026-11-02T00:00:00Z"), &crds, false).await;
     let client = harness.client.clone();
     create_cluster(&client, &default_policy()).await;
-    let mut untimed = terminated_account("legacy", "2026-11-01T00:00:00Z");
+    let mut untimed = account("legacy").terminated_at("2026-11-01T00:00:00Z");
     untimed.spec.terminated_at = None;
     e2e_support::create_once_admitted(&Api::all(client.clone()), &untimed).await;
     create(&client, &website("legacy-www", "legacy")).await;
     let ready = eventually("the TerminationTimeMissing condition", || async {
-        let status = account(&client, "legacy").await?.status?;
+        let status = get_account(&client, "legacy").await?.status?;
         let ready = status.conditions.into_iter().find(|c| c.type_ == "Ready")?;
         (ready.reason == "TerminationTimeMissing").then_some(ready)
     })
@@ -231,18 +240,17 @@ async fn the_proof_counts_every_deletion_exactly_once_across_ten_kills() {
     let mut harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
     let client = harness.client.clone();
     create_cluster(&client, &default_policy()).await;
-    create_cluster(&client, &terminated_account("acme", "2026-11-01T00:00:00Z")).await;
+    create_cluster(
+        &client,
+        &account("acme").terminated_at("2026-11-01T00:00:00Z"),
+    )
+    .await;
     for i in 0..EACH {
         create(&client, &website(&format!("www-{i}"), "acme")).await;
         create(&client, &database(&format!("db-{i}"), "acme")).await;
         create(&client, &mailbox(&format!("mbx-{i}"), "acme")).await;
         create(&client, &domain(&format!("dom-{i}"), "acme")).await;
-        let basis = e2e_support::binding("acme", retention_operator::api::LegalBasis::Contract);
-        create(
-            &client,
-            &record(&format!("crm-{i}"), basis, DataCategory::Crm),
-        )
-        .await;
+        create(&client, &data_record(&format!("crm-{i}"), "acme")).await;
     }
     eventually("every schedule stamped", || async {
         delete_at::<DataRecord>(&client, &format!("crm-{}", EACH - 1)).await
@@ -285,7 +293,7 @@ async fn the_proof_counts_every_deletion_exactly_once_across_ten_kills() {
     }
     assert_eq!(per_object.len(), 5 * EACH, "{per_object:?}");
     assert!(per_object.values().all(|&n| n == 1), "{per_object:?}");
-    let proof = account(&client, "acme")
+    let proof = get_account(&client, "acme")
         .await
         .unwrap()
         .status
@@ -315,14 +323,10 @@ async fn consent_record_that_cannot_go(mode: Mode, faults: test_apiserver::Fault
         server.set_faults(faults);
     }
     create_cluster(&client, &default_policy()).await;
-    let mut acme = e2e_support::active_account("acme");
+    let mut acme = e2e_support::account("acme");
     acme.spec.consents.insert("marketing".into(), false);
     create_cluster(&client, &acme).await;
-    let newsletter = record(
-        "newsletter",
-        consent_binding("acme", "marketing"),
-        DataCategory::Marketing,
-    );
+    let newsletter = consent_record("newsletter", "acme", "marketing");
     create(&client, &newsletter).await;
     harness
 }
@@ -400,7 +404,7 @@ async fn withdrawn_consent_whose_delete_keeps_failing_is_retried_later_and_later
     })
     .await;
     eventually("the failure reported", || async {
-        let status = account(&client, "acme").await?.status?;
+        let status = get_account(&client, "acme").await?.status?;
         status
             .conditions
             .iter()
@@ -435,7 +439,7 @@ async fn a_date_past_9999_blocks_no_other_deletion_and_no_status() {
     let harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
     let client = harness.client.clone();
     create_cluster(&client, &default_policy()).await;
-    let mut acme = e2e_support::active_account("acme");
+    let mut acme = e2e_support::account("acme");
     acme.spec.consents.insert("marketing".into(), false);
     create_cluster(&client, &acme).await;
     create(&client, &website("www", "acme")).await;
@@ -449,15 +453,7 @@ async fn a_date_past_9999_blocks_no_other_deletion_and_no_status() {
         &website_backup("old", "acme", "www", at("2020-01-01T00:00:00Z")),
     )
     .await;
-    create(
-        &client,
-        &record(
-            "newsletter",
-            consent_binding("acme", "marketing"),
-            DataCategory::Marketing,
-        ),
-    )
-    .await;
+    create(&client, &consent_record("newsletter", "acme", "marketing")).await;
     eventually("the expired backup and the consent data gone", || async {
         (gone::<Backup>(&client, "old").await && gone::<DataRecord>(&client, "newsletter").await)
             .then_some(())
@@ -465,7 +461,7 @@ async fn a_date_past_9999_blocks_no_other_deletion_and_no_status() {
     .await;
     // The status shows the account as it is now: one backup and one website left, Ready.
     let status = eventually("the status after the deletions", || async {
-        let status = account(&client, "acme").await?.status?;
+        let status = get_account(&client, "acme").await?.status?;
         let backups = status.resources.get("Backup")?;
         (backups.bound == 1 && !status.resources.contains_key("DataRecord")).then_some(status)
     })

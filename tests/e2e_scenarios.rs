@@ -24,7 +24,7 @@ use kube::{
 use retention_operator::{
     api::{
         Account, AccountPhase, AccountState, Backup, ConditionStatus, DELETE_AT_ANNOTATION,
-        DataCategory, DataRecord, LegalBasis, LegalHold, Mailbox, Website,
+        DataCategory, DataRecord, LegalHold, Mailbox, Website,
     },
     controller,
 };
@@ -32,10 +32,10 @@ use serde_json::json;
 use test_apiserver::FaultRule;
 
 use e2e_support::{
-    Harness, NAMESPACE, account, active_account, at, binding, consent_binding, create,
-    create_cluster, default_policy, delete_at, delete_requests, deletes, eventually, expires_at,
-    gone, invoices, mailbox, operator_requests, patch_account, phase, record, skip_on_real_cluster,
-    terminated_account, wait_phase, website, website_backup,
+    AccountExt, DataRecordExt, Harness, NAMESPACE, account, at, bookkeeping_record, consent_record,
+    create, create_cluster, data_record, default_policy, delete_at, delete_requests, deletes,
+    eventually, expires_at, get_account, gone, mailbox, operator_requests, patch_account, phase,
+    skip_on_real_cluster, wait_phase, website, website_backup,
 };
 
 const ACME: &str = "acme";
@@ -71,7 +71,7 @@ async fn seed(harness: &Harness, account: &Account, with_invoices: bool) {
     )
     .await;
     if with_invoices {
-        create(client, &invoices("invoices", ACME, "2026-12-31")).await;
+        create(client, &bookkeeping_record("invoices", ACME, "2026-12-31")).await;
     }
 }
 
@@ -114,7 +114,7 @@ async fn assert_all_present(harness: &Harness, with_invoices: bool, when: &str) 
 }
 
 async fn erasure_deleted(harness: &Harness) -> BTreeMap<String, u32> {
-    account(&harness.client, ACME)
+    get_account(&harness.client, ACME)
         .await
         .expect("account exists")
         .status
@@ -141,7 +141,7 @@ fn counts(pairs: &[(&str, u32)]) -> BTreeMap<String, u32> {
 async fn reactivation_in_the_grace_period_cancels_every_schedule_and_deletes_nothing() {
     let harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
     let client = harness.client.clone();
-    seed(&harness, &terminated_account(ACME, TERMINATED), false).await;
+    seed(&harness, &account(ACME).terminated_at(TERMINATED), false).await;
     wait_for_terminated_stamps(&harness, false).await;
     wait_phase(&client, ACME, AccountPhase::GracePeriod).await;
 
@@ -184,7 +184,7 @@ async fn reactivation_in_the_grace_period_cancels_every_schedule_and_deletes_not
 async fn a_legal_hold_without_end_stops_everything_and_lifting_it_resumes() {
     let harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
     let client = harness.client.clone();
-    let mut held = terminated_account(ACME, TERMINATED);
+    let mut held = account(ACME).terminated_at(TERMINATED);
     held.spec.legal_hold = Some(LegalHold {
         reason: "Police request 2026-123".into(),
         until: None,
@@ -235,7 +235,7 @@ async fn a_legal_hold_with_until_resumes_by_itself() {
     const UNTIL: &str = "2027-03-01T00:00:00Z";
     let harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
     let client = harness.client.clone();
-    let mut held = terminated_account(ACME, TERMINATED);
+    let mut held = account(ACME).terminated_at(TERMINATED);
     held.spec.legal_hold = Some(LegalHold {
         reason: "Police request 2026-123".into(),
         until: Some(at(UNTIL)),
@@ -291,7 +291,7 @@ async fn a_legal_hold_with_until_resumes_by_itself() {
 async fn withdrawn_marketing_consent_deletes_only_the_marketing_record() {
     let harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
     let client = harness.client.clone();
-    let mut acme = active_account(ACME);
+    let mut acme = account(ACME);
     acme.spec.consents = [
         ("marketing".to_owned(), true),
         ("analytics".to_owned(), true),
@@ -301,31 +301,11 @@ async fn withdrawn_marketing_consent_deletes_only_the_marketing_record() {
     create_cluster(&client, &default_policy()).await;
     create_cluster(&client, &acme).await;
     create(&client, &website("www", ACME)).await;
+    create(&client, &data_record("crm", ACME)).await;
+    create(&client, &consent_record("newsletter", ACME, "marketing")).await;
     create(
         &client,
-        &record(
-            "crm",
-            binding(ACME, LegalBasis::Contract),
-            DataCategory::Crm,
-        ),
-    )
-    .await;
-    create(
-        &client,
-        &record(
-            "newsletter",
-            consent_binding(ACME, "marketing"),
-            DataCategory::Marketing,
-        ),
-    )
-    .await;
-    create(
-        &client,
-        &record(
-            "analytics",
-            consent_binding(ACME, "analytics"),
-            DataCategory::Analytics,
-        ),
+        &consent_record("analytics", ACME, "analytics").category(DataCategory::Analytics),
     )
     .await;
     wait_phase(&client, ACME, AccountPhase::Active).await;
@@ -388,7 +368,7 @@ async fn deleting_the_account_erases_as_termination_does_and_removes_the_finaliz
     let client = harness.client.clone();
     let fiscal_year_end = format!("{}-12-31", start.year());
     create_cluster(&client, &default_policy()).await;
-    create_cluster(&client, &active_account(ACME)).await;
+    create_cluster(&client, &account(ACME)).await;
     create(&client, &website("www", ACME)).await;
     create(&client, &mailbox("info", ACME)).await;
     create(
@@ -396,10 +376,14 @@ async fn deleting_the_account_erases_as_termination_does_and_removes_the_finaliz
         &website_backup("www-backup", ACME, "www", start - TimeDelta::days(1)),
     )
     .await;
-    create(&client, &invoices("invoices", ACME, &fiscal_year_end)).await;
+    create(
+        &client,
+        &bookkeeping_record("invoices", ACME, &fiscal_year_end),
+    )
+    .await;
     wait_phase(&client, ACME, AccountPhase::Active).await;
     eventually("the finalizer", || async {
-        let acme = account(&client, ACME).await?;
+        let acme = get_account(&client, ACME).await?;
         acme.finalizers()
             .iter()
             .any(|f| f == controller::account::FINALIZER)
@@ -411,7 +395,7 @@ async fn deleting_the_account_erases_as_termination_does_and_removes_the_finaliz
         .delete(ACME, &DeleteParams::default())
         .await
         .unwrap();
-    let deleted_at = account(&client, ACME)
+    let deleted_at = get_account(&client, ACME)
         .await
         .expect("the finalizer keeps the Account")
         .metadata
@@ -437,7 +421,7 @@ async fn deleting_the_account_erases_as_termination_does_and_removes_the_finaliz
     let still_there = |when: &'static str| {
         let client = client.clone();
         async move {
-            let acme = account(&client, ACME)
+            let acme = get_account(&client, ACME)
                 .await
                 .unwrap_or_else(|| panic!("{when}: Account gone while data remains"));
             assert!(
@@ -492,7 +476,7 @@ async fn deleting_the_account_erases_as_termination_does_and_removes_the_finaliz
         .move_clock_to(&text(invoices_due + TimeDelta::seconds(1)))
         .await;
     eventually("the Account to go (404)", || async {
-        account(&client, ACME).await.is_none().then_some(())
+        get_account(&client, ACME).await.is_none().then_some(())
     })
     .await;
     assert!(gone::<DataRecord>(&client, "invoices").await);
@@ -542,7 +526,7 @@ async fn deleting_the_account_erases_as_termination_does_and_removes_the_finaliz
 async fn restart_between_scheduling_and_deletion() -> Harness {
     let mut harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
     let client = harness.client.clone();
-    seed(&harness, &terminated_account(ACME, TERMINATED), false).await;
+    seed(&harness, &account(ACME).terminated_at(TERMINATED), false).await;
     wait_for_terminated_stamps(&harness, false).await;
     wait_phase(&client, ACME, AccountPhase::GracePeriod).await;
     harness.settle().await;
@@ -624,7 +608,7 @@ async fn a_restart_while_a_list_fails_never_releases_an_account_with_data() {
     let mut harness = Harness::start(start).await;
     let client = harness.client.clone();
     create_cluster(&client, &default_policy()).await;
-    create_cluster(&client, &active_account(ACME)).await;
+    create_cluster(&client, &account(ACME)).await;
     create(&client, &website("www", ACME)).await;
     wait_phase(&client, ACME, AccountPhase::Active).await;
     Api::<Account>::all(client.clone())
@@ -666,7 +650,7 @@ async fn a_restart_while_a_list_fails_never_releases_an_account_with_data() {
     .await;
     harness.settle().await;
     assert!(!gone::<Website>(&client, "www").await);
-    let acme = account(&client, ACME)
+    let acme = get_account(&client, ACME)
         .await
         .expect("finalizer removed: Account released while its Website still exists");
     let status = acme.status.unwrap_or_default();
@@ -698,7 +682,7 @@ async fn a_restart_while_a_list_fails_never_releases_an_account_with_data() {
         .move_clock_to(&text(at(&website_due) + TimeDelta::seconds(1)))
         .await;
     eventually("the website, then the Account, to go", || async {
-        (gone::<Website>(&client, "www").await && account(&client, ACME).await.is_none())
+        (gone::<Website>(&client, "www").await && get_account(&client, ACME).await.is_none())
             .then_some(())
     })
     .await;
@@ -726,7 +710,7 @@ async fn would_delete_notes(harness: &Harness) -> Vec<String> {
 /// every date, and the operator settled.
 async fn dry_run_past_every_date() -> Harness {
     let harness = Harness::start_dry_run(at("2026-11-02T00:00:00Z")).await;
-    seed(&harness, &terminated_account(ACME, TERMINATED), true).await;
+    seed(&harness, &account(ACME).terminated_at(TERMINATED), true).await;
     wait_for_terminated_stamps(&harness, true).await;
     wait_phase(&harness.client, ACME, AccountPhase::GracePeriod).await;
     harness
@@ -793,9 +777,9 @@ async fn seed_steady_state(harness: &Harness) {
             let name = format!("acct-{i:03}");
             let terminated = i % 2 == 1;
             let acct = if terminated {
-                terminated_account(&name, TERMINATED)
+                account(&name).terminated_at(TERMINATED)
             } else {
-                active_account(&name)
+                account(&name)
             };
             create_cluster(client, &acct).await;
             create(client, &website(&format!("www-{i:03}"), &name)).await;
@@ -937,7 +921,7 @@ async fn deletes_failing_half_the_time_still_erase_everything_due_exactly_once()
     let harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
     let client = harness.client.clone();
     create_cluster(&client, &default_policy()).await;
-    create_cluster(&client, &terminated_account(ACME, TERMINATED)).await;
+    create_cluster(&client, &account(ACME).terminated_at(TERMINATED)).await;
     for i in 0..WEBSITES {
         create(&client, &website(&format!("www-{i}"), ACME)).await;
         create(
@@ -954,7 +938,7 @@ async fn deletes_failing_half_the_time_still_erase_everything_due_exactly_once()
     for i in 0..MAILBOXES {
         create(&client, &mailbox(&format!("info-{i}"), ACME)).await;
     }
-    create(&client, &invoices("invoices", ACME, "2026-12-31")).await;
+    create(&client, &bookkeeping_record("invoices", ACME, "2026-12-31")).await;
     eventually("every schedule stamped", || async {
         for i in 0..WEBSITES {
             delete_at::<Website>(&client, &format!("www-{i}")).await?;

@@ -9,11 +9,10 @@
 
 mod e2e_support;
 mod receiver;
+mod tools;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    path::PathBuf,
-    process::Command,
     sync::Arc,
     time::Duration,
 };
@@ -21,8 +20,8 @@ use std::{
 use kube::{Api, Client, api::DeleteParams};
 use retention_operator::{
     api::{
-        Account, AccountPhase, Backup, Condition, ConditionStatus, DataCategory, DataRecord,
-        Database, Domain, LegalBasis, Mailbox, NotificationState, Website,
+        Account, AccountPhase, Backup, Condition, ConditionStatus, DataRecord, Database, Domain,
+        Mailbox, NotificationState, Website,
     },
     leader::{LeaderSettings, run_as_leader},
 };
@@ -30,9 +29,10 @@ use serde_json::Value;
 use test_apiserver::TestApiServer;
 
 use e2e_support::{
-    Harness, NAMESPACE, OPERATOR_AGENT, apply_signing_secret, at, binding, create, create_cluster,
-    database, default_policy, domain, eventually, gone, invoices, mailbox, processor, record,
-    terminated_account, wait_phase, website, website_backup,
+    AccountExt, DataProcessorExt, Harness, HostedExt, NAMESPACE, OPERATOR_AGENT, account,
+    apply_signing_secret, at, bookkeeping_record, create, create_cluster, data_record, database,
+    default_policy, domain, eventually, gone, mailbox, processor, wait_phase, website,
+    website_backup,
 };
 use receiver::{Receiver, Reply, loopback_pki};
 
@@ -76,18 +76,23 @@ async fn exercise_the_operator(harness: &mut Harness) {
     let receiver = Receiver::start(&pki, Reply::Status(200)).await;
     create_cluster(&client, &default_policy()).await;
     apply_signing_secret(&client, "pipedrive", b"rbac-test-secret").await;
-    let processor = processor(
-        "pipedrive",
-        Some((receiver.url().as_str(), pki.ca_pem.as_slice())),
-    );
+    let processor = processor("pipedrive")
+        .webhook(receiver.url().as_str())
+        .ca_bundle(pki.ca_pem.as_slice());
     create_cluster(&client, &processor).await;
-    create_cluster(&client, &terminated_account("acme", "2026-11-01T00:00:00Z")).await;
+    create_cluster(
+        &client,
+        &account("acme").terminated_at("2026-11-01T00:00:00Z"),
+    )
+    .await;
     create(&client, &website("www", "acme")).await;
     create(&client, &mailbox("info", "acme")).await;
-    let mut crm = binding("acme", LegalBasis::Contract);
-    crm.processor_ref = Some("pipedrive".into());
-    create(&client, &record("crm", crm, DataCategory::Crm)).await;
-    create(&client, &invoices("invoices", "acme", "2026-12-31")).await;
+    create(&client, &data_record("crm", "acme").processor("pipedrive")).await;
+    create(
+        &client,
+        &bookkeeping_record("invoices", "acme", "2026-12-31"),
+    )
+    .await;
     create(
         &client,
         &website_backup("www-1031", "acme", "www", at("2026-10-31T02:00:00Z")),
@@ -101,22 +106,14 @@ async fn exercise_the_operator(harness: &mut Harness) {
     create(&client, &domain("orphan", "late")).await;
     create(&client, &website("orphan", "late")).await;
     create(&client, &mailbox("orphan", "late")).await;
-    create(
-        &client,
-        &record(
-            "orphan",
-            binding("late", LegalBasis::Contract),
-            DataCategory::Crm,
-        ),
-    )
-    .await;
+    create(&client, &data_record("orphan", "late")).await;
     create(
         &client,
         &website_backup("orphan", "late", "orphan", at("2026-11-01T02:00:00Z")),
     )
     .await;
     wait_orphans(&client, ConditionStatus::False).await;
-    create_cluster(&client, &e2e_support::active_account("late")).await;
+    create_cluster(&client, &e2e_support::account("late")).await;
     wait_orphans(&client, ConditionStatus::True).await;
     wait_phase(&client, "acme", AccountPhase::GracePeriod).await;
 
@@ -151,7 +148,7 @@ async fn exercise_the_operator(harness: &mut Harness) {
     harness.move_clock_to("2026-11-30T12:00:00Z").await;
     harness.move_clock_to("2026-12-01T00:00:00Z").await;
     eventually("the erasure request acknowledged", || async {
-        let status = e2e_support::account(&client, "acme").await?.status?;
+        let status = e2e_support::get_account(&client, "acme").await?.status?;
         status
             .processors
             .iter()
@@ -165,7 +162,7 @@ async fn exercise_the_operator(harness: &mut Harness) {
         .unwrap();
     harness.move_clock_to("2034-01-01T00:00:00Z").await;
     eventually("the Account released", || async {
-        e2e_support::account(&client, "acme")
+        e2e_support::get_account(&client, "acme")
             .await
             .is_none()
             .then_some(())
@@ -177,11 +174,7 @@ async fn exercise_the_operator(harness: &mut Harness) {
 /// The `Bound` condition of the hosted object named `orphan`.
 async fn bound_condition<K>(client: &Client) -> Option<ConditionStatus>
 where
-    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + HasConditions,
+    K: e2e_support::StaticObject<k8s_openapi::NamespaceResourceScope> + HasConditions,
 {
     let object = e2e_support::get::<K>(client, "orphan").await?;
     object
@@ -269,29 +262,16 @@ async fn elect_a_leader(server: &TestApiServer) {
 
 /// The chart rendered with its default values, as parsed documents.
 fn rendered_chart() -> Vec<Value> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let helm = root.join("target/tools/helm");
-    assert!(
-        helm.exists(),
-        "{} is missing: run .ci/fetch-tools first",
-        helm.display()
-    );
-    let output = Command::new(&helm)
-        .args(["template", "retention-operator"])
-        .arg(root.join("charts/retention-operator"))
-        .args(["--namespace", LEASE_NAMESPACE])
-        .args([
-            "--set",
-            &format!("processorSecrets.namespaces={{{NAMESPACE}}}"),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "helm template failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8(output.stdout).unwrap();
+    let chart = tools::chart_dir().display().to_string();
+    let text = tools::run_helm(&[
+        "template",
+        "retention-operator",
+        &chart,
+        "--namespace",
+        LEASE_NAMESPACE,
+        "--set",
+        &format!("processorSecrets.namespaces={{{NAMESPACE}}}"),
+    ]);
     serde_saphyr::from_multiple::<Value>(&text)
         .unwrap()
         .into_iter()

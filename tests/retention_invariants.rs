@@ -108,7 +108,7 @@ fn build_account(index: usize, g: &AccountGen) -> Account {
             b = b.consent(purpose, *given);
         }
     }
-    b.build()
+    b
 }
 
 fn duration() -> impl Strategy<Value = RetentionDuration> {
@@ -246,11 +246,11 @@ fn fiscal_year_end(days: i64) -> NaiveDate {
 
 fn hosted<K>(object: K, g: &ResourceGen) -> BoundResource
 where
-    K: HostedExt,
+    K: HostedExt + ObjectExt,
     for<'a> BoundResource: From<&'a K>,
 {
     let mut object = object
-        .namespace(NAMESPACES[g.namespace])
+        .in_namespace(NAMESPACES[g.namespace])
         .legal_basis(g.basis);
     // purpose == PURPOSES.len(): a Consent object without a purpose, which the CRD's CEL rule
     // rejects but the engine must still treat safely.
@@ -272,15 +272,19 @@ fn build_resource(index: usize, g: &ResourceGen) -> BoundResource {
     let account = format!("a{}", g.account);
     let name = format!("r{index:02}");
     match g.kind {
-        ResourceKind::Website => hosted(website(&account, &name), g),
-        ResourceKind::Database => hosted(database(&account, &name), g),
-        ResourceKind::Mailbox => hosted(mailbox(&account, &name), g),
+        ResourceKind::Website => hosted(website(&name, &account), g),
+        ResourceKind::Database => hosted(database(&name, &account), g),
+        ResourceKind::Mailbox => hosted(mailbox(&name, &account), g),
         ResourceKind::Domain => {
             let registrar = g.registrar.map(|r| PROCESSORS[r]);
-            hosted(domain(&account, &name, registrar), g)
+            let mut domain = domain(&name, &account);
+            if let Some(registrar) = registrar {
+                domain = domain.registrar(registrar);
+            }
+            hosted(domain, g)
         }
         ResourceKind::DataRecord => {
-            let mut record = data_record(&account, &name);
+            let mut record = data_record(&name, &account);
             if let Some(days) = g.fiscal_year_end {
                 record = record.bookkeeping(fiscal_year_end(days));
             }
@@ -288,12 +292,10 @@ fn build_resource(index: usize, g: &ResourceGen) -> BoundResource {
         }
         ResourceKind::Backup => {
             let (kind, source) = g.source;
-            let mut b = in_namespace(
-                backup_of(&account, &name, kind, SOURCES[source], at(g.taken_at)),
-                NAMESPACES[g.namespace],
-            );
+            let mut b = backup_of(&name, &account, kind, SOURCES[source], at(g.taken_at))
+                .in_namespace(NAMESPACES[g.namespace]);
             if let Some(h) = g.stamped {
-                b = with_expiry(b, at(h));
+                b = b.with_expiry(at(h));
             }
             bound(&b)
         }
@@ -366,11 +368,13 @@ impl World {
         };
         inventory.processors.insert(
             PROCESSORS[0].to_owned(),
-            webhook_processor("Key Systems GmbH"),
+            processor(PROCESSORS[0])
+                .webhook("https://erasure.example/api")
+                .spec,
         );
         inventory
             .processors
-            .insert(PROCESSORS[1].to_owned(), manual_processor("Pipedrive OÜ"));
+            .insert(PROCESSORS[1].to_owned(), processor(PROCESSORS[1]).spec);
         inventory
     }
 }

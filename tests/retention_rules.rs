@@ -8,7 +8,7 @@ mod support;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Utc};
-use retention_operator::api::{AccountPhase, AccountState, LegalBasis, ResourceKind};
+use retention_operator::api::{Account, AccountPhase, AccountState, LegalBasis, ResourceKind};
 use retention_operator::retention::{
     AccountPlan, BoundResource, Disposition, NotificationDelivery, NotificationPlan, PlanError,
     ResourceRef, ScheduleChange, TerminationSource, plan, plan_account, schedule_change,
@@ -18,8 +18,8 @@ use support::*;
 /// The termination time most cases use.
 const T: &str = "2026-11-01T00:00:00Z";
 
-fn opt(at: Option<&str>) -> Option<DateTime<Utc>> {
-    at.map(t)
+fn opt(instant: Option<&str>) -> Option<DateTime<Utc>> {
+    instant.map(at)
 }
 
 /// `(kind, name) -> deleteAt` of every resource of a plan, for whole-plan comparisons.
@@ -50,7 +50,7 @@ fn expected_schedules(
 fn hosted_resources_are_erased_a_grace_period_after_termination() {
     struct Case {
         name: &'static str,
-        account: support::AccountBuilder,
+        account: Account,
         resource: BoundResource,
         now: &'static str,
         terminated_at: &'static str,
@@ -62,7 +62,7 @@ fn hosted_resources_are_erased_a_grace_period_after_termination() {
         Case {
             name: "website, T from spec.terminatedAt",
             account: account("acme").terminated_at(T),
-            resource: bound(&website("acme", "www")),
+            resource: bound(&website("www", "acme")),
             now: "2026-11-10T00:00:00Z",
             terminated_at: T,
             source: TerminationSource::Spec,
@@ -72,7 +72,7 @@ fn hosted_resources_are_erased_a_grace_period_after_termination() {
         Case {
             name: "database uses the default grace period",
             account: account("acme").terminated_at(T),
-            resource: bound(&database("acme", "shop-db")),
+            resource: bound(&database("shop-db", "acme")),
             now: "2026-11-10T00:00:00Z",
             terminated_at: T,
             source: TerminationSource::Spec,
@@ -82,7 +82,7 @@ fn hosted_resources_are_erased_a_grace_period_after_termination() {
         Case {
             name: "domain uses the default grace period",
             account: account("acme").terminated_at(T),
-            resource: bound(&domain("acme", "acme-se", None)),
+            resource: bound(&domain("acme-se", "acme")),
             now: "2026-11-10T00:00:00Z",
             terminated_at: T,
             source: TerminationSource::Spec,
@@ -92,7 +92,7 @@ fn hosted_resources_are_erased_a_grace_period_after_termination() {
         Case {
             name: "CRM data record uses the default grace period",
             account: account("acme").terminated_at(T),
-            resource: bound(&data_record("acme", "crm")),
+            resource: bound(&data_record("crm", "acme")),
             now: "2026-11-10T00:00:00Z",
             terminated_at: T,
             source: TerminationSource::Spec,
@@ -102,7 +102,7 @@ fn hosted_resources_are_erased_a_grace_period_after_termination() {
         Case {
             name: "mailbox uses its per-kind override of 14d",
             account: account("acme").terminated_at(T),
-            resource: bound(&mailbox("acme", "info")),
+            resource: bound(&mailbox("info", "acme")),
             now: "2026-11-10T00:00:00Z",
             terminated_at: T,
             source: TerminationSource::Spec,
@@ -112,7 +112,7 @@ fn hosted_resources_are_erased_a_grace_period_after_termination() {
         Case {
             name: "time of day of T is kept",
             account: account("acme").terminated_at("2026-11-01T13:45:07Z"),
-            resource: bound(&website("acme", "www")),
+            resource: bound(&website("www", "acme")),
             now: "2026-11-10T00:00:00Z",
             terminated_at: "2026-11-01T13:45:07Z",
             source: TerminationSource::Spec,
@@ -124,7 +124,7 @@ fn hosted_resources_are_erased_a_grace_period_after_termination() {
             account: account("acme")
                 .terminated_at(T)
                 .status_terminated_at("2026-10-10T06:00:00Z"),
-            resource: bound(&website("acme", "www")),
+            resource: bound(&website("www", "acme")),
             now: "2026-11-10T00:00:00Z",
             terminated_at: T,
             source: TerminationSource::Spec,
@@ -134,7 +134,7 @@ fn hosted_resources_are_erased_a_grace_period_after_termination() {
         Case {
             name: "deleting an Active account terminates it at its deletionTimestamp",
             account: account("acme").deleted_at("2026-11-20T12:34:56Z"),
-            resource: bound(&website("acme", "www")),
+            resource: bound(&website("www", "acme")),
             now: "2026-11-21T00:00:00Z",
             terminated_at: "2026-11-20T12:34:56Z",
             source: TerminationSource::Deletion,
@@ -146,7 +146,7 @@ fn hosted_resources_are_erased_a_grace_period_after_termination() {
             account: account("acme")
                 .terminated()
                 .deleted_at("2026-11-20T12:34:56Z"),
-            resource: bound(&mailbox("acme", "info")),
+            resource: bound(&mailbox("info", "acme")),
             now: "2026-11-21T00:00:00Z",
             terminated_at: "2026-11-20T12:34:56Z",
             source: TerminationSource::Deletion,
@@ -159,7 +159,7 @@ fn hosted_resources_are_erased_a_grace_period_after_termination() {
                 .terminated()
                 .status_terminated_at("2026-10-10T06:00:00Z")
                 .deleted_at("2026-11-20T12:34:56Z"),
-            resource: bound(&website("acme", "www")),
+            resource: bound(&website("www", "acme")),
             now: "2026-11-21T00:00:00Z",
             terminated_at: "2026-11-20T12:34:56Z",
             source: TerminationSource::Deletion,
@@ -172,7 +172,7 @@ fn hosted_resources_are_erased_a_grace_period_after_termination() {
                 .spec_terminated_at("2026-01-01T00:00:00Z")
                 .status_terminated_at("2026-02-01T00:00:00Z")
                 .deleted_at("2026-11-20T12:34:56Z"),
-            resource: bound(&website("acme", "www")),
+            resource: bound(&website("www", "acme")),
             now: "2026-11-21T00:00:00Z",
             terminated_at: "2026-11-20T12:34:56Z",
             source: TerminationSource::Deletion,
@@ -184,7 +184,7 @@ fn hosted_resources_are_erased_a_grace_period_after_termination() {
             account: account("acme")
                 .terminated_at(T)
                 .deleted_at("2026-11-20T12:34:56Z"),
-            resource: bound(&website("acme", "www")),
+            resource: bound(&website("www", "acme")),
             now: "2026-11-21T00:00:00Z",
             terminated_at: T,
             source: TerminationSource::Spec,
@@ -194,23 +194,23 @@ fn hosted_resources_are_erased_a_grace_period_after_termination() {
     ];
     for case in cases {
         let name = case.name;
-        let account = case.account.build();
-        let plan = plan_one(&account, &[case.resource], &policy(), t(case.now));
+        let account = case.account;
+        let plan = plan_one(&account, &[case.resource], &policy(), at(case.now));
         assert_eq!(plan.state, AccountState::Terminated, "{name}: state");
         assert_eq!(
             plan.terminated_at,
-            Some(t(case.terminated_at)),
+            Some(at(case.terminated_at)),
             "{name}: terminatedAt"
         );
         let termination = plan
             .termination
             .expect("a terminated account has a termination");
-        assert_eq!(termination.at, t(case.terminated_at), "{name}: T");
+        assert_eq!(termination.at, at(case.terminated_at), "{name}: T");
         assert_eq!(termination.source, case.source, "{name}: source of T");
         let r = only(&plan);
         assert_eq!(
             r.schedule.delete_at,
-            Some(t(case.delete_at)),
+            Some(at(case.delete_at)),
             "{name}: deleteAt"
         );
         assert_eq!(r.schedule.reason, case.reason, "{name}: reason");
@@ -226,7 +226,7 @@ fn hosted_resources_are_erased_a_grace_period_after_termination() {
         );
         assert_eq!(
             plan.next_deletion_at,
-            Some(t(case.delete_at)),
+            Some(at(case.delete_at)),
             "{name}: nextDeletionAt"
         );
     }
@@ -241,7 +241,7 @@ fn hosted_resources_are_erased_a_grace_period_after_termination() {
 /// "now" would restart the grace period on every plan. Nothing hosted is scheduled.
 #[test]
 fn a_termination_without_terminated_at_schedules_nothing_hosted() {
-    let now = t("2026-11-23T08:00:00Z");
+    let now = at("2026-11-23T08:00:00Z");
     for (name, account) in [
         ("nothing recorded", account("acme").terminated()),
         (
@@ -251,12 +251,7 @@ fn a_termination_without_terminated_at_schedules_nothing_hosted() {
                 .status_terminated_at("2026-01-01T00:00:00Z"),
         ),
     ] {
-        let plan = plan_one(
-            &account.build(),
-            &[bound(&website("acme", "www"))],
-            &policy(),
-            now,
-        );
+        let plan = plan_one(&account, &[bound(&website("www", "acme"))], &policy(), now);
         assert_eq!(plan.state, AccountState::Terminated, "{name}: state");
         assert_eq!(plan.terminated_at, None, "{name}: terminatedAt");
         let r = only(&plan);
@@ -274,7 +269,7 @@ fn a_termination_without_terminated_at_schedules_nothing_hosted() {
 fn bookkeeping_records_are_kept_until_the_first_of_january_after_the_statutory_years() {
     struct Case {
         name: &'static str,
-        account: support::AccountBuilder,
+        account: Account,
         fiscal_year_end: &'static str,
         years: u32,
         delete_at: Option<&'static str>,
@@ -351,13 +346,13 @@ fn bookkeeping_records_are_kept_until_the_first_of_january_after_the_statutory_y
         let mut policy = policy();
         policy.bookkeeping.years = case.years;
         // Declared as Contract on purpose: the Bookkeeping Act is what keeps it.
-        let record = bookkeeping_record("acme", "invoices-2026", case.fiscal_year_end)
+        let record = bookkeeping_record("invoices-2026", "acme", case.fiscal_year_end)
             .legal_basis(LegalBasis::Contract);
         let plan = plan_one(
-            &case.account.build(),
+            &case.account,
             &[bound(&record)],
             &policy,
-            t("2026-11-10T00:00:00Z"),
+            at("2026-11-10T00:00:00Z"),
         );
         let r = only(&plan);
         assert_eq!(
@@ -398,14 +393,14 @@ fn check_backup_cases(
         let bound: Vec<BoundResource> = case
             .backups
             .iter()
-            .map(|&(name, source, taken)| bound(&backup("acme", name, source, taken)))
+            .map(|&(name, source, taken)| bound(&backup(name, "acme", source, taken)))
             .collect();
-        let plan = plan_one(account, &bound, policy, t("2026-06-01T00:00:00Z"));
+        let plan = plan_one(account, &bound, policy, at("2026-06-01T00:00:00Z"));
         for (backup, expected) in case.expected {
             let r = resource(&plan, ResourceKind::Backup, backup);
             assert_eq!(
                 r.schedule.delete_at,
-                Some(t(expected)),
+                Some(at(expected)),
                 "{table} / {}: deleteAt of backup {backup} (reason {:?})",
                 case.name,
                 r.schedule.reason
@@ -416,7 +411,7 @@ fn check_backup_cases(
 
 #[test]
 fn every_backup_is_kept_keep_daily_days() {
-    let account = account("acme").build();
+    let account = account("acme");
     let cases = vec![
         (
             "7 days, the DESIGN example",
@@ -446,10 +441,10 @@ fn every_backup_is_kept_keep_daily_days() {
     for (name, keep_daily, taken, expected) in cases {
         // keepWeekly/keepMonthly 0: the weekly and monthly rules add nothing.
         let policy = policy_with_backups(backup_policy(keep_daily, 0, 0, None));
-        let b = backup("acme", "shop-db-1", "shop-db", taken);
-        let plan = plan_one(&account, &[bound(&b)], &policy, t(taken));
+        let b = backup("shop-db-1", "acme", "shop-db", taken);
+        let plan = plan_one(&account, &[bound(&b)], &policy, at(taken));
         let r = only(&plan);
-        assert_eq!(r.schedule.delete_at, Some(t(expected)), "{name}: deleteAt");
+        assert_eq!(r.schedule.delete_at, Some(at(expected)), "{name}: deleteAt");
         if keep_daily > 0 {
             // With 0 days every rule ties at takenAt and any of them may be named.
             assert_eq!(
@@ -490,8 +485,8 @@ fn a_series_of_daily_backups_follows_the_daily_weekly_and_monthly_rules() {
         .iter()
         .map(|(day, _)| {
             let b = backup(
-                "acme",
                 &format!("shop-db-{day}"),
+                "acme",
                 "shop-db",
                 format!("2026-10-{day}T02:00:00Z").as_str(),
             );
@@ -499,16 +494,16 @@ fn a_series_of_daily_backups_follows_the_daily_weekly_and_monthly_rules() {
         })
         .collect();
     let plan = plan_one(
-        &account("acme").build(),
+        &account("acme"),
         &backups,
         &policy(),
-        t("2026-10-14T12:00:00Z"),
+        at("2026-10-14T12:00:00Z"),
     );
-    for (day, at) in expected {
+    for (day, delete_at) in expected {
         let r = resource(&plan, ResourceKind::Backup, &format!("shop-db-{day}"));
         assert_eq!(
             r.schedule.delete_at,
-            Some(t(at)),
+            Some(at(delete_at)),
             "backup of 2026-10-{day}: deleteAt (reason {:?})",
             r.schedule.reason
         );
@@ -538,7 +533,7 @@ fn the_newest_backup_of_an_iso_week_is_kept_keep_weekly_weeks_across_year_bounda
         ("2025-01-02T02:00:00Z", 2025, 1),
         ("2024-12-29T02:00:00Z", 2024, 52),
     ] {
-        let iso = t(day).iso_week();
+        let iso = at(day).iso_week();
         assert_eq!(
             (iso.year(), iso.week()),
             (iso_year, week),
@@ -601,7 +596,7 @@ fn the_newest_backup_of_an_iso_week_is_kept_keep_weekly_weeks_across_year_bounda
     ];
     // Monthly 0 so only the daily (7d) and weekly (4w) rules count.
     let policy = policy_with_backups(backup_policy(7, 4, 0, None));
-    check_backup_cases("weekly", &account("acme").build(), &policy, cases);
+    check_backup_cases("weekly", &account("acme"), &policy, cases);
 }
 
 #[test]
@@ -656,16 +651,16 @@ fn the_newest_backup_of_a_month_is_kept_keep_monthly_calendar_months() {
             "2027-01-15T02:00:00Z",
         ),
     ];
-    let account = account("acme").build();
+    let account = account("acme");
     for (name, taken, keep_monthly, expected) in cases {
         // 1 daily, 0 weekly: the monthly rule is the latest that applies.
         let policy = policy_with_backups(backup_policy(1, 0, keep_monthly, None));
-        let b = backup("acme", "shop-db-1", "shop-db", taken);
-        let plan = plan_one(&account, &[bound(&b)], &policy, t(taken));
+        let b = backup("shop-db-1", "acme", "shop-db", taken);
+        let plan = plan_one(&account, &[bound(&b)], &policy, at(taken));
         let r = only(&plan);
         assert_eq!(
             r.schedule.delete_at,
-            Some(t(expected)),
+            Some(at(expected)),
             "{name}: deleteAt (reason {:?})",
             r.schedule.reason
         );
@@ -716,43 +711,43 @@ fn newest_of_period_only_competes_with_the_same_account_namespace_and_source() {
     let cases = vec![
         (
             "same source, same namespace: Tuesday's is newer",
-            backup("acme", "mon", "shop-db", monday),
-            backup("acme", "tue", "shop-db", tuesday),
+            backup("mon", "acme", "shop-db", monday),
+            backup("tue", "acme", "shop-db", tuesday),
             daily,
         ),
         (
             "other sourceRef name",
-            backup("acme", "mon", "shop-db", monday),
-            backup("acme", "tue", "blog-db", tuesday),
+            backup("mon", "acme", "shop-db", monday),
+            backup("tue", "acme", "blog-db", tuesday),
             weekly,
         ),
         (
             "same source name, other sourceRef kind",
-            backup_of("acme", "mon", ResourceKind::Database, "shop", monday),
-            backup_of("acme", "tue", ResourceKind::Website, "shop", tuesday),
+            backup_of("mon", "acme", ResourceKind::Database, "shop", monday),
+            backup_of("tue", "acme", ResourceKind::Website, "shop", tuesday),
             weekly,
         ),
         (
             "same source, other namespace",
-            backup("acme", "mon", "shop-db", monday),
-            in_namespace(backup("acme", "tue", "shop-db", tuesday), "acme-staging"),
+            backup("mon", "acme", "shop-db", monday),
+            backup("tue", "acme", "shop-db", tuesday).in_namespace("acme-staging"),
             weekly,
         ),
         (
             "same source and namespace, other account",
-            backup("acme", "mon", "shop-db", monday),
-            backup("globex", "tue", "shop-db", tuesday),
+            backup("mon", "acme", "shop-db", monday),
+            backup("tue", "globex", "shop-db", tuesday),
             weekly,
         ),
     ];
-    let accounts = || vec![account("acme").build(), account("globex").build()];
+    let accounts = || vec![account("acme"), account("globex")];
     for (name, mon, tue, expected) in cases {
         let resources = vec![bound(&mon), bound(&tue)];
         let mut inventory = inventory(accounts(), resources.clone());
         inventory
             .policies
             .insert("default".to_owned(), policy.clone());
-        let whole = plan(&inventory, t(monday)).expect("plan");
+        let whole = plan(&inventory, at(monday)).expect("plan");
         let acme = whole
             .accounts
             .iter()
@@ -761,16 +756,16 @@ fn newest_of_period_only_competes_with_the_same_account_namespace_and_source() {
         let r = resource(acme, ResourceKind::Backup, "mon");
         assert_eq!(
             r.schedule.delete_at,
-            Some(t(expected)),
+            Some(at(expected)),
             "{name}: deleteAt of Monday's backup via plan (reason {:?})",
             r.schedule.reason
         );
         // plan_account given every object ignores those of other accounts.
-        let single = plan_one(&accounts()[0], &resources, &policy, t(monday));
+        let single = plan_one(&accounts()[0], &resources, &policy, at(monday));
         let r = resource(&single, ResourceKind::Backup, "mon");
         assert_eq!(
             r.schedule.delete_at,
-            Some(t(expected)),
+            Some(at(expected)),
             "{name}: deleteAt of Monday's backup via plan_account"
         );
     }
@@ -780,7 +775,7 @@ fn newest_of_period_only_competes_with_the_same_account_namespace_and_source() {
 fn backups_of_a_terminated_account_are_capped_after_termination() {
     struct Case {
         name: &'static str,
-        account: support::AccountBuilder,
+        account: Account,
         after_termination: Option<&'static str>,
         backups: Vec<(&'static str, &'static str)>,
         target: &'static str,
@@ -870,18 +865,13 @@ fn backups_of_a_terminated_account_are_capped_after_termination() {
         let bound: Vec<_> = case
             .backups
             .iter()
-            .map(|&(b, taken)| bound(&backup("acme", b, "shop-db", taken)))
+            .map(|&(b, taken)| bound(&backup(b, "acme", "shop-db", taken)))
             .collect();
-        let plan = plan_one(
-            &case.account.build(),
-            &bound,
-            &policy,
-            t("2026-11-10T00:00:00Z"),
-        );
+        let plan = plan_one(&case.account, &bound, &policy, at("2026-11-10T00:00:00Z"));
         let r = resource(&plan, ResourceKind::Backup, case.target);
         assert_eq!(
             r.schedule.delete_at,
-            Some(t(case.delete_at)),
+            Some(at(case.delete_at)),
             "{name}: deleteAt (reason {:?})",
             r.schedule.reason
         );
@@ -904,15 +894,15 @@ fn backups_of_live_accounts_expire_on_schedule_while_hosted_data_is_kept() {
                 .status_terminated_at(T),
         ),
     ];
-    let now = t("2026-12-01T00:00:00Z");
+    let now = at("2026-12-01T00:00:00Z");
     for (name, account) in cases {
         // Tuesday's backup is neither the newest of its week nor of October: 7 days.
-        let old = backup("acme", "old", "shop-db", "2026-10-20T02:00:00Z");
-        let next = backup("acme", "next", "shop-db", "2026-10-21T02:00:00Z");
-        let newest = backup("acme", "newest", "shop-db", "2026-11-30T02:00:00Z");
-        let site = website("acme", "www");
+        let old = backup("old", "acme", "shop-db", "2026-10-20T02:00:00Z");
+        let next = backup("next", "acme", "shop-db", "2026-10-21T02:00:00Z");
+        let newest = backup("newest", "acme", "shop-db", "2026-11-30T02:00:00Z");
+        let site = website("www", "acme");
         let plan = plan_one(
-            &account.build(),
+            &account,
             &[bound(&old), bound(&next), bound(&newest), bound(&site)],
             &policy(),
             now,
@@ -920,7 +910,7 @@ fn backups_of_live_accounts_expire_on_schedule_while_hosted_data_is_kept() {
         let old = resource(&plan, ResourceKind::Backup, "old");
         assert_eq!(
             old.schedule.delete_at,
-            Some(t("2026-10-27T02:00:00Z")),
+            Some(at("2026-10-27T02:00:00Z")),
             "{name}: old backup's deleteAt"
         );
         assert!(old.is_due(now), "{name}: the old backup is due");
@@ -932,7 +922,7 @@ fn backups_of_live_accounts_expire_on_schedule_while_hosted_data_is_kept() {
         let newest = resource(&plan, ResourceKind::Backup, "newest");
         assert_eq!(
             newest.schedule.delete_at,
-            Some(t("2027-05-30T02:00:00Z")),
+            Some(at("2027-05-30T02:00:00Z")),
             "{name}: newest backup's deleteAt"
         );
         let site = resource(&plan, ResourceKind::Website, "www");
@@ -944,7 +934,7 @@ fn backups_of_live_accounts_expire_on_schedule_while_hosted_data_is_kept() {
         );
         assert_eq!(
             plan.next_deletion_at,
-            Some(t("2026-10-27T02:00:00Z")),
+            Some(at("2026-10-27T02:00:00Z")),
             "{name}: nextDeletionAt"
         );
     }
@@ -957,7 +947,7 @@ fn backups_of_live_accounts_expire_on_schedule_while_hosted_data_is_kept() {
 fn a_legal_hold_postpones_or_stops_every_deletion() {
     struct Case {
         name: &'static str,
-        account: support::AccountBuilder,
+        account: Account,
         now: &'static str,
         phase: AccountPhase,
         expected: Vec<(ResourceKind, &'static str, Option<&'static str>)>,
@@ -1069,15 +1059,15 @@ fn a_legal_hold_postpones_or_stops_every_deletion() {
     ];
     for case in cases {
         let name = case.name;
-        let now = t(case.now);
+        let now = at(case.now);
         let objects = vec![
-            bound(&website("acme", "www")),
-            bound(&mailbox("acme", "info")),
-            bound(&consent_record("acme", "consent", "marketing")),
-            bound(&bookkeeping_record("acme", "invoices", "2026-12-31")),
-            bound(&backup("acme", "oct31", "shop-db", "2026-10-31T02:00:00Z")),
+            bound(&website("www", "acme")),
+            bound(&mailbox("info", "acme")),
+            bound(&consent_record("consent", "acme", "marketing")),
+            bound(&bookkeeping_record("invoices", "acme", "2026-12-31")),
+            bound(&backup("oct31", "acme", "shop-db", "2026-10-31T02:00:00Z")),
         ];
-        let plan = plan_one(&case.account.build(), &objects, &policy(), now);
+        let plan = plan_one(&case.account, &objects, &policy(), now);
         assert_eq!(plan.phase, case.phase, "{name}: phase");
         assert_eq!(
             schedules(&plan),
@@ -1119,17 +1109,20 @@ fn reactivation_cancels_every_pending_hosted_schedule() {
             AccountPhase::Suspended,
         ),
     ];
-    let now = t("2026-11-20T00:00:00Z");
+    let now = at("2026-11-20T00:00:00Z");
     for (name, account, phase) in cases {
-        let account = account.build();
         let objects = vec![
-            bound(&website("acme", "www").stamped(stamped)),
-            bound(&database("acme", "shop-db").stamped(stamped)),
-            bound(&mailbox("acme", "info").stamped("2026-11-15T00:00:00Z")),
-            bound(&domain("acme", "acme-se", Some("key-systems")).stamped(stamped)),
-            bound(&data_record("acme", "crm").stamped(stamped)),
+            bound(&website("www", "acme").stamped(stamped)),
+            bound(&database("shop-db", "acme").stamped(stamped)),
+            bound(&mailbox("info", "acme").stamped("2026-11-15T00:00:00Z")),
             bound(
-                &bookkeeping_record("acme", "invoices", "2026-12-31")
+                &domain("acme-se", "acme")
+                    .registrar("key-systems")
+                    .stamped(stamped),
+            ),
+            bound(&data_record("crm", "acme").stamped(stamped)),
+            bound(
+                &bookkeeping_record("invoices", "acme", "2026-12-31")
                     .stamped("2034-01-01T00:00:00Z"),
             ),
         ];
@@ -1166,35 +1159,32 @@ fn reactivation_cancels_every_pending_hosted_schedule() {
 fn reactivation_lifts_the_after_termination_cap_on_backups() {
     // Stamped while terminated: capped at T + 90d.
     let capped = "2027-01-30T00:00:00Z";
-    let b = with_expiry(
-        backup("acme", "oct31", "shop-db", "2026-10-31T02:00:00Z"),
-        capped,
-    );
+    let b = backup("oct31", "acme", "shop-db", "2026-10-31T02:00:00Z").with_expiry(capped);
     let object = bound(&b);
     assert_eq!(
         object.stamped_delete_at,
-        Some(t(capped)),
+        Some(at(capped)),
         "status.expiresAt is read"
     );
-    let account = account("acme").spec_terminated_at(T).build();
+    let account = account("acme").spec_terminated_at(T);
     let plan = plan_one(
         &account,
         std::slice::from_ref(&object),
         &policy(),
-        t("2026-11-20T00:00:00Z"),
+        at("2026-11-20T00:00:00Z"),
     );
     let r = only(&plan);
-    assert_eq!(r.schedule.delete_at, Some(t("2027-04-30T02:00:00Z")));
+    assert_eq!(r.schedule.delete_at, Some(at("2027-04-30T02:00:00Z")));
     assert_eq!(
         schedule_change(object.stamped_delete_at, r.schedule.delete_at),
-        ScheduleChange::Set(t("2027-04-30T02:00:00Z"))
+        ScheduleChange::Set(at("2027-04-30T02:00:00Z"))
     );
 }
 
 #[test]
 fn schedule_change_compares_the_stamp_with_the_plan() {
-    let a = Some(t("2026-12-01T00:00:00Z"));
-    let b = Some(t("2027-01-01T00:00:00Z"));
+    let a = Some(at("2026-12-01T00:00:00Z"));
+    let b = Some(at("2027-01-01T00:00:00Z"));
     let cases = vec![
         (
             "nothing stamped, nothing planned",
@@ -1207,13 +1197,13 @@ fn schedule_change_compares_the_stamp_with_the_plan() {
             "first schedule",
             None,
             b,
-            ScheduleChange::Set(t("2027-01-01T00:00:00Z")),
+            ScheduleChange::Set(at("2027-01-01T00:00:00Z")),
         ),
         (
             "moved schedule",
             a,
             b,
-            ScheduleChange::Set(t("2027-01-01T00:00:00Z")),
+            ScheduleChange::Set(at("2027-01-01T00:00:00Z")),
         ),
         ("schedule withdrawn", a, None, ScheduleChange::Cancel),
     ];
@@ -1229,7 +1219,7 @@ fn schedule_change_compares_the_stamp_with_the_plan() {
 fn data_held_on_withdrawn_consent_is_due_now_in_any_account_state() {
     struct Case {
         name: &'static str,
-        account: support::AccountBuilder,
+        account: Account,
         /// `None`: no consentPurpose (the CRD rejects that; the engine must not erase early).
         purpose: Option<&'static str>,
         delete_at: Option<&'static str>,
@@ -1304,10 +1294,10 @@ fn data_held_on_withdrawn_consent_is_due_now_in_any_account_state() {
     for case in cases {
         let name = case.name;
         let record = match case.purpose {
-            Some(purpose) => consent_record("acme", "newsletter-list", purpose),
-            None => data_record("acme", "newsletter-list").legal_basis(LegalBasis::Consent),
+            Some(purpose) => consent_record("newsletter-list", "acme", purpose),
+            None => data_record("newsletter-list", "acme").legal_basis(LegalBasis::Consent),
         };
-        let plan = plan_one(&case.account.build(), &[bound(&record)], &policy(), t(now));
+        let plan = plan_one(&case.account, &[bound(&record)], &policy(), at(now));
         let r = only(&plan);
         assert_eq!(
             r.schedule.delete_at,
@@ -1320,7 +1310,7 @@ fn data_held_on_withdrawn_consent_is_due_now_in_any_account_state() {
             "{name}: disposition"
         );
         assert_eq!(
-            r.is_due(t(now)),
+            r.is_due(at(now)),
             case.delete_at == Some(now),
             "{name}: due now"
         );
@@ -1332,9 +1322,9 @@ fn data_held_on_withdrawn_consent_is_due_now_in_any_account_state() {
 /// starting the next pass (a hot loop of ~900 writes/s while the deletion could not happen).
 #[test]
 fn withdrawn_consent_is_due_from_when_it_was_first_seen() {
-    let now = t("2026-11-10T09:30:00Z");
+    let now = at("2026-11-10T09:30:00Z");
     let record = |stamp: Option<&str>| {
-        let record = consent_record("acme", "newsletter-list", "marketing");
+        let record = consent_record("newsletter-list", "acme", "marketing");
         bound(&match stamp {
             Some(at) => record.stamped(at),
             None => record,
@@ -1351,7 +1341,7 @@ fn withdrawn_consent_is_due_from_when_it_was_first_seen() {
             "stamped earlier: that time, whatever now is",
             account("acme").consent("marketing", false),
             record(Some("2026-11-09T08:00:00Z")),
-            t("2026-11-09T08:00:00Z"),
+            at("2026-11-09T08:00:00Z"),
         ),
         (
             "a stamp in the future belongs to another rule: now",
@@ -1365,11 +1355,10 @@ fn withdrawn_consent_is_due_from_when_it_was_first_seen() {
                 .terminated_at("2026-10-01T00:00:00Z")
                 .consent("marketing", false),
             record(None),
-            t("2026-10-31T00:00:00Z"),
+            at("2026-10-31T00:00:00Z"),
         ),
     ];
     for (name, account, record, expected) in cases {
-        let account = account.build();
         let plan = plan_one(&account, std::slice::from_ref(&record), &policy(), now);
         assert_eq!(only(&plan).schedule.delete_at, Some(expected), "{name}");
         // An hour later, with the time stamped: the same due time.
@@ -1393,17 +1382,16 @@ fn withdrawn_consent_is_due_from_when_it_was_first_seen() {
 fn withdrawn_consent_on_an_active_account_only_touches_that_data() {
     let account = account("acme")
         .consent("marketing", false)
-        .consent("analytics", true)
-        .build();
-    let now = t("2026-11-10T09:30:00Z");
+        .consent("analytics", true);
+    let now = at("2026-11-10T09:30:00Z");
     let objects = vec![
-        bound(&consent_record("acme", "mailing-list", "marketing").processor("pipedrive")),
-        bound(&consent_record("acme", "tracking", "analytics")),
-        bound(&website("acme", "www")),
-        bound(&data_record("acme", "crm").legal_basis(LegalBasis::LegitimateInterest)),
+        bound(&consent_record("mailing-list", "acme", "marketing").processor("pipedrive")),
+        bound(&consent_record("tracking", "acme", "analytics")),
+        bound(&website("www", "acme")),
+        bound(&data_record("crm", "acme").legal_basis(LegalBasis::LegitimateInterest)),
     ];
     let mut processors = BTreeMap::new();
-    processors.insert("pipedrive".to_owned(), manual_processor("Pipedrive OÜ"));
+    processors.insert("pipedrive".to_owned(), processor("pipedrive").spec);
     let plan = plan_account(&account, &objects, &policy(), &processors, now);
     use ResourceKind::{DataRecord, Website};
     assert_eq!(
@@ -1424,7 +1412,7 @@ fn withdrawn_consent_on_an_active_account_only_touches_that_data() {
             delivery: NotificationDelivery::Manual,
             resources: vec![ResourceRef {
                 kind: DataRecord,
-                namespace: NS.to_owned(),
+                namespace: NAMESPACE.to_owned(),
                 name: "mailing-list".to_owned(),
             }],
         }]
@@ -1436,15 +1424,15 @@ fn withdrawn_consent_on_an_active_account_only_touches_that_data() {
 
 #[test]
 fn a_suspended_account_keeps_all_hosted_data() {
-    let account = account("acme").suspended().build();
-    let now = t("2026-11-10T00:00:00Z");
+    let account = account("acme").suspended();
+    let now = at("2026-11-10T00:00:00Z");
     let objects = vec![
-        bound(&website("acme", "www")),
-        bound(&database("acme", "shop-db")),
-        bound(&mailbox("acme", "info")),
-        bound(&domain("acme", "acme-se", Some("key-systems"))),
-        bound(&data_record("acme", "crm").processor("pipedrive")),
-        bound(&bookkeeping_record("acme", "invoices", "2015-12-31")),
+        bound(&website("www", "acme")),
+        bound(&database("shop-db", "acme")),
+        bound(&mailbox("info", "acme")),
+        bound(&domain("acme-se", "acme").registrar("key-systems")),
+        bound(&data_record("crm", "acme").processor("pipedrive")),
+        bound(&bookkeeping_record("invoices", "acme", "2015-12-31")),
     ];
     let plan = plan_one(&account, &objects, &policy(), now);
     assert_eq!(plan.phase, AccountPhase::Suspended);
@@ -1465,19 +1453,19 @@ fn a_suspended_account_keeps_all_hosted_data() {
 #[test]
 fn objects_of_a_missing_account_are_reported_unbound_and_never_planned() {
     let resources = vec![
-        bound(&website("acme", "www")),
-        bound(&mailbox("ghost", "info")),
-        bound(&data_record("ghost", "crm")),
+        bound(&website("www", "acme")),
+        bound(&mailbox("info", "ghost")),
+        bound(&data_record("crm", "ghost")),
         bound(&backup(
-            "ghost",
             "shop-db-1",
+            "ghost",
             "shop-db",
             "2026-10-01T02:00:00Z",
         )),
-        bound(&website("Acme", "www-upper")),
+        bound(&website("www-upper", "Acme")),
     ];
-    let inventory = inventory(vec![account("acme").terminated_at(T).build()], resources);
-    let whole = plan(&inventory, t("2027-06-01T00:00:00Z")).expect("plan");
+    let inventory = inventory(vec![account("acme").terminated_at(T)], resources);
+    let whole = plan(&inventory, at("2027-06-01T00:00:00Z")).expect("plan");
     assert_eq!(whole.accounts.len(), 1);
     let acme = &whole.accounts[0];
     assert_eq!(
@@ -1519,15 +1507,15 @@ fn objects_of_a_missing_account_are_reported_unbound_and_never_planned() {
 fn the_phase_follows_the_account_and_what_remains_bound() {
     struct Case {
         name: &'static str,
-        account: support::AccountBuilder,
+        account: Account,
         objects: Vec<BoundResource>,
         now: &'static str,
         phase: AccountPhase,
     }
-    let www = || bound(&website("acme", "www"));
-    let info = || bound(&mailbox("acme", "info"));
-    let invoices = || bound(&bookkeeping_record("acme", "invoices", "2026-12-31"));
-    let bkp = || bound(&backup("acme", "oct31", "shop-db", "2026-10-31T02:00:00Z"));
+    let www = || bound(&website("www", "acme"));
+    let info = || bound(&mailbox("info", "acme"));
+    let invoices = || bound(&bookkeeping_record("invoices", "acme", "2026-12-31"));
+    let bkp = || bound(&backup("oct31", "acme", "shop-db", "2026-10-31T02:00:00Z"));
     let terminated = || account("acme").terminated_at(T);
     let cases = vec![
         Case {
@@ -1630,7 +1618,7 @@ fn the_phase_follows_the_account_and_what_remains_bound() {
         },
     ];
     for case in cases {
-        let plan = plan_one(&case.account.build(), &case.objects, &policy(), t(case.now));
+        let plan = plan_one(&case.account, &case.objects, &policy(), at(case.now));
         assert_eq!(plan.phase, case.phase, "{}", case.name);
     }
 }
@@ -1638,15 +1626,12 @@ fn the_phase_follows_the_account_and_what_remains_bound() {
 #[test]
 fn a_missing_retention_policy_stops_the_plan() {
     let accounts = vec![
-        account("acme").terminated_at(T).build(),
-        account("globex")
-            .policy_ref("strict")
-            .terminated_at(T)
-            .build(),
+        account("acme").terminated_at(T),
+        account("globex").policy_ref("strict").terminated_at(T),
     ];
-    let inventory = inventory(accounts, vec![bound(&website("globex", "www"))]);
+    let inventory = inventory(accounts, vec![bound(&website("www", "globex"))]);
     assert_eq!(
-        plan(&inventory, t("2027-01-01T00:00:00Z")),
+        plan(&inventory, at("2027-01-01T00:00:00Z")),
         Err(PlanError::PolicyMissing {
             account: "globex".to_owned(),
             policy: "strict".to_owned(),
@@ -1659,45 +1644,60 @@ fn a_missing_retention_policy_stops_the_plan() {
 
 #[test]
 fn processors_get_one_notification_per_erasure_time() {
-    let account = account("acme").terminated_at(T).build();
+    let account = account("acme").terminated_at(T);
     let objects = vec![
         // key-systems holds the domain (as registrar and processorRef: named once) and the site.
-        bound(&domain("acme", "acme-se", Some("key-systems")).processor("key-systems")),
-        bound(&website("acme", "www").processor("key-systems")),
+        bound(
+            &domain("acme-se", "acme")
+                .registrar("key-systems")
+                .processor("key-systems"),
+        ),
+        bound(&website("www", "acme").processor("key-systems")),
         // Traficom registers .fi domains.
-        bound(&domain("acme", "acme-fi", Some("traficom")).processor("key-systems")),
+        bound(
+            &domain("acme-fi", "acme")
+                .registrar("traficom")
+                .processor("key-systems"),
+        ),
         // Pipedrive holds the CRM entry now and the invoices until 2034.
-        bound(&data_record("acme", "crm").processor("pipedrive")),
-        bound(&bookkeeping_record("acme", "invoices", "2026-12-31").processor("pipedrive")),
+        bound(&data_record("crm", "acme").processor("pipedrive")),
+        bound(&bookkeeping_record("invoices", "acme", "2026-12-31").processor("pipedrive")),
         // No DataProcessor named microsoft exists.
-        bound(&mailbox("acme", "info").processor("microsoft")),
+        bound(&mailbox("info", "acme").processor("microsoft")),
         // Not held by anyone else: no notification.
-        bound(&database("acme", "shop-db")),
+        bound(&database("shop-db", "acme")),
     ];
     let processors = BTreeMap::from([
         (
             "key-systems".to_owned(),
-            webhook_processor("Key Systems GmbH"),
+            processor("key-systems")
+                .webhook("https://erasure.example/api")
+                .spec,
         ),
-        ("traficom".to_owned(), webhook_processor("Traficom")),
-        ("pipedrive".to_owned(), manual_processor("Pipedrive OÜ")),
+        (
+            "traficom".to_owned(),
+            processor("traficom")
+                .webhook("https://erasure.example/api")
+                .spec,
+        ),
+        ("pipedrive".to_owned(), processor("pipedrive").spec),
     ]);
     let plan = plan_account(
         &account,
         &objects,
         &policy(),
         &processors,
-        t("2026-11-10T00:00:00Z"),
+        at("2026-11-10T00:00:00Z"),
     );
     let r = |kind, name: &str| ResourceRef {
         kind,
-        namespace: NS.to_owned(),
+        namespace: NAMESPACE.to_owned(),
         name: name.to_owned(),
     };
     use ResourceKind::{DataRecord, Domain, Mailbox, Website};
-    let n = |processor: &str, at: &str, delivery, resources| NotificationPlan {
+    let n = |processor: &str, when: &str, delivery, resources| NotificationPlan {
         processor: processor.to_owned(),
-        at: t(at),
+        at: at(when),
         delivery,
         resources,
     };
@@ -1762,7 +1762,9 @@ fn processors_get_one_notification_per_erasure_time() {
 fn nothing_is_notified_while_nothing_is_scheduled() {
     let processors = BTreeMap::from([(
         "key-systems".to_owned(),
-        webhook_processor("Key Systems GmbH"),
+        processor("key-systems")
+            .webhook("https://erasure.example/api")
+            .spec,
     )]);
     let cases = vec![
         ("Active account", account("acme")),
@@ -1773,13 +1775,13 @@ fn nothing_is_notified_while_nothing_is_scheduled() {
         ),
     ];
     for (name, account) in cases {
-        let objects = vec![bound(&domain("acme", "acme-se", Some("key-systems")))];
+        let objects = vec![bound(&domain("acme-se", "acme").registrar("key-systems"))];
         let plan = plan_account(
-            &account.build(),
+            &account,
             &objects,
             &policy(),
             &processors,
-            t("2027-01-01T00:00:00Z"),
+            at("2027-01-01T00:00:00Z"),
         );
         assert!(
             plan.notifications.is_empty(),
@@ -1797,7 +1799,7 @@ const LAST: &str = "9999-12-31T23:59:59Z";
 
 struct EdgeCase {
     name: &'static str,
-    account: support::AccountBuilder,
+    account: Account,
     policy: retention_operator::api::RetentionPolicySpec,
     objects: Vec<BoundResource>,
     /// (kind, name, deleteAt, a fragment of the reason).
@@ -1812,7 +1814,7 @@ struct EdgeCase {
 fn check_edge_cases(table: &str, cases: Vec<EdgeCase>) {
     for case in cases {
         let name = case.name;
-        let plan = plan_one(&case.account.build(), &case.objects, &case.policy, t(T));
+        let plan = plan_one(&case.account, &case.objects, &case.policy, at(T));
         for (kind, object, delete_at, reason) in case.expected {
             let r = resource(&plan, kind, object);
             assert_eq!(
@@ -1834,7 +1836,7 @@ fn check_edge_cases(table: &str, cases: Vec<EdgeCase>) {
                 );
             }
         }
-        let latest = t(LAST);
+        let latest = at(LAST);
         assert!(
             plan.next_deletion_at.is_none_or(|at| at <= latest),
             "{table} / {name}: nextDeletionAt {:?}",
@@ -1855,14 +1857,14 @@ fn a_grace_period_ending_past_9999_schedules_nothing() {
             name: "ends on the last second: scheduled",
             account: account("acme").terminated_at("9999-12-01T23:59:59Z"),
             policy: grace("30d"),
-            objects: vec![bound(&website("acme", "www"))],
+            objects: vec![bound(&website("www", "acme"))],
             expected: vec![(Website, "www", Some(LAST), "grace period 30d")],
         },
         EdgeCase {
             name: "one second later: nothing",
             account: account("acme").terminated_at("9999-12-02T00:00:00Z"),
             policy: grace("30d"),
-            objects: vec![bound(&website("acme", "www"))],
+            objects: vec![bound(&website("www", "acme"))],
             expected: vec![(Website, "www", None, "grace period 30d after termination")],
         },
         EdgeCase {
@@ -1876,8 +1878,8 @@ fn a_grace_period_ending_past_9999_schedules_nothing() {
                 ..grace("1d")
             },
             objects: vec![
-                bound(&website("acme", "www")),
-                bound(&mailbox("acme", "info")),
+                bound(&website("www", "acme")),
+                bound(&mailbox("info", "acme")),
             ],
             expected: vec![
                 (
@@ -1893,7 +1895,7 @@ fn a_grace_period_ending_past_9999_schedules_nothing() {
             name: "a termination written with an offset that lands in year 10000 in UTC",
             account: account("acme").terminated_at("9999-12-31T23:00:00-02:00"),
             policy: grace("0s"),
-            objects: vec![bound(&website("acme", "www"))],
+            objects: vec![bound(&website("www", "acme"))],
             expected: vec![(Website, "www", None, "grace period 0s")],
         },
     ];
@@ -1908,7 +1910,7 @@ fn a_bookkeeping_period_ending_past_9999_schedules_nothing() {
             name: "fiscal year 9991, 7 years: erased 9999-01-01",
             account: account("acme").terminated_at(T),
             policy: policy(),
-            objects: vec![bound(&bookkeeping_record("acme", "inv", "9991-12-31"))],
+            objects: vec![bound(&bookkeeping_record("inv", "acme", "9991-12-31"))],
             expected: vec![(
                 DataRecord,
                 "inv",
@@ -1920,7 +1922,7 @@ fn a_bookkeeping_period_ending_past_9999_schedules_nothing() {
             name: "fiscal year 9992, 7 years: the first of January 10000",
             account: account("acme").terminated_at(T),
             policy: policy(),
-            objects: vec![bound(&bookkeeping_record("acme", "inv", "9992-12-31"))],
+            objects: vec![bound(&bookkeeping_record("inv", "acme", "9992-12-31"))],
             expected: vec![(DataRecord, "inv", None, "fiscal year ended 9992-12-31")],
         },
         EdgeCase {
@@ -1928,8 +1930,8 @@ fn a_bookkeeping_period_ending_past_9999_schedules_nothing() {
             account: account("acme").terminated_at(T),
             policy: policy(),
             objects: vec![
-                bound(&bookkeeping_record("acme", "inv", "9999-12-31")),
-                bound(&website("acme", "www")),
+                bound(&bookkeeping_record("inv", "acme", "9999-12-31")),
+                bound(&website("www", "acme")),
             ],
             expected: vec![
                 (DataRecord, "inv", None, "Bookkeeping Act"),
@@ -1945,10 +1947,10 @@ fn a_bookkeeping_period_ending_past_9999_schedules_nothing() {
     check_edge_cases("bookkeeping", cases);
     // No year past 9999 hides in the words either.
     let plan = plan_one(
-        &account("acme").terminated_at(T).build(),
-        &[bound(&bookkeeping_record("acme", "inv", "9999-12-31"))],
+        &account("acme").terminated_at(T),
+        &[bound(&bookkeeping_record("inv", "acme", "9999-12-31"))],
         &policy(),
-        t(T),
+        at(T),
     );
     assert!(
         !only(&plan).schedule.reason.contains("1000"),
@@ -1967,7 +1969,7 @@ fn a_backup_rule_ending_past_9999_schedules_nothing_and_never_wins_a_minimum() {
             name: "daily rule past 9999 on a live account",
             account: account("acme"),
             policy: daily_only(None),
-            objects: vec![bound(&backup("acme", "last", "db", LAST))],
+            objects: vec![bound(&backup("last", "acme", "db", LAST))],
             expected: vec![(Backup, "last", None, "daily backup kept 7d")],
         },
         EdgeCase {
@@ -1975,8 +1977,8 @@ fn a_backup_rule_ending_past_9999_schedules_nothing_and_never_wins_a_minimum() {
             account: account("acme"),
             policy: policy_with_backups(backup_policy(7, 4, 0, None)),
             objects: vec![bound(&backup(
-                "acme",
                 "dec20",
+                "acme",
                 "db",
                 "9999-12-20T02:00:00Z",
             ))],
@@ -1986,14 +1988,14 @@ fn a_backup_rule_ending_past_9999_schedules_nothing_and_never_wins_a_minimum() {
             name: "monthly rule past 9999",
             account: account("acme"),
             policy: policy_with_backups(backup_policy(7, 0, 6, None)),
-            objects: vec![bound(&backup("acme", "oct", "db", "9999-10-01T02:00:00Z"))],
+            objects: vec![bound(&backup("oct", "acme", "db", "9999-10-01T02:00:00Z"))],
             expected: vec![(Backup, "oct", None, "kept 6 months")],
         },
         EdgeCase {
             name: "expiry past 9999, cap within: the cap",
             account: account("acme").terminated_at("9999-06-01T00:00:00Z"),
             policy: daily_only(Some("90d")),
-            objects: vec![bound(&backup("acme", "late", "db", "9999-12-30T02:00:00Z"))],
+            objects: vec![bound(&backup("late", "acme", "db", "9999-12-30T02:00:00Z"))],
             expected: vec![(
                 Backup,
                 "late",
@@ -2005,7 +2007,7 @@ fn a_backup_rule_ending_past_9999_schedules_nothing_and_never_wins_a_minimum() {
             name: "cap past 9999, expiry within: the expiry",
             account: account("acme").terminated_at("9999-12-01T00:00:00Z"),
             policy: daily_only(Some("90d")),
-            objects: vec![bound(&backup("acme", "oct", "db", "9999-10-01T02:00:00Z"))],
+            objects: vec![bound(&backup("oct", "acme", "db", "9999-10-01T02:00:00Z"))],
             expected: vec![(
                 Backup,
                 "oct",
@@ -2017,7 +2019,7 @@ fn a_backup_rule_ending_past_9999_schedules_nothing_and_never_wins_a_minimum() {
             name: "both past 9999: nothing",
             account: account("acme").terminated_at("9999-12-30T00:00:00Z"),
             policy: daily_only(Some("90d")),
-            objects: vec![bound(&backup("acme", "last", "db", "9999-12-30T02:00:00Z"))],
+            objects: vec![bound(&backup("last", "acme", "db", "9999-12-30T02:00:00Z"))],
             expected: vec![(Backup, "last", None, "daily backup kept 7d")],
         },
         EdgeCase {
@@ -2025,8 +2027,8 @@ fn a_backup_rule_ending_past_9999_schedules_nothing_and_never_wins_a_minimum() {
             account: account("acme"),
             policy: policy_with_backups(backup_policy(0, 0, 0, None)),
             objects: vec![bound(&backup(
-                "acme",
                 "x",
+                "acme",
                 "db",
                 "9999-12-31T23:59:59-01:00",
             ))],
@@ -2045,8 +2047,8 @@ fn a_legal_hold_never_moves_a_schedule_past_9999() {
             account: account("acme").terminated_at(T).hold(Some(LAST)),
             policy: policy(),
             objects: vec![
-                bound(&website("acme", "www")),
-                bound(&backup("acme", "oct31", "db", "2026-10-31T02:00:00Z")),
+                bound(&website("www", "acme")),
+                bound(&backup("oct31", "acme", "db", "2026-10-31T02:00:00Z")),
             ],
             expected: vec![
                 (
@@ -2064,7 +2066,7 @@ fn a_legal_hold_never_moves_a_schedule_past_9999() {
                 .terminated_at(T)
                 .hold(Some("9999-01-01T00:00:00Z")),
             policy: policy(),
-            objects: vec![bound(&bookkeeping_record("acme", "inv", "9999-12-31"))],
+            objects: vec![bound(&bookkeeping_record("inv", "acme", "9999-12-31"))],
             expected: vec![(DataRecord, "inv", None, "Bookkeeping Act")],
         },
         EdgeCase {
@@ -2073,7 +2075,7 @@ fn a_legal_hold_never_moves_a_schedule_past_9999() {
                 .terminated_at(T)
                 .hold(Some("9999-12-31T23:59:59-05:00")),
             policy: policy(),
-            objects: vec![bound(&website("acme", "www"))],
+            objects: vec![bound(&website("www", "acme"))],
             expected: vec![(Website, "www", None, "legal hold until")],
         },
     ];

@@ -19,8 +19,8 @@ use kube::{
 };
 use retention_operator::{
     api::{
-        Account, AccountBinding, BackupSchedule, BookkeepingRetention, DataCategory, DataProcessor,
-        GracePeriods, LegalBasis, RetentionPolicy, RetentionPolicySpec,
+        Account, BookkeepingRetention, DataProcessor, GracePeriods, RetentionPolicy,
+        RetentionPolicySpec,
     },
     clock::Clock,
     retention::plan_account,
@@ -29,8 +29,9 @@ use serde_json::json;
 use test_apiserver::{FaultRule, RequestRecord};
 
 use crate::e2e_support::{
-    NAMESPACE, active_account, apply_signing_secret, binding, consent_binding, database,
-    default_policy, domain, invoices, mailbox, processor, record, website, website_backup,
+    DataProcessorExt, DomainExt, HostedExt, NAMESPACE, StaticObject, account, apply_signing_secret,
+    backup_policy, bookkeeping_record, consent_record, data_record, database, default_policy,
+    domain, dur, mailbox, processor, retention_policy, website, website_backup,
 };
 use crate::oracle::{
     Delivery, Oracle, Setting, Violation, ViolationKind, judge_deliveries, leftovers, proof_counts,
@@ -150,21 +151,15 @@ const BRISK: &str = "brisk";
 const QUIESCENCE: Duration = Duration::from_secs(90);
 
 fn brisk_policy(grace_days: u32, keep_daily: u32) -> RetentionPolicy {
-    let days = |n: u32| format!("{n}d").parse().unwrap();
-    RetentionPolicy::new(
+    retention_policy(
         BRISK,
         RetentionPolicySpec {
-            grace_period: days(grace_days),
+            grace_period: dur(&format!("{grace_days}d")),
             grace_periods: GracePeriods {
-                mailbox: Some(days(1)),
+                mailbox: Some(dur("1d")),
                 ..Default::default()
             },
-            backups: BackupSchedule {
-                keep_daily,
-                keep_weekly: 2,
-                keep_monthly: 1,
-                after_termination: Some(days(10)),
-            },
+            backups: backup_policy(keep_daily, 2, 1, Some("10d")),
             bookkeeping: BookkeepingRetention { years: 7 },
         },
     )
@@ -371,44 +366,40 @@ async fn seed_world(world: &mut World) {
         let url = world.add_receiver(name).await;
         apply_signing_secret(&client, name, format!("{name}-signing-key").as_bytes()).await;
         let ca = world.pki.ca_pem.clone();
-        let processor = processor(name, Some((&url, &ca)));
+        let processor = processor(name).webhook(&url).ca_bundle(&ca);
         create_cluster(&client, &processor).await;
     }
-    let manual: DataProcessor = processor(MANUAL_PROCESSOR, None);
+    let manual: DataProcessor = processor(MANUAL_PROCESSOR);
     create_cluster(&client, &manual).await;
 }
 
 async fn create_cluster<K>(client: &Client, object: &K)
 where
-    K: kube::Resource<Scope = k8s_openapi::ClusterResourceScope>
-        + Clone
-        + serde::Serialize
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-    K::DynamicType: Default,
+    K: StaticObject<k8s_openapi::ClusterResourceScope>,
 {
-    let api: Api<K> = Api::all(client.clone());
-    retry("creating a cluster object", || async {
-        match api.create(&PostParams::default(), object).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-            Err(e) => Err(e),
-        }
-    })
+    create_retrying(
+        Api::all(client.clone()),
+        "creating a cluster object",
+        object,
+    )
     .await;
 }
 
 async fn create_namespaced<K>(client: &Client, object: &K)
 where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + serde::Serialize
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-    K::DynamicType: Default,
+    K: StaticObject<k8s_openapi::NamespaceResourceScope>,
 {
-    let api: Api<K> = Api::namespaced(client.clone(), NAMESPACE);
-    retry("creating an object", || async {
+    let api = Api::namespaced(client.clone(), NAMESPACE);
+    create_retrying(api, "creating an object", object).await;
+}
+
+/// Creates `object` through `api` with [`retry`]; one that is there already (409) counts as
+/// created.
+async fn create_retrying<K, S>(api: Api<K>, what: &str, object: &K)
+where
+    K: StaticObject<S>,
+{
+    retry(what, || async {
         match api.create(&PostParams::default(), object).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
@@ -464,7 +455,7 @@ impl Driver<'_> {
         for i in 0..self.campaign.accounts {
             let name = format!("r{round}-{i}");
             self.report.lifecycles += 1;
-            let mut account = active_account(&name);
+            let mut account = account(&name);
             if self.rng.bool() {
                 account.spec.retention_policy_ref = BRISK.into();
             }
@@ -492,37 +483,27 @@ impl Driver<'_> {
                 create_namespaced(&client, &mailbox(&format!("{name}-mbx"), &name)).await;
             }
             if self.rng.f64() < 0.5 {
-                let mut dom = domain(&format!("{name}-dom"), &name);
-                dom.spec.registrar = Some("registrar-hook".into());
+                let dom = domain(&format!("{name}-dom"), &name).registrar("registrar-hook");
                 create_namespaced(&client, &dom).await;
             }
-            let at_crm_hook = AccountBinding {
-                processor_ref: Some("crm-hook".into()),
-                ..binding(&name, LegalBasis::Contract)
-            };
             if self.rng.f64() < 0.6 {
-                let crm = record(
-                    &format!("{name}-crm"),
-                    at_crm_hook.clone(),
-                    DataCategory::Crm,
-                );
+                let crm = data_record(&format!("{name}-crm"), &name).processor("crm-hook");
                 create_namespaced(&client, &crm).await;
             }
             if self.rng.f64() < 0.4 {
-                let mut consent = AccountBinding {
-                    processor_ref: at_crm_hook.processor_ref.clone(),
-                    ..consent_binding(&name, "marketing")
+                let processor = if self.rng.bool() {
+                    MANUAL_PROCESSOR
+                } else {
+                    "crm-hook"
                 };
-                if self.rng.bool() {
-                    consent.processor_ref = Some(MANUAL_PROCESSOR.into());
-                }
-                let mkt = record(&format!("{name}-mkt"), consent, DataCategory::Marketing);
+                let mkt =
+                    consent_record(&format!("{name}-mkt"), &name, "marketing").processor(processor);
                 create_namespaced(&client, &mkt).await;
             }
             if self.rng.f64() < 0.3 {
                 let year = chrono::Datelike::year(&now) - 1;
                 let fiscal_year_end = format!("{year}-12-31");
-                let inv = invoices(&format!("{name}-inv"), &name, &fiscal_year_end);
+                let inv = bookkeeping_record(&format!("{name}-inv"), &name, &fiscal_year_end);
                 create_namespaced(&client, &inv).await;
             }
         }

