@@ -3,7 +3,8 @@
 //! deletion.
 
 use std::{
-    collections::{BTreeSet, HashMap, HashSet},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
+    ops::ControlFlow,
     sync::{Arc, atomic::Ordering},
     time::Duration,
 };
@@ -19,14 +20,17 @@ use tracing::{info, warn};
 
 use super::{
     cluster::{self, Deleted},
-    context::{Context, Error, ObjectVersion, Policy},
+    context::{Claims, Context, Error, ObjectVersion, Policy},
     guarded::{Guarded, Malformed},
     orphans, processors,
 };
 use crate::{
-    api::{Account, AccountStatus, DeletingItem, RetentionPolicySpec},
+    api::{
+        Account, AccountStatus, DataProcessorSpec, DeletingItem, ProcessorNotification,
+        RetentionPolicySpec,
+    },
     kinds::ResourceKind,
-    notifier::ledger::{all_settled, staff_actions, update_ledger},
+    notifier::ledger::{Ledger, StaffActions, all_settled, staff_actions, update_ledger},
     retention::{
         AccountPlan, AccountSituation, BoundResource, ResourcePlan, ResourceRef, ScheduleChange,
         plan_account, schedule_change,
@@ -60,7 +64,12 @@ const MAX_BATCH: usize = 100;
 /// a deletion.
 const NEXT_BATCH: Duration = Duration::from_millis(200);
 
-/// Reconciles one Account.
+/// Reconciles one Account, as a pipeline: observe → plan → record → act → report → wake up.
+///
+/// kube's `finalizer()` helper does not fit: it runs one cleanup when deletion starts and
+/// removes the finalizer when that cleanup returns. Here cleanup spans grace periods, backup
+/// schedules and processors' acknowledgements over many passes, and the finalizer is removed
+/// by the pass that finds nothing left and every request settled ([`wake_up`]).
 pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Result<Action, Error> {
     if !ctx.ready.load(Ordering::Acquire) {
         // Planning from half-filled caches would see nothing bound and could release an
@@ -69,6 +78,40 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
     }
     let _timer = ctx.metrics.reconcile("account");
     let now = ctx.clock.now();
+    let observed = match observe(&ctx, object, now).await? {
+        ControlFlow::Continue(observed) => observed,
+        ControlFlow::Break(action) => return Ok(action),
+    };
+    let planned = plan(&observed, now);
+    let recorded = record(&ctx, &observed, &planned, now).await?;
+    let acted = act(&ctx, &observed, planned, recorded, now).await?;
+    let reported = report(&ctx, &observed, &acted, now).await?;
+    wake_up(&ctx, &observed, &acted, &reported, now).await
+}
+
+/// What a pass reads: the Account (with the finalizer on), its policy, and what claims it.
+struct Observed {
+    /// The Account as read, or as this pass's finalizer patch wrote it.
+    account: Account,
+    /// Its name.
+    name: String,
+    /// Whether it is being deleted.
+    deleting: bool,
+    /// Its RetentionPolicy.
+    policy: RetentionPolicySpec,
+    /// What the caches hold that claims it, less what this operator deleted.
+    claims: Claims,
+    /// Every readable DataProcessor.
+    processors: BTreeMap<String, DataProcessorSpec>,
+}
+
+/// Observes the Account: the finalizer goes on first; an Account the operator cannot plan
+/// (unreadable, terminated without a time, no readable policy) is reported, and the pass ends.
+async fn observe(
+    ctx: &Context,
+    object: Arc<Guarded<Account>>,
+    now: DateTime<Utc>,
+) -> Result<ControlFlow<Action, Observed>, Error> {
     let name = object.name_any();
     if ctx
         .superseded
@@ -76,118 +119,188 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
     {
         // The cache has not yet seen this operator's last write to the Account; the write's
         // watch event triggers the next reconcile.
-        return Ok(Action::await_change());
+        return Ok(ControlFlow::Break(Action::await_change()));
     }
     let deleting = object.meta().deletion_timestamp.is_some();
     // Also on an Account that cannot be read: it must not vanish with data still bound to it.
     let object = if !deleting && !object.finalizers().iter().any(|f| f == FINALIZER) {
-        match add_finalizer(&ctx, &object).await? {
+        match add_finalizer(ctx, &object).await? {
             // Carry on with the Account as written, so the status write below builds on its
             // resourceVersion instead of the cache's, which has not seen the patch yet.
             Some(patched) => Arc::new(patched),
-            None => return Ok(Action::await_change()),
+            None => return Ok(ControlFlow::Break(Action::await_change())),
         }
     } else {
         object
     };
     let account = match &object.0 {
         Ok(account) => account,
-        Err(malformed) => return report_malformed_account(&ctx, &object, malformed, now).await,
+        Err(malformed) => {
+            let action = report_malformed_account(ctx, &object, malformed, now).await?;
+            return Ok(ControlFlow::Break(action));
+        }
     };
     if AccountSituation::of(account).time_missing() {
-        return report_termination_time_missing(&ctx, account, now).await;
+        let action = report_termination_time_missing(ctx, account, now).await?;
+        return Ok(ControlFlow::Break(action));
     }
-    let policy_name = &account.spec.retention_policy_ref;
-    let policy = match ctx.stores.policy(policy_name) {
+    let policy = match ctx.stores.policy(&account.spec.retention_policy_ref) {
         Policy::Found(policy) => policy,
-        Policy::Missing => {
-            let generation = account.metadata.generation;
-            let written = write_status(&ctx, account, |previous| {
-                policy_missing_status(previous, policy_name, generation, now)
-            })
-            .await?;
-            if written.is_some() {
-                let note =
-                    format!("RetentionPolicy {policy_name} does not exist: erasure is stopped");
-                ctx.publish(account, None, EventType::Warning, "PolicyMissing", &note)
-                    .await;
-            }
-            // A new policy triggers a reconcile through the policy watch.
-            return Ok(Action::await_change());
-        }
-        Policy::Malformed { field } => {
-            let generation = account.metadata.generation;
-            let written = write_status(&ctx, account, |previous| {
-                policy_malformed_status(previous, policy_name, &field, generation, now)
-            })
-            .await?;
-            if written.is_some() {
-                let note = format!(
-                    "RetentionPolicy {policy_name} cannot be read at {field}: erasure is stopped"
-                );
-                ctx.publish(account, None, EventType::Warning, "PolicyMalformed", &note)
-                    .await;
-            }
-            return Ok(Action::await_change());
+        unusable => {
+            report_unusable_policy(ctx, account, unusable, now).await?;
+            // A new or corrected policy triggers a reconcile through the policy watch.
+            return Ok(ControlFlow::Break(Action::await_change()));
         }
     };
     let claims = ctx.stores.claims(&name);
     // What this operator deleted is gone, whatever the cache still shows.
     let buried = ctx.tombstones.still_cached(&name, &claims.uids);
-    let claims = claims.without(&buried);
-    let processors = ctx.stores.processors();
-    let plan = plan_account(account, &claims.bound, &policy, &processors, now);
+    Ok(ControlFlow::Continue(Observed {
+        account: account.clone(),
+        name,
+        deleting,
+        policy,
+        claims: claims.without(&buried),
+        processors: ctx.stores.processors(),
+    }))
+}
+
+/// Reports an Account whose RetentionPolicy is missing or cannot be read: erasure stops.
+async fn report_unusable_policy(
+    ctx: &Context,
+    account: &Account,
+    policy: Policy,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let policy_name = &account.spec.retention_policy_ref;
+    let generation = account.metadata.generation;
+    let (reason, note) = match &policy {
+        Policy::Malformed { field } => (
+            "PolicyMalformed",
+            format!("RetentionPolicy {policy_name} cannot be read at {field}: erasure is stopped"),
+        ),
+        _ => (
+            "PolicyMissing",
+            format!("RetentionPolicy {policy_name} does not exist: erasure is stopped"),
+        ),
+    };
+    let written = write_status(ctx, account, |previous| match &policy {
+        Policy::Malformed { field } => {
+            policy_malformed_status(previous, policy_name, field, generation, now)
+        }
+        _ => policy_missing_status(previous, policy_name, generation, now),
+    })
+    .await?;
+    if written.is_some() {
+        ctx.publish(account, None, EventType::Warning, reason, &note)
+            .await;
+    }
+    Ok(())
+}
+
+/// What the engine makes of the observed Account.
+struct Planned {
+    /// The plan.
+    plan: AccountPlan,
+    /// What staff said through the Account's annotations.
+    staff: StaffActions,
+    /// The erasure requests owed by the plan, before this pass deletes anything.
+    requests: Ledger,
+}
+
+/// Plans the Account with the engine (pure).
+fn plan(observed: &Observed, now: DateTime<Utc>) -> Planned {
+    let account = &observed.account;
+    let plan = plan_account(
+        account,
+        &observed.claims.bound,
+        &observed.policy,
+        &observed.processors,
+        now,
+    );
+    let staff = staff_actions(account);
+    let bound: BTreeSet<&ResourceRef> = plan.resources.iter().map(|r| &r.resource).collect();
+    let requests = update_ledger(
+        &observed.name,
+        &plan.notifications,
+        &bound,
+        stored_requests(account),
+        &staff,
+        now,
+    );
+    Planned {
+        plan,
+        staff,
+        requests,
+    }
+}
+
+/// The erasure requests the stored status records.
+fn stored_requests(account: &Account) -> &[ProcessorNotification] {
+    account
+        .status
+        .as_ref()
+        .map_or(&[][..], |s| s.processors.as_slice())
+}
+
+/// What is recorded before anything is deleted.
+struct Recorded {
+    /// The version of each object a deletion is conditional on, as stamped.
+    versions: HashMap<ResourceRef, ObjectVersion>,
+    /// The due objects this pass deletes.
+    batch: Batch,
+    /// The record of deletions under way.
+    erasure: ErasureRecord,
+    /// The Account as the record's status write left it, when it wrote.
+    written: Option<Account>,
+    /// Whether a stamp failed (to retry later).
+    stamps_failed: bool,
+}
+
+/// Records what the plan says on the objects (schedules, `Bound` again) and, before anything
+/// is deleted, the deletions about to be sent and the requests they will make owed: a crash in
+/// between must lose neither.
+async fn record(
+    ctx: &Context,
+    observed: &Observed,
+    planned: &Planned,
+    now: DateTime<Utc>,
+) -> Result<Recorded, Error> {
+    let (account, plan, claims) = (&observed.account, &planned.plan, &observed.claims);
     let mut versions = claims.versions.clone();
-    let stamps_failed = stamp_schedules(&ctx, account, &plan, &claims.bound, &mut versions).await?;
-    orphans::mark_bound(&ctx, account, &claims.marked_unbound).await?;
+    let stamps_failed = stamp_schedules(ctx, account, plan, &claims.bound, &mut versions).await?;
+    orphans::mark_bound(ctx, account, &claims.marked_unbound).await?;
     for (resource, _) in &claims.marked_unbound {
         // Marking it changed its resourceVersion: it is deleted on the next pass, from the
         // version the watch brings.
         versions.remove(resource);
     }
-    let staff = staff_actions(account);
-    let stored_requests = account
-        .status
-        .as_ref()
-        .map_or(&[][..], |s| s.processors.as_slice());
-    let bound_refs: BTreeSet<&ResourceRef> = plan.resources.iter().map(|r| &r.resource).collect();
-    let planned_requests = update_ledger(
-        &name,
-        &plan.notifications,
-        &bound_refs,
-        stored_requests,
-        &staff,
-        now,
-    );
-    let batch = Batch::of(&plan, &versions, now);
-    let more_due = batch.more;
-    let mut erasure = ErasureRecord::settle(account, &plan, &claims.uids, now);
+    let batch = Batch::of(plan, &versions, now);
+    let mut erasure = ErasureRecord::settle(account, plan, &claims.uids, now);
     if !ctx.settings.dry_run && plan.terminated_at.is_some() {
-        erasure.start(&batch.due, &versions);
+        erasure.start(&batch.resources(plan), &versions);
     }
-    // Requests that this pass's deletions will make owed, and the deletions themselves, are
-    // recorded before anything is deleted: a crash in between must lose neither.
-    let recorded = if !batch.due.is_empty()
-        && (planned_requests.entries != stored_requests || erasure.starts_new(account))
+    let owed = &planned.requests.entries;
+    let written = if !batch.due.is_empty()
+        && (owed.as_slice() != stored_requests(account) || erasure.starts_new(account))
     {
-        let generation = account.metadata.generation;
         let announced_until = account
             .status
             .as_ref()
             .and_then(|s| s.deletions_announced_until);
-        let unknown = unknown_processors(&plan, &processors);
-        write_status(&ctx, account, |previous| {
+        let unknown = unknown_processors(plan, &observed.processors);
+        write_status(ctx, account, |previous| {
             account_status(&StatusInput {
-                plan: &plan,
+                plan,
                 previous,
-                generation,
+                generation: account.metadata.generation,
                 deleted: &[],
                 deletions: erasure.ledger(),
                 failures: &[],
                 unknown_processors: &unknown,
                 malformed: &claims.malformed,
                 announced_until,
-                processors: Some(&planned_requests.entries),
+                processors: Some(owed),
                 now,
             })
         })
@@ -195,37 +308,121 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
     } else {
         None
     };
-    let written = recorded.as_ref().unwrap_or(account);
-    let Deletions {
-        deleted,
-        vanished,
-        failures,
-        interrupted,
-    } = delete_due(
-        &ctx,
-        account,
-        &PlanInputs { policy: &policy },
-        &batch.due,
-        &versions,
-        now,
-    )
-    .await?;
-    for (_, uid) in deleted.iter().chain(&vanished) {
-        erasure.gone.insert(uid.clone());
-    }
-    ctx.tombstones.bury(
-        &name,
-        deleted.iter().chain(&vanished).map(|(_, uid)| uid.clone()),
-    );
-    let deleted: Vec<ResourceRef> = deleted.into_iter().map(|(r, _)| r).collect();
-    let vanished: Vec<ResourceRef> = vanished.into_iter().map(|(r, _)| r).collect();
+    Ok(Recorded {
+        versions,
+        batch,
+        erasure,
+        written,
+        stamps_failed,
+    })
+}
+
+/// What the deletions and deliveries did.
+struct Acted {
+    /// The Account the final status write builds on.
+    written: Account,
+    /// The objects found gone this pass: deleted by it, or already gone.
+    gone: Vec<ResourceRef>,
+    /// The deletions that failed.
+    failures: Vec<DeletionFailure>,
+    /// Whether a deletion found the plan changed under it.
+    interrupted: bool,
+    /// Whether more is due than one batch.
+    more_due: bool,
+    /// The plan of what is still bound.
+    plan: AccountPlan,
+    /// The erasure requests, with this pass's deliveries recorded.
+    requests: Ledger,
+    /// The record of deletions under way, with what went this pass.
+    erasure: ErasureRecord,
+    /// Whether a stamp failed.
+    stamps_failed: bool,
+}
+
+/// Deletes what is due (each on a fresh read of the Account) and delivers the erasure requests
+/// that became due.
+async fn act(
+    ctx: &Arc<Context>,
+    observed: &Observed,
+    planned: Planned,
+    recorded: Recorded,
+    now: DateTime<Utc>,
+) -> Result<Acted, Error> {
+    let Recorded {
+        versions,
+        batch,
+        mut erasure,
+        written,
+        stamps_failed,
+    } = recorded;
+    let (account, name) = (&observed.account, &observed.name);
+    let inputs = PlanInputs {
+        policy: &observed.policy,
+    };
+    let due = batch.resources(&planned.plan);
+    let deletions = delete_due(ctx, account, &inputs, &due, &versions, now).await?;
+    let went: Vec<&(ResourceRef, String)> = deletions
+        .deleted
+        .iter()
+        .chain(&deletions.vanished)
+        .collect();
+    erasure.gone.extend(went.iter().map(|(_, uid)| uid.clone()));
+    ctx.tombstones
+        .bury(name, went.iter().map(|(_, uid)| uid.clone()));
+    let gone: Vec<ResourceRef> = went.into_iter().map(|(r, _)| r.clone()).collect();
     // What went is no longer bound: the status shows the account as it is after this pass
     // (its phase included), so the next pass has nothing to write.
-    let gone: BTreeSet<&ResourceRef> = deleted.iter().chain(&vanished).collect();
-    let plan = plan.without(&gone, account, now);
-    let unknown_processors = unknown_processors(&plan, &processors);
-    let remaining: Vec<&ResourcePlan> = plan.resources.iter().collect();
-    let announced_until = written
+    let plan = planned.plan.without(&gone.iter().collect(), account, now);
+    let remaining: BTreeSet<&ResourceRef> = plan.resources.iter().map(|r| &r.resource).collect();
+    let mut requests = update_ledger(
+        name,
+        &plan.notifications,
+        &remaining,
+        &planned.requests.entries,
+        &planned.staff,
+        now,
+    );
+    if ctx.settings.dry_run {
+        for &index in &requests.due {
+            let entry = &requests.entries[index];
+            info!(account = %name, processor = %entry.name, "dry run: would send an erasure request");
+        }
+    } else {
+        processors::deliver_due(ctx, account, &mut requests, now).await?;
+    }
+    Ok(Acted {
+        written: written.unwrap_or_else(|| account.clone()),
+        gone,
+        failures: deletions.failures,
+        interrupted: deletions.interrupted,
+        more_due: batch.more,
+        plan,
+        requests,
+        erasure,
+        stamps_failed,
+    })
+}
+
+/// What the report wrote.
+struct Reported {
+    /// The Account as the final status write left it, when it wrote.
+    status_written: Option<Account>,
+    /// When the next deletion enters the advance notice, to wake up for it.
+    next_notice_at: Option<DateTime<Utc>>,
+}
+
+/// Tells what happened: upcoming deletions and changed erasure requests as events, and the
+/// status written once, from the plan of what is still bound.
+async fn report(
+    ctx: &Context,
+    observed: &Observed,
+    acted: &Acted,
+    now: DateTime<Utc>,
+) -> Result<Reported, Error> {
+    let account = &observed.account;
+    let remaining: Vec<&ResourcePlan> = acted.plan.resources.iter().collect();
+    let announced_until = acted
+        .written
         .status
         .as_ref()
         .and_then(|s| s.deletions_announced_until);
@@ -235,94 +432,92 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
         now,
         ctx.settings.advance_notice,
     );
-    announce(&ctx, account, &notice.now).await;
-    let remaining_refs: BTreeSet<&ResourceRef> = remaining.iter().map(|r| &r.resource).collect();
-    let mut requests = update_ledger(
-        &name,
-        &plan.notifications,
-        &remaining_refs,
-        &planned_requests.entries,
-        &staff,
-        now,
-    );
-    if ctx.settings.dry_run {
-        for &index in &requests.due {
-            let entry = &requests.entries[index];
-            info!(account = %name, processor = %entry.name, "dry run: would send an erasure request");
-        }
-    } else {
-        processors::deliver_due(&ctx, account, &mut requests, now).await?;
-    }
-    processors::report_changes(&ctx, account, stored_requests, &requests.entries).await;
-    let generation = account.metadata.generation;
-    let gone_refs: Vec<ResourceRef> = gone.into_iter().cloned().collect();
-    let final_status = write_status(&ctx, written, |previous| {
+    announce(ctx, account, &notice.now).await;
+    let stored = stored_requests(account);
+    processors::report_changes(ctx, account, stored, &acted.requests.entries).await;
+    let unknown = unknown_processors(&acted.plan, &observed.processors);
+    let status_written = write_status(ctx, &acted.written, |previous| {
         account_status(&StatusInput {
-            plan: &plan,
+            plan: &acted.plan,
             previous,
-            generation,
-            deleted: &gone_refs,
-            deletions: erasure.ledger(),
-            failures: &failures,
-            unknown_processors: &unknown_processors,
-            malformed: &claims.malformed,
+            generation: account.metadata.generation,
+            deleted: &acted.gone,
+            deletions: acted.erasure.ledger(),
+            failures: &acted.failures,
+            unknown_processors: &unknown,
+            malformed: &observed.claims.malformed,
             announced_until: notice.announced_until,
-            processors: Some(&requests.entries),
+            processors: Some(&acted.requests.entries),
             now,
         })
     })
     .await?;
-    let proof_settled = final_status
-        .as_ref()
-        .unwrap_or(written)
+    Ok(Reported {
+        status_written,
+        next_notice_at: notice.next_at,
+    })
+}
+
+/// Ends the pass: releases an Account being deleted once nothing is left, or picks when to
+/// look again.
+async fn wake_up(
+    ctx: &Context,
+    observed: &Observed,
+    acted: &Acted,
+    reported: &Reported,
+    now: DateTime<Utc>,
+) -> Result<Action, Error> {
+    let name = &observed.name;
+    let last = reported.status_written.as_ref().unwrap_or(&acted.written);
+    let proof_settled = last
         .status
         .as_ref()
         .and_then(|s| s.erasure.as_ref())
         .is_none_or(|e| e.deleting.is_empty());
     // Unreadable objects are data too, and the delivery record of the erasure requests and
     // of the deletions lives in this status: the finalizer stays until all are done.
-    if deleting
-        && remaining.is_empty()
-        && claims.malformed.is_empty()
+    if observed.deleting
+        && acted.plan.resources.is_empty()
+        && observed.claims.malformed.is_empty()
         && proof_settled
-        && all_settled(&requests.entries)
+        && all_settled(&acted.requests.entries)
     {
-        let last = final_status.as_ref().unwrap_or(written);
-        remove_finalizer(&ctx, last).await?;
-        ctx.superseded.forget(&name);
-        ctx.tombstones.forget(&name);
+        remove_finalizer(ctx, last).await?;
+        ctx.superseded.forget(name);
+        ctx.tombstones.forget(name);
         return Ok(Action::await_change());
     }
-    if !failures.is_empty() || stamps_failed {
+    if !acted.failures.is_empty() || acted.stamps_failed {
         // A failing deletion (or stamp) is retried later and later, never at once: every
         // retry also publishes an event.
-        return Ok(Action::requeue(ctx.failing.failed(&name)));
+        return Ok(Action::requeue(ctx.failing.failed(name)));
     }
-    ctx.failing.succeeded(&name);
-    if interrupted || more_due {
+    ctx.failing.succeeded(name);
+    if acted.interrupted || acted.more_due {
         // More is due than one batch, or the plan changed under a deletion: the next pass
         // reads everything again.
         return Ok(Action::requeue(NEXT_BATCH));
     }
-    let next_at = notice
-        .next_at
+    let remaining: Vec<&ResourcePlan> = acted.plan.resources.iter().collect();
+    let next_at = reported
+        .next_notice_at
         .into_iter()
-        .chain(requests.next_attempt_at)
+        .chain(acted.requests.next_attempt_at)
         .min();
     Ok(next_wakeup(&remaining, next_at, now))
 }
 
 /// The due objects one pass deletes.
-struct Batch<'a> {
-    /// Due now, with a known version, at most [`MAX_BATCH`].
-    due: Vec<&'a ResourcePlan>,
+struct Batch {
+    /// Due now, with a known version, at most [`MAX_BATCH`]: indexes into the plan's resources.
+    due: Vec<usize>,
     /// More are due than this batch holds.
     more: bool,
 }
 
-impl<'a> Batch<'a> {
+impl Batch {
     fn of(
-        plan: &'a AccountPlan,
+        plan: &AccountPlan,
         versions: &HashMap<ResourceRef, ObjectVersion>,
         now: DateTime<Utc>,
     ) -> Self {
@@ -331,10 +526,20 @@ impl<'a> Batch<'a> {
         let mut due = plan
             .resources
             .iter()
-            .filter(|r| r.is_due(now) && versions.contains_key(&r.resource));
-        let batch: Vec<&ResourcePlan> = due.by_ref().take(MAX_BATCH).collect();
+            .enumerate()
+            .filter(|(_, r)| r.is_due(now) && versions.contains_key(&r.resource))
+            .map(|(index, _)| index);
+        let batch: Vec<usize> = due.by_ref().take(MAX_BATCH).collect();
         let more = due.next().is_some();
         Self { due: batch, more }
+    }
+
+    /// The batch's objects in `plan`.
+    fn resources<'a>(&self, plan: &'a AccountPlan) -> Vec<&'a ResourcePlan> {
+        self.due
+            .iter()
+            .filter_map(|&index| plan.resources.get(index))
+            .collect()
     }
 }
 
