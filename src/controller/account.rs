@@ -1002,46 +1002,15 @@ async fn delete_due(
         let Some(version) = versions.get(&resource.resource) else {
             continue;
         };
-        let about = Some(&resource.resource);
         match delete_retrying(ctx, account, inputs, resource, version).await {
             Ok(Outcome::Deleted(uid)) => {
-                ctx.metrics.deleted(
-                    resource.resource.kind.as_str(),
-                    resource
-                        .schedule
-                        .delete_at
-                        .map_or(TimeDelta::zero(), |at| now - at),
-                );
-                ctx.publish(
-                    account,
-                    about,
-                    EventType::Normal,
-                    "Deleted",
-                    &format!(
-                        "{} deleted ({})",
-                        resource.resource, resource.schedule.reason
-                    ),
-                )
-                .await;
+                report_deleted(ctx, account, resource, now).await;
                 outcome.deleted.push((resource.resource.clone(), uid));
             }
             Ok(Outcome::AlreadyGone(uid)) => {
                 outcome.vanished.push((resource.resource.clone(), uid));
             }
-            Ok(Outcome::WouldDelete) => {
-                info!(resource = %resource.resource, "dry run: would delete");
-                ctx.publish(
-                    account,
-                    about,
-                    EventType::Normal,
-                    "WouldDelete",
-                    &format!(
-                        "dry run: {} would be deleted ({})",
-                        resource.resource, resource.schedule.reason
-                    ),
-                )
-                .await;
-            }
+            Ok(Outcome::WouldDelete) => report_would_delete(ctx, account, resource).await,
             Ok(Outcome::ObjectChanged) => outcome.interrupted = true,
             Ok(Outcome::PlanChanged) => {
                 // Nothing more is deleted on the old plan.
@@ -1053,8 +1022,9 @@ async fn delete_due(
                 // Without the Account as the API server holds it, nothing may be deleted.
                 ctx.metrics.error("account", error.reason());
                 warn!(account = %account.name_any(), reason = error.reason(), "cannot read the Account again before deleting");
-                for resource in &due[position..] {
-                    outcome.failures.push(DeletionFailure {
+                outcome
+                    .failures
+                    .extend(due[position..].iter().map(|resource| DeletionFailure {
                         resource: resource.resource.clone(),
                         reason: error.reason().to_owned(),
                         message: format!(
@@ -1062,30 +1032,83 @@ async fn delete_due(
                             resource.resource,
                             error.reason()
                         ),
-                    });
-                }
+                    }));
                 break;
             }
             Err(Failure::Deleting(error)) => {
-                ctx.metrics.error("account", error.reason());
-                let message = format!("deleting {} failed: {}", resource.resource, error.reason());
-                ctx.publish(
-                    account,
-                    about,
-                    EventType::Warning,
-                    "DeletionFailed",
-                    &message,
-                )
-                .await;
-                outcome.failures.push(DeletionFailure {
-                    resource: resource.resource.clone(),
-                    reason: error.reason().to_owned(),
-                    message,
-                });
+                let failure = report_deletion_failure(ctx, account, resource, &error).await;
+                outcome.failures.push(failure);
             }
         }
     }
     Ok(outcome)
+}
+
+/// Counts and announces a deletion this pass made.
+async fn report_deleted(
+    ctx: &Context,
+    account: &Account,
+    resource: &ResourcePlan,
+    now: DateTime<Utc>,
+) {
+    let late = resource
+        .schedule
+        .delete_at
+        .map_or(TimeDelta::zero(), |at| now - at);
+    ctx.metrics.deleted(resource.resource.kind.as_str(), late);
+    let note = format!(
+        "{} deleted ({})",
+        resource.resource, resource.schedule.reason
+    );
+    ctx.publish(
+        account,
+        Some(&resource.resource),
+        EventType::Normal,
+        "Deleted",
+        &note,
+    )
+    .await;
+}
+
+/// Tells what a dry run would have deleted.
+async fn report_would_delete(ctx: &Context, account: &Account, resource: &ResourcePlan) {
+    info!(resource = %resource.resource, "dry run: would delete");
+    let note = format!(
+        "dry run: {} would be deleted ({})",
+        resource.resource, resource.schedule.reason
+    );
+    ctx.publish(
+        account,
+        Some(&resource.resource),
+        EventType::Normal,
+        "WouldDelete",
+        &note,
+    )
+    .await;
+}
+
+/// Counts and announces a failed DELETE; the failure, for the status.
+async fn report_deletion_failure(
+    ctx: &Context,
+    account: &Account,
+    resource: &ResourcePlan,
+    error: &Error,
+) -> DeletionFailure {
+    ctx.metrics.error("account", error.reason());
+    let message = format!("deleting {} failed: {}", resource.resource, error.reason());
+    ctx.publish(
+        account,
+        Some(&resource.resource),
+        EventType::Warning,
+        "DeletionFailed",
+        &message,
+    )
+    .await;
+    DeletionFailure {
+        resource: resource.resource.clone(),
+        reason: error.reason().to_owned(),
+        message,
+    }
 }
 
 /// Attempts of one deletion whose DELETE the API server turned away for now (429, 5xx) before

@@ -186,81 +186,18 @@ pub async fn run(
     ready: Arc<AtomicBool>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    // Guarded like every watched kind: one unreadable object must not stop the watch.
-    let (accounts, writer) = reflector::store::<Guarded<Account>>();
-    let account_events = watcher(
-        Api::<Guarded<Account>>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(writer)
-    .applied_objects();
-    let controller = Controller::for_stream(account_events, accounts.clone());
-    let (suspects, suspects_seen) = mpsc::unbounded_channel();
-    let (bound, mut controller) =
-        watch_bound_kinds(&client, &accounts, &suspects, &ready, controller);
-    drop(suspects);
-    let (policies, stream) = cached::<Guarded<RetentionPolicy>>(&client);
-    let by_policy = accounts.clone();
-    controller = controller.watches_stream(stream, move |policy| {
-        let name = policy.name_any();
-        by_policy
-            .state()
-            .into_iter()
-            .filter(|a| {
-                a.0.as_ref()
-                    .is_ok_and(|a| a.spec.retention_policy_ref == name)
-            })
-            .map(|a| ObjectRef::from_obj(&*a))
-            .collect::<Vec<_>>()
-    });
-    let (processors, stream) = cached::<Guarded<DataProcessor>>(&client);
-    let every_account = accounts.clone();
-    controller = controller.watches_stream(stream, move |_| {
-        every_account
-            .state()
-            .into_iter()
-            .map(|a| ObjectRef::from_obj(&*a))
-            .collect::<Vec<_>>()
-    });
+    let mut watched = watch_everything(&client, &ready);
     if let Some(moves) = settings.clock_moves {
-        controller = controller.reconcile_all_on(moves);
+        watched.controller = watched.controller.reconcile_all_on(moves);
     }
     // A finished erasure request wakes its account, whose next pass records the outcome.
     let (woken, wakes) = futures::channel::mpsc::unbounded();
-    controller = controller.reconcile_on(wakes);
-    let stores = Stores {
-        policies,
-        processors,
-        bound: Arc::new(bound),
-    };
-    let (synced, synced_seen) = watch::channel(false);
-    let ready_stores = stores.clone();
-    let ready_accounts = accounts.clone();
-    let ready_flag = ready.clone();
+    let controller = watched.controller.reconcile_on(wakes);
     // Every task spawned below stops when this function returns or is dropped (a lost lease
     // drops it wherever it is): none may outlive the controller and keep acting.
     let cancel = CancellationToken::new();
     let _cancel_on_drop = cancel.clone().drop_guard();
-    spawn_cancellable(&cancel, async move {
-        if !ready_stores.wait_until_ready().await {
-            return;
-        }
-        // Asked again every second: a wait registered on the controller's own store before
-        // its first list has been seen to miss the wake-up.
-        loop {
-            match tokio::time::timeout(Duration::from_secs(1), ready_accounts.wait_until_ready())
-                .await
-            {
-                Ok(Ok(())) => break,
-                Ok(Err(_)) => return,
-                Err(_) => continue,
-            }
-        }
-        ready_flag.store(true, Ordering::Release);
-        let _ = synced.send(true);
-        info!("caches synced: ready");
-    });
+    let synced = signal_ready(&cancel, &watched.stores, &watched.accounts, &ready);
     let reporter = Reporter {
         controller: cluster::MANAGER.to_owned(),
         instance: None,
@@ -269,7 +206,7 @@ pub async fn run(
     let context = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         client,
-        stores,
+        stores: watched.stores,
         metrics,
         settings: SharedSettings {
             dry_run: settings.dry_run,
@@ -287,10 +224,9 @@ pub async fn run(
         failing: FailureBackoff::default(),
         tombstones: Tombstones::default(),
     });
-    spawn_cancellable(
-        &cancel,
-        orphans::report(context.clone(), accounts, synced_seen, suspects_seen),
-    );
+    let suspects = watched.suspects;
+    let report = orphans::report(context.clone(), watched.accounts, synced, suspects);
+    spawn_cancellable(&cancel, report);
     let shutdown = shutdown.shared();
     let running = controller
         .with_config(controller::Config::default().concurrency(settings.concurrency))
@@ -322,6 +258,98 @@ pub async fn run(
         () = running => {}
         () = stopped_unsynced => info!("stopped before the caches synced"),
     }
+}
+
+/// Every watch of the operator and what it feeds.
+struct Watched {
+    /// The account controller, triggered by every watch.
+    controller: Controller<Guarded<Account>>,
+    /// The Accounts' cache.
+    accounts: Store<Guarded<Account>>,
+    /// The other caches.
+    stores: Stores,
+    /// Bound objects the orphan reporter must look at, as they are touched.
+    suspects: mpsc::UnboundedReceiver<orphans::Suspect>,
+}
+
+/// Watches the Accounts, every bound kind, the policies and the processors: a change to any of
+/// them triggers the Accounts it concerns.
+fn watch_everything(client: &Client, ready: &Arc<AtomicBool>) -> Watched {
+    // Guarded like every watched kind: one unreadable object must not stop the watch.
+    let (accounts, writer) = reflector::store::<Guarded<Account>>();
+    let account_events = watcher(
+        Api::<Guarded<Account>>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .applied_objects();
+    let controller = Controller::for_stream(account_events, accounts.clone());
+    let (suspects, suspects_seen) = mpsc::unbounded_channel();
+    let (bound, mut controller) =
+        watch_bound_kinds(client, &accounts, &suspects, ready, controller);
+    let (policies, stream) = cached::<Guarded<RetentionPolicy>>(client);
+    let by_policy = accounts.clone();
+    controller = controller.watches_stream(stream, move |policy| {
+        let name = policy.name_any();
+        by_policy
+            .state()
+            .into_iter()
+            .filter(|a| {
+                a.0.as_ref()
+                    .is_ok_and(|a| a.spec.retention_policy_ref == name)
+            })
+            .map(|a| ObjectRef::from_obj(&*a))
+            .collect::<Vec<_>>()
+    });
+    let (processors, stream) = cached::<Guarded<DataProcessor>>(client);
+    let every_account = accounts.clone();
+    controller = controller.watches_stream(stream, move |_| {
+        every_account
+            .state()
+            .into_iter()
+            .map(|a| ObjectRef::from_obj(&*a))
+            .collect::<Vec<_>>()
+    });
+    Watched {
+        controller,
+        accounts,
+        stores: Stores {
+            policies,
+            processors,
+            bound: Arc::new(bound),
+        },
+        suspects: suspects_seen,
+    }
+}
+
+/// Sets `ready` once every cache has synced, and says so on the returned channel.
+fn signal_ready(
+    cancel: &CancellationToken,
+    stores: &Stores,
+    accounts: &Store<Guarded<Account>>,
+    ready: &Arc<AtomicBool>,
+) -> watch::Receiver<bool> {
+    let (synced, synced_seen) = watch::channel(false);
+    let (stores, accounts, ready) = (stores.clone(), accounts.clone(), ready.clone());
+    spawn_cancellable(cancel, async move {
+        if !stores.wait_until_ready().await {
+            return;
+        }
+        // Asked again every second: a wait registered on the controller's own store before
+        // its first list has been seen to miss the wake-up.
+        loop {
+            match tokio::time::timeout(Duration::from_secs(1), accounts.wait_until_ready()).await {
+                Ok(Ok(())) => break,
+                Ok(Err(_)) => return,
+                Err(_) => continue,
+            }
+        }
+        ready.store(true, Ordering::Release);
+        let _ = synced.send(true);
+        info!("caches synced: ready");
+    });
+    synced_seen
 }
 
 /// The client configuration the operator must run with: `config` without kube's built-in
