@@ -11,8 +11,8 @@ hosted_kind! {
         /// The DataProcessor (registrar or registry) that holds the registration.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[schemars(
-            pattern(crate::api::DNS1123_SUBDOMAIN),
-            length(max = crate::api::DNS1123_SUBDOMAIN_MAX)
+            pattern(crate::api::names::DNS1123_SUBDOMAIN),
+            length(max = crate::api::names::DNS1123_SUBDOMAIN_MAX)
         )]
         pub registrar: Option<String>,
     }

@@ -22,7 +22,7 @@ macro_rules! hosted_kind {
             namespaced,
             shortname = $short,
             category = "hosting",
-            status = "crate::api::BoundResourceStatus",
+            status = "crate::api::condition::BoundResourceStatus",
             derive = "PartialEq",
             cel,
             printcolumn(name = "Account", type_ = "string", json_path = ".spec.accountRef"),

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::DeliveryOutcome;
+use super::delivery::DeliveryOutcome;
 
 /// Failures in a row that open the breaker.
 pub const THRESHOLD: u32 = 3;

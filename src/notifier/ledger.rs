@@ -42,7 +42,11 @@ use std::{
 use chrono::{DateTime, TimeDelta, Utc};
 use kube::ResourceExt;
 
-use super::{DeliveryOutcome, follow_up_key, idempotency_key, next_attempt_delay};
+use super::{
+    backoff::next_attempt_delay,
+    delivery::DeliveryOutcome,
+    request::{follow_up_key, idempotency_key},
+};
 use crate::{
     api::{Account, NotificationState, NotifiedResource, ProcessorNotification},
     retention::{NotificationPlan, ResourceRef},
@@ -836,8 +840,9 @@ mod tests {
         let plans = [notification("pipedrive", GRACE_END)];
         let none = StaffActions::default();
         let mut entries = pass(&plans, &[], &[], &none, GRACE_END).entries;
-        let outcome =
-            DeliveryOutcome::Misconfigured(crate::notifier::ConfigurationError::DestinationRefused);
+        let outcome = DeliveryOutcome::Misconfigured(
+            crate::notifier::delivery::ConfigurationError::DestinationRefused,
+        );
         record_outcome(&mut entries[0], &outcome, t(GRACE_END));
         assert_eq!(entries[0].state, NotificationState::Failed);
         assert_eq!(entries[0].reason.as_deref(), Some("DestinationRefused"));
@@ -1107,7 +1112,7 @@ mod tests {
                 status: 403,
                 reason: "HTTP 403".into(),
             },
-            DeliveryOutcome::Misconfigured(crate::notifier::ConfigurationError::NotHttps),
+            DeliveryOutcome::Misconfigured(crate::notifier::delivery::ConfigurationError::NotHttps),
         ];
         for outcome in &outcomes {
             let (mut recorded, mut direct) = (owed(), owed());
