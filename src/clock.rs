@@ -1,11 +1,19 @@
-//! Where the shell reads the time. Production reads the system clock; tests inject a manual
-//! clock so multi-year schedules run without waiting.
+//! Time: where the shell reads it, and the one way the operator writes it ([`rfc3339`]).
+//! Production reads the system clock; tests inject a manual clock so multi-year schedules run
+//! without waiting.
 
 use std::sync::{Mutex, PoisonError};
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use futures::{Stream, stream};
 use tokio::sync::watch;
+
+/// A time as the operator writes it everywhere (status, events, logs, annotations, plan
+/// output, erasure requests): RFC 3339 in UTC, whole seconds, with `Z`, e.g.
+/// `2026-12-01T00:00:00Z`.
+pub fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
 
 /// A source of the current time.
 pub trait Clock: Send + Sync + 'static {

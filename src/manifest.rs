@@ -121,13 +121,6 @@ pub fn load(paths: &[PathBuf]) -> Result<Inventory, ManifestError> {
     reader.finish()
 }
 
-/// Reads manifests from a string, as if from a file named `name`.
-pub fn load_str(name: &Path, text: &str) -> Result<Inventory, ManifestError> {
-    let mut reader = Reader::default();
-    reader.read_text(name, text)?;
-    reader.finish()
-}
-
 fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, ManifestError> {
     let io_error = |source| ManifestError::Io {
         path: dir.to_owned(),

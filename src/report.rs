@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use comfy_table::{Table, presets};
 
 use crate::retention::{
@@ -16,7 +16,7 @@ pub fn json(plan: &Plan) -> Result<String, serde_json::Error> {
 
 /// A readable report: per account, every erasure, retention and notification in time order.
 pub fn table(plan: &Plan) -> String {
-    let mut out = format!("Plan at {}\n", timestamp(plan.now));
+    let mut out = format!("Plan at {}\n", crate::clock::rfc3339(plan.now));
     if plan.accounts.is_empty() {
         out.push_str("\nNo accounts.\n");
     }
@@ -49,12 +49,16 @@ fn account_section(account: &AccountPlan, now: DateTime<Utc>) -> String {
         account.phase.as_str()
     );
     if let Some(at) = account.terminated_at {
-        let _ = write!(header, ", terminated {}", timestamp(at));
+        let _ = write!(header, ", terminated {}", crate::clock::rfc3339(at));
     }
     if let Some(hold) = account.legal_hold {
         match hold.until {
             Some(until) => {
-                let _ = write!(header, ", legal hold until {}", timestamp(until));
+                let _ = write!(
+                    header,
+                    ", legal hold until {}",
+                    crate::clock::rfc3339(until)
+                );
             }
             None => header.push_str(", legal hold without end date"),
         }
@@ -97,8 +101,8 @@ struct Row {
 
 fn when(at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
     match at {
-        Some(at) if at <= now => format!("{} (due)", timestamp(at)),
-        Some(at) => timestamp(at),
+        Some(at) if at <= now => format!("{} (due)", crate::clock::rfc3339(at)),
+        Some(at) => crate::clock::rfc3339(at),
         None => "-".to_owned(),
     }
 }
@@ -148,8 +152,4 @@ fn notification_row(notification: &NotificationPlan, now: DateTime<Utc>) -> Row 
             format!("request erasure of {} ({how})", names.join(", ")),
         ],
     }
-}
-
-fn timestamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }

@@ -682,7 +682,7 @@ async fn announce(ctx: &Context, account: &Account, upcoming: &[&ResourcePlan]) 
         let note = format!(
             "{} will be deleted at {} ({})",
             resource.resource,
-            at.to_rfc3339(),
+            crate::clock::rfc3339(at),
             resource.schedule.reason
         );
         ctx.publish(
@@ -899,7 +899,7 @@ async fn stamp_schedules(
                 let note = format!(
                     "{} scheduled for deletion at {} ({})",
                     resource.resource,
-                    at.to_rfc3339(),
+                    crate::clock::rfc3339(at),
                     resource.schedule.reason
                 );
                 (

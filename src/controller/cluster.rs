@@ -1,7 +1,6 @@
 //! Reading, stamping and deleting bound objects of any kind through one dynamic API, so the
 //! account controller does not repeat itself per kind.
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use kube::{
     Client,
     api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions},
@@ -89,10 +88,6 @@ pub fn unless_gone<T>(result: Result<T, kube::Error>) -> Result<bool, Error> {
     }
 }
 
-fn timestamp(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
 /// Replaces the conditions on the object's status (the operator is their only writer).
 pub async fn set_conditions(
     client: &Client,
@@ -119,7 +114,9 @@ pub async fn stamp(
     schedule: Option<&Schedule>,
 ) -> Result<Option<Fresh>, Error> {
     let api = api(client, resource);
-    let at = schedule.and_then(|s| s.delete_at).map(timestamp);
+    let at = schedule
+        .and_then(|s| s.delete_at)
+        .map(crate::clock::rfc3339);
     let params = PatchParams::default();
     let result = if resource.kind == ResourceKind::Backup {
         let reason = schedule

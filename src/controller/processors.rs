@@ -166,7 +166,7 @@ impl Deliveries {
                 if let Some(until) = opened {
                     warn!(
                         %processor,
-                        until = %until.to_rfc3339(),
+                        until = %crate::clock::rfc3339(until),
                         reason = finished.outcome.reason(),
                         "the processor's endpoint keeps failing: no requests are sent to it until then"
                     );

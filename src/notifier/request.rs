@@ -1,6 +1,6 @@
 //! The body of an erasure request, its idempotency key and the headers it is sent with.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -85,7 +85,7 @@ impl ErasureRequest {
 /// characters whatever the names contain. Sub-second parts of `at` are ignored, so a time that
 /// went through a seconds-precision store (Kubernetes status) gives the same key after a restart.
 pub fn idempotency_key(account: &str, processor: &str, at: DateTime<Utc>) -> String {
-    let at = at.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let at = crate::clock::rfc3339(at);
     let digest = Sha256::digest(format!("{account}/{processor}/{at}").as_bytes());
     hex::encode(digest)
 }
@@ -95,7 +95,7 @@ pub fn idempotency_key(account: &str, processor: &str, at: DateTime<Utc>) -> Str
 /// `"{account}/{processor}/{at}#{sequence}"`, `sequence` counting from 2 (the first request's
 /// key is [`idempotency_key`]).
 pub fn follow_up_key(account: &str, processor: &str, at: DateTime<Utc>, sequence: usize) -> String {
-    let at = at.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let at = crate::clock::rfc3339(at);
     let digest = Sha256::digest(format!("{account}/{processor}/{at}#{sequence}").as_bytes());
     hex::encode(digest)
 }

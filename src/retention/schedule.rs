@@ -261,7 +261,7 @@ pub fn apply_hold(schedule: Schedule, hold: Option<Hold>) -> Schedule {
                     delete_at: Some(until),
                     reason: format!(
                         "legal hold until {} (otherwise: {})",
-                        until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        crate::clock::rfc3339(until),
                         schedule.reason
                     ),
                     ..schedule

@@ -17,7 +17,9 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
+
+use crate::clock::rfc3339;
 
 use super::input::{DeletionFailure, MalformedResource};
 use crate::api::{
@@ -522,8 +524,4 @@ fn failure_reason(reason: &str) -> &str {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ',' | ':'))
         && !reason.ends_with([',', ':']);
     if valid { reason } else { "DeletionFailed" }
-}
-
-fn rfc3339(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
