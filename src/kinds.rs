@@ -147,9 +147,9 @@ pub trait BoundKind:
 
 /// A hosted kind: bound through the `spec` fields of [`crate::api::AccountBinding`]. The
 /// closure gives the kind's own facts: a registrar (a processor) and a fiscal year end.
-macro_rules! hosted_kind {
+macro_rules! hosted_bound_kind {
     ($kind:ident) => {
-        hosted_kind!($kind, |_object| (None, None));
+        hosted_bound_kind!($kind, |_object| (None, None));
     };
     ($kind:ident, |$object:ident| $own_facts:expr) => {
         impl BoundKind for $kind {
@@ -178,11 +178,11 @@ macro_rules! hosted_kind {
     };
 }
 
-hosted_kind!(Website);
-hosted_kind!(Database);
-hosted_kind!(Mailbox);
-hosted_kind!(Domain, |domain| (domain.spec.registrar.as_deref(), None));
-hosted_kind!(DataRecord, |record| (
+hosted_bound_kind!(Website);
+hosted_bound_kind!(Database);
+hosted_bound_kind!(Mailbox);
+hosted_bound_kind!(Domain, |domain| (domain.spec.registrar.as_deref(), None));
+hosted_bound_kind!(DataRecord, |record| (
     None,
     record.spec.bookkeeping.map(|b| b.fiscal_year_end)
 ));
