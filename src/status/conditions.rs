@@ -158,25 +158,34 @@ fn ready<'a>(conditions: &[Condition], facts: &'a Facts<'_>) -> (ConditionStatus
     }
 }
 
+/// A condition that reports a problem: True with the problem's reason and message while there
+/// is one, else False with the reason and message that say all is well.
+fn set_problem(
+    set: &mut impl FnMut(&str, ConditionStatus, &str, &str),
+    type_: &str,
+    problem: Option<(&str, String)>,
+    (fine_reason, fine_message): (&str, &str),
+) {
+    match problem {
+        Some((reason, message)) => set(type_, ConditionStatus::True, reason, &message),
+        None => set(type_, ConditionStatus::False, fine_reason, fine_message),
+    }
+}
+
 /// `DeletionFailed`: which deletions of this pass failed.
 fn deletion_failed(
     set: &mut impl FnMut(&str, ConditionStatus, &str, &str),
     failures: &[&DeletionFailure],
 ) {
-    match failures.first() {
-        None => set(
-            DELETION_FAILED,
-            ConditionStatus::False,
-            "NoFailures",
-            "no deletion failed",
-        ),
-        Some(first) => set(
-            DELETION_FAILED,
-            ConditionStatus::True,
-            failure_reason(&first.reason),
-            &failures_message(failures),
-        ),
-    }
+    let problem = failures
+        .first()
+        .map(|first| (failure_reason(&first.reason), failures_message(failures)));
+    set_problem(
+        set,
+        DELETION_FAILED,
+        problem,
+        ("NoFailures", "no deletion failed"),
+    );
 }
 
 /// `MalformedResources`: the objects claiming the account that cannot be read.
@@ -184,21 +193,17 @@ fn malformed_resources(
     set: &mut impl FnMut(&str, ConditionStatus, &str, &str),
     malformed: &[&MalformedResource],
 ) {
-    if malformed.is_empty() {
-        set(
-            MALFORMED_RESOURCES,
-            ConditionStatus::False,
+    let problem =
+        (!malformed.is_empty()).then(|| ("MalformedObject", malformed_message(malformed)));
+    set_problem(
+        set,
+        MALFORMED_RESOURCES,
+        problem,
+        (
             "AllReadable",
             "every object claiming the account can be read",
-        );
-    } else {
-        set(
-            MALFORMED_RESOURCES,
-            ConditionStatus::True,
-            "MalformedObject",
-            &malformed_message(malformed),
-        );
-    }
+        ),
+    );
 }
 
 /// `OnHold`: whether a legal hold stands, and until when.
@@ -226,23 +231,22 @@ fn unknown_processors(
     unknown_processors: &[String],
 ) {
     let unknown: BTreeSet<&str> = unknown_processors.iter().map(String::as_str).collect();
-    if unknown.is_empty() {
-        set(
-            UNBOUND_RESOURCES,
-            ConditionStatus::False,
+    let problem = (!unknown.is_empty()).then(|| {
+        let names = unknown.into_iter().collect::<Vec<_>>().join(", ");
+        (
+            "UnknownProcessor",
+            format!("no DataProcessor named {names}: erasure requests cannot be sent"),
+        )
+    });
+    set_problem(
+        set,
+        UNBOUND_RESOURCES,
+        problem,
+        (
             "AllBound",
             "every processor reference names a DataProcessor",
-        );
-    } else {
-        let names = unknown.into_iter().collect::<Vec<_>>().join(", ");
-        let message = format!("no DataProcessor named {names}: erasure requests cannot be sent");
-        set(
-            UNBOUND_RESOURCES,
-            ConditionStatus::True,
-            "UnknownProcessor",
-            &message,
-        );
-    }
+        ),
+    );
 }
 
 /// Status for an Account whose RetentionPolicy does not exist: erasure stops (fail safe).
@@ -440,43 +444,32 @@ fn processor_conditions(
         names
     };
     let manual = named(NotificationState::Manual);
-    if manual.is_empty() {
-        set(
-            MANUAL_ACTION_REQUIRED,
-            ConditionStatus::False,
-            "NoManualRequests",
-            "no erasure request waits for staff",
-        );
-    } else {
-        let message = ledger::staff_instruction(ledger::StaffInstruction::ManualCondition {
+    let problem = (!manual.is_empty()).then(|| {
+        let instruction = ledger::StaffInstruction::ManualCondition {
             processors: &manual,
-        });
-        set(
-            MANUAL_ACTION_REQUIRED,
-            ConditionStatus::True,
-            "ManualProcessor",
-            &message,
-        );
-    }
+        };
+        ("ManualProcessor", ledger::staff_instruction(instruction))
+    });
+    set_problem(
+        set,
+        MANUAL_ACTION_REQUIRED,
+        problem,
+        ("NoManualRequests", "no erasure request waits for staff"),
+    );
     let failed = named(NotificationState::Failed);
-    if failed.is_empty() {
-        set(
-            ERASURE_REQUESTS_FAILED,
-            ConditionStatus::False,
-            "NoFailedRequests",
-            "no erasure request failed",
-        );
-    } else {
-        let message = ledger::staff_instruction(ledger::StaffInstruction::FailedCondition {
-            requests: &failed,
-        });
-        set(
-            ERASURE_REQUESTS_FAILED,
-            ConditionStatus::True,
+    let problem = (!failed.is_empty()).then(|| {
+        let instruction = ledger::StaffInstruction::FailedCondition { requests: &failed };
+        (
             "ErasureRequestFailed",
-            &message,
-        );
-    }
+            ledger::staff_instruction(instruction),
+        )
+    });
+    set_problem(
+        set,
+        ERASURE_REQUESTS_FAILED,
+        problem,
+        ("NoFailedRequests", "no erasure request failed"),
+    );
 }
 
 fn malformed_message(malformed: &[&MalformedResource]) -> String {
