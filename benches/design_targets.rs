@@ -78,6 +78,7 @@ mod support;
 use retention_operator::api::{
     DEFAULT_POLICY, DataProcessor, DatabaseEngine, GracePeriods, RetentionPolicySpec, SecretKeyRef,
 };
+use retention_operator::kinds::ResourceKind;
 use support::{
     AccountExt, DataProcessorExt, DomainExt, HostedExt, ObjectExt, backup_policy,
     bookkeeping_record, data_record, database, domain, dur, mailbox, policy_with_backups,
@@ -107,45 +108,30 @@ const GRACE_DAYS: i64 = 30;
 // ---------------------------------------------------------------------------------------------
 // Kinds and objects.
 
+/// The kinds the benchmark creates: the operator's own and every bound kind of the registry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Kind {
     Account,
     Policy,
     Processor,
-    Website,
-    Database,
-    Mailbox,
-    Domain,
-    DataRecord,
-    Backup,
+    Bound(ResourceKind),
 }
 
 impl Kind {
-    const BOUND: [Kind; 6] = [
-        Kind::Website,
-        Kind::Database,
-        Kind::Mailbox,
-        Kind::Domain,
-        Kind::DataRecord,
-        Kind::Backup,
-    ];
+    /// The bound kinds, in the registry's order.
+    fn bound() -> impl Iterator<Item = Kind> {
+        ResourceKind::ALL.into_iter().map(Kind::Bound)
+    }
 
-    const ALL: [Kind; 9] = [
-        Kind::Account,
-        Kind::Policy,
-        Kind::Processor,
-        Kind::Website,
-        Kind::Database,
-        Kind::Mailbox,
-        Kind::Domain,
-        Kind::DataRecord,
-        Kind::Backup,
-    ];
+    fn all() -> impl Iterator<Item = Kind> {
+        [Kind::Account, Kind::Policy, Kind::Processor]
+            .into_iter()
+            .chain(Kind::bound())
+    }
 
     /// The kind named `name` (`Website`).
     fn of(name: &str) -> Self {
-        Kind::ALL
-            .into_iter()
+        Kind::all()
             .find(|kind| kind.name() == name)
             .unwrap_or_else(|| panic!("{name} is no kind of the benchmark"))
     }
@@ -155,31 +141,21 @@ impl Kind {
             Kind::Account => "Account",
             Kind::Policy => "RetentionPolicy",
             Kind::Processor => "DataProcessor",
-            Kind::Website => "Website",
-            Kind::Database => "Database",
-            Kind::Mailbox => "Mailbox",
-            Kind::Domain => "Domain",
-            Kind::DataRecord => "DataRecord",
-            Kind::Backup => "Backup",
+            Kind::Bound(kind) => kind.as_str(),
         }
     }
 
-    fn plural(self) -> &'static str {
+    fn plural(self) -> String {
         match self {
-            Kind::Account => "accounts",
-            Kind::Policy => "retentionpolicies",
-            Kind::Processor => "dataprocessors",
-            Kind::Website => "websites",
-            Kind::Database => "databases",
-            Kind::Mailbox => "mailboxes",
-            Kind::Domain => "domains",
-            Kind::DataRecord => "datarecords",
-            Kind::Backup => "backups",
+            Kind::Account => "accounts".to_owned(),
+            Kind::Policy => "retentionpolicies".to_owned(),
+            Kind::Processor => "dataprocessors".to_owned(),
+            Kind::Bound(kind) => kind.plural(),
         }
     }
 
     fn namespaced(self) -> bool {
-        Kind::BOUND.contains(&self)
+        matches!(self, Kind::Bound(_))
     }
 
     fn resource(self) -> ApiResource {
@@ -188,7 +164,7 @@ impl Kind {
             version: VERSION.into(),
             api_version: format!("{GROUP}/{VERSION}"),
             kind: self.name().into(),
-            plural: self.plural().into(),
+            plural: self.plural(),
         }
     }
 }
@@ -638,9 +614,10 @@ impl Server {
         // watch that was cut resumes from its last bookmark, older than the compaction point, even
         // when kube's controller polls it late.
         let churn_until = started + CUT + Duration::from_millis(1500);
+        let watched = watched();
         while Instant::now() < churn_until {
             let requests = self.operator_requests()?;
-            let resumed = WATCHED.iter().all(|w| {
+            let resumed = watched.iter().all(|w| {
                 requests[first_write.min(requests.len())..]
                     .iter()
                     .any(|r| r.verb == "watch" && r.resource == *w)
@@ -766,7 +743,7 @@ async fn install_crds(client: &Client) -> Result<()> {
 async fn remove_leftovers(client: &Client) -> Result<()> {
     let started = Instant::now();
     let mut left = Vec::new();
-    for kind in [Kind::Account].into_iter().chain(Kind::BOUND) {
+    for kind in [Kind::Account].into_iter().chain(Kind::bound()) {
         let list = api(client, kind, "")
             .list(&ListParams::default().labels("bench-set"))
             .await?;
@@ -1211,7 +1188,7 @@ async fn watch_deletions(client: &Client) -> Result<(Seen, Vec<tokio::task::Join
     let seen: Seen = Arc::default();
     let mut tasks = Vec::new();
     let mut synced = Vec::new();
-    for kind in Kind::BOUND {
+    for kind in Kind::bound() {
         let api = api(client, kind, "");
         let seen = seen.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -1256,12 +1233,12 @@ async fn watch_deletions(client: &Client) -> Result<(Seen, Vec<tokio::task::Join
 /// The schedule the operator stamped on each object of the set: `key` -> deleteAt.
 async fn stamped(client: &Client, set: &str) -> Result<HashMap<String, Option<DateTime<Utc>>>> {
     let mut out = HashMap::new();
-    for kind in Kind::BOUND {
+    for kind in Kind::bound() {
         let list = api(client, kind, "")
             .list(&ListParams::default().labels(&format!("bench-set={set}")))
             .await?;
         for object in list.items {
-            let at = if kind == Kind::Backup {
+            let at = if kind == Kind::Bound(ResourceKind::Backup) {
                 object.data["status"]["expiresAt"]
                     .as_str()
                     .map(str::to_owned)
@@ -1781,7 +1758,7 @@ async fn erasure_cost(
     let deletes = requests.iter().filter(|r| r.verb == "delete").count();
     let bound_gets = requests
         .iter()
-        .filter(|r| r.verb == "get" && Kind::BOUND.iter().any(|k| k.plural() == r.resource))
+        .filter(|r| r.verb == "get" && Kind::bound().any(|k| k.plural() == r.resource))
         .count();
     let account_gets = requests
         .iter()
@@ -1883,9 +1860,10 @@ async fn force_relist(
     // last list. kube's Controller pauses all its watches after each watch error, with one
     // exponential backoff shared by all (up to 30 s), so nine 410s take a while to get through.
     let deadline = Instant::now() + Duration::from_secs(180);
+    let watched = watched();
     let outcome = loop {
         let requests = server.operator_requests()?;
-        let pending: Vec<&str> = WATCHED
+        let pending: Vec<&str> = watched
             .iter()
             .filter(|w| {
                 let last_list = requests
@@ -1896,7 +1874,7 @@ async fn force_relist(
                     .rposition(|r| r.verb == "watch" && r.resource == **w && r.code == 200);
                 !matches!((last_list, last_watch), (Some(l), Some(w)) if w > l)
             })
-            .copied()
+            .map(String::as_str)
             .collect();
         if pending.is_empty() {
             break Ok(());
@@ -1939,18 +1917,10 @@ async fn force_relist(
     Ok((memory, counts, elapsed, restart))
 }
 
-/// The resources the operator watches.
-const WATCHED: [&str; 9] = [
-    "accounts",
-    "retentionpolicies",
-    "dataprocessors",
-    "websites",
-    "databases",
-    "mailboxes",
-    "domains",
-    "datarecords",
-    "backups",
-];
+/// The resources the operator watches: every kind of the benchmark.
+fn watched() -> Vec<String> {
+    Kind::all().map(Kind::plural).collect()
+}
 
 /// How often the server cuts the operator's watches in the relist runs. Not a multiple of the
 /// server's bookmark interval (1 s): a watch cut right after a bookmark would resume from the

@@ -28,8 +28,6 @@ mod announcements;
 mod conditions;
 mod input;
 mod proof;
-#[cfg(test)]
-mod tests;
 
 use std::collections::BTreeSet;
 

@@ -24,7 +24,7 @@ use retention_operator::api::{
     RetentionDuration, RetentionPolicy, RetentionPolicySpec, SecretKeyRef, Website, WebsiteSpec,
 };
 use retention_operator::retention::{
-    AccountPlan, BoundResource, Inventory, ResourcePlan, plan_account,
+    AccountPlan, BoundResource, Inventory, ResourcePlan, ResourceRef, plan_account,
 };
 
 /// The namespace every namespaced object lives in unless a test moves it; the end-to-end
@@ -152,6 +152,8 @@ pub trait AccountExt: Sized {
     fn consent(self, purpose: &str, given: bool) -> Self;
     /// `spec.retentionPolicyRef`.
     fn policy_ref(self, name: &str) -> Self;
+    /// The whole `status`, as the operator stored it.
+    fn with_status(self, status: &AccountStatus) -> Self;
 
     /// `spec.state: Terminated` without any recorded time.
     fn terminated(self) -> Self {
@@ -212,6 +214,11 @@ impl AccountExt for Account {
 
     fn policy_ref(mut self, name: &str) -> Self {
         self.spec.retention_policy_ref = name.to_owned();
+        self
+    }
+
+    fn with_status(mut self, status: &AccountStatus) -> Self {
+        self.status = Some(status.clone());
         self
     }
 }
@@ -436,6 +443,14 @@ pub fn policy() -> RetentionPolicySpec {
     }
 }
 
+/// [`policy`] without the Mailbox override: one grace period (30d) for every kind.
+pub fn policy_with_one_grace_period() -> RetentionPolicySpec {
+    RetentionPolicySpec {
+        grace_periods: GracePeriods::default(),
+        ..policy()
+    }
+}
+
 /// A backup schedule.
 pub fn backup_policy(
     keep_daily: u32,
@@ -548,6 +563,15 @@ pub fn inventory(accounts: Vec<Account>, resources: Vec<BoundResource>) -> Inven
         policies: BTreeMap::from([(DEFAULT_POLICY.to_owned(), policy())]),
         processors: BTreeMap::new(),
         resources,
+    }
+}
+
+/// The engine's reference to the object of `kind` named `name` in [`NAMESPACE`].
+pub fn resource_ref(kind: ResourceKind, name: &str) -> ResourceRef {
+    ResourceRef {
+        kind,
+        namespace: NAMESPACE.to_owned(),
+        name: name.to_owned(),
     }
 }
 

@@ -1,150 +1,45 @@
-//! The status computation, as the controller uses it.
+//! The status computation (`retention_operator::status`), as the controller uses it, on the
+//! objects of the shared builders.
+
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use serde_json::json;
-
-use super::*;
-use crate::api::{
-    API_VERSION, Account, Backup, Condition, ConditionStatus, DataRecord, Database, DeletingItem,
-    LegalBasis, Mailbox, NotificationState, ProcessorNotification, ResourceCounts, RetainedItem,
-    RetentionPolicySpec, Website,
+use retention_operator::api::{
+    Account, AccountPhase, AccountStatus, Condition, ConditionStatus, DeletingItem, LegalBasis,
+    NotificationState, ProcessorNotification, ResourceCounts, ResourceKind, RetainedItem,
 };
-use crate::kinds::ResourceKind;
-use crate::retention::{AccountPlan, BoundResource, ResourcePlan, ResourceRef, plan_account};
+use retention_operator::retention::{
+    AccountPlan, BoundResource, ResourcePlan, ResourceRef, TerminationSource,
+};
+use retention_operator::status::{
+    Announcements, DELETION_FAILED, DeletionFailure, DeletionLedger, ERASURE_REQUESTS_FAILED,
+    MALFORMED_RESOURCES, MANUAL_ACTION_REQUIRED, MalformedResource, ON_HOLD, POLICY_MISSING, READY,
+    StatusInput, UNBOUND_RESOURCES, account_status, announcements, policy_missing_status,
+    set_condition,
+};
+use support::*;
 
+/// The termination time most tests use.
 const T: &str = "2026-11-01T00:00:00Z";
-const CUSTOMER: &str = "C-10442";
-
-fn t(s: &str) -> DateTime<Utc> {
-    s.parse().expect("test timestamp")
-}
-
-fn policy() -> RetentionPolicySpec {
-    serde_json::from_value(json!({
-        "gracePeriod": "30d",
-        "backups": {"keepDaily": 7, "keepWeekly": 4, "keepMonthly": 6,
-                    "afterTermination": "90d"},
-        "bookkeeping": {"years": 7},
-    }))
-    .expect("policy")
-}
-
-/// An Account named `acme` with `spec` merged over the defaults and an optional status.
-fn account(spec: serde_json::Value, status: Option<&AccountStatus>) -> Account {
-    let mut full = json!({"customerRef": CUSTOMER});
-    if let (Some(full), Some(spec)) = (full.as_object_mut(), spec.as_object()) {
-        full.extend(spec.clone());
-    }
-    let mut account: Account = serde_json::from_value(json!({
-        "apiVersion": API_VERSION, "kind": "Account",
-        "metadata": {"name": "acme", "generation": 3},
-        "spec": full,
-    }))
-    .expect("account");
-    account.status = status.cloned();
-    account
-}
-
-fn terminated() -> serde_json::Value {
-    json!({"state": "Terminated", "terminatedAt": T})
-}
-
-fn meta(name: &str) -> serde_json::Value {
-    json!({"name": name, "namespace": "acme"})
-}
-
-fn website(name: &str) -> BoundResource {
-    let o: Website = serde_json::from_value(json!({
-        "apiVersion": API_VERSION, "kind": "Website", "metadata": meta(name),
-        "spec": {"accountRef": "acme", "hostnames": ["acme.example"]},
-    }))
-    .expect("website");
-    BoundResource::from(&o)
-}
-
-fn database(name: &str) -> BoundResource {
-    let o: Database = serde_json::from_value(json!({
-        "apiVersion": API_VERSION, "kind": "Database", "metadata": meta(name),
-        "spec": {"accountRef": "acme", "engine": "postgresql"},
-    }))
-    .expect("database");
-    BoundResource::from(&o)
-}
-
-fn mailbox(name: &str) -> BoundResource {
-    let o: Mailbox = serde_json::from_value(json!({
-        "apiVersion": API_VERSION, "kind": "Mailbox", "metadata": meta(name),
-        "spec": {"accountRef": "acme", "address": "info@acme.example"},
-    }))
-    .expect("mailbox");
-    BoundResource::from(&o)
-}
-
-fn crm(name: &str) -> BoundResource {
-    let o: DataRecord = serde_json::from_value(json!({
-        "apiVersion": API_VERSION, "kind": "DataRecord", "metadata": meta(name),
-        "spec": {"accountRef": "acme", "category": "crm", "processorRef": "pipedrive"},
-    }))
-    .expect("crm record");
-    BoundResource::from(&o)
-}
-
-fn marketing(name: &str) -> BoundResource {
-    let o: DataRecord = serde_json::from_value(json!({
-        "apiVersion": API_VERSION, "kind": "DataRecord", "metadata": meta(name),
-        "spec": {"accountRef": "acme", "category": "marketing",
-                 "legalBasis": "Consent", "consentPurpose": "marketing"},
-    }))
-    .expect("marketing record");
-    BoundResource::from(&o)
-}
-
-fn invoices(name: &str, fiscal_year_end: &str) -> BoundResource {
-    let o: DataRecord = serde_json::from_value(json!({
-        "apiVersion": API_VERSION, "kind": "DataRecord", "metadata": meta(name),
-        "spec": {"accountRef": "acme", "category": "invoices",
-                 "legalBasis": "LegalObligation",
-                 "bookkeeping": {"fiscalYearEnd": fiscal_year_end}},
-    }))
-    .expect("invoice record");
-    BoundResource::from(&o)
-}
-
-fn backup(name: &str, source: &str, taken_at: &str) -> BoundResource {
-    let o: Backup = serde_json::from_value(json!({
-        "apiVersion": API_VERSION, "kind": "Backup", "metadata": meta(name),
-        "spec": {"accountRef": "acme", "sourceRef": {"kind": "Database", "name": source},
-                 "takenAt": taken_at},
-    }))
-    .expect("backup");
-    BoundResource::from(&o)
-}
-
-fn rref(kind: ResourceKind, name: &str) -> ResourceRef {
-    ResourceRef {
-        kind,
-        namespace: "acme".to_owned(),
-        name: name.to_owned(),
-    }
-}
 
 /// Everything a full lifecycle needs: hosted data, a CRM record at a processor, invoices
 /// under the Bookkeeping Act and a backup.
 fn everything() -> Vec<BoundResource> {
     vec![
-        website("www"),
-        database("shop-db"),
-        mailbox("info"),
-        crm("crm"),
-        invoices("invoices-2026", "2026-12-31"),
-        backup("shop-db-1", "shop-db", "2026-10-25T02:00:00Z"),
+        bound(&website("www", "acme")),
+        bound(&database("shop-db", "acme")),
+        bound(&mailbox("info", "acme")),
+        bound(&data_record("crm", "acme").processor("pipedrive")),
+        bound(&bookkeeping_record("invoices-2026", "acme", "2026-12-31")),
+        bound(&backup(
+            "shop-db-1",
+            "acme",
+            "shop-db",
+            "2026-10-25T02:00:00Z",
+        )),
     ]
-}
-
-fn plan(account: &Account, bound: &[BoundResource], now: &str) -> AccountPlan {
-    plan_account(account, bound, &policy(), &BTreeMap::new(), t(now))
 }
 
 /// What the controller stores and reads back: the status after a JSON round trip, so
@@ -192,6 +87,8 @@ fn deleting(r: &ResourceRef) -> DeletingItem {
     }
 }
 
+/// A pass over `plan` at `now` that deleted nothing and found nothing wrong; the Account is at
+/// generation 3.
 fn input<'a>(
     plan: &'a AccountPlan,
     previous: Option<&'a AccountStatus>,
@@ -208,7 +105,7 @@ fn input<'a>(
         malformed: &[],
         announced_until: None,
         processors: None,
-        now: t(now),
+        now: at(now),
     }
 }
 
@@ -237,7 +134,7 @@ fn counts(bound: u32, scheduled: u32, deleted: u32, retained: u32) -> ResourceCo
 
 fn failure(kind: ResourceKind, name: &str, reason: &str) -> DeletionFailure {
     DeletionFailure {
-        resource: rref(kind, name),
+        resource: resource_ref(kind, name),
         reason: reason.to_owned(),
         message: "the API server refused the delete".to_owned(),
     }
@@ -247,16 +144,17 @@ fn failure(kind: ResourceKind, name: &str, reason: &str) -> DeletionFailure {
 fn a_steady_state_computes_the_stored_status_again() {
     struct Case {
         name: &'static str,
-        spec: serde_json::Value,
+        account: Account,
         bound: Vec<BoundResource>,
         now: &'static str,
         unknown: Vec<String>,
         phase: AccountPhase,
     }
+    let policy = policy();
     let cases = [
         Case {
             name: "active account",
-            spec: json!({}),
+            account: account("acme"),
             bound: everything(),
             now: "2026-11-10T00:00:00Z",
             unknown: vec![],
@@ -264,7 +162,7 @@ fn a_steady_state_computes_the_stored_status_again() {
         },
         Case {
             name: "suspended account",
-            spec: json!({"state": "Suspended"}),
+            account: account("acme").suspended(),
             bound: everything(),
             now: "2026-11-10T00:00:00Z",
             unknown: vec![],
@@ -272,7 +170,7 @@ fn a_steady_state_computes_the_stored_status_again() {
         },
         Case {
             name: "grace period",
-            spec: terminated(),
+            account: account("acme").terminated_at(T),
             bound: everything(),
             now: "2026-11-10T00:00:00Z",
             unknown: vec![],
@@ -280,7 +178,7 @@ fn a_steady_state_computes_the_stored_status_again() {
         },
         Case {
             name: "erasing",
-            spec: terminated(),
+            account: account("acme").terminated_at(T),
             bound: everything(),
             now: "2026-12-02T00:00:00Z",
             unknown: vec![],
@@ -288,15 +186,19 @@ fn a_steady_state_computes_the_stored_status_again() {
         },
         Case {
             name: "retained",
-            spec: terminated(),
-            bound: vec![invoices("invoices-2026", "2026-12-31")],
+            account: account("acme").terminated_at(T),
+            bound: vec![bound(&bookkeeping_record(
+                "invoices-2026",
+                "acme",
+                "2026-12-31",
+            ))],
             now: "2027-03-01T00:00:00Z",
             unknown: vec![],
             phase: AccountPhase::Retained,
         },
         Case {
             name: "erased",
-            spec: terminated(),
+            account: account("acme").terminated_at(T),
             bound: vec![],
             now: "2034-02-01T00:00:00Z",
             unknown: vec![],
@@ -304,8 +206,7 @@ fn a_steady_state_computes_the_stored_status_again() {
         },
         Case {
             name: "on hold",
-            spec: json!({"state": "Terminated", "terminatedAt": T,
-                         "legalHold": {"reason": "Police request 2026-123"}}),
+            account: account("acme").terminated_at(T).hold(None::<&str>),
             bound: everything(),
             now: "2026-12-10T00:00:00Z",
             unknown: vec![],
@@ -313,7 +214,7 @@ fn a_steady_state_computes_the_stored_status_again() {
         },
         Case {
             name: "termination first seen",
-            spec: json!({"state": "Terminated"}),
+            account: account("acme").terminated(),
             bound: everything(),
             now: "2026-11-10T00:00:00Z",
             unknown: vec![],
@@ -321,7 +222,7 @@ fn a_steady_state_computes_the_stored_status_again() {
         },
         Case {
             name: "unknown processors",
-            spec: terminated(),
+            account: account("acme").terminated_at(T),
             bound: everything(),
             now: "2026-11-10T00:00:00Z",
             unknown: vec!["pipedrive".to_owned()],
@@ -329,8 +230,8 @@ fn a_steady_state_computes_the_stored_status_again() {
         },
     ];
     for case in cases {
-        let account = account(case.spec.clone(), None);
-        let plan = plan(&account, &case.bound, case.now);
+        let account = case.account;
+        let plan = plan_one(&account, &case.bound, &policy, at(case.now));
         assert_eq!(plan.phase, case.phase, "case {}: phase", case.name);
         let first = account_status(&StatusInput {
             unknown_processors: &case.unknown,
@@ -343,23 +244,20 @@ fn a_steady_state_computes_the_stored_status_again() {
         previous.processors = vec![ProcessorNotification {
             name: "pipedrive".to_owned(),
             state: NotificationState::Acknowledged,
-            erasure_at: Some(t("2026-12-01T00:00:00Z")),
+            erasure_at: Some(at("2026-12-01T00:00:00Z")),
             idempotency_key: Some("key".to_owned()),
-            requested_at: Some(t("2026-12-01T00:00:00Z")),
+            requested_at: Some(at("2026-12-01T00:00:00Z")),
             resources: vec![],
             attempts: 0,
             last_attempt_at: None,
             next_attempt_at: None,
             reason: None,
-            acknowledged_at: Some(t("2026-12-02T00:00:00Z")),
+            acknowledged_at: Some(at("2026-12-02T00:00:00Z")),
         }];
         // The next pass plans from the Account as stored, at a later time.
-        let account = Account {
-            status: Some(previous.clone()),
-            ..account
-        };
+        let account = account.with_status(&previous);
         for later in ["2026-12-01T00:00:00Z", "2040-01-01T00:00:00Z"] {
-            let later = if t(later) > t(case.now) {
+            let later = if at(later) > at(case.now) {
                 later
             } else {
                 case.now
@@ -373,12 +271,11 @@ fn a_steady_state_computes_the_stored_status_again() {
         }
         // Re-planned from the stored Account (a recorded termination now comes back
         // from the status) a moment later: still nothing to write.
-        let replanned = plan_account(
+        let replanned = plan_one(
             &account,
             &case.bound,
-            &policy(),
-            &BTreeMap::new(),
-            t(case.now) + chrono::TimeDelta::seconds(1),
+            &policy,
+            at(case.now) + TimeDelta::seconds(1),
         );
         let again = account_status(&StatusInput {
             unknown_processors: &case.unknown,
@@ -390,26 +287,28 @@ fn a_steady_state_computes_the_stored_status_again() {
 
 #[test]
 fn a_full_lifecycle_keeps_a_cumulative_proof() {
-    let acct = account(terminated(), None);
-    let www = rref(ResourceKind::Website, "www");
-    let db = rref(ResourceKind::Database, "shop-db");
-    let mbx = rref(ResourceKind::Mailbox, "info");
-    let crm_ref = rref(ResourceKind::DataRecord, "crm");
-    let inv = rref(ResourceKind::DataRecord, "invoices-2026");
-    let bkp = rref(ResourceKind::Backup, "shop-db-1");
+    // The Mailbox goes with the rest at the end of the grace period.
+    let policy = policy_with_one_grace_period();
+    let acct = account("acme").terminated_at(T);
+    let www = resource_ref(ResourceKind::Website, "www");
+    let db = resource_ref(ResourceKind::Database, "shop-db");
+    let mbx = resource_ref(ResourceKind::Mailbox, "info");
+    let crm_ref = resource_ref(ResourceKind::DataRecord, "crm");
+    let inv = resource_ref(ResourceKind::DataRecord, "invoices-2026");
+    let bkp = resource_ref(ResourceKind::Backup, "shop-db-1");
     let invoice_item = RetainedItem {
         kind: "DataRecord".to_owned(),
-        namespace: "acme".to_owned(),
+        namespace: NAMESPACE.to_owned(),
         name: "invoices-2026".to_owned(),
-        delete_at: Some(t("2034-01-01T00:00:00Z")),
+        delete_at: Some(at("2034-01-01T00:00:00Z")),
         legal_basis: LegalBasis::LegalObligation,
     };
     // The only backup is the newest of its month (6 months), capped at T + 90d.
     let backup_item = RetainedItem {
         kind: "Backup".to_owned(),
-        namespace: "acme".to_owned(),
+        namespace: NAMESPACE.to_owned(),
         name: "shop-db-1".to_owned(),
-        delete_at: Some(t("2027-01-30T00:00:00Z")),
+        delete_at: Some(at("2027-01-30T00:00:00Z")),
         legal_basis: LegalBasis::LegitimateInterest,
     };
 
@@ -428,8 +327,13 @@ fn a_full_lifecycle_keeps_a_cumulative_proof() {
         ready: &'static str,
     }
     let hosted_gone = vec![
-        invoices("invoices-2026", "2026-12-31"),
-        backup("shop-db-1", "shop-db", "2026-10-25T02:00:00Z"),
+        bound(&bookkeeping_record("invoices-2026", "acme", "2026-12-31")),
+        bound(&backup(
+            "shop-db-1",
+            "acme",
+            "shop-db",
+            "2026-10-25T02:00:00Z",
+        )),
     ];
     let steps = [
         Step {
@@ -531,7 +435,11 @@ fn a_full_lifecycle_keeps_a_cumulative_proof() {
         Step {
             name: "bookkeeping date: invoices deleted",
             now: "2034-01-01T00:00:01Z",
-            bound: vec![invoices("invoices-2026", "2026-12-31")],
+            bound: vec![bound(&bookkeeping_record(
+                "invoices-2026",
+                "acme",
+                "2026-12-31",
+            ))],
             deleted: vec![inv.clone()],
             phase: AccountPhase::Retained,
             next: None,
@@ -610,7 +518,7 @@ fn a_full_lifecycle_keeps_a_cumulative_proof() {
     let mut previous: Option<AccountStatus> = None;
     let mut ready_since = None;
     for step in steps {
-        let plan = plan(&acct, &step.bound, step.now);
+        let plan = plan_one(&acct, &step.bound, &policy, at(step.now));
         assert_eq!(plan.phase, step.phase, "step {:?}: plan phase", step.name);
         let status = pass(
             StatusInput {
@@ -626,7 +534,7 @@ fn a_full_lifecycle_keeps_a_cumulative_proof() {
         );
         assert_eq!(
             status.next_deletion_at,
-            step.next.map(t),
+            step.next.map(at),
             "step {name:?}: next"
         );
         assert_eq!(status.observed_generation, Some(3), "step {name:?}");
@@ -639,12 +547,12 @@ fn a_full_lifecycle_keeps_a_cumulative_proof() {
         assert_eq!(proof.deleted, expected, "step {name:?}: proof deleted");
         assert_eq!(
             proof.started_at,
-            step.started_at.map(t),
+            step.started_at.map(at),
             "step {name:?}: startedAt"
         );
         assert_eq!(
             proof.completed_at,
-            step.completed_at.map(t),
+            step.completed_at.map(at),
             "step {name:?}"
         );
         assert_eq!(
@@ -677,23 +585,25 @@ fn a_full_lifecycle_keeps_a_cumulative_proof() {
 
 #[test]
 fn terminated_at_shows_the_time_of_the_termination_in_force() {
+    // Every hosted object is due a grace period after the termination, the Mailbox too.
+    let policy = policy_with_one_grace_period();
     let first = "2026-11-05T10:00:00Z";
-    let acct = account(json!({"state": "Terminated", "terminatedAt": first}), None);
-    let plan1 = plan(&acct, &everything(), "2026-11-06T00:00:00Z");
+    let acct = account("acme").terminated_at(first);
+    let plan1 = plan_one(&acct, &everything(), &policy, at("2026-11-06T00:00:00Z"));
     let s1 = account_status(&input(&plan1, None, "2026-11-06T00:00:00Z"));
-    assert_eq!(s1.terminated_at, Some(t(first)));
-    assert_eq!(s1.next_deletion_at, Some(t("2026-12-05T10:00:00Z")));
+    assert_eq!(s1.terminated_at, Some(at(first)));
+    assert_eq!(s1.next_deletion_at, Some(at("2026-12-05T10:00:00Z")));
 
     // Reactivated inside the grace period: no time, no hosted schedules.
-    let acct = account(json!({"state": "Active"}), Some(&s1));
-    let plan2 = plan(&acct, &everything(), "2026-11-20T00:00:00Z");
+    let acct = account("acme").with_status(&s1);
+    let plan2 = plan_one(&acct, &everything(), &policy, at("2026-11-20T00:00:00Z"));
     let s2 = account_status(&input(&plan2, Some(&s1), "2026-11-20T00:00:00Z"));
     assert_eq!(s2.phase, Some(AccountPhase::Active));
     assert_eq!(s2.terminated_at, None, "reactivation clears the time");
     // Only the backup schedule runs: newest of October 2026, kept 6 months, no cap.
     assert_eq!(
         s2.next_deletion_at,
-        Some(t("2027-04-25T02:00:00Z")),
+        Some(at("2027-04-25T02:00:00Z")),
         "backup expiry only"
     );
     assert_eq!(
@@ -709,44 +619,43 @@ fn terminated_at_shows_the_time_of_the_termination_in_force() {
     // Terminated again, and the operator never saw the reactivation: the stored status
     // still shows the first time, but the grace period counts from the new one.
     let second = "2026-12-20T00:00:00Z";
-    let acct = account(
-        json!({"state": "Terminated", "terminatedAt": second}),
-        Some(&s1),
-    );
-    let plan3 = plan(&acct, &everything(), "2026-12-21T00:00:00Z");
+    let acct = account("acme").terminated_at(second).with_status(&s1);
+    let plan3 = plan_one(&acct, &everything(), &policy, at("2026-12-21T00:00:00Z"));
     let s3 = account_status(&input(&plan3, Some(&s1), "2026-12-21T00:00:00Z"));
-    assert_eq!(s3.terminated_at, Some(t(second)));
+    assert_eq!(s3.terminated_at, Some(at(second)));
     assert_eq!(s3.phase, Some(AccountPhase::GracePeriod));
-    assert_eq!(s3.next_deletion_at, Some(t("2027-01-19T00:00:00Z")));
+    assert_eq!(s3.next_deletion_at, Some(at("2027-01-19T00:00:00Z")));
 
     // An Active account being deleted is terminated at its deletionTimestamp; a stored
     // time from an earlier, reverted termination is stale and is replaced.
-    let mut acct = account(json!({"state": "Active"}), Some(&s1));
-    acct.metadata.deletion_timestamp =
-        serde_json::from_value(json!("2026-11-21T00:00:00Z")).expect("deletion timestamp");
-    let plan4 = plan(&acct, &everything(), "2026-11-21T00:00:01Z");
+    let acct = account("acme")
+        .deleted_at("2026-11-21T00:00:00Z")
+        .with_status(&s1);
+    let plan4 = plan_one(&acct, &everything(), &policy, at("2026-11-21T00:00:01Z"));
     assert_eq!(
         plan4.termination.map(|t| t.source),
-        Some(crate::retention::TerminationSource::Deletion)
+        Some(TerminationSource::Deletion)
     );
     let s4 = account_status(&input(&plan4, Some(&s1), "2026-11-21T00:00:01Z"));
-    assert_eq!(s4.terminated_at, Some(t("2026-11-21T00:00:00Z")));
+    assert_eq!(s4.terminated_at, Some(at("2026-11-21T00:00:00Z")));
     assert_eq!(s4.phase, Some(AccountPhase::GracePeriod));
 }
 
 #[test]
 fn failures_turn_ready_false_and_recover() {
-    let acct = account(terminated(), None);
+    // The failed Mailbox was due with the rest, at the end of the grace period.
+    let policy = policy_with_one_grace_period();
+    let acct = account("acme").terminated_at(T);
     let bound = everything();
-    let grace = plan(&acct, &bound, "2026-11-10T00:00:00Z");
+    let grace = plan_one(&acct, &bound, &policy, at("2026-11-10T00:00:00Z"));
     let s0 = stored(&account_status(&input(
         &grace,
         None,
         "2026-11-10T00:00:00Z",
     )));
 
-    let due = plan(&acct, &bound, "2026-12-01T00:00:01Z");
-    let www = rref(ResourceKind::Website, "www");
+    let due = plan_one(&acct, &bound, &policy, at("2026-12-01T00:00:01Z"));
+    let www = resource_ref(ResourceKind::Website, "www");
     let failures = [
         failure(ResourceKind::Mailbox, "info", "Forbidden"),
         failure(ResourceKind::Database, "shop-db", "Conflict"),
@@ -768,25 +677,25 @@ fn failures_turn_ready_false_and_recover() {
             "2 deletions failed, see condition DeletionFailed"
         )
     );
-    assert_eq!(ready.last_transition_time, t("2026-12-01T00:00:01Z"));
+    assert_eq!(ready.last_transition_time, at("2026-12-01T00:00:01Z"));
     let failed = condition(&s1, DELETION_FAILED);
     assert_eq!(failed.status, ConditionStatus::True);
     // Sorted by resource (Database before Mailbox), whatever order they failed in.
     assert_eq!(failed.reason, "Conflict");
     assert_eq!(
         failed.message,
-        "deletion failed for Database acme/shop-db (Conflict: the API server refused the \
-         delete); Mailbox acme/info (Forbidden: the API server refused the delete)"
+        "deletion failed for Database cust-acme/shop-db (Conflict: the API server refused the \
+         delete); Mailbox cust-acme/info (Forbidden: the API server refused the delete)"
     );
     assert_eq!(s1.phase, Some(AccountPhase::Erasing));
     // The failed objects are still bound and scheduled; the deleted one is counted.
     assert_eq!(s1.resources.get("Mailbox"), Some(&counts(1, 1, 0, 0)));
     assert_eq!(s1.resources.get("Website"), Some(&counts(0, 0, 1, 0)));
-    assert_eq!(s1.next_deletion_at, Some(t("2026-12-01T00:00:00Z")));
+    assert_eq!(s1.next_deletion_at, Some(at("2026-12-01T00:00:00Z")));
     // Conditions that did not change keep their original transition time.
     assert_eq!(
         condition(&s1, ON_HOLD).last_transition_time,
-        t("2026-11-10T00:00:00Z")
+        at("2026-11-10T00:00:00Z")
     );
 
     // The same failures in another order: the same status, so no write.
@@ -806,11 +715,11 @@ fn failures_turn_ready_false_and_recover() {
         .filter(|b| b.reference != www)
         .cloned()
         .collect();
-    let retry = plan(&acct, &bound2, "2026-12-01T00:01:00Z");
+    let retry = plan_one(&acct, &bound2, &policy, at("2026-12-01T00:01:00Z"));
     let deleted2 = [
-        rref(ResourceKind::Mailbox, "info"),
-        rref(ResourceKind::Database, "shop-db"),
-        rref(ResourceKind::DataRecord, "crm"),
+        resource_ref(ResourceKind::Mailbox, "info"),
+        resource_ref(ResourceKind::Database, "shop-db"),
+        resource_ref(ResourceKind::DataRecord, "crm"),
     ];
     let s2 = pass(
         StatusInput {
@@ -829,18 +738,18 @@ fn failures_turn_ready_false_and_recover() {
     for type_ in [READY, DELETION_FAILED] {
         assert_eq!(
             condition(&s2, type_).last_transition_time,
-            t("2026-12-01T00:01:00Z"),
+            at("2026-12-01T00:01:00Z"),
             "{type_} transitioned"
         );
     }
     let proof = s2.erasure.clone().unwrap_or_default();
     assert_eq!(
         proof.started_at,
-        Some(t("2026-12-01T00:00:01Z")),
+        Some(at("2026-12-01T00:00:01Z")),
         "set once"
     );
     assert_eq!(proof.deleted.values().sum::<u32>(), 4);
-    assert_eq!(s2.next_deletion_at, Some(t("2027-01-30T00:00:00Z")));
+    assert_eq!(s2.next_deletion_at, Some(at("2027-01-30T00:00:00Z")));
 }
 
 #[test]
@@ -851,6 +760,7 @@ fn deletion_failure_reasons_and_messages_stay_valid() {
         reason: &'static str,
         message_ends: &'static str,
     }
+    let policy = policy();
     let many: Vec<DeletionFailure> = (0..12)
         .map(|i| failure(ResourceKind::Backup, &format!("b{i:02}"), "Forbidden"))
         .collect();
@@ -880,7 +790,7 @@ fn deletion_failure_reasons_and_messages_stay_valid() {
                 ..failure(ResourceKind::Website, "www", "Timeout")
             }],
             reason: "Timeout",
-            message_ends: "Website acme/www (Timeout)",
+            message_ends: "Website cust-acme/www (Timeout)",
         },
         Case {
             name: "a resource reported twice is named once",
@@ -889,18 +799,18 @@ fn deletion_failure_reasons_and_messages_stay_valid() {
                 failure(ResourceKind::Website, "www", "Timeout"),
             ],
             reason: "Timeout",
-            message_ends: "for Website acme/www (Timeout: the API server refused the delete)",
+            message_ends: "for Website cust-acme/www (Timeout: the API server refused the delete)",
         },
         Case {
             name: "a mass failure names ten and counts the rest",
             failures: many,
             reason: "Forbidden",
-            message_ends: "Backup acme/b09 (Forbidden: the API server refused the delete); \
+            message_ends: "Backup cust-acme/b09 (Forbidden: the API server refused the delete); \
                            and 2 more",
         },
     ];
-    let acct = account(terminated(), None);
-    let due = plan(&acct, &everything(), "2026-12-02T00:00:00Z");
+    let acct = account("acme").terminated_at(T);
+    let due = plan_one(&acct, &everything(), &policy, at("2026-12-02T00:00:00Z"));
     for case in cases {
         let status = account_status(&StatusInput {
             failures: &case.failures,
@@ -921,7 +831,7 @@ fn deletion_failure_reasons_and_messages_stay_valid() {
 fn legal_hold_and_processor_conditions() {
     struct Case {
         name: &'static str,
-        spec: serde_json::Value,
+        account: Account,
         unknown: Vec<String>,
         now: &'static str,
         phase: AccountPhase,
@@ -929,6 +839,8 @@ fn legal_hold_and_processor_conditions() {
         unbound: (ConditionStatus, &'static str, &'static str),
         next: Option<&'static str>,
     }
+    // Once the hold is over, the Mailbox is due with the rest.
+    let policy = policy_with_one_grace_period();
     let all_bound = (
         ConditionStatus::False,
         "AllBound",
@@ -937,8 +849,7 @@ fn legal_hold_and_processor_conditions() {
     let cases = [
         Case {
             name: "hold without end: nothing scheduled",
-            spec: json!({"state": "Terminated", "terminatedAt": T,
-                         "legalHold": {"reason": "Police request 2026-123"}}),
+            account: account("acme").terminated_at(T).hold(None::<&str>),
             unknown: vec![],
             now: "2026-12-10T00:00:00Z",
             phase: AccountPhase::OnHold,
@@ -952,9 +863,9 @@ fn legal_hold_and_processor_conditions() {
         },
         Case {
             name: "hold with end: schedules wait for it",
-            spec: json!({"state": "Terminated", "terminatedAt": T,
-                         "legalHold": {"reason": "Police request 2026-123",
-                                       "until": "2027-06-01T00:00:00Z"}}),
+            account: account("acme")
+                .terminated_at(T)
+                .hold(Some("2027-06-01T00:00:00Z")),
             unknown: vec![],
             now: "2026-12-10T00:00:00Z",
             phase: AccountPhase::OnHold,
@@ -968,9 +879,9 @@ fn legal_hold_and_processor_conditions() {
         },
         Case {
             name: "hold ended: erasure resumes",
-            spec: json!({"state": "Terminated", "terminatedAt": T,
-                         "legalHold": {"reason": "Police request 2026-123",
-                                       "until": "2026-11-05T00:00:00Z"}}),
+            account: account("acme")
+                .terminated_at(T)
+                .hold(Some("2026-11-05T00:00:00Z")),
             unknown: vec![],
             now: "2026-11-10T00:00:00Z",
             phase: AccountPhase::GracePeriod,
@@ -984,7 +895,7 @@ fn legal_hold_and_processor_conditions() {
         },
         Case {
             name: "unknown processors, sorted and deduplicated",
-            spec: terminated(),
+            account: account("acme").terminated_at(T),
             unknown: vec![
                 "pipedrive".to_owned(),
                 "key-systems".to_owned(),
@@ -1003,8 +914,7 @@ fn legal_hold_and_processor_conditions() {
         },
     ];
     for case in cases {
-        let acct = account(case.spec.clone(), None);
-        let plan = plan(&acct, &everything(), case.now);
+        let plan = plan_one(&case.account, &everything(), &policy, at(case.now));
         let status = account_status(&StatusInput {
             unknown_processors: &case.unknown,
             ..input(&plan, None, case.now)
@@ -1013,7 +923,7 @@ fn legal_hold_and_processor_conditions() {
         assert_eq!(status.phase, Some(case.phase), "case {name}: phase");
         assert_eq!(
             status.next_deletion_at,
-            case.next.map(t),
+            case.next.map(at),
             "case {name}: next"
         );
         for (type_, (s, reason, message)) in
@@ -1039,8 +949,8 @@ fn legal_hold_and_processor_conditions() {
     }
 
     // The unknown processor is created: the condition turns False, with a transition.
-    let acct = account(terminated(), None);
-    let plan = plan(&acct, &everything(), "2026-11-10T00:00:00Z");
+    let acct = account("acme").terminated_at(T);
+    let plan = plan_one(&acct, &everything(), &policy, at("2026-11-10T00:00:00Z"));
     let unknown = ["pipedrive".to_owned()];
     let s1 = account_status(&StatusInput {
         unknown_processors: &unknown,
@@ -1052,23 +962,21 @@ fn legal_hold_and_processor_conditions() {
         (c.status, c.reason.as_str()),
         (ConditionStatus::False, "AllBound")
     );
-    assert_eq!(c.last_transition_time, t("2026-11-11T00:00:00Z"));
+    assert_eq!(c.last_transition_time, at("2026-11-11T00:00:00Z"));
     assert_eq!(
         condition(&s2, READY).last_transition_time,
-        t("2026-11-10T00:00:00Z")
+        at("2026-11-10T00:00:00Z")
     );
 }
 
 #[test]
 fn a_missing_policy_stops_erasure_and_keeps_the_record() {
+    let policy = policy();
     let first_seen = "2026-11-05T00:00:00Z";
-    let acct = account(
-        json!({"state": "Terminated", "terminatedAt": first_seen}),
-        None,
-    );
+    let acct = account("acme").terminated_at(first_seen);
     let bound = everything();
-    let plan1 = plan(&acct, &bound, first_seen);
-    let info = [rref(ResourceKind::Mailbox, "info")];
+    let plan1 = plan_one(&acct, &bound, &policy, at(first_seen));
+    let info = [resource_ref(ResourceKind::Mailbox, "info")];
     let before = stored(&pass(
         StatusInput {
             ..input(&plan1, None, first_seen)
@@ -1076,11 +984,11 @@ fn a_missing_policy_stops_erasure_and_keeps_the_record() {
         &info,
     ));
 
-    let missing = policy_missing_status(Some(&before), "gold", Some(4), t("2026-11-06T00:00:00Z"));
+    let missing = policy_missing_status(Some(&before), "gold", Some(4), at("2026-11-06T00:00:00Z"));
     assert_eq!(missing.phase, before.phase, "phase as stored");
     assert_eq!(
         missing.terminated_at,
-        Some(t(first_seen)),
+        Some(at(first_seen)),
         "the time shown is kept"
     );
     assert_eq!(missing.resources, before.resources, "counts kept");
@@ -1100,7 +1008,7 @@ fn a_missing_policy_stops_erasure_and_keeps_the_record() {
             "RetentionPolicy \"gold\" not found: nothing is erased until it exists"
         )
     );
-    assert_eq!(c.last_transition_time, t("2026-11-06T00:00:00Z"));
+    assert_eq!(c.last_transition_time, at("2026-11-06T00:00:00Z"));
     assert_eq!(
         cond(&missing, READY),
         (ConditionStatus::False, "PolicyMissing".to_owned())
@@ -1108,33 +1016,32 @@ fn a_missing_policy_stops_erasure_and_keeps_the_record() {
     // Untouched conditions keep their time.
     assert_eq!(
         condition(&missing, ON_HOLD).last_transition_time,
-        t(first_seen)
+        at(first_seen)
     );
     // Still missing later: nothing to write.
     let missing = stored(&missing);
-    let again = policy_missing_status(Some(&missing), "gold", Some(4), t("2027-01-01T00:00:00Z"));
+    let again = policy_missing_status(Some(&missing), "gold", Some(4), at("2027-01-01T00:00:00Z"));
     assert_eq!(again, missing);
 
     // Never reconciled before: no phase, only the two conditions.
-    let fresh = policy_missing_status(None, "gold", Some(1), t("2026-11-06T00:00:00Z"));
+    let fresh = policy_missing_status(None, "gold", Some(1), at("2026-11-06T00:00:00Z"));
     assert_eq!(fresh.phase, None);
     let types: Vec<&str> = fresh.conditions.iter().map(|c| c.type_.as_str()).collect();
     assert_eq!(types, [POLICY_MISSING, READY]);
 
     // The policy is back: PolicyMissing turns False with a transition.
-    let acct = account(
-        json!({"state": "Terminated", "terminatedAt": first_seen}),
-        Some(&missing),
-    );
-    let plan2 = plan(&acct, &bound, "2027-01-02T00:00:00Z");
+    let acct = account("acme")
+        .terminated_at(first_seen)
+        .with_status(&missing);
+    let plan2 = plan_one(&acct, &bound, &policy, at("2027-01-02T00:00:00Z"));
     let back = account_status(&input(&plan2, Some(&missing), "2027-01-02T00:00:00Z"));
     let c = condition(&back, POLICY_MISSING);
     assert_eq!(
         (c.status, c.reason.as_str()),
         (ConditionStatus::False, "PolicyFound")
     );
-    assert_eq!(c.last_transition_time, t("2027-01-02T00:00:00Z"));
-    assert_eq!(back.terminated_at, Some(t(first_seen)));
+    assert_eq!(c.last_transition_time, at("2027-01-02T00:00:00Z"));
+    assert_eq!(back.terminated_at, Some(at(first_seen)));
     assert_eq!(
         cond(&back, READY),
         (ConditionStatus::True, "Erasing".to_owned())
@@ -1149,12 +1056,14 @@ fn next_deletion_and_counts_leave_out_what_this_pass_deleted() {
         next: Option<&'static str>,
         website: Option<ResourceCounts>,
     }
-    let www = rref(ResourceKind::Website, "www");
+    // Every hosted object is due at the end of the grace period, the Mailbox too.
+    let policy = policy_with_one_grace_period();
+    let www = resource_ref(ResourceKind::Website, "www");
     let hosted = [
         www.clone(),
-        rref(ResourceKind::Database, "shop-db"),
-        rref(ResourceKind::Mailbox, "info"),
-        rref(ResourceKind::DataRecord, "crm"),
+        resource_ref(ResourceKind::Database, "shop-db"),
+        resource_ref(ResourceKind::Mailbox, "info"),
+        resource_ref(ResourceKind::DataRecord, "crm"),
     ];
     let cases = [
         Case {
@@ -1183,14 +1092,14 @@ fn next_deletion_and_counts_leave_out_what_this_pass_deleted() {
         },
         Case {
             name: "an object already gone (404) not in the plan is counted",
-            deleted: vec![rref(ResourceKind::Website, "old")],
+            deleted: vec![resource_ref(ResourceKind::Website, "old")],
             next: Some("2026-12-01T00:00:00Z"),
             website: Some(counts(1, 1, 1, 0)),
         },
     ];
-    let acct = account(terminated(), None);
-    let due = plan(&acct, &everything(), "2026-12-01T00:00:01Z");
-    assert_eq!(due.next_deletion_at, Some(t("2026-12-01T00:00:00Z")));
+    let acct = account("acme").terminated_at(T);
+    let due = plan_one(&acct, &everything(), &policy, at("2026-12-01T00:00:01Z"));
+    assert_eq!(due.next_deletion_at, Some(at("2026-12-01T00:00:00Z")));
     for case in cases {
         let status = pass(
             StatusInput {
@@ -1200,7 +1109,7 @@ fn next_deletion_and_counts_leave_out_what_this_pass_deleted() {
         );
         assert_eq!(
             status.next_deletion_at,
-            case.next.map(t),
+            case.next.map(at),
             "case {}",
             case.name
         );
@@ -1219,11 +1128,12 @@ fn next_deletion_and_counts_leave_out_what_this_pass_deleted() {
 /// status (409), each uid is counted once.
 #[test]
 fn the_proof_counts_each_recorded_deletion_once_whatever_the_crashes() {
-    let acct = account(terminated(), None);
+    let policy = policy();
+    let acct = account("acme").terminated_at(T);
     let now = "2026-12-01T00:00:01Z";
-    let due = plan(&acct, &everything(), now);
-    let www = rref(ResourceKind::Website, "www");
-    let db = rref(ResourceKind::Database, "shop-db");
+    let due = plan_one(&acct, &everything(), &policy, at(now));
+    let www = resource_ref(ResourceKind::Website, "www");
+    let db = resource_ref(ResourceKind::Database, "shop-db");
     // Sorted as the record keeps them.
     let items = [deleting(&db), deleting(&www)];
     let none = BTreeSet::new();
@@ -1249,7 +1159,7 @@ fn the_proof_counts_each_recorded_deletion_once_whatever_the_crashes() {
         .into_iter()
         .filter(|b| b.reference != www && b.reference != db)
         .collect();
-    let later = plan(&acct, &bound, "2026-12-01T00:00:05Z");
+    let later = plan_one(&acct, &bound, &policy, at("2026-12-01T00:00:05Z"));
     let settled = stored(&account_status(&StatusInput {
         deletions: ledger(&[], &gone, &none),
         ..input(&later, Some(&recorded), "2026-12-01T00:00:05Z")
@@ -1262,7 +1172,7 @@ fn the_proof_counts_each_recorded_deletion_once_whatever_the_crashes() {
         .map(|(k, n)| (k.as_str(), *n))
         .collect();
     assert_eq!(counted, [("Database", 1), ("Website", 1)]);
-    assert_eq!(proof.started_at, Some(t("2026-12-01T00:00:05Z")));
+    assert_eq!(proof.started_at, Some(at("2026-12-01T00:00:05Z")));
 
     // The same write recomputed on the status it produced (another writer got there
     // first; a retry after 409): nothing counted twice.
@@ -1295,13 +1205,14 @@ fn the_proof_counts_each_recorded_deletion_once_whatever_the_crashes() {
 
 #[test]
 fn the_proof_is_not_complete_while_a_deletion_is_under_way() {
-    let acct = account(terminated(), None);
+    let policy = policy();
+    let acct = account("acme").terminated_at(T);
     let now = "2034-01-01T00:00:01Z";
     // Everything bound is gone (the plan is empty), but one deletion is still on the
     // record: its uid is not known gone yet.
-    let empty = plan(&acct, &[], now);
+    let empty = plan_one(&acct, &[], &policy, at(now));
     assert_eq!(empty.phase, AccountPhase::Erased);
-    let item = deleting(&rref(ResourceKind::Website, "www"));
+    let item = deleting(&resource_ref(ResourceKind::Website, "www"));
     let none = BTreeSet::new();
     let open = stored(&account_status(&StatusInput {
         deletions: DeletionLedger {
@@ -1326,7 +1237,7 @@ fn the_proof_is_not_complete_while_a_deletion_is_under_way() {
         ..input(&empty, Some(&open), now)
     });
     let proof = done.erasure.expect("a proof");
-    assert_eq!(proof.completed_at, Some(t(now)));
+    assert_eq!(proof.completed_at, Some(at(now)));
     assert_eq!(proof.deleted.get("Website"), Some(&1));
 }
 
@@ -1334,11 +1245,15 @@ fn the_proof_is_not_complete_while_a_deletion_is_under_way() {
 fn live_accounts_get_no_proof() {
     // Withdrawn marketing consent on an active account: the record goes, but the proof
     // (of a terminated account's erasure) is neither created nor changed.
-    let acct = account(json!({"consents": {"marketing": false}}), None);
-    let bound = vec![website("www"), marketing("newsletter")];
-    let plan = plan(&acct, &bound, "2026-11-10T00:00:00Z");
+    let policy = policy();
+    let acct = account("acme").consent("marketing", false);
+    let bound = vec![
+        bound(&website("www", "acme")),
+        bound(&consent_record("newsletter", "acme", "marketing")),
+    ];
+    let plan = plan_one(&acct, &bound, &policy, at("2026-11-10T00:00:00Z"));
     assert_eq!(plan.phase, AccountPhase::Active);
-    let deleted = [rref(ResourceKind::DataRecord, "newsletter")];
+    let deleted = [resource_ref(ResourceKind::DataRecord, "newsletter")];
     let status = pass(
         StatusInput {
             ..input(&plan, None, "2026-11-10T00:00:00Z")
@@ -1363,15 +1278,16 @@ fn live_accounts_get_no_proof() {
 
 #[test]
 fn retained_items_are_sorted_by_kind_namespace_and_name() {
-    let acct = account(terminated(), None);
+    let policy = policy();
+    let acct = account("acme").terminated_at(T);
     let bound = vec![
-        invoices("z-invoices", "2025-12-31"),
-        invoices("a-invoices", "2026-12-31"),
-        backup("z-db-1", "z-db", "2026-10-30T02:00:00Z"),
-        backup("a-db-1", "a-db", "2026-10-30T02:00:00Z"),
-        website("www"),
+        bound(&bookkeeping_record("z-invoices", "acme", "2025-12-31")),
+        bound(&bookkeeping_record("a-invoices", "acme", "2026-12-31")),
+        bound(&backup("z-db-1", "acme", "z-db", "2026-10-30T02:00:00Z")),
+        bound(&backup("a-db-1", "acme", "a-db", "2026-10-30T02:00:00Z")),
+        bound(&website("www", "acme")),
     ];
-    let plan = plan(&acct, &bound, "2026-11-10T00:00:00Z");
+    let plan = plan_one(&acct, &bound, &policy, at("2026-11-10T00:00:00Z"));
     let status = account_status(&input(&plan, None, "2026-11-10T00:00:00Z"));
     let retained: Vec<(String, String, Option<DateTime<Utc>>, LegalBasis)> = status
         .erasure
@@ -1380,8 +1296,8 @@ fn retained_items_are_sorted_by_kind_namespace_and_name() {
         .into_iter()
         .map(|r| (r.kind, r.name, r.delete_at, r.legal_basis))
         .collect();
-    let row = |kind: &str, name: &str, at: &str, basis| {
-        (kind.to_owned(), name.to_owned(), Some(t(at)), basis)
+    let row = |kind: &str, name: &str, delete_at: &str, basis| {
+        (kind.to_owned(), name.to_owned(), Some(at(delete_at)), basis)
     };
     assert_eq!(
         retained,
@@ -1416,11 +1332,11 @@ fn retained_items_are_sorted_by_kind_namespace_and_name() {
 
 #[test]
 fn retained_items_stay_in_the_proof_through_a_hold_without_end() {
-    let hold = json!({"state": "Terminated", "terminatedAt": T,
-                      "legalHold": {"reason": "Police request 2026-123"}});
+    let policy = policy();
+    let hold = account("acme").terminated_at(T).hold(None::<&str>);
     struct Step {
         name: &'static str,
-        spec: serde_json::Value,
+        account: Account,
         now: &'static str,
         phase: AccountPhase,
         /// `(name, deleteAt)` of the retained items, in order.
@@ -1436,7 +1352,7 @@ fn retained_items_stay_in_the_proof_through_a_hold_without_end() {
     let steps = [
         Step {
             name: "grace period",
-            spec: terminated(),
+            account: account("acme").terminated_at(T),
             now: "2026-11-10T00:00:00Z",
             phase: AccountPhase::GracePeriod,
             retained: scheduled.clone(),
@@ -1445,7 +1361,7 @@ fn retained_items_stay_in_the_proof_through_a_hold_without_end() {
         },
         Step {
             name: "hold without end: still retained, no deleteAt",
-            spec: hold.clone(),
+            account: hold.clone(),
             now: "2026-11-20T00:00:00Z",
             phase: AccountPhase::OnHold,
             retained: vec![("shop-db-1", None), ("invoices-2026", None)],
@@ -1454,7 +1370,7 @@ fn retained_items_stay_in_the_proof_through_a_hold_without_end() {
         },
         Step {
             name: "hold stands a year later: unchanged",
-            spec: hold.clone(),
+            account: hold.clone(),
             now: "2027-11-20T00:00:00Z",
             phase: AccountPhase::OnHold,
             retained: vec![("shop-db-1", None), ("invoices-2026", None)],
@@ -1463,7 +1379,7 @@ fn retained_items_stay_in_the_proof_through_a_hold_without_end() {
         },
         Step {
             name: "hold lifted: schedules are back",
-            spec: terminated(),
+            account: account("acme").terminated_at(T),
             now: "2027-11-21T00:00:00Z",
             phase: AccountPhase::Erasing,
             retained: scheduled.clone(),
@@ -1473,8 +1389,7 @@ fn retained_items_stay_in_the_proof_through_a_hold_without_end() {
     ];
     let mut previous: Option<AccountStatus> = None;
     for step in steps {
-        let acct = account(step.spec.clone(), None);
-        let plan = plan(&acct, &everything(), step.now);
+        let plan = plan_one(&step.account, &everything(), &policy, at(step.now));
         assert_eq!(plan.phase, step.phase, "step {}: phase", step.name);
         let status = account_status(&input(&plan, previous.as_ref(), step.now));
         let retained: Vec<(String, Option<DateTime<Utc>>)> = status
@@ -1488,7 +1403,7 @@ fn retained_items_stay_in_the_proof_through_a_hold_without_end() {
         let expected: Vec<(String, Option<DateTime<Utc>>)> = step
             .retained
             .iter()
-            .map(|&(name, at)| (name.to_owned(), at.map(t)))
+            .map(|&(name, delete_at)| (name.to_owned(), delete_at.map(at)))
             .collect();
         assert_eq!(retained, expected, "step {}: retained", step.name);
         assert_eq!(
@@ -1514,8 +1429,7 @@ fn retained_items_stay_in_the_proof_through_a_hold_without_end() {
 
     // A hold that stands before anything was recorded lists nothing as retained: the plan
     // alone no longer says which objects are kept under a remaining basis.
-    let acct = account(hold, None);
-    let plan = plan(&acct, &everything(), "2026-11-20T00:00:00Z");
+    let plan = plan_one(&hold, &everything(), &policy, at("2026-11-20T00:00:00Z"));
     let status = account_status(&input(&plan, None, "2026-11-20T00:00:00Z"));
     assert_eq!(status.erasure, None);
 }
@@ -1570,7 +1484,7 @@ fn set_condition_moves_the_transition_time_only_on_a_status_change() {
             "GracePeriod",
             "old",
             Some(1),
-            t(t0),
+            at(t0),
         );
         set_condition(
             &mut conditions,
@@ -1579,7 +1493,7 @@ fn set_condition_moves_the_transition_time_only_on_a_status_change() {
             case.reason,
             "new",
             case.generation,
-            t(t1),
+            at(t1),
         );
         assert_eq!(
             conditions,
@@ -1588,7 +1502,7 @@ fn set_condition_moves_the_transition_time_only_on_a_status_change() {
                 status: case.status,
                 reason: case.reason.to_owned(),
                 message: "new".to_owned(),
-                last_transition_time: t(case.transition),
+                last_transition_time: at(case.transition),
                 observed_generation: case.generation,
             }],
             "case {}",
@@ -1606,7 +1520,7 @@ fn set_condition_moves_the_transition_time_only_on_a_status_change() {
             "Reason",
             "",
             None,
-            t(t0),
+            at(t0),
         );
     }
     let types: Vec<&str> = conditions.iter().map(|c| c.type_.as_str()).collect();
@@ -1615,8 +1529,9 @@ fn set_condition_moves_the_transition_time_only_on_a_status_change() {
 
 #[test]
 fn conditions_are_sorted_and_complete_and_free_of_the_customer_ref() {
-    let acct = account(terminated(), None);
-    let plan = plan(&acct, &everything(), "2026-12-02T00:00:00Z");
+    let policy = policy();
+    let acct = account("acme").terminated_at(T);
+    let plan = plan_one(&acct, &everything(), &policy, at("2026-12-02T00:00:00Z"));
     let failures = [failure(ResourceKind::Website, "www", "Forbidden")];
     let unknown = ["pipedrive".to_owned()];
     let status = account_status(&StatusInput {
@@ -1647,22 +1562,26 @@ fn conditions_are_sorted_and_complete_and_free_of_the_customer_ref() {
             c.reason
         );
     }
-    let missing = policy_missing_status(Some(&status), "default", Some(3), t(T));
+    let missing = policy_missing_status(Some(&status), "default", Some(3), at(T));
     for s in [&status, &missing] {
         let json = serde_json::to_string(s).expect("serialize");
-        assert!(!json.contains(CUSTOMER), "customerRef leaked into {json}");
+        assert!(
+            !json.contains(&acct.spec.customer_ref),
+            "customerRef leaked into {json}"
+        );
         assert!(!json.contains("Police"), "hold reason leaked into {json}");
     }
 }
 
 #[test]
 fn a_malformed_object_keeps_an_otherwise_erased_account_erasing_and_not_ready() {
-    let acct = account(terminated(), None);
+    let policy = policy();
+    let acct = account("acme").terminated_at(T);
     // Nothing readable is bound any more: the plan says Erased.
-    let plan = plan(&acct, &[], "2027-06-01T00:00:00Z");
+    let plan = plan_one(&acct, &[], &policy, at("2027-06-01T00:00:00Z"));
     assert_eq!(plan.phase, AccountPhase::Erased);
     let malformed = [MalformedResource {
-        resource: rref(ResourceKind::Database, "shop-db"),
+        resource: resource_ref(ResourceKind::Database, "shop-db"),
         field: "spec.engine".to_owned(),
     }];
     let status = account_status(&StatusInput {
@@ -1677,7 +1596,7 @@ fn a_malformed_object_keeps_an_otherwise_erased_account_erasing_and_not_ready() 
     assert!(
         flagged
             .message
-            .contains("Database acme/shop-db (at spec.engine)"),
+            .contains("Database cust-acme/shop-db (at spec.engine)"),
         "{}",
         flagged.message
     );
@@ -1702,21 +1621,22 @@ fn a_malformed_object_keeps_an_otherwise_erased_account_erasing_and_not_ready() 
 /// status fed back unchanged is written no more.
 #[test]
 fn a_ready_that_stays_false_keeps_its_transition_time_and_the_status_is_steady() {
-    let acct = account(terminated(), None);
-    let plan = plan(&acct, &[], "2027-06-01T00:00:00Z");
+    let policy = policy();
+    let acct = account("acme").terminated_at(T);
+    let plan = plan_one(&acct, &[], &policy, at("2027-06-01T00:00:00Z"));
     let malformed = [MalformedResource {
-        resource: rref(ResourceKind::Database, "shop-db"),
+        resource: resource_ref(ResourceKind::Database, "shop-db"),
         field: "spec.engine".to_owned(),
     }];
     let failed = [ProcessorNotification {
         name: "pipedrive".into(),
         state: NotificationState::Failed,
-        erasure_at: Some(t("2026-12-01T00:00:00Z")),
+        erasure_at: Some(at("2026-12-01T00:00:00Z")),
         idempotency_key: Some("key".to_owned()),
-        requested_at: Some(t("2026-12-01T00:00:00Z")),
+        requested_at: Some(at("2026-12-01T00:00:00Z")),
         resources: vec![],
         attempts: 1,
-        last_attempt_at: Some(t("2026-12-01T00:00:00Z")),
+        last_attempt_at: Some(at("2026-12-01T00:00:00Z")),
         next_attempt_at: None,
         reason: Some("Rejected".into()),
         acknowledged_at: None,
@@ -1753,27 +1673,28 @@ fn announced(list: &[&ResourcePlan]) -> Vec<(ResourceKind, String, Option<DateTi
 #[test]
 fn deletions_are_announced_once_the_notice_ahead_and_never_again() {
     let notice = TimeDelta::hours(24);
-    let acct = account(terminated(), None);
-    let bound = [
-        website("www"),
-        mailbox("info"),
-        backup("b1", "www", "2026-10-31T02:00:00Z"),
-    ];
     // This policy has no per-kind override: website and mailbox are due together.
-    let due = t("2026-12-01T00:00:00Z");
+    let policy = policy_with_one_grace_period();
+    let acct = account("acme").terminated_at(T);
+    let objects = [
+        bound(&website("www", "acme")),
+        bound(&mailbox("info", "acme")),
+        bound(&backup("b1", "acme", "www", "2026-10-31T02:00:00Z")),
+    ];
+    let due = at("2026-12-01T00:00:00Z");
 
     // A day and a second before: nothing yet; wake up when the notice period starts.
-    let early = plan(&acct, &bound, "2026-11-29T23:59:59Z");
+    let early = plan_one(&acct, &objects, &policy, at("2026-11-29T23:59:59Z"));
     let early_refs: Vec<&ResourcePlan> = early.resources.iter().collect();
-    let quiet = announcements(&early_refs, None, t("2026-11-29T23:59:59Z"), notice);
+    let quiet = announcements(&early_refs, None, at("2026-11-29T23:59:59Z"), notice);
     assert!(quiet.now.is_empty());
     assert_eq!(quiet.announced_until, None);
-    assert_eq!(quiet.next_at, Some(t("2026-11-30T00:00:00Z")));
+    assert_eq!(quiet.next_at, Some(at("2026-11-30T00:00:00Z")));
 
     // At the start of the notice period: both hosted objects, not the backup.
-    let plan_now = plan(&acct, &bound, "2026-11-30T00:00:00Z");
+    let plan_now = plan_one(&acct, &objects, &policy, at("2026-11-30T00:00:00Z"));
     let refs: Vec<&ResourcePlan> = plan_now.resources.iter().collect();
-    let first = announcements(&refs, None, t("2026-11-30T00:00:00Z"), notice);
+    let first = announcements(&refs, None, at("2026-11-30T00:00:00Z"), notice);
     assert_eq!(
         announced(&first.now),
         [
@@ -1788,7 +1709,7 @@ fn deletions_are_announced_once_the_notice_ahead_and_never_again() {
     let again = announcements(
         &refs,
         first.announced_until,
-        t("2026-11-30T12:00:00Z"),
+        at("2026-11-30T12:00:00Z"),
         notice,
     );
     assert!(again.now.is_empty());
@@ -1799,10 +1720,15 @@ fn deletions_are_announced_once_the_notice_ahead_and_never_again() {
     assert!(late.now.is_empty());
 
     // Nothing scheduled (reactivated): the record is cleared.
-    let active = account(json!({"state": "Active"}), None);
-    let live = plan(&active, &[website("www")], "2026-11-30T00:00:00Z");
+    let active = account("acme");
+    let live = plan_one(
+        &active,
+        &[bound(&website("www", "acme"))],
+        &policy,
+        at("2026-11-30T00:00:00Z"),
+    );
     let live_refs: Vec<&ResourcePlan> = live.resources.iter().collect();
-    let cleared = announcements(&live_refs, Some(due), t("2026-11-30T00:00:00Z"), notice);
+    let cleared = announcements(&live_refs, Some(due), at("2026-11-30T00:00:00Z"), notice);
     assert_eq!(
         cleared,
         Announcements {
@@ -1813,6 +1739,6 @@ fn deletions_are_announced_once_the_notice_ahead_and_never_again() {
     );
 
     // No notice: never anything to announce or wake for.
-    let off = announcements(&refs, None, t("2026-11-30T00:00:00Z"), TimeDelta::zero());
+    let off = announcements(&refs, None, at("2026-11-30T00:00:00Z"), TimeDelta::zero());
     assert!(off.now.is_empty() && off.next_at.is_none());
 }
