@@ -15,8 +15,8 @@
 //! - [`crds`]: the generated CRDs and the chart's list of bound kinds.
 //! - [`clock`], [`metrics`], [`http`]: time, Prometheus metrics and the HTTP endpoints.
 #![forbid(unsafe_code)]
-// Short functions (clippy.toml sets the limit); table-driven tests are exempt.
-#![cfg_attr(not(test), warn(clippy::too_many_lines))]
+// Short functions: clippy.toml sets the limit.
+#![warn(clippy::too_many_lines)]
 
 pub mod admission;
 pub mod api;

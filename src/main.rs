@@ -1,8 +1,8 @@
 //! The `retention-operator` command line: `run`, `plan`, `inventory`, `crds` and
 //! `chart-kinds`.
 
-// Short functions (clippy.toml sets the limit); table-driven tests are exempt.
-#![cfg_attr(not(test), warn(clippy::too_many_lines))]
+// Short functions: clippy.toml sets the limit.
+#![warn(clippy::too_many_lines)]
 
 use std::{
     io::{self, IsTerminal, Write},
