@@ -281,12 +281,28 @@ pub fn policy_malformed_status(
     erasure_stopped_status(previous, "PolicyMalformed", &message, generation, now)
 }
 
-/// The stored status of an account on which nothing is erased for now: everything recorded is
-/// kept, and `nextDeletionAt` is cleared, because nothing will be deleted then.
-fn halted(previous: Option<&AccountStatus>, generation: Option<i64>) -> AccountStatus {
+/// The status of an account on which nothing is erased for now: everything recorded is kept,
+/// `nextDeletionAt` is cleared, because nothing will be deleted then, and `Ready` is False with
+/// `reason` and `message`.
+fn halted(
+    previous: Option<&AccountStatus>,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: DateTime<Utc>,
+) -> AccountStatus {
     let mut status = previous.cloned().unwrap_or_default();
     status.observed_generation = generation;
     status.next_deletion_at = None;
+    set_condition(
+        &mut status.conditions,
+        READY,
+        ConditionStatus::False,
+        reason,
+        message,
+        generation,
+        now,
+    );
     status
 }
 
@@ -297,26 +313,17 @@ fn erasure_stopped_status(
     generation: Option<i64>,
     now: DateTime<Utc>,
 ) -> AccountStatus {
-    let mut status = halted(previous, generation);
-    set_condition(
-        &mut status.conditions,
-        POLICY_MISSING,
-        ConditionStatus::True,
-        reason,
-        message,
-        generation,
-        now,
-    );
     let ready_reason = if reason == "PolicyNotFound" {
         "PolicyMissing"
     } else {
         reason
     };
+    let mut status = halted(previous, ready_reason, message, generation, now);
     set_condition(
         &mut status.conditions,
-        READY,
-        ConditionStatus::False,
-        ready_reason,
+        POLICY_MISSING,
+        ConditionStatus::True,
+        reason,
         message,
         generation,
         now,
@@ -333,17 +340,13 @@ pub fn termination_time_missing_status(
     generation: Option<i64>,
     now: DateTime<Utc>,
 ) -> AccountStatus {
-    let mut status = halted(previous, generation);
-    set_condition(
-        &mut status.conditions,
-        READY,
-        ConditionStatus::False,
+    halted(
+        previous,
         TERMINATION_TIME_MISSING,
         TERMINATION_TIME_MISSING_MESSAGE,
         generation,
         now,
-    );
-    status
+    )
 }
 
 /// Why an Account terminated without a time is not erased, for its condition and event.
