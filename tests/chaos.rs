@@ -7,6 +7,7 @@
 //! `CHAOS_LIFECYCLES=1000 cargo test --release --test chaos -- --nocapture a_campaign`.
 //! With `RETENTION_E2E_KUBECONFIG` it runs against that (throwaway) cluster, whose audit log
 //! must hold bodies (`RETENTION_CONTROL_PLANE_AUDIT=bodies .ci/control-plane start`).
+//! `CHAOS_LOG=<file>` writes the replicas' logs to that file.
 
 mod e2e_support;
 mod receiver;
@@ -40,7 +41,25 @@ fn fresh_seed() -> u64 {
         .unwrap_or(1)
 }
 
+/// With `CHAOS_LOG=<file>`, the replicas' logs (debug level, or `RUST_LOG`) go to that file:
+/// what the operator decided, beside the history the oracle prints.
+fn log_to_file_if_asked() {
+    let Some(path) = std::env::var_os("CHAOS_LOG") else {
+        return;
+    };
+    let file = std::fs::File::create(&path).expect("CHAOS_LOG names a file that can be created");
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("retention_operator=debug"));
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .finish();
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
 async fn campaign(campaign: Campaign) {
+    log_to_file_if_asked();
     eprintln!("chaos campaign {campaign:?}");
     let report = run(&campaign).await;
     eprintln!("{}", report.summary());
@@ -93,4 +112,59 @@ async fn seed_20261202_a_reactivation_calls_off_recorded_deletions_for_the_proof
         restart_rate: 0.03,
     })
     .await;
+}
+
+// The oracle's replay of a history, on exchanges written by hand.
+
+fn account_exchange(verb: &str, rv: u64, finalizers: &[&str]) -> test_apiserver::Exchange {
+    let now = chrono::Utc::now();
+    test_apiserver::Exchange {
+        record: test_apiserver::RequestRecord {
+            verb: verb.into(),
+            group: retention_operator::api::GROUP.into(),
+            version: retention_operator::api::VERSION.into(),
+            resource: "accounts".into(),
+            subresource: String::new(),
+            namespace: String::new(),
+            name: "r0-1".into(),
+            path: String::new(),
+            code: 200,
+            user_agent: "chaos-driver".into(),
+        },
+        received: now,
+        completed: now,
+        request: None,
+        response: Some(serde_json::json!({
+            "apiVersion": retention_operator::api::API_VERSION,
+            "kind": "Account",
+            "metadata": {
+                "name": "r0-1",
+                "uid": "uid-r0-1",
+                "resourceVersion": rv.to_string(),
+                "deletionTimestamp": "2026-01-01T00:00:00Z",
+                "finalizers": finalizers,
+            },
+            "spec": {},
+        })),
+    }
+}
+
+/// The server logs an exchange when it answers, not when it commits: a patch committed before
+/// the patch that removed the Account's last finalizer can be logged after it, and must not
+/// bring the Account back.
+#[test]
+fn a_write_logged_after_the_removal_of_its_object_does_not_bring_it_back() {
+    let mut replay = oracle::Replay::default();
+    replay.apply(&account_exchange(
+        "patch",
+        7,
+        &[retention_operator::controller::account::FINALIZER],
+    ));
+    replay.apply(&account_exchange("patch", 9, &[]));
+    replay.apply(&account_exchange(
+        "patch",
+        8,
+        &[retention_operator::controller::account::FINALIZER],
+    ));
+    assert!(replay.current("accounts", "", "r0-1").is_none());
 }

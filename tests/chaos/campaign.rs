@@ -25,7 +25,7 @@ use retention_operator::{
     clock::Clock,
     retention::plan_account,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 use test_apiserver::{FaultRule, RequestRecord};
 
 use crate::e2e_support::{
@@ -99,6 +99,9 @@ pub struct Report {
     /// Accounts the account system deleted before the operator had put its finalizer on
     /// them: their objects are unbound, reported and never deleted (invariant 5).
     pub accounts_removed_without_finalizer: usize,
+    /// Answers the history showed after the removal of their object (logged after a later
+    /// write that removed it): the replay ignores them.
+    pub logged_after_removal: usize,
     pub violations: Vec<Violation>,
     pub leftovers: usize,
     pub elapsed: Duration,
@@ -116,8 +119,9 @@ impl Report {
              {etcd} etcd and {api} kube-apiserver restarts, {requests} requests judged, \
              {deletes} deletions checked, {fenced} writes checked against the lease, \
              {deliveries} erasure requests received, {unguarded} accounts deleted before the \
-             operator's finalizer was on them, {violations} violations, {leftovers} leftovers, \
-             in {secs:.0} s",
+             operator's finalizer was on them, {late} answers logged after their object's removal, \
+             {violations} violations, {leftovers} leftovers, in {secs:.0} s",
+            late = self.logged_after_removal,
             unguarded = self.accounts_removed_without_finalizer,
             seed = self.seed,
             rounds = self.rounds,
@@ -350,6 +354,7 @@ pub async fn run(campaign: &Campaign) -> Report {
     report.deliveries = deliveries(&driver.world).len();
     report.accounts_removed_without_finalizer =
         driver.oracle.replay.removed_without_finalizer.len();
+    report.logged_after_removal = driver.oracle.replay.logged_after_removal;
     if let Some(first) = report.violations.first() {
         report.history = driver.story(first);
     }
@@ -923,11 +928,16 @@ impl Driver<'_> {
                                         .contains(account)
                                 }))
                 })
-                .map(|((resource, ns, name), _)| Violation {
+                .map(|((resource, ns, name), object)| Violation {
                     kind: ViolationKind::Leftover,
                     position: None,
                     detail: format!(
-                        "{resource} {ns}/{name} still exists after its account was deleted"
+                        "{resource} {ns}/{name} still exists after its account was deleted{}",
+                        if resource == "accounts" {
+                            format!(" ({})", account_summary(object))
+                        } else {
+                            String::new()
+                        }
                     ),
                 })
                 .collect();
@@ -997,8 +1007,12 @@ impl Driver<'_> {
                 kind: String::new(),
                 plural: key.0.clone(),
             };
-            let api: Api<kube::api::DynamicObject> =
-                Api::namespaced_with(self.world.client.clone(), &key.1, &resource);
+            // Accounts are cluster-scoped: their key has no namespace.
+            let api: Api<kube::api::DynamicObject> = if key.1.is_empty() {
+                Api::all_with(self.world.client.clone(), &resource)
+            } else {
+                Api::namespaced_with(self.world.client.clone(), &key.1, &resource)
+            };
             match api.get_opt(&key.2).await {
                 Ok(None) => self.oracle.replay.forget(&key),
                 Ok(Some(_)) => {}
@@ -1172,4 +1186,42 @@ fn proof_mismatches(
         }
     }
     violations
+}
+
+/// What keeps a deleted Account's finalizer on, in one line: the finalizers, the phase, the
+/// deletions in flight, each processor's request and the conditions, as last written.
+fn account_summary(account: &Value) -> String {
+    let list = |value: &Value, item: &dyn Fn(&Value) -> String| -> String {
+        value
+            .as_array()
+            .map(|items| items.iter().map(item).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default()
+    };
+    let status = &account["status"];
+    format!(
+        "finalizers [{}], deletionTimestamp {}, phase {}, deleting [{}], processors [{}], \
+         conditions [{}]",
+        list(&account["metadata"]["finalizers"], &|f| f.to_string()),
+        account["metadata"]["deletionTimestamp"],
+        status["phase"],
+        list(&status["erasure"]["deleting"], &|d| format!(
+            "{}/{}",
+            d["kind"].as_str().unwrap_or("?"),
+            d["name"].as_str().unwrap_or("?")
+        )),
+        list(&status["processors"], &|p| format!(
+            "{} {} erasureAt {} attempts {} next {}",
+            p["name"].as_str().unwrap_or("?"),
+            p["state"],
+            p["erasureAt"],
+            p["attempts"],
+            p["nextAttemptAt"]
+        )),
+        list(&status["conditions"], &|c| format!(
+            "{}={}/{}",
+            c["type"].as_str().unwrap_or("?"),
+            c["status"].as_str().unwrap_or("?"),
+            c["reason"].as_str().unwrap_or("?")
+        )),
+    )
 }

@@ -8,7 +8,7 @@
 //! so it knows the object a DELETE removed (by the uid and resourceVersion of its
 //! preconditions) and the Account the operator read right before it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use retention_operator::{
@@ -82,6 +82,12 @@ pub struct Replay {
     pub removed_without_finalizer: BTreeSet<String>,
     /// The last versions seen of each bound object, by uid: what a DELETE's preconditions name.
     versions: HashMap<String, Vec<(String, Value)>>,
+    /// The uids of objects the history showed removed. A server logs an exchange when it
+    /// answers, not when it commits, so a write committed before the removal may be logged
+    /// after it: a uid once removed never stands again.
+    removed: HashSet<String>,
+    /// How many answers came after the removal of their object.
+    pub logged_after_removal: usize,
 }
 
 fn meta<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
@@ -142,12 +148,18 @@ impl Replay {
             if record.verb == "get" {
                 return;
             }
+            if meta(response, "uid").is_some_and(|uid| self.removed.contains(uid)) {
+                self.logged_after_removal += 1;
+                return;
+            }
             let finalized = response["metadata"]["deletionTimestamp"].is_string()
                 && response["metadata"]["finalizers"]
                     .as_array()
                     .is_none_or(Vec::is_empty);
             if finalized {
                 self.current.remove(&key);
+                self.removed
+                    .insert(meta(response, "uid").unwrap_or_default().to_owned());
                 return;
             }
             let newer = self.current.get(&key).is_none_or(|old| {
@@ -162,6 +174,9 @@ impl Replay {
                 self.removed_without_finalizer.insert(record.name.clone());
             }
             let uid = response["details"]["uid"].as_str();
+            if let Some(uid) = uid {
+                self.removed.insert(uid.to_owned());
+            }
             if uid.is_none() || self.current.get(&key).and_then(|o| meta(o, "uid")) == uid {
                 self.current.remove(&key);
             }
@@ -225,7 +240,14 @@ impl Replay {
     /// Forgets an object the server no longer has, though no answer in the history said it
     /// went (a DELETE answered 5xx that took effect all the same).
     pub fn forget(&mut self, key: &ObjectKey) {
-        self.current.remove(key);
+        if let Some(uid) = self
+            .current
+            .remove(key)
+            .as_ref()
+            .and_then(|o| meta(o, "uid"))
+        {
+            self.removed.insert(uid.to_owned());
+        }
     }
 
     /// The uids of every object that stands now.
