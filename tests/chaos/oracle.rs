@@ -67,6 +67,10 @@ pub enum ViolationKind {
 /// The key of one object in a history.
 pub type ObjectKey = (String, String, String);
 
+/// Longer than any pass of the operator lasts, from reading the clock to its last DELETE
+/// (each request is abandoned after 1 s, a DELETE is tried a few times).
+const LONGEST_PASS: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
+
 /// A request the campaign made to mark an instant in the history: a GET of a ConfigMap that
 /// does not exist, named after the mark.
 pub const CLOCK_MARK_PREFIX: &str = "chaos-clock-";
@@ -335,6 +339,11 @@ pub struct CheckedDeletion {
     /// The processors told about it, and the erasure time.
     pub processors: Vec<String>,
     pub delete_at: Option<DateTime<Utc>>,
+    /// Other erasure times the pass may have decided on. A pass reads the clock once, when it
+    /// starts, and may send the DELETE after the campaign moved the clock (a DELETE retried
+    /// after a 5xx): a schedule that counts from when it is first seen (withdrawn consent
+    /// without a stamp) then names an earlier time than the clock at the DELETE gives.
+    pub earlier_delete_at: Vec<DateTime<Utc>>,
     /// Answered 200: this DELETE removed the object (otherwise it may have).
     pub certain: bool,
 }
@@ -366,6 +375,8 @@ pub struct Oracle {
     fed: usize,
     /// The last clock mark seen.
     mark: Option<usize>,
+    /// When each clock mark arrived, by the server's clock, in history order.
+    mark_arrivals: Vec<(usize, DateTime<Utc>)>,
     /// The last reads of each Account by each replica, and when its last DELETEs of the
     /// account's objects arrived. Requests are logged as they complete, so a DELETE held up on
     /// the way is judged by when it arrived: on the last read completed before that.
@@ -396,6 +407,7 @@ impl Oracle {
             clock: Vec::new(),
             fed: 0,
             mark: None,
+            mark_arrivals: Vec::new(),
             account_reads: HashMap::new(),
             lease_holders: Vec::new(),
             violations: Vec::new(),
@@ -443,6 +455,27 @@ impl Oracle {
         }
     }
 
+    /// The clocks a pass that sent a request arriving at `arrived` may have started under:
+    /// those of the marks that arrived within [`LONGEST_PASS`] before it, and the one in force
+    /// when that span began.
+    fn clocks_of_a_pass_before(&self, arrived: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+        let start = arrived - LONGEST_PASS;
+        let mut clocks = Vec::new();
+        let mut in_force = None;
+        for &(k, at) in &self.mark_arrivals {
+            if at > arrived {
+                break;
+            }
+            if at <= start {
+                in_force = Some(k);
+            } else if let Some(clock) = self.clock.get(k) {
+                clocks.push(*clock);
+            }
+        }
+        clocks.extend(in_force.and_then(|k| self.clock.get(k)));
+        clocks
+    }
+
     /// Judges the next exchanges of the history.
     pub fn feed(&mut self, exchanges: &[Exchange]) {
         for exchange in exchanges {
@@ -460,6 +493,7 @@ impl Oracle {
             && let Ok(k) = k.parse::<usize>()
         {
             self.mark = Some(self.mark.map_or(k, |m| m.max(k)));
+            self.mark_arrivals.push((k, exchange.received));
         }
         let operator = agent.starts_with(&self.setting.operator_agent);
         if operator
@@ -715,6 +749,19 @@ impl Oracle {
             );
             return;
         };
+        let earlier_delete_at = self
+            .clocks_of_a_pass_before(exchange.received)
+            .into_iter()
+            .filter(|clock| *clock < now)
+            .filter_map(|clock| {
+                read.policies
+                    .iter()
+                    .filter_map(|policy| plan_of(&account, &bound, &target, policy, clock))
+                    .find(|plan| plan.schedule.delete_at.is_some_and(|at| at <= clock))
+            })
+            .filter_map(|plan| plan.schedule.delete_at)
+            .filter(|at| Some(*at) != plan.schedule.delete_at)
+            .collect();
         let certain = record.code == 200;
         let under_termination = account.metadata.deletion_timestamp.is_some()
             || account.spec.state == retention_operator::api::AccountState::Terminated;
@@ -725,6 +772,7 @@ impl Oracle {
             under_termination,
             processors: plan.processors.clone(),
             delete_at: plan.schedule.delete_at,
+            earlier_delete_at,
             certain,
         });
     }
@@ -751,51 +799,63 @@ pub fn judge_deliveries(
     webhooks: &BTreeSet<String>,
     require_delivery: bool,
 ) -> Vec<Violation> {
-    let mut owed: BTreeMap<(String, String, DateTime<Utc>), ()> = BTreeMap::new();
+    // Each erasure, by account, processor and time, with the other times its pass may have
+    // decided on (see `CheckedDeletion::earlier_delete_at`).
+    type Erasure = (String, String, DateTime<Utc>);
+    let mut owed: BTreeMap<Erasure, BTreeSet<DateTime<Utc>>> = BTreeMap::new();
     for deletion in deletions {
         let Some(at) = deletion.delete_at else {
             continue;
         };
         for processor in &deletion.processors {
-            owed.insert((deletion.account.clone(), processor.clone(), at), ());
+            owed.entry((deletion.account.clone(), processor.clone(), at))
+                .or_default()
+                .extend(deletion.earlier_delete_at.iter().copied());
         }
     }
-    let mut keys: HashMap<String, (String, String, DateTime<Utc>)> = HashMap::new();
-    for (account, processor, at) in owed.keys() {
-        for n in 1..=8 {
-            keys.insert(
-                idempotency_key(account, processor, *at, n),
-                (account.clone(), processor.clone(), *at),
-            );
+    let mut keys: HashMap<String, Vec<Erasure>> = HashMap::new();
+    for (erasure, earlier) in &owed {
+        let (account, processor, at) = erasure;
+        for time in std::iter::once(at).chain(earlier) {
+            for n in 1..=8 {
+                keys.entry(idempotency_key(account, processor, *time, n))
+                    .or_default()
+                    .push(erasure.clone());
+            }
         }
     }
     let mut violations = Vec::new();
     let mut delivered: BTreeSet<(String, String, DateTime<Utc>)> = BTreeSet::new();
     for delivery in deliveries {
-        match keys.get(&delivery.idempotency_key) {
-            Some(erasure) if erasure.0 == delivery.account && erasure.1 == delivery.processor => {
-                delivered.insert(erasure.clone());
-            }
-            _ => violations.push(Violation {
-                kind: ViolationKind::StrayIdempotencyKey,
-                position: None,
-                detail: format!(
-                    "processor {} got a request for account {} under key {}, which belongs to \
+        let erasures: Vec<&Erasure> = keys
+            .get(&delivery.idempotency_key)
+            .into_iter()
+            .flatten()
+            .filter(|e| e.0 == delivery.account && e.1 == delivery.processor)
+            .collect();
+        if !erasures.is_empty() {
+            delivered.extend(erasures.into_iter().cloned());
+            continue;
+        }
+        violations.push(Violation {
+            kind: ViolationKind::StrayIdempotencyKey,
+            position: None,
+            detail: format!(
+                "processor {} got a request for account {} under key {}, which belongs to \
                      no erasure of a deleted object it held (it names {:?}: {}); erasures known \
                      for the account: {:?}",
-                    delivery.processor,
-                    delivery.account,
-                    delivery.idempotency_key,
-                    delivery.resources,
-                    delivery.reason,
-                    deletions
-                        .iter()
-                        .filter(|d| d.account == delivery.account)
-                        .map(|d| (&d.kind, &d.processors, d.delete_at))
-                        .collect::<Vec<_>>()
-                ),
-            }),
-        }
+                delivery.processor,
+                delivery.account,
+                delivery.idempotency_key,
+                delivery.resources,
+                delivery.reason,
+                deletions
+                    .iter()
+                    .filter(|d| d.account == delivery.account)
+                    .map(|d| (&d.kind, &d.processors, d.delete_at, &d.earlier_delete_at))
+                    .collect::<Vec<_>>()
+            ),
+        });
     }
     if require_delivery {
         for erasure in owed.keys() {
