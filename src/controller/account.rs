@@ -16,7 +16,7 @@ use kube::{
     runtime::{controller::Action, events::EventType},
 };
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::{
     cluster::{self, Deleted},
@@ -119,6 +119,7 @@ async fn observe(
     {
         // The cache has not yet seen this operator's last write to the Account; the write's
         // watch event triggers the next reconcile.
+        debug!(account = %name, "the cache is behind this operator's last write: waiting for its watch event");
         return Ok(ControlFlow::Break(Action::await_change()));
     }
     let deleting = object.meta().deletion_timestamp.is_some();
@@ -474,6 +475,15 @@ async fn wake_up(
         .as_ref()
         .and_then(|s| s.erasure.as_ref())
         .is_none_or(|e| e.deleting.is_empty());
+    debug!(
+        account = %name,
+        deleting = observed.deleting,
+        bound = acted.plan.resources.len(),
+        unreadable = observed.claims.malformed.len(),
+        proof_settled,
+        requests_settled = all_settled(&acted.requests.entries),
+        "pass done"
+    );
     // Unreadable objects are data too, and the delivery record of the erasure requests and
     // of the deletions lives in this status: the finalizer stays until all are done.
     if observed.deleting

@@ -70,6 +70,7 @@ pub struct Settings {
 /// reflector cache.
 fn cached<K>(
     client: &Client,
+    relists: &Relists,
 ) -> (
     Store<K>,
     impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
@@ -87,6 +88,7 @@ where
     let stream = watcher(Api::<K>::all(client.clone()), watcher::Config::default())
         .default_backoff()
         .reflect(writer)
+        .inspect_ok(relists.announcer())
         .touched_objects();
     (reader, stream)
 }
@@ -95,6 +97,7 @@ where
 /// when its Account is not cached or it cannot be read.
 fn bound_cache<K: BoundKind>(
     client: &Client,
+    relists: &Relists,
     accounts: &Store<Guarded<Account>>,
     suspects: &mpsc::UnboundedSender<orphans::Suspect>,
     ready: &Arc<AtomicBool>,
@@ -114,6 +117,7 @@ fn bound_cache<K: BoundKind>(
     // The index first, so that both are current when the event triggers a reconcile.
     .inspect_ok(move |event| indexer.apply(event))
     .reflect(writer)
+    .inspect_ok(relists.announcer())
     .touched_objects()
     .inspect_ok(move |object| {
         // Before every cache has synced, every Account would look missing: the reporter looks
@@ -132,6 +136,7 @@ fn bound_cache<K: BoundKind>(
 /// A cache of every bound kind of the registry, each watch a trigger of `controller`.
 fn watch_bound_kinds(
     client: &Client,
+    relists: &Relists,
     accounts: &Store<Guarded<Account>>,
     suspects: &mpsc::UnboundedSender<orphans::Suspect>,
     ready: &Arc<AtomicBool>,
@@ -141,6 +146,7 @@ fn watch_bound_kinds(
     for kind in ResourceKind::ALL {
         let (cache, watching) = kind.visit(WatchBoundKind {
             client,
+            relists,
             accounts,
             suspects,
             ready,
@@ -155,6 +161,7 @@ fn watch_bound_kinds(
 /// Adds the cache of one bound kind, and its watch as a trigger of the account controller.
 struct WatchBoundKind<'a> {
     client: &'a Client,
+    relists: &'a Relists,
     accounts: &'a Store<Guarded<Account>>,
     suspects: &'a mpsc::UnboundedSender<orphans::Suspect>,
     ready: &'a Arc<AtomicBool>,
@@ -165,8 +172,13 @@ impl KindVisitor for WatchBoundKind<'_> {
     type Output = (Arc<dyn KindCache>, Controller<Guarded<Account>>);
 
     fn visit<K: BoundKind>(self) -> Self::Output {
-        let (cache, stream) =
-            bound_cache::<K>(self.client, self.accounts, self.suspects, self.ready);
+        let (cache, stream) = bound_cache::<K>(
+            self.client,
+            self.relists,
+            self.accounts,
+            self.suspects,
+            self.ready,
+        );
         let controller = self.controller.watches_stream(stream, claimed_account);
         (Arc::new(cache), controller)
     }
@@ -260,6 +272,44 @@ pub async fn run(
     }
 }
 
+/// Announces every list a watch makes after its first, once its cache holds the list.
+///
+/// A watch that cannot resume (410 Gone, or an error) lists everything again. kube's watcher
+/// hands out the listed objects one by one, and its cache swaps the whole list in only at the
+/// end: a pass an object of the list starts before that (a list of several pages from a real
+/// API server takes long enough) reads the cached version from before the gap, and nothing
+/// starts a pass after the swap. A change made during the gap (a termination, a hold, an
+/// Account deleted) would wait for the next unrelated event; an object deleted during the gap
+/// is not handed out at all. So after each such list every Account is looked at again, from
+/// the swapped-in caches. The first list of each watch is the start-up sync, which passes
+/// already wait for.
+#[derive(Clone)]
+struct Relists(futures::channel::mpsc::UnboundedSender<()>);
+
+impl Relists {
+    /// The announcer, and the stream of announcements (one per list after a first).
+    fn new() -> (Self, futures::channel::mpsc::UnboundedReceiver<()>) {
+        let (sender, receiver) = futures::channel::mpsc::unbounded();
+        (Self(sender), receiver)
+    }
+
+    /// The inspector of one watch's events, placed after its cache (`reflect`): the cache has
+    /// swapped a list in when it sees the list's end.
+    fn announcer<K>(&self) -> impl FnMut(&watcher::Event<K>) + Send + 'static {
+        let sender = self.0.clone();
+        let mut lists = 0u64;
+        move |event| {
+            if matches!(event, watcher::Event::InitDone) {
+                lists += 1;
+                if lists > 1 {
+                    // Fails only when the controller has stopped.
+                    let _ = sender.unbounded_send(());
+                }
+            }
+        }
+    }
+}
+
 /// Every watch of the operator and what it feeds.
 struct Watched {
     /// The account controller, triggered by every watch.
@@ -275,6 +325,7 @@ struct Watched {
 /// Watches the Accounts, every bound kind, the policies and the processors: a change to any of
 /// them triggers the Accounts it concerns.
 fn watch_everything(client: &Client, ready: &Arc<AtomicBool>) -> Watched {
+    let (relists, relisted) = Relists::new();
     // Guarded like every watched kind: one unreadable object must not stop the watch.
     let (accounts, writer) = reflector::store::<Guarded<Account>>();
     let account_events = watcher(
@@ -283,12 +334,14 @@ fn watch_everything(client: &Client, ready: &Arc<AtomicBool>) -> Watched {
     )
     .default_backoff()
     .reflect(writer)
+    .inspect_ok(relists.announcer())
     .applied_objects();
-    let controller = Controller::for_stream(account_events, accounts.clone());
+    let controller =
+        Controller::for_stream(account_events, accounts.clone()).reconcile_all_on(relisted);
     let (suspects, suspects_seen) = mpsc::unbounded_channel();
     let (bound, mut controller) =
-        watch_bound_kinds(client, &accounts, &suspects, ready, controller);
-    let (policies, stream) = cached::<Guarded<RetentionPolicy>>(client);
+        watch_bound_kinds(client, &relists, &accounts, &suspects, ready, controller);
+    let (policies, stream) = cached::<Guarded<RetentionPolicy>>(client, &relists);
     let by_policy = accounts.clone();
     controller = controller.watches_stream(stream, move |policy| {
         let name = policy.name_any();
@@ -302,7 +355,7 @@ fn watch_everything(client: &Client, ready: &Arc<AtomicBool>) -> Watched {
             .map(|a| ObjectRef::from_obj(&*a))
             .collect::<Vec<_>>()
     });
-    let (processors, stream) = cached::<Guarded<DataProcessor>>(client);
+    let (processors, stream) = cached::<Guarded<DataProcessor>>(client, &relists);
     let every_account = accounts.clone();
     controller = controller.watches_stream(stream, move |_| {
         every_account
@@ -403,7 +456,9 @@ mod tests {
         let controller = Controller::for_stream(futures::stream::pending(), accounts.clone());
         let (suspects, _) = mpsc::unbounded_channel();
         let ready = Arc::new(AtomicBool::new(false));
-        let (caches, _) = watch_bound_kinds(&client, &accounts, &suspects, &ready, controller);
+        let (relists, _) = Relists::new();
+        let (caches, _) =
+            watch_bound_kinds(&client, &relists, &accounts, &suspects, &ready, controller);
         assert_eq!(
             caches.keys().copied().collect::<Vec<_>>(),
             ResourceKind::ALL.to_vec()

@@ -184,6 +184,7 @@ impl TestApiServer {
             bookmark_interval: config.bookmark_interval,
             max_watch: config.max_watch,
             addr,
+            watch_generation: tokio::sync::watch::channel(0).0,
         });
         let app = axum::Router::new()
             .fallback(server::handle)
@@ -227,6 +228,14 @@ impl TestApiServer {
     /// Edits the faults in force.
     pub fn update_faults(&self, edit: impl FnOnce(&mut Faults)) {
         edit(&mut lock(&self.state.faults));
+    }
+
+    /// Ends every open watch stream, as a network blip or a restart of kube-apiserver does:
+    /// clients watch again from the last resourceVersion they saw.
+    pub fn end_watches(&self) {
+        self.state
+            .watch_generation
+            .send_modify(|generation| *generation += 1);
     }
 
     /// Removes every fault.

@@ -56,6 +56,8 @@ pub struct ServerState {
     pub max_watch: Duration,
     /// Where the server listens.
     pub addr: SocketAddr,
+    /// Bumped to end every open watch stream (see `TestApiServer::end_watches`).
+    pub watch_generation: tokio::sync::watch::Sender<u64>,
 }
 
 /// Locks a mutex, recovering from a poisoned one: a panicking test must not wedge the server.
@@ -982,6 +984,7 @@ fn watch(
         cut_events,
         cut_after,
         counters: state.fault_counters.clone(),
+        ended: state.watch_generation.subscribe(),
     };
     tokio::spawn(task.run(initial, start_rv, receiver, sender));
     stream_response(rx)
@@ -1005,11 +1008,13 @@ struct WatchTask {
     cut_events: Option<usize>,
     cut_after: Option<Duration>,
     counters: Arc<FaultCounters>,
+    /// Changes when every open watch is to end.
+    ended: tokio::sync::watch::Receiver<u64>,
 }
 
 impl WatchTask {
     async fn run(
-        self,
+        mut self,
         initial: Vec<Bytes>,
         mut last_rv: u64,
         mut receiver: broadcast::Receiver<Arc<WatchEvent>>,
@@ -1046,6 +1051,7 @@ impl WatchTask {
                     return;
                 }
                 () = sender.closed() => return,
+                _ = self.ended.changed() => return,
                 _ = ticker.tick(), if self.bookmarks => {
                     if sender.send(Ok(event_line("BOOKMARK", &bookmark(&self.t, last_rv, false)))).await.is_err() {
                         return;
