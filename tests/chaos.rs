@@ -19,6 +19,12 @@ mod oracle;
 #[path = "chaos/world.rs"]
 mod world;
 
+use std::{
+    collections::BTreeSet,
+    io::Write,
+    sync::{Arc, Mutex, OnceLock},
+};
+
 use campaign::{Campaign, run};
 
 /// The short campaign CI runs: a few minutes on two cores.
@@ -41,31 +47,95 @@ fn fresh_seed() -> u64 {
         .unwrap_or(1)
 }
 
-/// With `CHAOS_LOG=<file>`, the replicas' logs (debug level, or `RUST_LOG`) go to that file:
-/// what the operator decided, beside the history the oracle prints.
-fn log_to_file_if_asked() {
-    let Some(path) = std::env::var_os("CHAOS_LOG") else {
-        return;
-    };
-    let file = std::fs::File::create(&path).expect("CHAOS_LOG names a file that can be created");
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("retention_operator=debug"));
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .with_writer(std::sync::Mutex::new(file))
-        .finish();
-    let _ = tracing::subscriber::set_global_default(subscriber);
+/// The replicas' log lines (debug level, or `RUST_LOG`) of every campaign of this process,
+/// each line naming its campaign's seed; with `CHAOS_LOG=<file>` they go to that file too.
+/// A violation's report shows the lines about its account: what the operator decided.
+fn replica_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let file = std::env::var_os("CHAOS_LOG").map(|path| {
+            Arc::new(Mutex::new(
+                std::fs::File::create(&path).expect("CHAOS_LOG names a file that can be created"),
+            ))
+        });
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(
+                "retention_operator=debug,kube_runtime=info,chaos=info",
+            )
+        });
+        let sink = LogSink {
+            memory: logs.clone(),
+            file,
+        };
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        logs
+    })
+    .clone()
+}
+
+#[derive(Clone)]
+struct LogSink {
+    memory: Arc<Mutex<Vec<u8>>>,
+    file: Option<Arc<Mutex<std::fs::File>>>,
+}
+
+impl Write for LogSink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.memory.lock().unwrap().extend_from_slice(bytes);
+        if let Some(file) = &self.file {
+            file.lock().unwrap().write_all(bytes)?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The last log lines of campaign `seed` that name an account of the violations.
+fn log_lines_about(logs: &[u8], seed: u64, violations: &[oracle::Violation]) -> String {
+    let accounts: BTreeSet<String> = violations
+        .iter()
+        .flat_map(|v| {
+            v.detail
+                .split(|c: char| !c.is_ascii_alphanumeric() && c != '-')
+                .filter(|w| campaign::is_account_name(w))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let campaign = format!("campaign={seed}");
+    let text = String::from_utf8_lossy(logs);
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains(&campaign))
+        .filter(|line| {
+            accounts.iter().any(|a| {
+                line.contains(&format!("={a} "))
+                    || line.contains(&format!("/{a} "))
+                    || line.ends_with(&format!("={a}"))
+            })
+        })
+        .collect();
+    lines[lines.len().saturating_sub(60)..].join("\n")
 }
 
 async fn campaign(campaign: Campaign) {
-    log_to_file_if_asked();
+    let logs = replica_logs();
     eprintln!("chaos campaign {campaign:?}");
     let report = run(&campaign).await;
     eprintln!("{}", report.summary());
     assert!(
         report.violations.is_empty(),
-        "{} violations; rerun with CHAOS_SEED={}\n{}\nall violations:\n{}",
+        "{} violations; rerun with CHAOS_SEED={}\n{}\nall violations:\n{}\nthe replicas' last \
+         log lines about these accounts:\n{}",
         report.violations.len(),
         report.seed,
         report.history,
@@ -74,7 +144,8 @@ async fn campaign(campaign: Campaign) {
             .iter()
             .map(|v| format!("  {:?} at {:?}: {}", v.kind, v.position, v.detail))
             .collect::<Vec<_>>()
-            .join("\n")
+            .join("\n"),
+        log_lines_about(&logs.lock().unwrap(), report.seed, &report.violations)
     );
 }
 
@@ -167,4 +238,24 @@ fn a_write_logged_after_the_removal_of_its_object_does_not_bring_it_back() {
         &[retention_operator::controller::account::FINALIZER],
     ));
     assert!(replay.current("accounts", "", "r0-1").is_none());
+}
+
+/// A violation's report shows its campaign's log lines about its account, not another
+/// campaign's (both run in one process) nor another account's.
+#[test]
+fn a_violation_report_shows_the_log_lines_of_its_campaign_about_its_account() {
+    let logs = "\
+x replica{campaign=7 name=\"a\"}:reconciling object{object.ref=Account.v1/r1-11 object.reason=x}: pass done account=r1-11 deleting=false
+x replica{campaign=8 name=\"a\"}: pass done account=r1-11 deleting=true
+x replica{campaign=7 name=\"b\"}: pass done account=r1-1 deleting=true
+x replica{campaign=7 name=\"b\"}: erasure request sent account=r1-11
+";
+    let violations = [oracle::Violation {
+        kind: oracle::ViolationKind::Leftover,
+        position: None,
+        detail: "accounts /r1-11 still exists after its account was deleted".into(),
+    }];
+    let shown = log_lines_about(logs.as_bytes(), 7, &violations);
+    assert_eq!(shown.lines().count(), 2, "{shown}");
+    assert!(shown.contains("deleting=false") && shown.ends_with("account=r1-11"));
 }

@@ -1066,14 +1066,7 @@ impl Driver<'_> {
         let account = violation
             .detail
             .split(|c: char| !c.is_ascii_alphanumeric() && c != '-')
-            .find(|w| {
-                let mut parts = w.split('-');
-                let round = parts.next().and_then(|p| p.strip_prefix('r'));
-                round.is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
-                    && parts
-                        .next()
-                        .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
-            })
+            .find(|w| starts_with_account_name(w))
             .map(|w| w.split('-').take(2).collect::<Vec<_>>().join("-"));
         let _ = writeln!(
             out,
@@ -1224,4 +1217,19 @@ fn account_summary(account: &Value) -> String {
             c["reason"].as_str().unwrap_or("?")
         )),
     )
+}
+
+/// Whether `word` starts with an account's name, `r<round>-<index>` (objects' names do).
+fn starts_with_account_name(word: &str) -> bool {
+    let mut parts = word.split('-');
+    let round = parts.next().and_then(|p| p.strip_prefix('r'));
+    round.is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
+        && parts
+            .next()
+            .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Whether `word` is an account's name, `r<round>-<index>`.
+pub fn is_account_name(word: &str) -> bool {
+    starts_with_account_name(word) && word.split('-').count() == 2
 }

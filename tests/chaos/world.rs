@@ -69,6 +69,8 @@ pub struct World {
     /// Receivers by processor name.
     pub receivers: BTreeMap<String, Receiver>,
     pub pki: Pki,
+    /// The campaign's seed, in every log line of its replicas (`replica{campaign=…}`).
+    seed: u64,
     /// Kept for the real cluster's exclusive lock.
     _cluster: Option<Cluster>,
 }
@@ -128,6 +130,7 @@ impl World {
                 .collect(),
             receivers: BTreeMap::new(),
             pki: loopback_pki(),
+            seed,
             _cluster: cluster,
         }
     }
@@ -225,23 +228,27 @@ impl World {
             retry_period: RETRY_PERIOD,
         };
         let (clock, run_metrics) = (self.clock.clone(), metrics.clone());
-        let task = tokio::spawn(async move {
-            let work_client = client.clone();
-            let _ = run_as_leader(client, &settings, stopped, move |stop, fence| async move {
-                let settings = Settings {
-                    clock: clock.clone(),
-                    clock_moves: Some(Box::pin(clock.moves())),
-                    dry_run: false,
-                    concurrency: 4,
-                    advance_notice: e2e_support::ADVANCE_NOTICE,
-                    fence,
-                    webhook_allowed_networks: vec![LOOPBACK.parse().unwrap()],
-                };
-                let ready = Arc::new(AtomicBool::new(false));
-                controller::run(work_client, settings, run_metrics, ready, stop).await;
-            })
-            .await;
-        });
+        let span = tracing::info_span!("replica", campaign = self.seed, name = replica.name);
+        let task = tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let work_client = client.clone();
+                let _ = run_as_leader(client, &settings, stopped, move |stop, fence| async move {
+                    let settings = Settings {
+                        clock: clock.clone(),
+                        clock_moves: Some(Box::pin(clock.moves())),
+                        dry_run: false,
+                        concurrency: 4,
+                        advance_notice: e2e_support::ADVANCE_NOTICE,
+                        fence,
+                        webhook_allowed_networks: vec![LOOPBACK.parse().unwrap()],
+                    };
+                    let ready = Arc::new(AtomicBool::new(false));
+                    controller::run(work_client, settings, run_metrics, ready, stop).await;
+                })
+                .await;
+            },
+            span,
+        ));
         replica.stop = Some(stop);
         replica.task = Some(task);
         replica.metrics = metrics;
