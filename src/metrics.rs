@@ -154,6 +154,11 @@ impl Metrics {
         self.pending.set(n);
     }
 
+    /// The number of objects whose scheduled deletion is still to come.
+    pub fn pending(&self) -> i64 {
+        self.pending.get()
+    }
+
     /// Renders every metric in the OpenMetrics text format, ending with `# EOF`.
     pub fn encode(&self) -> Result<String, fmt::Error> {
         let mut text = String::new();

@@ -1107,3 +1107,36 @@ async fn a_termination_seen_only_in_a_relist_is_acted_on() {
     .await;
     harness.stop().await;
 }
+
+// 11. ----------------------------------------------------------------------------------------
+
+/// `retention_operator_scheduled_deletions_pending` counts the deletions still to come: the
+/// terminated account's website, mailbox and backup, then fewer as they go.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pending_deletions_metric_counts_what_is_still_to_come() {
+    let harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
+    let client = harness.client.clone();
+    seed(&harness, &account(ACME).terminated_at(TERMINATED), false).await;
+    wait_for_terminated_stamps(&harness, false).await;
+    let pending = |expected: i64| {
+        let metrics = harness.metrics.clone();
+        async move {
+            eventually(&format!("{expected} deletions pending"), || async {
+                (metrics.pending() == expected).then_some(())
+            })
+            .await;
+        }
+    };
+    pending(3).await;
+    harness
+        .move_clock_and_settle(&text(at(MAILBOX_DUE) + TimeDelta::seconds(1)), 1)
+        .await;
+    assert!(gone::<Mailbox>(&client, "info").await);
+    pending(2).await;
+    harness
+        .move_clock_and_settle(&text(at(BACKUP_CAPPED) + TimeDelta::seconds(1)), 1)
+        .await;
+    assert!(gone::<Website>(&client, "www").await);
+    pending(0).await;
+    harness.stop().await;
+}

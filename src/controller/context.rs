@@ -395,6 +395,8 @@ pub struct Context {
     /// Per Account, how many passes in a row had failures: each waits longer (defect of
     /// a failing deletion retried at once, forever).
     pub failing: FailureBackoff,
+    /// The scheduled deletions still to come, per Account.
+    pub pending: PendingDeletions,
 }
 
 impl Context {
@@ -472,6 +474,33 @@ impl Superseded {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashSet<String>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The scheduled deletions still to come, per Account, as its last pass planned them: their sum
+/// is the metric `retention_operator_scheduled_deletions_pending`.
+#[derive(Debug, Default)]
+pub struct PendingDeletions(Mutex<HashMap<String, usize>>);
+
+impl PendingDeletions {
+    /// Records the count of `account`; the total over every Account.
+    pub fn record(&self, account: &str, pending: usize) -> usize {
+        let mut counts = self.lock();
+        if pending == 0 {
+            counts.remove(account);
+        } else {
+            counts.insert(account.to_owned(), pending);
+        }
+        counts.values().sum()
+    }
+
+    /// Forgets an Account that is gone; the total over the others.
+    pub fn forget(&self, account: &str) -> usize {
+        self.record(account, 0)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -31,8 +31,8 @@ use tracing::{debug, info, warn};
 use super::{
     account, cluster,
     context::{
-        BoundCache, BoundCaches, Context, Error, FailureBackoff, KindCache, SharedSettings, Stores,
-        Superseded, Tombstones, spawn_cancellable,
+        BoundCache, BoundCaches, Context, Error, FailureBackoff, KindCache, PendingDeletions,
+        SharedSettings, Stores, Superseded, Tombstones, spawn_cancellable,
     },
     guarded::Guarded,
     index::AccountIndex,
@@ -215,6 +215,8 @@ pub async fn run(
         instance: None,
     };
     let caches_synced = ready.clone();
+    // Counted afresh by this controller's passes (a replica that leads again starts over).
+    metrics.set_pending(0);
     let context = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         client,
@@ -235,6 +237,7 @@ pub async fn run(
         cancel: cancel.clone(),
         failing: FailureBackoff::default(),
         tombstones: Tombstones::default(),
+        pending: PendingDeletions::default(),
     });
     let suspects = watched.suspects;
     let report = orphans::report(context.clone(), watched.accounts, synced, suspects);
