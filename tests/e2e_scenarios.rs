@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, SecondsFormat, TimeDelta, Utc};
 use futures::{StreamExt, stream};
-use k8s_openapi::api::{core::v1::ConfigMap, events::v1::Event};
+use k8s_openapi::api::events::v1::Event;
 use kube::{
     Api, ResourceExt,
     api::{DeleteParams, ListParams},
@@ -39,8 +39,6 @@ use e2e_support::{
 };
 
 const ACME: &str = "acme";
-/// Objects per page of kube's lists (`watcher::Config::page_size`'s default).
-const LIST_PAGE: usize = 500;
 /// Termination date of the seeded account; the schedules below follow from it and
 /// `default_policy()`.
 const TERMINATED: &str = "2026-11-01T00:00:00Z";
@@ -1026,89 +1024,6 @@ async fn deletes_failing_half_the_time_still_erase_everything_due_exactly_once()
 }
 
 // 10. ----------------------------------------------------------------------------------------
-
-/// A termination made while the operator's watch of Accounts is down reaches it only through
-/// the list that follows (the watch cannot resume: 410 Gone). kube's watcher hands out a
-/// list's objects before its cache swaps them in, so the passes they start read the Account
-/// as it was before; without a pass after the swap, the website due under the termination
-/// would stay until something else touched the account. The list must come in more than one
-/// page (kube lists 500 objects a page) for a pass to start before the swap: a host with
-/// thousands of accounts.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_termination_seen_only_in_a_relist_is_acted_on() {
-    skip_on_real_cluster!("ends watches and compacts the event history of the test API server");
-    let harness = Harness::start(at("2026-12-02T00:00:00Z")).await;
-    let client = harness.client.clone();
-    create_cluster(&client, &default_policy()).await;
-    create_cluster(&client, &account(ACME)).await;
-    create(&client, &website("www", ACME)).await;
-    // Listed after acme, on a second page.
-    stream::iter(0..LIST_PAGE)
-        .for_each_concurrent(8, |n| {
-            let client = client.clone();
-            async move {
-                create_cluster(&client, &account(&format!("other-{n:03}"))).await;
-            }
-        })
-        .await;
-    wait_phase(&client, ACME, AccountPhase::Active).await;
-    wait_phase(
-        &client,
-        &format!("other-{:03}", LIST_PAGE - 1),
-        AccountPhase::Active,
-    )
-    .await;
-    harness.settle().await;
-
-    // The watch of Accounts ends and cannot start again while the account is terminated.
-    harness.server.update_faults(|f| {
-        f.rules
-            .push(FaultRule::always(500).verb("watch").resource("accounts"))
-    });
-    harness.server.end_watches();
-    eventually("a refused watch of Accounts", || async {
-        operator_requests(&harness.server)
-            .iter()
-            .any(|r| r.verb == "watch" && r.resource == "accounts" && r.code == 500)
-            .then_some(())
-    })
-    .await;
-    patch_account(
-        &client,
-        ACME,
-        json!({"spec": {"state": "Terminated", "terminatedAt": TERMINATED}}),
-    )
-    .await;
-    // Later writes, and a history that keeps only the last: the watch cannot resume from
-    // before the termination and lists the Accounts again.
-    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-    for n in 0..3 {
-        let map: ConfigMap =
-            serde_json::from_value(json!({"metadata": {"name": format!("later-{n}")}})).unwrap();
-        configmaps.create(&Default::default(), &map).await.unwrap();
-    }
-    harness.server.set_event_window(1);
-    // Each page of the list takes a while, as it does from a real API server.
-    harness.server.set_faults(test_apiserver::Faults {
-        latency: std::time::Duration::from_millis(200),
-        ..Default::default()
-    });
-    eventually("the Accounts listed again", || async {
-        operator_requests(&harness.server)
-            .iter()
-            .filter(|r| r.verb == "list" && r.resource == "accounts" && r.code == 200)
-            .nth(1)
-            .map(|_| ())
-    })
-    .await;
-    eventually("the website, due under the termination, to go", || async {
-        gone::<Website>(&client, "www").await.then_some(())
-    })
-    .await;
-    harness.stop().await;
-}
-
-// 11. ----------------------------------------------------------------------------------------
 
 /// `retention_operator_scheduled_deletions_pending` counts the deletions still to come: the
 /// terminated account's website, mailbox and backup, then fewer as they go.
