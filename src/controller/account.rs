@@ -69,7 +69,7 @@ const NEXT_BATCH: Duration = Duration::from_millis(200);
 /// kube's `finalizer()` helper does not fit: it runs one cleanup when deletion starts and
 /// removes the finalizer when that cleanup returns. Here cleanup spans grace periods, backup
 /// schedules and processors' acknowledgements over many passes, and the finalizer is removed
-/// by the pass that finds nothing left and every request settled ([`wake_up`]).
+/// by the pass that finds nothing left and every request settled (`wake_up`).
 pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Result<Action, Error> {
     if !ctx.ready.load(Ordering::Acquire) {
         // Planning from half-filled caches would see nothing bound and could release an

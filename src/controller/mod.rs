@@ -2,7 +2,7 @@
 //! plan.
 //!
 //! - [`context`]: what every reconcile shares (errors, caches, fence, events).
-//! - [`run`]: the wiring of watches, caches and the account controller.
+//! - [`run`](mod@run): the wiring of watches, caches and the account controller.
 //! - [`account`]: the account controller (schedules, deletions, status, finalizer).
 //! - [`cluster`]: reading, stamping and deleting bound objects of any kind.
 //! - [`guarded`]: watching objects that may not match this operator's schema.

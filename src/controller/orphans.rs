@@ -96,7 +96,7 @@ impl Suspect {
 /// Looks at every suspect once the caches have synced (before, every Account would look
 /// missing), until the watches end. At that moment every cached object is looked at once;
 /// after it, the watches hand over each suspect as they see it. A look that fails (the API
-/// server refused a write) is tried again after [`RETRY_AFTER`], so no report is lost.
+/// server refused a write) is tried again after `RETRY_AFTER`, so no report is lost.
 pub async fn report(
     ctx: Arc<Context>,
     accounts: Store<Guarded<Account>>,

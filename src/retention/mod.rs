@@ -5,7 +5,7 @@
 //! - [`schedule`]: the rules for hosted resources and data records, and the legal hold.
 //! - [`backups`]: the backup schedule.
 //! - [`phase`], [`notifications`]: the account phase and the processor notifications.
-//! - [`plan`]: puts it together for one account or a whole inventory.
+//! - [`plan`](mod@plan): puts it together for one account or a whole inventory.
 
 pub mod backups;
 pub mod facts;

@@ -30,7 +30,7 @@ pub struct StatusInput<'a> {
     /// Objects that claim the account but cannot be read: never deleted, and the account is
     /// not Erased while they exist.
     pub malformed: &'a [MalformedResource],
-    /// Deletions announced so far (see [`announcements`]).
+    /// Deletions announced so far (see `announcements`).
     pub announced_until: Option<DateTime<Utc>>,
     /// The erasure requests owed to processors, after this pass's deliveries; `None` keeps the
     /// stored ones.

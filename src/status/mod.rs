@@ -1,6 +1,6 @@
 //! The Account's status (docs/design.md §2) as a pure function of the engine's plan, what this
-//! reconcile pass did, and the status already stored: its conditions ([`conditions`], with the
-//! one precedence table of `Ready`), the erasure proof ([`proof`]) and the advance notice of
+//! reconcile pass did, and the status already stored: its conditions (`conditions`, with the
+//! one precedence table of `Ready`), the erasure proof (`proof`) and the advance notice of
 //! deletions ([`announcements`]).
 //!
 //! No I/O and no clock reads: the caller passes `now`. The function is idempotent: fed its own
@@ -14,7 +14,7 @@
 //!   neither create nor change a proof: routine backup expiry would otherwise grow the counts
 //!   forever with no audit value. A proof from an earlier termination is kept as it is.
 //! - The phase is the plan's phase. The controller passes the plan as it stands after this
-//!   pass's deletions ([`AccountPlan::without`]), so one write shows the account as it is
+//!   pass's deletions ([`AccountPlan::without`](crate::retention::AccountPlan::without)), so one write shows the account as it is
 //!   (e.g. Retained once the last hosted object went) and the next pass has nothing to write.
 //!   Counts and `nextDeletionAt` leave out what this pass found gone either way.
 //! - A legal hold without end date turns every schedule into "keep"; objects the stored proof
