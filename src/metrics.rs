@@ -150,8 +150,8 @@ impl Metrics {
     }
 
     /// Sets the number of objects whose scheduled deletion is still to come.
-    pub fn set_pending(&self, n: i64) {
-        self.pending.set(n);
+    pub fn set_pending(&self, n: usize) {
+        self.pending.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// The number of objects whose scheduled deletion is still to come.

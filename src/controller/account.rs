@@ -495,7 +495,7 @@ async fn wake_up(
         remove_finalizer(ctx, last).await?;
         ctx.superseded.forget(name);
         ctx.tombstones.forget(name);
-        ctx.metrics.set_pending(gauge(ctx.pending.forget(name)));
+        ctx.metrics.set_pending(ctx.pending.forget(name));
         return Ok(Action::await_change());
     }
     let scheduled = acted
@@ -504,8 +504,7 @@ async fn wake_up(
         .iter()
         .filter(|r| r.schedule.delete_at.is_some())
         .count();
-    ctx.metrics
-        .set_pending(gauge(ctx.pending.record(name, scheduled)));
+    ctx.metrics.set_pending(ctx.pending.record(name, scheduled));
     if !acted.failures.is_empty() || acted.stamps_failed {
         // A failing deletion (or stamp) is retried later and later, never at once: every
         // retry also publishes an event.
@@ -713,11 +712,6 @@ async fn announce(ctx: &Context, account: &Account, upcoming: &[&ResourcePlan]) 
         )
         .await;
     }
-}
-
-/// A count as a gauge's value.
-fn gauge(count: usize) -> i64 {
-    i64::try_from(count).unwrap_or(i64::MAX)
 }
 
 /// Sleeps until the next deletion or advance notice, in steps of at most [`MAX_TIMER`].

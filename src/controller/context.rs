@@ -479,29 +479,33 @@ impl Superseded {
 }
 
 /// The scheduled deletions still to come, per Account, as its last pass planned them: their sum
-/// is the metric `retention_operator_scheduled_deletions_pending`.
+/// is the metric `retention_operator_scheduled_deletions_pending`. The sum is kept as counts
+/// change, so a pass costs the same however many Accounts there are.
 #[derive(Debug, Default)]
-pub struct PendingDeletions(Mutex<HashMap<String, usize>>);
+pub struct PendingDeletions(Mutex<PendingCounts>);
+
+#[derive(Debug, Default)]
+struct PendingCounts {
+    per_account: HashMap<String, usize>,
+    total: usize,
+}
 
 impl PendingDeletions {
     /// Records the count of `account`; the total over every Account.
     pub fn record(&self, account: &str, pending: usize) -> usize {
-        let mut counts = self.lock();
-        if pending == 0 {
-            counts.remove(account);
+        let mut counts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = if pending == 0 {
+            counts.per_account.remove(account)
         } else {
-            counts.insert(account.to_owned(), pending);
-        }
-        counts.values().sum()
+            counts.per_account.insert(account.to_owned(), pending)
+        };
+        counts.total = counts.total - before.unwrap_or(0) + pending;
+        counts.total
     }
 
     /// Forgets an Account that is gone; the total over the others.
     pub fn forget(&self, account: &str) -> usize {
         self.record(account, 0)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -587,6 +591,25 @@ pub fn spawn_cancellable(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pending_deletions_keep_their_total_as_accounts_change() {
+        let pending = PendingDeletions::default();
+        assert_eq!(pending.record("acme", 3), 3);
+        assert_eq!(pending.record("beta", 2), 5);
+        assert_eq!(
+            pending.record("acme", 1),
+            3,
+            "a count replaces the account's last"
+        );
+        assert_eq!(pending.forget("beta"), 1);
+        assert_eq!(pending.record("acme", 0), 0);
+        assert_eq!(
+            pending.forget("gone"),
+            0,
+            "forgetting an unknown account changes nothing"
+        );
+    }
 
     #[test]
     fn a_deleted_uid_stays_buried_until_the_cache_lets_it_go() {
