@@ -166,6 +166,18 @@ async fn seed_12_a_delete_answered_503_is_not_retried_on_an_old_read_of_the_acco
     campaign(short(12)).await;
 }
 
+/// Seed 1796223177853023683 (a CI run's fresh seed) drives backups whose recorded deletion a
+/// reactivation calls off, deleted on the live account's schedule by a pass whose status write
+/// then failed: the call-off must be stored before that DELETE, or the next pass counts them in
+/// the erasure proof. The seed fixes the scenario, not the interleaving that broke it (CI's
+/// slower machine found it; this one did not, in 30 runs); the e2e test
+/// `a_deletion_called_off_by_a_reactivation_is_not_counted_when_the_object_goes_later` drives
+/// that interleaving every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn seed_1796223177853023683_a_call_off_is_stored_before_a_live_deletion() {
+    campaign(short(1796223177853023683)).await;
+}
+
 /// Seed 20261202 drives, in the fifth round of a long run, backups whose recorded deletion a
 /// reactivation calls off and the live account's schedule then deletes: the erasure proof must
 /// not count them. Its quick regression tests are the unit tests of `ErasureRecord::settle`;

@@ -483,3 +483,100 @@ async fn a_date_past_9999_blocks_no_other_deletion_and_no_status() {
     assert!(!gone::<Website>(&client, "www").await);
     harness.stop().await;
 }
+
+/// A deletion the erasure recorded (`status.erasure.deleting`) and could not send is called
+/// off when the account is reactivated, and the call-off is written before the object goes for
+/// a live reason (here an expired backup): otherwise a crash or a failed status write after
+/// that DELETE leaves the record naming a deleted object, and the next pass counts it in the
+/// erasure proof, which would then claim an erasure that did not happen. The chaos campaign
+/// found this (a proof counting two Backups its server saw deleted on a live account).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deletion_called_off_by_a_reactivation_is_not_counted_when_the_object_goes_later() {
+    e2e_support::skip_on_real_cluster!("needs fault injection");
+    let harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
+    let client = harness.client.clone();
+    let server = harness.test_server().unwrap();
+    let Some(mut log) = e2e_support::request_log_or_skip!(harness) else {
+        return;
+    };
+    let failing_deletes = FaultRule::always(500).verb("delete").resource("backups");
+    server.update_faults(|f| f.rules = vec![failing_deletes.clone()]);
+    create_cluster(&client, &default_policy()).await;
+    create_cluster(
+        &client,
+        &account("acme").terminated_at("2026-11-01T00:00:00Z"),
+    )
+    .await;
+    create(&client, &website("www", "acme")).await;
+    // Expired under the live rules and under the termination alike.
+    create(
+        &client,
+        &website_backup("old", "acme", "www", at("2020-01-01T00:00:00Z")),
+    )
+    .await;
+    eventually("the backup's deletion recorded", || async {
+        let status = get_account(&client, "acme").await?.status?;
+        let recorded = status.erasure?.deleting;
+        recorded.iter().any(|d| d.name == "old").then_some(())
+    })
+    .await;
+
+    // Status writes fail from now on; the account is reactivated while the DELETE still fails.
+    let failing_status_writes = FaultRule::always(500)
+        .verb("patch")
+        .resource("accounts")
+        .subresource("status");
+    server
+        .update_faults(|f| f.rules = vec![failing_deletes.clone(), failing_status_writes.clone()]);
+    log.clear();
+    patch_account(
+        &client,
+        "acme",
+        json!({"spec": {"state": "Active", "terminatedAt": null}}),
+    )
+    .await;
+    let refused_status_write = |requests: &[test_apiserver::RequestRecord]| {
+        requests.iter().any(|r| {
+            r.user_agent == OPERATOR_AGENT
+                && r.verb == "patch"
+                && r.resource == "accounts"
+                && r.subresource == "status"
+                && r.code == 500
+        })
+    };
+    log.eventually("a pass on the live account", |requests| {
+        refused_status_write(requests).then_some(())
+    })
+    .await;
+    // The backup can go now; the status still cannot be written. Whatever the next pass does
+    // is done by the time its status write is refused.
+    server.update_faults(|f| f.rules = vec![failing_status_writes.clone()]);
+    log.clear();
+    log.eventually("another pass on the live account", |requests| {
+        refused_status_write(requests).then_some(())
+    })
+    .await;
+    server.clear_faults();
+    eventually("the expired backup gone", || async {
+        gone::<Backup>(&client, "old").await.then_some(())
+    })
+    .await;
+    // Status writes were refused for a while: the retry after them writes the record settled.
+    let proof = eventually("the record of deletions under way settled", || async {
+        let proof = get_account(&client, "acme")
+            .await?
+            .status?
+            .erasure
+            .unwrap_or_default();
+        proof.deleting.is_empty().then_some(proof)
+    })
+    .await;
+    assert_eq!(
+        proof.deleted.get("Backup"),
+        None,
+        "the backup went on the live account: {:?}",
+        proof.deleted
+    );
+    assert!(!gone::<Website>(&client, "www").await);
+    harness.stop().await;
+}

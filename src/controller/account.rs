@@ -283,7 +283,7 @@ async fn record(
     }
     let owed = &planned.requests.entries;
     let written = if !batch.due.is_empty()
-        && (owed.as_slice() != stored_requests(account) || erasure.starts_new(account))
+        && (owed.as_slice() != stored_requests(account) || erasure.changes_record(account))
     {
         let announced_until = account
             .status
@@ -624,12 +624,19 @@ impl ErasureRecord {
             .collect();
     }
 
-    /// Whether this pass starts a deletion the stored record does not hold yet.
-    fn starts_new(&self, account: &Account) -> bool {
+    /// Whether the stored record must be rewritten before this pass deletes anything: it
+    /// starts a deletion the record does not hold yet, or it calls off one the record holds.
+    /// A call-off must be stored before a DELETE too: the object may be going for a live
+    /// reason (a backup past its schedule on a reactivated account), and if the pass died
+    /// after that DELETE with the record unchanged, the next pass would find the object gone
+    /// and count it in the erasure proof.
+    fn changes_record(&self, account: &Account) -> bool {
         let recorded = recorded(account);
-        self.starting
+        let starts_new = self
+            .starting
             .iter()
-            .any(|item| !recorded.iter().any(|r| r.uid == item.uid))
+            .any(|item| !recorded.iter().any(|r| r.uid == item.uid));
+        starts_new || !self.called_off.is_empty()
     }
 
     fn ledger(&self) -> DeletionLedger<'_> {
@@ -1351,6 +1358,17 @@ mod tests {
         let record = settle(AccountState::Active, &["u-old"]);
         assert!(record.called_off.contains("u-old"));
         assert!(record.gone.is_empty());
+    }
+
+    #[test]
+    fn the_record_is_rewritten_before_deleting_when_a_deletion_is_called_off() {
+        let live = settle(AccountState::Active, &["u-old"]);
+        assert!(live.changes_record(&account(AccountState::Active)));
+        let terminated = settle(AccountState::Terminated, &["u-old"]);
+        assert!(
+            !terminated.changes_record(&account(AccountState::Terminated)),
+            "nothing new started, nothing called off"
+        );
     }
 
     #[test]

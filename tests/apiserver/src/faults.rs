@@ -15,6 +15,9 @@ pub struct FaultRule {
     /// Only this resource (plural, such as `websites`); `None` matches every resource.
     #[serde(default)]
     pub resource: Option<String>,
+    /// Only this subresource (`status`); `None` matches requests with and without one.
+    #[serde(default)]
+    pub subresource: Option<String>,
     /// Fraction of matching requests that fail, 0.0 to 1.0.
     pub fraction: f64,
     /// The status code: 500, 503, or 429.
@@ -45,6 +48,7 @@ impl FaultRule {
         Self {
             verb: None,
             resource: None,
+            subresource: None,
             fraction: 1.0,
             code,
             retry_after_seconds: None,
@@ -72,6 +76,12 @@ impl FaultRule {
         self
     }
 
+    /// Restricts the rule to one subresource of the resource (`status`).
+    pub fn subresource(mut self, subresource: &str) -> Self {
+        self.subresource = Some(subresource.to_owned());
+        self
+    }
+
     /// Fails only this fraction of matching requests.
     pub fn fraction(mut self, fraction: f64) -> Self {
         self.fraction = fraction;
@@ -84,9 +94,10 @@ impl FaultRule {
         self
     }
 
-    fn matches(&self, verb: &str, resource: &str) -> bool {
+    fn matches(&self, verb: &str, resource: &str, subresource: &str) -> bool {
         self.verb.as_deref().is_none_or(|v| v == verb)
             && self.resource.as_deref().is_none_or(|r| r == resource)
+            && self.subresource.as_deref().is_none_or(|s| s == subresource)
     }
 }
 
@@ -111,15 +122,17 @@ pub struct Faults {
 
 impl Faults {
     /// What to do to this request, if a rule fires for it; `rng` decides which fire.
+    /// `subresource` is empty for a request to the object itself.
     pub fn injected(
         &self,
         verb: &str,
         resource: &str,
+        subresource: &str,
         rng: &mut fastrand::Rng,
     ) -> Option<Injected> {
         self.rules
             .iter()
-            .filter(|rule| rule.matches(verb, resource))
+            .filter(|rule| rule.matches(verb, resource, subresource))
             .find(|rule| rng.f64() < rule.fraction)
             .map(|rule| match rule.stall {
                 Some(stall) => Injected::Stall(stall),

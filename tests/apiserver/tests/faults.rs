@@ -232,6 +232,29 @@ async fn rules_leave_other_verbs_and_resources_alone() {
 }
 
 #[tokio::test]
+async fn a_subresource_rule_fails_status_writes_and_leaves_the_object_alone() {
+    common::skip_on_real_server!("injects faults into the test server");
+    let (server, client) = common::start_without_retries().await;
+    let widgets: Api<Widget> = Api::namespaced(client, "default");
+    create(&widgets, "w").await;
+    server.update_faults(|f| {
+        f.rules = vec![
+            FaultRule::always(500)
+                .verb("patch")
+                .resource("widgets")
+                .subresource("status"),
+        ]
+    });
+    let status = Patch::Merge(json!({"status": {"phase": "Ready"}}));
+    let spec = Patch::Merge(json!({"spec": {"size": 3}}));
+    let pp = PatchParams::default();
+    assert_eq!(code(&widgets.patch_status("w", &pp, &status).await), 500);
+    assert_eq!(code(&widgets.patch("w", &pp, &spec).await), 200);
+    assert_eq!(code(&widgets.get_status("w").await), 200);
+    server.clear_faults();
+    assert_eq!(code(&widgets.patch_status("w", &pp, &status).await), 200);
+}
+#[tokio::test]
 async fn latency_is_added_to_requests() {
     common::skip_on_real_server!("injects faults into the test server");
     let (server, client) = common::start_without_retries().await;
