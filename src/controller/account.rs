@@ -10,6 +10,7 @@ use std::{
 };
 
 use chrono::{DateTime, TimeDelta, Utc};
+use futures::{StreamExt, TryStreamExt};
 use kube::{
     Resource, ResourceExt,
     api::{Api, Patch, PatchParams},
@@ -278,6 +279,7 @@ async fn record(
     }
     let batch = Batch::of(plan, &versions, now);
     let mut erasure = ErasureRecord::settle(account, plan, &claims.uids, now);
+    confirm_called_off(ctx, account, &mut erasure).await?;
     if !ctx.settings.dry_run && plan.terminated_at.is_some() {
         erasure.start(&batch.resources(plan), &versions);
     }
@@ -646,6 +648,50 @@ impl ErasureRecord {
             called_off: &self.called_off,
         }
     }
+}
+
+/// Calls a recorded deletion off only on the API server's word that its object still stands
+/// (the same uid): the cache may still show an object that went under the termination (a
+/// standby that takes over while its watch catches up), and dropping it from the record would
+/// leave that deletion out of the erasure proof. Called-off deletions are rare (a reactivation,
+/// a hold or a policy change while deletions are recorded), so are these reads; they go a few
+/// at a time, as a call-off can cover a whole batch.
+async fn confirm_called_off(
+    ctx: &Context,
+    account: &Account,
+    erasure: &mut ErasureRecord,
+) -> Result<(), Error> {
+    const AT_ONCE: usize = 8;
+    let mut to_confirm: Vec<(ResourceRef, String)> = Vec::new();
+    for item in recorded(account) {
+        let Ok(kind) = item.kind.parse::<ResourceKind>() else {
+            continue;
+        };
+        if erasure.called_off.contains(&item.uid) {
+            let resource = ResourceRef {
+                kind,
+                namespace: item.namespace.clone(),
+                name: item.name.clone(),
+            };
+            to_confirm.push((resource, item.uid.clone()));
+        }
+    }
+    let confirmed: Vec<(String, bool)> = futures::stream::iter(to_confirm)
+        .map(|(resource, uid)| async move {
+            let standing = ctx.act(cluster::uid_of(&ctx.client, &resource)).await?;
+            let stands = standing.as_deref() == Some(uid.as_str());
+            Ok::<_, Error>((uid, stands))
+        })
+        .buffer_unordered(AT_ONCE)
+        .try_collect()
+        .await?;
+    for (uid, stands) in confirmed {
+        if !stands {
+            erasure.called_off.remove(&uid);
+            erasure.gone.insert(uid);
+        }
+    }
+    Ok(())
 }
 
 /// The deletions the stored status records as under way.

@@ -78,6 +78,12 @@ pub async fn delete(
     }
 }
 
+/// The uid of the object as the API server holds it now, or `None` when it is gone.
+pub async fn uid_of(client: &Client, resource: &ResourceRef) -> Result<Option<String>, Error> {
+    let object = api(client, resource).get_opt(&resource.name).await?;
+    Ok(object.and_then(|o| o.metadata.uid))
+}
+
 /// The outcome of a write to an object that may have gone meanwhile: `Ok(false)` when it had
 /// (404), which leaves nothing to do.
 pub fn unless_gone<T>(result: Result<T, kube::Error>) -> Result<bool, Error> {

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::RequestRecord;
+
 /// Fails a fraction of matching requests with a chosen status code.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -18,6 +20,9 @@ pub struct FaultRule {
     /// Only this subresource (`status`); `None` matches requests with and without one.
     #[serde(default)]
     pub subresource: Option<String>,
+    /// Only requests from this client (its `User-Agent`); `None` matches every client.
+    #[serde(default)]
+    pub user_agent: Option<String>,
     /// Fraction of matching requests that fail, 0.0 to 1.0.
     pub fraction: f64,
     /// The status code: 500, 503, or 429.
@@ -49,6 +54,7 @@ impl FaultRule {
             verb: None,
             resource: None,
             subresource: None,
+            user_agent: None,
             fraction: 1.0,
             code,
             retry_after_seconds: None,
@@ -82,6 +88,13 @@ impl FaultRule {
         self
     }
 
+    /// Restricts the rule to one client (by its `User-Agent`): the requests of the others
+    /// go through.
+    pub fn from_client(mut self, user_agent: &str) -> Self {
+        self.user_agent = Some(user_agent.to_owned());
+        self
+    }
+
     /// Fails only this fraction of matching requests.
     pub fn fraction(mut self, fraction: f64) -> Self {
         self.fraction = fraction;
@@ -94,10 +107,20 @@ impl FaultRule {
         self
     }
 
-    fn matches(&self, verb: &str, resource: &str, subresource: &str) -> bool {
-        self.verb.as_deref().is_none_or(|v| v == verb)
-            && self.resource.as_deref().is_none_or(|r| r == resource)
-            && self.subresource.as_deref().is_none_or(|s| s == subresource)
+    fn matches(&self, request: &RequestRecord) -> bool {
+        self.verb.as_deref().is_none_or(|v| v == request.verb)
+            && self
+                .resource
+                .as_deref()
+                .is_none_or(|r| r == request.resource)
+            && self
+                .subresource
+                .as_deref()
+                .is_none_or(|s| s == request.subresource)
+            && self
+                .user_agent
+                .as_deref()
+                .is_none_or(|a| a == request.user_agent)
     }
 }
 
@@ -122,17 +145,10 @@ pub struct Faults {
 
 impl Faults {
     /// What to do to this request, if a rule fires for it; `rng` decides which fire.
-    /// `subresource` is empty for a request to the object itself.
-    pub fn injected(
-        &self,
-        verb: &str,
-        resource: &str,
-        subresource: &str,
-        rng: &mut fastrand::Rng,
-    ) -> Option<Injected> {
+    pub fn injected(&self, request: &RequestRecord, rng: &mut fastrand::Rng) -> Option<Injected> {
         self.rules
             .iter()
-            .filter(|rule| rule.matches(verb, resource, subresource))
+            .filter(|rule| rule.matches(request))
             .find(|rule| rng.f64() < rule.fraction)
             .map(|rule| match rule.stall {
                 Some(stall) => Injected::Stall(stall),

@@ -135,12 +135,7 @@ pub async fn handle(
             record.name = rp.name.clone().unwrap_or_default();
             let (latency, injected) = {
                 let faults = lock(&state.faults);
-                let injected = faults.injected(
-                    &record.verb,
-                    &rp.plural,
-                    &record.subresource,
-                    &mut lock(&state.fault_rng),
-                );
+                let injected = faults.injected(&record, &mut lock(&state.fault_rng));
                 (faults.latency, injected)
             };
             if !latency.is_zero() {

@@ -254,6 +254,34 @@ async fn a_subresource_rule_fails_status_writes_and_leaves_the_object_alone() {
     server.clear_faults();
     assert_eq!(code(&widgets.patch_status("w", &pp, &status).await), 200);
 }
+
+#[tokio::test]
+async fn a_client_rule_fails_that_clients_requests_only() {
+    common::skip_on_real_server!("injects faults into the test server");
+    let (server, client) = common::start_without_retries().await;
+    let mut config = kube::Config::new(server.url().parse().expect("the server URL parses"));
+    config.default_retry = false;
+    config.headers.push((
+        "user-agent".parse().expect("a header name"),
+        "operator".parse().expect("a header value"),
+    ));
+    let operator: Api<Widget> =
+        Api::namespaced(kube::Client::try_from(config).expect("a client"), "default");
+    let others: Api<Widget> = Api::namespaced(client, "default");
+    create(&others, "a").await;
+    create(&others, "b").await;
+    server.update_faults(|f| {
+        f.rules = vec![
+            FaultRule::always(500)
+                .verb("delete")
+                .from_client("operator"),
+        ]
+    });
+    let dp = kube::api::DeleteParams::default();
+    assert_eq!(code(&operator.delete("a", &dp).await), 500);
+    assert_eq!(code(&operator.get("a").await), 200);
+    assert_eq!(code(&others.delete("b", &dp).await), 200);
+}
 #[tokio::test]
 async fn latency_is_added_to_requests() {
     common::skip_on_real_server!("injects faults into the test server");
