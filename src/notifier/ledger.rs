@@ -7,7 +7,8 @@
 //! its next attempt at the erasure time. Recording it before the data goes means no crash
 //! between a deletion and the next status write can lose the request. It is sent once its time
 //! has come and every resource it names is gone; an entry never sent whose erasure the plan no
-//! longer schedules (a reactivation, a legal hold) is dropped.
+//! longer schedules (a reactivation, a legal hold) names only what already went, and is dropped
+//! when nothing did.
 //!
 //! At its due time the controller resolves the processor: a webhook is sent to, and the outcome
 //! moves the entry to Acknowledged (2xx), keeps it Pending with the next attempt after a
@@ -21,7 +22,7 @@
 //! |---|---|
 //! | owed: planned, not yet sent | `owe` (through [`update_ledger`]) |
 //! | names what came later, not yet sent | `name_also` (through [`update_ledger`]) |
-//! | dropped: no longer planned, never sent | `is_cancelled` (through [`update_ledger`]) |
+//! | no longer planned, never sent: names only what went, dropped if nothing did | `is_cancelled`, `withdraw_still_bound` (through [`update_ledger`]) |
 //! | an attempt starts (dates the request) | [`start_attempt`] |
 //! | acknowledged by the processor | [`acknowledge`] (or [`record_outcome`]) |
 //! | transient failure: retry after a backoff | [`retry_later`] (or [`record_outcome`]) |
@@ -101,8 +102,13 @@ pub fn update_ledger(
     let bound = StillBound::new(bound);
     let mut entries: Vec<ProcessorNotification> = stored
         .iter()
-        .filter(|e| !is_cancelled(e, notifications, &bound))
-        .cloned()
+        .filter_map(|e| {
+            if is_cancelled(e, notifications, &bound) {
+                withdraw_still_bound(e, &bound)
+            } else {
+                Some(e.clone())
+            }
+        })
         .collect();
     for notification in notifications {
         owe_planned(account, notification, &mut entries);
@@ -141,16 +147,23 @@ impl<'a> StillBound<'a> {
 
     /// Whether any resource the request names is still bound: its data is not gone yet.
     fn names_any(&self, entry: &ProcessorNotification) -> bool {
-        entry.resources.iter().any(|r| {
-            self.0
-                .contains(&(r.kind.as_str(), r.namespace.as_str(), r.name.as_str()))
-        })
+        entry.resources.iter().any(|r| self.names(r))
+    }
+
+    /// Whether this resource is still bound.
+    fn names(&self, resource: &NotifiedResource) -> bool {
+        self.0.contains(&(
+            resource.kind.as_str(),
+            resource.namespace.as_str(),
+            resource.name.as_str(),
+        ))
     }
 }
 
-/// Whether a stored request was cancelled and is dropped: never sent, while its data is still
+/// Whether a stored request was cancelled: never sent, while (some of) its data is still
 /// there, and its erasure is no longer planned (a reactivation, a legal hold) or moved to
-/// another time (which is another key).
+/// another time (which is another key). It then keeps only what already went
+/// ([`withdraw_still_bound`]), or is dropped.
 fn is_cancelled(
     entry: &ProcessorNotification,
     notifications: &[NotificationPlan],
@@ -162,6 +175,25 @@ fn is_cancelled(
         .iter()
         .any(|n| n.processor == entry.name && Some(n.at) == entry.erasure_at);
     !planned && never_sent(entry) && bound.names_any(entry)
+}
+
+/// A cancelled request names only what already went: that erasure happened, and the processor
+/// is still owed the request for it (GDPR Art. 19), under its erasure time's key. With nothing
+/// gone, the request is dropped.
+fn withdraw_still_bound(
+    entry: &ProcessorNotification,
+    bound: &StillBound<'_>,
+) -> Option<ProcessorNotification> {
+    let gone: Vec<NotifiedResource> = entry
+        .resources
+        .iter()
+        .filter(|r| !bound.names(r))
+        .cloned()
+        .collect();
+    (!gone.is_empty()).then(|| ProcessorNotification {
+        resources: gone,
+        ..entry.clone()
+    })
 }
 
 /// Makes every resource of `notification` named in a request: a new one when its processor and
@@ -747,6 +779,32 @@ mod tests {
         record_outcome(&mut sent[0], &DeliveryOutcome::Acknowledged, t(GRACE_END));
         let kept = pass(&[], &record, &sent, &none, "2026-12-02T00:00:00Z");
         assert_eq!(kept.entries, sent);
+    }
+
+    /// A reactivation between two deletions of one erasure time calls off the erasure of what
+    /// is still there, not the request for what already went: the processor must still be told
+    /// to erase its copy of that (GDPR Art. 19), and only of that.
+    #[test]
+    fn a_cancelled_erasure_still_owes_the_request_for_what_already_went() {
+        let none = StaffActions::default();
+        let plans = [notification_of("hook", GRACE_END, &["gone", "kept"])];
+        let both = [resource("gone"), resource("kept")];
+        let planned = pass(&plans, &both, &[], &none, "2026-11-02T00:00:00Z");
+        let key = planned.entries[0].idempotency_key.clone();
+        // "gone" was deleted at the erasure time; then the account was reactivated.
+        let reactivated = pass(
+            &[],
+            &[resource("kept")],
+            &planned.entries,
+            &none,
+            "2026-12-01T00:00:05Z",
+        );
+        assert_eq!(reactivated.entries.len(), 1, "{:?}", reactivated.entries);
+        let entry = &reactivated.entries[0];
+        assert_eq!(names(entry), ["gone"], "names only what was erased");
+        assert_eq!(entry.idempotency_key, key, "the erasure time's key");
+        assert_eq!(entry.erasure_at, Some(t(GRACE_END)));
+        assert_eq!(reactivated.due, [0], "sent now: its data is gone");
     }
 
     #[test]
