@@ -486,6 +486,47 @@ async fn a_date_past_9999_blocks_no_other_deletion_and_no_status() {
     harness.stop().await;
 }
 
+/// Terminated account `acme` with Website `www` and Backup `old` (of 2020: expired under the
+/// live rules and under the termination alike), whose deletion the operator has recorded as
+/// under way and cannot carry out: `failing_deletes` turns its DELETE away.
+async fn a_recorded_backup_deletion_that_fails(harness: &Harness, failing_deletes: FaultRule) {
+    let client = &harness.client;
+    let server = harness.test_server().unwrap();
+    server.update_faults(|f| f.rules = vec![failing_deletes]);
+    create_cluster(client, &default_policy()).await;
+    create_cluster(
+        client,
+        &account("acme").terminated_at("2026-11-01T00:00:00Z"),
+    )
+    .await;
+    create(client, &website("www", "acme")).await;
+    create(
+        client,
+        &website_backup("old", "acme", "www", at("2020-01-01T00:00:00Z")),
+    )
+    .await;
+    eventually("the backup's deletion recorded", || async {
+        let status = get_account(client, "acme").await?.status?;
+        let recorded = status.erasure?.deleting;
+        recorded.iter().any(|d| d.name == "old").then_some(())
+    })
+    .await;
+}
+
+/// The erasure proof of `acme` once no deletion is on its record any more (status writes may
+/// have been refused for a while: the retry after them writes the record settled).
+async fn settled_proof(client: &kube::Client) -> retention_operator::api::ErasureProof {
+    eventually("the record of deletions under way settled", || async {
+        let proof = get_account(client, "acme")
+            .await?
+            .status?
+            .erasure
+            .unwrap_or_default();
+        proof.deleting.is_empty().then_some(proof)
+    })
+    .await
+}
+
 /// A deletion the erasure recorded (`status.erasure.deleting`) and could not send is called
 /// off when the account is reactivated, and the call-off is written before the object goes for
 /// a live reason (here an expired backup): otherwise a crash or a failed status write after
@@ -502,26 +543,7 @@ async fn a_deletion_called_off_by_a_reactivation_is_not_counted_when_the_object_
         return;
     };
     let failing_deletes = FaultRule::always(500).verb("delete").resource("backups");
-    server.update_faults(|f| f.rules = vec![failing_deletes.clone()]);
-    create_cluster(&client, &default_policy()).await;
-    create_cluster(
-        &client,
-        &account("acme").terminated_at("2026-11-01T00:00:00Z"),
-    )
-    .await;
-    create(&client, &website("www", "acme")).await;
-    // Expired under the live rules and under the termination alike.
-    create(
-        &client,
-        &website_backup("old", "acme", "www", at("2020-01-01T00:00:00Z")),
-    )
-    .await;
-    eventually("the backup's deletion recorded", || async {
-        let status = get_account(&client, "acme").await?.status?;
-        let recorded = status.erasure?.deleting;
-        recorded.iter().any(|d| d.name == "old").then_some(())
-    })
-    .await;
+    a_recorded_backup_deletion_that_fails(&harness, failing_deletes.clone()).await;
 
     // Status writes fail from now on; the account is reactivated while the DELETE still fails.
     let failing_status_writes = FaultRule::always(500)
@@ -563,16 +585,7 @@ async fn a_deletion_called_off_by_a_reactivation_is_not_counted_when_the_object_
         gone::<Backup>(&client, "old").await.then_some(())
     })
     .await;
-    // Status writes were refused for a while: the retry after them writes the record settled.
-    let proof = eventually("the record of deletions under way settled", || async {
-        let proof = get_account(&client, "acme")
-            .await?
-            .status?
-            .erasure
-            .unwrap_or_default();
-        proof.deleting.is_empty().then_some(proof)
-    })
-    .await;
+    let proof = settled_proof(&client).await;
     assert_eq!(
         proof.deleted.get("Backup"),
         None,
@@ -597,25 +610,7 @@ async fn a_recorded_deletion_gone_behind_a_stale_cache_still_counts_after_a_reac
         .verb("delete")
         .resource("backups")
         .from_client(OPERATOR_AGENT);
-    server.update_faults(|f| f.rules = vec![operator_deletes.clone()]);
-    create_cluster(&client, &default_policy()).await;
-    create_cluster(
-        &client,
-        &account("acme").terminated_at("2026-11-01T00:00:00Z"),
-    )
-    .await;
-    create(&client, &website("www", "acme")).await;
-    create(
-        &client,
-        &website_backup("old", "acme", "www", at("2020-01-01T00:00:00Z")),
-    )
-    .await;
-    eventually("the backup's deletion recorded", || async {
-        let status = get_account(&client, "acme").await?.status?;
-        let recorded = status.erasure?.deleting;
-        recorded.iter().any(|d| d.name == "old").then_some(())
-    })
-    .await;
+    a_recorded_backup_deletion_that_fails(&harness, operator_deletes.clone()).await;
 
     // The operator's cache of Backups stops learning: its watch ends and cannot start again.
     server.update_faults(|f| {
@@ -638,15 +633,7 @@ async fn a_recorded_deletion_gone_behind_a_stale_cache_still_counts_after_a_reac
         json!({"spec": {"state": "Active", "terminatedAt": null}}),
     )
     .await;
-    let proof = eventually("the record of deletions under way settled", || async {
-        let proof = get_account(&client, "acme")
-            .await?
-            .status?
-            .erasure
-            .unwrap_or_default();
-        proof.deleting.is_empty().then_some(proof)
-    })
-    .await;
+    let proof = settled_proof(&client).await;
     assert_eq!(
         proof.deleted.get("Backup"),
         Some(&1),
