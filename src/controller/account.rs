@@ -662,20 +662,18 @@ async fn confirm_called_off(
     erasure: &mut ErasureRecord,
 ) -> Result<(), Error> {
     const AT_ONCE: usize = 8;
-    let mut to_confirm: Vec<(ResourceRef, String)> = Vec::new();
-    for item in recorded(account) {
-        let Ok(kind) = item.kind.parse::<ResourceKind>() else {
-            continue;
-        };
-        if erasure.called_off.contains(&item.uid) {
+    let to_confirm: Vec<(ResourceRef, String)> = recorded(account)
+        .iter()
+        .filter(|item| erasure.called_off.contains(&item.uid))
+        .filter_map(|item| {
             let resource = ResourceRef {
-                kind,
+                kind: item.kind.parse().ok()?,
                 namespace: item.namespace.clone(),
                 name: item.name.clone(),
             };
-            to_confirm.push((resource, item.uid.clone()));
-        }
-    }
+            Some((resource, item.uid.clone()))
+        })
+        .collect();
     let confirmed: Vec<(String, bool)> = futures::stream::iter(to_confirm)
         .map(|(resource, uid)| async move {
             let standing = ctx.act(cluster::uid_of(&ctx.client, &resource)).await?;
