@@ -653,3 +653,136 @@ async fn a_recorded_deletion_gone_behind_a_stale_cache_still_counts_after_a_reac
     assert!(!gone::<Website>(&client, "www").await);
     harness.stop().await;
 }
+
+/// The RetentionPolicy a DELETE rests on is read from the API server right before it, like the
+/// Account: a cache that has not seen a longer grace period yet must not make the DELETE early.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_longer_grace_period_the_cache_has_not_seen_stops_the_delete() {
+    e2e_support::skip_on_real_cluster!("needs fault injection");
+    let harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
+    let client = harness.client.clone();
+    let server = harness.test_server().unwrap();
+    let Some(mut log) = e2e_support::request_log_or_skip!(harness) else {
+        return;
+    };
+    create_cluster(&client, &default_policy()).await;
+    create_cluster(
+        &client,
+        &account("acme").terminated_at("2026-11-01T00:00:00Z"),
+    )
+    .await;
+    create(&client, &website("www", "acme")).await;
+    eventually("the schedule", || delete_at::<Website>(&client, "www")).await;
+    harness.settle().await;
+
+    // The operator's cache of RetentionPolicies stops learning; the grace period grows from 30
+    // to 60 days.
+    server.update_faults(|f| {
+        f.rules = vec![
+            FaultRule::always(500)
+                .verb("watch")
+                .resource("retentionpolicies"),
+            FaultRule::always(500)
+                .verb("list")
+                .resource("retentionpolicies"),
+        ]
+    });
+    server.end_watches();
+    Api::<retention_operator::api::RetentionPolicy>::all(client.clone())
+        .patch(
+            retention_operator::api::DEFAULT_POLICY,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"spec": {"gracePeriod": "60d"}})),
+        )
+        .await
+        .unwrap();
+    log.clear();
+    // Due by the cached policy, not by the one in force.
+    harness.clock.set(at("2026-12-01T00:00:01Z"));
+    log.eventually("the decision: the policy read, or a DELETE", |requests| {
+        requests
+            .iter()
+            .any(|r| {
+                r.user_agent == OPERATOR_AGENT
+                    && ((r.verb == "get" && r.resource == "retentionpolicies")
+                        || r.verb == "delete")
+            })
+            .then_some(())
+    })
+    .await;
+    let deletes: Vec<String> = log
+        .operator_requests()
+        .await
+        .iter()
+        .filter(|r| r.verb == "delete")
+        .map(|r| format!("{}/{}", r.resource, r.name))
+        .collect();
+    assert!(
+        deletes.is_empty(),
+        "deleted on the cached policy: {deletes:?}"
+    );
+    server.clear_faults();
+    eventually("the schedule of the policy in force", || async {
+        (delete_at::<Website>(&client, "www").await.as_deref() == Some("2026-12-31T00:00:00Z"))
+            .then_some(())
+    })
+    .await;
+    assert!(!gone::<Website>(&client, "www").await);
+    harness.stop().await;
+}
+
+/// A deleted Account keeps its finalizer while the API server holds an object bound to it that
+/// the operator's cache has not seen (created just before the Account was deleted, while the
+/// watch was down): released, the object would stay unbound and never be erased.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_object_the_cache_has_not_seen_keeps_the_finalizer_until_it_is_erased() {
+    e2e_support::skip_on_real_cluster!("needs fault injection");
+    let harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
+    let client = harness.client.clone();
+    let server = harness.test_server().unwrap();
+    create_cluster(&client, &default_policy()).await;
+    create_cluster(&client, &account("acme")).await;
+    create(&client, &website("www", "acme")).await;
+    eventually("the finalizer on the Account", || async {
+        get_account(&client, "acme")
+            .await?
+            .metadata
+            .finalizers?
+            .contains(&retention_operator::controller::account::FINALIZER.to_owned())
+            .then_some(())
+    })
+    .await;
+    harness.settle().await;
+    // The operator's Backup watch goes down (its list still works): a new backup is not seen.
+    server.update_faults(|f| {
+        f.rules = vec![FaultRule::always(500).verb("watch").resource("backups")]
+    });
+    server.end_watches();
+    create(
+        &client,
+        &website_backup("late", "acme", "www", at("2026-11-01T00:00:00Z")),
+    )
+    .await;
+    Api::<Account>::all(client.clone())
+        .delete("acme", &Default::default())
+        .await
+        .unwrap();
+    // Past every grace period and backup schedule.
+    harness.clock.set(at("2028-01-01T00:00:00Z"));
+    eventually("the Website erased", || async {
+        gone::<Website>(&client, "www").await.then_some(())
+    })
+    .await;
+    harness.settle().await;
+    assert!(
+        get_account(&client, "acme").await.is_some(),
+        "the finalizer went while Backup late was still bound"
+    );
+    server.clear_faults();
+    eventually("the backup erased and the Account gone", || async {
+        (gone::<Backup>(&client, "late").await && get_account(&client, "acme").await.is_none())
+            .then_some(())
+    })
+    .await;
+    harness.stop().await;
+}

@@ -28,7 +28,7 @@ use super::{
 use crate::{
     api::{
         Account, AccountStatus, DataProcessorSpec, DeletingItem, ProcessorNotification,
-        RetentionPolicySpec,
+        RetentionPolicy, RetentionPolicySpec,
     },
     kinds::ResourceKind,
     notifier::ledger::{Ledger, StaffActions, all_settled, staff_actions, update_ledger},
@@ -64,6 +64,10 @@ const MAX_BATCH: usize = 100;
 /// How soon the next pass starts when more is due than one batch, or the plan changed under
 /// a deletion.
 const NEXT_BATCH: Duration = Duration::from_millis(200);
+
+/// How soon a deleted Account whose objects the cache has not caught up with is looked at
+/// again, when no watch event comes first.
+const CACHE_BEHIND_RETRY: Duration = Duration::from_secs(5);
 
 /// Reconciles one Account, as a pipeline: observe → plan → record → act → report → wake up.
 ///
@@ -494,6 +498,17 @@ async fn wake_up(
         && proof_settled
         && all_settled(&acted.requests.entries)
     {
+        // The cache may lag behind the server (an object created just before the Account was
+        // deleted, a watch catching up): once the finalizer is gone, whatever is still bound
+        // is unbound for good and never deleted. So the server must show nothing bound.
+        if ctx
+            .act(cluster::anything_bound_to(&ctx.client, name))
+            .await?
+        {
+            debug!(account = %name, "the cache is behind: objects still bound on the server");
+            // Their watch events start the next pass; this is for a watch that is down.
+            return Ok(Action::requeue(CACHE_BEHIND_RETRY));
+        }
         remove_finalizer(ctx, last).await?;
         ctx.superseded.forget(name);
         ctx.tombstones.forget(name);
@@ -1090,14 +1105,14 @@ async fn delete_due(
             Err(Failure::AccountUnreadable(error)) => {
                 // Without the Account as the API server holds it, nothing may be deleted.
                 ctx.metrics.error("account", error.reason());
-                warn!(account = %account.name_any(), reason = error.reason(), "cannot read the Account again before deleting");
+                warn!(account = %account.name_any(), reason = error.reason(), "cannot read the Account or its RetentionPolicy again before deleting");
                 outcome
                     .failures
                     .extend(due[position..].iter().map(|resource| DeletionFailure {
                         resource: resource.resource.clone(),
                         reason: error.reason().to_owned(),
                         message: format!(
-                            "re-reading the Account before deleting {} failed: {}",
+                            "re-reading the Account and its RetentionPolicy before deleting {} failed: {}",
                             resource.resource,
                             error.reason()
                         ),
@@ -1223,7 +1238,7 @@ enum Outcome {
 
 /// Why one deletion failed.
 enum Failure {
-    /// The Account could not be read again before the DELETE.
+    /// The Account or its RetentionPolicy could not be read again before the DELETE.
     AccountUnreadable(Error),
     /// Reading or deleting the object failed.
     Deleting(Error),
@@ -1260,6 +1275,19 @@ async fn fresh_account(ctx: &Context, planned: &Account) -> Result<Option<Accoun
         .map_err(Failure::AccountUnreadable)
 }
 
+/// Reads the Account's RetentionPolicy from the API server, for a decision taken right after.
+async fn fresh_policy(
+    ctx: &Context,
+    planned: &Account,
+) -> Result<Option<RetentionPolicySpec>, Failure> {
+    let policies: Api<RetentionPolicy> = Api::all(ctx.client.clone());
+    let policy = ctx
+        .act(policies.get_opt(&planned.spec.retention_policy_ref))
+        .await
+        .map_err(Failure::AccountUnreadable)?;
+    Ok(policy.map(|p| p.spec))
+}
+
 async fn delete_one(
     ctx: &Context,
     planned: &Account,
@@ -1272,11 +1300,17 @@ async fn delete_one(
     {
         return Ok(Outcome::PlanChanged);
     }
-    // Invariant 3: the Account as the API server holds it, read right before the DELETE. The
-    // object needs no read: the DELETE is conditional on the version planned from.
-    match fresh_account(ctx, planned).await? {
+    // Invariant 3: the Account and its RetentionPolicy as the API server holds them, read
+    // together right before the DELETE (the cache may lag behind a policy edit: a longer grace
+    // period not yet seen there would make the DELETE early). The object needs no read: the
+    // DELETE is conditional on the version planned from.
+    let (account, policy) = tokio::join!(fresh_account(ctx, planned), fresh_policy(ctx, planned));
+    match account? {
         Some(fresh) if same_rules(planned, &fresh) => {}
         _ => return Ok(Outcome::PlanChanged),
+    }
+    if policy?.as_ref() != Some(inputs.policy) {
+        return Ok(Outcome::PlanChanged);
     }
     if ctx.settings.dry_run {
         return Ok(Outcome::WouldDelete);

@@ -3,7 +3,7 @@
 
 use kube::{
     Client,
-    api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions},
+    api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions},
 };
 use serde_json::json;
 
@@ -82,6 +82,35 @@ pub async fn delete(
 pub async fn uid_of(client: &Client, resource: &ResourceRef) -> Result<Option<String>, Error> {
     let object = api(client, resource).get_opt(&resource.name).await?;
     Ok(object.and_then(|o| o.metadata.uid))
+}
+
+/// Whether the API server holds any object, of any bound kind in any namespace, whose
+/// `spec.accountRef` names `account` (readable or not): read page by page from the server,
+/// never from a cache.
+pub async fn anything_bound_to(client: &Client, account: &str) -> Result<bool, Error> {
+    const PAGE: u32 = 500;
+    for kind in ResourceKind::ALL {
+        let api = Api::<DynamicObject>::all_with(client.clone(), &kind.api_resource());
+        let mut params = ListParams::default().limit(PAGE);
+        loop {
+            let page = api.list(&params).await?;
+            let claims = |object: &DynamicObject| {
+                object
+                    .data
+                    .pointer("/spec/accountRef")
+                    .and_then(|v| v.as_str())
+                    == Some(account)
+            };
+            if page.items.iter().any(claims) {
+                return Ok(true);
+            }
+            match page.metadata.continue_.filter(|token| !token.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => break,
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// The outcome of a write to an object that may have gone meanwhile: `Ok(false)` when it had

@@ -383,6 +383,10 @@ pub struct Oracle {
     account_reads: HashMap<(String, String), ReadsAndDeletes>,
     /// The lease holder after each successful lease write, with when it completed.
     lease_holders: Vec<(DateTime<Utc>, String)>,
+    /// The RetentionPolicy each replica last read from the server. A replica reads the policy
+    /// and the Account together before a DELETE, so a policy edit answered between the two
+    /// reads leaves it deciding on the version before the edit.
+    policy_reads: HashMap<String, RetentionPolicySpec>,
     pub violations: Vec<Violation>,
     pub deletions: Vec<CheckedDeletion>,
     /// DELETEs whose planned version is not in the history yet. kube-apiserver's watch tells
@@ -410,6 +414,7 @@ impl Oracle {
             mark_arrivals: Vec::new(),
             account_reads: HashMap::new(),
             lease_holders: Vec::new(),
+            policy_reads: HashMap::new(),
             violations: Vec::new(),
             deletions: Vec::new(),
             pending: Vec::new(),
@@ -536,6 +541,17 @@ impl Oracle {
                 reads.remove(0);
             }
         }
+        if operator
+            && record.resource == "retentionpolicies"
+            && record.verb == "get"
+            && record.code == 200
+            && let Some(policy) = exchange
+                .response
+                .as_ref()
+                .and_then(|p| serde_json::from_value::<RetentionPolicy>(p.clone()).ok())
+        {
+            self.policy_reads.insert(agent.to_owned(), policy.spec);
+        }
         if operator && record.verb == "delete" && bound_kind(&record.resource).is_some() {
             self.check_delete(position, exchange);
         }
@@ -644,11 +660,14 @@ impl Oracle {
         };
         let read_key = (agent.to_owned(), account_name.clone());
         let (reads, deletes) = self.account_reads.entry(read_key).or_default();
-        let read = reads
+        let mut read = reads
             .iter()
             .rev()
             .find(|read| read.completed <= exchange.received)
             .cloned();
+        if let (Some(read), Some(policy)) = (read.as_mut(), self.policy_reads.get(agent)) {
+            read.policies.push(policy.clone());
+        }
         // Whatever this DELETE's answer, each DELETE needs a read of its own: was another one
         // sent between that read and this one?
         let used = read.as_ref().is_some_and(|read| {
