@@ -754,10 +754,27 @@ async fn an_object_the_cache_has_not_seen_keeps_the_finalizer_until_it_is_erased
     .await;
     harness.settle().await;
     // The operator's Backup watch goes down (its list still works): a new backup is not seen.
+    let Some(mut log) = e2e_support::request_log_or_skip!(harness) else {
+        return;
+    };
+    log.clear();
     server.update_faults(|f| {
         f.rules = vec![FaultRule::always(500).verb("watch").resource("backups")]
     });
     server.end_watches();
+    // Only once a new watch was refused has the old stream surely ended.
+    log.eventually("the Backup watch refused", |requests| {
+        requests
+            .iter()
+            .any(|r| {
+                r.user_agent == OPERATOR_AGENT
+                    && r.verb == "watch"
+                    && r.resource == "backups"
+                    && r.code == 500
+            })
+            .then_some(())
+    })
+    .await;
     create(
         &client,
         &website_backup("late", "acme", "www", at("2026-11-01T00:00:00Z")),
