@@ -612,15 +612,31 @@ async fn a_recorded_deletion_gone_behind_a_stale_cache_still_counts_after_a_reac
         .from_client(OPERATOR_AGENT);
     a_recorded_backup_deletion_that_fails(&harness, operator_deletes.clone()).await;
 
-    // The operator's cache of Backups stops learning: its watch ends and cannot start again.
+    // The operator's cache of Backups stops learning: its watch ends and cannot start again
+    // (only once a new watch was refused has the old stream surely ended).
+    let Some(mut log) = e2e_support::request_log_or_skip!(harness) else {
+        return;
+    };
+    log.clear();
     server.update_faults(|f| {
         f.rules = vec![
             operator_deletes.clone(),
             FaultRule::always(500).verb("watch").resource("backups"),
-            FaultRule::always(500).verb("list").resource("backups"),
         ]
     });
     server.end_watches();
+    log.eventually("the Backup watch refused", |requests| {
+        requests
+            .iter()
+            .any(|r| {
+                r.user_agent == OPERATOR_AGENT
+                    && r.verb == "watch"
+                    && r.resource == "backups"
+                    && r.code == 500
+            })
+            .then_some(())
+    })
+    .await;
     // The backup goes while the account is terminated, unseen by that cache; then the
     // account is reactivated.
     Api::<Backup>::namespaced(client.clone(), e2e_support::NAMESPACE)

@@ -78,10 +78,16 @@ pub async fn delete(
     }
 }
 
-/// The uid of the object as the API server holds it now, or `None` when it is gone.
+/// The uid of the object as the API server holds it now, or `None` when it is gone. A list
+/// selecting its name: the operator is granted list on bound kinds, not get.
 pub async fn uid_of(client: &Client, resource: &ResourceRef) -> Result<Option<String>, Error> {
-    let object = api(client, resource).get_opt(&resource.name).await?;
-    Ok(object.and_then(|o| o.metadata.uid))
+    let params = ListParams::default().fields(&format!("metadata.name={}", resource.name));
+    let objects = api(client, resource).list(&params).await?;
+    Ok(objects
+        .items
+        .into_iter()
+        .find(|o| o.metadata.name.as_deref() == Some(resource.name.as_str()))
+        .and_then(|o| o.metadata.uid))
 }
 
 /// Whether the API server holds any object, of any bound kind in any namespace, whose
