@@ -612,31 +612,11 @@ async fn a_recorded_deletion_gone_behind_a_stale_cache_still_counts_after_a_reac
         .from_client(OPERATOR_AGENT);
     a_recorded_backup_deletion_that_fails(&harness, operator_deletes.clone()).await;
 
-    // The operator's cache of Backups stops learning: its watch ends and cannot start again
-    // (only once a new watch was refused has the old stream surely ended).
+    // The operator's cache of Backups stops learning: its watch ends and cannot start again.
     let Some(mut log) = e2e_support::request_log_or_skip!(harness) else {
         return;
     };
-    log.clear();
-    server.update_faults(|f| {
-        f.rules = vec![
-            operator_deletes.clone(),
-            FaultRule::always(500).verb("watch").resource("backups"),
-        ]
-    });
-    server.end_watches();
-    log.eventually("the Backup watch refused", |requests| {
-        requests
-            .iter()
-            .any(|r| {
-                r.user_agent == OPERATOR_AGENT
-                    && r.verb == "watch"
-                    && r.resource == "backups"
-                    && r.code == 500
-            })
-            .then_some(())
-    })
-    .await;
+    freeze_backup_cache(server, &mut log, vec![operator_deletes.clone()]).await;
     // The backup goes while the account is terminated, unseen by that cache; then the
     // account is reactivated.
     Api::<Backup>::namespaced(client.clone(), e2e_support::NAMESPACE)
@@ -773,24 +753,7 @@ async fn an_object_the_cache_has_not_seen_keeps_the_finalizer_until_it_is_erased
     let Some(mut log) = e2e_support::request_log_or_skip!(harness) else {
         return;
     };
-    log.clear();
-    server.update_faults(|f| {
-        f.rules = vec![FaultRule::always(500).verb("watch").resource("backups")]
-    });
-    server.end_watches();
-    // Only once a new watch was refused has the old stream surely ended.
-    log.eventually("the Backup watch refused", |requests| {
-        requests
-            .iter()
-            .any(|r| {
-                r.user_agent == OPERATOR_AGENT
-                    && r.verb == "watch"
-                    && r.resource == "backups"
-                    && r.code == 500
-            })
-            .then_some(())
-    })
-    .await;
+    freeze_backup_cache(server, &mut log, Vec::new()).await;
     create(
         &client,
         &website_backup("late", "acme", "www", at("2026-11-01T00:00:00Z")),
@@ -818,4 +781,34 @@ async fn an_object_the_cache_has_not_seen_keeps_the_finalizer_until_it_is_erased
     })
     .await;
     harness.stop().await;
+}
+
+/// Stops the operator's cache of Backups from learning: every Backup watch is refused (besides
+/// the `other_faults`, which replace any faults set before) and the open ones are ended. It
+/// returns once the operator's new watch was refused: ending watches is asynchronous, and only
+/// then has the old stream surely stopped delivering. Listing still works.
+async fn freeze_backup_cache(
+    server: &test_apiserver::TestApiServer,
+    log: &mut e2e_support::request_log::RequestLog<'_>,
+    other_faults: Vec<FaultRule>,
+) {
+    log.clear();
+    server.update_faults(|f| {
+        f.rules = other_faults;
+        f.rules
+            .push(FaultRule::always(500).verb("watch").resource("backups"));
+    });
+    server.end_watches();
+    log.eventually("the operator's Backup watch refused", |requests| {
+        requests
+            .iter()
+            .any(|r| {
+                r.user_agent == OPERATOR_AGENT
+                    && r.verb == "watch"
+                    && r.resource == "backups"
+                    && r.code == 500
+            })
+            .then_some(())
+    })
+    .await;
 }
