@@ -68,6 +68,7 @@ pub struct Metrics {
     reconcile_duration: HistogramFamily<ControllerLabels>,
     deletions: Family<KindLabels, Counter>,
     pending: Gauge,
+    suspended: Gauge,
     lateness: Histogram,
 }
 
@@ -81,6 +82,7 @@ impl Metrics {
             Family::new_with_constructor(reconcile_histogram);
         let deletions = Family::<KindLabels, Counter>::default();
         let pending = Gauge::default();
+        let suspended = Gauge::default();
         let lateness = Histogram::new(LATENESS_BUCKETS);
 
         registry.register("reconciles", "Reconciliations started", reconciles.clone());
@@ -105,6 +107,11 @@ impl Metrics {
             "Objects with a deletion scheduled that has not happened yet",
             pending.clone(),
         );
+        registry.register(
+            "suspended_deletions_due",
+            "Objects due for deletion that a suspended RetentionPolicy holds back",
+            suspended.clone(),
+        );
         registry.register_with_unit(
             "deletion_lateness",
             "Time between an object's deleteAt and its actual deletion",
@@ -119,6 +126,7 @@ impl Metrics {
             reconcile_duration,
             deletions,
             pending,
+            suspended,
             lateness,
         }
     }
@@ -157,6 +165,11 @@ impl Metrics {
     /// The number of objects whose scheduled deletion is still to come.
     pub fn pending(&self) -> i64 {
         self.pending.get()
+    }
+
+    /// Sets the number of due objects that suspended RetentionPolicies hold back.
+    pub fn set_suspended(&self, n: usize) {
+        self.suspended.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// Renders every metric in the OpenMetrics text format, ending with `# EOF`.
@@ -208,6 +221,7 @@ mod tests {
         metrics.deleted("Backup", TimeDelta::seconds(1));
         metrics.deleted("Backup", TimeDelta::seconds(1));
         metrics.set_pending(42);
+        metrics.set_suspended(5);
 
         let text = metrics.encode().expect("encodes");
         for family in [
@@ -217,6 +231,7 @@ mod tests {
             "# UNIT retention_operator_reconcile_duration_seconds seconds",
             "# TYPE retention_operator_deletions counter",
             "# TYPE retention_operator_scheduled_deletions_pending gauge",
+            "# TYPE retention_operator_suspended_deletions_due gauge",
             "# TYPE retention_operator_deletion_lateness_seconds histogram",
             "# UNIT retention_operator_deletion_lateness_seconds seconds",
         ] {
@@ -248,6 +263,10 @@ mod tests {
         assert_eq!(
             counter("retention_operator_scheduled_deletions_pending", ""),
             Some("42")
+        );
+        assert_eq!(
+            counter("retention_operator_suspended_deletions_due", ""),
+            Some("5")
         );
         assert_eq!(
             counter(

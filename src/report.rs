@@ -63,6 +63,9 @@ fn account_section(account: &AccountPlan, now: DateTime<Utc>) -> String {
             None => header.push_str(", legal hold without end date"),
         }
     }
+    if account.erasure_suspended {
+        header.push_str(", erasure suspended by its RetentionPolicy (nothing is deleted or sent)");
+    }
     let mut rows: Vec<Row> = account
         .resources
         .iter()

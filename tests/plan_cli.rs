@@ -182,6 +182,45 @@ fn table_lists_each_account_in_time_order() {
     );
 }
 
+/// A suspended policy plans as usual, and both outputs say that nothing goes until it is lifted;
+/// without a suspend, the JSON has no `erasureSuspended` at all (the shape of docs/design.md §6).
+#[test]
+fn a_suspended_policy_is_shown_with_its_schedules() {
+    let dir = scratch("suspended", ACME);
+    let json_of = |dir: &Path| -> Value {
+        let output = run(&[
+            "plan",
+            "-f",
+            dir.to_str().unwrap(),
+            "-o",
+            "json",
+            "--now",
+            NOW,
+        ]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        serde_json::from_str(&stdout(&output)).unwrap()
+    };
+    let running = json_of(&dir);
+    assert!(running["accounts"][0].get("erasureSuspended").is_none());
+    fs::write(
+        dir.join("policy.yaml"),
+        format!("{POLICY}  suspend: true\n"),
+    )
+    .unwrap();
+    let suspended = json_of(&dir);
+    assert_eq!(suspended["accounts"][0]["erasureSuspended"], true);
+    assert_eq!(
+        suspended["accounts"][0]["resources"], running["accounts"][0]["resources"],
+        "the schedules are shown as without the suspend"
+    );
+    let output = run(&["plan", "-f", dir.to_str().unwrap(), "--now", NOW]);
+    let text = stdout(&output);
+    assert!(
+        text.contains("erasure suspended by its RetentionPolicy"),
+        "{text}"
+    );
+}
+
 /// A schedule that would fall past 9999-12-31T23:59:59Z is "nothing scheduled (beyond 9999)"
 /// and blocks nothing else: the JSON carries null there and no year past 9999 anywhere.
 #[test]

@@ -15,9 +15,9 @@ use retention_operator::retention::{
 };
 use retention_operator::status::{
     Announcements, DELETION_FAILED, DeletionFailure, DeletionLedger, ERASURE_REQUESTS_FAILED,
-    MALFORMED_RESOURCES, MANUAL_ACTION_REQUIRED, MalformedResource, ON_HOLD, POLICY_MISSING, READY,
-    StatusInput, UNBOUND_RESOURCES, account_status, announcements, policy_missing_status,
-    set_condition,
+    ERASURE_SUSPENDED, MALFORMED_RESOURCES, MANUAL_ACTION_REQUIRED, MalformedResource, ON_HOLD,
+    POLICY_MISSING, READY, StatusInput, UNBOUND_RESOURCES, account_status, announcements,
+    policy_missing_status, set_condition,
 };
 use support::*;
 
@@ -105,6 +105,7 @@ fn input<'a>(
         malformed: &[],
         announced_until: None,
         processors: None,
+        suspended_by: None,
         now: at(now),
     }
 }
@@ -1545,6 +1546,7 @@ fn conditions_are_sorted_and_complete_and_free_of_the_customer_ref() {
         [
             DELETION_FAILED,
             ERASURE_REQUESTS_FAILED,
+            ERASURE_SUSPENDED,
             MALFORMED_RESOURCES,
             MANUAL_ACTION_REQUIRED,
             ON_HOLD,
@@ -1571,6 +1573,54 @@ fn conditions_are_sorted_and_complete_and_free_of_the_customer_ref() {
         );
         assert!(!json.contains("Police"), "hold reason leaked into {json}");
     }
+}
+
+#[test]
+fn a_suspended_policy_shows_on_the_account_and_changes_nothing_else() {
+    let policy = policy();
+    let acct = account("acme").terminated_at(T);
+    let now = "2026-12-02T00:00:00Z";
+    let plan = plan_one(&acct, &everything(), &policy, at(now));
+    let running = account_status(&input(&plan, None, now));
+    let suspended = account_status(&StatusInput {
+        suspended_by: Some("default"),
+        ..input(&plan, Some(&running), now)
+    });
+    assert_eq!(
+        cond(&running, ERASURE_SUSPENDED),
+        (ConditionStatus::False, "NotSuspended".to_owned())
+    );
+    assert_eq!(
+        cond(&suspended, ERASURE_SUSPENDED),
+        (ConditionStatus::True, "PolicySuspended".to_owned())
+    );
+    let message = &condition(&suspended, ERASURE_SUSPENDED).message;
+    assert!(
+        message.contains("RetentionPolicy default is suspended"),
+        "{message}"
+    );
+    // A suspend is a decision, not a fault: Ready, the phase, the schedules shown and the
+    // counts stay as they were.
+    assert_eq!(condition(&suspended, READY), condition(&running, READY));
+    assert_eq!(suspended.phase, running.phase);
+    assert_eq!(suspended.next_deletion_at, running.next_deletion_at);
+    assert_eq!(suspended.resources, running.resources);
+    // Steady while it stands, whatever the time.
+    let stored_suspended = stored(&suspended);
+    let again = account_status(&StatusInput {
+        suspended_by: Some("default"),
+        ..input(&plan, Some(&stored_suspended), "2026-12-05T00:00:00Z")
+    });
+    assert_eq!(again, stored_suspended);
+    // Lifted: False again, with the time of the change.
+    let lifted = account_status(&input(
+        &plan,
+        Some(&stored_suspended),
+        "2026-12-06T00:00:00Z",
+    ));
+    let condition = condition(&lifted, ERASURE_SUSPENDED);
+    assert_eq!(condition.status, ConditionStatus::False);
+    assert_eq!(condition.last_transition_time, at("2026-12-06T00:00:00Z"));
 }
 
 #[test]

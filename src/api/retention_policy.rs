@@ -34,6 +34,7 @@ use crate::kinds::ResourceKind;
         type_ = "integer",
         json_path = ".spec.backups.keepMonthly"
     ),
+    printcolumn(name = "Suspend", type_ = "boolean", json_path = ".spec.suspend"),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -52,6 +53,11 @@ pub struct RetentionPolicySpec {
     /// Retention of data the Bookkeeping Act requires.
     #[serde(default)]
     pub bookkeeping: BookkeepingRetention,
+    /// While true, nothing of the accounts under this policy is deleted and no erasure request
+    /// is sent; schedules are still computed, stamped and shown (as a CronJob's `suspend`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[schemars(extend("default" = false))]
+    pub suspend: bool,
 }
 
 impl RetentionPolicySpec {

@@ -27,8 +27,8 @@ use super::{
 };
 use crate::{
     api::{
-        Account, AccountStatus, DataProcessorSpec, DeletingItem, ProcessorNotification,
-        RetentionPolicy, RetentionPolicySpec,
+        Account, AccountStatus, ConditionStatus, DataProcessorSpec, DeletingItem,
+        ProcessorNotification, RetentionPolicy, RetentionPolicySpec,
     },
     kinds::ResourceKind,
     notifier::ledger::{Ledger, StaffActions, all_settled, staff_actions, update_ledger},
@@ -37,7 +37,7 @@ use crate::{
         plan_account, schedule_change,
     },
     status::{
-        DeletionFailure, DeletionLedger, StatusInput, TERMINATION_TIME_MISSING,
+        DeletionFailure, DeletionLedger, ERASURE_SUSPENDED, StatusInput, TERMINATION_TIME_MISSING,
         TERMINATION_TIME_MISSING_MESSAGE, account_status, announcements,
         malformed_account_conditions, policy_malformed_status, policy_missing_status,
         termination_time_missing_status,
@@ -108,6 +108,16 @@ struct Observed {
     claims: Claims,
     /// Every readable DataProcessor.
     processors: BTreeMap<String, DataProcessorSpec>,
+}
+
+impl Observed {
+    /// The account's RetentionPolicy when it is suspended: nothing is deleted and no erasure
+    /// request is sent this pass.
+    fn suspended_by(&self) -> Option<&str> {
+        self.policy
+            .suspend
+            .then_some(self.account.spec.retention_policy_ref.as_str())
+    }
 }
 
 /// Observes the Account: the finalizer goes on first; an Account the operator cannot plan
@@ -281,7 +291,12 @@ async fn record(
         // version the watch brings.
         versions.remove(resource);
     }
-    let batch = Batch::of(plan, &versions, now);
+    // A suspended policy deletes nothing: what is due waits, recorded deletions included.
+    let batch = if plan.erasure_suspended {
+        Batch::default()
+    } else {
+        Batch::of(plan, &versions, now)
+    };
     let mut erasure = ErasureRecord::settle(account, plan, &claims.uids, now);
     confirm_called_off(ctx, account, &mut erasure).await?;
     if !ctx.settings.dry_run && plan.terminated_at.is_some() {
@@ -308,6 +323,7 @@ async fn record(
                 malformed: &claims.malformed,
                 announced_until,
                 processors: Some(owed),
+                suspended_by: observed.suspended_by(),
                 now,
             })
         })
@@ -389,19 +405,25 @@ async fn act(
         &planned.staff,
         now,
     );
+    let mut interrupted = deletions.interrupted;
     if ctx.settings.dry_run {
         for &index in &requests.due {
             let entry = &requests.entries[index];
             info!(account = %name, processor = %entry.name, "dry run: would send an erasure request");
         }
-    } else {
+    } else if requests.due.is_empty() || plan.erasure_suspended {
+        // Nothing to send, or a suspended policy: owed requests wait until it is lifted.
+    } else if policy_in_force(ctx, account, &observed.policy).await? {
         processors::deliver_due(ctx, account, &mut requests, now).await?;
+    } else {
+        // The policy changed since the plan (suspended, say): the next pass plans again.
+        interrupted = true;
     }
     Ok(Acted {
         written: written.unwrap_or_else(|| account.clone()),
         gone,
         failures: deletions.failures,
-        interrupted: deletions.interrupted,
+        interrupted,
         more_due: batch.more,
         plan,
         requests,
@@ -440,6 +462,7 @@ async fn report(
         ctx.settings.advance_notice,
     );
     announce(ctx, account, &notice.now).await;
+    announce_suspension(ctx, account, observed.suspended_by()).await;
     let stored = stored_requests(account);
     processors::report_changes(ctx, account, stored, &acted.requests.entries).await;
     let unknown = unknown_processors(&acted.plan, &observed.processors);
@@ -455,6 +478,7 @@ async fn report(
             malformed: &observed.claims.malformed,
             announced_until: notice.announced_until,
             processors: Some(&acted.requests.entries),
+            suspended_by: observed.suspended_by(),
             now,
         })
     })
@@ -513,6 +537,7 @@ async fn wake_up(
         ctx.superseded.forget(name);
         ctx.tombstones.forget(name);
         ctx.metrics.set_pending(ctx.pending.forget(name));
+        ctx.metrics.set_suspended(ctx.held.forget(name));
         return Ok(Action::await_change());
     }
     let scheduled = acted
@@ -522,6 +547,17 @@ async fn wake_up(
         .filter(|r| r.schedule.delete_at.is_some())
         .count();
     ctx.metrics.set_pending(ctx.pending.record(name, scheduled));
+    let held = if acted.plan.erasure_suspended {
+        acted
+            .plan
+            .resources
+            .iter()
+            .filter(|r| r.is_due(now))
+            .count()
+    } else {
+        0
+    };
+    ctx.metrics.set_suspended(ctx.held.record(name, held));
     if !acted.failures.is_empty() || acted.stamps_failed {
         // A failing deletion (or stamp) is retried later and later, never at once: every
         // retry also publishes an event.
@@ -543,6 +579,7 @@ async fn wake_up(
 }
 
 /// The due objects one pass deletes.
+#[derive(Default)]
 struct Batch {
     /// Due now, with a known version, at most [`MAX_BATCH`]: indexes into the plan's resources.
     due: Vec<usize>,
@@ -777,6 +814,33 @@ async fn announce(ctx: &Context, account: &Account, upcoming: &[&ResourcePlan]) 
             &note,
         )
         .await;
+    }
+}
+
+/// Tells when the account's erasure is suspended or resumed, compared with what its stored
+/// status shows: one event per change (again if the status write after it failed).
+async fn announce_suspension(ctx: &Context, account: &Account, suspended_by: Option<&str>) {
+    let shown = account.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == ERASURE_SUSPENDED && c.status == ConditionStatus::True)
+    });
+    let policy = &account.spec.retention_policy_ref;
+    match (shown, suspended_by) {
+        (false, Some(_)) => {
+            let note = format!(
+                "RetentionPolicy {policy} is suspended: nothing of this account is deleted and \
+                 no erasure request is sent until it is lifted"
+            );
+            ctx.publish(account, None, EventType::Warning, "ErasureSuspended", &note)
+                .await;
+        }
+        (true, None) => {
+            let note = format!("RetentionPolicy {policy} is no longer suspended: erasure resumes");
+            ctx.publish(account, None, EventType::Normal, "ErasureResumed", &note)
+                .await;
+        }
+        _ => {}
     }
 }
 
@@ -1288,6 +1352,20 @@ async fn fresh_policy(
     Ok(policy.map(|p| p.spec))
 }
 
+/// Whether the RetentionPolicy as the API server holds it is still the one planned from, so
+/// that erasure requests are not sent under a suspend the cache has not seen yet. A request
+/// cannot be taken back, and the read costs one GET per pass that has requests to send.
+async fn policy_in_force(
+    ctx: &Context,
+    account: &Account,
+    planned: &RetentionPolicySpec,
+) -> Result<bool, Error> {
+    match fresh_policy(ctx, account).await {
+        Ok(fresh) => Ok(fresh.as_ref() == Some(planned)),
+        Err(failure) => Err(failure.into()),
+    }
+}
+
 async fn delete_one(
     ctx: &Context,
     planned: &Account,
@@ -1361,6 +1439,7 @@ mod tests {
                 after_termination: None,
             },
             bookkeeping: BookkeepingRetention { years: 7 },
+            suspend: false,
         }
     }
 

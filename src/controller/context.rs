@@ -396,7 +396,9 @@ pub struct Context {
     /// a failing deletion retried at once, forever).
     pub failing: FailureBackoff,
     /// The scheduled deletions still to come, per Account.
-    pub pending: PendingDeletions,
+    pub pending: CountPerAccount,
+    /// The due deletions a suspended RetentionPolicy holds back, per Account.
+    pub held: CountPerAccount,
 }
 
 impl Context {
@@ -478,28 +480,29 @@ impl Superseded {
     }
 }
 
-/// The scheduled deletions still to come, per Account, as its last pass planned them: their sum
-/// is the metric `retention_operator_scheduled_deletions_pending`. The sum is kept as counts
-/// change, so a pass costs the same however many Accounts there are.
+/// A count per Account, as its last pass found it, and their sum: the scheduled deletions still
+/// to come (the metric `retention_operator_scheduled_deletions_pending`) and the due ones a
+/// suspended policy holds back (`retention_operator_suspended_deletions_due`). The sum is kept as
+/// counts change, so a pass costs the same however many Accounts there are.
 #[derive(Debug, Default)]
-pub struct PendingDeletions(Mutex<PendingCounts>);
+pub struct CountPerAccount(Mutex<Counts>);
 
 #[derive(Debug, Default)]
-struct PendingCounts {
+struct Counts {
     per_account: HashMap<String, usize>,
     total: usize,
 }
 
-impl PendingDeletions {
+impl CountPerAccount {
     /// Records the count of `account`; the total over every Account.
-    pub fn record(&self, account: &str, pending: usize) -> usize {
+    pub fn record(&self, account: &str, count: usize) -> usize {
         let mut counts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let before = if pending == 0 {
+        let before = if count == 0 {
             counts.per_account.remove(account)
         } else {
-            counts.per_account.insert(account.to_owned(), pending)
+            counts.per_account.insert(account.to_owned(), count)
         };
-        counts.total = counts.total - before.unwrap_or(0) + pending;
+        counts.total = counts.total - before.unwrap_or(0) + count;
         counts.total
     }
 
@@ -594,7 +597,7 @@ mod tests {
 
     #[test]
     fn pending_deletions_keep_their_total_as_accounts_change() {
-        let pending = PendingDeletions::default();
+        let pending = CountPerAccount::default();
         assert_eq!(pending.record("acme", 3), 3);
         assert_eq!(pending.record("beta", 2), 5);
         assert_eq!(

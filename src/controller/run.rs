@@ -31,7 +31,7 @@ use tracing::{debug, info, warn};
 use super::{
     account, cluster,
     context::{
-        BoundCache, BoundCaches, Context, Error, FailureBackoff, KindCache, PendingDeletions,
+        BoundCache, BoundCaches, Context, CountPerAccount, Error, FailureBackoff, KindCache,
         SharedSettings, Stores, Superseded, Tombstones, spawn_cancellable,
     },
     guarded::Guarded,
@@ -217,6 +217,7 @@ pub async fn run(
     let caches_synced = ready.clone();
     // Counted afresh by this controller's passes (a replica that leads again starts over).
     metrics.set_pending(0);
+    metrics.set_suspended(0);
     let context = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         client,
@@ -237,7 +238,8 @@ pub async fn run(
         cancel: cancel.clone(),
         failing: FailureBackoff::default(),
         tombstones: Tombstones::default(),
-        pending: PendingDeletions::default(),
+        pending: CountPerAccount::default(),
+        held: CountPerAccount::default(),
     });
     let suspects = watched.suspects;
     let report = orphans::report(context.clone(), watched.accounts, synced, suspects);

@@ -54,6 +54,10 @@ pub struct AccountPlan {
     pub resources: Vec<ResourcePlan>,
     /// Erasure requests to processors, in time order.
     pub notifications: Vec<NotificationPlan>,
+    /// The account's RetentionPolicy is suspended: nothing shown here is deleted or sent until
+    /// it is lifted (the schedules are shown all the same).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub erasure_suspended: bool,
 }
 
 /// The schedule of one bound object.
@@ -244,5 +248,6 @@ pub fn plan_account(
         notifications: notifications(&resources, processors),
         resources,
         name,
+        erasure_suspended: policy.suspend,
     }
 }

@@ -46,6 +46,9 @@ pub const MANUAL_ACTION_REQUIRED: &str = "ManualActionRequired";
 /// Condition type: a processor refused an erasure request, or its endpoint is misconfigured.
 pub const ERASURE_REQUESTS_FAILED: &str = "ErasureRequestsFailed";
 
+/// Condition type: the account's RetentionPolicy is suspended, so nothing is erased.
+pub const ERASURE_SUSPENDED: &str = "ErasureSuspended";
+
 /// Reason of `Ready=False` on an Account terminated without `spec.terminatedAt`.
 pub const TERMINATION_TIME_MISSING: &str = "TerminationTimeMissing";
 
@@ -79,6 +82,8 @@ pub(super) struct Facts<'a> {
     pub processors: &'a [ProcessorNotification],
     /// Processor names the bound data uses that name no DataProcessor.
     pub unknown_processors: &'a [String],
+    /// The suspended RetentionPolicy that holds erasure back, if any.
+    pub suspended_by: Option<&'a str>,
 }
 
 /// The conditions of a planned account: `stored` brought up to date, `Ready` last, from the
@@ -105,6 +110,7 @@ pub(super) fn planned(
     malformed_resources(&mut set, facts.malformed);
     processor_conditions(facts.processors, &mut set);
     on_hold(&mut set, facts.plan);
+    erasure_suspended(&mut set, facts.suspended_by);
     set(
         POLICY_MISSING,
         ConditionStatus::False,
@@ -222,6 +228,31 @@ fn on_hold(set: &mut impl FnMut(&str, ConditionStatus, &str, &str), plan: &Accou
             _ => "no legal hold".to_owned(),
         };
         set(ON_HOLD, ConditionStatus::False, "NoHold", &message);
+    }
+}
+
+/// `ErasureSuspended`: whether the account's RetentionPolicy holds erasure back. It is not a
+/// problem of the account, so `Ready` does not depend on it.
+fn erasure_suspended(
+    set: &mut impl FnMut(&str, ConditionStatus, &str, &str),
+    suspended_by: Option<&str>,
+) {
+    match suspended_by {
+        Some(policy) => set(
+            ERASURE_SUSPENDED,
+            ConditionStatus::True,
+            "PolicySuspended",
+            &format!(
+                "RetentionPolicy {policy} is suspended: nothing is deleted and no erasure \
+                 request is sent until it is lifted"
+            ),
+        ),
+        None => set(
+            ERASURE_SUSPENDED,
+            ConditionStatus::False,
+            "NotSuspended",
+            "erasure proceeds on schedule",
+        ),
     }
 }
 

@@ -35,6 +35,9 @@ pub struct StatusInput<'a> {
     /// The erasure requests owed to processors, after this pass's deliveries; `None` keeps the
     /// stored ones.
     pub processors: Option<&'a [ProcessorNotification]>,
+    /// The name of the account's RetentionPolicy when that policy is suspended: nothing is
+    /// deleted and no erasure request is sent, though schedules are shown as usual.
+    pub suspended_by: Option<&'a str>,
     /// The instant of this pass.
     pub now: DateTime<Utc>,
 }

@@ -21,6 +21,9 @@
 //!   already lists as retained stay listed (without `deleteAt`), so the proof does not flap.
 //! - While the RetentionPolicy is missing, `nextDeletionAt` is cleared: nothing will be deleted
 //!   then, and the printer column must not promise otherwise.
+//! - A suspended RetentionPolicy shows only as the condition `ErasureSuspended`: the phase,
+//!   `Ready`, the schedules and the counts are what they would be without it, so the status
+//!   still tells what will happen once the suspend is lifted.
 //! - Objects that claim the account but cannot be read (malformed) keep an otherwise empty
 //!   account in Erasing, with Ready False: they are data, so the account is not Erased.
 
@@ -33,10 +36,10 @@ use std::collections::BTreeSet;
 
 pub use announcements::{Announcements, announcements};
 pub use conditions::{
-    DELETION_FAILED, ERASURE_REQUESTS_FAILED, MALFORMED_RESOURCES, MANUAL_ACTION_REQUIRED, ON_HOLD,
-    POLICY_MISSING, READY, TERMINATION_TIME_MISSING, TERMINATION_TIME_MISSING_MESSAGE,
-    UNBOUND_RESOURCES, malformed_account_conditions, policy_malformed_status,
-    policy_missing_status, set_condition, termination_time_missing_status,
+    DELETION_FAILED, ERASURE_REQUESTS_FAILED, ERASURE_SUSPENDED, MALFORMED_RESOURCES,
+    MANUAL_ACTION_REQUIRED, ON_HOLD, POLICY_MISSING, READY, TERMINATION_TIME_MISSING,
+    TERMINATION_TIME_MISSING_MESSAGE, UNBOUND_RESOURCES, malformed_account_conditions,
+    policy_malformed_status, policy_missing_status, set_condition, termination_time_missing_status,
 };
 pub use input::{DeletionFailure, DeletionLedger, MalformedResource, StatusInput};
 
@@ -96,6 +99,7 @@ pub fn account_status(input: &StatusInput<'_>) -> AccountStatus {
         malformed: &malformed,
         processors: &processors,
         unknown_processors: input.unknown_processors,
+        suspended_by: input.suspended_by,
     };
     // Start from the stored conditions so that types owned by other parts of the operator
     // survive and lastTransitionTime carries over.

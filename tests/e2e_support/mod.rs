@@ -939,7 +939,7 @@ pub fn reconciles_finished(metrics: &Metrics) -> u64 {
 }
 
 /// The value of the first sample whose line starts with `prefix` (0 when absent).
-fn metric(metrics: &Metrics, prefix: &str) -> u64 {
+pub fn metric(metrics: &Metrics, prefix: &str) -> u64 {
     let text = metrics.encode().unwrap();
     text.lines()
         .find(|l| l.starts_with(prefix))
