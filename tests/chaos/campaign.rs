@@ -165,6 +165,7 @@ fn brisk_policy(grace_days: u32, keep_daily: u32) -> RetentionPolicy {
             },
             backups: backup_policy(keep_daily, 2, 1, Some("10d")),
             bookkeeping: BookkeepingRetention { years: 7 },
+            suspend: false,
         },
     )
 }
@@ -193,6 +194,8 @@ enum Step {
     EditPolicy {
         grace_days: u32,
         keep_daily: u32,
+        /// Whether the edit suspends the policy (any other edit lifts it).
+        suspend: bool,
     },
     DeleteAccount {
         account: String,
@@ -579,6 +582,9 @@ impl Driver<'_> {
             36..39 => Step::EditPolicy {
                 grace_days: [1, 2, 5, 10][(b % 4) as usize],
                 keep_daily: [1, 3, 7][(b % 3) as usize],
+                // Drawn from the same number, so adding suspend left every seed's sequence of
+                // steps as it was.
+                suspend: b % 5 == 0,
             },
             39..42 => Step::DeleteAccount { account },
             42..47 => Step::AddBackup {
@@ -691,8 +697,10 @@ impl Driver<'_> {
             Step::EditPolicy {
                 grace_days,
                 keep_daily,
+                suspend,
             } => {
-                let policy = brisk_policy(grace_days, keep_daily);
+                let mut policy = brisk_policy(grace_days, keep_daily);
+                policy.spec.suspend = suspend;
                 let api: Api<RetentionPolicy> = Api::all(self.world.client.clone());
                 let patch = json!({"spec": serde_json::to_value(&policy.spec).unwrap()});
                 retry("editing the policy", || async {
@@ -839,12 +847,20 @@ impl Driver<'_> {
             .extend(fresh.into_iter().map(|exchange| exchange.record));
     }
 
-    /// Faults off, receivers answering, every replica running.
+    /// Faults off, receivers answering, every replica running, no policy suspended.
     async fn calm_down(&mut self) {
         if let Some(server) = self.world.test_server() {
             server.clear_faults();
             server.set_event_window(10_000);
         }
+        let api: Api<RetentionPolicy> = Api::all(self.world.client.clone());
+        let lift = json!({"spec": {"suspend": false}});
+        retry("lifting a suspend", || async {
+            api.patch(BRISK, &PatchParams::default(), &Patch::Merge(&lift))
+                .await
+                .map(|_| ())
+        })
+        .await;
         for receiver in self.world.receivers.values() {
             receiver.set_reply(Reply::Status(200));
         }

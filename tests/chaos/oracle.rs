@@ -44,6 +44,8 @@ pub enum ViolationKind {
     /// Invariant 1 or 2: a DELETE of an object not due at that instant (not terminated, before
     /// its deleteAt, under a hold).
     DeletedEarly,
+    /// A DELETE while every version of the RetentionPolicy it could rest on was suspended.
+    DeletedWhileSuspended,
     /// Invariant 3: a DELETE without uid and resourceVersion preconditions.
     NoPreconditions,
     /// Invariant 3: a DELETE not preceded by its own read of the Account from the API server.
@@ -736,9 +738,23 @@ impl Oracle {
             );
             return;
         };
+        // A suspended policy deletes nothing, whatever is due under it.
+        let in_force: Vec<&RetentionPolicySpec> =
+            read.policies.iter().filter(|p| !p.suspend).collect();
+        if in_force.is_empty() && !read.policies.is_empty() {
+            self.violation(
+                ViolationKind::DeletedWhileSuspended,
+                position,
+                format!(
+                    "{what}: RetentionPolicy {} was suspended in every version the DELETE \
+                     could rest on (Account read at #{})",
+                    account.spec.retention_policy_ref, read.position
+                ),
+            );
+            return;
+        }
         let bound = self.replay.bound_to(&account_name);
-        let plans: Vec<ResourcePlan> = read
-            .policies
+        let plans: Vec<ResourcePlan> = in_force
             .iter()
             .filter_map(|policy| plan_of(&account, &bound, &target, policy, now))
             .collect();
@@ -773,7 +789,7 @@ impl Oracle {
             .into_iter()
             .filter(|clock| *clock < now)
             .filter_map(|clock| {
-                read.policies
+                in_force
                     .iter()
                     .filter_map(|policy| plan_of(&account, &bound, &target, policy, clock))
                     .find(|plan| plan.schedule.delete_at.is_some_and(|at| at <= clock))
