@@ -16,12 +16,11 @@ use retention_operator::{
     status::ERASURE_SUSPENDED,
 };
 use serde_json::json;
-use test_apiserver::FaultRule;
 
 use e2e_support::{
-    AccountExt, DataProcessorExt, Harness, HostedExt, OPERATOR_AGENT, account,
-    apply_signing_secret, at, create, create_cluster, data_record, default_policy, delete_at,
-    events, eventually, get_account, gone, processor, wait_phase, website,
+    AccountExt, DataProcessorExt, Harness, HostedExt, account, apply_signing_secret, at, create,
+    create_cluster, data_record, default_policy, delete_at, events, eventually, get_account, gone,
+    processor, wait_phase, website,
 };
 use receiver::{Receiver, Reply, loopback_pki};
 
@@ -116,13 +115,7 @@ async fn a_suspended_policy_deletes_nothing_and_sends_nothing_until_it_is_lifted
     log.clear();
     harness.move_clock_and_settle(GRACE_END, 1).await;
 
-    let deletes: Vec<String> = log
-        .operator_requests()
-        .await
-        .iter()
-        .filter(|r| r.verb == "delete")
-        .map(|r| format!("{}/{}", r.resource, r.name))
-        .collect();
+    let deletes = log.operator_deletes().await;
     assert!(deletes.is_empty(), "deleted under a suspend: {deletes:?}");
     assert_eq!(remaining(&client).await, due);
     assert!(receiver.received().is_empty(), "a request went out");
@@ -168,39 +161,6 @@ async fn a_suspended_policy_deletes_nothing_and_sends_nothing_until_it_is_lifted
     harness.stop().await;
 }
 
-/// Stops the operator's cache of RetentionPolicies from learning: their watches and lists are
-/// refused and the open watches ended. Returns once the operator's next watch or list was
-/// refused (ending watches is asynchronous; only then has the old stream surely stopped).
-async fn freeze_policy_cache(
-    server: &test_apiserver::TestApiServer,
-    log: &mut e2e_support::request_log::RequestLog<'_>,
-) {
-    log.clear();
-    server.update_faults(|f| {
-        f.rules = vec![
-            FaultRule::always(500)
-                .verb("watch")
-                .resource("retentionpolicies"),
-            FaultRule::always(500)
-                .verb("list")
-                .resource("retentionpolicies"),
-        ]
-    });
-    server.end_watches();
-    log.eventually("the operator's policy watch refused", |requests| {
-        requests
-            .iter()
-            .any(|r| {
-                r.user_agent == OPERATOR_AGENT
-                    && r.resource == "retentionpolicies"
-                    && matches!(r.verb.as_str(), "watch" | "list")
-                    && r.code == 500
-            })
-            .then_some(())
-    })
-    .await;
-}
-
 /// A suspend the operator's cache has not seen still stops a due DELETE: the policy read from
 /// the API server right before it is not the one planned from.
 #[tokio::test(flavor = "multi_thread")]
@@ -216,22 +176,25 @@ async fn a_suspend_the_cache_has_not_seen_stops_the_deletes() {
     };
     seed(&client, &receiver, &pki.ca_pem).await;
     harness.settle().await;
-    freeze_policy_cache(server, &mut log).await;
+    e2e_support::freeze_operator_cache(
+        server,
+        &mut log,
+        "retentionpolicies",
+        &["watch", "list"],
+        Vec::new(),
+    )
+    .await;
     suspend(&client, true).await;
     log.clear();
     harness.move_clock_and_settle(GRACE_END, 1).await;
-    let requests = log.operator_requests().await;
     assert!(
-        requests
+        log.operator_requests()
+            .await
             .iter()
             .any(|r| r.verb == "get" && r.resource == "retentionpolicies"),
         "the policy was not read before deleting"
     );
-    let deletes: Vec<String> = requests
-        .iter()
-        .filter(|r| r.verb == "delete")
-        .map(|r| format!("{}/{}", r.resource, r.name))
-        .collect();
+    let deletes = log.operator_deletes().await;
     assert!(deletes.is_empty(), "deleted under a suspend: {deletes:?}");
     assert_eq!(remaining(&client).await, WEBSITES + 1);
     harness.stop().await;
@@ -267,7 +230,14 @@ async fn a_suspend_the_cache_has_not_seen_stops_the_next_erasure_request() {
     harness.settle().await;
 
     // The operator's cache of RetentionPolicies stops learning; then the policy is suspended.
-    freeze_policy_cache(server, &mut log).await;
+    e2e_support::freeze_operator_cache(
+        server,
+        &mut log,
+        "retentionpolicies",
+        &["watch", "list"],
+        Vec::new(),
+    )
+    .await;
     suspend(&client, true).await;
     receiver.set_reply(Reply::Status(200));
     let sent = receiver.received().len();

@@ -616,7 +616,14 @@ async fn a_recorded_deletion_gone_behind_a_stale_cache_still_counts_after_a_reac
     let Some(mut log) = e2e_support::request_log_or_skip!(harness) else {
         return;
     };
-    freeze_backup_cache(server, &mut log, vec![operator_deletes.clone()]).await;
+    e2e_support::freeze_operator_cache(
+        server,
+        &mut log,
+        "backups",
+        &["watch"],
+        vec![operator_deletes.clone()],
+    )
+    .await;
     // The backup goes while the account is terminated, unseen by that cache; then the
     // account is reactivated.
     Api::<Backup>::namespaced(client.clone(), e2e_support::NAMESPACE)
@@ -673,17 +680,14 @@ async fn a_longer_grace_period_the_cache_has_not_seen_stops_the_delete() {
 
     // The operator's cache of RetentionPolicies stops learning; the grace period grows from 30
     // to 60 days.
-    server.update_faults(|f| {
-        f.rules = vec![
-            FaultRule::always(500)
-                .verb("watch")
-                .resource("retentionpolicies"),
-            FaultRule::always(500)
-                .verb("list")
-                .resource("retentionpolicies"),
-        ]
-    });
-    server.end_watches();
+    e2e_support::freeze_operator_cache(
+        server,
+        &mut log,
+        "retentionpolicies",
+        &["watch", "list"],
+        Vec::new(),
+    )
+    .await;
     Api::<retention_operator::api::RetentionPolicy>::all(client.clone())
         .patch(
             retention_operator::api::DEFAULT_POLICY,
@@ -706,13 +710,7 @@ async fn a_longer_grace_period_the_cache_has_not_seen_stops_the_delete() {
             .then_some(())
     })
     .await;
-    let deletes: Vec<String> = log
-        .operator_requests()
-        .await
-        .iter()
-        .filter(|r| r.verb == "delete")
-        .map(|r| format!("{}/{}", r.resource, r.name))
-        .collect();
+    let deletes = log.operator_deletes().await;
     assert!(
         deletes.is_empty(),
         "deleted on the cached policy: {deletes:?}"
@@ -753,7 +751,7 @@ async fn an_object_the_cache_has_not_seen_keeps_the_finalizer_until_it_is_erased
     let Some(mut log) = e2e_support::request_log_or_skip!(harness) else {
         return;
     };
-    freeze_backup_cache(server, &mut log, Vec::new()).await;
+    e2e_support::freeze_operator_cache(server, &mut log, "backups", &["watch"], Vec::new()).await;
     create(
         &client,
         &website_backup("late", "acme", "www", at("2026-11-01T00:00:00Z")),
@@ -781,34 +779,4 @@ async fn an_object_the_cache_has_not_seen_keeps_the_finalizer_until_it_is_erased
     })
     .await;
     harness.stop().await;
-}
-
-/// Stops the operator's cache of Backups from learning: every Backup watch is refused (besides
-/// the `other_faults`, which replace any faults set before) and the open ones are ended. It
-/// returns once the operator's new watch was refused: ending watches is asynchronous, and only
-/// then has the old stream surely stopped delivering. Listing still works.
-async fn freeze_backup_cache(
-    server: &test_apiserver::TestApiServer,
-    log: &mut e2e_support::request_log::RequestLog<'_>,
-    other_faults: Vec<FaultRule>,
-) {
-    log.clear();
-    server.update_faults(|f| {
-        f.rules = other_faults;
-        f.rules
-            .push(FaultRule::always(500).verb("watch").resource("backups"));
-    });
-    server.end_watches();
-    log.eventually("the operator's Backup watch refused", |requests| {
-        requests
-            .iter()
-            .any(|r| {
-                r.user_agent == OPERATOR_AGENT
-                    && r.verb == "watch"
-                    && r.resource == "backups"
-                    && r.code == 500
-            })
-            .then_some(())
-    })
-    .await;
 }

@@ -29,6 +29,21 @@ fn stderr(output: &Output) -> String {
     String::from_utf8(output.stderr.clone()).unwrap()
 }
 
+/// `plan -o json` of the manifests in `dir` at [`NOW`], which must succeed.
+fn plan_json(dir: &Path) -> Value {
+    let output = run(&[
+        "plan",
+        "-f",
+        dir.to_str().unwrap(),
+        "-o",
+        "json",
+        "--now",
+        NOW,
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    serde_json::from_str(&stdout(&output)).unwrap()
+}
+
 /// A scratch directory holding the default policy and the given manifest as `input.yaml`.
 fn scratch(name: &str, manifest: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("plan-cli-{name}"));
@@ -118,17 +133,7 @@ fn examples_plan_as_json_of_the_design_shape() {
 #[test]
 fn json_plan_gives_exact_schedules() {
     let dir = scratch("exact", ACME);
-    let output = run(&[
-        "plan",
-        "-f",
-        dir.to_str().unwrap(),
-        "-o",
-        "json",
-        "--now",
-        NOW,
-    ]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    let plan: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let plan = plan_json(&dir);
     let acme = &plan["accounts"][0];
     assert_eq!(acme["name"], "acme");
     // The mailbox (14d) is already due; the website (30d) is not.
@@ -187,27 +192,14 @@ fn table_lists_each_account_in_time_order() {
 #[test]
 fn a_suspended_policy_is_shown_with_its_schedules() {
     let dir = scratch("suspended", ACME);
-    let json_of = |dir: &Path| -> Value {
-        let output = run(&[
-            "plan",
-            "-f",
-            dir.to_str().unwrap(),
-            "-o",
-            "json",
-            "--now",
-            NOW,
-        ]);
-        assert!(output.status.success(), "{}", stderr(&output));
-        serde_json::from_str(&stdout(&output)).unwrap()
-    };
-    let running = json_of(&dir);
+    let running = plan_json(&dir);
     assert!(running["accounts"][0].get("erasureSuspended").is_none());
     fs::write(
         dir.join("policy.yaml"),
         format!("{POLICY}  suspend: true\n"),
     )
     .unwrap();
-    let suspended = json_of(&dir);
+    let suspended = plan_json(&dir);
     assert_eq!(suspended["accounts"][0]["erasureSuspended"], true);
     assert_eq!(
         suspended["accounts"][0]["resources"], running["accounts"][0]["resources"],

@@ -1360,10 +1360,8 @@ async fn policy_in_force(
     account: &Account,
     planned: &RetentionPolicySpec,
 ) -> Result<bool, Error> {
-    match fresh_policy(ctx, account).await {
-        Ok(fresh) => Ok(fresh.as_ref() == Some(planned)),
-        Err(failure) => Err(failure.into()),
-    }
+    let fresh = fresh_policy(ctx, account).await?;
+    Ok(fresh.as_ref() == Some(planned))
 }
 
 async fn delete_one(

@@ -1148,3 +1148,42 @@ pub fn deletes(server: &TestApiServer) -> Vec<String> {
         .map(|r| format!("{}/{}", r.resource, r.name))
         .collect()
 }
+
+/// Stops the operator's cache of `resource` from learning: every request of each of `verbs`
+/// (`watch`, and `list` to keep a relist from catching up) on it is refused, besides
+/// `other_faults` (which replace any faults set before), and the open watches are ended. It
+/// returns once one of those requests was refused: ending watches is asynchronous, and only
+/// then has the old stream surely stopped delivering.
+pub async fn freeze_operator_cache(
+    server: &TestApiServer,
+    log: &mut request_log::RequestLog<'_>,
+    resource: &str,
+    verbs: &[&str],
+    other_faults: Vec<test_apiserver::FaultRule>,
+) {
+    log.clear();
+    server.update_faults(|f| {
+        f.rules = other_faults;
+        f.rules.extend(verbs.iter().map(|verb| {
+            test_apiserver::FaultRule::always(500)
+                .verb(verb)
+                .resource(resource)
+        }));
+    });
+    server.end_watches();
+    log.eventually(
+        &format!("the operator's {resource} watch refused"),
+        |requests| {
+            requests
+                .iter()
+                .any(|r| {
+                    r.user_agent == OPERATOR_AGENT
+                        && r.resource == resource
+                        && verbs.contains(&r.verb.as_str())
+                        && r.code == 500
+                })
+                .then_some(())
+        },
+    )
+    .await;
+}

@@ -122,6 +122,17 @@ impl<'a> RequestLog<'a> {
             .filter(|r| r.user_agent == OPERATOR_AGENT)
             .collect()
     }
+
+    /// The operator's `delete` requests since the log was opened or cleared, as
+    /// `resource/name`.
+    pub async fn operator_deletes(&mut self) -> Vec<String> {
+        self.operator_requests()
+            .await
+            .iter()
+            .filter(|r| r.verb == "delete")
+            .map(|r| format!("{}/{}", r.resource, r.name))
+            .collect()
+    }
 }
 
 /// One request of the audit log: what was asked, and by whom (the authenticated user).
