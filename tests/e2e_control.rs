@@ -4,6 +4,8 @@
 mod e2e_support;
 mod receiver;
 
+use std::time::Duration;
+
 use kube::{
     Api, Client,
     api::{Patch, PatchParams},
@@ -16,11 +18,12 @@ use retention_operator::{
     status::ERASURE_SUSPENDED,
 };
 use serde_json::json;
+use test_apiserver::FaultRule;
 
 use e2e_support::{
-    AccountExt, DataProcessorExt, Harness, HostedExt, account, apply_signing_secret, at, create,
-    create_cluster, data_record, default_policy, delete_at, events, eventually, get_account, gone,
-    processor, wait_phase, website,
+    AccountExt, DataProcessorExt, Harness, HostedExt, OPERATOR_AGENT, account,
+    apply_signing_secret, at, create, create_cluster, data_record, default_policy, delete_at,
+    events, eventually, get_account, gone, processor, wait_phase, website,
 };
 use receiver::{Receiver, Reply, loopback_pki};
 
@@ -97,7 +100,7 @@ fn held(harness: &Harness) -> u64 {
 async fn a_suspended_policy_deletes_nothing_and_sends_nothing_until_it_is_lifted() {
     let pki = loopback_pki();
     let receiver = Receiver::start(&pki, Reply::Status(200)).await;
-    let harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
+    let mut harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
     let client = harness.client.clone();
     let Some(mut log) = e2e_support::request_log_or_skip!(harness) else {
         return;
@@ -134,8 +137,22 @@ async fn a_suspended_policy_deletes_nothing_and_sends_nothing_until_it_is_lifted
     assert_eq!(suspended.len(), 1, "{suspended:?}");
     assert_eq!(suspended[0].0, "Account/acme");
     assert_eq!(held(&harness), due as u64);
+    // A restarted operator (killed wherever it was) still deletes nothing under the suspend.
+    drop(log);
+    harness.kill_and_restart_operator().await;
+    let mut log = harness.request_log().unwrap();
+    log.clear();
+    harness
+        .move_clock_and_settle("2026-12-01T00:00:10Z", 1)
+        .await;
+    let deletes = log.operator_deletes().await;
+    assert!(deletes.is_empty(), "deleted after a restart: {deletes:?}");
+    assert!(receiver.received().is_empty(), "a request went out");
 
+    // Lifted, and the operator killed once more while the erasure may be under way: every
+    // object still goes, and the proof counts each exactly once.
     suspend(&client, false).await;
+    harness.kill_and_restart_operator().await;
     eventually("everything erased", || async {
         (remaining(&client).await == 0).then_some(())
     })
@@ -256,5 +273,66 @@ async fn a_suspend_the_cache_has_not_seen_stops_the_next_erasure_request() {
         sent,
         "a request went out under a suspend"
     );
+    harness.stop().await;
+}
+
+/// The policy read before an erasure request hangs: the request waits (the read is abandoned
+/// after the request timeout and the pass fails), other work is not wedged, and the request
+/// goes once the API server answers again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hanging_policy_read_holds_the_erasure_request_until_it_answers() {
+    e2e_support::skip_on_real_cluster!("needs fault injection");
+    let pki = loopback_pki();
+    let receiver = Receiver::start(&pki, Reply::Status(500)).await;
+    let harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
+    let client = harness.client.clone();
+    let server = harness.test_server().unwrap();
+    seed(&client, &receiver, &pki.ca_pem).await;
+    harness.move_clock_to(GRACE_END).await;
+    eventually("the first attempt", || async {
+        (!receiver.received().is_empty()).then_some(())
+    })
+    .await;
+    let next_attempt = eventually("the next attempt recorded", || async {
+        let account: Account = get_account(&client, "acme").await?;
+        let request = account.status?.processors.into_iter().next()?;
+        (request.state == NotificationState::Pending && request.attempts >= 1)
+            .then_some(request.next_attempt_at?)
+    })
+    .await;
+    harness.settle().await;
+
+    // Every policy read of the operator hangs far past its request timeout.
+    server.update_faults(|f| {
+        f.rules = vec![
+            FaultRule::stalling(Duration::from_secs(60))
+                .verb("get")
+                .resource("retentionpolicies")
+                .from_client(OPERATOR_AGENT),
+        ]
+    });
+    receiver.set_reply(Reply::Status(200));
+    let sent = receiver.received().len();
+    let timeouts = || {
+        e2e_support::metric(
+            &harness.metrics,
+            "retention_operator_reconcile_errors_total{controller=\"account\",reason=\"RequestTimeout\"}",
+        )
+    };
+    harness.clock.set(next_attempt);
+    eventually("the hanging policy read abandoned", || async {
+        (timeouts() >= 1).then_some(())
+    })
+    .await;
+    assert_eq!(
+        receiver.received().len(),
+        sent,
+        "a request went out without the policy read"
+    );
+    server.clear_faults();
+    eventually("the request sent once the policy is read", || async {
+        (receiver.received().len() > sent).then_some(())
+    })
+    .await;
     harness.stop().await;
 }
