@@ -12,7 +12,7 @@
 
 mod e2e_support;
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
 
 use chrono::{DateTime, Datelike, SecondsFormat, TimeDelta, Utc};
 use futures::{StreamExt, stream};
@@ -33,9 +33,10 @@ use test_apiserver::FaultRule;
 
 use e2e_support::{
     AccountExt, DataRecordExt, Harness, NAMESPACE, account, at, bookkeeping_record, consent_record,
-    create, create_cluster, data_record, default_policy, delete_at, delete_requests, deletes,
-    eventually, expires_at, get_account, gone, mailbox, operator_requests, patch_account, phase,
-    skip_on_real_cluster, wait_phase, website, website_backup,
+    create, create_cluster, data_record, deadline, default_policy, delete_at, delete_requests,
+    deletes, eventually, eventually_within, expires_at, get_account, gone, mailbox,
+    operator_requests, patch_account, phase, skip_on_real_cluster, wait_phase, website,
+    website_backup,
 };
 
 const ACME: &str = "acme";
@@ -957,9 +958,14 @@ async fn deletes_failing_half_the_time_still_erase_everything_due_exactly_once()
             .push(FaultRule::always(503).verb("delete").fraction(0.5))
     });
 
+    // A pass whose deletions all failed waits 10 s, then 20 s, 40 s (the operator's backoff of
+    // failing passes, no watch event cutting it short): with half the DELETEs refused, two or
+    // three such passes in a row happen now and then, and the wait must outlast them.
+    let backoff = deadline() + Duration::from_secs(10 + 20 + 40);
+
     // The hosted objects fall due; the backups and invoices do not.
     harness.move_clock_to("2026-12-01T00:00:01Z").await;
-    eventually("every website and mailbox to go", || async {
+    eventually_within("every website and mailbox to go", backoff, || async {
         for i in 0..WEBSITES {
             if !gone::<Website>(&client, &format!("www-{i}")).await {
                 return None;
@@ -987,7 +993,7 @@ async fn deletes_failing_half_the_time_still_erase_everything_due_exactly_once()
 
     // The backups fall due; the invoices still do not.
     harness.move_clock_to("2027-01-30T00:00:01Z").await;
-    eventually("every backup to go", || async {
+    eventually_within("every backup to go", backoff, || async {
         for i in 0..WEBSITES {
             if !gone::<Backup>(&client, &format!("www-{i}-20261031")).await {
                 return None;
