@@ -86,6 +86,11 @@ struct RunArgs {
     /// How long before a deletion a `DeletionUpcoming` event announces it (`0s` for none).
     #[arg(long, default_value = "24h", value_parser = parse_notice)]
     advance_notice: TimeDelta,
+    /// The least time between two writes of a RetentionPolicy's brake count (whole seconds):
+    /// the brake costs at most one status write per this much deleting, and a deletion that
+    /// was not admitted with the last write may wait this long for the next.
+    #[arg(long, default_value = "10s", value_parser = parse_lease_time)]
+    brake_write_interval: Duration,
     /// Where /metrics, /healthz and /readyz are served.
     #[arg(long, default_value = "0.0.0.0:8080")]
     http_addr: SocketAddr,
@@ -295,6 +300,7 @@ fn run(args: RunArgs) -> Result<(), String> {
             dry_run,
             concurrency: concurrency.max(1),
             advance_notice: args.advance_notice,
+            brake_write_interval: args.brake_write_interval,
             // Without leader election nothing else acts; requests are still bounded in time.
             fence: Fence::unfenced(leader.request_timeout()),
             webhook_allowed_networks: args.webhook_allow_cidr,

@@ -49,6 +49,14 @@ struct KindLabels {
     kind: &'static str,
 }
 
+/// Labels of per-policy series: a RetentionPolicy's name. The one label that is not a fixed
+/// string of the code: policies are the platform team's configuration (a handful per cluster),
+/// never a customer's data, so the series stay few and free of personal data.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PolicyLabels {
+    policy: String,
+}
+
 /// A family's constructor must be nameable in the field type; a plain `fn` is.
 type HistogramFamily<S> = Family<S, Histogram, fn() -> Histogram>;
 
@@ -70,6 +78,8 @@ pub struct Metrics {
     pending: Gauge,
     suspended: Gauge,
     lateness: Histogram,
+    brake_engaged: Family<PolicyLabels, Gauge>,
+    brake_counted: Family<PolicyLabels, Gauge>,
 }
 
 impl Metrics {
@@ -84,6 +94,8 @@ impl Metrics {
         let pending = Gauge::default();
         let suspended = Gauge::default();
         let lateness = Histogram::new(LATENESS_BUCKETS);
+        let brake_engaged = Family::<PolicyLabels, Gauge>::default();
+        let brake_counted = Family::<PolicyLabels, Gauge>::default();
 
         registry.register("reconciles", "Reconciliations started", reconciles.clone());
         registry.register(
@@ -119,6 +131,17 @@ impl Metrics {
             lateness.clone(),
         );
 
+        registry.register(
+            "brake_engaged",
+            "1 while a RetentionPolicy's mass-deletion brake is engaged, by policy",
+            brake_engaged.clone(),
+        );
+        registry.register(
+            "brake_counted_deletions",
+            "Deletions the mass-deletion brake counted in its window at its last write, by policy",
+            brake_counted.clone(),
+        );
+
         Self {
             registry: Arc::new(registry),
             reconciles,
@@ -128,6 +151,8 @@ impl Metrics {
             pending,
             suspended,
             lateness,
+            brake_engaged,
+            brake_counted,
         }
     }
 
@@ -170,6 +195,19 @@ impl Metrics {
     /// Sets the number of due objects that suspended RetentionPolicies hold back.
     pub fn set_suspended(&self, n: usize) {
         self.suspended.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Sets the brake state of `policy`: engaged or not, and the deletions counted.
+    pub fn set_brake(&self, policy: &str, engaged: bool, counted: u32) {
+        let labels = PolicyLabels {
+            policy: policy.to_owned(),
+        };
+        self.brake_engaged
+            .get_or_create(&labels)
+            .set(i64::from(engaged));
+        self.brake_counted
+            .get_or_create(&labels)
+            .set(i64::from(counted));
     }
 
     /// Renders every metric in the OpenMetrics text format, ending with `# EOF`.

@@ -4,69 +4,19 @@
 
 mod e2e_support;
 
-use std::sync::{Arc, atomic::AtomicBool};
-use std::time::Duration;
+use std::sync::Arc;
 
-use k8s_openapi::api::coordination::v1::Lease;
-use kube::{Api, Client, api::DeleteParams};
-use retention_operator::{
-    api::Mailbox,
-    clock::ManualClock,
-    controller::{self, Settings},
-    leader::{LeaderSettings, run_as_leader},
-    metrics::Metrics,
-};
-use tokio::{sync::watch, task::JoinHandle};
+use kube::{Api, Client};
+use retention_operator::{api::Mailbox, clock::ManualClock};
 
 use e2e_support::{
-    AccountExt, Cluster, account, at, create, create_cluster, default_policy, eventually, mailbox,
-    reconciles_finished,
+    AccountExt, Cluster, Replica, account, at, create, create_cluster, default_policy,
+    delete_lease, eventually, lease_holder, mailbox, reconciles_finished,
 };
-
-struct Replica {
-    clock: Arc<ManualClock>,
-    metrics: Arc<Metrics>,
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
 
 fn replica(client: &Client, identity: &str) -> Replica {
     let clock = Arc::new(ManualClock::new(at("2026-11-02T00:00:00Z")));
-    let metrics = Arc::new(Metrics::new());
-    let (stop, stopped) = watch::channel(false);
-    let settings = LeaderSettings {
-        lease_name: "retention-operator".into(),
-        namespace: "default".into(),
-        identity: identity.into(),
-        lease_duration: Duration::from_secs(3),
-        renew_deadline: Duration::from_secs(2),
-        retry_period: Duration::from_millis(500),
-    };
-    let (client, run_clock, run_metrics) = (client.clone(), clock.clone(), metrics.clone());
-    let task = tokio::spawn(async move {
-        let work_client = client.clone();
-        run_as_leader(client, &settings, stopped, move |stop, fence| async move {
-            let settings = Settings {
-                clock: run_clock.clone(),
-                clock_moves: Some(Box::pin(run_clock.moves())),
-                dry_run: false,
-                concurrency: 2,
-                advance_notice: e2e_support::ADVANCE_NOTICE,
-                fence,
-                webhook_allowed_networks: Vec::new(),
-            };
-            let ready = Arc::new(AtomicBool::new(false));
-            controller::run(work_client, settings, run_metrics, ready, stop).await;
-        })
-        .await
-        .unwrap();
-    });
-    Replica {
-        clock,
-        metrics,
-        stop,
-        task,
-    }
+    Replica::start(client, identity, clock)
 }
 
 async fn seed(client: &Client) {
@@ -79,34 +29,19 @@ async fn seed(client: &Client) {
     create(client, &mailbox("info", "acme")).await;
 }
 
-async fn holder(client: &Client) -> Option<String> {
-    let lease = Api::<Lease>::namespaced(client.clone(), "default")
-        .get_opt("retention-operator")
-        .await
-        .ok()??;
-    lease.spec?.holder_identity
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn only_the_leader_acts_and_killing_it_hands_over() {
     let cluster = Cluster::connect().await;
     let client = cluster.client.clone();
     // A lease left on a real cluster by an earlier run would name a holder before either
     // replica has run.
-    match Api::<Lease>::namespaced(client.clone(), "default")
-        .delete("retention-operator", &DeleteParams::default())
-        .await
-    {
-        Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.code == 404 => {}
-        Err(e) => panic!("deleting the old lease: {e}"),
-    }
+    delete_lease(&client).await;
     seed(&client).await;
     // Each replica has its own client, as separate processes would.
     let first = replica(&cluster.client_with_agent("replica-a"), "replica-a");
     let second = replica(&cluster.client_with_agent("replica-b"), "replica-b");
 
-    let leader = eventually("a leader", || async { holder(&client).await }).await;
+    let leader = eventually("a leader", || async { lease_holder(&client).await }).await;
     let (leading, following) = if leader == "replica-a" {
         (first, second)
     } else {
@@ -127,7 +62,7 @@ async fn only_the_leader_acts_and_killing_it_hands_over() {
     leading.task.abort();
     let _ = leading.task.await;
     let new_leader = eventually("the follower to take the lease over", || async {
-        holder(&client).await.filter(|h| *h != leader)
+        lease_holder(&client).await.filter(|h| *h != leader)
     })
     .await;
     assert_ne!(new_leader, leader);
@@ -230,7 +165,7 @@ async fn a_paused_leader_that_lost_its_lease_acts_no_more_when_it_resumes() {
     }
     let a = Process::start("replica-a", &kubeconfig, &dir);
     eventually("replica-a to lead", || async {
-        holder(&client).await.filter(|h| h == "replica-a")
+        lease_holder(&client).await.filter(|h| h == "replica-a")
     })
     .await;
     let b = Process::start("replica-b", &kubeconfig, &dir);
@@ -264,7 +199,7 @@ async fn a_paused_leader_that_lost_its_lease_acts_no_more_when_it_resumes() {
     .await;
     let reactivated = server.requests().len();
     eventually("replica-b to take the lease over", || async {
-        holder(&client).await.filter(|h| h == "replica-b")
+        lease_holder(&client).await.filter(|h| h == "replica-b")
     })
     .await;
     e2e_support::wait_phase(

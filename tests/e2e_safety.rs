@@ -350,6 +350,7 @@ async fn withdrawn_consent_that_cannot_be_erased_in_a_dry_run_writes_nothing_mor
     let mode = Mode {
         dry_run: true,
         system_clock: true,
+        ..Mode::default()
     };
     let harness = consent_record_that_cannot_go(mode, Default::default()).await;
     let Some(mut log) = e2e_support::request_log_or_skip!(harness) else {
@@ -389,6 +390,7 @@ async fn withdrawn_consent_whose_delete_keeps_failing_is_retried_later_and_later
     let mode = Mode {
         dry_run: false,
         system_clock: true,
+        ..Mode::default()
     };
     let failing = test_apiserver::Faults {
         rules: vec![

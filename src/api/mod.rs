@@ -49,8 +49,9 @@ pub use names::{
     SECRET_KEY_MAX,
 };
 pub use retention_policy::{
-    BackupSchedule, BookkeepingRetention, GracePeriods, MAX_BACKUP_COUNT, RetentionPolicy,
-    RetentionPolicySpec, RetentionPolicyStatus,
+    AdmittedAccount, AdmittedDeletions, BRAKE_RELEASED_AT, BackupSchedule, BookkeepingRetention,
+    BrakeEngagement, BrakeSpec, BrakeStatus, CountedDeletions, GracePeriods, MAX_BACKUP_COUNT,
+    MAX_BRAKE_DELETIONS, RetentionPolicy, RetentionPolicySpec, RetentionPolicyStatus,
 };
 pub use website::{Website, WebsiteSpec};
 

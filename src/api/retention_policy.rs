@@ -36,6 +36,11 @@ use crate::kinds::ResourceKind;
     ),
     printcolumn(name = "Suspend", type_ = "boolean", json_path = ".spec.suspend"),
     printcolumn(
+        name = "Brake",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"BrakeEngaged\")].status"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -58,9 +63,19 @@ pub struct RetentionPolicySpec {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     #[schemars(extend("default" = false))]
     pub suspend: bool,
+    /// The mass-deletion brake: at most `maxDeletions` deletions under this policy within any
+    /// `per`; past that the operator stops deleting until a person releases it. Without it the
+    /// default applies ([`BrakeSpec::DEFAULT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brake: Option<BrakeSpec>,
 }
 
 impl RetentionPolicySpec {
+    /// The brake in force: the policy's own, else the default.
+    pub fn brake_or_default(&self) -> BrakeSpec {
+        self.brake.unwrap_or(BrakeSpec::DEFAULT)
+    }
+
     /// The grace period that applies to `kind`.
     pub fn grace_for(&self, kind: ResourceKind) -> RetentionDuration {
         self.grace_periods.get(kind).unwrap_or(self.grace_period)
@@ -145,6 +160,36 @@ impl Default for BookkeepingRetention {
     }
 }
 
+/// The annotation by which a person releases an engaged brake: an RFC 3339 time after the
+/// engagement. Everything due at or before that time may then go, however many.
+pub const BRAKE_RELEASED_AT: &str = "hosting.ecuni.se/brake-released-at";
+
+/// The largest `maxDeletions`: nine digits.
+pub const MAX_BRAKE_DELETIONS: u32 = 999_999_999;
+
+/// The mass-deletion brake of a policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BrakeSpec {
+    /// The most deletions under the policy within any window of `per`.
+    #[schemars(range(min = 1, max = MAX_BRAKE_DELETIONS))]
+    pub max_deletions: u32,
+    /// The length of the sliding window.
+    pub per: RetentionDuration,
+}
+
+impl BrakeSpec {
+    /// The brake of a policy that sets none: 100,000 deletions per 24 h. A host deletes about
+    /// as many backups a day as it takes (each is deleted once): 20,000 accounts with two
+    /// daily-backed-up sources take and rotate 40,000 a day, terminations add about 200
+    /// (1 % of accounts a month, ~30 objects each), so the default leaves 2.5 times that
+    /// host's normal day (docs/design.md §7 gives the arithmetic for sizing it).
+    pub const DEFAULT: Self = Self {
+        max_deletions: 100_000,
+        per: RetentionDuration::new(24, super::duration::DurationUnit::Hours),
+    };
+}
+
 /// What the operator observed about the policy.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -152,4 +197,74 @@ pub struct RetentionPolicyStatus {
     /// Observations of the policy, such as accounts that refer to it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// The brake's count of deletions, kept here so that it survives restarts and leader
+    /// changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brake: Option<BrakeStatus>,
+}
+
+/// The brake's durable count. Written by the operator at most once per 10 s of deleting.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BrakeStatus {
+    /// Deletions made, by the time they were counted (oldest first); each counts until its
+    /// time plus the window.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub counted: Vec<CountedDeletions>,
+    /// Deletions admitted and not yet counted as made: each counts as made until it is
+    /// settled, so a crash between the admission and the DELETE never lets the count fall
+    /// short.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admitted: Vec<AdmittedDeletions>,
+    /// Set while the brake is engaged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engaged: Option<BrakeEngagement>,
+}
+
+/// Deletions counted at one time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CountedDeletions {
+    /// When they were counted (at or after they were made).
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// How many.
+    pub count: u32,
+}
+
+/// Deletions one replica admitted at one time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdmittedDeletions {
+    /// When they were admitted.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// The operator process that admitted them.
+    pub holder: String,
+    /// The objects admitted, by account.
+    pub accounts: Vec<AdmittedAccount>,
+}
+
+/// The objects of one account admitted for deletion.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdmittedAccount {
+    /// The Account's name.
+    pub account: String,
+    /// The uids of its objects admitted.
+    pub uids: Vec<String>,
+}
+
+/// When and why the brake engaged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BrakeEngagement {
+    /// When it engaged: a release must name a later time.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// The deletions counted in the window then.
+    pub count: u32,
+    /// The limit then; raising `spec.brake.maxDeletions` above it releases the brake too.
+    pub max_deletions: u32,
+    /// The window then.
+    pub per: RetentionDuration,
+    /// The due deletions that were waiting.
+    pub waiting: u32,
 }

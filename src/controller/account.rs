@@ -20,6 +20,7 @@ use serde_json::json;
 use tracing::{debug, info, warn};
 
 use super::{
+    brake::{self, Admission},
     cluster::{self, Deleted},
     context::{Claims, Context, Error, ObjectVersion, Policy},
     guarded::{Guarded, Malformed},
@@ -297,6 +298,8 @@ async fn record(
     } else {
         Batch::of(plan, &versions, now)
     };
+    // The brake admits the batch whole, or none of it, before anything is recorded or sent.
+    let batch = admit(ctx, observed, plan, batch, &versions, now).await?;
     let mut erasure = ErasureRecord::settle(account, plan, &claims.uids, now);
     confirm_called_off(ctx, account, &mut erasure).await?;
     if !ctx.settings.dry_run && plan.terminated_at.is_some() {
@@ -340,6 +343,57 @@ async fn record(
     })
 }
 
+/// Asks the policy's mass-deletion brake whether the batch may go; a batch it holds back
+/// becomes empty (and says when to look again).
+async fn admit(
+    ctx: &Context,
+    observed: &Observed,
+    plan: &AccountPlan,
+    batch: Batch,
+    versions: &HashMap<ResourceRef, ObjectVersion>,
+    now: DateTime<Utc>,
+) -> Result<Batch, Error> {
+    let policy = &observed.account.spec.retention_policy_ref;
+    if ctx.settings.dry_run {
+        return Ok(batch);
+    }
+    let recheck = ctx
+        .brakes
+        .clear_if_released(ctx, policy, &observed.policy, now)
+        .await?;
+    let batch = Batch {
+        brake_wait: recheck,
+        ..batch
+    };
+    if batch.due.is_empty() {
+        ctx.brakes.withdraw(policy, &observed.name).await;
+        return Ok(batch);
+    }
+    let items: Vec<(String, Option<DateTime<Utc>>)> = batch
+        .resources(plan)
+        .iter()
+        .filter_map(|r| Some((versions.get(&r.resource)?.uid.clone(), r.schedule.delete_at)))
+        .collect();
+    let admission = ctx
+        .brakes
+        .admit(ctx, policy, &observed.policy, &observed.name, &items, now)
+        .await?;
+    Ok(match admission {
+        Admission::Go => batch,
+        Admission::Wait(wait) => {
+            debug!(account = %observed.name, ?wait, "waiting for the brake's next count");
+            Batch {
+                brake_wait: Some(wait),
+                ..Batch::default()
+            }
+        }
+        Admission::Engaged => {
+            debug!(account = %observed.name, "the mass-deletion brake is engaged: nothing goes");
+            Batch::default()
+        }
+    })
+}
+
 /// What the deletions and deliveries did.
 struct Acted {
     /// The Account the final status write builds on.
@@ -352,6 +406,8 @@ struct Acted {
     interrupted: bool,
     /// Whether more is due than one batch.
     more_due: bool,
+    /// When the brake's next count is written, if the batch waits for it.
+    brake_wait: Option<Duration>,
     /// The plan of what is still bound.
     plan: AccountPlan,
     /// The erasure requests, with this pass's deliveries recorded.
@@ -383,7 +439,28 @@ async fn act(
         policy: &observed.policy,
     };
     let due = batch.resources(&planned.plan);
+    let policy_name = &account.spec.retention_policy_ref;
+    let sent: BTreeSet<String> = due
+        .iter()
+        .filter_map(|r| Some(versions.get(&r.resource)?.uid.clone()))
+        .collect();
+    if !ctx.settings.dry_run && !sent.is_empty() {
+        ctx.brakes.sending(policy_name, sent.iter().cloned()).await;
+    }
     let deletions = delete_due(ctx, account, &inputs, &due, &versions, now).await?;
+    if !ctx.settings.dry_run && !sent.is_empty() {
+        let uncertain = deletions
+            .failures
+            .iter()
+            .filter_map(|f| Some(versions.get(&f.resource)?.uid.clone()));
+        let went = deletions
+            .deleted
+            .iter()
+            .chain(&deletions.vanished)
+            .map(|(_, uid)| uid.clone());
+        let (gone, standing) = brake::outcome_uids(&sent, went, uncertain);
+        ctx.brakes.settled(policy_name, gone, standing).await;
+    }
     let went: Vec<&(ResourceRef, String)> = deletions
         .deleted
         .iter()
@@ -425,6 +502,7 @@ async fn act(
         failures: deletions.failures,
         interrupted,
         more_due: batch.more,
+        brake_wait: batch.brake_wait,
         plan,
         requests,
         erasure,
@@ -534,36 +612,32 @@ async fn wake_up(
             return Ok(Action::requeue(CACHE_BEHIND_RETRY));
         }
         remove_finalizer(ctx, last).await?;
+        ctx.brakes
+            .expect(&observed.account.spec.retention_policy_ref, name, None)
+            .await;
         ctx.superseded.forget(name);
         ctx.tombstones.forget(name);
         ctx.metrics.set_pending(ctx.pending.forget(name));
         ctx.metrics.set_suspended(ctx.held.forget(name));
         return Ok(Action::await_change());
     }
-    let scheduled = acted
-        .plan
-        .resources
-        .iter()
-        .filter(|r| r.schedule.delete_at.is_some())
-        .count();
-    ctx.metrics.set_pending(ctx.pending.record(name, scheduled));
-    let held = if acted.plan.erasure_suspended {
-        acted
-            .plan
-            .resources
-            .iter()
-            .filter(|r| r.is_due(now))
-            .count()
-    } else {
-        0
-    };
-    ctx.metrics.set_suspended(ctx.held.record(name, held));
+    record_counts(ctx, name, &acted.plan, now);
+    expect_next(ctx, observed, &acted.plan, now).await;
     if !acted.failures.is_empty() || acted.stamps_failed {
         // A failing deletion (or stamp) is retried later and later, never at once: every
         // retry also publishes an event.
         return Ok(Action::requeue(ctx.failing.failed(name)));
     }
     ctx.failing.succeeded(name);
+    if let Some(wait) = acted.brake_wait {
+        // The brake admits the batch (or clears a released engagement) with its next write.
+        let wait = if acted.interrupted || acted.more_due {
+            wait.min(NEXT_BATCH)
+        } else {
+            wait
+        };
+        return Ok(Action::requeue(wait));
+    }
     if acted.interrupted || acted.more_due {
         // More is due than one batch, or the plan changed under a deletion: the next pass
         // reads everything again.
@@ -578,6 +652,53 @@ async fn wake_up(
     Ok(next_wakeup(&remaining, next_at, now))
 }
 
+/// Records the account's scheduled deletions and those a suspend holds back, for the gauges.
+fn record_counts(ctx: &Context, name: &str, plan: &AccountPlan, now: DateTime<Utc>) {
+    let scheduled = plan
+        .resources
+        .iter()
+        .filter(|r| r.schedule.delete_at.is_some())
+        .count();
+    ctx.metrics.set_pending(ctx.pending.record(name, scheduled));
+    let held = if plan.erasure_suspended {
+        plan.resources.iter().filter(|r| r.is_due(now)).count()
+    } else {
+        0
+    };
+    ctx.metrics.set_suspended(ctx.held.record(name, held));
+}
+
+/// Tells the brake the account's next scheduled deletions, so that the write of its count
+/// before they fall due admits them and they do not wait for the next.
+async fn expect_next(ctx: &Context, observed: &Observed, plan: &AccountPlan, now: DateTime<Utc>) {
+    let next = if ctx.settings.dry_run || plan.erasure_suspended {
+        None
+    } else {
+        plan.resources
+            .iter()
+            .filter_map(|r| r.schedule.delete_at)
+            .filter(|at| *at > now)
+            .min()
+    };
+    let expected = next.map(|at| {
+        let uids = plan
+            .resources
+            .iter()
+            .filter(|r| r.schedule.delete_at == Some(at))
+            .filter_map(|r| Some(observed.claims.versions.get(&r.resource)?.uid.clone()))
+            .take(MAX_BATCH)
+            .collect();
+        (at, uids)
+    });
+    ctx.brakes
+        .expect(
+            &observed.account.spec.retention_policy_ref,
+            &observed.name,
+            expected,
+        )
+        .await;
+}
+
 /// The due objects one pass deletes.
 #[derive(Default)]
 struct Batch {
@@ -585,6 +706,8 @@ struct Batch {
     due: Vec<usize>,
     /// More are due than this batch holds.
     more: bool,
+    /// Held back until the brake's next count, written in this long.
+    brake_wait: Option<Duration>,
 }
 
 impl Batch {
@@ -603,7 +726,11 @@ impl Batch {
             .map(|(index, _)| index);
         let batch: Vec<usize> = due.by_ref().take(MAX_BATCH).collect();
         let more = due.next().is_some();
-        Self { due: batch, more }
+        Self {
+            due: batch,
+            more,
+            brake_wait: None,
+        }
     }
 
     /// The batch's objects in `plan`.
@@ -1150,7 +1277,7 @@ async fn delete_due(
         let Some(version) = versions.get(&resource.resource) else {
             continue;
         };
-        match delete_retrying(ctx, account, inputs, resource, version).await {
+        match delete_retrying(ctx, account, inputs, resource, version, now).await {
             Ok(Outcome::Deleted(uid)) => {
                 report_deleted(ctx, account, resource, now).await;
                 outcome.deleted.push((resource.resource.clone(), uid));
@@ -1273,10 +1400,11 @@ async fn delete_retrying(
     inputs: &PlanInputs<'_>,
     resource: &ResourcePlan,
     version: &ObjectVersion,
+    now: DateTime<Utc>,
 ) -> Result<Outcome, Failure> {
     let mut attempt = 1;
     loop {
-        match delete_one(ctx, planned, inputs, resource, version).await {
+        match delete_one(ctx, planned, inputs, resource, version, now).await {
             Err(Failure::Deleting(error)) if error.is_transient() && attempt < DELETE_ATTEMPTS => {
                 tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
                 attempt += 1;
@@ -1343,13 +1471,11 @@ async fn fresh_account(ctx: &Context, planned: &Account) -> Result<Option<Accoun
 async fn fresh_policy(
     ctx: &Context,
     planned: &Account,
-) -> Result<Option<RetentionPolicySpec>, Failure> {
+) -> Result<Option<RetentionPolicy>, Failure> {
     let policies: Api<RetentionPolicy> = Api::all(ctx.client.clone());
-    let policy = ctx
-        .act(policies.get_opt(&planned.spec.retention_policy_ref))
+    ctx.act(policies.get_opt(&planned.spec.retention_policy_ref))
         .await
-        .map_err(Failure::AccountUnreadable)?;
-    Ok(policy.map(|p| p.spec))
+        .map_err(Failure::AccountUnreadable)
 }
 
 /// Whether the RetentionPolicy as the API server holds it is still the one planned from, so
@@ -1361,7 +1487,7 @@ async fn policy_in_force(
     planned: &RetentionPolicySpec,
 ) -> Result<bool, Error> {
     let fresh = fresh_policy(ctx, account).await?;
-    Ok(fresh.as_ref() == Some(planned))
+    Ok(fresh.is_some_and(|p| p.spec == *planned))
 }
 
 async fn delete_one(
@@ -1370,6 +1496,7 @@ async fn delete_one(
     inputs: &PlanInputs<'_>,
     resource: &ResourcePlan,
     version: &ObjectVersion,
+    now: DateTime<Utc>,
 ) -> Result<Outcome, Failure> {
     // The policy the plan was made from must still be the one in force.
     if !matches!(ctx.stores.policy(&planned.spec.retention_policy_ref), Policy::Found(p) if p == *inputs.policy)
@@ -1385,11 +1512,17 @@ async fn delete_one(
         Some(fresh) if same_rules(planned, &fresh) => {}
         _ => return Ok(Outcome::PlanChanged),
     }
-    if policy?.as_ref() != Some(inputs.policy) {
+    let Some(policy) = policy?.filter(|p| p.spec == *inputs.policy) else {
         return Ok(Outcome::PlanChanged);
-    }
+    };
     if ctx.settings.dry_run {
         return Ok(Outcome::WouldDelete);
+    }
+    // The brake's count as the API server holds it: only a deletion counted there (or
+    // approved by a release) goes, whatever this replica believes.
+    if !brake::lets_go(&policy, &version.uid, resource.schedule.delete_at, now) {
+        debug!(resource = %resource.resource, "not admitted by the brake's stored count");
+        return Ok(Outcome::PlanChanged);
     }
     match ctx
         .act(cluster::delete(&ctx.client, &resource.resource, version))
@@ -1438,6 +1571,7 @@ mod tests {
             },
             bookkeeping: BookkeepingRetention { years: 7 },
             suspend: false,
+            brake: None,
         }
     }
 

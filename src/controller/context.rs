@@ -310,6 +310,29 @@ impl Stores {
         }
     }
 
+    /// The brake release time the named policy's annotation holds, and the engagement its
+    /// status stores, as cached (without copying the status's count).
+    pub fn policy_brake(
+        &self,
+        name: &str,
+    ) -> (
+        Option<chrono::DateTime<chrono::Utc>>,
+        Option<crate::api::BrakeEngagement>,
+    ) {
+        let Some(policy) = self.policies.get(&ObjectRef::new(name)) else {
+            return (None, None);
+        };
+        let Ok(policy) = &policy.0 else {
+            return (None, None);
+        };
+        let engagement = policy
+            .status
+            .as_ref()
+            .and_then(|s| s.brake.as_ref())
+            .and_then(|b| b.engaged.clone());
+        (super::brake::released_at(policy), engagement)
+    }
+
     /// Every readable DataProcessor by name (one that cannot be read counts as unknown).
     pub fn processors(&self) -> BTreeMap<String, DataProcessorSpec> {
         self.processors
@@ -399,6 +422,8 @@ pub struct Context {
     pub pending: CountPerAccount,
     /// The due deletions a suspended RetentionPolicy holds back, per Account.
     pub held: CountPerAccount,
+    /// The mass-deletion brake of each policy.
+    pub brakes: super::brake::Brakes,
 }
 
 impl Context {

@@ -4,6 +4,7 @@
 //! - [`context`]: what every reconcile shares (errors, caches, fence, events).
 //! - [`run`](mod@run): the wiring of watches, caches and the account controller.
 //! - [`account`]: the account controller (schedules, deletions, status, finalizer).
+//! - [`brake`]: the mass-deletion brake's count in each RetentionPolicy's status.
 //! - [`cluster`]: reading, stamping and deleting bound objects of any kind.
 //! - [`guarded`]: watching objects that may not match this operator's schema.
 //! - [`index`]: the bound objects of each account, so a reconcile never scans every cache.
@@ -13,6 +14,7 @@
 //! The Account's status is computed by the pure [`crate::status`].
 
 pub mod account;
+pub mod brake;
 pub mod cluster;
 pub mod context;
 pub mod guarded;

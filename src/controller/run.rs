@@ -61,6 +61,8 @@ pub struct Settings {
     pub advance_notice: chrono::TimeDelta,
     /// Lets a request through only while this replica leads, and bounds its time.
     pub fence: Fence,
+    /// The least time between two writes of one policy's brake count.
+    pub brake_write_interval: Duration,
     /// Networks whose addresses processor webhooks may use although they are private,
     /// loopback or link-local (`--webhook-allow-cidr`).
     pub webhook_allowed_networks: Vec<ipnet::IpNet>,
@@ -240,6 +242,7 @@ pub async fn run(
         tombstones: Tombstones::default(),
         pending: CountPerAccount::default(),
         held: CountPerAccount::default(),
+        brakes: super::brake::Brakes::new(settings.brake_write_interval),
     });
     let suspects = watched.suspects;
     let report = orphans::report(context.clone(), watched.accounts, synced, suspects);
@@ -346,7 +349,7 @@ fn watch_everything(client: &Client, ready: &Arc<AtomicBool>) -> Watched {
     let (suspects, suspects_seen) = mpsc::unbounded_channel();
     let (bound, mut controller) =
         watch_bound_kinds(client, &relists, &accounts, &suspects, ready, controller);
-    let (policies, stream) = cached::<Guarded<RetentionPolicy>>(client, &relists);
+    let (policies, stream) = cached_policies(client, &relists);
     let by_policy = accounts.clone();
     controller = controller.watches_stream(stream, move |policy| {
         let name = policy.name_any();
@@ -379,6 +382,51 @@ fn watch_everything(client: &Client, ready: &Arc<AtomicBool>) -> Watched {
         },
         suspects: suspects_seen,
     }
+}
+
+/// The RetentionPolicies' watcher and cache. A policy's accounts are planned again when its
+/// spec, its brake release or its existence changes, not on the brake's own status writes
+/// (every 10 s while deleting, which would otherwise reconcile every account of the policy).
+fn cached_policies(
+    client: &Client,
+    relists: &Relists,
+) -> (
+    Store<Guarded<RetentionPolicy>>,
+    impl Stream<Item = Result<Guarded<RetentionPolicy>, watcher::Error>> + Send + 'static,
+) {
+    let (reader, writer) = reflector::store();
+    // What each policy's accounts were last planned from: generation and release annotation.
+    let mut seen: BTreeMap<String, (Option<i64>, Option<String>)> = BTreeMap::new();
+    let stream = watcher(
+        Api::<Guarded<RetentionPolicy>>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .inspect_ok(relists.announcer())
+    .filter_map(move |event| {
+        let changed = match event {
+            Err(error) => Some(Err(error)),
+            Ok(watcher::Event::Delete(policy)) => {
+                seen.remove(&policy.name_any());
+                Some(Ok(policy))
+            }
+            Ok(watcher::Event::Apply(policy) | watcher::Event::InitApply(policy)) => {
+                let inputs = (
+                    kube::Resource::meta(&policy).generation,
+                    policy
+                        .annotations()
+                        .get(crate::api::BRAKE_RELEASED_AT)
+                        .cloned(),
+                );
+                let before = seen.insert(policy.name_any(), inputs.clone());
+                (before.as_ref() != Some(&inputs)).then_some(Ok(policy))
+            }
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+        };
+        std::future::ready(changed)
+    });
+    (reader, stream)
 }
 
 /// Sets `ready` once every cache has synced, and says so on the returned channel.

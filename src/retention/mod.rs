@@ -8,6 +8,7 @@
 //! - [`plan`](mod@plan): puts it together for one account or a whole inventory.
 
 pub mod backups;
+pub mod brake;
 pub mod facts;
 pub mod notifications;
 pub mod phase;

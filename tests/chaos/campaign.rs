@@ -166,6 +166,7 @@ fn brisk_policy(grace_days: u32, keep_daily: u32) -> RetentionPolicy {
             backups: backup_policy(keep_daily, 2, 1, Some("10d")),
             bookkeeping: BookkeepingRetention { years: 7 },
             suspend: false,
+            brake: None,
         },
     )
 }

@@ -241,6 +241,7 @@ impl World {
                         advance_notice: e2e_support::ADVANCE_NOTICE,
                         fence,
                         webhook_allowed_networks: vec![LOOPBACK.parse().unwrap()],
+                        brake_write_interval: e2e_support::TEST_BRAKE_WRITE_INTERVAL,
                     };
                     let ready = Arc::new(AtomicBool::new(false));
                     controller::run(work_client, settings, run_metrics, ready, stop).await;

@@ -689,7 +689,15 @@ pub struct Mode {
     /// On the system clock instead of the harness's manual one, which it then ignores: for
     /// behaviour that shows only while time moves on by itself between passes.
     pub system_clock: bool,
+    /// The production interval between two writes of a policy's brake count (10 s) instead of
+    /// [`TEST_BRAKE_WRITE_INTERVAL`]: for the brake's own tests.
+    pub production_brake_interval: bool,
 }
+
+/// The brake's write interval of tests that are not about the brake. Their manual clock jumps
+/// make deletions fall due seconds apart in real time, and each would wait out the production
+/// interval (10 s) since the last write; the brake's own tests run with the production one.
+pub const TEST_BRAKE_WRITE_INTERVAL: Duration = Duration::from_millis(500);
 
 fn spawn_operator(
     config: &kube::Config,
@@ -714,6 +722,11 @@ fn spawn_operator(
         concurrency: 4,
         advance_notice: ADVANCE_NOTICE,
         fence: Fence::unfenced(REQUEST_TIMEOUT),
+        brake_write_interval: if mode.production_brake_interval {
+            controller::brake::WRITE_SPACING
+        } else {
+            TEST_BRAKE_WRITE_INTERVAL
+        },
         // The tests' HTTPS receivers listen on 127.0.0.1, which is refused unless allowed.
         webhook_allowed_networks: vec![LOOPBACK.parse().unwrap()],
     };
@@ -1186,4 +1199,114 @@ pub async fn freeze_operator_cache(
         },
     )
     .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replicas electing a leader, as separate processes would (each with its own client).
+
+/// One replica of the operator running under leader election (lease `retention-operator` in
+/// `default`, 3 s, so a hand-over takes seconds on a real cluster too).
+pub struct Replica {
+    pub clock: Arc<ManualClock>,
+    pub metrics: Arc<Metrics>,
+    pub stop: tokio::sync::watch::Sender<bool>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl Replica {
+    /// Starts a replica named `identity` on `clock`.
+    pub fn start(client: &Client, identity: &str, clock: Arc<ManualClock>) -> Self {
+        use retention_operator::leader::{LeaderSettings, run_as_leader};
+        let metrics = Arc::new(Metrics::new());
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let settings = LeaderSettings {
+            lease_name: LEASE.into(),
+            namespace: "default".into(),
+            identity: identity.into(),
+            lease_duration: Duration::from_secs(3),
+            renew_deadline: Duration::from_secs(2),
+            retry_period: Duration::from_millis(500),
+        };
+        let (client, run_clock, run_metrics) = (client.clone(), clock.clone(), metrics.clone());
+        let task = tokio::spawn(async move {
+            let work_client = client.clone();
+            run_as_leader(client, &settings, stopped, move |stop, fence| async move {
+                let settings = Settings {
+                    clock: run_clock.clone(),
+                    clock_moves: Some(Box::pin(run_clock.moves())),
+                    dry_run: false,
+                    concurrency: 2,
+                    advance_notice: ADVANCE_NOTICE,
+                    fence,
+                    webhook_allowed_networks: Vec::new(),
+                    brake_write_interval: controller::brake::WRITE_SPACING,
+                };
+                let ready = Arc::new(AtomicBool::new(false));
+                controller::run(work_client, settings, run_metrics, ready, stop).await;
+            })
+            .await
+            .unwrap();
+        });
+        Self {
+            clock,
+            metrics,
+            stop,
+            task,
+        }
+    }
+
+    /// Kills the replica wherever it is, without releasing the lease.
+    pub async fn kill(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+
+    /// Stops the replica gracefully.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Waits until no reconcile of this replica is running and none started or finished over
+    /// two polls in a row (200 ms apart).
+    pub async fn settle(&self) {
+        let started = || metric(&self.metrics, "retention_operator_reconciles_total{");
+        let mut last = None;
+        eventually("the replica to settle", || {
+            let snapshot = (started(), reconciles_finished(&self.metrics));
+            let settled = snapshot.1 >= snapshot.0 && last == Some(snapshot);
+            last = Some(snapshot);
+            async move {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                settled.then_some(())
+            }
+        })
+        .await;
+    }
+}
+
+/// The leader-election Lease of [`Replica`]s.
+pub const LEASE: &str = "retention-operator";
+
+/// The holder of the [`LEASE`].
+pub async fn lease_holder(client: &Client) -> Option<String> {
+    let lease =
+        Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(client.clone(), "default")
+            .get_opt(LEASE)
+            .await
+            .ok()??;
+    lease.spec?.holder_identity
+}
+
+/// Deletes a [`LEASE`] an earlier run left on a real cluster (it would name a holder before
+/// any replica has run).
+pub async fn delete_lease(client: &Client) {
+    match Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(client.clone(), "default")
+        .delete(LEASE, &DeleteParams::default())
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 => {}
+        Err(e) => panic!("deleting the old lease: {e}"),
+    }
 }

@@ -441,6 +441,7 @@ pub fn policy() -> RetentionPolicySpec {
         backups: backup_policy(7, 4, 6, Some("90d")),
         bookkeeping: BookkeepingRetention { years: 7 },
         suspend: false,
+        brake: None,
     }
 }
 

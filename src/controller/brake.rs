@@ -1,0 +1,555 @@
+//! The mass-deletion brake's shell: admits the account passes' deletions through the pure
+//! [`crate::retention::brake`], keeps its count in the RetentionPolicy's status (at most one
+//! write per [`WRITE_SPACING`] and policy), and tells when it engages or is released.
+//!
+//! A pass asks [`Brakes::admit`] before it records or sends any DELETE. The answer is one of:
+//! - go: every counted uid of the batch is among the admitted ones the status holds;
+//! - wait: a write of the count is due within [`WRITE_SPACING`]; the demand is registered
+//!   and the next write, made by whichever pass comes first, covers it;
+//! - engaged: nothing goes until a person releases the brake.
+//!
+//! Each DELETE is checked again against the policy as the API server holds it (the read
+//! invariant 3 makes anyway): the uid must be admitted there, or approved by a release.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use chrono::{DateTime, Utc};
+use kube::{
+    Resource, ResourceExt,
+    api::{Api, Patch, PatchParams},
+    runtime::events::EventType,
+};
+use serde_json::json;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::context::{Context, Error};
+use crate::{
+    api::{
+        BRAKE_RELEASED_AT, BrakeSpec, BrakeStatus, ConditionStatus, RetentionPolicy,
+        RetentionPolicySpec,
+    },
+    clock::rfc3339,
+    retention::brake::{
+        BrakeChange, BrakeDecision, BrakeRound, Demand, Fate, admitted_uids, approved_by_release,
+        decide, released,
+    },
+    status::set_condition,
+};
+
+/// The default least time between two writes of one policy's count by this replica
+/// (`--brake-write-interval`): the brake costs at most one status write per this much
+/// deleting.
+pub const WRITE_SPACING: Duration = Duration::from_secs(10);
+
+/// How far ahead (on the operator's clock) a write admits deletions already scheduled, beyond
+/// the write interval: a deletion that falls due before the next write is admitted with this
+/// one, so steady backup rotation never waits for the brake.
+const LOOK_AHEAD_MARGIN: Duration = Duration::from_secs(5);
+
+/// The condition on the RetentionPolicy's status.
+pub const BRAKE_ENGAGED: &str = "BrakeEngaged";
+
+/// Conditional writes tried before giving up to the error policy.
+const WRITE_ATTEMPTS: usize = 4;
+
+/// A pass's answer from the brake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// The batch may go.
+    Go,
+    /// The batch waits for the next write of the count, due in this long.
+    Wait(Duration),
+    /// The brake is engaged: the batch waits for a person.
+    Engaged,
+}
+
+/// The release time a policy's annotation holds; a value that is not an RFC 3339 time
+/// releases nothing.
+pub fn released_at(policy: &RetentionPolicy) -> Option<DateTime<Utc>> {
+    let value = policy.annotations().get(BRAKE_RELEASED_AT)?;
+    DateTime::parse_from_rfc3339(value.trim())
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Whether the policy as the API server holds it lets this uid (due at `delete_at`) be
+/// deleted now: admitted in its status, or approved by its release.
+pub fn lets_go(
+    policy: &RetentionPolicy,
+    uid: &str,
+    delete_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> bool {
+    let approved = delete_at.is_some_and(|at| approved_by_release(at, released_at(policy), now));
+    approved
+        || policy
+            .status
+            .as_ref()
+            .and_then(|s| s.brake.as_ref())
+            .is_some_and(|brake| admitted_uids(brake).any(|u| u == uid))
+}
+
+/// The brakes of every policy, for one leadership term of this replica.
+pub struct Brakes {
+    /// This process in this term: admissions it stored are its own.
+    holder: String,
+    /// The least time between two writes of one policy's count.
+    spacing: Duration,
+    policies: Mutex<HashMap<String, Arc<tokio::sync::Mutex<PolicyBrake>>>>,
+}
+
+/// What this replica knows of one policy's brake.
+#[derive(Default)]
+struct PolicyBrake {
+    /// The policy as this replica last read or wrote it: the next write is conditional on
+    /// its resourceVersion.
+    base: Option<RetentionPolicy>,
+    /// The uids the stored status admits.
+    admitted: HashSet<String>,
+    /// What became of the uids this replica sent DELETEs for.
+    fates: HashMap<String, Fate>,
+    /// The accounts waiting.
+    demand: BTreeMap<String, Demand>,
+    /// Each account's next scheduled deletions, as its last pass planned them: a write admits
+    /// those that fall due before the next write can be made.
+    expected: BTreeMap<String, Demand>,
+    /// When this replica last wrote the count.
+    last_write: Option<Instant>,
+    /// Whether the stored status says engaged.
+    engaged: bool,
+}
+
+impl Brakes {
+    /// Brakes for a new leadership term, under a holder name no earlier process used, writing
+    /// each policy's count at most once per `spacing`.
+    pub fn new(spacing: Duration) -> Self {
+        static TERMS: AtomicU64 = AtomicU64::new(0);
+        let replica = std::env::var("POD_NAME")
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| "local".to_owned());
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let term = TERMS.fetch_add(1, Ordering::Relaxed);
+        Self {
+            holder: format!("{replica}/{}-{started:x}-{term}", std::process::id()),
+            spacing,
+            policies: Mutex::default(),
+        }
+    }
+
+    fn of(&self, policy: &str) -> Arc<tokio::sync::Mutex<PolicyBrake>> {
+        self.policies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(policy.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Asks whether `account`'s batch (uid and deleteAt of each object) may be deleted now.
+    pub async fn admit(
+        &self,
+        ctx: &Context,
+        policy: &str,
+        spec: &RetentionPolicySpec,
+        account: &str,
+        batch: &[(String, Option<DateTime<Utc>>)],
+        now: DateTime<Utc>,
+    ) -> Result<Admission, Error> {
+        let (release, _) = ctx.stores.policy_brake(policy);
+        let limit = spec.brake_or_default();
+        let counted: Vec<&(String, Option<DateTime<Utc>>)> = batch
+            .iter()
+            .filter(|(_, at)| !at.is_some_and(|at| approved_by_release(at, release, now)))
+            .collect();
+        let state = self.of(policy);
+        let mut brake = state.lock().await;
+        if counted.iter().all(|(uid, _)| brake.admitted.contains(uid)) {
+            brake.demand.remove(account);
+            return Ok(Admission::Go);
+        }
+        brake.demand.insert(
+            account.to_owned(),
+            Demand {
+                account: account.to_owned(),
+                uids: counted.iter().map(|(uid, _)| uid.clone()).collect(),
+                due_since: counted
+                    .iter()
+                    .filter_map(|(_, at)| *at)
+                    .min()
+                    .unwrap_or(now),
+                expected: false,
+            },
+        );
+        if brake.engaged && !self.released_since(&brake, &limit, release, now) {
+            return Ok(Admission::Engaged);
+        }
+        if let Some(last) = brake.last_write {
+            let since = last.elapsed();
+            if since < self.spacing {
+                // A moment past the spacing, so the write is allowed when the pass returns.
+                return Ok(Admission::Wait(
+                    self.spacing - since + Duration::from_millis(50),
+                ));
+            }
+        }
+        let decision = self
+            .write(ctx, &mut brake, policy, &limit, release, now)
+            .await?;
+        if decision.admitted.contains(account) {
+            Ok(Admission::Go)
+        } else if decision.engaged() {
+            Ok(Admission::Engaged)
+        } else {
+            Ok(Admission::Wait(self.spacing))
+        }
+    }
+
+    /// Clears an engagement a person released: the approved backlog goes without counting
+    /// (and so without any write), but the stored engagement, its condition, event and metric
+    /// need one. When the last write was too recent, says how soon to look again.
+    pub async fn clear_if_released(
+        &self,
+        ctx: &Context,
+        policy: &str,
+        spec: &RetentionPolicySpec,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Duration>, Error> {
+        let limit = spec.brake_or_default();
+        let (release, engagement) = ctx.stores.policy_brake(policy);
+        if !engagement.is_some_and(|e| released(&e, &limit, release, now)) {
+            return Ok(None);
+        }
+        let state = self.of(policy);
+        let mut brake = state.lock().await;
+        if let Some(last) = brake.last_write
+            && last.elapsed() < self.spacing
+        {
+            return Ok(Some(
+                self.spacing - last.elapsed() + Duration::from_millis(50),
+            ));
+        }
+        self.write(ctx, &mut brake, policy, &limit, release, now)
+            .await?;
+        Ok(None)
+    }
+
+    /// Whether a person released the engagement the stored status holds.
+    fn released_since(
+        &self,
+        brake: &PolicyBrake,
+        limit: &BrakeSpec,
+        release: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> bool {
+        brake
+            .base
+            .as_ref()
+            .and_then(|p| p.status.as_ref())
+            .and_then(|s| s.brake.as_ref())
+            .and_then(|b| b.engaged.as_ref())
+            .is_none_or(|engagement| released(engagement, limit, release, now))
+    }
+
+    /// Forgets an account's demand: it has nothing due that counts.
+    pub async fn withdraw(&self, policy: &str, account: &str) {
+        let state = self.of(policy);
+        state.lock().await.demand.remove(account);
+    }
+
+    /// Records an account's next scheduled deletions (uids, due at `at`), or that it has none.
+    pub async fn expect(
+        &self,
+        policy: &str,
+        account: &str,
+        next: Option<(DateTime<Utc>, Vec<String>)>,
+    ) {
+        let state = self.of(policy);
+        let mut brake = state.lock().await;
+        match next {
+            Some((at, uids)) if !uids.is_empty() => {
+                brake.expected.insert(
+                    account.to_owned(),
+                    Demand {
+                        account: account.to_owned(),
+                        uids,
+                        due_since: at,
+                        expected: true,
+                    },
+                );
+            }
+            _ => {
+                brake.expected.remove(account);
+            }
+        }
+    }
+
+    /// Records that DELETEs for these uids are about to go: until their outcome is known they
+    /// may have gone through.
+    pub async fn sending(&self, policy: &str, uids: impl IntoIterator<Item = String>) {
+        let state = self.of(policy);
+        let mut brake = state.lock().await;
+        for uid in uids {
+            brake.fates.insert(uid, Fate::Uncertain);
+        }
+    }
+
+    /// Records the outcome of DELETEs: `gone` went (or were gone), `standing` were not
+    /// deleted. The others stay uncertain.
+    pub async fn settled(
+        &self,
+        policy: &str,
+        gone: impl IntoIterator<Item = String>,
+        standing: impl IntoIterator<Item = String>,
+    ) {
+        let state = self.of(policy);
+        let mut brake = state.lock().await;
+        for uid in gone {
+            brake.fates.insert(uid, Fate::Gone);
+        }
+        for uid in standing {
+            brake.fates.insert(uid, Fate::Standing);
+        }
+    }
+
+    /// Writes the count: settles what was admitted, admits what waits, as one conditional
+    /// status write.
+    async fn write(
+        &self,
+        ctx: &Context,
+        brake: &mut PolicyBrake,
+        policy: &str,
+        limit: &BrakeSpec,
+        release: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<BrakeDecision, Error> {
+        let policies: Api<RetentionPolicy> = Api::all(ctx.client.clone());
+        let mut base = match brake.base.take() {
+            Some(base) => base,
+            None => fresh(ctx, &policies, policy).await?,
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let stored = base
+                .status
+                .as_ref()
+                .and_then(|s| s.brake.clone())
+                .unwrap_or_default();
+            let fates = self.fates(ctx, brake, &stored);
+            let mut demand: Vec<Demand> = brake.demand.values().cloned().collect();
+            // Due now first (overdue first), then what falls due before the next write.
+            demand.sort_by(|a, b| (a.due_since, &a.account).cmp(&(b.due_since, &b.account)));
+            let horizon = now
+                + chrono::TimeDelta::from_std(self.spacing + LOOK_AHEAD_MARGIN).unwrap_or_default();
+            demand.extend(
+                brake
+                    .expected
+                    .values()
+                    .filter(|e| e.due_since > now && e.due_since <= horizon)
+                    .filter(|e| !brake.demand.contains_key(&e.account))
+                    .cloned(),
+            );
+            let decision = decide(&BrakeRound {
+                limit: *limit,
+                released_at: release,
+                previous: &stored,
+                holder: &self.holder,
+                demand: &demand,
+                fates: &fates,
+                now,
+            });
+            match write_status(ctx, &policies, &base, limit, &decision, now).await {
+                Ok(written) => {
+                    brake.last_write = Some(Instant::now());
+                    brake.admitted = admitted_uids(&decision.status).map(str::to_owned).collect();
+                    let admitted = &brake.admitted;
+                    brake.fates.retain(|uid, _| admitted.contains(uid));
+                    for account in &decision.admitted {
+                        brake.demand.remove(account);
+                    }
+                    brake.engaged = decision.engaged();
+                    brake.base = Some(written.clone());
+                    self.report(ctx, &written, limit, &decision).await;
+                    return Ok(decision);
+                }
+                Err(error) if error.is_status(409) && attempt < WRITE_ATTEMPTS => {
+                    base = fresh(ctx, &policies, policy).await?;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// The fate of each stored admitted uid, from this replica's DELETEs and the caches.
+    fn fates(
+        &self,
+        ctx: &Context,
+        brake: &PolicyBrake,
+        stored: &BrakeStatus,
+    ) -> BTreeMap<String, Fate> {
+        let mut fates = BTreeMap::new();
+        for group in &stored.admitted {
+            let ours = group.holder == self.holder;
+            for account in &group.accounts {
+                let present = ctx.stores.claims(&account.account).uids;
+                let buried = ctx.tombstones.still_cached(&account.account, &present);
+                for uid in &account.uids {
+                    let fate = match brake.fates.get(uid) {
+                        Some(Fate::Gone) => Fate::Gone,
+                        _ if !present.contains(uid) || buried.contains(uid) => Fate::Gone,
+                        Some(Fate::Uncertain) => Fate::Uncertain,
+                        _ if ours => Fate::Standing,
+                        _ => Fate::Uncertain,
+                    };
+                    fates.insert(uid.clone(), fate);
+                }
+            }
+        }
+        fates
+    }
+
+    /// Metrics, events and a log line for what the write changed.
+    async fn report(
+        &self,
+        ctx: &Context,
+        policy: &RetentionPolicy,
+        limit: &BrakeSpec,
+        decision: &BrakeDecision,
+    ) {
+        let name = policy.name_any();
+        ctx.metrics
+            .set_brake(&name, decision.engaged(), decision.counted);
+        let regarding = policy.object_ref(&());
+        match decision.change {
+            Some(BrakeChange::Engaged) => {
+                let message = engaged_message(limit, decision);
+                warn!(policy = %name, counted = decision.counted, waiting = decision.waiting, "mass-deletion brake engaged");
+                ctx.publish_regarding(
+                    &regarding,
+                    None,
+                    EventType::Warning,
+                    BRAKE_ENGAGED,
+                    &message,
+                )
+                .await;
+            }
+            Some(BrakeChange::Released) => {
+                info!(policy = %name, "mass-deletion brake released");
+                ctx.publish_regarding(
+                    &regarding,
+                    None,
+                    EventType::Normal,
+                    "BrakeReleased",
+                    "the mass-deletion brake was released: deletions resume",
+                )
+                .await;
+            }
+            None => {}
+        }
+    }
+}
+
+/// The message of an engaged brake: the count, the window and how to release it.
+fn engaged_message(limit: &BrakeSpec, decision: &BrakeDecision) -> String {
+    let at = decision
+        .status
+        .engaged
+        .as_ref()
+        .map_or_else(String::new, |e| rfc3339(e.at));
+    format!(
+        "{} deletions within {} reached maxDeletions {}; {} due deletions wait. Release: annotate the RetentionPolicy with {BRAKE_RELEASED_AT} set to a time after {at} (everything due by then goes), or raise spec.brake.maxDeletions",
+        decision.counted, limit.per, limit.max_deletions, decision.waiting
+    )
+}
+
+/// Reads the policy from the API server.
+async fn fresh(
+    ctx: &Context,
+    policies: &Api<RetentionPolicy>,
+    name: &str,
+) -> Result<RetentionPolicy, Error> {
+    ctx.act(policies.get(name)).await
+}
+
+/// Writes the count and the `BrakeEngaged` condition, conditional on `base`'s
+/// resourceVersion.
+async fn write_status(
+    ctx: &Context,
+    policies: &Api<RetentionPolicy>,
+    base: &RetentionPolicy,
+    limit: &BrakeSpec,
+    decision: &BrakeDecision,
+    now: DateTime<Utc>,
+) -> Result<RetentionPolicy, Error> {
+    let mut conditions = base
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let (status, reason, message) = if decision.engaged() {
+        (
+            ConditionStatus::True,
+            "MaxDeletionsReached",
+            engaged_message(limit, decision),
+        )
+    } else {
+        (
+            ConditionStatus::False,
+            "WithinLimit",
+            format!(
+                "{} deletions counted within {} of maxDeletions {}",
+                decision.counted, limit.per, limit.max_deletions
+            ),
+        )
+    };
+    set_condition(
+        &mut conditions,
+        BRAKE_ENGAGED,
+        status,
+        reason,
+        &message,
+        base.metadata.generation,
+        now,
+    );
+    let brake = &decision.status;
+    let patch = json!({
+        "metadata": { "resourceVersion": base.resource_version() },
+        "status": {
+            "conditions": conditions,
+            "brake": {
+                "counted": brake.counted,
+                "admitted": brake.admitted,
+                "engaged": brake.engaged,
+            },
+        },
+    });
+    let name = base.name_any();
+    ctx.act(policies.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)))
+        .await
+}
+
+/// The uids of a batch that went and that did not, for [`Brakes::settled`].
+pub fn outcome_uids(
+    sent: &BTreeSet<String>,
+    gone: impl IntoIterator<Item = String>,
+    uncertain: impl IntoIterator<Item = String>,
+) -> (Vec<String>, Vec<String>) {
+    let gone: BTreeSet<String> = gone.into_iter().collect();
+    let uncertain: BTreeSet<String> = uncertain.into_iter().collect();
+    let standing = sent
+        .iter()
+        .filter(|uid| !gone.contains(*uid) && !uncertain.contains(*uid))
+        .cloned()
+        .collect();
+    (gone.into_iter().collect(), standing)
+}
