@@ -36,6 +36,7 @@
 //! | Variable | Default | Meaning |
 //! |---|---|---|
 //! | `DESIGN_TARGETS_PHASES` | `latency,erasure,memory` | which phases run |
+//! | `DESIGN_TARGETS_OPERATOR` | the `retention-operator` of this build | the operator binary to measure (another commit's build, to compare) |
 //! | `DESIGN_TARGETS_DUE_ACCOUNTS` | 100 | accounts falling due in the latency phase (6 objects each) |
 //! | `DESIGN_TARGETS_SPREAD_SECS` | 15 | seconds their deleteAts are spread over |
 //! | `DESIGN_TARGETS_ERASURE_OBJECTS` | 50 | objects bound to the erased account |
@@ -88,7 +89,13 @@ use support::{
 type Error = Box<dyn std::error::Error + Send + Sync>;
 type Result<T, E = Error> = std::result::Result<T, E>;
 
-const OPERATOR: &str = env!("CARGO_BIN_EXE_retention-operator");
+const BUILT_OPERATOR: &str = env!("CARGO_BIN_EXE_retention-operator");
+
+/// The operator binary the phases run: `DESIGN_TARGETS_OPERATOR`, else the one this build made
+/// (set it to another build, say of an earlier commit, to compare two side by side).
+fn operator() -> String {
+    std::env::var("DESIGN_TARGETS_OPERATOR").unwrap_or_else(|_| BUILT_OPERATOR.to_owned())
+}
 const CRDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
 const GROUP: &str = "hosting.ecuni.se";
 const VERSION: &str = "v1alpha1";
@@ -888,7 +895,8 @@ impl Operator {
             .port();
         let log = dir.join(format!("operator-{label}.log"));
         let file = std::fs::File::create(&log)?;
-        let child = Command::new(OPERATOR)
+        let operator = operator();
+        let child = Command::new(&operator)
             .args([
                 "run",
                 "--leader-election=false",
@@ -909,7 +917,7 @@ impl Operator {
             .stdout(file.try_clone()?)
             .stderr(file)
             .spawn()
-            .map_err(|e| format!("cannot start {OPERATOR}: {e}"))?;
+            .map_err(|e| format!("cannot start {operator}: {e}"))?;
         Ok(Operator {
             pid: child.id(),
             child,
@@ -2214,9 +2222,10 @@ async fn run() -> Result<()> {
         ),
         Err(_) => "in-memory API server in the benchmark process".into(),
     };
+    let operator = operator();
     println!(
         "Operator: `{}` (separate process, `--concurrency 8`), {server}; {} in all.",
-        Path::new(OPERATOR)
+        Path::new(&operator)
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or("retention-operator"),

@@ -278,7 +278,7 @@ struct Recorded {
 /// is deleted, the deletions about to be sent and the requests they will make owed: a crash in
 /// between must lose neither.
 async fn record(
-    ctx: &Context,
+    ctx: &Arc<Context>,
     observed: &Observed,
     planned: &Planned,
     now: DateTime<Utc>,
@@ -346,7 +346,7 @@ async fn record(
 /// Asks the policy's mass-deletion brake whether the batch may go; a batch it holds back
 /// becomes empty (and says when to look again).
 async fn admit(
-    ctx: &Context,
+    ctx: &Arc<Context>,
     observed: &Observed,
     plan: &AccountPlan,
     batch: Batch,
@@ -357,14 +357,9 @@ async fn admit(
     if ctx.settings.dry_run {
         return Ok(batch);
     }
-    let recheck = ctx
-        .brakes
+    ctx.brakes
         .clear_if_released(ctx, policy, &observed.policy, now)
         .await?;
-    let batch = Batch {
-        brake_wait: recheck,
-        ..batch
-    };
     if batch.due.is_empty() {
         ctx.brakes.withdraw(policy, &observed.name).await;
         return Ok(batch);
@@ -630,12 +625,7 @@ async fn wake_up(
     }
     ctx.failing.succeeded(name);
     if let Some(wait) = acted.brake_wait {
-        // The brake admits the batch (or clears a released engagement) with its next write.
-        let wait = if acted.interrupted || acted.more_due {
-            wait.min(NEXT_BATCH)
-        } else {
-            wait
-        };
+        // The brake admits the batch with its next write.
         return Ok(Action::requeue(wait));
     }
     if acted.interrupted || acted.more_due {

@@ -30,7 +30,7 @@ use serde_json::json;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::context::{Context, Error};
+use super::context::{Context, Error, Policy, spawn_cancellable};
 use crate::{
     api::{
         BRAKE_RELEASED_AT, BrakeSpec, BrakeStatus, ConditionStatus, RetentionPolicy,
@@ -97,6 +97,9 @@ pub fn lets_go(
             .is_some_and(|brake| admitted_uids(brake).any(|u| u == uid))
 }
 
+/// An object of a batch: its uid and deleteAt.
+pub type DueItem = (String, Option<DateTime<Utc>>);
+
 /// The brakes of every policy, for one leadership term of this replica.
 pub struct Brakes {
     /// This process in this term: admissions it stored are its own.
@@ -117,7 +120,9 @@ struct PolicyBrake {
     /// What became of the uids this replica sent DELETEs for.
     fates: HashMap<String, Fate>,
     /// The accounts waiting.
-    demand: BTreeMap<String, Demand>,
+    /// The accounts waiting, with each object's uid and deleteAt: a release approves some
+    /// of what waits.
+    demand: BTreeMap<String, Vec<DueItem>>,
     /// Each account's next scheduled deletions, as its last pass planned them: a write admits
     /// those that fall due before the next write can be made.
     expected: BTreeMap<String, Demand>,
@@ -125,6 +130,8 @@ struct PolicyBrake {
     last_write: Option<Instant>,
     /// Whether the stored status says engaged.
     engaged: bool,
+    /// Whether a task will record a release once the write interval has passed.
+    release_scheduled: bool,
 }
 
 impl Brakes {
@@ -162,12 +169,12 @@ impl Brakes {
         policy: &str,
         spec: &RetentionPolicySpec,
         account: &str,
-        batch: &[(String, Option<DateTime<Utc>>)],
+        batch: &[DueItem],
         now: DateTime<Utc>,
     ) -> Result<Admission, Error> {
         let (release, _) = ctx.stores.policy_brake(policy);
         let limit = spec.brake_or_default();
-        let counted: Vec<&(String, Option<DateTime<Utc>>)> = batch
+        let counted: Vec<&DueItem> = batch
             .iter()
             .filter(|(_, at)| !at.is_some_and(|at| approved_by_release(at, release, now)))
             .collect();
@@ -177,19 +184,9 @@ impl Brakes {
             brake.demand.remove(account);
             return Ok(Admission::Go);
         }
-        brake.demand.insert(
-            account.to_owned(),
-            Demand {
-                account: account.to_owned(),
-                uids: counted.iter().map(|(uid, _)| uid.clone()).collect(),
-                due_since: counted
-                    .iter()
-                    .filter_map(|(_, at)| *at)
-                    .min()
-                    .unwrap_or(now),
-                expected: false,
-            },
-        );
+        brake
+            .demand
+            .insert(account.to_owned(), counted.into_iter().cloned().collect());
         if brake.engaged && !self.released_since(&brake, &limit, release, now) {
             return Ok(Admission::Engaged);
         }
@@ -216,31 +213,62 @@ impl Brakes {
 
     /// Clears an engagement a person released: the approved backlog goes without counting
     /// (and so without any write), but the stored engagement, its condition, event and metric
-    /// need one. When the last write was too recent, says how soon to look again.
+    /// need one. When the last write was too recent, a task of its own makes it once the
+    /// interval has passed (the accounts' passes may all be over by then).
     pub async fn clear_if_released(
         &self,
-        ctx: &Context,
+        ctx: &Arc<Context>,
         policy: &str,
         spec: &RetentionPolicySpec,
         now: DateTime<Utc>,
-    ) -> Result<Option<Duration>, Error> {
+    ) -> Result<(), Error> {
         let limit = spec.brake_or_default();
         let (release, engagement) = ctx.stores.policy_brake(policy);
         if !engagement.is_some_and(|e| released(&e, &limit, release, now)) {
-            return Ok(None);
+            return Ok(());
         }
         let state = self.of(policy);
         let mut brake = state.lock().await;
-        if let Some(last) = brake.last_write
-            && last.elapsed() < self.spacing
-        {
-            return Ok(Some(
-                self.spacing - last.elapsed() + Duration::from_millis(50),
-            ));
+        match brake.last_write {
+            Some(last) if last.elapsed() < self.spacing => {
+                if !brake.release_scheduled {
+                    brake.release_scheduled = true;
+                    let wait = self.spacing - last.elapsed() + Duration::from_millis(50);
+                    let (later, policy) = (ctx.clone(), policy.to_owned());
+                    spawn_cancellable(&ctx.cancel, async move {
+                        tokio::time::sleep(wait).await;
+                        if let Err(error) = later.brakes.write_release(&later, &policy).await {
+                            // The next pass of an account under the policy tries again.
+                            warn!(policy = %policy, reason = error.reason(), "cannot record the brake's release");
+                        }
+                    });
+                }
+                Ok(())
+            }
+            _ => self
+                .write(ctx, &mut brake, policy, &limit, release, now)
+                .await
+                .map(|_| ()),
+        }
+    }
+
+    /// The write [`Brakes::clear_if_released`] put off, if the release still stands.
+    async fn write_release(&self, ctx: &Context, policy: &str) -> Result<(), Error> {
+        let now = ctx.clock.now();
+        let state = self.of(policy);
+        let mut brake = state.lock().await;
+        brake.release_scheduled = false;
+        let Policy::Found(spec) = ctx.stores.policy(policy) else {
+            return Ok(());
+        };
+        let limit = spec.brake_or_default();
+        let (release, engagement) = ctx.stores.policy_brake(policy);
+        if !engagement.is_some_and(|e| released(&e, &limit, release, now)) {
+            return Ok(());
         }
         self.write(ctx, &mut brake, policy, &limit, release, now)
-            .await?;
-        Ok(None)
+            .await
+            .map(|_| ())
     }
 
     /// Whether a person released the engagement the stored status holds.
@@ -321,6 +349,51 @@ impl Brakes {
         }
     }
 
+    /// What waits, due now first (overdue first), then what falls due before the next write;
+    /// what a release approved since it was asked for goes without counting.
+    fn demand(
+        &self,
+        brake: &PolicyBrake,
+        release: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Vec<Demand> {
+        // What a release approved since it was asked for goes without counting.
+        let mut demand: Vec<Demand> = brake
+            .demand
+            .iter()
+            .filter_map(|(account, items)| {
+                let counted: Vec<&DueItem> = items
+                    .iter()
+                    .filter(|(_, at)| !at.is_some_and(|at| approved_by_release(at, release, now)))
+                    .collect();
+                (!counted.is_empty()).then(|| Demand {
+                    account: account.clone(),
+                    uids: counted.iter().map(|(uid, _)| uid.clone()).collect(),
+                    due_since: counted
+                        .iter()
+                        .filter_map(|(_, at)| *at)
+                        .min()
+                        .unwrap_or(now),
+                    expected: false,
+                })
+            })
+            .collect();
+        // Due now first (overdue first), then what falls due before the next write.
+        demand.sort_by(|a, b| (a.due_since, &a.account).cmp(&(b.due_since, &b.account)));
+        let horizon =
+            now + chrono::TimeDelta::from_std(self.spacing + LOOK_AHEAD_MARGIN).unwrap_or_default();
+        demand.extend(
+            brake
+                .expected
+                .values()
+                .filter(|e| e.due_since > now && e.due_since <= horizon)
+                .filter(|e| !approved_by_release(e.due_since, release, now))
+                .filter(|e| !brake.demand.contains_key(&e.account))
+                .cloned(),
+        );
+        demand
+    }
+
     /// Writes the count: settles what was admitted, admits what waits, as one conditional
     /// status write.
     async fn write(
@@ -346,19 +419,7 @@ impl Brakes {
                 .and_then(|s| s.brake.clone())
                 .unwrap_or_default();
             let fates = self.fates(ctx, brake, &stored);
-            let mut demand: Vec<Demand> = brake.demand.values().cloned().collect();
-            // Due now first (overdue first), then what falls due before the next write.
-            demand.sort_by(|a, b| (a.due_since, &a.account).cmp(&(b.due_since, &b.account)));
-            let horizon = now
-                + chrono::TimeDelta::from_std(self.spacing + LOOK_AHEAD_MARGIN).unwrap_or_default();
-            demand.extend(
-                brake
-                    .expected
-                    .values()
-                    .filter(|e| e.due_since > now && e.due_since <= horizon)
-                    .filter(|e| !brake.demand.contains_key(&e.account))
-                    .cloned(),
-            );
+            let demand = self.demand(brake, release, now);
             let decision = decide(&BrakeRound {
                 limit: *limit,
                 released_at: release,
@@ -368,6 +429,9 @@ impl Brakes {
                 fates: &fates,
                 now,
             });
+            // Told before it is stored: a crash right after the write would lose the event
+            // for good (the next replica finds the change made). A crash before it repeats it.
+            announce(ctx, &base, limit, &decision).await;
             match write_status(ctx, &policies, &base, limit, &decision, now).await {
                 Ok(written) => {
                     brake.last_write = Some(Instant::now());
@@ -378,8 +442,9 @@ impl Brakes {
                         brake.demand.remove(account);
                     }
                     brake.engaged = decision.engaged();
-                    brake.base = Some(written.clone());
-                    self.report(ctx, &written, limit, &decision).await;
+                    ctx.metrics
+                        .set_brake(policy, decision.engaged(), decision.counted);
+                    brake.base = Some(written);
                     return Ok(decision);
                 }
                 Err(error) if error.is_status(409) && attempt < WRITE_ATTEMPTS => {
@@ -417,45 +482,42 @@ impl Brakes {
         }
         fates
     }
+}
 
-    /// Metrics, events and a log line for what the write changed.
-    async fn report(
-        &self,
-        ctx: &Context,
-        policy: &RetentionPolicy,
-        limit: &BrakeSpec,
-        decision: &BrakeDecision,
-    ) {
-        let name = policy.name_any();
-        ctx.metrics
-            .set_brake(&name, decision.engaged(), decision.counted);
-        let regarding = policy.object_ref(&());
-        match decision.change {
-            Some(BrakeChange::Engaged) => {
-                let message = engaged_message(limit, decision);
-                warn!(policy = %name, counted = decision.counted, waiting = decision.waiting, "mass-deletion brake engaged");
-                ctx.publish_regarding(
-                    &regarding,
-                    None,
-                    EventType::Warning,
-                    BRAKE_ENGAGED,
-                    &message,
-                )
-                .await;
-            }
-            Some(BrakeChange::Released) => {
-                info!(policy = %name, "mass-deletion brake released");
-                ctx.publish_regarding(
-                    &regarding,
-                    None,
-                    EventType::Normal,
-                    "BrakeReleased",
-                    "the mass-deletion brake was released: deletions resume",
-                )
-                .await;
-            }
-            None => {}
+/// The event and log line of a change of the brake.
+async fn announce(
+    ctx: &Context,
+    policy: &RetentionPolicy,
+    limit: &BrakeSpec,
+    decision: &BrakeDecision,
+) {
+    let name = policy.name_any();
+    let regarding = policy.object_ref(&());
+    match decision.change {
+        Some(BrakeChange::Engaged) => {
+            let message = engaged_message(limit, decision);
+            warn!(policy = %name, counted = decision.counted, waiting = decision.waiting, "mass-deletion brake engaged");
+            ctx.publish_regarding(
+                &regarding,
+                None,
+                EventType::Warning,
+                BRAKE_ENGAGED,
+                &message,
+            )
+            .await;
         }
+        Some(BrakeChange::Released) => {
+            info!(policy = %name, "mass-deletion brake released");
+            ctx.publish_regarding(
+                &regarding,
+                None,
+                EventType::Normal,
+                "BrakeReleased",
+                "the mass-deletion brake was released: deletions resume",
+            )
+            .await;
+        }
+        None => {}
     }
 }
 

@@ -19,7 +19,7 @@ use kube::{
 };
 use retention_operator::{
     api::{
-        Account, BookkeepingRetention, DataProcessor, GracePeriods, RetentionPolicy,
+        Account, BookkeepingRetention, BrakeSpec, DataProcessor, GracePeriods, RetentionPolicy,
         RetentionPolicySpec,
     },
     clock::Clock,
@@ -197,6 +197,9 @@ enum Step {
         keep_daily: u32,
         /// Whether the edit suspends the policy (any other edit lifts it).
         suspend: bool,
+        /// A brake of this many deletions (in a window longer than any campaign), or the
+        /// default brake.
+        brake: Option<u32>,
     },
     DeleteAccount {
         account: String,
@@ -586,6 +589,7 @@ impl Driver<'_> {
                 // Drawn from the same number, so adding suspend left every seed's sequence of
                 // steps as it was.
                 suspend: b % 5 == 0,
+                brake: (b % 3 == 0).then_some(5 + b % 30),
             },
             39..42 => Step::DeleteAccount { account },
             42..47 => Step::AddBackup {
@@ -699,11 +703,20 @@ impl Driver<'_> {
                 grace_days,
                 keep_daily,
                 suspend,
+                brake,
             } => {
                 let mut policy = brisk_policy(grace_days, keep_daily);
                 policy.spec.suspend = suspend;
+                policy.spec.brake = brake.map(|max_deletions| BrakeSpec {
+                    max_deletions,
+                    per: dur("999999d"),
+                });
                 let api: Api<RetentionPolicy> = Api::all(self.world.client.clone());
-                let patch = json!({"spec": serde_json::to_value(&policy.spec).unwrap()});
+                let mut patch = json!({"spec": serde_json::to_value(&policy.spec).unwrap()});
+                // A merge patch leaves out what it does not name: no brake is a null.
+                if brake.is_none() {
+                    patch["spec"]["brake"] = Value::Null;
+                }
                 retry("editing the policy", || async {
                     api.patch(BRISK, &PatchParams::default(), &Patch::Merge(&patch))
                         .await
@@ -848,15 +861,16 @@ impl Driver<'_> {
             .extend(fresh.into_iter().map(|exchange| exchange.record));
     }
 
-    /// Faults off, receivers answering, every replica running, no policy suspended.
+    /// Faults off, receivers answering, every replica running, no policy suspended, the
+    /// default brake (a person raising the limit releases an engaged one).
     async fn calm_down(&mut self) {
         if let Some(server) = self.world.test_server() {
             server.clear_faults();
             server.set_event_window(10_000);
         }
         let api: Api<RetentionPolicy> = Api::all(self.world.client.clone());
-        let lift = json!({"spec": {"suspend": false}});
-        retry("lifting a suspend", || async {
+        let lift = json!({"spec": {"suspend": false, "brake": null}});
+        retry("lifting a suspend and a brake", || async {
             api.patch(BRISK, &PatchParams::default(), &Patch::Merge(&lift))
                 .await
                 .map(|_| ())

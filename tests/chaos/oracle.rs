@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use retention_operator::{
-    api::{Account, RetentionPolicy, RetentionPolicySpec},
+    api::{Account, BrakeSpec, RetentionPolicy, RetentionPolicySpec},
     kinds::{BoundKind, KindVisitor, ResourceKind},
     retention::{BoundResource, ResourcePlan, plan_account},
 };
@@ -46,6 +46,10 @@ pub enum ViolationKind {
     DeletedEarly,
     /// A DELETE while every version of the RetentionPolicy it could rest on was suspended.
     DeletedWhileSuspended,
+    /// More deletions under a RetentionPolicy than its brake's `maxDeletions` since the brake
+    /// last changed (the campaign's windows never slide and it releases no brake by
+    /// annotation, so the count since the last change is what the limit bounds).
+    BrakeExceeded,
     /// Invariant 3: a DELETE without uid and resourceVersion preconditions.
     NoPreconditions,
     /// Invariant 3: a DELETE not preceded by its own read of the Account from the API server.
@@ -389,6 +393,8 @@ pub struct Oracle {
     /// and the Account together before a DELETE, so a policy edit answered between the two
     /// reads leaves it deciding on the version before the edit.
     policy_reads: HashMap<String, RetentionPolicySpec>,
+    /// Per policy, its brake as last seen and the certain deletions under it since then.
+    brake_counts: HashMap<String, (BrakeSpec, u32)>,
     pub violations: Vec<Violation>,
     pub deletions: Vec<CheckedDeletion>,
     /// DELETEs whose planned version is not in the history yet. kube-apiserver's watch tells
@@ -417,6 +423,7 @@ impl Oracle {
             account_reads: HashMap::new(),
             lease_holders: Vec::new(),
             policy_reads: HashMap::new(),
+            brake_counts: HashMap::new(),
             violations: Vec::new(),
             deletions: Vec::new(),
             pending: Vec::new(),
@@ -444,6 +451,34 @@ impl Oracle {
         serde_json::from_value::<RetentionPolicy>(policy.clone())
             .ok()
             .map(|p| p.spec)
+    }
+
+    /// Counts a certain deletion under `policy` against its brake as it stands now; a change
+    /// of the brake starts the count over (more lenient than the operator, whose count
+    /// carries on).
+    fn count_against_brake(&mut self, position: usize, what: &str, policy: &str) {
+        let Some(brake) = self.policy(policy).map(|p| p.brake_or_default()) else {
+            return;
+        };
+        let entry = self
+            .brake_counts
+            .entry(policy.to_owned())
+            .or_insert((brake, 0));
+        if entry.0 != brake {
+            *entry = (brake, 0);
+        }
+        entry.1 += 1;
+        if entry.1 > brake.max_deletions {
+            let count = entry.1;
+            self.violation(
+                ViolationKind::BrakeExceeded,
+                position,
+                format!(
+                    "{what}: deletion {count} under RetentionPolicy {policy}, whose brake allows {}",
+                    brake.max_deletions
+                ),
+            );
+        }
     }
 
     /// Ends the history: a DELETE whose planned version never appeared in it is a violation.
@@ -798,6 +833,9 @@ impl Oracle {
             .filter(|at| Some(*at) != plan.schedule.delete_at)
             .collect();
         let certain = record.code == 200;
+        if certain {
+            self.count_against_brake(position, &what, &account.spec.retention_policy_ref);
+        }
         let under_termination = account.metadata.deletion_timestamp.is_some()
             || account.spec.state == retention_operator::api::AccountState::Terminated;
         self.deletions.push(CheckedDeletion {
