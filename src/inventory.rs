@@ -24,7 +24,7 @@ use crate::{
     api::{Account, DataProcessor, RetentionPolicy},
     kinds::{BoundKind, KindVisitor, ResourceKind},
     report,
-    retention::{BoundResource, Inventory, Plan},
+    retention::{BoundResource, Inventory, Plan, brake::BrakeState},
 };
 
 /// Objects per LIST page.
@@ -108,7 +108,12 @@ pub async fn collect(client: &Client, account: &str) -> Result<Inventory, Invent
         .ok_or_else(|| InventoryError::AccountNotFound(account.to_owned()))?;
     let policy_name = account_object.spec.retention_policy_ref.clone();
     let every_kind = ResourceKind::ALL
-        .map(|kind| kind.visit(ListBound { client, account }))
+        .map(|kind| {
+            kind.visit(ListBound {
+                client,
+                account: Some(account),
+            })
+        })
         .into_iter();
     let (policy, bound, processors) = futures::try_join!(
         get::<RetentionPolicy>(client, &policy_name),
@@ -133,6 +138,10 @@ pub async fn collect(client: &Client, account: &str) -> Result<Inventory, Invent
     }
     Ok(Inventory {
         accounts: vec![account_object],
+        brakes: policy
+            .iter()
+            .map(|policy| (policy_name.clone(), BrakeState::of(policy)))
+            .collect(),
         policies: policy
             .map(|policy| (policy_name, policy.spec))
             .into_iter()
@@ -252,10 +261,53 @@ where
     }
 }
 
-/// Lists the objects of one bound kind that `spec.accountRef` binds to the account.
+/// Reads everything the operator plans from the cluster (`plan --cluster`): every Account,
+/// RetentionPolicy (with its brake's count), DataProcessor and bound object, as `plan -f`
+/// would read them from the same objects exported as manifests. LISTs only; writes nothing.
+pub async fn collect_cluster(client: &Client) -> Result<Inventory, InventoryError> {
+    let every_kind = ResourceKind::ALL
+        .map(|kind| {
+            kind.visit(ListBound {
+                client,
+                account: None,
+            })
+        })
+        .into_iter();
+    let (accounts, policies, processors, bound) = futures::try_join!(
+        list::<Account>(client),
+        list::<RetentionPolicy>(client),
+        list::<DataProcessor>(client),
+        futures::future::try_join_all(every_kind),
+    )?;
+    let mut inventory = Inventory {
+        accounts: accounts
+            .iter()
+            .map(typed::<Account>)
+            .collect::<Result<_, _>>()?,
+        resources: bound.into_iter().flatten().collect(),
+        ..Inventory::default()
+    };
+    for object in &policies {
+        let policy: RetentionPolicy = typed(object)?;
+        let name = object.metadata.name.clone().unwrap_or_default();
+        inventory
+            .brakes
+            .insert(name.clone(), BrakeState::of(&policy));
+        inventory.policies.insert(name, policy.spec);
+    }
+    for object in &processors {
+        let processor: DataProcessor = typed(object)?;
+        let name = object.metadata.name.clone().unwrap_or_default();
+        inventory.processors.insert(name, processor.spec);
+    }
+    Ok(inventory)
+}
+
+/// Lists the objects of one bound kind that `spec.accountRef` binds to the account (every
+/// object of the kind without one).
 struct ListBound<'a> {
     client: &'a Client,
-    account: &'a str,
+    account: Option<&'a str>,
 }
 
 impl<'a> KindVisitor for ListBound<'a> {
@@ -270,12 +322,16 @@ impl<'a> KindVisitor for ListBound<'a> {
 /// accounts are not converted, so one of them being malformed does not matter here.
 async fn bound<K: BoundKind>(
     client: &Client,
-    account: &str,
+    account: Option<&str>,
 ) -> Result<Vec<BoundResource>, InventoryError> {
     list::<K>(client)
         .await?
         .iter()
-        .filter(|o| o.data.pointer("/spec/accountRef").and_then(|v| v.as_str()) == Some(account))
+        .filter(|o| {
+            account.is_none_or(|account| {
+                o.data.pointer("/spec/accountRef").and_then(|v| v.as_str()) == Some(account)
+            })
+        })
         .map(|o| typed::<K>(o).map(|object| object.facts()))
         .collect()
 }

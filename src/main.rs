@@ -38,12 +38,29 @@ struct Cli {
 enum Command {
     /// Run the operator against the cluster (in-cluster config, or KUBECONFIG).
     Run(RunArgs),
-    /// Show what the operator would erase and when, from manifests, with no cluster.
+    /// Show what the operator would erase and when: from manifests with no cluster, or read
+    /// from a live cluster (`--cluster`, read only) before installing it there.
     Plan {
         /// Manifest files or directories (searched recursively for *.yaml and *.yml); - reads
         /// standard input.
-        #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+        #[arg(
+            short = 'f',
+            long = "filename",
+            num_args = 1..,
+            required_unless_present = "cluster",
+            conflicts_with = "cluster"
+        )]
         files: Vec<PathBuf>,
+        /// Read the objects from the cluster instead (LISTs only: nothing is written).
+        #[arg(long)]
+        cluster: bool,
+        /// The kubeconfig for `--cluster` (default: $KUBECONFIG, ~/.kube/config, or the
+        /// in-cluster config).
+        #[arg(long, requires = "cluster")]
+        kubeconfig: Option<PathBuf>,
+        /// The kubeconfig context for `--cluster` (default: the current context).
+        #[arg(long, requires = "cluster")]
+        context: Option<String>,
         /// The instant to plan for (RFC 3339); defaults to the current time.
         #[arg(long, value_parser = parse_time)]
         now: Option<DateTime<Utc>>,
@@ -170,7 +187,24 @@ fn main() -> ExitCode {
             init_logging(args.log_format);
             run(args).map(|()| String::new()).map_err(|e| (1, e))
         }
-        Command::Plan { files, now, output } => plan(&files, now.unwrap_or_else(Utc::now), output),
+        Command::Plan {
+            files,
+            cluster,
+            kubeconfig,
+            context,
+            now,
+            output,
+        } => {
+            let source = if cluster {
+                PlanSource::Cluster {
+                    kubeconfig,
+                    context,
+                }
+            } else {
+                PlanSource::Files(files)
+            };
+            plan(source, now.unwrap_or_else(Utc::now), output)
+        }
         Command::Crds { out_dir: None } => crds::render_all().map_err(|e| (1, e.to_string())),
         Command::Crds { out_dir: Some(dir) } => crds::write_all(&dir)
             .map(|files| files.join("\n") + "\n")
@@ -200,15 +234,76 @@ fn main() -> ExitCode {
     }
 }
 
-fn plan(files: &[PathBuf], now: DateTime<Utc>, output: Format) -> Result<String, (u8, String)> {
-    let inventory = manifest::load(files).map_err(|e| (BAD_INPUT, e.to_string()))?;
+/// Where `plan` reads the objects.
+enum PlanSource {
+    /// Manifests.
+    Files(Vec<PathBuf>),
+    /// A live cluster.
+    Cluster {
+        kubeconfig: Option<PathBuf>,
+        context: Option<String>,
+    },
+}
+
+fn plan(source: PlanSource, now: DateTime<Utc>, output: Format) -> Result<String, (u8, String)> {
+    let inventory = match source {
+        PlanSource::Files(files) => {
+            manifest::load(&files).map_err(|e| (BAD_INPUT, e.to_string()))?
+        }
+        PlanSource::Cluster {
+            kubeconfig,
+            context,
+        } => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| (1, format!("cannot start the runtime: {e}")))?;
+            runtime.block_on(async {
+                let client = kubeconfig_client(kubeconfig.as_deref(), context.as_deref())
+                    .await
+                    .map_err(|e| (1, e))?;
+                retention_operator::inventory::collect_cluster(&client)
+                    .await
+                    .map_err(|e| (e.exit_code(), e.to_string()))
+            })?
+        }
+    };
     let plan = retention::plan(&inventory, now).map_err(|e| (BAD_INPUT, e.to_string()))?;
     match output {
-        Format::Table => Ok(report::table(&plan)),
+        Format::Table => Ok(report::table(&plan) + &report::due_now(&plan, &inventory)),
         Format::Json => report::json(&plan)
             .map(|json| json + "\n")
             .map_err(|e| (1, format!("cannot render JSON: {e}"))),
     }
+}
+
+/// A client of the kubeconfig at `path` (else the usual search), in `context` (else the current
+/// one).
+async fn kubeconfig_client(
+    path: Option<&std::path::Path>,
+    context: Option<&str>,
+) -> Result<kube::Client, String> {
+    use kube::config::{KubeConfigOptions, Kubeconfig};
+    let options = KubeConfigOptions {
+        context: context.map(str::to_owned),
+        ..KubeConfigOptions::default()
+    };
+    let config = match (path, context) {
+        (Some(path), _) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        (None, Some(_)) => kube::Config::from_kubeconfig(&options)
+            .await
+            .map_err(|e| format!("cannot use the kubeconfig: {e}"))?,
+        (None, None) => kube::Config::infer()
+            .await
+            .map_err(|e| format!("cannot find a cluster configuration: {e}"))?,
+    };
+    kube::Client::try_from(config).map_err(|e| format!("cannot reach the cluster: {e}"))
 }
 
 /// Reads the account's objects from the cluster and renders their plan; nothing is logged.

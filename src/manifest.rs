@@ -17,6 +17,7 @@ use crate::{
     api::{API_VERSION, Account, DataProcessor, RetentionPolicy},
     kinds::{BoundKind, KindVisitor, ResourceKind},
     retention::Inventory,
+    retention::brake::BrakeState,
 };
 
 /// The path that makes `plan -f -` read standard input, as kubectl does.
@@ -259,6 +260,9 @@ impl Reader {
             "RetentionPolicy" => {
                 let policy: RetentionPolicy = decode_cel(value, &source)?;
                 let name = self.register(&policy, &source)?;
+                self.inventory
+                    .brakes
+                    .insert(name.clone(), BrakeState::of(&policy));
                 self.inventory.policies.insert(name, policy.spec);
             }
             "DataProcessor" => {

@@ -5,9 +5,15 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use comfy_table::{Table, presets};
 
+use std::collections::BTreeMap;
+
 use crate::retention::{
-    AccountPlan, Disposition, NotificationDelivery, NotificationPlan, Plan, ResourcePlan,
+    AccountPlan, Disposition, Inventory, NotificationDelivery, NotificationPlan, Plan,
+    ResourcePlan, brake,
 };
+
+/// The most due objects the preview lists one by one.
+const DUE_LISTED: usize = 20;
 
 /// The JSON of docs/design.md §6, pretty-printed.
 pub fn json(plan: &Plan) -> Result<String, serde_json::Error> {
@@ -37,6 +43,98 @@ pub fn table(plan: &Plan) -> String {
             );
         }
     }
+    out
+}
+
+/// What the operator would do if started now: the objects due, overdue first, and a summary
+/// line with whether a RetentionPolicy's mass-deletion brake would engage.
+pub fn due_now(plan: &Plan, inventory: &Inventory) -> String {
+    let policy_of: BTreeMap<&str, &str> = inventory
+        .accounts
+        .iter()
+        .filter_map(|a| {
+            Some((
+                a.metadata.name.as_deref()?,
+                a.spec.retention_policy_ref.as_str(),
+            ))
+        })
+        .collect();
+    let mut due: Vec<(DateTime<Utc>, &AccountPlan, &ResourcePlan)> = Vec::new();
+    let mut held = 0;
+    let mut due_by_policy: BTreeMap<String, Vec<Option<DateTime<Utc>>>> = BTreeMap::new();
+    for account in &plan.accounts {
+        for resource in account.resources.iter().filter(|r| r.is_due(plan.now)) {
+            if account.erasure_suspended {
+                held += 1;
+                continue;
+            }
+            let at = resource.schedule.delete_at.unwrap_or(plan.now);
+            due.push((at, account, resource));
+            if let Some(policy) = policy_of.get(account.name.as_str()) {
+                due_by_policy
+                    .entry((*policy).to_owned())
+                    .or_default()
+                    .push(resource.schedule.delete_at);
+            }
+        }
+    }
+    due.sort_by(|a, b| {
+        (a.0, &a.1.name, &a.2.resource.to_string()).cmp(&(
+            b.0,
+            &b.1.name,
+            &b.2.resource.to_string(),
+        ))
+    });
+    let mut out = String::new();
+    if !due.is_empty() {
+        out.push_str("\nDue now, overdue first:\n");
+        for (at, account, resource) in due.iter().take(DUE_LISTED) {
+            let _ = writeln!(
+                out,
+                "  {}  {} (account {}): {}",
+                crate::clock::rfc3339(*at),
+                resource.resource,
+                account.name,
+                resource.schedule.reason
+            );
+        }
+        if due.len() > DUE_LISTED {
+            let _ = writeln!(out, "  … and {} more", due.len() - DUE_LISTED);
+        }
+    }
+    let accounts: std::collections::BTreeSet<&str> =
+        due.iter().map(|(_, a, _)| a.name.as_str()).collect();
+    let previews = brake::preview(
+        &inventory.policies,
+        &inventory.brakes,
+        &due_by_policy,
+        plan.now,
+    );
+    let engaging: Vec<String> = previews
+        .iter()
+        .filter(|p| p.engages())
+        .map(|p| {
+            format!(
+                "RetentionPolicy {}: {} due, room for {} of maxDeletions {} per {}",
+                p.policy, p.due, p.room, p.limit.max_deletions, p.limit.per
+            )
+        })
+        .collect();
+    let _ = write!(
+        out,
+        "\n{} objects due now across {} accounts; brake would engage: ",
+        due.len(),
+        accounts.len()
+    );
+    if engaging.is_empty() {
+        out.push_str("no");
+    } else {
+        let _ = write!(out, "yes ({})", engaging.join("; "));
+    }
+    if held > 0 {
+        let _ = write!(out, "; {held} more held by a suspended RetentionPolicy");
+    }
+    out.push('\n');
     out
 }
 

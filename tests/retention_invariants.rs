@@ -365,6 +365,7 @@ impl World {
                 .enumerate()
                 .map(|(i, g)| build_resource(i, g))
                 .collect(),
+            brakes: BTreeMap::new(),
         };
         inventory.processors.insert(
             PROCESSORS[0].to_owned(),

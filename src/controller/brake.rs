@@ -71,14 +71,7 @@ pub enum Admission {
     Engaged,
 }
 
-/// The release time a policy's annotation holds; a value that is not an RFC 3339 time
-/// releases nothing.
-pub fn released_at(policy: &RetentionPolicy) -> Option<DateTime<Utc>> {
-    let value = policy.annotations().get(BRAKE_RELEASED_AT)?;
-    DateTime::parse_from_rfc3339(value.trim())
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
+pub use crate::retention::brake::released_at;
 
 /// Whether the policy as the API server holds it lets this uid (due at `delete_at`) be
 /// deleted now: admitted in its status, or approved by its release.

@@ -21,8 +21,103 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::api::{
-    AdmittedAccount, AdmittedDeletions, BrakeEngagement, BrakeSpec, BrakeStatus, CountedDeletions,
+    AdmittedAccount, AdmittedDeletions, BRAKE_RELEASED_AT, BrakeEngagement, BrakeSpec, BrakeStatus,
+    CountedDeletions, RetentionPolicy,
 };
+
+/// A RetentionPolicy's brake as stored: its release annotation and its status's count.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BrakeState {
+    /// The time the release annotation holds, if it holds one.
+    pub released_at: Option<DateTime<Utc>>,
+    /// The count in its status.
+    pub status: BrakeStatus,
+}
+
+impl BrakeState {
+    /// The brake state of a policy object.
+    pub fn of(policy: &RetentionPolicy) -> Self {
+        Self {
+            released_at: released_at(policy),
+            status: policy
+                .status
+                .as_ref()
+                .and_then(|s| s.brake.clone())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// The release time a policy's annotation ([`BRAKE_RELEASED_AT`]) holds; a value that is not
+/// an RFC 3339 time releases nothing.
+pub fn released_at(policy: &RetentionPolicy) -> Option<DateTime<Utc>> {
+    let value = policy
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(BRAKE_RELEASED_AT)?;
+    DateTime::parse_from_rfc3339(value.trim())
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// What a policy's brake would do with everything due now under it, if the operator started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrakePreview {
+    /// The policy.
+    pub policy: String,
+    /// Its brake.
+    pub limit: BrakeSpec,
+    /// Due deletions that would count (not approved by a release, not suspended).
+    pub due: u64,
+    /// Deletions the stored count has left before the limit.
+    pub room: u64,
+}
+
+impl BrakePreview {
+    /// Whether the brake would engage (or stays engaged).
+    pub fn engages(&self) -> bool {
+        self.due > self.room
+    }
+}
+
+/// The preview of each policy's brake, for `plan`: due deletions that count against what is
+/// left of its limit. An engaged brake has no room until it is released.
+pub fn preview(
+    policies: &BTreeMap<String, crate::api::RetentionPolicySpec>,
+    brakes: &BTreeMap<String, BrakeState>,
+    due_by_policy: &BTreeMap<String, Vec<Option<DateTime<Utc>>>>,
+    now: DateTime<Utc>,
+) -> Vec<BrakePreview> {
+    due_by_policy
+        .iter()
+        .filter_map(|(name, due)| {
+            let limit = policies.get(name)?.brake_or_default();
+            let state = brakes.get(name).cloned().unwrap_or_default();
+            let counting = due
+                .iter()
+                .filter(|at| !at.is_some_and(|at| approved_by_release(at, state.released_at, now)))
+                .count() as u64;
+            let engaged = state
+                .status
+                .engaged
+                .as_ref()
+                .is_some_and(|e| !released(e, &limit, state.released_at, now));
+            let counted = counted_in_window(&state.status, &limit, state.released_at, now);
+            let room = if engaged {
+                0
+            } else {
+                u64::from(limit.max_deletions.saturating_sub(counted))
+            };
+            Some(BrakePreview {
+                policy: name.clone(),
+                limit,
+                due: counting,
+                room,
+            })
+        })
+        .collect()
+}
 
 /// The most uids one write admits, so that the status stays small (about 40 bytes a uid).
 pub const MAX_ADMITTED_PER_WRITE: usize = 2_000;

@@ -130,6 +130,9 @@ pub struct Inventory {
     pub processors: BTreeMap<String, DataProcessorSpec>,
     /// Every bound object, of any account.
     pub resources: Vec<BoundResource>,
+    /// Each RetentionPolicy's brake as stored (its count and release), for the preview of
+    /// whether the brake would engage.
+    pub brakes: BTreeMap<String, super::brake::BrakeState>,
 }
 
 /// Why an inventory cannot be planned.

@@ -241,7 +241,9 @@ impl World {
                         advance_notice: e2e_support::ADVANCE_NOTICE,
                         fence,
                         webhook_allowed_networks: vec![LOOPBACK.parse().unwrap()],
-                        brake_write_interval: e2e_support::TEST_BRAKE_WRITE_INTERVAL,
+                        // Short, so that deletions do wait for the brake's next write now
+                        // and then, without slowing the campaign down much.
+                        brake_write_interval: std::time::Duration::from_millis(500),
                     };
                     let ready = Arc::new(AtomicBool::new(false));
                     controller::run(work_client, settings, run_metrics, ready, stop).await;
