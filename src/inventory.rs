@@ -290,10 +290,7 @@ pub async fn collect_cluster(client: &Client) -> Result<Inventory, InventoryErro
     for object in &policies {
         let policy: RetentionPolicy = typed(object)?;
         let name = object.metadata.name.clone().unwrap_or_default();
-        inventory
-            .brakes
-            .insert(name.clone(), BrakeState::of(&policy));
-        inventory.policies.insert(name, policy.spec);
+        inventory.add_policy(name, policy);
     }
     for object in &processors {
         let processor: DataProcessor = typed(object)?;

@@ -17,7 +17,6 @@ use crate::{
     api::{API_VERSION, Account, DataProcessor, RetentionPolicy},
     kinds::{BoundKind, KindVisitor, ResourceKind},
     retention::Inventory,
-    retention::brake::BrakeState,
 };
 
 /// The path that makes `plan -f -` read standard input, as kubectl does.
@@ -260,10 +259,7 @@ impl Reader {
             "RetentionPolicy" => {
                 let policy: RetentionPolicy = decode_cel(value, &source)?;
                 let name = self.register(&policy, &source)?;
-                self.inventory
-                    .brakes
-                    .insert(name.clone(), BrakeState::of(&policy));
-                self.inventory.policies.insert(name, policy.spec);
+                self.inventory.add_policy(name, policy);
             }
             "DataProcessor" => {
                 let processor: DataProcessor = decode_cel(value, &source)?;

@@ -104,10 +104,28 @@ pub fn due_now(plan: &Plan, inventory: &Inventory) -> String {
     }
     let accounts: std::collections::BTreeSet<&str> =
         due.iter().map(|(_, a, _)| a.name.as_str()).collect();
+    out.push_str(&summary_line(
+        plan,
+        inventory,
+        &due_by_policy,
+        (due.len(), accounts.len(), held),
+    ));
+    out
+}
+
+/// `N objects due now across M accounts; brake would engage: yes|no`, naming each policy whose
+/// brake would engage.
+fn summary_line(
+    plan: &Plan,
+    inventory: &Inventory,
+    due_by_policy: &BTreeMap<String, Vec<Option<DateTime<Utc>>>>,
+    (due, accounts, held): (usize, usize, usize),
+) -> String {
+    let mut out = String::new();
     let previews = brake::preview(
         &inventory.policies,
         &inventory.brakes,
-        &due_by_policy,
+        due_by_policy,
         plan.now,
     );
     let engaging: Vec<String> = previews
@@ -122,9 +140,7 @@ pub fn due_now(plan: &Plan, inventory: &Inventory) -> String {
         .collect();
     let _ = write!(
         out,
-        "\n{} objects due now across {} accounts; brake would engage: ",
-        due.len(),
-        accounts.len()
+        "\n{due} objects due now across {accounts} accounts; brake would engage: "
     );
     if engaging.is_empty() {
         out.push_str("no");

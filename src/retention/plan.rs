@@ -135,6 +135,15 @@ pub struct Inventory {
     pub brakes: BTreeMap<String, super::brake::BrakeState>,
 }
 
+impl Inventory {
+    /// Adds a RetentionPolicy: its spec, and its brake as stored.
+    pub fn add_policy(&mut self, name: String, policy: crate::api::RetentionPolicy) {
+        self.brakes
+            .insert(name.clone(), super::brake::BrakeState::of(&policy));
+        self.policies.insert(name, policy.spec);
+    }
+}
+
 /// Why an inventory cannot be planned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
