@@ -1785,9 +1785,16 @@ async fn erasure_cost(
         .iter()
         .filter(|r| {
             r.is_write()
-                && !matches!(r.resource.as_str(), "accounts" | "events")
+                && !matches!(
+                    r.resource.as_str(),
+                    "accounts" | "events" | "retentionpolicies"
+                )
                 && r.verb != "delete"
         })
+        .count();
+    let brake_writes = requests
+        .iter()
+        .filter(|r| r.is_write() && r.resource == "retentionpolicies")
         .count();
     let _ = writeln!(
         out,
@@ -1816,6 +1823,10 @@ async fn erasure_cost(
     let _ = writeln!(
         out,
         "| other writes to bound objects | {other_writes} | 0 |"
+    );
+    let _ = writeln!(
+        out,
+        "| writes of the RetentionPolicy's status (the brake's count, before the deletions) | {brake_writes} | ≤ 1 per 10 s of deleting |"
     );
     let _ = writeln!(out, "| list | {lists} | 0 |");
     let _ = writeln!(

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::retention::{
     AccountPlan, Disposition, Inventory, NotificationDelivery, NotificationPlan, Plan,
-    ResourcePlan, brake,
+    ResourcePlan, TerminationSource, brake,
 };
 
 /// The most due objects the preview lists one by one.
@@ -164,9 +164,22 @@ fn account_section(account: &AccountPlan, now: DateTime<Utc>) -> String {
     );
     if let Some(at) = account.terminated_at {
         let _ = write!(header, ", terminated {}", crate::clock::rfc3339(at));
+        if account
+            .termination
+            .is_some_and(|t| t.source == TerminationSource::Deletion)
+        {
+            header.push_str(" (its Account object was deleted)");
+        }
     }
     if let Some(hold) = account.legal_hold {
         match hold.until {
+            Some(until) if until <= now => {
+                let _ = write!(
+                    header,
+                    ", legal hold ended {} (no longer in force)",
+                    crate::clock::rfc3339(until)
+                );
+            }
             Some(until) => {
                 let _ = write!(
                     header,

@@ -633,6 +633,14 @@ fn schema_constraints_are_bad_input_as_for_the_api_server() {
             vec!["document 1", "DataProcessor ks", "spec.country", "pattern"],
         ),
         (
+            "pattern: a country's name",
+            object(
+                "DataProcessor",
+                "metadata: {name: ks}\nspec: {legalName: KS, country: Sweden}\n",
+            ),
+            vec!["document 1", "DataProcessor ks", "spec.country", "pattern"],
+        ),
+        (
             "minLength: empty customerRef",
             object(
                 "Account",
@@ -720,4 +728,130 @@ fn crds_command_prints_every_crd() {
         "{names:?}"
     );
     assert!(docs.iter().all(|d| d["kind"] == "CustomResourceDefinition"));
+}
+
+/// The table reads as a person would say it (issue 14, item 5): one case per wording, each
+/// with the manifests that call for it and the words the table must (and must not) use.
+#[test]
+fn the_table_says_what_holds_in_words_a_person_would_use() {
+    struct Case {
+        name: &'static str,
+        manifest: &'static str,
+        says: &'static str,
+        never: &'static str,
+    }
+    let cases = [
+        Case {
+            name: "hold-ended",
+            manifest: "\
+apiVersion: hosting.ecuni.se/v1alpha1
+kind: Account
+metadata: {name: acme}
+spec:
+  customerRef: C-1
+  state: Terminated
+  terminatedAt: 2026-09-01T00:00:00Z
+  legalHold: {reason: audit, until: 2026-11-20T00:00:00Z}
+",
+            says: "legal hold ended 2026-11-20T00:00:00Z (no longer in force)",
+            never: "legal hold until",
+        },
+        Case {
+            name: "hold-standing",
+            manifest: "\
+apiVersion: hosting.ecuni.se/v1alpha1
+kind: Account
+metadata: {name: acme}
+spec:
+  customerRef: C-1
+  state: Terminated
+  terminatedAt: 2026-09-01T00:00:00Z
+  legalHold: {reason: audit, until: 2026-12-20T00:00:00Z}
+",
+            says: "legal hold until 2026-12-20T00:00:00Z",
+            never: "legal hold ended",
+        },
+        Case {
+            name: "deleted-account",
+            manifest: "\
+apiVersion: hosting.ecuni.se/v1alpha1
+kind: Account
+metadata:
+  name: acme
+  deletionTimestamp: 2026-11-10T00:00:00Z
+  finalizers: [hosting.ecuni.se/erasure]
+spec: {customerRef: C-1}
+",
+            says: "terminated 2026-11-10T00:00:00Z (its Account object was deleted)",
+            never: "Active",
+        },
+        Case {
+            name: "one-month",
+            manifest: "\
+apiVersion: hosting.ecuni.se/v1alpha1
+kind: RetentionPolicy
+metadata: {name: monthly}
+spec:
+  gracePeriod: 30d
+  backups: {keepDaily: 1, keepWeekly: 0, keepMonthly: 1}
+---
+apiVersion: hosting.ecuni.se/v1alpha1
+kind: Account
+metadata: {name: acme}
+spec: {customerRef: C-1, retentionPolicyRef: monthly}
+---
+apiVersion: hosting.ecuni.se/v1alpha1
+kind: Backup
+metadata: {name: db-1101, namespace: acme}
+spec:
+  accountRef: acme
+  sourceRef: {kind: Database, name: db}
+  takenAt: 2026-11-01T02:00:00Z
+",
+            says: "newest backup of 2026-11 kept 1 month",
+            never: "1 months",
+        },
+        Case {
+            name: "backup-basis",
+            manifest: "\
+apiVersion: hosting.ecuni.se/v1alpha1
+kind: Account
+metadata: {name: acme}
+spec: {customerRef: C-1}
+---
+apiVersion: hosting.ecuni.se/v1alpha1
+kind: Backup
+metadata: {name: db-1101, namespace: acme}
+spec:
+  accountRef: acme
+  sourceRef: {kind: Database, name: db}
+  takenAt: 2026-11-01T02:00:00Z
+",
+            says: "Backup acme/db-1101  LegitimateInterest",
+            never: "Backup acme/db-1101  Contract",
+        },
+    ];
+    for case in cases {
+        let dir = scratch(case.name, case.manifest);
+        let output = run(&["plan", "-f", dir.to_str().unwrap(), "--now", NOW]);
+        assert!(
+            output.status.success(),
+            "{}: {}",
+            case.name,
+            stderr(&output)
+        );
+        let table = stdout(&output);
+        assert!(
+            table.contains(case.says),
+            "{}: the table does not say {:?}:\n{table}",
+            case.name,
+            case.says
+        );
+        assert!(
+            !table.contains(case.never),
+            "{}: the table says {:?}:\n{table}",
+            case.name,
+            case.never
+        );
+    }
 }

@@ -371,7 +371,10 @@ impl Brakes {
                 })
             })
             .collect();
-        // Due now first (overdue first), then what falls due before the next write.
+        // Due now first (overdue first), then what each account's last pass expects to fall due
+        // before the next write can be made, already due ones included: when many accounts
+        // fall due in the same second, the first pass's write admits the others too, instead
+        // of their passes waiting out the interval for the next.
         demand.sort_by(|a, b| (a.due_since, &a.account).cmp(&(b.due_since, &b.account)));
         let horizon =
             now + chrono::TimeDelta::from_std(self.spacing + LOOK_AHEAD_MARGIN).unwrap_or_default();
@@ -379,7 +382,7 @@ impl Brakes {
             brake
                 .expected
                 .values()
-                .filter(|e| e.due_since > now && e.due_since <= horizon)
+                .filter(|e| e.due_since <= horizon)
                 .filter(|e| !approved_by_release(e.due_since, release, now))
                 .filter(|e| !brake.demand.contains_key(&e.account))
                 .cloned(),

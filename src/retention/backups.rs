@@ -132,8 +132,8 @@ fn expiry(
                 .checked_add_months(Months::new(policy.keep_monthly))
                 .and_then(within_9999),
             format!(
-                "newest backup of {year}-{number:02} kept {} months",
-                policy.keep_monthly
+                "newest backup of {year}-{number:02} kept {}",
+                months(policy.keep_monthly)
             ),
         ));
     }
@@ -142,6 +142,15 @@ fn expiry(
         .into_iter()
         .max_by_key(|(at, _)| at.map_or((1, DateTime::<Utc>::MIN_UTC), |t| (0, t)))
         .unwrap_or((None, String::new()))
+}
+
+/// A number of calendar months, the unit agreeing with it ("1 month", "6 months").
+fn months(count: u32) -> String {
+    if count == 1 {
+        "1 month".to_owned()
+    } else {
+        format!("{count} months")
+    }
 }
 
 /// The schedule of a backup: its expiry, after termination no later than T + afterTermination.
