@@ -337,7 +337,9 @@ async fn streaming_list_sends_current_objects_then_the_initial_events_end_bookma
     let a = resize(&api, "a", 4).await;
     let current_rv = t.test_server().map(|server| server.resource_version());
 
-    let mut events = watch(&api, &WatchParams::streaming_lists(), "0").await;
+    // No resourceVersion: the most recent state. "0" would let kube-apiserver serve the
+    // initial events from its watch cache, which may lag behind the write just made.
+    let mut events = watch(&api, &WatchParams::streaming_lists(), "").await;
     let mut initial = BTreeSet::new();
     let end = loop {
         match next(&mut events).await.expect("the stream is open") {
