@@ -104,21 +104,13 @@ async fn plan_cluster_prints_the_plan_of_the_same_objects_exported_with_kubectl(
     // newer ones are kept.
     create_cluster(&client, &account("beta")).await;
     create(&client, &website("blog", "beta")).await;
-    create(
-        &client,
-        &website_backup("blog-old", "beta", "blog", "2026-11-01T02:00:00Z"),
-    )
-    .await;
-    create(
-        &client,
-        &website_backup("blog-nov", "beta", "blog", "2026-11-20T02:00:00Z"),
-    )
-    .await;
-    create(
-        &client,
-        &website_backup("blog-new", "beta", "blog", "2026-12-14T02:00:00Z"),
-    )
-    .await;
+    for (name, taken_at) in [
+        ("blog-old", "2026-11-01T02:00:00Z"),
+        ("blog-nov", "2026-11-20T02:00:00Z"),
+        ("blog-new", "2026-12-14T02:00:00Z"),
+    ] {
+        create(&client, &website_backup(name, "beta", "blog", taken_at)).await;
+    }
     // In its grace period: nothing due.
     create_cluster(
         &client,

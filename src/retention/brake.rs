@@ -584,6 +584,17 @@ mod tests {
         }
     }
 
+    /// The first round of a brake of `max` (1 h) from an empty count, at 10:00.
+    fn first(max: u32, demand: &[Demand]) -> BrakeDecision {
+        decide(&round(
+            limit(max),
+            &BrakeStatus::default(),
+            demand,
+            &BTreeMap::new(),
+            "2026-01-01T10:00:00Z",
+        ))
+    }
+
     fn gone_all(status: &BrakeStatus) -> BTreeMap<String, Fate> {
         admitted_uids(status)
             .map(|u| (u.to_owned(), Fate::Gone))
@@ -592,16 +603,7 @@ mod tests {
 
     #[test]
     fn whole_accounts_are_admitted_up_to_the_limit_and_the_next_engages_the_brake() {
-        let demand = demand(100, 10);
-        let previous = BrakeStatus::default();
-        let fates = BTreeMap::new();
-        let decision = decide(&round(
-            limit(300),
-            &previous,
-            &demand,
-            &fates,
-            "2026-01-01T10:00:00Z",
-        ));
+        let decision = first(300, &demand(100, 10));
         assert_eq!(decision.admitted.len(), 30);
         assert_eq!(decision.counted, 300);
         assert_eq!(decision.waiting, 700);
@@ -613,16 +615,7 @@ mod tests {
 
     #[test]
     fn an_account_that_does_not_fit_whole_waits_and_engages_the_brake() {
-        let demand = demand(3, 4);
-        let previous = BrakeStatus::default();
-        let fates = BTreeMap::new();
-        let decision = decide(&round(
-            limit(10),
-            &previous,
-            &demand,
-            &fates,
-            "2026-01-01T10:00:00Z",
-        ));
+        let decision = first(10, &demand(3, 4));
         assert_eq!(
             decision.admitted.len(),
             2,
@@ -675,13 +668,7 @@ mod tests {
 
     #[test]
     fn a_release_after_the_engagement_resumes_and_restarts_the_count_but_an_older_one_does_not() {
-        let engaged = decide(&round(
-            limit(10),
-            &BrakeStatus::default(),
-            &demand(3, 5),
-            &BTreeMap::new(),
-            "2026-01-01T10:00:00Z",
-        ));
+        let engaged = first(10, &demand(3, 5));
         assert!(engaged.engaged());
         let fates = gone_all(&engaged.status);
         let rest = demand(3, 5)[2..].to_vec();
@@ -710,13 +697,7 @@ mod tests {
 
     #[test]
     fn raising_the_limit_releases_the_brake() {
-        let engaged = decide(&round(
-            limit(10),
-            &BrakeStatus::default(),
-            &demand(3, 5),
-            &BTreeMap::new(),
-            "2026-01-01T10:00:00Z",
-        ));
+        let engaged = first(10, &demand(3, 5));
         let fates = gone_all(&engaged.status);
         let rest = demand(3, 5)[2..].to_vec();
         let raised = decide(&round(
@@ -734,13 +715,7 @@ mod tests {
     #[test]
     fn a_takeover_carries_the_admitted_uids_still_wanted_and_never_counts_them_twice() {
         // The old holder admitted 30 accounts and died before deleting any.
-        let first = decide(&round(
-            limit(300),
-            &BrakeStatus::default(),
-            &demand(100, 10),
-            &BTreeMap::new(),
-            "2026-01-01T10:00:00Z",
-        ));
+        let first = first(300, &demand(100, 10));
         assert_eq!(first.admitted.len(), 30);
         // The new holder sees them standing (uncertain: not its own) and wants them all.
         let no_fates = BTreeMap::new();
@@ -764,13 +739,7 @@ mod tests {
 
     #[test]
     fn a_standing_uid_of_our_own_is_released_an_uncertain_one_is_kept_for_a_while() {
-        let first = decide(&round(
-            limit(10),
-            &BrakeStatus::default(),
-            &demand(2, 2),
-            &BTreeMap::new(),
-            "2026-01-01T10:00:00Z",
-        ));
+        let first = first(10, &demand(2, 2));
         let fates: BTreeMap<String, Fate> = [
             ("a0-0".to_owned(), Fate::Standing),
             ("a0-1".to_owned(), Fate::Gone),
