@@ -112,7 +112,6 @@ struct PolicyBrake {
     admitted: HashSet<String>,
     /// What became of the uids this replica sent DELETEs for.
     fates: HashMap<String, Fate>,
-    /// The accounts waiting.
     /// The accounts waiting, with each object's uid and deleteAt: a release approves some
     /// of what waits.
     demand: BTreeMap<String, Vec<DueItem>>,
@@ -121,10 +120,36 @@ struct PolicyBrake {
     expected: BTreeMap<String, Demand>,
     /// When this replica last wrote the count.
     last_write: Option<Instant>,
-    /// Whether the stored status says engaged.
-    engaged: bool,
     /// Whether a task will record a release once the write interval has passed.
     release_scheduled: bool,
+}
+
+impl PolicyBrake {
+    /// The engagement the status holds as this replica last read or wrote it.
+    fn stored_engagement(&self) -> Option<&crate::api::BrakeEngagement> {
+        self.base
+            .as_ref()?
+            .status
+            .as_ref()?
+            .brake
+            .as_ref()?
+            .engaged
+            .as_ref()
+    }
+}
+
+/// The release annotation's time (if any) when the cached policy stores an engagement a person
+/// has released since; `None` when there is nothing to clear.
+fn release_due(
+    ctx: &Context,
+    policy: &str,
+    limit: &BrakeSpec,
+    now: DateTime<Utc>,
+) -> Option<Option<DateTime<Utc>>> {
+    let (release, engagement) = ctx.stores.policy_brake(policy);
+    engagement
+        .is_some_and(|e| released(&e, limit, release, now))
+        .then_some(release)
 }
 
 impl Brakes {
@@ -180,7 +205,10 @@ impl Brakes {
         brake
             .demand
             .insert(account.to_owned(), counted.into_iter().cloned().collect());
-        if brake.engaged && !self.released_since(&brake, &limit, release, now) {
+        if brake
+            .stored_engagement()
+            .is_some_and(|engagement| !released(engagement, &limit, release, now))
+        {
             return Ok(Admission::Engaged);
         }
         if let Some(last) = brake.last_write {
@@ -216,10 +244,9 @@ impl Brakes {
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
         let limit = spec.brake_or_default();
-        let (release, engagement) = ctx.stores.policy_brake(policy);
-        if !engagement.is_some_and(|e| released(&e, &limit, release, now)) {
+        let Some(release) = release_due(ctx, policy, &limit, now) else {
             return Ok(());
-        }
+        };
         let state = self.of(policy);
         let mut brake = state.lock().await;
         match brake.last_write {
@@ -255,30 +282,12 @@ impl Brakes {
             return Ok(());
         };
         let limit = spec.brake_or_default();
-        let (release, engagement) = ctx.stores.policy_brake(policy);
-        if !engagement.is_some_and(|e| released(&e, &limit, release, now)) {
+        let Some(release) = release_due(ctx, policy, &limit, now) else {
             return Ok(());
-        }
+        };
         self.write(ctx, &mut brake, policy, &limit, release, now)
             .await
             .map(|_| ())
-    }
-
-    /// Whether a person released the engagement the stored status holds.
-    fn released_since(
-        &self,
-        brake: &PolicyBrake,
-        limit: &BrakeSpec,
-        release: Option<DateTime<Utc>>,
-        now: DateTime<Utc>,
-    ) -> bool {
-        brake
-            .base
-            .as_ref()
-            .and_then(|p| p.status.as_ref())
-            .and_then(|s| s.brake.as_ref())
-            .and_then(|b| b.engaged.as_ref())
-            .is_none_or(|engagement| released(engagement, limit, release, now))
     }
 
     /// Forgets an account's demand: it has nothing due that counts.
@@ -437,7 +446,6 @@ impl Brakes {
                     for account in &decision.admitted {
                         brake.demand.remove(account);
                     }
-                    brake.engaged = decision.engaged();
                     ctx.metrics
                         .set_brake(policy, decision.engaged(), decision.counted);
                     brake.base = Some(written);
