@@ -958,10 +958,12 @@ async fn deletes_failing_half_the_time_still_erase_everything_due_exactly_once()
             .push(FaultRule::always(503).verb("delete").fraction(0.5))
     });
 
-    // A pass whose deletions all failed waits 10 s, then 20 s, 40 s (the operator's backoff of
-    // failing passes, no watch event cutting it short): with half the DELETEs refused, two or
-    // three such passes in a row happen now and then, and the wait must outlast them.
-    let backoff = deadline() + Duration::from_secs(10 + 20 + 40);
+    // A pass with a failed deletion waits 10 s, and each following one that deleted nothing
+    // twice as long: 20 s, 40 s, 80 s (the operator's backoff, with no watch event of a
+    // deletion cutting it short). A DELETE fails all 3 of a pass's attempts one time in 8, so
+    // the last object of a batch failing three passes in a row happens now and then (CI saw
+    // it), and the wait must outlast that; four in a row, 1 in 4096, is left to chance.
+    let backoff = deadline() + Duration::from_secs(10 + 20 + 40 + 80);
 
     // The hosted objects fall due; the backups and invoices do not.
     harness.move_clock_to("2026-12-01T00:00:01Z").await;

@@ -621,7 +621,8 @@ async fn wake_up(
     if !acted.failures.is_empty() || acted.stamps_failed {
         // A failing deletion (or stamp) is retried later and later, never at once: every
         // retry also publishes an event.
-        return Ok(Action::requeue(ctx.failing.failed(name)));
+        let progressed = !acted.gone.is_empty();
+        return Ok(Action::requeue(ctx.failing.failed(name, progressed)));
     }
     ctx.failing.succeeded(name);
     if let Some(wait) = acted.brake_wait {

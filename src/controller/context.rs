@@ -438,7 +438,10 @@ impl Context {
 }
 
 /// How long an Account waits after a pass with failed deletions: 10 s, doubling with each
-/// failing pass in a row, at most 5 minutes; a pass without failures starts it over.
+/// failing pass in a row that deleted nothing, at most 5 minutes; a pass without failures, or
+/// one that deleted something, starts it over. Passes that make progress are not what the
+/// wait guards against (an account retrying a refused deletion in a tight loop), and counting
+/// them would leave an account's last object, failing now and then, waiting minutes.
 #[derive(Debug, Default)]
 pub struct FailureBackoff(Mutex<HashMap<String, u32>>);
 
@@ -446,10 +449,14 @@ impl FailureBackoff {
     const FIRST: Duration = Duration::from_secs(10);
     const MAX: Duration = Duration::from_secs(300);
 
-    /// Records a failing pass of `account`; the wait before the next.
-    pub fn failed(&self, account: &str) -> Duration {
+    /// Records a failing pass of `account`, which deleted something or not (`progressed`);
+    /// the wait before the next.
+    pub fn failed(&self, account: &str, progressed: bool) -> Duration {
         let mut failing = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let streak = failing.entry(account.to_owned()).or_default();
+        if progressed {
+            *streak = 0;
+        }
         let wait = Self::FIRST
             .saturating_mul(1 << (*streak).min(16))
             .min(Self::MAX);
@@ -619,6 +626,36 @@ pub fn spawn_cancellable(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failing_passes_wait_longer_only_while_nothing_goes() {
+        let backoff = FailureBackoff::default();
+        let secs = |d: Duration| d.as_secs();
+        assert_eq!(secs(backoff.failed("acme", false)), 10);
+        assert_eq!(secs(backoff.failed("acme", false)), 20);
+        assert_eq!(secs(backoff.failed("acme", false)), 40);
+        assert_eq!(
+            secs(backoff.failed("beta", false)),
+            10,
+            "each account has its own"
+        );
+        assert_eq!(
+            secs(backoff.failed("acme", true)),
+            10,
+            "a pass that deleted something starts the wait over"
+        );
+        assert_eq!(secs(backoff.failed("acme", false)), 20);
+        for _ in 0..20 {
+            backoff.failed("acme", false);
+        }
+        assert_eq!(
+            secs(backoff.failed("acme", false)),
+            300,
+            "at most 5 minutes"
+        );
+        backoff.succeeded("acme");
+        assert_eq!(secs(backoff.failed("acme", false)), 10);
+    }
 
     #[test]
     fn pending_deletions_keep_their_total_as_accounts_change() {
