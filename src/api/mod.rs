@@ -51,7 +51,8 @@ pub use names::{
 pub use retention_policy::{
     AdmittedAccount, AdmittedDeletions, BRAKE_RELEASED_AT, BackupSchedule, BookkeepingRetention,
     BrakeEngagement, BrakeSpec, BrakeStatus, CountedDeletions, GracePeriods, MAX_BACKUP_COUNT,
-    MAX_BRAKE_DELETIONS, RetentionPolicy, RetentionPolicySpec, RetentionPolicyStatus,
+    MAX_BRAKE_DELETIONS, ReceiptRetention, RetentionPolicy, RetentionPolicySpec,
+    RetentionPolicyStatus,
 };
 pub use website::{Website, WebsiteSpec};
 

@@ -68,9 +68,20 @@ pub struct RetentionPolicySpec {
     /// default applies ([`BrakeSpec::DEFAULT`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub brake: Option<BrakeSpec>,
+    /// How long the ErasureReceipts of the accounts under this policy are kept. Without it
+    /// the default applies ([`ReceiptRetention::DEFAULT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipts: Option<ReceiptRetention>,
 }
 
 impl RetentionPolicySpec {
+    /// How long an ErasureReceipt is kept after its erasure completed: the policy's own, else
+    /// the default.
+    pub fn receipts_keep_for(&self) -> RetentionDuration {
+        self.receipts
+            .map_or(ReceiptRetention::DEFAULT.keep_for, |r| r.keep_for)
+    }
+
     /// The brake in force: the policy's own, else the default.
     pub fn brake_or_default(&self) -> BrakeSpec {
         self.brake.unwrap_or(BrakeSpec::DEFAULT)
@@ -187,6 +198,23 @@ impl BrakeSpec {
     pub const DEFAULT: Self = Self {
         max_deletions: 100_000,
         per: RetentionDuration::new(24, super::duration::DurationUnit::Hours),
+    };
+}
+
+/// How long ErasureReceipts are kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceiptRetention {
+    /// Time after a receipt's erasure completed before the receipt itself is deleted.
+    pub keep_for: RetentionDuration,
+}
+
+impl ReceiptRetention {
+    /// Ten years (3653 days, leap days included): the general Swedish limitation period
+    /// (preskriptionslagen 2 §), within which a former customer may bring a claim the host
+    /// answers with its proof of erasure.
+    pub const DEFAULT: Self = Self {
+        keep_for: RetentionDuration::new(3653, super::duration::DurationUnit::Days),
     };
 }
 

@@ -1563,6 +1563,7 @@ mod tests {
             bookkeeping: BookkeepingRetention { years: 7 },
             suspend: false,
             brake: None,
+            receipts: None,
         }
     }
 

@@ -167,6 +167,7 @@ fn brisk_policy(grace_days: u32, keep_daily: u32) -> RetentionPolicy {
             bookkeeping: BookkeepingRetention { years: 7 },
             suspend: false,
             brake: None,
+            receipts: None,
         },
     )
 }

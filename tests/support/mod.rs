@@ -442,6 +442,7 @@ pub fn policy() -> RetentionPolicySpec {
         bookkeeping: BookkeepingRetention { years: 7 },
         suspend: false,
         brake: None,
+        receipts: None,
     }
 }
 
