@@ -30,6 +30,7 @@ pub mod leader;
 pub mod manifest;
 pub mod metrics;
 pub mod notifier;
+pub mod receipts;
 pub mod report;
 pub mod retention;
 pub mod status;

@@ -61,6 +61,7 @@ fn pass(input: StatusInput<'_>, deleted: &[ResourceRef]) -> AccountStatus {
             starting: &starting,
             gone: &none,
             called_off: &none,
+            ..DeletionLedger::default()
         },
         ..input
     }));
@@ -72,6 +73,7 @@ fn pass(input: StatusInput<'_>, deleted: &[ResourceRef]) -> AccountStatus {
             starting: &starting,
             gone: &gone,
             called_off: &none,
+            ..DeletionLedger::default()
         },
         ..input
     })
@@ -84,6 +86,9 @@ fn deleting(r: &ResourceRef) -> DeletingItem {
         namespace: r.namespace.clone(),
         name: r.name.clone(),
         uid: format!("uid-{}-{}-{}", r.kind, r.namespace, r.name),
+        delete_at: None,
+        legal_basis: None,
+        rule: None,
     }
 }
 
@@ -1142,6 +1147,7 @@ fn the_proof_counts_each_recorded_deletion_once_whatever_the_crashes() {
         starting,
         gone,
         called_off,
+        ..DeletionLedger::default()
     };
     // Recorded before any DELETE; nothing counted yet.
     let recorded = stored(&account_status(&StatusInput {
@@ -1220,6 +1226,7 @@ fn the_proof_is_not_complete_while_a_deletion_is_under_way() {
             starting: std::slice::from_ref(&item),
             gone: &none,
             called_off: &none,
+            ..DeletionLedger::default()
         },
         ..input(&empty, None, now)
     }));
@@ -1234,6 +1241,7 @@ fn the_proof_is_not_complete_while_a_deletion_is_under_way() {
             starting: &[],
             gone: &gone,
             called_off: &none,
+            ..DeletionLedger::default()
         },
         ..input(&empty, Some(&open), now)
     });

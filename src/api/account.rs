@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     binding::LegalBasis,
     condition::Condition,
+    erasure_receipt::ErasedObject,
     names::{DNS1123_SUBDOMAIN, DNS1123_SUBDOMAIN_MAX},
 };
 
@@ -277,6 +278,25 @@ pub struct ErasureProof {
     /// a count.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deleting: Vec<DeletingItem>,
+    /// Objects confirmed gone whose ErasureReceipt is not written yet: each leaves this list
+    /// in the status write that follows the receipt's creation, so no crash loses one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub erased: Vec<ErasedObject>,
+    /// The ErasureReceipts written for this account, one per erasure time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub receipts: Vec<WrittenReceipt>,
+}
+
+/// An ErasureReceipt the operator wrote.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WrittenReceipt {
+    /// Its erasure time.
+    pub erasure_at: DateTime<Utc>,
+    /// Its name.
+    pub name: String,
+    /// How many objects it lists.
+    pub erased: u32,
 }
 
 /// A resource whose deletion was decided and is under way.
@@ -291,6 +311,15 @@ pub struct DeletingItem {
     pub name: String,
     /// The uid of the object being deleted: a later object of the same name is another one.
     pub uid: String,
+    /// When it became due (its erasure time, which groups it into a receipt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_at: Option<DateTime<Utc>>,
+    /// The legal basis it was processed under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal_basis: Option<LegalBasis>,
+    /// The rule that scheduled its deletion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 /// A resource kept past the grace period under a legal basis.

@@ -16,6 +16,7 @@ mod data_record;
 mod database;
 mod domain;
 mod duration;
+mod erasure_receipt;
 mod hosted;
 mod mailbox;
 mod names;
@@ -28,7 +29,7 @@ use kube::CustomResourceExt;
 pub use account::{
     Account, AccountPhase, AccountSpec, AccountState, AccountStatus, DEFAULT_POLICY, DeletingItem,
     ErasureProof, LegalHold, NotificationState, NotifiedResource, ProcessorNotification,
-    ResourceCounts, RetainedItem,
+    ResourceCounts, RetainedItem, WrittenReceipt,
 };
 pub use backup::{Backup, BackupSource, BackupSpec, BackupStatus};
 pub use binding::{AccountBinding, LegalBasis};
@@ -42,6 +43,10 @@ pub use database::{Database, DatabaseEngine, DatabaseSpec};
 pub use domain::{Domain, DomainSpec};
 pub use duration::{
     DURATION_PATTERN, DurationUnit, InvalidDuration, MAX_DURATION_DIGITS, RetentionDuration,
+};
+pub use erasure_receipt::{
+    ErasedObject, ErasureReceipt, ErasureReceiptSpec, ErasureReceiptStatus, KeptObject,
+    OwedRequest, RECEIPT_ACCOUNT_LABEL, ReceiptAccount, ReceiptPolicy, RequestOutcome,
 };
 pub use mailbox::{Mailbox, MailboxSpec};
 pub use names::{
@@ -72,6 +77,10 @@ pub const DELETE_AT_ANNOTATION: &str = "hosting.ecuni.se/delete-at";
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
     let mut crds = vec![Account::crd()];
     crds.extend(crate::kinds::crds());
-    crds.extend([RetentionPolicy::crd(), DataProcessor::crd()]);
+    crds.extend([
+        RetentionPolicy::crd(),
+        DataProcessor::crd(),
+        ErasureReceipt::crd(),
+    ]);
     crds
 }

@@ -24,7 +24,7 @@ use super::{
     cluster::{self, Deleted},
     context::{Claims, Context, Error, ObjectVersion, Policy},
     guarded::{Guarded, Malformed},
-    orphans, processors,
+    orphans, processors, receipts,
 };
 use crate::{
     api::{
@@ -38,8 +38,8 @@ use crate::{
         plan_account, schedule_change,
     },
     status::{
-        DeletionFailure, DeletionLedger, ERASURE_SUSPENDED, StatusInput, TERMINATION_TIME_MISSING,
-        TERMINATION_TIME_MISSING_MESSAGE, account_status, announcements,
+        DeletionFailure, DeletionLedger, ERASURE_SUSPENDED, ReceiptWritten, StatusInput,
+        TERMINATION_TIME_MISSING, TERMINATION_TIME_MISSING_MESSAGE, account_status, announcements,
         malformed_account_conditions, policy_malformed_status, policy_missing_status,
         termination_time_missing_status,
     },
@@ -443,6 +443,7 @@ async fn act(
         ctx.brakes.sending(policy_name, sent.iter().cloned()).await;
     }
     let deletions = delete_due(ctx, account, &inputs, &due, &versions, now).await?;
+    erasure.confirmed_at = Some(ctx.clock.now());
     if !ctx.settings.dry_run && !sent.is_empty() {
         let uncertain = deletions
             .failures
@@ -539,13 +540,15 @@ async fn report(
     let stored = stored_requests(account);
     processors::report_changes(ctx, account, stored, &acted.requests.entries).await;
     let unknown = unknown_processors(&acted.plan, &observed.processors);
-    let status_written = write_status(ctx, &acted.written, |previous| {
+    let status = |previous: Option<&AccountStatus>, receipted: &[ReceiptWritten]| {
+        let mut deletions = acted.erasure.ledger();
+        deletions.receipted = receipted;
         account_status(&StatusInput {
             plan: &acted.plan,
             previous,
             generation: account.metadata.generation,
             deleted: &acted.gone,
-            deletions: acted.erasure.ledger(),
+            deletions,
             failures: &acted.failures,
             unknown_processors: &unknown,
             malformed: &observed.claims.malformed,
@@ -554,8 +557,41 @@ async fn report(
             suspended_by: observed.suspended_by(),
             now,
         })
-    })
-    .await?;
+    };
+    // The receipts of the erasure times this pass completed are written before the status
+    // that records them: the proof as it will stand tells which are complete.
+    let mut proven = acted.written.clone();
+    proven.status = Some(status(acted.written.status.as_ref(), &[]));
+    let certified =
+        receipts::certify(ctx, &proven, &acted.plan, &acted.requests.entries, now).await;
+    let receipted = match &certified {
+        Ok(written) => written.as_slice(),
+        Err(error) => {
+            let note = format!(
+                "cannot write an ErasureReceipt ({}); the account keeps its finalizer until it is written",
+                error.reason()
+            );
+            ctx.publish(
+                account,
+                None,
+                EventType::Warning,
+                receipts::RECEIPT_FAILED,
+                &note,
+            )
+            .await;
+            &[]
+        }
+    };
+    let status_written =
+        write_status(ctx, &acted.written, |previous| status(previous, receipted)).await?;
+    certified?;
+    let last = status_written.as_ref().unwrap_or(&acted.written);
+    let written = last
+        .status
+        .as_ref()
+        .and_then(|s| s.erasure.as_ref())
+        .map_or(&[][..], |e| e.receipts.as_slice());
+    receipts::sync_statuses(ctx, written, &acted.requests.entries).await?;
     Ok(Reported {
         status_written,
         next_notice_at: notice.next_at,
@@ -577,7 +613,7 @@ async fn wake_up(
         .status
         .as_ref()
         .and_then(|s| s.erasure.as_ref())
-        .is_none_or(|e| e.deleting.is_empty());
+        .is_none_or(|e| e.deleting.is_empty() && e.erased.is_empty());
     debug!(
         account = %name,
         deleting = observed.deleting,
@@ -739,6 +775,10 @@ struct ErasureRecord {
     starting: Vec<DeletingItem>,
     gone: BTreeSet<String>,
     called_off: BTreeSet<String>,
+    /// When this pass's deletions were confirmed.
+    confirmed_at: Option<DateTime<Utc>>,
+    /// The receipts this pass wrote or found written.
+    receipted: Vec<ReceiptWritten>,
 }
 
 impl ErasureRecord {
@@ -777,6 +817,8 @@ impl ErasureRecord {
             starting: Vec::new(),
             gone,
             called_off,
+            confirmed_at: None,
+            receipted: Vec::new(),
         }
     }
 
@@ -791,6 +833,9 @@ impl ErasureRecord {
                     namespace: r.resource.namespace.clone(),
                     name: r.resource.name.clone(),
                     uid: version.uid.clone(),
+                    delete_at: r.schedule.delete_at,
+                    legal_basis: Some(r.schedule.legal_basis),
+                    rule: Some(r.schedule.reason.clone()),
                 })
             })
             .collect();
@@ -816,6 +861,8 @@ impl ErasureRecord {
             starting: &self.starting,
             gone: &self.gone,
             called_off: &self.called_off,
+            confirmed_at: self.confirmed_at,
+            receipted: &self.receipted,
         }
     }
 }
@@ -1589,6 +1636,9 @@ mod tests {
                     namespace: "acme".into(),
                     name: "old".into(),
                     uid: "u-old".into(),
+                    delete_at: None,
+                    legal_basis: None,
+                    rule: None,
                 }],
                 ..ErasureProof::default()
             }),

@@ -23,7 +23,10 @@ use super::{guarded::Guarded, index::AccountIndex, orphans, processors};
 use crate::status::MalformedResource;
 use crate::{
     api::Condition,
-    api::{Account, DataProcessor, DataProcessorSpec, RetentionPolicy, RetentionPolicySpec},
+    api::{
+        Account, DataProcessor, DataProcessorSpec, ErasureReceipt, RetentionPolicy,
+        RetentionPolicySpec,
+    },
     clock::Clock,
     kinds::{BoundKind, ResourceKind},
     leader::{Fence, Fenced},
@@ -53,6 +56,9 @@ pub enum Error {
     /// took too long.
     #[error(transparent)]
     Fenced(#[from] Fenced),
+    /// An object not written for this account and erasure time holds the name of its receipt.
+    #[error("ErasureReceipt {0} exists but is not this account's receipt for that erasure time")]
+    ReceiptNameTaken(String),
 }
 
 impl Error {
@@ -74,6 +80,7 @@ impl Error {
             Self::MissingVersion => "MalformedObject",
             Self::Fenced(Fenced::NotLeader) => "NotLeader",
             Self::Fenced(Fenced::TimedOut(_)) => "RequestTimeout",
+            Self::ReceiptNameTaken(_) => "ReceiptNameTaken",
         }
     }
 
@@ -98,6 +105,8 @@ impl Error {
 /// The reflector caches every lookup is served from (never a LIST per reconcile).
 #[derive(Clone)]
 pub struct Stores {
+    pub(super) accounts: Store<Guarded<Account>>,
+    pub(super) receipts: Store<Guarded<ErasureReceipt>>,
     pub(super) policies: Store<Guarded<RetentionPolicy>>,
     pub(super) processors: Store<Guarded<DataProcessor>>,
     /// One cache per bound kind of the registry.
@@ -297,6 +306,23 @@ impl ObjectVersion {
 }
 
 impl Stores {
+    /// The named Account, as cached.
+    pub fn account(&self, name: &str) -> Option<Arc<Guarded<Account>>> {
+        self.accounts.get(&ObjectRef::new(name))
+    }
+
+    /// The named ErasureReceipt, as cached, when it can be read.
+    pub fn receipt(&self, name: &str) -> Option<ErasureReceipt> {
+        let cached = self.receipts.get(&ObjectRef::new(name))?;
+        cached.0.as_ref().ok().cloned()
+    }
+
+    /// The `metadata.generation` of the named RetentionPolicy, as cached.
+    pub fn policy_generation(&self, name: &str) -> Option<i64> {
+        let policy = self.policies.get(&ObjectRef::new(name))?;
+        kube::Resource::meta(&*policy).generation
+    }
+
     /// The named RetentionPolicy.
     pub fn policy(&self, name: &str) -> Policy {
         match self.policies.get(&ObjectRef::new(name)) {
@@ -374,6 +400,7 @@ impl Stores {
     pub(super) async fn wait_until_ready(&self) -> bool {
         if self.policies.wait_until_ready().await.is_err()
             || self.processors.wait_until_ready().await.is_err()
+            || !controller_store_ready(&self.receipts).await
         {
             return false;
         }
@@ -383,6 +410,25 @@ impl Stores {
             }
         }
         true
+    }
+}
+
+/// Waits until the store of a kube `Controller` (which fills it itself) has synced; false when
+/// its writer is gone. Asked again every second: a wait registered on a controller's own store
+/// before its first list has been seen to miss the wake-up.
+pub(super) async fn controller_store_ready<K>(store: &Store<K>) -> bool
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(1), store.wait_until_ready())
+            .await
+        {
+            Ok(Ok(())) => return true,
+            Ok(Err(_)) => return false,
+            Err(_) => continue,
+        }
     }
 }
 

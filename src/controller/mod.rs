@@ -21,6 +21,7 @@ pub mod guarded;
 pub mod index;
 pub mod orphans;
 pub mod processors;
+pub mod receipts;
 pub mod run;
 
 pub use context::{Context, Error, spawn_cancellable};

@@ -39,7 +39,7 @@ use super::{
     orphans, processors,
 };
 use crate::{
-    api::{Account, DataProcessor, RetentionPolicy},
+    api::{Account, DataProcessor, ErasureReceipt, RetentionPolicy},
     clock::Clock,
     kinds::{BoundKind, KindVisitor, ResourceKind},
     leader::Fence,
@@ -201,16 +201,28 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let mut watched = watch_everything(&client, &ready);
-    if let Some(moves) = settings.clock_moves {
-        watched.controller = watched.controller.reconcile_all_on(moves);
-    }
-    // A finished erasure request wakes its account, whose next pass records the outcome.
-    let (woken, wakes) = futures::channel::mpsc::unbounded();
-    let controller = watched.controller.reconcile_on(wakes);
     // Every task spawned below stops when this function returns or is dropped (a lost lease
     // drops it wherever it is): none may outlive the controller and keep acting.
     let cancel = CancellationToken::new();
     let _cancel_on_drop = cancel.clone().drop_guard();
+    if let Some(moves) = settings.clock_moves {
+        // Both controllers' timers count on the clock: each hears of every move.
+        let (to_accounts, account_moves) = futures::channel::mpsc::unbounded();
+        let (to_receipts, receipt_moves) = futures::channel::mpsc::unbounded();
+        spawn_cancellable(
+            &cancel,
+            moves.for_each(move |()| {
+                let _ = to_accounts.unbounded_send(());
+                let _ = to_receipts.unbounded_send(());
+                std::future::ready(())
+            }),
+        );
+        watched.controller = watched.controller.reconcile_all_on(account_moves);
+        watched.receipts = watched.receipts.reconcile_all_on(receipt_moves);
+    }
+    // A finished erasure request wakes its account, whose next pass records the outcome.
+    let (woken, wakes) = futures::channel::mpsc::unbounded();
+    let controller = watched.controller.reconcile_on(wakes);
     let synced = signal_ready(&cancel, &watched.stores, &watched.accounts, &ready);
     let reporter = Reporter {
         controller: cluster::MANAGER.to_owned(),
@@ -244,6 +256,7 @@ pub async fn run(
         held: CountPerAccount::default(),
         brakes: super::brake::Brakes::new(settings.brake_write_interval),
     });
+    let context_for_receipts = context.clone();
     let suspects = watched.suspects;
     let report = orphans::report(context.clone(), watched.accounts, synced, suspects);
     spawn_cancellable(&cancel, report);
@@ -264,6 +277,19 @@ pub async fn run(
                 Ok(_) => {}
             }
         });
+    let receipts_running = watched
+        .receipts
+        .graceful_shutdown_on(shutdown.clone())
+        .run(
+            super::receipts::reconcile,
+            receipt_error_policy,
+            context_for_receipts,
+        )
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                warn!(%error, "receipt reconcile failed");
+            }
+        });
     // kube's controller holds its queue until the Account cache has synced, and after a
     // shutdown request it no longer drives the watch that would sync it: stopped before that,
     // it would wait forever. Before every cache has synced no reconcile does anything, so then
@@ -275,7 +301,7 @@ pub async fn run(
         }
     };
     tokio::select! {
-        () = running => {}
+        ((), ()) = futures::future::join(running, receipts_running) => {}
         () = stopped_unsynced => info!("stopped before the caches synced"),
     }
 }
@@ -328,6 +354,8 @@ struct Watched {
     stores: Stores,
     /// Bound objects the orphan reporter must look at, as they are touched.
     suspects: mpsc::UnboundedReceiver<orphans::Suspect>,
+    /// The receipt controller, which deletes ErasureReceipts at their expiry.
+    receipts: Controller<Guarded<ErasureReceipt>>,
 }
 
 /// Watches the Accounts, every bound kind, the policies and the processors: a change to any of
@@ -372,15 +400,22 @@ fn watch_everything(client: &Client, ready: &Arc<AtomicBool>) -> Watched {
             .map(|a| ObjectRef::from_obj(&*a))
             .collect::<Vec<_>>()
     });
+    let receipts = Controller::new(
+        Api::<Guarded<ErasureReceipt>>::all(client.clone()),
+        watcher::Config::default(),
+    );
     Watched {
         controller,
-        accounts,
         stores: Stores {
+            accounts: accounts.clone(),
+            receipts: receipts.store(),
             policies,
             processors,
             bound: Arc::new(bound),
         },
         suspects: suspects_seen,
+        accounts,
+        receipts,
     }
 }
 
@@ -442,14 +477,8 @@ fn signal_ready(
         if !stores.wait_until_ready().await {
             return;
         }
-        // Asked again every second: a wait registered on the controller's own store before
-        // its first list has been seen to miss the wake-up.
-        loop {
-            match tokio::time::timeout(Duration::from_secs(1), accounts.wait_until_ready()).await {
-                Ok(Ok(())) => break,
-                Ok(Err(_)) => return,
-                Err(_) => continue,
-            }
+        if !super::context::controller_store_ready(&accounts).await {
+            return;
         }
         ready.store(true, Ordering::Release);
         let _ = synced.send(true);
@@ -492,6 +521,17 @@ impl Backoff for TriggerPause {
 fn error_policy(account: Arc<Guarded<Account>>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.error("account", error.reason());
     warn!(account = %account.name_any(), reason = error.reason(), %error, "reconcile failed");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// A failed receipt pass is retried soon, and counted.
+fn receipt_error_policy(
+    receipt: Arc<Guarded<ErasureReceipt>>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    ctx.metrics.error("erasurereceipt", error.reason());
+    warn!(receipt = %receipt.name_any(), reason = error.reason(), %error, "receipt reconcile failed");
     Action::requeue(Duration::from_secs(5))
 }
 

@@ -21,5 +21,6 @@ pub use notifications::{NotificationDelivery, NotificationPlan};
 pub use plan::{
     AccountPlan, Inventory, Plan, PlanError, ResourcePlan, UnboundResource, plan, plan_account,
 };
+pub(crate) use schedule::after as after_within_9999;
 pub use schedule::{Disposition, Schedule, ScheduleChange, schedule_change};
 pub use situation::{AccountSituation, Hold, Termination, TerminationSource};

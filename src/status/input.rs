@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 
-use crate::api::{AccountStatus, DeletingItem, ProcessorNotification};
+use crate::api::{AccountStatus, DeletingItem, ProcessorNotification, WrittenReceipt};
 use crate::retention::{AccountPlan, ResourceRef};
 
 /// What the status is computed from: the plan, what this pass did, and what is stored.
@@ -58,6 +58,21 @@ pub struct DeletionLedger<'a> {
     /// uids whose deletion is off (the object is still there and no longer due): they leave
     /// the record uncounted.
     pub called_off: &'a BTreeSet<String>,
+    /// When the objects this pass found gone were confirmed gone (`deletedAt` in their
+    /// receipt); `None`: the pass's `now`.
+    pub confirmed_at: Option<DateTime<Utc>>,
+    /// ErasureReceipts that exist now (this pass wrote them, or found them written): each is
+    /// recorded, and the objects it lists leave the list of those awaiting one.
+    pub receipted: &'a [ReceiptWritten],
+}
+
+/// An ErasureReceipt that exists, with the uids it lists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceiptWritten {
+    /// The record kept in the Account's status.
+    pub record: WrittenReceipt,
+    /// The uids it lists.
+    pub uids: BTreeSet<String>,
 }
 
 /// No uids: for passes that delete nothing.
@@ -69,6 +84,8 @@ impl Default for DeletionLedger<'_> {
             starting: &[],
             gone: &NO_UIDS,
             called_off: &NO_UIDS,
+            confirmed_at: None,
+            receipted: &[],
         }
     }
 }

@@ -41,7 +41,7 @@ pub use conditions::{
     TERMINATION_TIME_MISSING_MESSAGE, UNBOUND_RESOURCES, malformed_account_conditions,
     policy_malformed_status, policy_missing_status, set_condition, termination_time_missing_status,
 };
-pub use input::{DeletionFailure, DeletionLedger, MalformedResource, StatusInput};
+pub use input::{DeletionFailure, DeletionLedger, MalformedResource, ReceiptWritten, StatusInput};
 
 use crate::api::{AccountPhase, AccountStatus, ProcessorNotification};
 use crate::notifier::ledger;

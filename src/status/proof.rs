@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 
 use super::input::DeletionLedger;
-use crate::api::{AccountPhase, ErasureProof, ResourceCounts, RetainedItem};
+use crate::api::{
+    AccountPhase, DeletingItem, ErasedObject, ErasureProof, ResourceCounts, RetainedItem,
+};
 use crate::retention::{AccountPlan, Disposition, ResourcePlan, ResourceRef};
 
 /// The bound objects kept under a remaining legal basis: those the plan retains, and those a
@@ -55,11 +57,14 @@ pub(super) fn erasure_proof(
     // under a termination.
     let mut counted = false;
     let recorded = std::mem::take(&mut proof.deleting);
+    let confirmed_at = deletions.confirmed_at.unwrap_or(now);
     for item in recorded {
         if deletions.gone.contains(&item.uid) {
-            let count = proof.deleted.entry(item.kind).or_default();
+            let count = proof.deleted.entry(item.kind.clone()).or_default();
             *count = count.saturating_add(1);
             counted = true;
+            // It waits for its ErasureReceipt here.
+            proof.erased.push(erased_object(item, confirmed_at));
         } else if !deletions.called_off.contains(&item.uid) {
             proof.deleting.push(item);
         }
@@ -67,6 +72,16 @@ pub(super) fn erasure_proof(
     if counted && proof.started_at.is_none() {
         proof.started_at = Some(now);
     }
+    for receipt in deletions.receipted {
+        proof
+            .erased
+            .retain(|object| !receipt.uids.contains(&object.uid));
+        if !proof.receipts.iter().any(|r| r.name == receipt.record.name) {
+            proof.receipts.push(receipt.record.clone());
+        }
+    }
+    proof.erased.sort();
+    proof.receipts.sort();
     if plan.terminated_at.is_none() {
         // Deletions on a live account (withdrawn consent, backup expiry) are not recorded.
         return (proof != ErasureProof::default()).then_some(proof);
@@ -96,6 +111,24 @@ pub(super) fn erasure_proof(
     }
     // An empty proof (terminated, nothing deleted or retained yet) would only print `{}`.
     (proof != ErasureProof::default()).then_some(proof)
+}
+
+/// A recorded deletion confirmed gone, as its receipt lists it. A deletion recorded by an
+/// operator version that did not record its schedule is listed with its confirmation time as
+/// its due time.
+fn erased_object(item: DeletingItem, confirmed_at: DateTime<Utc>) -> ErasedObject {
+    ErasedObject {
+        kind: item.kind,
+        namespace: item.namespace,
+        name: item.name,
+        uid: item.uid,
+        legal_basis: item.legal_basis.unwrap_or_default(),
+        rule: item
+            .rule
+            .unwrap_or_else(|| "recorded without its rule by an earlier version".to_owned()),
+        delete_at: item.delete_at.unwrap_or(confirmed_at),
+        deleted_at: confirmed_at,
+    }
 }
 
 /// Counts per kind of what is still bound, with the cumulative deletions from the proof.

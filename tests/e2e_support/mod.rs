@@ -478,6 +478,7 @@ fn hosting_resources() -> Vec<ApiResource> {
         ApiResource::erase::<Account>(&()),
         ApiResource::erase::<RetentionPolicy>(&()),
         ApiResource::erase::<DataProcessor>(&()),
+        ApiResource::erase::<retention_operator::api::ErasureReceipt>(&()),
     ]
 }
 
@@ -872,7 +873,10 @@ impl Harness {
 
     /// Account reconciles started so far, read from the operator's own metrics.
     pub fn reconciles_started(&self) -> u64 {
-        metric(&self.metrics, "retention_operator_reconciles_total{")
+        metric(
+            &self.metrics,
+            "retention_operator_reconciles_total{controller=\"account\"}",
+        )
     }
 
     /// Account reconciles finished so far, read from the operator's own metrics.
@@ -949,7 +953,7 @@ impl Drop for Harness {
 pub fn reconciles_finished(metrics: &Metrics) -> u64 {
     metric(
         metrics,
-        "retention_operator_reconcile_duration_seconds_count{",
+        "retention_operator_reconcile_duration_seconds_count{controller=\"account\"}",
     )
 }
 
@@ -1272,7 +1276,12 @@ impl Replica {
     /// Waits until no reconcile of this replica is running and none started or finished over
     /// two polls in a row (200 ms apart).
     pub async fn settle(&self) {
-        let started = || metric(&self.metrics, "retention_operator_reconciles_total{");
+        let started = || {
+            metric(
+                &self.metrics,
+                "retention_operator_reconciles_total{controller=\"account\"}",
+            )
+        };
         let mut last = None;
         eventually("the replica to settle", || {
             let snapshot = (started(), reconciles_finished(&self.metrics));

@@ -1,0 +1,292 @@
+//! The ErasureReceipts' shell: the account controller writes a receipt for each complete
+//! erasure time before the Account's status and finalizer move on ([`certify`]) and keeps each
+//! receipt's status in step with the Account's erasure requests ([`sync_statuses`]); the
+//! receipt controller ([`reconcile`]) deletes a receipt once its policy's `receipts.keepFor`
+//! has passed, on an exact timer. What is written is decided in [`crate::receipts`].
+
+use std::{sync::Arc, sync::atomic::Ordering, time::Duration};
+
+use chrono::{DateTime, Utc};
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions},
+    runtime::{controller::Action, events::EventType},
+};
+use serde_json::json;
+use tracing::{debug, info};
+
+use super::{
+    cluster::MANAGER,
+    context::{Context, Error, Policy},
+    guarded::Guarded,
+};
+use crate::{
+    api::{Account, ErasureReceipt, ErasureReceiptSpec, ProcessorNotification, WrittenReceipt},
+    receipts::{self, ReceiptInput},
+    retention::AccountPlan,
+    status::ReceiptWritten,
+};
+
+/// The reason of the Normal event on the Account when a receipt is written.
+pub const RECEIPT_WRITTEN: &str = "ErasureReceiptWritten";
+
+/// The reason of the Warning event on the Account when a receipt cannot be written.
+pub const RECEIPT_FAILED: &str = "ErasureReceiptFailed";
+
+/// How long a receipt controller pass waits at most before looking again (timers are re-armed
+/// at least daily, as the accounts' are).
+const LONGEST_WAIT: Duration = Duration::from_secs(24 * 3600);
+
+/// How soon a receipt whose deletion met a conflict is looked at again.
+const CONFLICT_RETRY: Duration = Duration::from_secs(5);
+
+/// Writes the receipt of every complete erasure time of `account` (as its status was last
+/// written) and returns every receipt that now exists for them. A receipt found already
+/// written under its name (a pass died after creating it) counts as written: it is never
+/// written twice, and the objects it does not list wait for the next receipt of that time.
+pub async fn certify(
+    ctx: &Context,
+    account: &Account,
+    plan: &AccountPlan,
+    requests: &[ProcessorNotification],
+    now: DateTime<Utc>,
+) -> Result<Vec<ReceiptWritten>, Error> {
+    if ctx.settings.dry_run {
+        return Ok(Vec::new());
+    }
+    let policy_name = account.spec.retention_policy_ref.as_str();
+    let generation = ctx
+        .stores
+        .policy_generation(policy_name)
+        .unwrap_or_default();
+    let drafts = receipts::due(&ReceiptInput {
+        account,
+        policy: (policy_name, generation),
+        terminated_at: plan.terminated_at,
+        remaining: &plan.resources,
+        requests,
+        now,
+    });
+    let api: Api<ErasureReceipt> = Api::all(ctx.client.clone());
+    let params = PostParams {
+        field_manager: Some(MANAGER.to_owned()),
+        ..PostParams::default()
+    };
+    let mut written = Vec::new();
+    for draft in drafts {
+        let name = draft.name_any();
+        let spec = match ctx.act(api.create(&params, &draft)).await {
+            Ok(created) => {
+                let note = format!(
+                    "ErasureReceipt {name} lists the {} objects erased at {}",
+                    created.spec.erased.len(),
+                    crate::clock::rfc3339(created.spec.erasure_at)
+                );
+                ctx.publish(account, None, EventType::Normal, RECEIPT_WRITTEN, &note)
+                    .await;
+                created.spec
+            }
+            Err(error) if error.is_status(409) => {
+                let Some(existing) = ctx.act(api.get_opt(&name)).await? else {
+                    // Deleted in between: the next pass writes it again.
+                    continue;
+                };
+                if existing.spec.account.uid != draft.spec.account.uid
+                    || existing.spec.erasure_at != draft.spec.erasure_at
+                {
+                    return Err(Error::ReceiptNameTaken(name));
+                }
+                debug!(account = %account.name_any(), receipt = %name, "the receipt was written by an earlier pass");
+                existing.spec
+            }
+            Err(error) => return Err(error),
+        };
+        written.push(ReceiptWritten {
+            record: WrittenReceipt {
+                erasure_at: spec.erasure_at,
+                name,
+                erased: u32::try_from(spec.erased.len()).unwrap_or(u32::MAX),
+            },
+            uids: receipts::uids(&spec),
+        });
+    }
+    Ok(written)
+}
+
+/// Brings the status of each of the account's receipts in line with its erasure requests:
+/// the count, and each processor's acknowledgement or staff confirmation as it arrives.
+pub async fn sync_statuses(
+    ctx: &Context,
+    written: &[WrittenReceipt],
+    requests: &[ProcessorNotification],
+) -> Result<(), Error> {
+    if ctx.settings.dry_run {
+        return Ok(());
+    }
+    let api: Api<ErasureReceipt> = Api::all(ctx.client.clone());
+    for record in written {
+        // A receipt just written is not cached yet: it is read then.
+        let receipt = match ctx.stores.receipt(&record.name) {
+            Some(cached) => cached,
+            None => match ctx.act(api.get_opt(&record.name)).await? {
+                Some(read) => read,
+                None => continue,
+            },
+        };
+        patch_status(ctx, &api, &receipt, requests).await?;
+    }
+    Ok(())
+}
+
+/// Patches the receipt's count and request outcomes when they differ from what it shows.
+async fn patch_status(
+    ctx: &Context,
+    api: &Api<ErasureReceipt>,
+    receipt: &ErasureReceipt,
+    requests: &[ProcessorNotification],
+) -> Result<(), Error> {
+    let stored = receipt.status.as_ref();
+    let wanted = receipts::status_of(&receipt.spec, requests, stored);
+    let shown = stored.cloned().unwrap_or_default();
+    if shown.erased_count == wanted.erased_count && shown.processors == wanted.processors {
+        return Ok(());
+    }
+    // A merge patch of these two fields only: `expiresAt` is the receipt controller's.
+    let patch = json!({"status": {
+        "erasedCount": wanted.erased_count,
+        "processors": wanted.processors,
+    }});
+    match ctx
+        .act(api.patch_status(
+            &receipt.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        ))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(error) if error.is_status(404) => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+/// Deletes a receipt once its policy's `receipts.keepFor` has passed since its erasure
+/// completed; shows when in `status.expiresAt`. A receipt is never deleted while its policy is
+/// missing or suspended, or while its account (if it still exists) is under a legal hold;
+/// those are looked at again daily, and so a change of `keepFor` counts within a day (a
+/// receipt whose timer fires reads the policy again first, so never too early).
+pub async fn reconcile(
+    object: Arc<Guarded<ErasureReceipt>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    if !ctx.ready.load(Ordering::Acquire) {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
+    let _timer = ctx.metrics.reconcile("erasurereceipt");
+    // A receipt the operator cannot read was not written by it: it is never deleted.
+    let Ok(receipt) = &object.0 else {
+        return Ok(Action::await_change());
+    };
+    let now = ctx.clock.now();
+    let Policy::Found(policy) = ctx.stores.policy(&receipt.spec.policy.name) else {
+        // Kept while it cannot be known how long: looked at again daily.
+        show_expiry(&ctx, receipt, None).await?;
+        return Ok(Action::requeue(LONGEST_WAIT));
+    };
+    let expires_at = receipts::expires_at(&receipt.spec, policy.receipts_keep_for());
+    show_expiry(&ctx, receipt, expires_at).await?;
+    let Some(expires_at) = expires_at else {
+        return Ok(Action::requeue(LONGEST_WAIT));
+    };
+    if now < expires_at {
+        return Ok(Action::requeue(wait_until(now, expires_at)));
+    }
+    if policy.suspend {
+        return Ok(Action::requeue(LONGEST_WAIT));
+    }
+    if account_on_hold(&ctx, &receipt.spec, now) {
+        return Ok(Action::requeue(LONGEST_WAIT));
+    }
+    // Read again right before deleting, as for every deletion: the cache may be behind a
+    // change to the policy (a longer keepFor) made a moment ago.
+    let policies: Api<crate::api::RetentionPolicy> = Api::all(ctx.client.clone());
+    let fresh = ctx.act(policies.get_opt(&receipt.spec.policy.name)).await?;
+    let still_due = fresh.is_some_and(|p| {
+        !p.spec.suspend
+            && receipts::expires_at(&receipt.spec, p.spec.receipts_keep_for())
+                .is_some_and(|at| at <= now)
+    });
+    if !still_due {
+        return Ok(Action::requeue(CONFLICT_RETRY));
+    }
+    let api: Api<ErasureReceipt> = Api::all(ctx.client.clone());
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: receipt.uid(),
+            resource_version: receipt.resource_version(),
+        }),
+        ..DeleteParams::default()
+    };
+    let name = receipt.name_any();
+    match ctx.act(api.delete(&name, &params)).await {
+        Ok(_) => {
+            info!(receipt = %name, account = %receipt.spec.account.name, "erasure receipt deleted: kept for its policy's receipts.keepFor");
+            Ok(Action::await_change())
+        }
+        Err(error) if error.is_status(404) => Ok(Action::await_change()),
+        Err(error) if error.is_status(409) => Ok(Action::requeue(CONFLICT_RETRY)),
+        Err(error) => Err(error),
+    }
+}
+
+/// Writes `status.expiresAt` when it differs from what the receipt shows.
+async fn show_expiry(
+    ctx: &Context,
+    receipt: &ErasureReceipt,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<(), Error> {
+    let shown = receipt.status.as_ref().and_then(|s| s.expires_at);
+    if shown != expires_at && !ctx.settings.dry_run {
+        let api: Api<ErasureReceipt> = Api::all(ctx.client.clone());
+        let patch = json!({"status": {"expiresAt": expires_at}});
+        match ctx
+            .act(api.patch_status(
+                &receipt.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            ))
+            .await
+        {
+            Ok(_) => {}
+            Err(error) if error.is_status(404) => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+/// Whether the receipt's account still exists (the same uid) under a legal hold in force.
+fn account_on_hold(ctx: &Context, spec: &ErasureReceiptSpec, now: DateTime<Utc>) -> bool {
+    let Some(account) = ctx.stores.account(&spec.account.name) else {
+        return false;
+    };
+    let Ok(account) = &account.0 else {
+        // An Account that cannot be read may be on hold: keep the receipt.
+        return true;
+    };
+    account.meta().uid.as_deref() == Some(spec.account.uid.as_str())
+        && account
+            .spec
+            .legal_hold
+            .as_ref()
+            .is_some_and(|hold| hold.until.is_none_or(|until| until > now))
+}
+
+/// How long to wait for `at`, at most a day.
+fn wait_until(now: DateTime<Utc>, at: DateTime<Utc>) -> Duration {
+    (at - now)
+        .to_std()
+        .unwrap_or(Duration::ZERO)
+        .saturating_add(Duration::from_millis(1))
+        .min(LONGEST_WAIT)
+}
