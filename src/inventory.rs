@@ -21,7 +21,7 @@ use kube::{
 use serde::de::DeserializeOwned;
 
 use crate::{
-    api::{Account, DataProcessor, RetentionPolicy},
+    api::{Account, DataProcessor, ErasureReceipt, RECEIPT_ACCOUNT_LABEL, RetentionPolicy},
     kinds::{BoundKind, KindVisitor, ResourceKind},
     report,
     retention::{BoundResource, Inventory, Plan, brake::BrakeState},
@@ -115,10 +115,11 @@ pub async fn collect(client: &Client, account: &str) -> Result<Inventory, Invent
             })
         })
         .into_iter();
-    let (policy, bound, processors) = futures::try_join!(
+    let (policy, bound, processors, receipts) = futures::try_join!(
         get::<RetentionPolicy>(client, &policy_name),
         futures::future::try_join_all(every_kind),
         list::<DataProcessor>(client),
+        receipts(client, Some(account)),
     )?;
     let resources: Vec<BoundResource> = bound.into_iter().flatten().collect();
     let named: BTreeSet<&str> = resources
@@ -148,6 +149,7 @@ pub async fn collect(client: &Client, account: &str) -> Result<Inventory, Invent
             .collect(),
         processors: processor_specs,
         resources,
+        receipts,
     })
 }
 
@@ -241,10 +243,41 @@ async fn list<K>(client: &Client) -> Result<Vec<DynamicObject>, InventoryError>
 where
     K: Resource<DynamicType = ()>,
 {
+    list_selected::<K>(client, ListParams::default()).await
+}
+
+/// The ErasureReceipts (of one account, with `account`), typed. None when the cluster does
+/// not know the kind yet (CRDs older than receipts): there are none then.
+pub async fn receipts(
+    client: &Client,
+    account: Option<&str>,
+) -> Result<Vec<ErasureReceipt>, InventoryError> {
+    let params = match account {
+        Some(name) => ListParams::default().labels(&format!("{RECEIPT_ACCOUNT_LABEL}={name}")),
+        None => ListParams::default(),
+    };
+    match list_selected::<ErasureReceipt>(client, params).await {
+        Ok(objects) => objects.iter().map(typed).collect(),
+        Err(InventoryError::Api {
+            error: kube::Error::Api(status),
+            ..
+        }) if status.code == 404 => Ok(Vec::new()),
+        Err(error) => Err(error),
+    }
+}
+
+/// LISTs the objects of a kind that `params` selects, in every namespace, page by page.
+async fn list_selected<K>(
+    client: &Client,
+    params: ListParams,
+) -> Result<Vec<DynamicObject>, InventoryError>
+where
+    K: Resource<DynamicType = ()>,
+{
     let resource = api_resource::<K>();
     let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
     let mut objects = Vec::new();
-    let mut params = ListParams::default().limit(PAGE);
+    let mut params = params.limit(PAGE);
     loop {
         let page = api
             .list(&params)
@@ -273,13 +306,15 @@ pub async fn collect_cluster(client: &Client) -> Result<Inventory, InventoryErro
             })
         })
         .into_iter();
-    let (accounts, policies, processors, bound) = futures::try_join!(
+    let (accounts, policies, processors, bound, receipts) = futures::try_join!(
         list::<Account>(client),
         list::<RetentionPolicy>(client),
         list::<DataProcessor>(client),
         futures::future::try_join_all(every_kind),
+        receipts(client, None),
     )?;
     let mut inventory = Inventory {
+        receipts,
         accounts: accounts
             .iter()
             .map(typed::<Account>)

@@ -79,6 +79,21 @@ enum Command {
     ChartKinds,
     /// List everything stored about one account, with its schedule (the customer's right of
     /// access), read from the cluster (in-cluster config, or KUBECONFIG).
+    /// List the ErasureReceipts (of one account) from the cluster and verify each digest;
+    /// exits 1 when one does not verify.
+    Receipts {
+        /// Only this account's receipts.
+        account: Option<String>,
+        /// The kubeconfig (default: $KUBECONFIG, ~/.kube/config, or the in-cluster config).
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// The kubeconfig context (default: the current context).
+        #[arg(long)]
+        context: Option<String>,
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Table)]
+        output: Format,
+    },
     Inventory {
         /// The Account's name.
         account: String,
@@ -215,6 +230,12 @@ fn main() -> ExitCode {
             now,
             output,
         } => inventory(&account, now, output),
+        Command::Receipts {
+            account,
+            kubeconfig,
+            context,
+            output,
+        } => receipts(account.as_deref(), kubeconfig, context, output),
     };
     // Everything is rendered before anything is printed, so bad input never half-prints.
     match result {
@@ -275,6 +296,52 @@ fn plan(source: PlanSource, now: DateTime<Utc>, output: Format) -> Result<String
             .map(|json| json + "\n")
             .map_err(|e| (1, format!("cannot render JSON: {e}"))),
     }
+}
+
+/// Lists the receipts and verifies their digests. The listing is printed either way; a receipt
+/// whose digest does not verify makes the command fail after it.
+fn receipts(
+    account: Option<&str>,
+    kubeconfig: Option<PathBuf>,
+    context: Option<String>,
+    output: Format,
+) -> Result<String, (u8, String)> {
+    use retention_operator::receipts;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| (1, format!("cannot start the runtime: {e}")))?;
+    let found = runtime.block_on(async {
+        let client = kubeconfig_client(kubeconfig.as_deref(), context.as_deref())
+            .await
+            .map_err(|e| (1, e))?;
+        retention_operator::inventory::receipts(&client, account)
+            .await
+            .map_err(|e| (e.exit_code(), e.to_string()))
+    })?;
+    let views = receipts::views(&found);
+    let text = match output {
+        Format::Table => receipts::table(&views),
+        Format::Json => serde_json::to_string_pretty(&views)
+            .map(|json| json + "\n")
+            .map_err(|e| (1, format!("cannot render JSON: {e}")))?,
+    };
+    let tampered: Vec<&str> = views
+        .iter()
+        .filter(|v| !v.verified)
+        .map(|v| v.name.as_str())
+        .collect();
+    if tampered.is_empty() {
+        return Ok(text);
+    }
+    let _ = io::stdout().lock().write_all(text.as_bytes());
+    Err((
+        1,
+        format!(
+            "the digest of {} does not verify: the spec was changed after the operator wrote it",
+            tampered.join(", ")
+        ),
+    ))
 }
 
 /// A client of the kubeconfig at `path` (else the usual search), in `context` (else the current

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::{
     admission,
-    api::{API_VERSION, Account, DataProcessor, RetentionPolicy},
+    api::{API_VERSION, Account, DataProcessor, ErasureReceipt, RetentionPolicy},
     kinds::{BoundKind, KindVisitor, ResourceKind},
     retention::Inventory,
 };
@@ -249,6 +249,18 @@ impl Reader {
             };
             return Err(invalid(String::new(), message));
         }
+        let kind = kind.to_owned();
+        self.read_object(&kind, value, &source)
+    }
+
+    /// Reads one object of this API group.
+    fn read_object(
+        &mut self,
+        kind: &str,
+        value: Value,
+        source: &Source,
+    ) -> Result<(), ManifestError> {
+        let source = source.clone();
         match kind {
             "Account" => {
                 let account: Account = decode_cel(value, &source)?;
@@ -266,16 +278,22 @@ impl Reader {
                 let name = self.register(&processor, &source)?;
                 self.inventory.processors.insert(name, processor.spec);
             }
+            "ErasureReceipt" => {
+                let receipt: ErasureReceipt = decode_cel(value, &source)?;
+                self.register(&receipt, &source)?;
+                self.inventory.receipts.push(receipt);
+            }
             bound if let Ok(kind) = bound.parse::<ResourceKind>() => kind.visit(DecodeBound {
                 reader: self,
                 value,
                 source: &source,
             })?,
             other => {
-                return Err(invalid(
-                    String::new(),
-                    format!("unknown kind {other} in {API_VERSION}"),
-                ));
+                return Err(ManifestError::Invalid {
+                    at: source,
+                    object: String::new(),
+                    message: format!("unknown kind {other} in {API_VERSION}"),
+                });
             }
         }
         Ok(())

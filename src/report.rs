@@ -43,6 +43,30 @@ pub fn table(plan: &Plan) -> String {
             );
         }
     }
+    if !plan.receipts.is_empty() {
+        out.push_str("\nErasure receipts:\n");
+        for receipt in &plan.receipts {
+            let until = receipt.delete_at.map_or_else(
+                || "kept".to_owned(),
+                |at| format!("delete at {}", crate::clock::rfc3339(at)),
+            );
+            let _ = writeln!(
+                out,
+                "  {} (account {}, erasure time {}, {} object{}): {until}, {}{}",
+                receipt.name,
+                receipt.account,
+                crate::clock::rfc3339(receipt.erasure_at),
+                receipt.erased,
+                if receipt.erased == 1 { "" } else { "s" },
+                receipt.reason,
+                if receipt.verified {
+                    ""
+                } else {
+                    "; DIGEST DOES NOT VERIFY: its spec was changed after it was written"
+                }
+            );
+        }
+    }
     out
 }
 

@@ -47,7 +47,8 @@ fn there_is_one_crd_per_kind_of_the_design() {
             "DataRecord",
             "Backup",
             "RetentionPolicy",
-            "DataProcessor"
+            "DataProcessor",
+            "ErasureReceipt"
         ]
     );
 }

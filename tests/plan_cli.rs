@@ -722,7 +722,7 @@ fn crds_command_prints_every_crd() {
         .iter()
         .map(|d| d["metadata"]["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names.len(), 9);
+    assert_eq!(names.len(), 10);
     assert!(
         names.iter().all(|n| n.ends_with(".hosting.ecuni.se")),
         "{names:?}"
@@ -854,4 +854,76 @@ spec:
             case.never
         );
     }
+}
+
+/// An ErasureReceipt as the operator writes it (digest included), as YAML; `tamper` edits the
+/// spec after the digest was taken.
+fn receipt_yaml(tamper: bool) -> String {
+    use retention_operator::{api::*, receipts};
+    let at = |text: &str| text.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    let mut spec = ErasureReceiptSpec {
+        account: ReceiptAccount {
+            name: "gone".into(),
+            uid: "3f2a9c1e-0000".into(),
+            customer_ref: "C-9".into(),
+        },
+        policy: ReceiptPolicy {
+            name: "default".into(),
+            generation: 1,
+        },
+        terminated_at: Some(at("2026-10-01T00:00:00Z")),
+        erasure_at: at("2026-10-31T00:00:00Z"),
+        completed_at: at("2026-10-31T00:00:05Z"),
+        erased: vec![ErasedObject {
+            kind: "Website".into(),
+            namespace: "gone".into(),
+            name: "www".into(),
+            uid: "u-1".into(),
+            legal_basis: LegalBasis::Contract,
+            rule: "grace period 30d after termination".into(),
+            delete_at: at("2026-10-31T00:00:00Z"),
+            deleted_at: at("2026-10-31T00:00:05Z"),
+        }],
+        kept: Vec::new(),
+        processors: Vec::new(),
+        follows: None,
+        digest: String::new(),
+    };
+    spec.digest = receipts::digest(&spec);
+    if tamper {
+        spec.erased[0].uid = "u-2".into();
+    }
+    let receipt = ErasureReceipt::new("gone-3f2a9c1e-20261031000000", spec);
+    serde_saphyr::to_string(&receipt).unwrap()
+}
+
+#[test]
+fn plan_shows_each_erasure_receipt_with_its_own_deletion_and_whether_it_verifies() {
+    let dir = scratch("receipts", &receipt_yaml(false));
+    fs::write(
+        dir.join("tampered.yaml"),
+        receipt_yaml(true).replace("gone-3f2a9c1e-20261031000000", "gone-tampered"),
+    )
+    .unwrap();
+    let output = run(&["plan", "-f", dir.to_str().unwrap(), "--now", NOW]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains(
+            "gone-3f2a9c1e-20261031000000 (account gone, erasure time 2026-10-31T00:00:00Z, \
+             1 object): delete at 2036-10-31T00:00:05Z, receipt kept 3653d after its erasure \
+             completed\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("gone-tampered (account gone") && text.contains("DIGEST DOES NOT VERIFY"),
+        "{text}"
+    );
+    let json = plan_json(&dir);
+    let receipts = json["receipts"].as_array().unwrap();
+    assert_eq!(receipts.len(), 2);
+    assert_eq!(receipts[0]["deleteAt"], "2036-10-31T00:00:05Z");
+    assert_eq!(receipts[0]["verified"], true);
+    assert_eq!(receipts[1]["verified"], false);
 }

@@ -145,8 +145,26 @@ async fn exercise_the_operator(harness: &mut Harness) {
     .await;
 
     // Advance notice, erasure, the erasure request, backup expiry, bookkeeping, finalizer.
+    // The first receipt's creation is answered 409 as if an earlier pass had written it: the
+    // operator reads the name back (not found, so it writes the receipt on the next pass).
     harness.move_clock_to("2026-11-30T12:00:00Z").await;
+    server.update_faults(|f| {
+        f.rules.push(
+            test_apiserver::FaultRule::always(409)
+                .verb("create")
+                .resource("erasurereceipts"),
+        )
+    });
     harness.move_clock_to("2026-12-01T00:00:00Z").await;
+    eventually("a receipt's name read back", || async {
+        server
+            .requests()
+            .iter()
+            .any(|r| r.verb == "get" && r.resource == "erasurereceipts")
+            .then_some(())
+    })
+    .await;
+    server.clear_faults();
     eventually("the erasure request acknowledged", || async {
         let status = e2e_support::get_account(&client, "acme").await?.status?;
         status
@@ -169,6 +187,16 @@ async fn exercise_the_operator(harness: &mut Harness) {
     })
     .await;
     assert!(gone::<DataRecord>(&client, "invoices").await);
+    // The receipts go ten years after their erasures.
+    harness.move_clock_to("2045-01-01T00:00:00Z").await;
+    eventually("the receipts deleted at their expiry", || async {
+        let left = Api::<retention_operator::api::ErasureReceipt>::all(client.clone())
+            .list(&Default::default())
+            .await
+            .ok()?;
+        left.items.is_empty().then_some(())
+    })
+    .await;
 }
 
 /// The `Bound` condition of the hosted object named `orphan`.

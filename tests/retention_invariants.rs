@@ -366,6 +366,7 @@ impl World {
                 .map(|(i, g)| build_resource(i, g))
                 .collect(),
             brakes: BTreeMap::new(),
+            receipts: Vec::new(),
         };
         inventory.processors.insert(
             PROCESSORS[0].to_owned(),

@@ -558,44 +558,63 @@ async fn report(
             now,
         })
     };
-    // The receipts of the erasure times this pass completed are written before the status
-    // that records them: the proof as it will stand tells which are complete.
-    let mut proven = acted.written.clone();
-    proven.status = Some(status(acted.written.status.as_ref(), &[]));
-    let certified =
-        receipts::certify(ctx, &proven, &acted.plan, &acted.requests.entries, now).await;
+    let status_written = write_receipted_status(ctx, acted, status, now).await?;
+    Ok(Reported {
+        status_written,
+        next_notice_at: notice.next_at,
+    })
+}
+
+/// Writes the receipts of the erasure times this pass completed, then the status (`status`
+/// of the stored one and the receipts written) that records them: the proof as it will stand
+/// tells which are complete. Then brings the receipts' statuses in line with the requests.
+/// A receipt that cannot be written is reported; the status is written all the same, and the
+/// pass fails after it (to be retried).
+async fn write_receipted_status(
+    ctx: &Context,
+    acted: &Acted,
+    status: impl Fn(Option<&AccountStatus>, &[ReceiptWritten]) -> AccountStatus,
+    now: DateTime<Utc>,
+) -> Result<Option<Account>, Error> {
+    // Only objects recorded as under way or waiting can be receipted: most passes have none.
+    let waiting = acted
+        .written
+        .status
+        .as_ref()
+        .and_then(|s| s.erasure.as_ref())
+        .is_some_and(|e| !e.erased.is_empty() || !e.deleting.is_empty());
+    let certified = if waiting {
+        let mut proven = acted.written.clone();
+        proven.status = Some(status(acted.written.status.as_ref(), &[]));
+        receipts::certify(ctx, &proven, &acted.plan, &acted.requests.entries, now).await
+    } else {
+        Ok((Vec::new(), Vec::new()))
+    };
     let receipted = match &certified {
-        Ok(written) => written.as_slice(),
+        Ok((written, _)) => written.as_slice(),
         Err(error) => {
             let note = format!(
-                "cannot write an ErasureReceipt ({}); the account keeps its finalizer until it is written",
+                "cannot write an ErasureReceipt ({}); the account keeps its finalizer until it \
+                 is written",
                 error.reason()
             );
-            ctx.publish(
-                account,
-                None,
-                EventType::Warning,
-                receipts::RECEIPT_FAILED,
-                &note,
-            )
-            .await;
+            let (type_, reason) = (EventType::Warning, receipts::RECEIPT_FAILED);
+            ctx.publish(&acted.written, None, type_, reason, &note)
+                .await;
             &[]
         }
     };
     let status_written =
         write_status(ctx, &acted.written, |previous| status(previous, receipted)).await?;
-    certified?;
+    let (_, just_read) = certified?;
     let last = status_written.as_ref().unwrap_or(&acted.written);
     let written = last
         .status
         .as_ref()
         .and_then(|s| s.erasure.as_ref())
         .map_or(&[][..], |e| e.receipts.as_slice());
-    receipts::sync_statuses(ctx, written, &acted.requests.entries).await?;
-    Ok(Reported {
-        status_written,
-        next_notice_at: notice.next_at,
-    })
+    receipts::sync_statuses(ctx, written, &just_read, &acted.requests.entries).await?;
+    Ok(status_written)
 }
 
 /// Ends the pass: releases an Account being deleted once nothing is left, or picks when to

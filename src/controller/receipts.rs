@@ -41,7 +41,7 @@ const LONGEST_WAIT: Duration = Duration::from_secs(24 * 3600);
 const CONFLICT_RETRY: Duration = Duration::from_secs(5);
 
 /// Writes the receipt of every complete erasure time of `account` (as its status was last
-/// written) and returns every receipt that now exists for them. A receipt found already
+/// written) and returns every receipt that now exists for them, as recorded and as read. A receipt found already
 /// written under its name (a pass died after creating it) counts as written: it is never
 /// written twice, and the objects it does not list wait for the next receipt of that time.
 pub async fn certify(
@@ -50,9 +50,9 @@ pub async fn certify(
     plan: &AccountPlan,
     requests: &[ProcessorNotification],
     now: DateTime<Utc>,
-) -> Result<Vec<ReceiptWritten>, Error> {
+) -> Result<(Vec<ReceiptWritten>, Vec<ErasureReceipt>), Error> {
     if ctx.settings.dry_run {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
     let policy_name = account.spec.retention_policy_ref.as_str();
     let generation = ctx
@@ -73,9 +73,10 @@ pub async fn certify(
         ..PostParams::default()
     };
     let mut written = Vec::new();
+    let mut read = Vec::new();
     for draft in drafts {
         let name = draft.name_any();
-        let spec = match ctx.act(api.create(&params, &draft)).await {
+        let receipt = match ctx.act(api.create(&params, &draft)).await {
             Ok(created) => {
                 let note = format!(
                     "ErasureReceipt {name} lists the {} objects erased at {}",
@@ -84,7 +85,7 @@ pub async fn certify(
                 );
                 ctx.publish(account, None, EventType::Normal, RECEIPT_WRITTEN, &note)
                     .await;
-                created.spec
+                created
             }
             Err(error) if error.is_status(409) => {
                 let Some(existing) = ctx.act(api.get_opt(&name)).await? else {
@@ -97,27 +98,32 @@ pub async fn certify(
                     return Err(Error::ReceiptNameTaken(name));
                 }
                 debug!(account = %account.name_any(), receipt = %name, "the receipt was written by an earlier pass");
-                existing.spec
+                existing
             }
             Err(error) => return Err(error),
         };
+        let spec = &receipt.spec;
         written.push(ReceiptWritten {
             record: WrittenReceipt {
                 erasure_at: spec.erasure_at,
                 name,
                 erased: u32::try_from(spec.erased.len()).unwrap_or(u32::MAX),
             },
-            uids: receipts::uids(&spec),
+            uids: receipts::uids(spec),
         });
+        read.push(receipt);
     }
-    Ok(written)
+    Ok((written, read))
 }
 
 /// Brings the status of each of the account's receipts in line with its erasure requests:
-/// the count, and each processor's acknowledgement or staff confirmation as it arrives.
+/// the count, and each processor's acknowledgement or staff confirmation as it arrives. Those
+/// `just_read` (written or adopted by this pass) are taken as read; the rest from the cache
+/// (one not cached yet is brought in line by a later pass).
 pub async fn sync_statuses(
     ctx: &Context,
     written: &[WrittenReceipt],
+    just_read: &[ErasureReceipt],
     requests: &[ProcessorNotification],
 ) -> Result<(), Error> {
     if ctx.settings.dry_run {
@@ -125,11 +131,10 @@ pub async fn sync_statuses(
     }
     let api: Api<ErasureReceipt> = Api::all(ctx.client.clone());
     for record in written {
-        // A receipt just written is not cached yet: it is read then.
-        let receipt = match ctx.stores.receipt(&record.name) {
-            Some(cached) => cached,
-            None => match ctx.act(api.get_opt(&record.name)).await? {
-                Some(read) => read,
+        let receipt = match just_read.iter().find(|r| r.name_any() == record.name) {
+            Some(read) => read.clone(),
+            None => match ctx.stores.receipt(&record.name) {
+                Some(cached) => cached,
                 None => continue,
             },
         };

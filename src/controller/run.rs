@@ -206,19 +206,7 @@ pub async fn run(
     let cancel = CancellationToken::new();
     let _cancel_on_drop = cancel.clone().drop_guard();
     if let Some(moves) = settings.clock_moves {
-        // Both controllers' timers count on the clock: each hears of every move.
-        let (to_accounts, account_moves) = futures::channel::mpsc::unbounded();
-        let (to_receipts, receipt_moves) = futures::channel::mpsc::unbounded();
-        spawn_cancellable(
-            &cancel,
-            moves.for_each(move |()| {
-                let _ = to_accounts.unbounded_send(());
-                let _ = to_receipts.unbounded_send(());
-                std::future::ready(())
-            }),
-        );
-        watched.controller = watched.controller.reconcile_all_on(account_moves);
-        watched.receipts = watched.receipts.reconcile_all_on(receipt_moves);
+        watched = watched.on_clock_moves(&cancel, moves);
     }
     // A finished erasure request wakes its account, whose next pass records the outcome.
     let (woken, wakes) = futures::channel::mpsc::unbounded();
@@ -277,19 +265,7 @@ pub async fn run(
                 Ok(_) => {}
             }
         });
-    let receipts_running = watched
-        .receipts
-        .graceful_shutdown_on(shutdown.clone())
-        .run(
-            super::receipts::reconcile,
-            receipt_error_policy,
-            context_for_receipts,
-        )
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                warn!(%error, "receipt reconcile failed");
-            }
-        });
+    let receipts_running = run_receipts(watched.receipts, context_for_receipts, shutdown.clone());
     // kube's controller holds its queue until the Account cache has synced, and after a
     // shutdown request it no longer drives the watch that would sync it: stopped before that,
     // it would wait forever. Before every cache has synced no reconcile does anything, so then
@@ -356,6 +332,29 @@ struct Watched {
     suspects: mpsc::UnboundedReceiver<orphans::Suspect>,
     /// The receipt controller, which deletes ErasureReceipts at their expiry.
     receipts: Controller<Guarded<ErasureReceipt>>,
+}
+
+impl Watched {
+    /// Both controllers' timers count on the clock: each hears of every move.
+    fn on_clock_moves(
+        mut self,
+        cancel: &CancellationToken,
+        moves: Pin<Box<dyn Stream<Item = ()> + Send>>,
+    ) -> Self {
+        let (to_accounts, account_moves) = futures::channel::mpsc::unbounded();
+        let (to_receipts, receipt_moves) = futures::channel::mpsc::unbounded();
+        spawn_cancellable(
+            cancel,
+            moves.for_each(move |()| {
+                let _ = to_accounts.unbounded_send(());
+                let _ = to_receipts.unbounded_send(());
+                std::future::ready(())
+            }),
+        );
+        self.controller = self.controller.reconcile_all_on(account_moves);
+        self.receipts = self.receipts.reconcile_all_on(receipt_moves);
+        self
+    }
 }
 
 /// Watches the Accounts, every bound kind, the policies and the processors: a change to any of
@@ -522,6 +521,22 @@ fn error_policy(account: Arc<Guarded<Account>>, error: &Error, ctx: Arc<Context>
     ctx.metrics.error("account", error.reason());
     warn!(account = %account.name_any(), reason = error.reason(), %error, "reconcile failed");
     Action::requeue(Duration::from_secs(5))
+}
+
+/// Runs the receipt controller until `shutdown` resolves.
+fn run_receipts(
+    controller: Controller<Guarded<ErasureReceipt>>,
+    context: Arc<Context>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> impl Future<Output = ()> {
+    controller
+        .graceful_shutdown_on(shutdown)
+        .run(super::receipts::reconcile, receipt_error_policy, context)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                warn!(%error, "receipt reconcile failed");
+            }
+        })
 }
 
 /// A failed receipt pass is retried soon, and counted.

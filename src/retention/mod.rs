@@ -19,7 +19,8 @@ pub mod situation;
 pub use facts::{BackupFacts, BoundResource, HostedFacts, ResourceFacts, ResourceRef};
 pub use notifications::{NotificationDelivery, NotificationPlan};
 pub use plan::{
-    AccountPlan, Inventory, Plan, PlanError, ResourcePlan, UnboundResource, plan, plan_account,
+    AccountPlan, Inventory, Plan, PlanError, ReceiptPlan, ResourcePlan, UnboundResource, plan,
+    plan_account,
 };
 pub(crate) use schedule::after as after_within_9999;
 pub use schedule::{Disposition, Schedule, ScheduleChange, schedule_change};

@@ -26,6 +26,29 @@ pub struct Plan {
     pub accounts: Vec<AccountPlan>,
     /// Objects whose `accountRef` names no Account: reported, never deleted.
     pub unbound: Vec<UnboundResource>,
+    /// The ErasureReceipts, each with when it is deleted in turn.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub receipts: Vec<ReceiptPlan>,
+}
+
+/// An ErasureReceipt and its own expiry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceiptPlan {
+    /// The receipt's name.
+    pub name: String,
+    /// The account it is about.
+    pub account: String,
+    /// Its erasure time.
+    pub erasure_at: DateTime<Utc>,
+    /// How many objects it lists.
+    pub erased: usize,
+    /// When the operator deletes it; `None`: kept (see `reason`).
+    pub delete_at: Option<DateTime<Utc>>,
+    /// Why then, in words.
+    pub reason: String,
+    /// Whether its digest verifies (false: its spec was changed after it was written).
+    pub verified: bool,
 }
 
 /// What happens to one account and everything bound to it.
@@ -133,6 +156,8 @@ pub struct Inventory {
     /// Each RetentionPolicy's brake as stored (its count and release), for the preview of
     /// whether the brake would engage.
     pub brakes: BTreeMap<String, super::brake::BrakeState>,
+    /// The ErasureReceipts.
+    pub receipts: Vec<crate::api::ErasureReceipt>,
 }
 
 impl Inventory {
@@ -150,6 +175,45 @@ pub enum PlanError {
     /// An Account names a RetentionPolicy that does not exist: erasure stops (fail safe).
     #[error("account {account:?} refers to RetentionPolicy {policy:?}, which does not exist")]
     PolicyMissing { account: String, policy: String },
+}
+
+/// When a receipt is deleted: its completion plus its policy's `receipts.keepFor`.
+fn plan_receipt(
+    receipt: &crate::api::ErasureReceipt,
+    policies: &BTreeMap<String, RetentionPolicySpec>,
+) -> ReceiptPlan {
+    let spec = &receipt.spec;
+    let (delete_at, reason) = match policies.get(&spec.policy.name) {
+        Some(policy) => {
+            let keep_for = policy.receipts_keep_for();
+            match crate::receipts::expires_at(spec, keep_for) {
+                Some(at) => (
+                    Some(at),
+                    format!("receipt kept {keep_for} after its erasure completed"),
+                ),
+                None => (
+                    None,
+                    format!("receipt kept {keep_for}: {}", super::schedule::BEYOND_9999),
+                ),
+            }
+        }
+        None => (
+            None,
+            format!(
+                "RetentionPolicy {:?} not found: kept until it exists",
+                spec.policy.name
+            ),
+        ),
+    };
+    ReceiptPlan {
+        name: receipt.metadata.name.clone().unwrap_or_default(),
+        account: spec.account.name.clone(),
+        erasure_at: spec.erasure_at,
+        erased: spec.erased.len(),
+        delete_at,
+        reason,
+        verified: crate::receipts::verifies(spec),
+    }
 }
 
 /// Plans every account of the inventory at `now`.
@@ -196,8 +260,17 @@ pub fn plan(inventory: &Inventory, now: DateTime<Utc>) -> Result<Plan, PlanError
         })
         .collect();
     unbound.sort_by(|a, b| a.resource.cmp(&b.resource));
+    let mut receipts: Vec<ReceiptPlan> = inventory
+        .receipts
+        .iter()
+        .map(|receipt| plan_receipt(receipt, &inventory.policies))
+        .collect();
+    receipts.sort_by(|a, b| {
+        (&a.account, a.erasure_at, &a.name).cmp(&(&b.account, b.erasure_at, &b.name))
+    });
     Ok(Plan {
         now,
+        receipts,
         accounts,
         unbound,
     })

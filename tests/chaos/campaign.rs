@@ -19,8 +19,8 @@ use kube::{
 };
 use retention_operator::{
     api::{
-        Account, BookkeepingRetention, BrakeSpec, DataProcessor, GracePeriods, RetentionPolicy,
-        RetentionPolicySpec,
+        Account, BookkeepingRetention, BrakeSpec, DataProcessor, ErasureReceipt, GracePeriods,
+        RetentionPolicy, RetentionPolicySpec,
     },
     clock::Clock,
     retention::plan_account,
@@ -984,6 +984,10 @@ impl Driver<'_> {
             // operator may delete an object and send its erasure request before the history
             // shows the DELETE. A stray key stays until the deadline; a late entry clears it.
             found.extend(delivered);
+            found.extend(receipt_mismatches(
+                &self.oracle.replay,
+                &self.confirmed_deletions(),
+            ));
             if found.is_empty() {
                 return true;
             }
@@ -1205,6 +1209,65 @@ fn proof_mismatches(
                 position: None,
                 detail: format!(
                     "Account {name}: the proof counts {counted:?}, the server saw {seen:?} \
+                     deleted under termination"
+                ),
+            });
+        }
+    }
+    violations
+}
+
+/// Accounts, all deleted by now, whose ErasureReceipts differ from what the server saw: every
+/// object deleted under a termination is listed in exactly one receipt of its account, no
+/// receipt lists anything else, and every receipt's digest verifies. Receipts deleted at
+/// their expiry count too (the campaign's clock runs for years). (That an erasure time
+/// gets one receipt, not a second partial one, follows: a second would list a uid again or
+/// leave one out of the first.)
+fn receipt_mismatches(
+    replay: &crate::oracle::Replay,
+    deletions: &[&crate::oracle::CheckedDeletion],
+) -> Vec<Violation> {
+    let mut expected: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for deletion in deletions.iter().filter(|d| d.under_termination) {
+        expected
+            .entry(deletion.account.clone())
+            .or_default()
+            .insert(deletion.uid.clone());
+    }
+    let mut listed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut violations = Vec::new();
+    // Every receipt ever written: the campaign's clock runs for years, past `keepFor`.
+    for object in replay.receipts_ever.values() {
+        let Ok(receipt) = serde_json::from_value::<ErasureReceipt>(object.clone()) else {
+            continue;
+        };
+        if !retention_operator::receipts::verifies(&receipt.spec) {
+            violations.push(Violation {
+                kind: ViolationKind::ReceiptMismatch,
+                position: None,
+                detail: format!(
+                    "ErasureReceipt {}: its digest does not verify",
+                    receipt.name_any()
+                ),
+            });
+        }
+        listed
+            .entry(receipt.spec.account.name.clone())
+            .or_default()
+            .extend(receipt.spec.erased.iter().map(|o| o.uid.clone()));
+    }
+    let accounts: BTreeSet<&String> = expected.keys().chain(listed.keys()).collect();
+    for account in accounts {
+        let mut uids = listed.get(account).cloned().unwrap_or_default();
+        uids.sort();
+        let once: BTreeSet<String> = uids.iter().cloned().collect();
+        let seen = expected.get(account).cloned().unwrap_or_default();
+        if uids.len() != once.len() || once != seen {
+            violations.push(Violation {
+                kind: ViolationKind::ReceiptMismatch,
+                position: None,
+                detail: format!(
+                    "Account {account}: its receipts list {uids:?}, the server saw {seen:?} \
                      deleted under termination"
                 ),
             });

@@ -68,6 +68,9 @@ pub enum ViolationKind {
     Undelivered,
     /// The erasure proof's counts differ from the deletions the server saw.
     ProofMismatch,
+    /// Once an Account is gone, its ErasureReceipts do not list exactly the objects the server
+    /// saw deleted under its termination, each once, with a digest that verifies.
+    ReceiptMismatch,
 }
 
 /// The key of one object in a history.
@@ -98,6 +101,9 @@ pub struct Replay {
     removed: HashSet<String>,
     /// How many answers came after the removal of their object.
     pub logged_after_removal: usize,
+    /// Every ErasureReceipt the history showed, by name, as last seen: receipts expire (and
+    /// are deleted) within a campaign whose clock runs for years.
+    pub receipts_ever: BTreeMap<String, Value>,
 }
 
 fn meta<'a>(object: &'a Value, field: &str) -> Option<&'a str> {
@@ -154,6 +160,10 @@ impl Replay {
                 if versions.len() > 4 {
                     versions.remove(0);
                 }
+            }
+            if record.resource == "erasurereceipts" {
+                let name = meta(response, "name").unwrap_or_default().to_owned();
+                self.receipts_ever.insert(name, response.clone());
             }
             if record.verb == "get" {
                 return;

@@ -566,7 +566,7 @@ pub fn inventory(accounts: Vec<Account>, resources: Vec<BoundResource>) -> Inven
         policies: BTreeMap::from([(DEFAULT_POLICY.to_owned(), policy())]),
         processors: BTreeMap::new(),
         resources,
-        brakes: BTreeMap::new(),
+        ..Inventory::default()
     }
 }
 
