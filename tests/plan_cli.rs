@@ -625,20 +625,37 @@ fn a_webhook_url_with_credentials_is_bad_input_and_not_echoed() {
 fn schema_constraints_are_bad_input_as_for_the_api_server() {
     let cases = [
         (
-            "pattern: country code",
+            "enum: a lower-case country code",
             object(
                 "DataProcessor",
                 "metadata: {name: ks}\nspec: {legalName: KS, country: de}\n",
             ),
-            vec!["document 1", "DataProcessor ks", "spec.country", "pattern"],
+            vec!["document 1", "DataProcessor ks", "spec.country", "one of"],
         ),
         (
-            "pattern: a country's name",
+            "enum: a country's name",
             object(
                 "DataProcessor",
                 "metadata: {name: ks}\nspec: {legalName: KS, country: Sweden}\n",
             ),
-            vec!["document 1", "DataProcessor ks", "spec.country", "pattern"],
+            vec!["document 1", "DataProcessor ks", "spec.country", "one of"],
+        ),
+        (
+            "enum: an unassigned country code",
+            object(
+                "DataProcessor",
+                "metadata: {name: ks}\nspec: {legalName: KS, country: XX}\n",
+            ),
+            vec!["document 1", "DataProcessor ks", "spec.country", "one of"],
+        ),
+        (
+            "enum: a transfer mechanism that does not exist",
+            object(
+                "DataProcessor",
+                "metadata: {name: ks}\nspec: {legalName: KS, country: US, \
+                 transferMechanism: PrivacyShield}\n",
+            ),
+            vec!["document 1", "DataProcessor ks", "spec.transferMechanism"],
         ),
         (
             "minLength: empty customerRef",

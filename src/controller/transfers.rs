@@ -1,0 +1,202 @@
+//! The `ThirdCountryTransfer` condition on each DataProcessor (GDPR Chapter V): True, with a
+//! Warning event `ThirdCountryTransfer` when it turns so, while the processor is established
+//! outside the EU/EEA and names no `transferMechanism`; False otherwise.
+//!
+//! The processors' watch hands over the name of every processor whose spec changed; once the
+//! caches have synced every cached processor is looked at once. The condition is computed by
+//! [`processor_conditions`] (a pure function) and written only when it differs from what is
+//! stored; the stored condition is the durable record, so a restarted operator does not warn
+//! again. The Accounts whose data such a processor holds show it on their own condition
+//! (`crate::status`), from the plan.
+
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::{
+        events::EventType,
+        reflector::{ObjectRef, Store},
+    },
+};
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use super::{
+    context::{Context, Error},
+    guarded::Guarded,
+};
+use crate::{
+    api::{Condition, ConditionStatus, DataProcessor, DataProcessorSpec, is_eea},
+    retention::transfers::THIRD_COUNTRY_TRANSFER,
+    status::set_condition,
+};
+
+/// Reason of `ThirdCountryTransfer=True`, and of the Warning event.
+pub const NO_TRANSFER_MECHANISM: &str = "NoTransferMechanism";
+
+/// How soon a failed look is tried again.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// The processor's conditions with `ThirdCountryTransfer` brought up to date (`stored` as it
+/// is when nothing changed, so a steady state writes nothing).
+pub fn processor_conditions(
+    spec: &DataProcessorSpec,
+    stored: &[Condition],
+    generation: Option<i64>,
+    now: DateTime<Utc>,
+) -> Vec<Condition> {
+    let (status, reason, message) = match spec.transfer_mechanism {
+        _ if is_eea(&spec.country) => (
+            ConditionStatus::False,
+            "WithinEEA",
+            format!("established in {}, within the EU/EEA", spec.country),
+        ),
+        Some(mechanism) => (
+            ConditionStatus::False,
+            "TransferMechanismDeclared",
+            format!(
+                "established in {}, outside the EU/EEA; transfers rely on {}",
+                spec.country,
+                mechanism.as_str()
+            ),
+        ),
+        None => (
+            ConditionStatus::True,
+            NO_TRANSFER_MECHANISM,
+            format!(
+                "{} is established in {}, outside the EU/EEA, and no transferMechanism is \
+                 declared: personal data sent to it is a third-country transfer without a \
+                 safeguard (GDPR Chapter V)",
+                spec.legal_name, spec.country
+            ),
+        ),
+    };
+    let mut conditions = stored.to_vec();
+    set_condition(
+        &mut conditions,
+        THIRD_COUNTRY_TRANSFER,
+        status,
+        reason,
+        &message,
+        generation,
+        now,
+    );
+    conditions
+}
+
+/// Whether the conditions say the processor is flagged.
+fn flagged(conditions: &[Condition]) -> bool {
+    conditions
+        .iter()
+        .any(|c| c.type_ == THIRD_COUNTRY_TRANSFER && c.status == ConditionStatus::True)
+}
+
+/// Looks at every cached processor once the caches have synced, then at each processor the
+/// watch hands over, until the watch ends. A look that fails is tried again after
+/// [`RETRY_AFTER`].
+pub async fn report(
+    ctx: Arc<Context>,
+    processors: Store<Guarded<DataProcessor>>,
+    mut ready: watch::Receiver<bool>,
+    mut changed: mpsc::UnboundedReceiver<String>,
+) {
+    if ready.wait_for(|ready| *ready).await.is_err() {
+        return;
+    }
+    let mut failed: BTreeSet<String> = BTreeSet::new();
+    let everything: Vec<String> = processors.state().iter().map(|p| p.name_any()).collect();
+    for name in everything {
+        look_or_keep(&ctx, &processors, name, &mut failed).await;
+    }
+    loop {
+        let name = tokio::select! {
+            next = changed.recv() => match next {
+                Some(name) => name,
+                None => return,
+            },
+            () = tokio::time::sleep(RETRY_AFTER), if !failed.is_empty() => {
+                for name in std::mem::take(&mut failed) {
+                    look_or_keep(&ctx, &processors, name, &mut failed).await;
+                }
+                continue;
+            }
+        };
+        look_or_keep(&ctx, &processors, name, &mut failed).await;
+    }
+}
+
+async fn look_or_keep(
+    ctx: &Context,
+    processors: &Store<Guarded<DataProcessor>>,
+    name: String,
+    failed: &mut BTreeSet<String>,
+) {
+    if let Err(error) = look_at(ctx, processors, &name).await {
+        ctx.metrics.error("transfers", error.reason());
+        warn!(processor = %name, reason = error.reason(), %error, "cannot write the ThirdCountryTransfer condition; will retry");
+        failed.insert(name);
+    }
+}
+
+/// Writes the processor's condition when it changed, and warns when it turned True. A
+/// processor that is gone or cannot be read is left alone.
+async fn look_at(
+    ctx: &Context,
+    processors: &Store<Guarded<DataProcessor>>,
+    name: &str,
+) -> Result<(), Error> {
+    let Some(cached) = processors.get(&ObjectRef::new(name)) else {
+        return Ok(());
+    };
+    let Ok(processor) = &cached.0 else {
+        return Ok(());
+    };
+    let stored = processor
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let conditions = processor_conditions(
+        &processor.spec,
+        &stored,
+        processor.metadata.generation,
+        ctx.clock.now(),
+    );
+    if conditions == stored {
+        return Ok(());
+    }
+    let patch = json!({"status": {"conditions": conditions}});
+    let api: Api<DataProcessor> = Api::all(ctx.client.clone());
+    let written = match ctx
+        .act(api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)))
+        .await
+    {
+        Ok(_) => true,
+        // Gone meanwhile: nothing to tell.
+        Err(error) if error.is_status(404) => false,
+        Err(error) => return Err(error),
+    };
+    if written && flagged(&conditions) && !flagged(&stored) {
+        let spec = &processor.spec;
+        info!(processor = %name, country = %spec.country, "third-country transfer without a transfer mechanism");
+        let note = format!(
+            "{} ({}) is established outside the EU/EEA and declares no transferMechanism: \
+             personal data sent to it is a third-country transfer without a safeguard (GDPR \
+             Chapter V); declare the mechanism (AdequacyDecision, StandardContractualClauses or \
+             BindingCorporateRules) or end the transfer",
+            spec.legal_name, spec.country
+        );
+        ctx.publish_regarding(
+            &processor.object_ref(&()),
+            None,
+            EventType::Warning,
+            THIRD_COUNTRY_TRANSFER,
+            &note,
+        )
+        .await;
+    }
+    Ok(())
+}
