@@ -189,7 +189,10 @@ mod tests {
             assert!(!third_country_transfer(&processor("US", Some(mechanism))));
         }
         for country in ["SE", "DE", "NO", "IS", "LI"] {
-            assert!(!third_country_transfer(&processor(country, None)), "{country}");
+            assert!(
+                !third_country_transfer(&processor(country, None)),
+                "{country}"
+            );
         }
     }
 
