@@ -200,3 +200,71 @@ async fn look_at(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{ErasureChannel, TransferMechanism};
+
+    fn spec(country: &str, mechanism: Option<TransferMechanism>) -> DataProcessorSpec {
+        DataProcessorSpec {
+            legal_name: "Example Inc.".to_owned(),
+            country: country.to_owned(),
+            purposes: Vec::new(),
+            transfer_mechanism: mechanism,
+            erasure: ErasureChannel::default(),
+        }
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    fn only(conditions: &[Condition]) -> (&ConditionStatus, &str) {
+        let c = conditions
+            .iter()
+            .find(|c| c.type_ == THIRD_COUNTRY_TRANSFER)
+            .unwrap();
+        (&c.status, c.reason.as_str())
+    }
+
+    #[test]
+    fn the_condition_says_why_a_processor_is_or_is_not_flagged() {
+        let now = at("2026-11-23T00:00:00Z");
+        let marked = processor_conditions(&spec("US", None), &[], Some(1), now);
+        assert_eq!(
+            only(&marked),
+            (&ConditionStatus::True, NO_TRANSFER_MECHANISM)
+        );
+        assert!(marked[0].message.contains("Example Inc."));
+        assert!(marked[0].message.contains("US"));
+        assert!(flagged(&marked));
+        let within = processor_conditions(&spec("SE", None), &[], Some(1), now);
+        assert_eq!(only(&within), (&ConditionStatus::False, "WithinEEA"));
+        let declared = processor_conditions(
+            &spec("US", Some(TransferMechanism::BindingCorporateRules)),
+            &marked,
+            Some(2),
+            at("2026-11-24T00:00:00Z"),
+        );
+        assert_eq!(
+            only(&declared),
+            (&ConditionStatus::False, "TransferMechanismDeclared")
+        );
+        assert_eq!(declared[0].last_transition_time, at("2026-11-24T00:00:00Z"));
+        assert!(!flagged(&declared));
+    }
+
+    #[test]
+    fn a_current_condition_is_left_as_stored() {
+        let stored =
+            processor_conditions(&spec("US", None), &[], Some(1), at("2026-11-01T00:00:00Z"));
+        let again = processor_conditions(
+            &spec("US", None),
+            &stored,
+            Some(1),
+            at("2026-11-23T00:00:00Z"),
+        );
+        assert_eq!(again, stored);
+    }
+}
