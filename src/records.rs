@@ -179,10 +179,9 @@ struct Gathered<'a> {
 /// The key of a category: its kind, and a DataRecord's category.
 type CategoryKey = (ResourceKind, Option<DataCategory>);
 
-/// Derives the record of processing activities from the objects. An Account whose
-/// RetentionPolicy does not exist is refused as `plan` refuses it.
-pub fn derive(inventory: &Inventory) -> Result<Records, PlanError> {
-    let mut policy_of: BTreeMap<&str, &str> = BTreeMap::new();
+/// Each Account's RetentionPolicy, by account name; refused when the policy does not exist.
+fn policies_of(inventory: &Inventory) -> Result<BTreeMap<&str, &str>, PlanError> {
+    let mut policy_of = BTreeMap::new();
     for account in &inventory.accounts {
         let name = account.metadata.name.as_deref().unwrap_or_default();
         let policy = account.spec.retention_policy_ref.as_str();
@@ -194,23 +193,29 @@ pub fn derive(inventory: &Inventory) -> Result<Records, PlanError> {
         }
         policy_of.insert(name, policy);
     }
-    let mut gathered: BTreeMap<CategoryKey, Gathered<'_>> = BTreeMap::new();
+    Ok(policy_of)
+}
+
+/// What each category's objects state.
+fn gather<'a>(
+    inventory: &'a Inventory,
+    policy_of: &BTreeMap<&str, &'a str>,
+) -> BTreeMap<CategoryKey, Gathered<'a>> {
+    let mut gathered: BTreeMap<CategoryKey, Gathered<'a>> = BTreeMap::new();
     for resource in &inventory.resources {
-        let (key, bookkeeping) = match &resource.facts {
-            ResourceFacts::Hosted(facts) => (
-                (facts.kind, facts.data_category),
-                facts.fiscal_year_end.is_some(),
-            ),
-            ResourceFacts::Backup(_) => ((ResourceKind::Backup, None), false),
+        let key = match &resource.facts {
+            ResourceFacts::Hosted(facts) => (facts.kind, facts.data_category),
+            ResourceFacts::Backup(_) => (ResourceKind::Backup, None),
         };
         let entry = gathered.entry(key).or_default();
         entry.objects += 1;
         entry
             .policies
-            .extend(policy_of.get(resource.account.as_str()));
+            .extend(policy_of.get(resource.account.as_str()).copied());
         match &resource.facts {
             ResourceFacts::Hosted(facts) => {
                 // As the rules see it: the Bookkeeping Act overrides the declared basis.
+                let bookkeeping = facts.fiscal_year_end.is_some();
                 let basis = if bookkeeping {
                     LegalBasis::LegalObligation
                 } else {
@@ -235,6 +240,14 @@ pub fn derive(inventory: &Inventory) -> Result<Records, PlanError> {
             }
         }
     }
+    gathered
+}
+
+/// Derives the record of processing activities from the objects. An Account whose
+/// RetentionPolicy does not exist is refused as `plan` refuses it.
+pub fn derive(inventory: &Inventory) -> Result<Records, PlanError> {
+    let policy_of = policies_of(inventory)?;
+    let gathered = gather(inventory, &policy_of);
     let categories: Vec<CategoryRecord> = gathered
         .iter()
         .map(|(key, g)| category_record(*key, g, inventory))

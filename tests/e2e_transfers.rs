@@ -13,7 +13,7 @@ use serde_json::json;
 
 use e2e_support::{
     Harness, HostedExt, TEST_AGENT, account, at, create, create_cluster, default_policy, events,
-    eventually, get, get_account, processor, website,
+    eventually, get_account, processor, website,
 };
 
 const TYPE: &str = "ThirdCountryTransfer";
