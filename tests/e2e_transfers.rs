@@ -36,7 +36,7 @@ async fn account_condition(client: &Client) -> Option<Condition> {
 
 #[tokio::test]
 async fn a_us_processor_without_a_mechanism_is_flagged_until_one_is_declared() {
-    let harness = Harness::start(at("2026-11-23T00:00:00Z")).await;
+    let mut harness = Harness::start(at("2026-11-23T00:00:00Z")).await;
     let client = harness.client.clone();
     let mut us = processor("us-analytics");
     us.spec.legal_name = "Example Analytics Inc.".to_owned();
@@ -78,7 +78,11 @@ async fn a_us_processor_without_a_mechanism_is_flagged_until_one_is_declared() {
         on_account.message
     );
 
+    // A restarted operator finds the condition stored and does not warn again.
     harness.settle().await;
+    harness.restart_operator().await;
+    harness.settle().await;
+    assert_eq!(events(&client, TYPE).await.len(), 1);
     Api::<DataProcessor>::all(client.clone())
         .patch(
             "us-analytics",

@@ -141,6 +141,15 @@ async fn look_or_keep(
     }
 }
 
+/// The conditions stored on the processor.
+fn stored_conditions(processor: &DataProcessor) -> Vec<Condition> {
+    processor
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default()
+}
+
 /// Writes the processor's condition when it changed, and warns when it turned True. A
 /// processor that is gone or cannot be read is left alone.
 async fn look_at(
@@ -148,57 +157,73 @@ async fn look_at(
     processors: &Store<Guarded<DataProcessor>>,
     name: &str,
 ) -> Result<(), Error> {
+    // The cache first: most looks find the condition current and send no request.
     let Some(cached) = processors.get(&ObjectRef::new(name)) else {
         return Ok(());
     };
     let Ok(processor) = &cached.0 else {
         return Ok(());
     };
-    let stored = processor
-        .status
-        .as_ref()
-        .map(|s| s.conditions.clone())
-        .unwrap_or_default();
-    let conditions = processor_conditions(
-        &processor.spec,
-        &stored,
-        processor.metadata.generation,
-        ctx.clock.now(),
-    );
+    let stored = stored_conditions(processor);
+    let now = ctx.clock.now();
+    if processor_conditions(&processor.spec, &stored, processor.metadata.generation, now) == stored
+    {
+        return Ok(());
+    }
+    // The cache may lag behind this reporter's own last write: the decision is made on the
+    // object as stored now, and written over that version only, so that each change is written,
+    // and warned of, once.
+    let api: Api<Guarded<DataProcessor>> = Api::all(ctx.client.clone());
+    let Some(fresh) = ctx.act(api.get_opt(name)).await? else {
+        return Ok(());
+    };
+    let Ok(processor) = &fresh.0 else {
+        return Ok(());
+    };
+    let stored = stored_conditions(processor);
+    let conditions =
+        processor_conditions(&processor.spec, &stored, processor.metadata.generation, now);
     if conditions == stored {
         return Ok(());
     }
-    let patch = json!({"status": {"conditions": conditions}});
-    let api: Api<DataProcessor> = Api::all(ctx.client.clone());
-    let written = match ctx
+    let patch = json!({
+        "metadata": {"resourceVersion": processor.metadata.resource_version},
+        "status": {"conditions": conditions},
+    });
+    match ctx
         .act(api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)))
         .await
     {
-        Ok(_) => true,
-        // Gone meanwhile: nothing to tell.
-        Err(error) if error.is_status(404) => false,
+        Ok(_) => {}
+        // Gone meanwhile, or changed: the change's watch event brings it back here.
+        Err(error) if error.is_status(404) || error.is_status(409) => return Ok(()),
         Err(error) => return Err(error),
-    };
-    if written && flagged(&conditions) && !flagged(&stored) {
-        let spec = &processor.spec;
-        info!(processor = %name, country = %spec.country, "third-country transfer without a transfer mechanism");
-        let note = format!(
-            "{} ({}) is established outside the EU/EEA and declares no transferMechanism: \
-             personal data sent to it is a third-country transfer without a safeguard (GDPR \
-             Chapter V); declare the mechanism (AdequacyDecision, StandardContractualClauses or \
-             BindingCorporateRules) or end the transfer",
-            spec.legal_name, spec.country
-        );
-        ctx.publish_regarding(
-            &processor.object_ref(&()),
-            None,
-            EventType::Warning,
-            THIRD_COUNTRY_TRANSFER,
-            &note,
-        )
-        .await;
+    }
+    if flagged(&conditions) && !flagged(&stored) {
+        warn_of_transfer(ctx, name, processor).await;
     }
     Ok(())
+}
+
+/// The Warning event `ThirdCountryTransfer` on the processor.
+async fn warn_of_transfer(ctx: &Context, name: &str, processor: &DataProcessor) {
+    let spec = &processor.spec;
+    info!(processor = %name, country = %spec.country, "third-country transfer without a transfer mechanism");
+    let note = format!(
+        "{} ({}) is established outside the EU/EEA and declares no transferMechanism: personal \
+         data sent to it is a third-country transfer without a safeguard (GDPR Chapter V); \
+         declare the mechanism (AdequacyDecision, StandardContractualClauses or \
+         BindingCorporateRules) or end the transfer",
+        spec.legal_name, spec.country
+    );
+    ctx.publish_regarding(
+        &processor.object_ref(&()),
+        None,
+        EventType::Warning,
+        THIRD_COUNTRY_TRANSFER,
+        &note,
+    )
+    .await;
 }
 
 #[cfg(test)]
