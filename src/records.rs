@@ -338,7 +338,7 @@ fn category_record(key: CategoryKey, g: &Gathered<'_>, inventory: &Inventory) ->
         }
         if g.grace {
             retention.push(rule(format!(
-                "erased {} after the account's termination",
+                "kept while the account is active or suspended; erased {} after its termination",
                 spec.grace_for(key.0)
             )));
         }
@@ -501,7 +501,9 @@ pub fn markdown(records: &Records) -> String {
          Not held in these objects, to be completed by the controller: the controller's name \
          and contact details (a), the categories of data subjects (c: the customers whose \
          accounts these are and the people whose data they host), and the security measures \
-         (g).",
+         (g). The purposes listed are those the objects state: the consent purposes and the \
+         recipients' purposes; what data under Contract, LegalObligation or \
+         LegitimateInterest serves is for the controller to describe.",
         count(counts.accounts, "Account", "Accounts"),
         count(counts.objects, "bound object", "bound objects"),
         count(counts.data_processors, "DataProcessor", "DataProcessors"),
@@ -658,7 +660,10 @@ fn transfers_section(out: &mut String, records: &Records) {
 }
 
 fn policies_section(out: &mut String, records: &Records) {
-    out.push_str("\n## Retention periods (RetentionPolicies)\n");
+    out.push_str(
+        "\n## Retention periods (RetentionPolicies)\n\nA legal hold on an account postpones \
+         every erasure of its data while it stands.\n",
+    );
     if records.retention_policies.is_empty() {
         out.push_str("\nNo RetentionPolicy exists.\n");
     }

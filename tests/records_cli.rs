@@ -148,7 +148,7 @@ fn the_json_record_has_every_article_30_part() {
     );
     assert_eq!(
         by_name("Mailbox")["retention"][0]["rule"],
-        "erased 14d after the account's termination"
+        "kept while the account is active or suspended; erased 14d after its termination"
     );
     let recipients = record["recipients"].as_array().unwrap();
     let key_systems = recipients
