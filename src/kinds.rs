@@ -146,10 +146,11 @@ pub trait BoundKind:
 }
 
 /// A hosted kind: bound through the `spec` fields of [`crate::api::AccountBinding`]. The
-/// closure gives the kind's own facts: a registrar (a processor) and a fiscal year end.
+/// closure gives the kind's own facts: a registrar (a processor), a fiscal year end and a data
+/// category.
 macro_rules! hosted_bound_kind {
     ($kind:ident) => {
-        hosted_bound_kind!($kind, |_object| (None, None));
+        hosted_bound_kind!($kind, |_object| (None, None, None));
     };
     ($kind:ident, |$object:ident| $own_facts:expr) => {
         impl BoundKind for $kind {
@@ -157,13 +158,14 @@ macro_rules! hosted_bound_kind {
 
             fn facts(&self) -> BoundResource {
                 let $object = self;
-                let (registrar, fiscal_year_end) = $own_facts;
+                let (registrar, fiscal_year_end, data_category) = $own_facts;
                 BoundResource::hosted(
                     &self.metadata,
                     &self.spec.binding,
                     Self::KIND,
                     registrar,
                     fiscal_year_end,
+                    data_category,
                 )
             }
 
@@ -181,10 +183,15 @@ macro_rules! hosted_bound_kind {
 hosted_bound_kind!(Website);
 hosted_bound_kind!(Database);
 hosted_bound_kind!(Mailbox);
-hosted_bound_kind!(Domain, |domain| (domain.spec.registrar.as_deref(), None));
+hosted_bound_kind!(Domain, |domain| (
+    domain.spec.registrar.as_deref(),
+    None,
+    None
+));
 hosted_bound_kind!(DataRecord, |record| (
     None,
-    record.spec.bookkeeping.map(|b| b.fiscal_year_end)
+    record.spec.bookkeeping.map(|b| b.fiscal_year_end),
+    Some(record.spec.category)
 ));
 
 impl BoundKind for Backup {

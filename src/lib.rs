@@ -12,6 +12,7 @@
 //! - [`leader`]: leader election on a Lease, and the fence every request passes.
 //! - [`manifest`], [`admission`], [`report`], [`inventory`]: the offline `plan` and the
 //!   `inventory` command (reading manifests, the schema's value checks, rendering).
+//! - [`records`]: the `records` command, the record of processing activities (GDPR Art. 30).
 //! - [`crds`]: the generated CRDs and the chart's list of bound kinds.
 //! - [`clock`], [`metrics`], [`http`]: time, Prometheus metrics and the HTTP endpoints.
 #![forbid(unsafe_code)]
@@ -31,6 +32,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod notifier;
 pub mod receipts;
+pub mod records;
 pub mod report;
 pub mod retention;
 pub mod status;

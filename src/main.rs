@@ -1,4 +1,4 @@
-//! The `retention-operator` command line: `run`, `plan`, `inventory`, `crds` and
+//! The `retention-operator` command line: `run`, `plan`, `inventory`, `records`, `crds` and
 //! `chart-kinds`.
 
 // Short functions: clippy.toml sets the limit.
@@ -23,7 +23,7 @@ use retention_operator::{
     leader::{Fence, LeaderSettings, Leadership, run_as_leader},
     manifest,
     metrics::Metrics,
-    report, retention,
+    records, report, retention,
 };
 
 /// Makes a web-hosting provider's data-retention promise executable.
@@ -67,6 +67,35 @@ enum Command {
         /// Output format.
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Table)]
         output: Format,
+    },
+    /// Print the record of processing activities (GDPR Art. 30(1)) the objects state: per
+    /// category of personal data its purposes, legal bases, recipients, third-country
+    /// transfers and retention periods. From manifests, or read from a live cluster
+    /// (`--cluster`, read only).
+    Records {
+        /// Manifest files or directories (searched recursively for *.yaml and *.yml); - reads
+        /// standard input.
+        #[arg(
+            short = 'f',
+            long = "filename",
+            num_args = 1..,
+            required_unless_present = "cluster",
+            conflicts_with = "cluster"
+        )]
+        files: Vec<PathBuf>,
+        /// Read the objects from the cluster instead (LISTs only: nothing is written).
+        #[arg(long)]
+        cluster: bool,
+        /// The kubeconfig for `--cluster` (default: $KUBECONFIG, ~/.kube/config, or the
+        /// in-cluster config).
+        #[arg(long, requires = "cluster")]
+        kubeconfig: Option<PathBuf>,
+        /// The kubeconfig context for `--cluster` (default: the current context).
+        #[arg(long, requires = "cluster")]
+        context: Option<String>,
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = RecordsFormat::Markdown)]
+        output: RecordsFormat,
     },
     /// Print every CRD as multi-document YAML, or write one file per CRD.
     Crds {
@@ -167,6 +196,13 @@ enum Format {
     Json,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum RecordsFormat {
+    Markdown,
+    Json,
+    Csv,
+}
+
 /// A duration in the RetentionPolicy's notation (`24h`, `7d`), at most ten years.
 fn parse_notice(text: &str) -> Result<TimeDelta, String> {
     let duration: api::RetentionDuration = text.parse().map_err(|e| format!("{e}"))?;
@@ -210,16 +246,16 @@ fn main() -> ExitCode {
             now,
             output,
         } => {
-            let source = if cluster {
-                PlanSource::Cluster {
-                    kubeconfig,
-                    context,
-                }
-            } else {
-                PlanSource::Files(files)
-            };
+            let source = PlanSource::new(files, cluster, kubeconfig, context);
             plan(source, now.unwrap_or_else(Utc::now), output)
         }
+        Command::Records {
+            files,
+            cluster,
+            kubeconfig,
+            context,
+            output,
+        } => records(PlanSource::new(files, cluster, kubeconfig, context), output),
         Command::Crds { out_dir: None } => crds::render_all().map_err(|e| (1, e.to_string())),
         Command::Crds { out_dir: Some(dir) } => crds::write_all(&dir)
             .map(|files| files.join("\n") + "\n")
@@ -266,8 +302,53 @@ enum PlanSource {
     },
 }
 
+impl PlanSource {
+    /// The cluster with `--cluster`, else the files.
+    fn new(
+        files: Vec<PathBuf>,
+        cluster: bool,
+        kubeconfig: Option<PathBuf>,
+        context: Option<String>,
+    ) -> Self {
+        if cluster {
+            Self::Cluster {
+                kubeconfig,
+                context,
+            }
+        } else {
+            Self::Files(files)
+        }
+    }
+}
+
 fn plan(source: PlanSource, now: DateTime<Utc>, output: Format) -> Result<String, (u8, String)> {
-    let inventory = match source {
+    let inventory = load(source)?;
+    let plan = retention::plan(&inventory, now).map_err(|e| (BAD_INPUT, e.to_string()))?;
+    match output {
+        Format::Table => Ok(report::table(&plan) + &report::due_now(&plan, &inventory)),
+        Format::Json => report::json(&plan)
+            .map(|json| json + "\n")
+            .map_err(|e| (1, format!("cannot render JSON: {e}"))),
+    }
+}
+
+/// The record of processing activities of the objects `source` holds.
+fn records(source: PlanSource, output: RecordsFormat) -> Result<String, (u8, String)> {
+    let inventory = load(source)?;
+    let records = records::derive(&inventory).map_err(|e| (BAD_INPUT, e.to_string()))?;
+    match output {
+        RecordsFormat::Markdown => Ok(records::markdown(&records)),
+        RecordsFormat::Json => {
+            records::json(&records).map_err(|e| (1, format!("cannot render JSON: {e}")))
+        }
+        RecordsFormat::Csv => Ok(records::csv(&records)),
+    }
+}
+
+/// Reads the objects `plan` and `records` work on: manifests (bad input exits 2), or LISTs of
+/// a live cluster.
+fn load(source: PlanSource) -> Result<retention::Inventory, (u8, String)> {
+    Ok(match source {
         PlanSource::Files(files) => {
             manifest::load(&files).map_err(|e| (BAD_INPUT, e.to_string()))?
         }
@@ -288,14 +369,7 @@ fn plan(source: PlanSource, now: DateTime<Utc>, output: Format) -> Result<String
                     .map_err(|e| (e.exit_code(), e.to_string()))
             })?
         }
-    };
-    let plan = retention::plan(&inventory, now).map_err(|e| (BAD_INPUT, e.to_string()))?;
-    match output {
-        Format::Table => Ok(report::table(&plan) + &report::due_now(&plan, &inventory)),
-        Format::Json => report::json(&plan)
-            .map(|json| json + "\n")
-            .map_err(|e| (1, format!("cannot render JSON: {e}"))),
-    }
+    })
 }
 
 /// Lists the receipts and verifies their digests. The listing is printed either way; a receipt

@@ -230,8 +230,9 @@ fn account_section(account: &AccountPlan, now: DateTime<Utc>) -> String {
         .collect();
     // Time order, unscheduled last; a notification follows the erasure that triggers it.
     rows.sort_by_key(|row| (row.at.is_none(), row.at));
+    let transfers = transfer_lines(account);
     if rows.is_empty() {
-        return format!("{header}\n  Nothing is bound to this account.\n");
+        return format!("{header}\n  Nothing is bound to this account.\n{transfers}");
     }
     let mut table = Table::new();
     table
@@ -245,7 +246,22 @@ fn account_section(account: &AccountPlan, now: DateTime<Utc>) -> String {
         .map(|line| format!("  {}", line.trim_end()))
         .collect::<Vec<_>>()
         .join("\n");
-    format!("{header}\n{body}\n")
+    format!("{header}\n{body}\n{transfers}")
+}
+
+/// One line per processor holding the account's data outside the EU/EEA without a transfer
+/// mechanism (GDPR Chapter V).
+fn transfer_lines(account: &AccountPlan) -> String {
+    account
+        .third_country_transfers
+        .iter()
+        .map(|t| {
+            format!(
+                "  third-country transfer: {} without a transfer mechanism\n",
+                t.label()
+            )
+        })
+        .collect()
 }
 
 struct Row {

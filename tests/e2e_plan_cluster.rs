@@ -1,6 +1,6 @@
 //! End to end: `plan --cluster` reads a live cluster (read only) and prints the same plan as
 //! `plan -f` on the same objects exported with `kubectl get -o yaml`, with the summary line
-//! and whether the brake would engage. Runs against the test server and, with
+//! and whether the brake would engage; `records --cluster` the same record as `records -f`. Runs against the test server and, with
 //! `RETENTION_E2E_KUBECONFIG`, against the real control plane.
 
 mod e2e_support;
@@ -152,6 +152,20 @@ async fn plan_cluster_prints_the_plan_of_the_same_objects_exported_with_kubectl(
             output,
         ]);
         assert_eq!(from_cluster, from_files, "-o {output}");
+    }
+    // `records` reads the cluster as `plan` does: the same record as from the export.
+    for output in ["markdown", "json", "csv"] {
+        let from_files = operator(&["records", "-f", manifests, "-o", output]);
+        let from_cluster = operator(&[
+            "records",
+            "--cluster",
+            "--kubeconfig",
+            kubeconfig,
+            "-o",
+            output,
+        ]);
+        assert_eq!(from_cluster, from_files, "records -o {output}");
+        assert!(from_cluster.contains("pipedrive"), "{from_cluster}");
     }
     let table = operator(&[
         "plan",

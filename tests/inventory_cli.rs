@@ -412,3 +412,41 @@ async fn an_api_error_is_reported_with_what_was_being_read() {
         "{message}"
     );
 }
+
+/// A processor outside the EU/EEA without a transfer mechanism holding the account's mailbox
+/// is flagged in the table and the JSON.
+#[tokio::test]
+async fn binary_flags_a_third_country_transfer_without_a_mechanism() {
+    let (server, client) = start().await;
+    seed(&client).await;
+    create::<DataProcessor>(
+        &client,
+        json!({"metadata": {"name": "us-mail"}, "spec": {
+            "legalName": "Example Mail Inc.", "country": "US"}}),
+    )
+    .await;
+    create::<Mailbox>(
+        &client,
+        json!({"metadata": {"name": "sales", "namespace": NAMESPACE}, "spec": {
+            "accountRef": "acme", "address": "sales@acme.se", "processorRef": "us-mail"}}),
+    )
+    .await;
+    let kubeconfig = kubeconfig_file("transfers", &server.kubeconfig());
+
+    let output = run_inventory(&kubeconfig, &["acme", "--now", NOW]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("third-country transfer: us-mail (US) without a transfer mechanism"),
+        "{text}"
+    );
+    assert!(!text.contains("key-systems (DE)"), "{text}");
+
+    let output = run_inventory(&kubeconfig, &["acme", "--now", NOW, "-o", "json"]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let plan: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(
+        plan["accounts"][0]["thirdCountryTransfers"],
+        json!([{"processor": "us-mail", "legalName": "Example Mail Inc.", "country": "US"}])
+    );
+}

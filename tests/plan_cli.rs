@@ -625,20 +625,37 @@ fn a_webhook_url_with_credentials_is_bad_input_and_not_echoed() {
 fn schema_constraints_are_bad_input_as_for_the_api_server() {
     let cases = [
         (
-            "pattern: country code",
+            "enum: a lower-case country code",
             object(
                 "DataProcessor",
                 "metadata: {name: ks}\nspec: {legalName: KS, country: de}\n",
             ),
-            vec!["document 1", "DataProcessor ks", "spec.country", "pattern"],
+            vec!["document 1", "DataProcessor ks", "spec.country", "one of"],
         ),
         (
-            "pattern: a country's name",
+            "enum: a country's name",
             object(
                 "DataProcessor",
                 "metadata: {name: ks}\nspec: {legalName: KS, country: Sweden}\n",
             ),
-            vec!["document 1", "DataProcessor ks", "spec.country", "pattern"],
+            vec!["document 1", "DataProcessor ks", "spec.country", "one of"],
+        ),
+        (
+            "enum: an unassigned country code",
+            object(
+                "DataProcessor",
+                "metadata: {name: ks}\nspec: {legalName: KS, country: XX}\n",
+            ),
+            vec!["document 1", "DataProcessor ks", "spec.country", "one of"],
+        ),
+        (
+            "enum: a transfer mechanism that does not exist",
+            object(
+                "DataProcessor",
+                "metadata: {name: ks}\nspec: {legalName: KS, country: US, \
+                 transferMechanism: PrivacyShield}\n",
+            ),
+            vec!["document 1", "DataProcessor ks", "spec.transferMechanism"],
         ),
         (
             "minLength: empty customerRef",
@@ -854,6 +871,58 @@ spec:
             case.never
         );
     }
+}
+
+/// Two processors outside the EU/EEA holding the account's data: one without a transfer
+/// mechanism (flagged) and one with standard contractual clauses (not flagged).
+const TRANSFERS: &str = "\
+apiVersion: hosting.ecuni.se/v1alpha1
+kind: Account
+metadata: {name: acme}
+spec: {customerRef: C-1}
+---
+apiVersion: hosting.ecuni.se/v1alpha1
+kind: DataProcessor
+metadata: {name: us-analytics}
+spec: {legalName: Example Analytics Inc., country: US, purposes: [analytics]}
+---
+apiVersion: hosting.ecuni.se/v1alpha1
+kind: DataProcessor
+metadata: {name: us-mail}
+spec: {legalName: Example Mail Inc., country: US, transferMechanism: StandardContractualClauses}
+---
+apiVersion: hosting.ecuni.se/v1alpha1
+kind: Website
+metadata: {name: www, namespace: acme}
+spec: {accountRef: acme, processorRef: us-analytics}
+---
+apiVersion: hosting.ecuni.se/v1alpha1
+kind: Mailbox
+metadata: {name: info, namespace: acme}
+spec: {accountRef: acme, address: info@example.com, processorRef: us-mail}
+";
+
+#[test]
+fn a_processor_outside_the_eea_without_a_transfer_mechanism_is_flagged_in_the_plan() {
+    let dir = scratch("transfers", TRANSFERS);
+    let output = run(&["plan", "-f", dir.to_str().unwrap(), "--now", NOW]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("third-country transfer: us-analytics (US) without a transfer mechanism"),
+        "{text}"
+    );
+    assert!(!text.contains("us-mail (US)"), "{text}");
+    let plan = plan_json(&dir);
+    assert_eq!(
+        plan["accounts"][0]["thirdCountryTransfers"],
+        serde_json::json!([
+            {"processor": "us-analytics", "legalName": "Example Analytics Inc.", "country": "US"}
+        ])
+    );
+    // An account without such a processor carries no such field.
+    let plain = plan_json(&scratch("no-transfers", ACME));
+    assert!(plain["accounts"][0].get("thirdCountryTransfers").is_none());
 }
 
 /// An ErasureReceipt as the operator writes it (digest included), as YAML; `tamper` edits the

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     condition::Condition,
+    countries::{ISO_3166_ALPHA2, is_eea},
     names::{
         DNS1123_LABEL, DNS1123_LABEL_MAX, DNS1123_SUBDOMAIN, DNS1123_SUBDOMAIN_MAX, SECRET_KEY,
         SECRET_KEY_MAX,
@@ -41,12 +42,17 @@ use super::{
 pub struct DataProcessorSpec {
     /// The processor's registered company name.
     pub legal_name: String,
-    /// ISO 3166-1 alpha-2 country of establishment.
-    #[schemars(regex(pattern = "^[A-Z]{2}$"))]
+    /// ISO 3166-1 alpha-2 code (upper case) of the country of establishment, e.g. SE.
+    #[schemars(extend("enum" = ISO_3166_ALPHA2))]
     pub country: String,
     /// What the processor does with the data.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub purposes: Vec<String>,
+    /// The safeguard under which personal data is transferred to a processor established
+    /// outside the EU/EEA (GDPR Chapter V); without it such a processor is flagged as a
+    /// third-country transfer. Not needed within the EU/EEA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer_mechanism: Option<TransferMechanism>,
     /// How the processor is asked to erase data.
     #[serde(default)]
     pub erasure: ErasureChannel,
@@ -60,6 +66,38 @@ impl DataProcessorSpec {
             None => ErasureDelivery::Manual,
         }
     }
+}
+
+/// The safeguard of a transfer of personal data to a third country (GDPR Chapter V), as staff
+/// declare it.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+pub enum TransferMechanism {
+    /// Art. 45: the European Commission decided that the country ensures an adequate level of
+    /// protection (e.g. CH, GB, JP).
+    AdequacyDecision,
+    /// Art. 46(2)(c): the Commission's standard contractual clauses are signed.
+    StandardContractualClauses,
+    /// Art. 47: binding corporate rules approved by a supervisory authority.
+    BindingCorporateRules,
+}
+
+impl TransferMechanism {
+    /// The name used in the API, in plans and in records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AdequacyDecision => "AdequacyDecision",
+            Self::StandardContractualClauses => "StandardContractualClauses",
+            Self::BindingCorporateRules => "BindingCorporateRules",
+        }
+    }
+}
+
+/// Whether the data a processor holds is transferred to a third country without a declared
+/// safeguard: it is established outside the EU/EEA and names no `transferMechanism`.
+pub fn third_country_transfer(spec: &DataProcessorSpec) -> bool {
+    !is_eea(&spec.country) && spec.transfer_mechanism.is_none()
 }
 
 /// How an erasure request reaches the processor; without a webhook, staff send it by hand.
@@ -123,4 +161,66 @@ pub struct DataProcessorStatus {
     /// Observations of the processor, such as a missing signing secret.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn processor(country: &str, mechanism: Option<TransferMechanism>) -> DataProcessorSpec {
+        DataProcessorSpec {
+            legal_name: "Example Inc.".to_owned(),
+            country: country.to_owned(),
+            purposes: Vec::new(),
+            transfer_mechanism: mechanism,
+            erasure: ErasureChannel::default(),
+        }
+    }
+
+    #[test]
+    fn only_a_processor_outside_the_eea_without_a_mechanism_is_flagged() {
+        assert!(third_country_transfer(&processor("US", None)));
+        assert!(third_country_transfer(&processor("GB", None)));
+        for mechanism in [
+            TransferMechanism::AdequacyDecision,
+            TransferMechanism::StandardContractualClauses,
+            TransferMechanism::BindingCorporateRules,
+        ] {
+            assert!(!third_country_transfer(&processor("US", Some(mechanism))));
+        }
+        for country in ["SE", "DE", "NO", "IS", "LI"] {
+            assert!(
+                !third_country_transfer(&processor(country, None)),
+                "{country}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_mechanism_reads_and_writes_as_in_the_api() {
+        let spec: DataProcessorSpec = serde_json::from_value(serde_json::json!({
+            "legalName": "Example Inc.", "country": "US",
+            "transferMechanism": "StandardContractualClauses"
+        }))
+        .unwrap();
+        assert_eq!(
+            spec.transfer_mechanism,
+            Some(TransferMechanism::StandardContractualClauses)
+        );
+        let written = serde_json::to_value(processor("SE", None)).unwrap();
+        assert!(written.get("transferMechanism").is_none(), "{written}");
+    }
+
+    #[test]
+    fn the_schema_lists_every_assigned_country_code() {
+        use kube::CustomResourceExt;
+        let crd = serde_json::to_value(DataProcessor::crd()).unwrap();
+        let country = crd
+            .pointer("/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/country")
+            .unwrap();
+        let codes = country["enum"].as_array().unwrap();
+        assert_eq!(codes.len(), 249);
+        assert!(codes.contains(&serde_json::json!("SE")));
+        assert!(country.get("pattern").is_none(), "{country}");
+    }
 }

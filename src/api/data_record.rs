@@ -20,7 +20,9 @@ hosted_kind! {
 }
 
 /// The categories of externally held personal data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum DataCategory {
     Crm,
@@ -29,6 +31,20 @@ pub enum DataCategory {
     Marketing,
     Analytics,
     CallRecordings,
+}
+
+impl DataCategory {
+    /// The name used in the API (`category:`) and in records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Crm => "crm",
+            Self::Support => "support",
+            Self::Invoices => "invoices",
+            Self::Marketing => "marketing",
+            Self::Analytics => "analytics",
+            Self::CallRecordings => "call-recordings",
+        }
+    }
 }
 
 /// Bookkeeping Act (bokföringslagen 1999:1078, 7 kap. 2 §) facts about a record.

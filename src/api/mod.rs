@@ -11,6 +11,7 @@ mod account;
 mod backup;
 mod binding;
 mod condition;
+mod countries;
 mod data_processor;
 mod data_record;
 mod database;
@@ -34,9 +35,10 @@ pub use account::{
 pub use backup::{Backup, BackupSource, BackupSpec, BackupStatus};
 pub use binding::{AccountBinding, LegalBasis};
 pub use condition::{BoundResourceStatus, Condition, ConditionStatus};
+pub use countries::{EEA, ISO_3166_ALPHA2, is_country, is_eea};
 pub use data_processor::{
     DataProcessor, DataProcessorSpec, DataProcessorStatus, ErasureChannel, ErasureDelivery,
-    ErasureWebhook, SecretKeyRef, WEBHOOK_URL_PATTERN,
+    ErasureWebhook, SecretKeyRef, TransferMechanism, WEBHOOK_URL_PATTERN, third_country_transfer,
 };
 pub use data_record::{Bookkeeping, DataCategory, DataRecord, DataRecordSpec};
 pub use database::{Database, DatabaseEngine, DatabaseSpec};

@@ -10,6 +10,7 @@
 //! - [`index`]: the bound objects of each account, so a reconcile never scans every cache.
 //! - [`orphans`]: reporting objects bound to no existing Account, and malformed ones.
 //! - [`processors`]: delivering the erasure requests owed to processors.
+//! - [`transfers`]: the `ThirdCountryTransfer` condition and warning on each DataProcessor.
 //!
 //! The Account's status is computed by the pure [`crate::status`].
 
@@ -23,6 +24,7 @@ pub mod orphans;
 pub mod processors;
 pub mod receipts;
 pub mod run;
+pub mod transfers;
 
 pub use context::{Context, Error, spawn_cancellable};
 pub use run::{Settings, client_config, run};

@@ -36,7 +36,7 @@ use super::{
     },
     guarded::Guarded,
     index::AccountIndex,
-    orphans, processors,
+    orphans, processors, transfers,
 };
 use crate::{
     api::{Account, DataProcessor, ErasureReceipt, RetentionPolicy},
@@ -66,33 +66,6 @@ pub struct Settings {
     /// Networks whose addresses processor webhooks may use although they are private,
     /// loopback or link-local (`--webhook-allow-cidr`).
     pub webhook_allowed_networks: Vec<ipnet::IpNet>,
-}
-
-/// A watcher over every object of `K` (a [`Guarded`] kind: trimmed as it is read), feeding a
-/// reflector cache.
-fn cached<K>(
-    client: &Client,
-    relists: &Relists,
-) -> (
-    Store<K>,
-    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
-)
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let stream = watcher(Api::<K>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
-        .inspect_ok(relists.announcer())
-        .touched_objects();
-    (reader, stream)
 }
 
 /// A cache of a bound kind whose every touched object is also handed to the orphan reporter
@@ -246,6 +219,13 @@ pub async fn run(
     });
     let context_for_receipts = context.clone();
     let suspects = watched.suspects;
+    let flags = transfers::report(
+        context.clone(),
+        context.stores.processors.clone(),
+        synced.clone(),
+        watched.processors_changed,
+    );
+    spawn_cancellable(&cancel, flags);
     let report = orphans::report(context.clone(), watched.accounts, synced, suspects);
     spawn_cancellable(&cancel, report);
     let shutdown = shutdown.shared();
@@ -332,6 +312,8 @@ struct Watched {
     suspects: mpsc::UnboundedReceiver<orphans::Suspect>,
     /// The receipt controller, which deletes ErasureReceipts at their expiry.
     receipts: Controller<Guarded<ErasureReceipt>>,
+    /// The names of DataProcessors seen by their watch, for the transfer reporter.
+    processors_changed: mpsc::UnboundedReceiver<String>,
 }
 
 impl Watched {
@@ -390,7 +372,8 @@ fn watch_everything(client: &Client, ready: &Arc<AtomicBool>) -> Watched {
             .map(|a| ObjectRef::from_obj(&*a))
             .collect::<Vec<_>>()
     });
-    let (processors, stream) = cached::<Guarded<DataProcessor>>(client, &relists);
+    let (changed, processors_changed) = mpsc::unbounded_channel();
+    let (processors, stream) = cached_processors(client, &relists, changed);
     let every_account = accounts.clone();
     controller = controller.watches_stream(stream, move |_| {
         every_account
@@ -415,7 +398,53 @@ fn watch_everything(client: &Client, ready: &Arc<AtomicBool>) -> Watched {
         suspects: suspects_seen,
         accounts,
         receipts,
+        processors_changed,
     }
+}
+
+/// The DataProcessors' watcher and cache. Every account is planned again when a processor's
+/// spec or existence changes, not on the operator's own writes of its status; the name of each
+/// processor seen is also sent on `changed` (for [`transfers::report`]).
+fn cached_processors(
+    client: &Client,
+    relists: &Relists,
+    changed: mpsc::UnboundedSender<String>,
+) -> (
+    Store<Guarded<DataProcessor>>,
+    impl Stream<Item = Result<Guarded<DataProcessor>, watcher::Error>> + Send + 'static,
+) {
+    let (reader, writer) = reflector::store();
+    // The generation each processor's accounts were last planned from.
+    let mut seen: BTreeMap<String, Option<i64>> = BTreeMap::new();
+    let stream = watcher(
+        Api::<Guarded<DataProcessor>>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .inspect_ok(relists.announcer())
+    .filter_map(move |event| {
+        let touched = match event {
+            Err(error) => Some(Err(error)),
+            Ok(watcher::Event::Delete(processor)) => {
+                seen.remove(&processor.name_any());
+                Some(Ok(processor))
+            }
+            Ok(watcher::Event::Apply(processor) | watcher::Event::InitApply(processor)) => {
+                let name = processor.name_any();
+                let generation = kube::Resource::meta(&processor).generation;
+                let before = seen.insert(name.clone(), generation);
+                // Every version, so that a condition overwritten by anyone is written again
+                // (the reporter writes nothing when it is current). Fails only when the
+                // reporter has stopped, i.e. during shutdown.
+                let _ = changed.send(name);
+                (before != Some(generation)).then_some(Ok(processor))
+            }
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+        };
+        std::future::ready(touched)
+    });
+    (reader, stream)
 }
 
 /// The RetentionPolicies' watcher and cache. A policy's accounts are planned again when its

@@ -8,7 +8,7 @@ use kube::api::ObjectMeta;
 use serde::Serialize;
 
 use crate::{
-    api::{AccountBinding, Backup, BackupSource, DELETE_AT_ANNOTATION, LegalBasis},
+    api::{AccountBinding, Backup, BackupSource, DELETE_AT_ANNOTATION, DataCategory, LegalBasis},
     kinds::ResourceKind,
 };
 
@@ -67,6 +67,9 @@ pub struct HostedFacts {
     pub processors: Vec<String>,
     /// The fiscal year end when the Bookkeeping Act requires the data.
     pub fiscal_year_end: Option<NaiveDate>,
+    /// A DataRecord's category. The rules do not read it; the record of processing
+    /// activities (`crate::records`) does.
+    pub data_category: Option<DataCategory>,
 }
 
 /// What the rules read of a backup.
@@ -86,6 +89,7 @@ impl BoundResource {
         kind: ResourceKind,
         registrar: Option<&str>,
         fiscal_year_end: Option<NaiveDate>,
+        data_category: Option<DataCategory>,
     ) -> Self {
         let mut processors: Vec<String> = binding.processor_ref.iter().cloned().collect();
         if let Some(registrar) = registrar
@@ -102,6 +106,7 @@ impl BoundResource {
                 consent_purpose: binding.consent_purpose.clone(),
                 processors,
                 fiscal_year_end,
+                data_category,
             }),
             stamped_delete_at: stamped_delete_at(meta),
             stamped_reason: None,

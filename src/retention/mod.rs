@@ -5,6 +5,7 @@
 //! - [`schedule`]: the rules for hosted resources and data records, and the legal hold.
 //! - [`backups`]: the backup schedule.
 //! - [`phase`], [`notifications`]: the account phase and the processor notifications.
+//! - [`transfers`]: the processors holding data in a third country without a safeguard.
 //! - [`plan`](mod@plan): puts it together for one account or a whole inventory.
 
 pub mod backups;
@@ -15,6 +16,7 @@ pub mod phase;
 pub mod plan;
 pub mod schedule;
 pub mod situation;
+pub mod transfers;
 
 pub use facts::{BackupFacts, BoundResource, HostedFacts, ResourceFacts, ResourceRef};
 pub use notifications::{NotificationDelivery, NotificationPlan};
@@ -25,3 +27,4 @@ pub use plan::{
 pub(crate) use schedule::after as after_within_9999;
 pub use schedule::{Disposition, Schedule, ScheduleChange, schedule_change};
 pub use situation::{AccountSituation, Hold, Termination, TerminationSource};
+pub use transfers::{ThirdCountryTransfer, third_country_transfers};

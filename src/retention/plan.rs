@@ -13,6 +13,7 @@ use super::{
     phase::phase,
     schedule::{Schedule, apply_hold, hosted_schedule},
     situation::{AccountSituation, Hold, Termination},
+    transfers::{ThirdCountryTransfer, third_country_transfers},
 };
 use crate::api::{Account, AccountPhase, AccountState, DataProcessorSpec, RetentionPolicySpec};
 
@@ -77,6 +78,10 @@ pub struct AccountPlan {
     pub resources: Vec<ResourcePlan>,
     /// Erasure requests to processors, in time order.
     pub notifications: Vec<NotificationPlan>,
+    /// Processors holding the account's data outside the EU/EEA without a transfer
+    /// mechanism, by name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub third_country_transfers: Vec<ThirdCountryTransfer>,
     /// The account's RetentionPolicy is suspended: nothing shown here is deleted or sent until
     /// it is lifted (the schedules are shown all the same).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -331,6 +336,7 @@ pub fn plan_account(
         legal_hold: situation.hold,
         next_deletion_at: resources.iter().filter_map(|r| r.schedule.delete_at).min(),
         notifications: notifications(&resources, processors),
+        third_country_transfers: third_country_transfers(&resources, processors),
         resources,
         name,
         erasure_suspended: policy.suspend,

@@ -118,6 +118,7 @@ pub(super) fn planned(
         "the RetentionPolicy exists",
     );
     unknown_processors(&mut set, facts.unknown_processors);
+    third_country_transfer(&mut conditions, facts.plan, generation, now);
     let (status, reason, message) = ready(&conditions, facts);
     set_condition(
         &mut conditions,
@@ -277,6 +278,58 @@ fn unknown_processors(
             "AllBound",
             "every processor reference names a DataProcessor",
         ),
+    );
+}
+
+/// `ThirdCountryTransfer`: True naming the processors that hold the account's data outside the
+/// EU/EEA without a transfer mechanism; False once none does after one did, absent on accounts
+/// that never had one. Not a problem of the erasure, so `Ready` does not depend on it.
+fn third_country_transfer(
+    conditions: &mut Vec<Condition>,
+    plan: &AccountPlan,
+    generation: Option<i64>,
+    now: DateTime<Utc>,
+) {
+    use crate::retention::{ThirdCountryTransfer, transfers::THIRD_COUNTRY_TRANSFER};
+    let transfers = &plan.third_country_transfers;
+    let (status, reason, message) = if transfers.is_empty() {
+        if !conditions.iter().any(|c| c.type_ == THIRD_COUNTRY_TRANSFER) {
+            return;
+        }
+        (
+            ConditionStatus::False,
+            "NoUnsafeguardedTransfer",
+            "no processor holds the account's data outside the EU/EEA without a transfer \
+             mechanism"
+                .to_owned(),
+        )
+    } else {
+        let mut named: Vec<String> = transfers
+            .iter()
+            .take(MAX_NAMED_FAILURES)
+            .map(ThirdCountryTransfer::label)
+            .collect();
+        if transfers.len() > MAX_NAMED_FAILURES {
+            named.push(format!("and {} more", transfers.len() - MAX_NAMED_FAILURES));
+        }
+        (
+            ConditionStatus::True,
+            "NoTransferMechanism",
+            format!(
+                "data of this account is held outside the EU/EEA without a transfer mechanism \
+                 by {}: declare the DataProcessor's transferMechanism or end the transfer",
+                named.join(", ")
+            ),
+        )
+    };
+    set_condition(
+        conditions,
+        THIRD_COUNTRY_TRANSFER,
+        status,
+        reason,
+        &message,
+        generation,
+        now,
     );
 }
 

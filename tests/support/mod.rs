@@ -497,6 +497,7 @@ pub fn processor(name: &str) -> DataProcessor {
             legal_name: format!("{name} Ltd"),
             country: "EE".to_owned(),
             purposes: vec!["crm".to_owned()],
+            transfer_mechanism: None,
             erasure: ErasureChannel::default(),
         },
     )
