@@ -1,7 +1,7 @@
 //! `retention-operator records`: the record of processing activities (GDPR Art. 30(1)) as the
 //! objects that exist state it.
 //!
-//! [`derive`] is a pure function of the objects `plan` reads (an [`Inventory`], from manifests
+//! [`derive()`] is a pure function of the objects `plan` reads (an [`Inventory`], from manifests
 //! or from a live cluster): per category of personal data (each bound kind, and each
 //! DataRecord `category`), the purposes, the legal bases as the retention rules see them, the
 //! recipients, the third-country transfers and the retention periods. [`markdown`], [`json`]

@@ -96,7 +96,7 @@ fn flagged(conditions: &[Condition]) -> bool {
 
 /// Looks at every cached processor once the caches have synced, then at each processor the
 /// watch hands over, until the watch ends. A look that fails is tried again after
-/// [`RETRY_AFTER`].
+/// `RETRY_AFTER`.
 pub async fn report(
     ctx: Arc<Context>,
     processors: Store<Guarded<DataProcessor>>,
