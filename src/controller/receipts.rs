@@ -224,6 +224,10 @@ pub async fn reconcile(
     if !still_due {
         return Ok(Action::requeue(CONFLICT_RETRY));
     }
+    if ctx.settings.dry_run {
+        info!(receipt = %receipt.name_any(), account = %receipt.spec.account.name, "dry run: would delete an erasure receipt past its policy's receipts.keepFor");
+        return Ok(Action::requeue(LONGEST_WAIT));
+    }
     let api: Api<ErasureReceipt> = Api::all(ctx.client.clone());
     let params = DeleteParams {
         preconditions: Some(Preconditions {
