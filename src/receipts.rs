@@ -237,12 +237,12 @@ fn write_canonical(value: &Value, out: &mut String) {
     }
 }
 
-/// The status a receipt should show: its count, and each owed request as the Account's ledger
-/// has it now (`expiresAt` is the receipt controller's).
+/// The status a receipt should show: its count, each owed request as the Account's ledger has
+/// it now, and when it expires under the policy's `keep_for`.
 pub fn status_of(
     spec: &ErasureReceiptSpec,
     requests: &[ProcessorNotification],
-    stored: Option<&ErasureReceiptStatus>,
+    keep_for: RetentionDuration,
 ) -> ErasureReceiptStatus {
     let owed: BTreeSet<&str> = spec.processors.iter().map(|p| p.name.as_str()).collect();
     let processors = requests
@@ -260,7 +260,7 @@ pub fn status_of(
     ErasureReceiptStatus {
         erased_count: Some(u32::try_from(spec.erased.len()).unwrap_or(u32::MAX)),
         processors,
-        expires_at: stored.and_then(|s| s.expires_at),
+        expires_at: expires_at(spec, keep_for),
     }
 }
 
@@ -566,7 +566,11 @@ mod tests {
             }],
             "only the request of this erasure time"
         );
-        let status = status_of(spec, &requests, None);
+        let status = status_of(spec, &requests, "10d".parse().unwrap());
+        assert_eq!(
+            status.expires_at,
+            Some(spec.completed_at + chrono::TimeDelta::days(10))
+        );
         assert_eq!(status.erased_count, Some(1));
         assert_eq!(status.processors.len(), 1);
         assert_eq!(

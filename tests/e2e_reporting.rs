@@ -388,10 +388,24 @@ async fn erasing_n_objects_costs_n_deletes_n_account_reads_and_at_most_two_accou
         })
         .count();
     assert_eq!(brake_writes, 1, "the brake's count is written once");
+    // The erasure's receipt: created once, and its status (count, expiry) written by the
+    // account controller, and by the receipt controller when its cache has not seen that
+    // write yet: at most twice.
+    let receipt_writes: Vec<String> = requests
+        .iter()
+        .filter(|r| r.is_write() && r.resource == "erasurereceipts")
+        .map(|r| format!("{} {}", r.verb, r.subresource))
+        .collect();
+    assert_eq!(receipt_writes.first().map(String::as_str), Some("create "));
+    let status_writes = &receipt_writes[1..];
+    assert!(
+        (1..=2).contains(&status_writes.len()) && status_writes.iter().all(|w| w == "patch status"),
+        "{receipt_writes:?}"
+    );
     let other_writes: Vec<String> = requests
         .iter()
         .filter(|r| r.is_write() && r.resource != "accounts" && r.resource != "events")
-        .filter(|r| r.resource != "retentionpolicies")
+        .filter(|r| r.resource != "retentionpolicies" && r.resource != "erasurereceipts")
         .filter(|r| !(r.verb == "delete" && r.resource == "websites"))
         .map(|r| format!("{} {}/{}", r.verb, r.resource, r.name))
         .collect();

@@ -558,7 +558,7 @@ async fn report(
             now,
         })
     };
-    let status_written = write_receipted_status(ctx, acted, status, now).await?;
+    let status_written = write_receipted_status(ctx, &observed.policy, acted, status, now).await?;
     Ok(Reported {
         status_written,
         next_notice_at: notice.next_at,
@@ -572,6 +572,7 @@ async fn report(
 /// pass fails after it (to be retried).
 async fn write_receipted_status(
     ctx: &Context,
+    policy: &RetentionPolicySpec,
     acted: &Acted,
     status: impl Fn(Option<&AccountStatus>, &[ReceiptWritten]) -> AccountStatus,
     now: DateTime<Utc>,
@@ -613,7 +614,8 @@ async fn write_receipted_status(
         .as_ref()
         .and_then(|s| s.erasure.as_ref())
         .map_or(&[][..], |e| e.receipts.as_slice());
-    receipts::sync_statuses(ctx, written, &just_read, &acted.requests.entries).await?;
+    let keep_for = policy.receipts_keep_for();
+    receipts::sync_statuses(ctx, written, &just_read, &acted.requests.entries, keep_for).await?;
     Ok(status_written)
 }
 

@@ -21,7 +21,10 @@ use super::{
     guarded::Guarded,
 };
 use crate::{
-    api::{Account, ErasureReceipt, ErasureReceiptSpec, ProcessorNotification, WrittenReceipt},
+    api::{
+        Account, ErasureReceipt, ErasureReceiptSpec, ProcessorNotification, RetentionDuration,
+        WrittenReceipt,
+    },
     receipts::{self, ReceiptInput},
     retention::AccountPlan,
     status::ReceiptWritten,
@@ -125,6 +128,7 @@ pub async fn sync_statuses(
     written: &[WrittenReceipt],
     just_read: &[ErasureReceipt],
     requests: &[ProcessorNotification],
+    keep_for: RetentionDuration,
 ) -> Result<(), Error> {
     if ctx.settings.dry_run {
         return Ok(());
@@ -138,28 +142,29 @@ pub async fn sync_statuses(
                 None => continue,
             },
         };
-        patch_status(ctx, &api, &receipt, requests).await?;
+        patch_status(ctx, &api, &receipt, requests, keep_for).await?;
     }
     Ok(())
 }
 
-/// Patches the receipt's count and request outcomes when they differ from what it shows.
+/// Patches the receipt's count, request outcomes and expiry when they differ from what it
+/// shows: one write after the receipt is created, and one per answer of a processor (the
+/// receipt controller then finds `expiresAt` as it would write it).
 async fn patch_status(
     ctx: &Context,
     api: &Api<ErasureReceipt>,
     receipt: &ErasureReceipt,
     requests: &[ProcessorNotification],
+    keep_for: RetentionDuration,
 ) -> Result<(), Error> {
-    let stored = receipt.status.as_ref();
-    let wanted = receipts::status_of(&receipt.spec, requests, stored);
-    let shown = stored.cloned().unwrap_or_default();
-    if shown.erased_count == wanted.erased_count && shown.processors == wanted.processors {
+    let wanted = receipts::status_of(&receipt.spec, requests, keep_for);
+    if receipt.status.as_ref() == Some(&wanted) {
         return Ok(());
     }
-    // A merge patch of these two fields only: `expiresAt` is the receipt controller's.
     let patch = json!({"status": {
         "erasedCount": wanted.erased_count,
         "processors": wanted.processors,
+        "expiresAt": wanted.expires_at,
     }});
     match ctx
         .act(api.patch_status(
