@@ -450,6 +450,9 @@ pub struct Context {
     pub ready: Arc<AtomicBool>,
     /// Account versions the operator's own writes replaced, until the cache catches up.
     pub superseded: Superseded,
+    /// The status this replica last wrote on each ErasureReceipt: the caches may not show it
+    /// yet, and writing it again would only cost a request.
+    pub receipt_statuses: Mutex<HashMap<String, crate::api::ErasureReceiptStatus>>,
     /// Sends erasure requests to processors' webhooks.
     pub notifier: Notifier,
     /// Erasure requests under way, off the reconcile workers.

@@ -22,8 +22,8 @@ use super::{
 };
 use crate::{
     api::{
-        Account, ErasureReceipt, ErasureReceiptSpec, ProcessorNotification, RetentionDuration,
-        WrittenReceipt,
+        Account, ErasureReceipt, ErasureReceiptSpec, ErasureReceiptStatus, ProcessorNotification,
+        RetentionDuration, WrittenReceipt,
     },
     receipts::{self, ReceiptInput},
     retention::AccountPlan,
@@ -158,7 +158,10 @@ async fn patch_status(
     keep_for: RetentionDuration,
 ) -> Result<(), Error> {
     let wanted = receipts::status_of(&receipt.spec, requests, keep_for);
-    if receipt.status.as_ref() == Some(&wanted) {
+    let name = receipt.name_any();
+    if receipt.status.as_ref() == Some(&wanted)
+        || last_written(ctx, &name).as_ref() == Some(&wanted)
+    {
         return Ok(());
     }
     let patch = json!({"status": {
@@ -167,17 +170,32 @@ async fn patch_status(
         "expiresAt": wanted.expires_at,
     }});
     match ctx
-        .act(api.patch_status(
-            &receipt.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        ))
+        .act(api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch)))
         .await
     {
-        Ok(_) => Ok(()),
+        Ok(_) => {
+            remember_written(ctx, name, wanted);
+            Ok(())
+        }
         Err(error) if error.is_status(404) => Ok(()),
         Err(error) => Err(error),
     }
+}
+
+/// The status this replica last wrote on the receipt, if any.
+fn last_written(ctx: &Context, name: &str) -> Option<ErasureReceiptStatus> {
+    ctx.receipt_statuses
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(name)
+        .cloned()
+}
+
+fn remember_written(ctx: &Context, name: String, status: ErasureReceiptStatus) {
+    ctx.receipt_statuses
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(name, status);
 }
 
 /// Deletes a receipt once its policy's `receipts.keepFor` has passed since its erasure
@@ -244,6 +262,10 @@ pub async fn reconcile(
     let name = receipt.name_any();
     match ctx.act(api.delete(&name, &params)).await {
         Ok(_) => {
+            ctx.receipt_statuses
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&name);
             info!(receipt = %name, account = %receipt.spec.account.name, "erasure receipt deleted: kept for its policy's receipts.keepFor");
             Ok(Action::await_change())
         }
@@ -259,8 +281,13 @@ async fn show_expiry(
     receipt: &ErasureReceipt,
     expires_at: Option<DateTime<Utc>>,
 ) -> Result<(), Error> {
-    let shown = receipt.status.as_ref().and_then(|s| s.expires_at);
-    if shown != expires_at && !ctx.settings.dry_run {
+    // The account controller writes a new receipt's first status, expiry included, right
+    // after creating it: until then there is nothing to correct (and two writers would race).
+    let Some(status) = receipt.status.as_ref() else {
+        return Ok(());
+    };
+    let written = last_written(ctx, &receipt.name_any()).map(|s| s.expires_at);
+    if status.expires_at != expires_at && written != Some(expires_at) && !ctx.settings.dry_run {
         let api: Api<ErasureReceipt> = Api::all(ctx.client.clone());
         let patch = json!({"status": {"expiresAt": expires_at}});
         match ctx
@@ -271,7 +298,11 @@ async fn show_expiry(
             ))
             .await
         {
-            Ok(_) => {}
+            Ok(_) => {
+                let mut status = receipt.status.clone().unwrap_or_default();
+                status.expires_at = expires_at;
+                remember_written(ctx, receipt.name_any(), status);
+            }
             Err(error) if error.is_status(404) => {}
             Err(error) => return Err(error),
         }

@@ -205,6 +205,7 @@ pub async fn run(
         clock: settings.clock,
         ready,
         superseded: Superseded::default(),
+        receipt_statuses: std::sync::Mutex::default(),
         notifier: Notifier::new(DestinationPolicy::allowing(
             settings.webhook_allowed_networks,
         )),
