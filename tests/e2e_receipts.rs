@@ -356,9 +356,6 @@ async fn an_operator_killed_anywhere_around_a_receipt_still_leaves_exactly_one_c
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dry_run_never_deletes_a_receipt_past_its_keep_for() {
-    use retention_operator::api::{
-        ErasedObject, ErasureReceiptSpec, LegalBasis, ReceiptAccount, ReceiptPolicy,
-    };
     let harness = Harness::start_dry_run(at("2040-01-01T00:00:00Z")).await;
     let client = harness.client.clone();
     create_cluster(
@@ -367,37 +364,7 @@ async fn a_dry_run_never_deletes_a_receipt_past_its_keep_for() {
     )
     .await;
     // A receipt an earlier, non-dry-run operator wrote in 2026: ten years are over by 2040.
-    let mut spec = ErasureReceiptSpec {
-        account: ReceiptAccount {
-            name: "acme".into(),
-            uid: "3f2a9c1e-0000".into(),
-            customer_ref: "C-acme".into(),
-        },
-        policy: ReceiptPolicy {
-            name: DEFAULT_POLICY.into(),
-            generation: 1,
-        },
-        terminated_at: Some(at("2026-10-01T00:00:00Z")),
-        erasure_at: at("2026-10-31T00:00:00Z"),
-        completed_at: at("2026-10-31T00:00:05Z"),
-        erased: vec![ErasedObject {
-            kind: "Website".into(),
-            namespace: e2e_support::NAMESPACE.into(),
-            name: "www".into(),
-            uid: "u-1".into(),
-            legal_basis: LegalBasis::Contract,
-            rule: "grace period 30d after termination".into(),
-            delete_at: at("2026-10-31T00:00:00Z"),
-            deleted_at: at("2026-10-31T00:00:05Z"),
-        }],
-        kept: Vec::new(),
-        processors: Vec::new(),
-        follows: None,
-        digest: String::new(),
-    };
-    spec.digest = receipts::digest(&spec);
-    let mut receipt = ErasureReceipt::new("acme-3f2a9c1e-20261031000000", spec);
-    receipt.metadata.labels = Some([(RECEIPT_ACCOUNT_LABEL.to_owned(), "acme".to_owned())].into());
+    let receipt = e2e_support::written_receipt("acme");
     create_cluster(&client, &receipt).await;
     // A finished pass of the receipt controller over it (counted when the pass ends).
     eventually("the receipt controller's look at it", || async {

@@ -9,6 +9,8 @@ use std::{
 
 use serde_json::Value;
 
+mod support;
+
 const NOW: &str = "2026-11-23T00:00:00Z";
 
 fn binary() -> Command {
@@ -925,44 +927,13 @@ fn a_processor_outside_the_eea_without_a_transfer_mechanism_is_flagged_in_the_pl
     assert!(plain["accounts"][0].get("thirdCountryTransfers").is_none());
 }
 
-/// An ErasureReceipt as the operator writes it (digest included), as YAML; `tamper` edits the
-/// spec after the digest was taken.
+/// [`support::written_receipt`] of account `gone` as YAML; `tamper` edits the spec after the
+/// digest was taken.
 fn receipt_yaml(tamper: bool) -> String {
-    use retention_operator::{api::*, receipts};
-    let at = |text: &str| text.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
-    let mut spec = ErasureReceiptSpec {
-        account: ReceiptAccount {
-            name: "gone".into(),
-            uid: "3f2a9c1e-0000".into(),
-            customer_ref: "C-9".into(),
-        },
-        policy: ReceiptPolicy {
-            name: "default".into(),
-            generation: 1,
-        },
-        terminated_at: Some(at("2026-10-01T00:00:00Z")),
-        erasure_at: at("2026-10-31T00:00:00Z"),
-        completed_at: at("2026-10-31T00:00:05Z"),
-        erased: vec![ErasedObject {
-            kind: "Website".into(),
-            namespace: "gone".into(),
-            name: "www".into(),
-            uid: "u-1".into(),
-            legal_basis: LegalBasis::Contract,
-            rule: "grace period 30d after termination".into(),
-            delete_at: at("2026-10-31T00:00:00Z"),
-            deleted_at: at("2026-10-31T00:00:05Z"),
-        }],
-        kept: Vec::new(),
-        processors: Vec::new(),
-        follows: None,
-        digest: String::new(),
-    };
-    spec.digest = receipts::digest(&spec);
+    let mut receipt = support::written_receipt("gone");
     if tamper {
-        spec.erased[0].uid = "u-2".into();
+        receipt.spec.erased[0].uid = "u-2".into();
     }
-    let receipt = ErasureReceipt::new("gone-3f2a9c1e-20261031000000", spec);
     serde_saphyr::to_string(&receipt).unwrap()
 }
 

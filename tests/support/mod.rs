@@ -604,3 +604,47 @@ pub fn only(plan: &AccountPlan) -> &ResourcePlan {
     );
     &plan.resources[0]
 }
+
+/// An ErasureReceipt as the operator writes it (digest included) of account `account`: the
+/// Website `www` in [`NAMESPACE`] (uid `u-1`), erased at 2026-10-31T00:00:00Z and confirmed
+/// five seconds later, under the policy [`DEFAULT_POLICY`]; named as the operator names it.
+pub fn written_receipt(account: &str) -> retention_operator::api::ErasureReceipt {
+    use retention_operator::api::{
+        ErasedObject, ErasureReceipt, ErasureReceiptSpec, RECEIPT_ACCOUNT_LABEL, ReceiptAccount,
+        ReceiptPolicy,
+    };
+    let mut spec = ErasureReceiptSpec {
+        account: ReceiptAccount {
+            name: account.into(),
+            uid: "3f2a9c1e-0000".into(),
+            customer_ref: format!("C-{account}"),
+        },
+        policy: ReceiptPolicy {
+            name: DEFAULT_POLICY.into(),
+            generation: 1,
+        },
+        terminated_at: Some(at("2026-10-01T00:00:00Z")),
+        erasure_at: at("2026-10-31T00:00:00Z"),
+        completed_at: at("2026-10-31T00:00:05Z"),
+        erased: vec![ErasedObject {
+            kind: "Website".into(),
+            namespace: NAMESPACE.into(),
+            name: "www".into(),
+            uid: "u-1".into(),
+            legal_basis: LegalBasis::Contract,
+            rule: "grace period 30d after termination".into(),
+            delete_at: at("2026-10-31T00:00:00Z"),
+            deleted_at: at("2026-10-31T00:00:05Z"),
+        }],
+        kept: Vec::new(),
+        processors: Vec::new(),
+        follows: None,
+        digest: String::new(),
+    };
+    spec.digest = retention_operator::receipts::digest(&spec);
+    let name =
+        retention_operator::receipts::receipt_name(account, &spec.account.uid, spec.erasure_at, 0);
+    let mut receipt = ErasureReceipt::new(&name, spec);
+    receipt.metadata.labels = Some([(RECEIPT_ACCOUNT_LABEL.to_owned(), account.to_owned())].into());
+    receipt
+}
