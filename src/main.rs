@@ -41,26 +41,8 @@ enum Command {
     /// Show what the operator would erase and when: from manifests with no cluster, or read
     /// from a live cluster (`--cluster`, read only) before installing it there.
     Plan {
-        /// Manifest files or directories (searched recursively for *.yaml and *.yml); - reads
-        /// standard input.
-        #[arg(
-            short = 'f',
-            long = "filename",
-            num_args = 1..,
-            required_unless_present = "cluster",
-            conflicts_with = "cluster"
-        )]
-        files: Vec<PathBuf>,
-        /// Read the objects from the cluster instead (LISTs only: nothing is written).
-        #[arg(long)]
-        cluster: bool,
-        /// The kubeconfig for `--cluster` (default: $KUBECONFIG, ~/.kube/config, or the
-        /// in-cluster config).
-        #[arg(long, requires = "cluster")]
-        kubeconfig: Option<PathBuf>,
-        /// The kubeconfig context for `--cluster` (default: the current context).
-        #[arg(long, requires = "cluster")]
-        context: Option<String>,
+        #[command(flatten)]
+        source: SourceArgs,
         /// The instant to plan for (RFC 3339); defaults to the current time.
         #[arg(long, value_parser = parse_time)]
         now: Option<DateTime<Utc>>,
@@ -73,26 +55,8 @@ enum Command {
     /// transfers and retention periods. From manifests, or read from a live cluster
     /// (`--cluster`, read only).
     Records {
-        /// Manifest files or directories (searched recursively for *.yaml and *.yml); - reads
-        /// standard input.
-        #[arg(
-            short = 'f',
-            long = "filename",
-            num_args = 1..,
-            required_unless_present = "cluster",
-            conflicts_with = "cluster"
-        )]
-        files: Vec<PathBuf>,
-        /// Read the objects from the cluster instead (LISTs only: nothing is written).
-        #[arg(long)]
-        cluster: bool,
-        /// The kubeconfig for `--cluster` (default: $KUBECONFIG, ~/.kube/config, or the
-        /// in-cluster config).
-        #[arg(long, requires = "cluster")]
-        kubeconfig: Option<PathBuf>,
-        /// The kubeconfig context for `--cluster` (default: the current context).
-        #[arg(long, requires = "cluster")]
-        context: Option<String>,
+        #[command(flatten)]
+        source: SourceArgs,
         /// Output format.
         #[arg(short = 'o', long = "output", value_enum, default_value_t = RecordsFormat::Markdown)]
         output: RecordsFormat,
@@ -133,6 +97,31 @@ enum Command {
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Table)]
         output: Format,
     },
+}
+
+/// Where `plan` and `records` read the objects: manifests, or a live cluster.
+#[derive(clap::Args)]
+struct SourceArgs {
+    /// Manifest files or directories (searched recursively for *.yaml and *.yml); - reads
+    /// standard input.
+    #[arg(
+        short = 'f',
+        long = "filename",
+        num_args = 1..,
+        required_unless_present = "cluster",
+        conflicts_with = "cluster"
+    )]
+    files: Vec<PathBuf>,
+    /// Read the objects from the cluster instead (LISTs only: nothing is written).
+    #[arg(long)]
+    cluster: bool,
+    /// The kubeconfig for `--cluster` (default: $KUBECONFIG, ~/.kube/config, or the
+    /// in-cluster config).
+    #[arg(long, requires = "cluster")]
+    kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context for `--cluster` (default: the current context).
+    #[arg(long, requires = "cluster")]
+    context: Option<String>,
 }
 
 /// Options of `run`.
@@ -239,23 +228,15 @@ fn main() -> ExitCode {
             run(args).map(|()| String::new()).map_err(|e| (1, e))
         }
         Command::Plan {
-            files,
-            cluster,
-            kubeconfig,
-            context,
+            source,
             now,
             output,
-        } => {
-            let source = PlanSource::new(files, cluster, kubeconfig, context);
-            plan(source, now.unwrap_or_else(Utc::now), output)
-        }
-        Command::Records {
-            files,
-            cluster,
-            kubeconfig,
-            context,
+        } => plan(
+            PlanSource::new(source),
+            now.unwrap_or_else(Utc::now),
             output,
-        } => records(PlanSource::new(files, cluster, kubeconfig, context), output),
+        ),
+        Command::Records { source, output } => records(PlanSource::new(source), output),
         Command::Crds { out_dir: None } => crds::render_all().map_err(|e| (1, e.to_string())),
         Command::Crds { out_dir: Some(dir) } => crds::write_all(&dir)
             .map(|files| files.join("\n") + "\n")
@@ -304,19 +285,14 @@ enum PlanSource {
 
 impl PlanSource {
     /// The cluster with `--cluster`, else the files.
-    fn new(
-        files: Vec<PathBuf>,
-        cluster: bool,
-        kubeconfig: Option<PathBuf>,
-        context: Option<String>,
-    ) -> Self {
-        if cluster {
+    fn new(args: SourceArgs) -> Self {
+        if args.cluster {
             Self::Cluster {
-                kubeconfig,
-                context,
+                kubeconfig: args.kubeconfig,
+                context: args.context,
             }
         } else {
-            Self::Files(files)
+            Self::Files(args.files)
         }
     }
 }
