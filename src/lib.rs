@@ -15,12 +15,14 @@
 //! - [`records`]: the `records` command, the record of processing activities (GDPR Art. 30).
 //! - [`crds`]: the generated CRDs and the chart's list of bound kinds.
 //! - [`clock`], [`metrics`], [`http`]: time, Prometheus metrics and the HTTP endpoints.
+//! - [`audit`]: the audit trail, one JSON line per thing done to data (docs/audit.md).
 #![forbid(unsafe_code)]
 // Short functions: clippy.toml sets the limit.
 #![warn(clippy::too_many_lines)]
 
 pub mod admission;
 pub mod api;
+pub mod audit;
 pub mod clock;
 pub mod controller;
 pub mod crds;

@@ -16,7 +16,7 @@ use std::{
 use chrono::{DateTime, TimeDelta, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use retention_operator::{
-    api,
+    api, audit,
     clock::SystemClock,
     controller::{self, Settings},
     crds, http,
@@ -452,17 +452,30 @@ fn inventory(
     }
 }
 
+/// The log on stderr, filtered by `RUST_LOG` (default `info`), and beside it the audit trail:
+/// one JSON line per record in either format, never filtered (docs/audit.md).
 fn init_logging(format: LogFormat) {
+    use tracing_subscriber::{Layer, layer::SubscriberExt, util::SubscriberInitExt};
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let log = tracing_subscriber::fmt::layer()
         .with_writer(io::stderr)
         .with_ansi(io::stderr().is_terminal());
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    let log = match format {
+        LogFormat::Text => log
+            .with_filter(filter)
+            .with_filter(audit::not_audit())
+            .boxed(),
+        LogFormat::Json => log
+            .json()
+            .with_filter(filter)
+            .with_filter(audit::not_audit())
+            .boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(log)
+        .with(audit::layer(io::stderr))
+        .init();
 }
 
 /// Runs the operator and its HTTP endpoints until SIGTERM or Ctrl-C.

@@ -31,6 +31,7 @@ use crate::{
         Account, AccountStatus, ConditionStatus, DataProcessorSpec, DeletingItem,
         ProcessorNotification, RetentionPolicy, RetentionPolicySpec,
     },
+    audit::{AuditAction, AuditRecord},
     kinds::ResourceKind,
     notifier::ledger::{Ledger, StaffActions, all_settled, staff_actions, update_ledger},
     retention::{
@@ -285,7 +286,8 @@ async fn record(
 ) -> Result<Recorded, Error> {
     let (account, plan, claims) = (&observed.account, &planned.plan, &observed.claims);
     let mut versions = claims.versions.clone();
-    let stamps_failed = stamp_schedules(ctx, account, plan, &claims.bound, &mut versions).await?;
+    let stamps_failed =
+        stamp_schedules(ctx, account, plan, &claims.bound, &mut versions, now).await?;
     orphans::mark_bound(ctx, account, &claims.marked_unbound).await?;
     for (resource, _) in &claims.marked_unbound {
         // Marking it changed its resourceVersion: it is deleted on the next pass, from the
@@ -302,6 +304,7 @@ async fn record(
     let batch = admit(ctx, observed, plan, batch, &versions, now).await?;
     let mut erasure = ErasureRecord::settle(account, plan, &claims.uids, now);
     confirm_called_off(ctx, account, &mut erasure).await?;
+    audit_found_deleted(account, &erasure.gone, now);
     if !ctx.settings.dry_run && plan.terminated_at.is_some() {
         erasure.start(&batch.resources(plan), &versions);
     }
@@ -536,9 +539,9 @@ async fn report(
         ctx.settings.advance_notice,
     );
     announce(ctx, account, &notice.now).await;
-    announce_suspension(ctx, account, observed.suspended_by()).await;
+    announce_suspension(ctx, account, observed.suspended_by(), now).await;
     let stored = stored_requests(account);
-    processors::report_changes(ctx, account, stored, &acted.requests.entries).await;
+    processors::report_changes(ctx, account, stored, &acted.requests.entries, now).await;
     let unknown = unknown_processors(&acted.plan, &observed.processors);
     let status = |previous: Option<&AccountStatus>, receipted: &[ReceiptWritten]| {
         let mut deletions = acted.erasure.ledger();
@@ -930,6 +933,27 @@ async fn confirm_called_off(
     Ok(())
 }
 
+/// Audits the recorded deletions found gone: a pass cut short after its DELETE may not have
+/// logged it (a line may repeat when the status write that records it fails).
+fn audit_found_deleted(account: &Account, gone: &BTreeSet<String>, now: DateTime<Utc>) {
+    for item in recorded(account).iter().filter(|i| gone.contains(&i.uid)) {
+        let mut record = AuditRecord::new(
+            AuditAction::FoundDeleted,
+            now,
+            &item.kind,
+            Some(&item.namespace),
+            &item.name,
+        )
+        .account(&account.name_any())
+        .uid(Some(&item.uid))
+        .delete_at(item.delete_at);
+        if let Some(rule) = &item.rule {
+            record = record.rule(rule);
+        }
+        record.emit();
+    }
+}
+
 /// The deletions the stored status records as under way.
 fn recorded(account: &Account) -> &[DeletingItem] {
     account
@@ -1005,7 +1029,12 @@ async fn announce(ctx: &Context, account: &Account, upcoming: &[&ResourcePlan]) 
 
 /// Tells when the account's erasure is suspended or resumed, compared with what its stored
 /// status shows: one event per change (again if the status write after it failed).
-async fn announce_suspension(ctx: &Context, account: &Account, suspended_by: Option<&str>) {
+async fn announce_suspension(
+    ctx: &Context,
+    account: &Account,
+    suspended_by: Option<&str>,
+    now: DateTime<Utc>,
+) {
     let shown = account.status.as_ref().is_some_and(|s| {
         s.conditions
             .iter()
@@ -1018,16 +1047,32 @@ async fn announce_suspension(ctx: &Context, account: &Account, suspended_by: Opt
                 "RetentionPolicy {policy} is suspended: nothing of this account is deleted and \
                  no erasure request is sent until it is lifted"
             );
+            audit_account(AuditAction::ErasureSuspended, account, now)
+                .detail(format!("RetentionPolicy {policy} spec.suspend is true"))
+                .emit();
             ctx.publish(account, None, EventType::Warning, "ErasureSuspended", &note)
                 .await;
         }
         (true, None) => {
             let note = format!("RetentionPolicy {policy} is no longer suspended: erasure resumes");
+            audit_account(AuditAction::ErasureResumed, account, now)
+                .detail(format!(
+                    "RetentionPolicy {policy} spec.suspend is no longer true"
+                ))
+                .emit();
             ctx.publish(account, None, EventType::Normal, "ErasureResumed", &note)
                 .await;
         }
         _ => {}
     }
+}
+
+/// An audit record of `action` on the Account itself.
+pub fn audit_account(action: AuditAction, account: &Account, now: DateTime<Utc>) -> AuditRecord {
+    let name = account.name_any();
+    AuditRecord::new(action, now, "Account", None, &name)
+        .uid(account.metadata.uid.as_deref())
+        .account(&name)
 }
 
 /// Sleeps until the next deletion or advance notice, in steps of at most [`MAX_TIMER`].
@@ -1211,6 +1256,7 @@ async fn stamp_schedules(
     plan: &AccountPlan,
     bound: &[BoundResource],
     versions: &mut HashMap<ResourceRef, ObjectVersion>,
+    now: DateTime<Utc>,
 ) -> Result<bool, Error> {
     let mut failed = false;
     for resource in &plan.resources {
@@ -1238,7 +1284,7 @@ async fn stamp_schedules(
                 );
                 (
                     Some(&resource.schedule),
-                    Some(("ScheduledForDeletion", note)),
+                    Some(("ScheduledForDeletion", note, AuditAction::ScheduleSet)),
                 )
             }
             ScheduleChange::Cancel => {
@@ -1246,7 +1292,10 @@ async fn stamp_schedules(
                     "{}: scheduled deletion cancelled ({})",
                     resource.resource, resource.schedule.reason
                 );
-                (None, Some(("ScheduleCancelled", note)))
+                (
+                    None,
+                    Some(("ScheduleCancelled", note, AuditAction::ScheduleCancelled)),
+                )
             }
         };
         match ctx
@@ -1258,6 +1307,9 @@ async fn stamp_schedules(
                     .as_ref()
                     .zip(object)
                     .is_some_and(|(w, o)| same_facts(&w.bound, o));
+                if let (Some(written), Some(change)) = (&written, &event) {
+                    audit_schedule(account, resource, stamped, change.2, &written.version, now);
+                }
                 match written {
                     Some(written) if unchanged => {
                         versions.insert(resource.resource.clone(), written.version);
@@ -1266,7 +1318,7 @@ async fn stamp_schedules(
                         versions.remove(&resource.resource);
                     }
                 }
-                if let Some((reason, note)) = event {
+                if let Some((reason, note, _)) = event {
                     ctx.publish(
                         account,
                         Some(&resource.resource),
@@ -1286,6 +1338,31 @@ async fn stamp_schedules(
         }
     }
     Ok(failed)
+}
+
+/// The audit record of a schedule set or cancelled on an object (`stamped`: the time it had).
+fn audit_schedule(
+    account: &Account,
+    resource: &ResourcePlan,
+    stamped: Option<DateTime<Utc>>,
+    action: AuditAction,
+    written: &ObjectVersion,
+    now: DateTime<Utc>,
+) {
+    let set = action == AuditAction::ScheduleSet;
+    let delete_at = if set {
+        resource.schedule.delete_at
+    } else {
+        stamped
+    };
+    let mut record = AuditRecord::on(action, now, &resource.resource, &account.name_any())
+        .uid(Some(&written.uid))
+        .rule(&resource.schedule.reason)
+        .delete_at(delete_at);
+    if let Some(before) = stamped.filter(|_| set) {
+        record = record.detail(format!("moved from {}", crate::clock::rfc3339(before)));
+    }
+    record.emit();
 }
 
 /// Whether an object as written has the facts it was planned from (the stamp itself aside).
@@ -1338,10 +1415,20 @@ async fn delete_due(
         };
         match delete_retrying(ctx, account, inputs, resource, version, now).await {
             Ok(Outcome::Deleted(uid)) => {
-                report_deleted(ctx, account, resource, now).await;
+                report_deleted(ctx, account, resource, &uid, now).await;
                 outcome.deleted.push((resource.resource.clone(), uid));
             }
             Ok(Outcome::AlreadyGone(uid)) => {
+                AuditRecord::on(
+                    AuditAction::FoundDeleted,
+                    now,
+                    &resource.resource,
+                    &account.name_any(),
+                )
+                .uid(Some(&uid))
+                .rule(&resource.schedule.reason)
+                .delete_at(resource.schedule.delete_at)
+                .emit();
                 outcome.vanished.push((resource.resource.clone(), uid));
             }
             Ok(Outcome::WouldDelete) => report_would_delete(ctx, account, resource).await,
@@ -1378,13 +1465,24 @@ async fn delete_due(
     Ok(outcome)
 }
 
-/// Counts and announces a deletion this pass made.
+/// Counts, audits and announces a deletion this pass made (of the object with `uid`).
 async fn report_deleted(
     ctx: &Context,
     account: &Account,
     resource: &ResourcePlan,
+    uid: &str,
     now: DateTime<Utc>,
 ) {
+    AuditRecord::on(
+        AuditAction::Deleted,
+        now,
+        &resource.resource,
+        &account.name_any(),
+    )
+    .uid(Some(uid))
+    .rule(&resource.schedule.reason)
+    .delete_at(resource.schedule.delete_at)
+    .emit();
     let late = resource
         .schedule
         .delete_at

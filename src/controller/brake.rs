@@ -33,9 +33,10 @@ use tracing::{info, warn};
 use super::context::{Context, Error, Policy, spawn_cancellable};
 use crate::{
     api::{
-        BRAKE_RELEASED_AT, BrakeSpec, BrakeStatus, ConditionStatus, RetentionPolicy,
-        RetentionPolicySpec,
+        BRAKE_RELEASED_AT, BrakeEngagement, BrakeSpec, BrakeStatus, ConditionStatus,
+        RetentionPolicy, RetentionPolicySpec,
     },
+    audit::{AuditAction, AuditRecord},
     clock::rfc3339,
     retention::brake::{
         BrakeChange, BrakeDecision, BrakeRound, Demand, Fate, admitted_uids, approved_by_release,
@@ -416,6 +417,7 @@ impl Brakes {
             None => fresh(ctx, &policies, policy).await?,
         };
         let mut attempt = 0;
+        let mut announced = None;
         loop {
             attempt += 1;
             let stored = base
@@ -436,7 +438,13 @@ impl Brakes {
             });
             // Told before it is stored: a crash right after the write would lose the event
             // for good (the next replica finds the change made). A crash before it repeats it.
-            announce(ctx, &base, limit, &decision).await;
+            // Told once per change: a conflict (the person's annotation is itself a change to
+            // the policy) decides the same change again on the fresh policy.
+            if decision.change.is_some() && decision.change != announced {
+                let engagement = stored.engaged.as_ref();
+                announce(ctx, &base, limit, &decision, engagement, release, now).await;
+                announced = decision.change;
+            }
             match write_status(ctx, &policies, &base, limit, &decision, now).await {
                 Ok(written) => {
                     brake.last_write = Some(Instant::now());
@@ -488,18 +496,32 @@ impl Brakes {
     }
 }
 
-/// The event and log line of a change of the brake.
+/// The event, log line and audit record of a change of the brake (`engagement`: the one
+/// stored before it; `release`: the release the annotation gives).
 async fn announce(
     ctx: &Context,
     policy: &RetentionPolicy,
     limit: &BrakeSpec,
     decision: &BrakeDecision,
+    engagement: Option<&BrakeEngagement>,
+    release: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
 ) {
     let name = policy.name_any();
     let regarding = policy.object_ref(&());
+    let audit = |action| {
+        AuditRecord::new(action, now, "RetentionPolicy", None, &name)
+            .uid(policy.metadata.uid.as_deref())
+    };
     match decision.change {
         Some(BrakeChange::Engaged) => {
             let message = engaged_message(limit, decision);
+            audit(AuditAction::BrakeEngaged)
+                .detail(format!(
+                    "{} deletions within {} reached maxDeletions {}; {} due deletions wait",
+                    decision.counted, limit.per, limit.max_deletions, decision.waiting
+                ))
+                .emit();
             warn!(policy = %name, counted = decision.counted, waiting = decision.waiting, "mass-deletion brake engaged");
             ctx.publish_regarding(
                 &regarding,
@@ -512,6 +534,9 @@ async fn announce(
         }
         Some(BrakeChange::Released) => {
             info!(policy = %name, "mass-deletion brake released");
+            audit(AuditAction::BrakeReleased)
+                .detail(release_detail(limit, engagement, release))
+                .emit();
             ctx.publish_regarding(
                 &regarding,
                 None,
@@ -522,6 +547,25 @@ async fn announce(
             .await;
         }
         None => {}
+    }
+}
+
+/// How a person released the brake: by the annotation (a time after the engagement) or by
+/// changing the limit.
+fn release_detail(
+    limit: &BrakeSpec,
+    engagement: Option<&BrakeEngagement>,
+    release: Option<DateTime<Utc>>,
+) -> String {
+    match (engagement, release) {
+        (Some(engaged), Some(release)) if release > engaged.at => format!(
+            "released by annotation {BRAKE_RELEASED_AT}={}",
+            rfc3339(release)
+        ),
+        _ => format!(
+            "released by a changed limit: spec.brake is now maxDeletions {} per {}",
+            limit.max_deletions, limit.per
+        ),
     }
 }
 

@@ -28,11 +28,15 @@ use super::{
 };
 use crate::{
     api::{Account, NotificationState, ProcessorNotification},
+    audit::{AuditAction, AuditRecord},
     leader::Fenced,
     notifier::{
         DeliveryOutcome, Endpoint, ErasedResource, ErasureRequest,
         breaker::{Admission, Breakers},
-        ledger::{self, Ledger, StaffInstruction, staff_instruction},
+        ledger::{
+            self, CONFIRMED_ANNOTATION_PREFIX, Ledger, RETRY_ANNOTATION_PREFIX, StaffInstruction,
+            staff_instruction,
+        },
     },
 };
 
@@ -372,13 +376,15 @@ async fn endpoint(ctx: &Context, processor: &str) -> Result<Endpoint, Unsendable
     })
 }
 
-/// Events for what changed in the ledger since the stored status: a request that now needs
-/// staff, one the processor acknowledged or staff confirmed, one that failed.
+/// Events and audit records for what changed in the ledger since the stored status: a request
+/// that now needs staff, one the processor acknowledged or staff confirmed, one that failed,
+/// one staff had sent again, one withdrawn. Told again when the status write after it failed.
 pub async fn report_changes(
     ctx: &Context,
     account: &Account,
     stored: &[ProcessorNotification],
     entries: &[ProcessorNotification],
+    now: DateTime<Utc>,
 ) {
     for entry in entries {
         let before = stored
@@ -387,6 +393,9 @@ pub async fn report_changes(
             .map(|s| s.state);
         if before == Some(entry.state) {
             continue;
+        }
+        if let Some(action) = audit_action(before, entry.state) {
+            audit_request(action, account, entry, now);
         }
         let processor = &entry.name;
         let count = entry.resources.len();
@@ -418,4 +427,61 @@ pub async fn report_changes(
         };
         ctx.publish(account, None, type_, reason, &note).await;
     }
+    for withdrawn in stored.iter().filter(|s| {
+        !entries
+            .iter()
+            .any(|e| e.idempotency_key == s.idempotency_key)
+    }) {
+        audit_request(
+            AuditAction::ErasureRequestWithdrawn,
+            account,
+            withdrawn,
+            now,
+        );
+    }
+}
+
+/// The audit action of a request's change of state: only Manual and Failed requests can be
+/// settled by staff (`ledger::confirm`), and only Failed ones sent again on their request.
+fn audit_action(before: Option<NotificationState>, now: NotificationState) -> Option<AuditAction> {
+    use NotificationState::{Acknowledged, Failed, Manual, Notified, Pending};
+    match (before, now) {
+        (Some(Manual | Failed), Acknowledged) => Some(AuditAction::ErasureRequestConfirmed),
+        (_, Acknowledged) => Some(AuditAction::ErasureRequestAcknowledged),
+        (_, Failed) => Some(AuditAction::ErasureRequestFailed),
+        (_, Manual) => Some(AuditAction::ErasureRequestManual),
+        (Some(Failed), Pending) => Some(AuditAction::ErasureRequestRetried),
+        (_, Pending | Notified) => None,
+    }
+}
+
+/// The audit record of an erasure request: to the processor, about the account's data erased
+/// at the request's time.
+fn audit_request(
+    action: AuditAction,
+    account: &Account,
+    entry: &ProcessorNotification,
+    now: DateTime<Utc>,
+) {
+    let count = entry.resources.len();
+    let detail = match (action, entry.reason.as_deref()) {
+        (AuditAction::ErasureRequestFailed, Some(reason)) => {
+            format!("{count} resources; {reason}")
+        }
+        (AuditAction::ErasureRequestConfirmed, _) => format!(
+            "{count} resources; confirmed by staff with annotation {CONFIRMED_ANNOTATION_PREFIX}{}",
+            entry.name
+        ),
+        (AuditAction::ErasureRequestRetried, _) => format!(
+            "{count} resources; sent again at the staff's request (annotation {RETRY_ANNOTATION_PREFIX}{})",
+            entry.name
+        ),
+        _ => format!("{count} resources"),
+    };
+    AuditRecord::new(action, now, "DataProcessor", None, &entry.name)
+        .account(&account.name_any())
+        .delete_at(entry.erasure_at)
+        .idempotency_key(entry.idempotency_key.as_deref())
+        .detail(detail)
+        .emit();
 }

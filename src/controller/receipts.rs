@@ -25,6 +25,7 @@ use crate::{
         Account, ErasureReceipt, ErasureReceiptSpec, ErasureReceiptStatus, ProcessorNotification,
         RetentionDuration, WrittenReceipt,
     },
+    audit::{AuditAction, AuditRecord},
     receipts::{self, ReceiptInput},
     retention::AccountPlan,
     status::ReceiptWritten,
@@ -88,6 +89,7 @@ pub async fn certify(
                 );
                 ctx.publish(account, None, EventType::Normal, RECEIPT_WRITTEN, &note)
                     .await;
+                audit_written(&created, now, None);
                 created
             }
             Err(error) if error.is_status(409) => {
@@ -101,6 +103,8 @@ pub async fn certify(
                     return Err(Error::ReceiptNameTaken(name));
                 }
                 debug!(account = %account.name_any(), receipt = %name, "the receipt was written by an earlier pass");
+                // That pass may have died before it logged the receipt.
+                audit_written(&existing, now, Some("written by an earlier pass"));
                 existing
             }
             Err(error) => return Err(error),
@@ -267,12 +271,40 @@ pub async fn reconcile(
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .remove(&name);
             info!(receipt = %name, account = %receipt.spec.account.name, "erasure receipt deleted: kept for its policy's receipts.keepFor");
+            audit_receipt(AuditAction::ReceiptDeleted, receipt, now)
+                .rule(&format!(
+                    "receipts are kept for RetentionPolicy {} spec.receipts.keepFor after completion",
+                    receipt.spec.policy.name
+                ))
+                .delete_at(Some(expires_at))
+                .emit();
             Ok(Action::await_change())
         }
         Err(error) if error.is_status(404) => Ok(Action::await_change()),
         Err(error) if error.is_status(409) => Ok(Action::requeue(CONFLICT_RETRY)),
         Err(error) => Err(error),
     }
+}
+
+/// The audit record of an action on a receipt.
+fn audit_receipt(action: AuditAction, receipt: &ErasureReceipt, now: DateTime<Utc>) -> AuditRecord {
+    AuditRecord::new(action, now, "ErasureReceipt", None, &receipt.name_any())
+        .uid(receipt.metadata.uid.as_deref())
+        .account(&receipt.spec.account.name)
+}
+
+/// Audits a receipt written (`how`: by whom, when not by this pass), with the erasure time it
+/// certifies.
+fn audit_written(receipt: &ErasureReceipt, now: DateTime<Utc>, how: Option<&str>) {
+    let spec = &receipt.spec;
+    let erased = format!("{} objects erased", spec.erased.len());
+    audit_receipt(AuditAction::ReceiptWritten, receipt, now)
+        .delete_at(Some(spec.erasure_at))
+        .detail(match how {
+            Some(how) => format!("{erased}; {how}"),
+            None => erased,
+        })
+        .emit();
 }
 
 /// Writes `status.expiresAt` when it differs from what the receipt shows.

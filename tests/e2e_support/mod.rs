@@ -137,17 +137,27 @@ macro_rules! skip_on_real_cluster {
 pub(crate) use skip_on_real_cluster;
 
 /// Every log line the operators of this test binary write (at debug level, without colours),
-/// for checks of what is and is not logged. The first call installs the global subscriber.
+/// and their audit trail beside it as the operator writes it (docs/audit.md), for checks of
+/// what is and is not logged. The first call installs the global subscriber.
 pub fn captured_logs() -> Arc<std::sync::Mutex<Vec<u8>>> {
+    use tracing_subscriber::{Layer, layer::SubscriberExt};
     static LOGS: OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = OnceLock::new();
     LOGS.get_or_init(|| {
         let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter("retention_operator=debug")
+        let (log_sink, audit_sink) = (logs.clone(), logs.clone());
+        let log = tracing_subscriber::fmt::layer()
             .with_ansi(false)
-            .with_writer(move || LogSink(sink.clone()))
-            .finish();
+            .with_writer(move || LogSink(log_sink.clone()))
+            .with_filter(tracing_subscriber::EnvFilter::new(
+                "retention_operator=debug",
+            ))
+            .with_filter(retention_operator::audit::not_audit());
+        let subscriber =
+            tracing_subscriber::registry()
+                .with(log)
+                .with(retention_operator::audit::layer(move || {
+                    LogSink(audit_sink.clone())
+                }));
         let _ = tracing::subscriber::set_global_default(subscriber);
         logs
     })
