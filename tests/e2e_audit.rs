@@ -402,3 +402,69 @@ fn the_documented_schema_is_the_one_written() {
     let line = record.line();
     conforming(&line, &schema);
 }
+
+/// A DELETE whose answer never came (the API server deleted the object after the operator's
+/// request timeout) leaves no `deleted` line; the next pass finds the recorded deletion gone
+/// and writes `found-deleted`, so the trail still holds every object the receipt lists.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deletion_whose_answer_was_lost_is_still_in_the_trail() {
+    e2e_support::skip_on_real_cluster!("needs fault injection");
+    let logs = e2e_support::captured_logs();
+    let harness = Harness::start(at(TERMINATED)).await;
+    let client = harness.client.clone();
+    let server = harness.test_server().unwrap();
+    create_cluster(
+        &client,
+        &retention_policy(DEFAULT_POLICY, policy_with_one_grace_period()),
+    )
+    .await;
+    create_cluster(&client, &account("lost").terminated_at(TERMINATED)).await;
+    let uid = create(&client, &website("lost-www", "lost"))
+        .await
+        .metadata
+        .uid
+        .unwrap();
+    let of_lost = |action| {
+        records(&logs, action)
+            .into_iter()
+            .filter(|r| r.account.as_deref() == Some("lost"))
+            .collect::<Vec<_>>()
+    };
+    eventually_within("the schedule", WAIT, || async {
+        (!of_lost(AuditAction::ScheduleSet).is_empty()).then_some(())
+    })
+    .await;
+
+    // The operator's DELETE is held past its request timeout, then served.
+    server.update_faults(|f| {
+        f.rules = vec![
+            test_apiserver::FaultRule::stalling(
+                e2e_support::REQUEST_TIMEOUT + Duration::from_secs(1),
+            )
+            .verb("delete")
+            .resource("websites")
+            .from_client(e2e_support::OPERATOR_AGENT),
+        ]
+    });
+    harness.move_clock_to("2026-12-01T00:00:01Z").await;
+    let found = eventually_within("the deletion found", WAIT, || async {
+        let found = of_lost(AuditAction::FoundDeleted);
+        (!found.is_empty()).then_some(found)
+    })
+    .await;
+    assert_eq!(found[0].uid.as_deref(), Some(uid.as_str()));
+    assert_eq!(found[0].delete_at.as_deref(), Some(DUE));
+    assert_eq!(
+        found[0].rule.as_deref(),
+        Some("grace period 30d after termination")
+    );
+    assert!(
+        of_lost(AuditAction::Deleted).is_empty(),
+        "the DELETE's answer was lost, so it could not be logged as such"
+    );
+    eventually_within("the receipt", WAIT, || async {
+        (!of_lost(AuditAction::ReceiptWritten).is_empty()).then_some(())
+    })
+    .await;
+    harness.stop().await;
+}

@@ -17,6 +17,7 @@ use retention_operator::{
         Account, DEFAULT_POLICY, ErasureReceipt, NotificationState, RECEIPT_ACCOUNT_LABEL,
         ReceiptRetention, RetentionDuration, Website,
     },
+    audit::{AuditAction, AuditRecord},
     controller, receipts,
 };
 use serde_json::json;
@@ -37,6 +38,15 @@ async fn receipts_of(client: &Client, account: &str) -> Vec<ErasureReceipt> {
         .items;
     list.sort_by_key(|r| (r.spec.erasure_at, r.name_any()));
     list
+}
+
+/// The audit records captured for `account`.
+fn audited(logs: &std::sync::Mutex<Vec<u8>>, account: &str) -> Vec<AuditRecord> {
+    String::from_utf8_lossy(&logs.lock().unwrap())
+        .lines()
+        .filter_map(|line| serde_json::from_str::<AuditRecord>(line).ok())
+        .filter(|record| record.account.as_deref() == Some(account))
+        .collect()
 }
 
 /// Creates `object` and returns its uid.
@@ -246,6 +256,7 @@ async fn settle_receipts(client: &Client, count: usize) {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_operator_killed_anywhere_around_a_receipt_still_leaves_exactly_one_complete_one() {
     const KILLS: usize = 20;
+    let logs = e2e_support::captured_logs();
     let mut harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
     let client = harness.client.clone();
     create_cluster(
@@ -350,6 +361,22 @@ async fn an_operator_killed_anywhere_around_a_receipt_still_leaves_exactly_one_c
             .unwrap_or_default();
         assert_eq!(recorded.len(), 1, "{name}: recorded once");
         assert_eq!(recorded[0].name, receipt.name_any());
+        // The audit trail misses no step, whatever the kill cut short: each object's deletion
+        // is logged (`found-deleted` when its pass died before it could log), and so is the
+        // receipt.
+        let audited = audited(&logs, name);
+        let erased: BTreeSet<String> = audited
+            .iter()
+            .filter(|r| matches!(r.action, AuditAction::Deleted | AuditAction::FoundDeleted))
+            .filter_map(|r| r.uid.clone())
+            .collect();
+        assert_eq!(&erased, uids, "{name}: every deletion in the audit trail");
+        assert!(
+            audited
+                .iter()
+                .any(|r| r.action == AuditAction::ReceiptWritten && r.name == receipt.name_any()),
+            "{name}: the receipt in the audit trail"
+        );
     }
     harness.stop().await;
 }

@@ -148,8 +148,24 @@ pub async fn handle(
                 }
                 Some(Injected::Stall(stall)) => {
                     state.fault_counters.stalled.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(stall).await;
-                    resource(&state, &method, rp, &query, &headers, &body, watching)
+                    // Served in a task of its own, so that it takes effect even when the client
+                    // gives up meanwhile (its timeout drops the connection, and with it this
+                    // handler): a request the API server received is not undone by its
+                    // answer going unread.
+                    let (state, method, query, headers, body) = (
+                        state.clone(),
+                        method.clone(),
+                        query.clone(),
+                        headers.clone(),
+                        body.clone(),
+                    );
+                    let served = tokio::spawn(async move {
+                        tokio::time::sleep(stall).await;
+                        resource(&state, &method, rp, &query, &headers, &body, watching)
+                    });
+                    served.await.unwrap_or_else(|_| {
+                        ApiError::internal("the stalled request's task ended").into_response()
+                    })
                 }
                 None => resource(&state, &method, rp, &query, &headers, &body, watching),
             }
