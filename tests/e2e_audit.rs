@@ -435,7 +435,7 @@ async fn a_deletion_whose_answer_was_lost_is_still_in_the_trail() {
     })
     .await;
 
-    // The operator's DELETE is held past its request timeout, then served.
+    // The operator's DELETE is held past its request timeout, then served all the same.
     server.update_faults(|f| {
         f.rules = vec![
             test_apiserver::FaultRule::stalling(
@@ -443,7 +443,8 @@ async fn a_deletion_whose_answer_was_lost_is_still_in_the_trail() {
             )
             .verb("delete")
             .resource("websites")
-            .from_client(e2e_support::OPERATOR_AGENT),
+            .from_client(e2e_support::OPERATOR_AGENT)
+            .detached(),
         ]
     });
     harness.move_clock_to("2026-12-01T00:00:01Z").await;

@@ -31,11 +31,18 @@ pub struct FaultRule {
     /// the rule answers.
     #[serde(default)]
     pub retry_after_seconds: Option<u64>,
-    /// Instead of failing, hold the request this long and then serve it: a request the client
-    /// may give up on (its timeout) that still takes effect, as a slow network or an
-    /// overloaded server makes it. `code` is then unused.
+    /// Instead of failing, hold the request this long and then serve it, as a slow network or
+    /// an overloaded server does. A client that gives up meanwhile (its timeout) closes the
+    /// connection and the request goes with it, unless the rule is `detached`. `code` is then
+    /// unused.
     #[serde(default, with = "opt_millis")]
     pub stall: Option<Duration>,
+    /// With `stall`: the request is served in a task of its own, so that it takes effect (and
+    /// the request log records it) even when the client gave up meanwhile and closed the
+    /// connection, as an API server that received a request does; without it, a client that
+    /// gives up takes the request with it. The answer is then lost.
+    #[serde(default)]
+    pub detached: bool,
 }
 
 /// What a fault rule does to one request.
@@ -43,8 +50,8 @@ pub struct FaultRule {
 pub enum Injected {
     /// Answer this status code (with `Retry-After` seconds when set) instead of serving.
     Fail(u16, Option<u64>),
-    /// Wait this long, then serve the request.
-    Stall(Duration),
+    /// Wait this long, then serve the request (detached: whether or not the client waits).
+    Stall(Duration, bool),
 }
 
 impl FaultRule {
@@ -59,6 +66,7 @@ impl FaultRule {
             code,
             retry_after_seconds: None,
             stall: None,
+            detached: false,
         }
     }
 
@@ -68,6 +76,12 @@ impl FaultRule {
             stall: Some(stall),
             ..Self::always(503)
         }
+    }
+
+    /// Serves a stalled request even when its client gives up meanwhile (see `detached`).
+    pub fn detached(mut self) -> Self {
+        self.detached = true;
+        self
     }
 
     /// Restricts the rule to one verb.
@@ -151,7 +165,7 @@ impl Faults {
             .filter(|rule| rule.matches(request))
             .find(|rule| rng.f64() < rule.fraction)
             .map(|rule| match rule.stall {
-                Some(stall) => Injected::Stall(stall),
+                Some(stall) => Injected::Stall(stall, rule.detached),
                 None => Injected::Fail(rule.code, rule.retry_after_seconds),
             })
     }

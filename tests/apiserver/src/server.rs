@@ -146,31 +146,42 @@ pub async fn handle(
                     state.fault_counters.failed.fetch_add(1, Ordering::Relaxed);
                     ApiError::injected(code, retry_after).into_response()
                 }
-                Some(Injected::Stall(stall)) => {
+                Some(Injected::Stall(stall, true)) => {
                     state.fault_counters.stalled.fetch_add(1, Ordering::Relaxed);
-                    // Served in a task of its own, so that it takes effect even when the client
-                    // gives up meanwhile (its timeout drops the connection, and with it this
-                    // handler): a request the API server received is not undone by its
-                    // answer going unread.
-                    let (state, method, query, headers, body) = (
-                        state.clone(),
-                        method.clone(),
-                        query.clone(),
-                        headers.clone(),
-                        body.clone(),
-                    );
+                    // In a task of its own: a client that gives up drops this handler, not the
+                    // request, which is served and logged all the same.
+                    let state = state.clone();
                     let served = tokio::spawn(async move {
                         tokio::time::sleep(stall).await;
-                        resource(&state, &method, rp, &query, &headers, &body, watching)
+                        let response =
+                            resource(&state, &method, rp, &query, &headers, &body, watching);
+                        logged(&state, record, received, &body, response).await
                     });
-                    served.await.unwrap_or_else(|_| {
-                        ApiError::internal("the stalled request's task ended").into_response()
-                    })
+                    return served.await.unwrap_or_else(|_| {
+                        ApiError::internal("a detached request's task ended").into_response()
+                    });
+                }
+                Some(Injected::Stall(stall, false)) => {
+                    state.fault_counters.stalled.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(stall).await;
+                    resource(&state, &method, rp, &query, &headers, &body, watching)
                 }
                 None => resource(&state, &method, rp, &query, &headers, &body, watching),
             }
         }
     };
+    logged(&state, record, received, &body, response).await
+}
+
+/// Records a served request (`body`: the request's) in the request log, and its exchange when
+/// bodies are kept; returns its answer.
+async fn logged(
+    state: &Arc<ServerState>,
+    mut record: RequestRecord,
+    received: chrono::DateTime<chrono::Utc>,
+    body: &Bytes,
+    response: Response,
+) -> Response {
     record.code = response.status().as_u16();
     if record.path.starts_with("/_test/") {
         return response;
@@ -200,7 +211,7 @@ pub async fn handle(
         received,
         completed: chrono::Utc::now(),
         request: Exchange::keeps_bodies(&record)
-            .then(|| serde_json::from_slice(&body).ok())
+            .then(|| serde_json::from_slice(body).ok())
             .flatten(),
         response: response_body,
     };
