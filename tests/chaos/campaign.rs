@@ -784,8 +784,10 @@ impl Driver<'_> {
                                 rule = rule.verb(verb);
                             }
                             faults.rules.push(rule);
-                            // Now and then a request is held past the client's timeout and
-                            // still takes effect.
+                            // Now and then a request is held past the client's timeout: the
+                            // client gives up, and the request goes with it (a detached stall,
+                            // which would take effect all the same, needs the driver and the
+                            // oracle to expect requests that land after their client gave up).
                             faults.rules.push(
                                 FaultRule::stalling(Duration::from_millis(1_500))
                                     .fraction(fraction / 10.0),
