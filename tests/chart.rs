@@ -454,6 +454,45 @@ fn values_that_would_be_unsafe_or_invalid_are_refused() {
     assert_eq!(flag(&args, "lease-name"), None);
 }
 
+/// The chart's values.schema.json refuses a value of the wrong type, out of range, or under a
+/// misspelt key, in `helm lint --strict` and in `helm template` (so in install and upgrade),
+/// naming the value.
+#[test]
+fn values_of_the_wrong_type_out_of_range_or_misspelt_are_refused_by_the_schema() {
+    let chart = chart_dir();
+    let chart = chart.to_str().expect("a UTF-8 path");
+    for (set, named) in [
+        ("replicaCount=abc", "/replicaCount"),
+        ("serviceMonitr.enabled=true", "serviceMonitr"),
+        ("concurrency=-5", "/concurrency"),
+        ("concurrency=0", "/concurrency"),
+        ("advanceNotice=1day", "/advanceNotice"),
+        ("image.pullPolicy=Sometimes", "/image/pullPolicy"),
+        ("webhookAllowCidrs={10.0.0.0}", "/webhookAllowCidrs/0"),
+        ("networkPolicy.dns.port=0", "/networkPolicy/dns/port"),
+        ("serviceMonitor.interval=soon", "/serviceMonitor/interval"),
+        (
+            "processorSecrets.namespaces={Billing}",
+            "/processorSecrets/namespaces/0",
+        ),
+    ] {
+        let lint = run_helm_failing(&["lint", "--strict", chart, "--set", set]);
+        assert!(lint.contains(named), "lint of {set}: {lint}");
+        let template = run_helm_failing(&["template", RELEASE, chart, "--set", set]);
+        assert!(template.contains(named), "template of {set}: {template}");
+    }
+    // Documented values of each shape pass.
+    run_helm(&[
+        "lint",
+        "--strict",
+        chart,
+        "--set",
+        "podDisruptionBudget.maxUnavailable=50%,advanceNotice=2d,serviceMonitor.interval=1m30s",
+        "--set",
+        "webhookAllowCidrs={10.20.0.0/16,fd12:3456::/48},processorSecrets.namespaces={billing}",
+    ]);
+}
+
 /// Every file of a directory by name, with its bytes.
 fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     std::fs::read_dir(dir)

@@ -126,7 +126,8 @@ pub fn run(program: &Path, args: &[&str]) -> String {
     stdout
 }
 
-/// Runs `program` with `args`, expecting it to fail; returns standard error.
+/// Runs `program` with `args`, expecting it to fail; returns everything it said (standard
+/// output, then standard error).
 pub fn run_failing(program: &Path, args: &[&str]) -> String {
     let output = output(program, args);
     assert!(
@@ -136,7 +137,13 @@ pub fn run_failing(program: &Path, args: &[&str]) -> String {
         args.join(" "),
         String::from_utf8_lossy(&output.stdout)
     );
-    String::from_utf8_lossy(&output.stderr).into_owned()
+    // Both streams: `helm lint` names what is wrong on standard output, `helm template` on
+    // standard error.
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
 
 /// Runs helm with `args`; returns standard output, or panics with everything helm said.
@@ -144,7 +151,7 @@ pub fn run_helm(args: &[&str]) -> String {
     run(helm(), args)
 }
 
-/// Runs helm with `args`, expecting it to fail; returns standard error.
+/// Runs helm with `args`, expecting it to fail; returns everything it said.
 pub fn run_helm_failing(args: &[&str]) -> String {
     run_failing(helm(), args)
 }
