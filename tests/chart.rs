@@ -18,6 +18,12 @@ const NAMESPACE: &str = "retention-system";
 /// `helm template` of the chart with `sets` (each a `--set` argument), parsed into its
 /// non-empty documents.
 fn render(sets: &[&str]) -> Vec<Value> {
+    let args: Vec<&str> = sets.iter().flat_map(|set| ["--set", set]).collect();
+    render_with(&args)
+}
+
+/// `helm template` of the chart with `extra` arguments, parsed into its non-empty documents.
+fn render_with(extra: &[&str]) -> Vec<Value> {
     let chart = chart_dir();
     let mut args = vec![
         "template",
@@ -26,10 +32,7 @@ fn render(sets: &[&str]) -> Vec<Value> {
         "--namespace",
         NAMESPACE,
     ];
-    for set in sets {
-        args.push("--set");
-        args.push(set);
-    }
+    args.extend_from_slice(extra);
     let text = run_helm(&args);
     let documents: Vec<Value> = serde_saphyr::from_multiple(&text)
         .unwrap_or_else(|e| panic!("helm template output does not parse: {e}\n{text}"));
@@ -491,6 +494,170 @@ fn values_of_the_wrong_type_out_of_range_or_misspelt_are_refused_by_the_schema()
         "--set",
         "webhookAllowCidrs={10.20.0.0/16,fd12:3456::/48},processorSecrets.namespaces={billing}",
     ]);
+}
+
+#[test]
+fn extra_args_env_and_volumes_and_an_image_digest_reach_the_operator() {
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let digest_set = format!("image.digest={digest},image.tag=v9");
+    let documents = render(&[
+        "extraArgs={--brake-write-interval=30s}",
+        "extraEnv[0].name=HTTPS_PROXY,extraEnv[0].value=http://proxy.internal:3128",
+        "extraVolumes[0].name=scratch,extraVolumes[0].emptyDir.medium=Memory",
+        "extraVolumeMounts[0].name=scratch,extraVolumeMounts[0].mountPath=/scratch",
+        "extraCaBundle.enabled=true,extraCaBundle.name=corp-ca",
+        &digest_set,
+    ]);
+    assert_hardened(&documents);
+    assert_wiring(&documents);
+    let args = args(&documents);
+    assert_eq!(flag(&args, "brake-write-interval").as_deref(), Some("30s"));
+    assert_eq!(args[0], "run", "the chart's args come first: {args:?}");
+    let container = operator_container(&documents);
+    assert_eq!(
+        env_var(container, "HTTPS_PROXY").expect("HTTPS_PROXY")["value"],
+        "http://proxy.internal:3128"
+    );
+    assert!(
+        env_var(container, "SSL_CERT_FILE").is_some(),
+        "the chart's env stays"
+    );
+    let mounts: Vec<&str> = container["volumeMounts"]
+        .as_array()
+        .expect("volumeMounts")
+        .iter()
+        .filter_map(|m| m["name"].as_str())
+        .collect();
+    assert_eq!(mounts, ["extra-ca-bundle", "scratch"]);
+    let volumes: Vec<&str> = pod_spec(&documents)["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    assert_eq!(volumes.len(), 2, "{volumes:?}");
+    assert!(volumes.contains(&"scratch") && volumes.contains(&"extra-ca-bundle"));
+    assert_eq!(
+        container["image"],
+        format!("ghcr.io/ecuni/retention-operator@{digest}").as_str(),
+        "a digest pins the image, whatever the tag"
+    );
+}
+
+#[test]
+fn replicas_spread_over_nodes_and_zones_unless_told_otherwise() {
+    let documents = render(&[]);
+    let pod_labels = &deployment(&documents)["spec"]["template"]["metadata"]["labels"];
+    let constraints = pod_spec(&documents)["topologySpreadConstraints"]
+        .as_array()
+        .expect("a default spread");
+    let keys: Vec<&str> = constraints
+        .iter()
+        .filter_map(|c| c["topologyKey"].as_str())
+        .collect();
+    assert_eq!(
+        keys,
+        ["kubernetes.io/hostname", "topology.kubernetes.io/zone"]
+    );
+    for constraint in constraints {
+        // A soft spread: a one-node cluster still runs both replicas.
+        assert_eq!(constraint["whenUnsatisfiable"], "ScheduleAnyway");
+        let selector = constraint["labelSelector"]["matchLabels"]
+            .as_object()
+            .expect("matchLabels");
+        assert!(!selector.is_empty());
+        for (label, value) in selector {
+            assert_eq!(&pod_labels[label], value, "the spread selects the pods");
+        }
+    }
+    let none = render_with(&["--set-json", "topologySpreadConstraints=[]"]);
+    assert!(pod_spec(&none).get("topologySpreadConstraints").is_none());
+    let own = render(&[
+        "topologySpreadConstraints[0].maxSkew=2,topologySpreadConstraints[0].topologyKey=rack,topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule",
+    ]);
+    let own = pod_spec(&own)["topologySpreadConstraints"]
+        .as_array()
+        .expect("the given spread");
+    assert_eq!(own.len(), 1);
+    assert_eq!(own[0]["topologyKey"], "rack");
+}
+
+/// The rules of the rendered ClusterRole `name`, as (resource, verb) pairs.
+fn cluster_role_rules(documents: &[Value], name: &str) -> Vec<(String, String)> {
+    let role = of_kind(documents, "ClusterRole")
+        .into_iter()
+        .find(|r| r["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no ClusterRole {name}"));
+    let mut pairs = Vec::new();
+    for rule in role["rules"].as_array().expect("rules") {
+        assert_eq!(rule["apiGroups"], serde_json::json!(["hosting.ecuni.se"]));
+        for resource in rule["resources"].as_array().expect("resources") {
+            for verb in rule["verbs"].as_array().expect("verbs") {
+                pairs.push((
+                    resource.as_str().unwrap().to_owned(),
+                    verb.as_str().unwrap().to_owned(),
+                ));
+            }
+        }
+    }
+    pairs
+}
+
+#[test]
+fn roles_for_people_and_the_account_system_never_change_a_receipt() {
+    let documents = render(&[
+        "rbac.accountSystem.subjects[0].kind=ServiceAccount,rbac.accountSystem.subjects[0].name=accounts,rbac.accountSystem.subjects[0].namespace=billing",
+    ]);
+    let name = format!("{RELEASE}-retention-operator");
+    for (suffix, aggregated_to, may) in [
+        ("view", &["view", "edit", "admin"][..], "list"),
+        ("edit", &["edit", "admin"][..], "delete"),
+        ("account-system", &[][..], "create"),
+    ] {
+        let role_name = format!("{name}-{suffix}");
+        let role = of_kind(&documents, "ClusterRole")
+            .into_iter()
+            .find(|r| r["metadata"]["name"] == role_name.as_str())
+            .expect("the role");
+        for builtin in ["view", "edit", "admin"] {
+            let label = format!("rbac.authorization.k8s.io/aggregate-to-{builtin}");
+            let expected = aggregated_to.contains(&builtin);
+            assert_eq!(
+                role["metadata"]["labels"][&label] == "true",
+                expected,
+                "{role_name} {label}"
+            );
+        }
+        let rules = cluster_role_rules(&documents, &role_name);
+        assert!(
+            rules.iter().any(|(r, v)| r == "websites" && v == may),
+            "{role_name} may {may} websites"
+        );
+        for (resource, verb) in &rules {
+            if resource.starts_with("erasurereceipts") {
+                assert!(
+                    ["get", "list", "watch"].contains(&verb.as_str()),
+                    "{role_name} may {verb} {resource}"
+                );
+            }
+            assert!(
+                !resource.contains('*') && verb != "*",
+                "{role_name}: a wildcard"
+            );
+        }
+    }
+    let binding = of_kind(&documents, "ClusterRoleBinding")
+        .into_iter()
+        .find(|b| b["roleRef"]["name"] == format!("{name}-account-system").as_str())
+        .expect("the account system's binding");
+    assert_eq!(binding["subjects"][0]["name"], "accounts");
+
+    let none = render(&["rbac.aggregateToDefaultRoles=false,rbac.accountSystem.create=false"]);
+    let names: Vec<&str> = of_kind(&none, "ClusterRole")
+        .iter()
+        .filter_map(|r| r["metadata"]["name"].as_str())
+        .collect();
+    assert_eq!(names, [name.as_str()], "only the operator's own");
 }
 
 /// Every file of a directory by name, with its bytes.

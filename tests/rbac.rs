@@ -307,10 +307,41 @@ fn rendered_chart() -> Vec<Value> {
         .collect()
 }
 
-/// Every permission the rules of the rendered `kind` grant; panics on a wildcard.
+/// The names of the rendered roles of `kind` that the chart binds to the operator's
+/// ServiceAccount (the chart's roles for people and the account system are bound to others).
+fn operator_roles(documents: &[Value], kind: &str) -> BTreeSet<String> {
+    let binding = format!("{kind}Binding");
+    documents
+        .iter()
+        .filter(|d| d["kind"] == binding.as_str() && d["roleRef"]["kind"] == kind)
+        .filter(|d| {
+            d["subjects"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|subject| {
+                    subject["kind"] == "ServiceAccount" && subject["name"] == "retention-operator"
+                })
+        })
+        .filter_map(|d| d["roleRef"]["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Every permission the rules of the rendered roles of `kind` bound to the operator grant;
+/// panics on a wildcard.
 fn granted(documents: &[Value], kind: &str) -> BTreeSet<Permission> {
     let mut permissions = BTreeSet::new();
-    for document in documents.iter().filter(|d| d["kind"] == kind) {
+    let bound = operator_roles(documents, kind);
+    let is_bound = |d: &&Value| {
+        d["metadata"]["name"]
+            .as_str()
+            .is_some_and(|n| bound.contains(n))
+    };
+    for document in documents
+        .iter()
+        .filter(|d| d["kind"] == kind)
+        .filter(is_bound)
+    {
         for rule in document["rules"].as_array().into_iter().flatten() {
             let strings = |field: &str| -> Vec<String> {
                 rule[field]

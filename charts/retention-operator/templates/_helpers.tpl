@@ -67,8 +67,13 @@ The leader-election Lease's name (in the release namespace).
 {{- end }}
 
 {{/*
-The image reference; the tag defaults to the chart's appVersion.
+The image reference: by digest when one is given (the tag is then only a label), else by tag,
+which defaults to the chart's appVersion.
 */}}
 {{- define "retention-operator.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion | toString) }}
+{{- end }}
 {{- end }}
