@@ -23,6 +23,73 @@ pub enum CrdError {
     /// A file could not be written.
     #[error("cannot write {path}: {source}")]
     Write { path: String, source: io::Error },
+    /// The API server refused a CRD (RBAC, an invalid change of a stored version, …).
+    #[error("cannot apply CRD {name}: {source}")]
+    Apply { name: String, source: kube::Error },
+    /// A CRD applied was not Established in time.
+    #[error("CRD {name} was not Established within {seconds} s")]
+    NotEstablished { name: String, seconds: u64 },
+}
+
+/// The field manager of CRDs applied by `crds --apply`.
+pub const CRD_MANAGER: &str = "retention-operator-crds";
+
+/// How long `crds --apply` waits for each CRD to be Established.
+const ESTABLISHED_WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Applies every CRD to the cluster (server-side apply, taking over the fields from any other
+/// manager, such as Helm's first install) and waits until each is Established, so that a chart
+/// upgrade's new templates find the kinds as this version defines them. Returns their names.
+pub async fn apply_all(client: &kube::Client) -> Result<Vec<String>, CrdError> {
+    use kube::api::{Api, Patch, PatchParams};
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let params = PatchParams::apply(CRD_MANAGER).force();
+    let mut applied = Vec::new();
+    for mut crd in all_crds() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        crd.metadata.managed_fields = None;
+        api.patch(&name, &params, &Patch::Apply(&crd))
+            .await
+            .map_err(|source| CrdError::Apply {
+                name: name.clone(),
+                source,
+            })?;
+        applied.push(name);
+    }
+    for name in &applied {
+        wait_established(&api, name).await?;
+    }
+    Ok(applied)
+}
+
+/// Polls the CRD `name` until its Established condition is True.
+async fn wait_established(
+    api: &kube::Api<CustomResourceDefinition>,
+    name: &str,
+) -> Result<(), CrdError> {
+    let deadline = tokio::time::Instant::now() + ESTABLISHED_WITHIN;
+    loop {
+        let crd = api.get(name).await.map_err(|source| CrdError::Apply {
+            name: name.to_owned(),
+            source,
+        })?;
+        let established = crd
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True");
+        if established {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(CrdError::NotEstablished {
+                name: name.to_owned(),
+                seconds: ESTABLISHED_WITHIN.as_secs(),
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }
 
 /// The file name of a CRD under `crds/`: `<plural>.<group>.yaml`.

@@ -61,11 +61,23 @@ enum Command {
         #[arg(short = 'o', long = "output", value_enum, default_value_t = RecordsFormat::Markdown)]
         output: RecordsFormat,
     },
-    /// Print every CRD as multi-document YAML, or write one file per CRD.
+    /// Print every CRD as multi-document YAML, write one file per CRD, or apply them to a
+    /// cluster (the chart's pre-upgrade hook: Helm installs CRDs only on the first install).
     Crds {
         /// Write `<plural>.hosting.ecuni.se.yaml` files into this directory instead.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "apply")]
         out_dir: Option<PathBuf>,
+        /// Apply them to the cluster (server-side, forcing ownership) and wait until each is
+        /// Established.
+        #[arg(long)]
+        apply: bool,
+        /// The kubeconfig for `--apply` (default: $KUBECONFIG, ~/.kube/config, or the
+        /// in-cluster config).
+        #[arg(long, requires = "apply")]
+        kubeconfig: Option<PathBuf>,
+        /// The kubeconfig context for `--apply` (default: the current context).
+        #[arg(long, requires = "apply")]
+        context: Option<String>,
     },
     /// Print the chart's generated list of bound kinds (its RBAC rules' resources), the
     /// content of `charts/retention-operator/templates/_bound-kinds.tpl`.
@@ -237,10 +249,18 @@ fn main() -> ExitCode {
             output,
         ),
         Command::Records { source, output } => records(PlanSource::new(source), output),
-        Command::Crds { out_dir: None } => crds::render_all().map_err(|e| (1, e.to_string())),
-        Command::Crds { out_dir: Some(dir) } => crds::write_all(&dir)
+        Command::Crds {
+            apply: true,
+            kubeconfig,
+            context,
+            ..
+        } => apply_crds(kubeconfig, context),
+        Command::Crds {
+            out_dir: Some(dir), ..
+        } => crds::write_all(&dir)
             .map(|files| files.join("\n") + "\n")
             .map_err(|e| (1, e.to_string())),
+        Command::Crds { .. } => crds::render_all().map_err(|e| (1, e.to_string())),
         Command::ChartKinds => Ok(crds::render_chart_kinds()),
         Command::Inventory {
             account,
@@ -346,6 +366,29 @@ fn load(source: PlanSource) -> Result<retention::Inventory, (u8, String)> {
             })?
         }
     })
+}
+
+/// Applies every CRD to the cluster and waits until each is Established.
+fn apply_crds(
+    kubeconfig: Option<PathBuf>,
+    context: Option<String>,
+) -> Result<String, (u8, String)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| (1, format!("cannot start the runtime: {e}")))?;
+    let applied = runtime.block_on(async {
+        let client = kubeconfig_client(kubeconfig.as_deref(), context.as_deref())
+            .await
+            .map_err(|e| (1, e))?;
+        crds::apply_all(&client)
+            .await
+            .map_err(|e| (1, e.to_string()))
+    })?;
+    Ok(applied
+        .iter()
+        .map(|name| format!("customresourcedefinition/{name} applied and Established\n"))
+        .collect())
 }
 
 /// Lists the receipts and verifies their digests. The listing is printed either way; a receipt

@@ -199,7 +199,16 @@ fn assert_probes_and_ports(documents: &[Value]) {
 /// The Deployment's pods run as the ServiceAccount the chart creates, and the Service and
 /// PodDisruptionBudget select exactly the Deployment's pods.
 fn assert_wiring(documents: &[Value]) {
-    let account = one_of_kind(documents, "ServiceAccount");
+    let accounts: Vec<&Value> = of_kind(documents, "ServiceAccount")
+        .into_iter()
+        .filter(|a| a["metadata"]["annotations"]["helm.sh/hook"].is_null())
+        .collect();
+    assert_eq!(
+        accounts.len(),
+        1,
+        "one ServiceAccount besides hooks': {accounts:?}"
+    );
+    let account = accounts[0];
     let spec = pod_spec(documents);
     assert_eq!(spec["serviceAccountName"], account["metadata"]["name"]);
     assert_ne!(spec["automountServiceAccountToken"], false);
@@ -652,12 +661,84 @@ fn roles_for_people_and_the_account_system_never_change_a_receipt() {
         .expect("the account system's binding");
     assert_eq!(binding["subjects"][0]["name"], "accounts");
 
-    let none = render(&["rbac.aggregateToDefaultRoles=false,rbac.accountSystem.create=false"]);
+    let none = render(&[
+        "rbac.aggregateToDefaultRoles=false,rbac.accountSystem.create=false,crds.upgrade=false",
+    ]);
     let names: Vec<&str> = of_kind(&none, "ClusterRole")
         .iter()
         .filter_map(|r| r["metadata"]["name"].as_str())
         .collect();
     assert_eq!(names, [name.as_str()], "only the operator's own");
+}
+
+#[test]
+fn an_upgrade_first_applies_the_crds_by_a_hook_that_may_touch_nothing_else() {
+    let documents = render(&[]);
+    let job = one_of_kind(&documents, "Job");
+    let hook = |document: &Value| {
+        let annotations = &document["metadata"]["annotations"];
+        assert_eq!(annotations["helm.sh/hook"], "pre-upgrade", "{document}");
+        annotations["helm.sh/hook-weight"]
+            .as_str()
+            .expect("a weight")
+            .parse::<i32>()
+            .unwrap()
+    };
+    let job_weight = hook(job);
+    let pod = &job["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(container["args"], serde_json::json!(["crds", "--apply"]));
+    assert_eq!(container["image"], operator_container(&documents)["image"]);
+    assert_eq!(pod["restartPolicy"], "Never");
+    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+    let account = pod["serviceAccountName"]
+        .as_str()
+        .expect("its own ServiceAccount");
+    assert_ne!(
+        Some(account),
+        pod_spec(&documents)["serviceAccountName"].as_str()
+    );
+    for kind in ["ServiceAccount", "ClusterRole", "ClusterRoleBinding"] {
+        let document = of_kind(&documents, kind)
+            .into_iter()
+            .find(|d| d["metadata"]["name"] == account)
+            .unwrap_or_else(|| panic!("the hook's {kind}"));
+        assert!(
+            hook(document) < job_weight,
+            "the {kind} exists before the Job"
+        );
+    }
+    let role = of_kind(&documents, "ClusterRole")
+        .into_iter()
+        .find(|d| d["metadata"]["name"] == account)
+        .unwrap();
+    let rules = role["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert_eq!(
+        rules[0]["apiGroups"],
+        serde_json::json!(["apiextensions.k8s.io"])
+    );
+    assert_eq!(
+        rules[0]["resources"],
+        serde_json::json!(["customresourcedefinitions"])
+    );
+    assert_eq!(rules[0]["verbs"], serde_json::json!(["get", "patch"]));
+    let mut names: Vec<String> = rules[0]["resourceNames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    let mut ours: Vec<String> = retention_operator::api::all_crds()
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
+    ours.sort();
+    assert_eq!(names, ours, "this operator's CRDs and no other");
+
+    let off = render(&["crds.upgrade=false"]);
+    assert!(of_kind(&off, "Job").is_empty());
 }
 
 /// Every file of a directory by name, with its bytes.
