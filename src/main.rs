@@ -14,7 +14,7 @@ use std::{
 };
 
 use chrono::{DateTime, TimeDelta, Utc};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use retention_operator::{
     api, audit,
     clock::SystemClock,
@@ -82,33 +82,48 @@ enum Command {
     /// Print the chart's generated list of bound kinds (its RBAC rules' resources), the
     /// content of `charts/retention-operator/templates/_bound-kinds.tpl`.
     ChartKinds,
-    /// List everything stored about one account, with its schedule (the customer's right of
-    /// access), read from the cluster (in-cluster config, or KUBECONFIG).
     /// List the ErasureReceipts (of one account) from the cluster and verify each digest;
     /// exits 1 when one does not verify.
     Receipts {
         /// Only this account's receipts.
         account: Option<String>,
-        /// The kubeconfig (default: $KUBECONFIG, ~/.kube/config, or the in-cluster config).
-        #[arg(long)]
-        kubeconfig: Option<PathBuf>,
-        /// The kubeconfig context (default: the current context).
-        #[arg(long)]
-        context: Option<String>,
+        #[command(flatten)]
+        cluster: ClusterArgs,
         /// Output format.
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Table)]
         output: Format,
     },
+    /// List everything stored about one account, with its schedule (the customer's right of
+    /// access), read from the cluster.
     Inventory {
         /// The Account's name.
         account: String,
         /// The instant to plan for (RFC 3339); defaults to the current time.
         #[arg(long, value_parser = parse_time)]
         now: Option<DateTime<Utc>>,
+        #[command(flatten)]
+        cluster: ClusterArgs,
         /// Output format.
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Table)]
         output: Format,
     },
+    /// Print a completion script for the shell: `source <(retention-operator completions
+    /// bash)`, or as `kubectl-retention`, completions for the plugin's name.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// The cluster a command reads.
+#[derive(clap::Args)]
+struct ClusterArgs {
+    /// The kubeconfig (default: $KUBECONFIG, ~/.kube/config, or the in-cluster config).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (default: the current context).
+    #[arg(long)]
+    context: Option<String>,
 }
 
 /// Where `plan` and `records` read the objects: manifests, or a live cluster.
@@ -232,8 +247,36 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
 /// Exit code for input the user must fix (as clap uses for bad arguments).
 const BAD_INPUT: u8 = 2;
 
+/// The name the binary is called by: installed as `kubectl-retention`, it is the kubectl plugin
+/// `kubectl retention`, and its help and completions say so.
+fn called_as() -> String {
+    let invoked = std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .and_then(|path| path.file_stem().map(|s| s.to_string_lossy().into_owned()));
+    match invoked.as_deref() {
+        Some("kubectl-retention") => "kubectl retention".to_owned(),
+        _ => "retention-operator".to_owned(),
+    }
+}
+
+/// The completion script of `shell` for the command `bin_name`.
+fn completions(shell: clap_complete::Shell, bin_name: &str) -> String {
+    let mut script = Vec::new();
+    // kubectl completes a plugin's arguments through `kubectl_complete-<plugin>`; the script
+    // for the binary's own name is what the shell needs either way.
+    let name = bin_name.replace("kubectl ", "kubectl-");
+    clap_complete::generate(shell, &mut Cli::command(), name, &mut script);
+    String::from_utf8_lossy(&script).into_owned()
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let bin_name = called_as();
+    let matches = Cli::command().bin_name(&bin_name).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     let result = match cli.command {
         Command::Run(args) => {
             init_logging(args.log_format);
@@ -265,14 +308,15 @@ fn main() -> ExitCode {
         Command::Inventory {
             account,
             now,
+            cluster,
             output,
-        } => inventory(&account, now, output),
+        } => inventory(&account, now, cluster, output),
         Command::Receipts {
             account,
-            kubeconfig,
-            context,
+            cluster,
             output,
-        } => receipts(account.as_deref(), kubeconfig, context, output),
+        } => receipts(account.as_deref(), cluster, output),
+        Command::Completions { shell } => Ok(completions(shell, &bin_name)),
     };
     // Everything is rendered before anything is printed, so bad input never half-prints.
     match result {
@@ -395,8 +439,7 @@ fn apply_crds(
 /// whose digest does not verify makes the command fail after it.
 fn receipts(
     account: Option<&str>,
-    kubeconfig: Option<PathBuf>,
-    context: Option<String>,
+    cluster: ClusterArgs,
     output: Format,
 ) -> Result<String, (u8, String)> {
     use retention_operator::receipts;
@@ -405,7 +448,7 @@ fn receipts(
         .build()
         .map_err(|e| (1, format!("cannot start the runtime: {e}")))?;
     let found = runtime.block_on(async {
-        let client = kubeconfig_client(kubeconfig.as_deref(), context.as_deref())
+        let client = kubeconfig_client(cluster.kubeconfig.as_deref(), cluster.context.as_deref())
             .await
             .map_err(|e| (1, e))?;
         retention_operator::inventory::receipts(&client, account)
@@ -470,6 +513,7 @@ async fn kubeconfig_client(
 fn inventory(
     account: &str,
     now: Option<DateTime<Utc>>,
+    cluster: ClusterArgs,
     output: Format,
 ) -> Result<String, (u8, String)> {
     use retention_operator::inventory;
@@ -478,9 +522,9 @@ fn inventory(
         .build()
         .map_err(|e| (1, format!("cannot start the runtime: {e}")))?;
     let found = runtime.block_on(async {
-        let client = kube::Client::try_default()
+        let client = kubeconfig_client(cluster.kubeconfig.as_deref(), cluster.context.as_deref())
             .await
-            .map_err(|e| (1, format!("cannot reach the cluster: {e}")))?;
+            .map_err(|e| (1, e))?;
         inventory::collect(&client, account)
             .await
             .map_err(|e| (e.exit_code(), e.to_string()))
