@@ -395,20 +395,15 @@ fn load(source: PlanSource) -> Result<retention::Inventory, (u8, String)> {
         PlanSource::Cluster {
             kubeconfig,
             context,
-        } => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| (1, format!("cannot start the runtime: {e}")))?;
-            runtime.block_on(async {
-                let client = kubeconfig_client(kubeconfig.as_deref(), context.as_deref())
-                    .await
-                    .map_err(|e| (1, e))?;
+        } => with_cluster(
+            kubeconfig.as_deref(),
+            context.as_deref(),
+            |client| async move {
                 retention_operator::inventory::collect_cluster(&client)
                     .await
                     .map_err(|e| (e.exit_code(), e.to_string()))
-            })?
-        }
+            },
+        )?,
     })
 }
 
@@ -417,18 +412,15 @@ fn apply_crds(
     kubeconfig: Option<PathBuf>,
     context: Option<String>,
 ) -> Result<String, (u8, String)> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| (1, format!("cannot start the runtime: {e}")))?;
-    let applied = runtime.block_on(async {
-        let client = kubeconfig_client(kubeconfig.as_deref(), context.as_deref())
-            .await
-            .map_err(|e| (1, e))?;
-        crds::apply_all(&client)
-            .await
-            .map_err(|e| (1, e.to_string()))
-    })?;
+    let applied = with_cluster(
+        kubeconfig.as_deref(),
+        context.as_deref(),
+        |client| async move {
+            crds::apply_all(&client)
+                .await
+                .map_err(|e| (1, e.to_string()))
+        },
+    )?;
     Ok(applied
         .iter()
         .map(|name| format!("customresourcedefinition/{name} applied and Established\n"))
@@ -443,18 +435,15 @@ fn receipts(
     output: Format,
 ) -> Result<String, (u8, String)> {
     use retention_operator::receipts;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| (1, format!("cannot start the runtime: {e}")))?;
-    let found = runtime.block_on(async {
-        let client = kubeconfig_client(cluster.kubeconfig.as_deref(), cluster.context.as_deref())
-            .await
-            .map_err(|e| (1, e))?;
-        retention_operator::inventory::receipts(&client, account)
-            .await
-            .map_err(|e| (e.exit_code(), e.to_string()))
-    })?;
+    let found = with_cluster(
+        cluster.kubeconfig.as_deref(),
+        cluster.context.as_deref(),
+        |client| async move {
+            retention_operator::inventory::receipts(&client, account)
+                .await
+                .map_err(|e| (e.exit_code(), e.to_string()))
+        },
+    )?;
     let views = receipts::views(&found);
     let text = match output {
         Format::Table => receipts::table(&views),
@@ -478,6 +467,29 @@ fn receipts(
             tampered.join(", ")
         ),
     ))
+}
+
+/// Runs `work` with a client of the cluster (see [`kubeconfig_client`]) on a runtime of its own:
+/// the commands that read or write a cluster, as opposed to `run`.
+fn with_cluster<T, F, Fut>(
+    kubeconfig: Option<&std::path::Path>,
+    context: Option<&str>,
+    work: F,
+) -> Result<T, (u8, String)>
+where
+    F: FnOnce(kube::Client) -> Fut,
+    Fut: std::future::Future<Output = Result<T, (u8, String)>>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| (1, format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async {
+        let client = kubeconfig_client(kubeconfig, context)
+            .await
+            .map_err(|e| (1, e))?;
+        work(client).await
+    })
 }
 
 /// A client of the kubeconfig at `path` (else the usual search), in `context` (else the current
@@ -517,18 +529,15 @@ fn inventory(
     output: Format,
 ) -> Result<String, (u8, String)> {
     use retention_operator::inventory;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| (1, format!("cannot start the runtime: {e}")))?;
-    let found = runtime.block_on(async {
-        let client = kubeconfig_client(cluster.kubeconfig.as_deref(), cluster.context.as_deref())
-            .await
-            .map_err(|e| (1, e))?;
-        inventory::collect(&client, account)
-            .await
-            .map_err(|e| (e.exit_code(), e.to_string()))
-    })?;
+    let found = with_cluster(
+        cluster.kubeconfig.as_deref(),
+        cluster.context.as_deref(),
+        |client| async move {
+            inventory::collect(&client, account)
+                .await
+                .map_err(|e| (e.exit_code(), e.to_string()))
+        },
+    )?;
     let plan = retention::plan(&found, now.unwrap_or_else(Utc::now))
         .map_err(|e| (BAD_INPUT, e.to_string()))?;
     match output {

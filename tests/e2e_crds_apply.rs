@@ -5,8 +5,6 @@
 
 mod e2e_support;
 
-use std::{path::PathBuf, process::Command};
-
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{
     Api,
@@ -14,34 +12,7 @@ use kube::{
 };
 use retention_operator::api::all_crds;
 
-use e2e_support::{Cluster, eventually, real_cluster};
-
-/// A kubeconfig for the cluster the test runs against, in `dir`.
-fn kubeconfig(cluster: &Cluster, dir: &std::path::Path) -> PathBuf {
-    if let Some(path) = real_cluster() {
-        return path.to_owned();
-    }
-    let path = dir.join("kubeconfig");
-    let server = cluster.test_server().expect("the test server");
-    std::fs::write(&path, server.kubeconfig()).unwrap();
-    path
-}
-
-/// Runs `retention-operator` with `args`; its standard output, or a panic with all it said.
-fn operator(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_retention-operator"))
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "retention-operator {args:?}: {}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
+use e2e_support::{Cluster, eventually, kubeconfig_file, run_operator};
 
 /// The printer columns of the stored CRD `name`'s first version.
 async fn printer_columns(api: &Api<CustomResourceDefinition>, name: &str) -> serde_json::Value {
@@ -54,7 +25,7 @@ async fn crds_apply_brings_every_crd_to_this_version_and_waits_until_established
     let cluster = Cluster::connect().await;
     let dir = std::env::temp_dir().join(format!("retention-crds-apply-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let kubeconfig = kubeconfig(&cluster, &dir);
+    let kubeconfig = kubeconfig_file(&cluster, &dir);
     let kubeconfig = kubeconfig.to_str().unwrap();
     let api: Api<CustomResourceDefinition> = Api::all(cluster.client.clone());
     let name = "websites.hosting.ecuni.se";
@@ -83,7 +54,7 @@ async fn crds_apply_brings_every_crd_to_this_version_and_waits_until_established
     .unwrap();
     assert_eq!(printer_columns(&api, name).await, serde_json::Value::Null);
 
-    let output = operator(&["crds", "--apply", "--kubeconfig", kubeconfig]);
+    let output = run_operator(&["crds", "--apply", "--kubeconfig", kubeconfig]);
     let applied: Vec<&str> = output.lines().collect();
     assert_eq!(applied.len(), all_crds().len(), "{output}");
     assert!(
@@ -98,7 +69,7 @@ async fn crds_apply_brings_every_crd_to_this_version_and_waits_until_established
     .await;
 
     // Again: nothing to change, and it still succeeds.
-    let again = operator(&["crds", "--apply", "--kubeconfig", kubeconfig]);
+    let again = run_operator(&["crds", "--apply", "--kubeconfig", kubeconfig]);
     assert_eq!(again, output);
     assert_eq!(printer_columns(&api, name).await, expected);
     let _ = std::fs::remove_dir_all(&dir);

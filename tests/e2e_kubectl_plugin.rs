@@ -8,7 +8,7 @@ mod tools;
 
 use std::{path::PathBuf, process::Command};
 
-use e2e_support::{AccountExt, Cluster, account, create, create_cluster, real_cluster, website};
+use e2e_support::{AccountExt, Cluster, account, create, create_cluster, kubeconfig_file, website};
 
 /// A directory of this test's own holding `kubectl-retention` (the binary under the plugin's
 /// name) and a kubeconfig for the cluster the test runs against.
@@ -18,14 +18,7 @@ fn plugin_dir(cluster: &Cluster) -> (PathBuf, PathBuf) {
     let plugin = dir.join("kubectl-retention");
     let _ = std::fs::remove_file(&plugin);
     std::fs::copy(env!("CARGO_BIN_EXE_retention-operator"), &plugin).unwrap();
-    let kubeconfig = match real_cluster() {
-        Some(path) => path.to_owned(),
-        None => {
-            let path = dir.join("kubeconfig");
-            std::fs::write(&path, cluster.test_server().unwrap().kubeconfig()).unwrap();
-            path
-        }
-    };
+    let kubeconfig = kubeconfig_file(cluster, &dir);
     (dir, kubeconfig)
 }
 

@@ -6,13 +6,13 @@
 mod e2e_support;
 mod tools;
 
-use std::{path::PathBuf, process::Command};
+use std::path::PathBuf;
 
 use retention_operator::api::BrakeSpec;
 
 use e2e_support::{
     AccountExt, Cluster, HostedExt, account, create, create_cluster, data_record, default_policy,
-    processor, real_cluster, website, website_backup,
+    kubeconfig_file, processor, run_operator, website, website_backup,
 };
 use tools::run_kubectl;
 
@@ -46,33 +46,6 @@ impl Drop for TempDir {
 
 /// The instant both plans are made for.
 const NOW: &str = "2026-12-15T00:00:00Z";
-
-/// A kubeconfig for the cluster the test runs against.
-fn kubeconfig(cluster: &Cluster, dir: &std::path::Path) -> PathBuf {
-    if let Some(path) = real_cluster() {
-        return path.to_owned();
-    }
-    let path = dir.join("kubeconfig");
-    let server = cluster.test_server().expect("the test server");
-    std::fs::write(&path, server.kubeconfig()).unwrap();
-    path
-}
-
-/// Runs `retention-operator` with `args`; its standard output, or a panic with all it said.
-fn operator(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_retention-operator"))
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "retention-operator {args:?}: {}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn plan_cluster_prints_the_plan_of_the_same_objects_exported_with_kubectl() {
@@ -122,7 +95,7 @@ async fn plan_cluster_prints_the_plan_of_the_same_objects_exported_with_kubectl(
     create(&client, &website("stray", "nobody")).await;
 
     let dir = TempDir::new();
-    let kubeconfig = kubeconfig(&cluster, dir.path());
+    let kubeconfig = kubeconfig_file(&cluster, dir.path());
     let kubeconfig = kubeconfig.to_str().unwrap();
     let exported = run_kubectl(&[
         "--kubeconfig",
@@ -140,8 +113,8 @@ async fn plan_cluster_prints_the_plan_of_the_same_objects_exported_with_kubectl(
     let manifests = manifests.to_str().unwrap();
 
     for output in ["table", "json"] {
-        let from_files = operator(&["plan", "-f", manifests, "--now", NOW, "-o", output]);
-        let from_cluster = operator(&[
+        let from_files = run_operator(&["plan", "-f", manifests, "--now", NOW, "-o", output]);
+        let from_cluster = run_operator(&[
             "plan",
             "--cluster",
             "--kubeconfig",
@@ -155,8 +128,8 @@ async fn plan_cluster_prints_the_plan_of_the_same_objects_exported_with_kubectl(
     }
     // `records` reads the cluster as `plan` does: the same record as from the export.
     for output in ["markdown", "json", "csv"] {
-        let from_files = operator(&["records", "-f", manifests, "-o", output]);
-        let from_cluster = operator(&[
+        let from_files = run_operator(&["records", "-f", manifests, "-o", output]);
+        let from_cluster = run_operator(&[
             "records",
             "--cluster",
             "--kubeconfig",
@@ -167,7 +140,7 @@ async fn plan_cluster_prints_the_plan_of_the_same_objects_exported_with_kubectl(
         assert_eq!(from_cluster, from_files, "records -o {output}");
         assert!(from_cluster.contains("pipedrive"), "{from_cluster}");
     }
-    let table = operator(&[
+    let table = run_operator(&[
         "plan",
         "--cluster",
         "--kubeconfig",

@@ -177,6 +177,35 @@ impl Write for LogSink {
     }
 }
 
+/// A kubeconfig file for the cluster the test runs against: the real cluster's own, or one
+/// written into `dir` for the test server.
+pub fn kubeconfig_file(cluster: &Cluster, dir: &Path) -> PathBuf {
+    if let Some(path) = real_cluster() {
+        return path.to_owned();
+    }
+    let path = dir.join("kubeconfig");
+    let server = cluster.test_server().expect("the test server");
+    std::fs::write(&path, server.kubeconfig()).unwrap();
+    path
+}
+
+/// Runs the `retention-operator` binary with `args` (without `KUBECONFIG`); its standard
+/// output, or a panic with all it said.
+pub fn run_operator(args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_retention-operator"))
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "retention-operator {args:?}: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
 /// Polls `check` until it returns `Some`, failing after the [`deadline`].
 pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
