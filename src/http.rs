@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -16,6 +16,10 @@ use crate::metrics::Metrics;
 /// The content type Prometheus negotiates for the OpenMetrics text format.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The content type of Prometheus's classic text format, served to clients that do not ask
+/// for OpenMetrics (curl, `promtool check metrics`, older scrapers).
+pub const PROMETHEUS_TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// What the endpoints read: the metrics and the readiness flag.
 #[derive(Clone, Debug)]
@@ -51,9 +55,24 @@ pub async fn serve(
         .await
 }
 
-async fn metrics(State(state): State<HttpState>) -> Response {
-    match state.metrics.encode() {
-        Ok(text) => ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], text).into_response(),
+/// OpenMetrics when the scraper asks for it (Prometheus does), the classic text format
+/// otherwise.
+async fn metrics(State(state): State<HttpState>, headers: HeaderMap) -> Response {
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|accept| accept.contains("application/openmetrics-text"));
+    let (encoded, content_type) = if openmetrics {
+        (state.metrics.encode(), OPENMETRICS_CONTENT_TYPE)
+    } else {
+        (
+            state.metrics.encode_prometheus_text(),
+            PROMETHEUS_TEXT_CONTENT_TYPE,
+        )
+    };
+    match encoded {
+        Ok(text) => ([(header::CONTENT_TYPE, content_type)], text).into_response(),
         // Encoding into a String only fails if a metric's own encoder does; answer so that the
         // scrape shows as failed rather than as an empty, healthy-looking target.
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "metrics encoding failed").into_response(),
@@ -108,10 +127,16 @@ mod tests {
 
     /// Sends `GET path` over raw HTTP/1.1 with `Connection: close` and reads the whole reply.
     async fn get(addr: SocketAddr, path: &str) -> Reply {
+        get_with(addr, path, "").await
+    }
+
+    /// [`get`] with extra header lines (each ending in `\r\n`).
+    async fn get_with(addr: SocketAddr, path: &str, headers: &str) -> Reply {
         let exchange = async {
             let mut stream = TcpStream::connect(addr).await.expect("connects");
-            let request =
-                format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+            let request = format!(
+                "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n"
+            );
             stream.write_all(request.as_bytes()).await.expect("writes");
             let mut raw = String::new();
             stream.read_to_string(&mut raw).await.expect("reads");
@@ -167,22 +192,44 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn metrics_are_served_as_openmetrics_text() {
+    async fn metrics_are_served_as_openmetrics_text_to_who_asks_for_it() {
         let state = state();
-        state
-            .metrics
-            .deleted("Website", chrono::TimeDelta::milliseconds(250));
+        state.metrics.deleted(
+            "Website",
+            "grace-period",
+            chrono::TimeDelta::milliseconds(250),
+        );
         let server = start(state).await;
+        let sample = "retention_operator_deletions_total{kind=\"Website\",rule=\"grace-period\"} 1";
 
-        let reply = get(server.addr, "/metrics").await;
+        // What Prometheus sends.
+        let accept = "Accept: application/openmetrics-text;version=1.0.0,\
+                      text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\n";
+        let reply = get_with(server.addr, "/metrics", accept).await;
         assert_eq!(reply.status, 200);
         assert_eq!(reply.header("content-type"), Some(OPENMETRICS_CONTENT_TYPE));
+        assert!(reply.body.contains(sample));
         assert!(
             reply
                 .body
-                .contains("retention_operator_deletions_total{kind=\"Website\"} 1")
+                .contains("# TYPE retention_operator_deletions counter")
         );
         assert!(reply.body.ends_with("# EOF\n"));
+
+        // curl, promtool and older scrapers.
+        let reply = get(server.addr, "/metrics").await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(
+            reply.header("content-type"),
+            Some(PROMETHEUS_TEXT_CONTENT_TYPE)
+        );
+        assert!(reply.body.contains(sample));
+        assert!(
+            reply
+                .body
+                .contains("# TYPE retention_operator_deletions_total counter")
+        );
+        assert!(!reply.body.contains("# EOF"));
     }
 
     #[tokio::test]

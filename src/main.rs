@@ -586,11 +586,11 @@ fn run(args: RunArgs) -> Result<(), String> {
         tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
     let identity = replica_identity();
     runtime.block_on(async move {
-        let client = cluster_client(&identity).await?;
+        let metrics = Arc::new(Metrics::new());
+        let client = cluster_client(&identity, &metrics).await?;
         let listener = tokio::net::TcpListener::bind(http_addr)
             .await
             .map_err(|e| format!("cannot listen on {http_addr}: {e}"))?;
-        let metrics = Arc::new(Metrics::new());
         let ready = Arc::new(AtomicBool::new(false));
         let stopped = stop_on_signal();
         let stopped_rx = stopped.clone();
@@ -672,8 +672,9 @@ async fn until_true(mut flag: tokio::sync::watch::Receiver<bool>) {
 }
 
 /// A client of the cluster (in-cluster config, or KUBECONFIG) that names this replica in every
-/// request, so the API server's audit log tells which replica did what.
-async fn cluster_client(identity: &str) -> Result<kube::Client, String> {
+/// request, so the API server's audit log tells which replica did what, and counts the
+/// requests that fail in `metrics`.
+async fn cluster_client(identity: &str, metrics: &Arc<Metrics>) -> Result<kube::Client, String> {
     let mut config = kube::Config::infer()
         .await
         .map_err(|e| format!("cannot reach the cluster: {e}"))?;
@@ -684,8 +685,13 @@ async fn cluster_client(identity: &str) -> Result<kube::Client, String> {
     if let (Ok(name), Ok(agent)) = ("user-agent".parse(), agent.parse()) {
         config.headers.push((name, agent));
     }
-    kube::Client::try_from(controller::client_config(config))
-        .map_err(|e| format!("cannot reach the cluster: {e}"))
+    let builder = kube::client::ClientBuilder::try_from(controller::client_config(config))
+        .map_err(|e| format!("cannot reach the cluster: {e}"))?;
+    Ok(builder
+        .with_layer(&retention_operator::metrics::CountApiErrors::new(
+            metrics.clone(),
+        ))
+        .build())
 }
 
 /// This replica's identity for the Lease: the pod name in a cluster, else host and process.

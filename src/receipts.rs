@@ -450,6 +450,7 @@ mod tests {
                 reason: "a rule".into(),
                 legal_basis: LegalBasis::LegalObligation,
                 disposition,
+                rule: crate::retention::Rule::Bookkeeping,
             },
             processors: Vec::new(),
         }

@@ -25,7 +25,7 @@ async fn crds_apply_brings_every_crd_to_this_version_and_waits_until_established
     let cluster = Cluster::connect().await;
     let dir = std::env::temp_dir().join(format!("retention-crds-apply-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let kubeconfig = kubeconfig_file(&cluster, &dir);
+    let kubeconfig = kubeconfig_file(cluster.test_server(), &dir);
     let kubeconfig = kubeconfig.to_str().unwrap();
     let api: Api<CustomResourceDefinition> = Api::all(cluster.client.clone());
     let name = "websites.hosting.ecuni.se";

@@ -18,7 +18,7 @@ fn plugin_dir(cluster: &Cluster) -> (PathBuf, PathBuf) {
     let plugin = dir.join("kubectl-retention");
     let _ = std::fs::remove_file(&plugin);
     std::fs::copy(env!("CARGO_BIN_EXE_retention-operator"), &plugin).unwrap();
-    let kubeconfig = kubeconfig_file(cluster, &dir);
+    let kubeconfig = kubeconfig_file(cluster.test_server(), &dir);
     (dir, kubeconfig)
 }
 

@@ -95,7 +95,7 @@ async fn plan_cluster_prints_the_plan_of_the_same_objects_exported_with_kubectl(
     create(&client, &website("stray", "nobody")).await;
 
     let dir = TempDir::new();
-    let kubeconfig = kubeconfig_file(&cluster, dir.path());
+    let kubeconfig = kubeconfig_file(cluster.test_server(), dir.path());
     let kubeconfig = kubeconfig.to_str().unwrap();
     let exported = run_kubectl(&[
         "--kubeconfig",

@@ -1041,7 +1041,7 @@ async fn the_pending_deletions_metric_counts_what_is_still_to_come() {
     let client = harness.client.clone();
     seed(&harness, &account(ACME).terminated_at(TERMINATED), false).await;
     wait_for_terminated_stamps(&harness, false).await;
-    let pending = |expected: i64| {
+    let pending = |expected: usize| {
         let metrics = harness.metrics.clone();
         async move {
             eventually(&format!("{expected} deletions pending"), || async {

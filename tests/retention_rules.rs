@@ -11,7 +11,7 @@ use chrono::{DateTime, Datelike, Utc};
 use retention_operator::api::{Account, AccountPhase, AccountState, LegalBasis, ResourceKind};
 use retention_operator::retention::{
     AccountPlan, BoundResource, Disposition, NotificationDelivery, NotificationPlan, PlanError,
-    ResourceRef, ScheduleChange, TerminationSource, plan, plan_account, schedule_change,
+    ResourceRef, Rule, ScheduleChange, TerminationSource, plan, plan_account, schedule_change,
 };
 use support::*;
 
@@ -2080,4 +2080,87 @@ fn a_legal_hold_never_moves_a_schedule_past_9999() {
         },
     ];
     check_edge_cases("legal hold", cases);
+}
+
+/// Every schedule names the rule that decided it, as the deletion metrics label it; a legal
+/// hold with an end only moves the date, and the rule stays the one it moved.
+#[test]
+fn each_schedule_names_the_rule_that_decided_it() {
+    let terminated = account("acme").terminated_at("2026-11-01T00:00:00Z");
+    let now = at("2026-11-02T00:00:00Z");
+    let backups = policy_with_backups(backup_policy(7, 4, 6, Some("90d")));
+    let cases: Vec<(&str, Account, BoundResource, RetentionPolicySpecOf, Rule)> = vec![
+        (
+            "live account",
+            account("acme"),
+            bound(&website("www", "acme")),
+            RetentionPolicySpecOf::Default,
+            Rule::Kept,
+        ),
+        (
+            "grace period",
+            terminated.clone(),
+            bound(&website("www", "acme")),
+            RetentionPolicySpecOf::Default,
+            Rule::GracePeriod,
+        ),
+        (
+            "grace period moved by a hold with an end",
+            terminated.clone().hold(Some("2027-06-01T00:00:00Z")),
+            bound(&website("www", "acme")),
+            RetentionPolicySpecOf::Default,
+            Rule::GracePeriod,
+        ),
+        (
+            "hold without an end",
+            terminated.clone().hold(None::<&str>),
+            bound(&website("www", "acme")),
+            RetentionPolicySpecOf::Default,
+            Rule::Kept,
+        ),
+        (
+            "withdrawn consent",
+            account("acme").consent("marketing", false),
+            bound(&consent_record("list", "acme", "marketing")),
+            RetentionPolicySpecOf::Default,
+            Rule::ConsentWithdrawn,
+        ),
+        (
+            "bookkeeping",
+            terminated.clone(),
+            bound(&bookkeeping_record("invoices", "acme", "2026-12-31")),
+            RetentionPolicySpecOf::Default,
+            Rule::Bookkeeping,
+        ),
+        (
+            "backup of a live account",
+            account("acme"),
+            bound(&backup("b1", "acme", "db", "2026-11-01T02:00:00Z")),
+            RetentionPolicySpecOf::Backups,
+            Rule::BackupSchedule,
+        ),
+        (
+            "backup capped after termination",
+            terminated.clone(),
+            bound(&backup("b1", "acme", "db", "2026-10-31T02:00:00Z")),
+            RetentionPolicySpecOf::Backups,
+            Rule::BackupAfterTermination,
+        ),
+    ];
+    for (name, account, resource, which, expected) in cases {
+        let policy = match which {
+            RetentionPolicySpecOf::Default => policy(),
+            RetentionPolicySpecOf::Backups => backups.clone(),
+        };
+        let plan = plan_one(&account, &[resource], &policy, now);
+        let schedule = &only(&plan).schedule;
+        assert_eq!(schedule.rule, expected, "{name}: {}", schedule.reason);
+        assert!(!schedule.rule.as_str().is_empty());
+    }
+}
+
+/// Which policy a case of [`each_schedule_names_the_rule_that_decided_it`] plans under.
+enum RetentionPolicySpecOf {
+    Default,
+    Backups,
 }

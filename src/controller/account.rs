@@ -33,6 +33,7 @@ use crate::{
     },
     audit::{AuditAction, AuditRecord},
     kinds::ResourceKind,
+    metrics::ScheduledDeletions,
     notifier::ledger::{Ledger, StaffActions, all_settled, staff_actions, update_ledger},
     retention::{
         AccountPlan, AccountSituation, BoundResource, ResourcePlan, ResourceRef, ScheduleChange,
@@ -672,11 +673,11 @@ async fn wake_up(
             .await;
         ctx.superseded.forget(name);
         ctx.tombstones.forget(name);
-        ctx.metrics.set_pending(ctx.pending.forget(name));
-        ctx.metrics.set_suspended(ctx.held.forget(name));
+        ctx.metrics
+            .record_deletions(name, ScheduledDeletions::default());
         return Ok(Action::await_change());
     }
-    record_counts(ctx, name, &acted.plan, now);
+    record_deletions(ctx, name, &acted.plan);
     expect_next(ctx, observed, &acted.plan, now).await;
     if !acted.failures.is_empty() || acted.stamps_failed {
         // A failing deletion (or stamp) is retried later and later, never at once: every
@@ -703,20 +704,19 @@ async fn wake_up(
     Ok(next_wakeup(&remaining, next_at, now))
 }
 
-/// Records the account's scheduled deletions and those a suspend holds back, for the gauges.
-fn record_counts(ctx: &Context, name: &str, plan: &AccountPlan, now: DateTime<Utc>) {
-    let scheduled = plan
-        .resources
-        .iter()
-        .filter(|r| r.schedule.delete_at.is_some())
-        .count();
-    ctx.metrics.set_pending(ctx.pending.record(name, scheduled));
-    let held = if plan.erasure_suspended {
-        plan.resources.iter().filter(|r| r.is_due(now)).count()
-    } else {
-        0
+/// Records the account's scheduled deletions still to come, for the pending, overdue and
+/// suspended gauges: each scrape compares them with the clock, so one whose pass never comes
+/// shows as overdue.
+fn record_deletions(ctx: &Context, name: &str, plan: &AccountPlan) {
+    let deletions = ScheduledDeletions {
+        delete_at: plan
+            .resources
+            .iter()
+            .filter_map(|r| r.schedule.delete_at)
+            .collect(),
+        suspended: plan.erasure_suspended,
     };
-    ctx.metrics.set_suspended(ctx.held.record(name, held));
+    ctx.metrics.record_deletions(name, deletions);
 }
 
 /// Tells the brake the account's next scheduled deletions, so that the write of its count
@@ -1487,7 +1487,8 @@ async fn report_deleted(
         .schedule
         .delete_at
         .map_or(TimeDelta::zero(), |at| now - at);
-    ctx.metrics.deleted(resource.resource.kind.as_str(), late);
+    let (kind, rule) = (resource.resource.kind.as_str(), resource.schedule.rule);
+    ctx.metrics.deleted(kind, rule.as_str(), late);
     let note = format!(
         "{} deleted ({})",
         resource.resource, resource.schedule.reason

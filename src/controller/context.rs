@@ -467,10 +467,6 @@ pub struct Context {
     /// Per Account, how many passes in a row had failures: each waits longer (defect of
     /// a failing deletion retried at once, forever).
     pub failing: FailureBackoff,
-    /// The scheduled deletions still to come, per Account.
-    pub pending: CountPerAccount,
-    /// The due deletions a suspended RetentionPolicy holds back, per Account.
-    pub held: CountPerAccount,
     /// The mass-deletion brake of each policy.
     pub brakes: super::brake::Brakes,
 }
@@ -558,38 +554,6 @@ impl Superseded {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HashSet<String>>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// A count per Account, as its last pass found it, and their sum: the scheduled deletions still
-/// to come (the metric `retention_operator_scheduled_deletions_pending`) and the due ones a
-/// suspended policy holds back (`retention_operator_suspended_deletions_due`). The sum is kept as
-/// counts change, so a pass costs the same however many Accounts there are.
-#[derive(Debug, Default)]
-pub struct CountPerAccount(Mutex<Counts>);
-
-#[derive(Debug, Default)]
-struct Counts {
-    per_account: HashMap<String, usize>,
-    total: usize,
-}
-
-impl CountPerAccount {
-    /// Records the count of `account`; the total over every Account.
-    pub fn record(&self, account: &str, count: usize) -> usize {
-        let mut counts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let before = if count == 0 {
-            counts.per_account.remove(account)
-        } else {
-            counts.per_account.insert(account.to_owned(), count)
-        };
-        counts.total = counts.total - before.unwrap_or(0) + count;
-        counts.total
-    }
-
-    /// Forgets an Account that is gone; the total over the others.
-    pub fn forget(&self, account: &str) -> usize {
-        self.record(account, 0)
     }
 }
 
@@ -704,25 +668,6 @@ mod tests {
         );
         backoff.succeeded("acme");
         assert_eq!(secs(backoff.failed("acme", false)), 10);
-    }
-
-    #[test]
-    fn pending_deletions_keep_their_total_as_accounts_change() {
-        let pending = CountPerAccount::default();
-        assert_eq!(pending.record("acme", 3), 3);
-        assert_eq!(pending.record("beta", 2), 5);
-        assert_eq!(
-            pending.record("acme", 1),
-            3,
-            "a count replaces the account's last"
-        );
-        assert_eq!(pending.forget("beta"), 1);
-        assert_eq!(pending.record("acme", 0), 0);
-        assert_eq!(
-            pending.forget("gone"),
-            0,
-            "forgetting an unknown account changes nothing"
-        );
     }
 
     #[test]

@@ -90,6 +90,7 @@ pub async fn certify(
                 ctx.publish(account, None, EventType::Normal, RECEIPT_WRITTEN, &note)
                     .await;
                 audit_written(&created, now, None);
+                ctx.metrics.receipt_written();
                 created
             }
             Err(error) if error.is_status(409) => {
@@ -278,6 +279,9 @@ pub async fn reconcile(
                 ))
                 .delete_at(Some(expires_at))
                 .emit();
+            let rule = crate::retention::Rule::ReceiptKeepFor.as_str();
+            ctx.metrics
+                .deleted("ErasureReceipt", rule, now - expires_at);
             Ok(Action::await_change())
         }
         Err(error) if error.is_status(404) => Ok(Action::await_change()),

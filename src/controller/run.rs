@@ -31,8 +31,8 @@ use tracing::{debug, info, warn};
 use super::{
     account, cluster,
     context::{
-        BoundCache, BoundCaches, Context, CountPerAccount, Error, FailureBackoff, KindCache,
-        SharedSettings, Stores, Superseded, Tombstones, spawn_cancellable,
+        BoundCache, BoundCaches, Context, Error, FailureBackoff, KindCache, SharedSettings, Stores,
+        Superseded, Tombstones, spawn_cancellable,
     },
     guarded::Guarded,
     index::AccountIndex,
@@ -43,7 +43,7 @@ use crate::{
     clock::Clock,
     kinds::{BoundKind, KindVisitor, ResourceKind},
     leader::Fence,
-    metrics::Metrics,
+    metrics::{Census, CensusTaker, Metrics},
     notifier::{DestinationPolicy, Notifier},
 };
 
@@ -159,6 +159,25 @@ impl KindVisitor for WatchBoundKind<'_> {
     }
 }
 
+/// Counts, at each scrape, the Accounts and RetentionPolicies in the caches.
+fn census_of(stores: &Stores) -> CensusTaker {
+    let accounts = stores.accounts.clone();
+    let policies = stores.policies.clone();
+    Box::new(move |census: &mut Census| {
+        for account in accounts.state() {
+            match &account.0 {
+                Ok(account) => census.add_account(account.status.as_ref()),
+                Err(_) => census.add_unreadable_account(),
+            }
+        }
+        for policy in policies.state() {
+            if let Ok(policy) = &policy.0 {
+                census.add_policy(&policy.name_any(), policy.spec.suspend);
+            }
+        }
+    })
+}
+
 /// The Account a bound object triggers.
 fn claimed_account<K: BoundKind>(object: Guarded<K>) -> Option<ObjectRef<Guarded<Account>>> {
     object.claimed_account().map(ObjectRef::new)
@@ -190,9 +209,9 @@ pub async fn run(
         instance: None,
     };
     let caches_synced = ready.clone();
-    // Counted afresh by this controller's passes (a replica that leads again starts over).
-    metrics.set_pending(0);
-    metrics.set_suspended(0);
+    // This replica acts, and its account gauges count, until this function returns or is
+    // dropped; the schedules are recorded afresh by this controller's passes.
+    let _acting = metrics.acting(census_of(&watched.stores), settings.clock.clone());
     let context = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         client,
@@ -214,8 +233,6 @@ pub async fn run(
         cancel: cancel.clone(),
         failing: FailureBackoff::default(),
         tombstones: Tombstones::default(),
-        pending: CountPerAccount::default(),
-        held: CountPerAccount::default(),
         brakes: super::brake::Brakes::new(settings.brake_write_interval),
     });
     let context_for_receipts = context.clone();

@@ -7,7 +7,7 @@ use chrono::{DateTime, Datelike, Months, TimeDelta, Utc};
 
 use super::{
     facts::{BackupFacts, BoundResource, ResourceFacts},
-    schedule::{BEYOND_9999, Disposition, Schedule, after, after_delta, within_9999},
+    schedule::{BEYOND_9999, Disposition, Rule, Schedule, after, after_delta, within_9999},
     situation::AccountSituation,
 };
 use crate::api::{BackupSchedule, BackupSource, LegalBasis};
@@ -171,6 +171,11 @@ fn cap_after_termination(
         reason,
         legal_basis: LegalBasis::LegitimateInterest,
         disposition: Disposition::Expire,
+        rule: if expires_at.is_some() {
+            Rule::BackupSchedule
+        } else {
+            Rule::Kept
+        },
     };
     let Some(termination) = situation.termination else {
         return live;
@@ -186,6 +191,7 @@ fn cap_after_termination(
         (Some((cap_at, limit)), expires) if expires.is_none_or(|e| cap_at < e) => Schedule {
             delete_at: Some(cap_at),
             reason: format!("{}, capped at {limit} after termination", retained.reason),
+            rule: Rule::BackupAfterTermination,
             ..retained
         },
         _ => retained,

