@@ -113,10 +113,25 @@ fn printer_columns_show_what_an_sre_needs() {
     };
     assert_eq!(
         columns("Account"),
-        ["Customer", "State", "Phase", "Next deletion", "Age"]
+        [
+            "Customer",
+            "State",
+            "Phase",
+            "Ready",
+            "Hold",
+            "Next deletion",
+            "Age"
+        ]
     );
-    assert_eq!(columns("Backup"), ["Account", "Source", "Taken", "Expires"]);
+    assert_eq!(
+        columns("Backup"),
+        ["Account", "Source", "Taken", "Expires", "Bound", "Age"]
+    );
     for hosted in ["Website", "Database", "Mailbox", "Domain", "DataRecord"] {
-        assert_eq!(columns(hosted), ["Account", "Delete at", "Age"], "{hosted}");
+        assert_eq!(
+            columns(hosted),
+            ["Account", "Bound", "Delete at", "Age"],
+            "{hosted}"
+        );
     }
 }

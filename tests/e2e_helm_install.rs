@@ -148,7 +148,16 @@ async fn the_chart_installs_upgrades_and_uninstalls_on_a_real_api_server() {
     .await;
     let _ = std::fs::remove_dir_all(&cache);
     eprintln!("kubectl get hosting -A:\n{table}");
-    for column in ["CUSTOMER", "STATE", "PHASE", "NEXT DELETION", "AGE"] {
+    for column in [
+        "CUSTOMER",
+        "STATE",
+        "PHASE",
+        "READY",
+        "HOLD",
+        "NEXT DELETION",
+        "AGE",
+        "BOUND",
+    ] {
         assert!(
             table.contains(column),
             "no {column} column in kubectl's table:\n{table}"

@@ -34,6 +34,18 @@ pub const DEFAULT_POLICY: &str = "default";
     printcolumn(name = "State", type_ = "string", json_path = ".spec.state"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(
+        name = "Ready",
+        type_ = "string",
+        description = "Whether erasure proceeds as planned (the Ready condition)",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Hold",
+        type_ = "string",
+        description = "Whether a legal hold stops erasure (the OnHold condition)",
+        json_path = ".status.conditions[?(@.type==\"OnHold\")].status"
+    ),
+    printcolumn(
         name = "Next deletion",
         type_ = "string",
         json_path = ".status.nextDeletionAt"

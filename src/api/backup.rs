@@ -27,7 +27,18 @@ use crate::kinds::ResourceKind;
     printcolumn(name = "Account", type_ = "string", json_path = ".spec.accountRef"),
     printcolumn(name = "Source", type_ = "string", json_path = ".spec.sourceRef.name"),
     printcolumn(name = "Taken", type_ = "string", json_path = ".spec.takenAt"),
-    printcolumn(name = "Expires", type_ = "string", json_path = ".status.expiresAt")
+    printcolumn(name = "Expires", type_ = "string", json_path = ".status.expiresAt"),
+    printcolumn(
+        name = "Bound",
+        type_ = "string",
+        description = "False while the Account it names does not exist",
+        json_path = ".status.conditions[?(@.type==\"Bound\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct BackupSpec {

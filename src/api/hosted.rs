@@ -27,6 +27,12 @@ macro_rules! hosted_kind {
             cel,
             printcolumn(name = "Account", type_ = "string", json_path = ".spec.accountRef"),
             printcolumn(
+                name = "Bound",
+                type_ = "string",
+                description = "False while the Account it names does not exist",
+                json_path = ".status.conditions[?(@.type==\"Bound\")].status"
+            ),
+            printcolumn(
                 name = "Delete at",
                 type_ = "string",
                 description = "When the operator erases this resource",
