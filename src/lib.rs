@@ -37,4 +37,6 @@ pub mod receipts;
 pub mod records;
 pub mod report;
 pub mod retention;
+#[cfg(feature = "sandbox")]
+pub mod sandbox;
 pub mod status;

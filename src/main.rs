@@ -36,6 +36,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// See the operator work without a cluster: the real operator on an in-memory API server
+    /// with the examples (or your manifests), its clock running fast, printing a timeline of
+    /// what it schedules, deletes and asks processors to erase. kubectl works against it while
+    /// it runs.
+    #[cfg(feature = "sandbox")]
+    Sandbox(SandboxArgs),
     /// Run the operator against the cluster (in-cluster config, or KUBECONFIG).
     Run(RunArgs),
     /// Show what the operator would erase and when: from manifests with no cluster, or read
@@ -113,6 +119,34 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// What the sandbox runs.
+#[cfg(feature = "sandbox")]
+#[derive(clap::Args)]
+struct SandboxArgs {
+    /// Manifest files or directories to load instead of the built-in examples.
+    #[arg(short = 'f', long = "filename")]
+    files: Vec<PathBuf>,
+    /// How many times faster than real time the clock runs (86400: a day per second).
+    #[arg(long, default_value_t = 86_400.0)]
+    speed: f64,
+    /// Where the clock starts (RFC 3339). Default: 2026-11-23T00:00:00Z for the examples,
+    /// which their dates are chosen for; the current time for your own manifests.
+    #[arg(long, value_parser = parse_time)]
+    from: Option<DateTime<Utc>>,
+    /// Where the clock stops (RFC 3339). Default: 31 days after --from.
+    #[arg(long, value_parser = parse_time)]
+    until: Option<DateTime<Utc>>,
+    /// The in-memory API server's port on 127.0.0.1 (0: a free port).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Where to write the kubeconfig for kubectl (removed when the sandbox ends).
+    #[arg(long, default_value = "sandbox.kubeconfig")]
+    kubeconfig: PathBuf,
+    /// After the summary, keep the API server up for kubectl until Ctrl-C.
+    #[arg(long)]
+    stay: bool,
 }
 
 /// The cluster a command reads.
@@ -278,6 +312,8 @@ fn main() -> ExitCode {
         Err(error) => error.exit(),
     };
     let result = match cli.command {
+        #[cfg(feature = "sandbox")]
+        Command::Sandbox(args) => sandbox(args).map(|()| String::new()),
         Command::Run(args) => {
             init_logging(args.log_format);
             run(args).map(|()| String::new()).map_err(|e| (1, e))
@@ -334,6 +370,49 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// Runs the sandbox: its timeline goes to stdout as it happens, the operator's log (warnings
+/// and errors only, unless `RUST_LOG` says otherwise) to stderr.
+#[cfg(feature = "sandbox")]
+fn sandbox(args: SandboxArgs) -> Result<(), (u8, String)> {
+    use retention_operator::sandbox::{self, DEFAULT_SPAN, EXAMPLES_NOW, Options};
+    use tracing_subscriber::{Layer, layer::SubscriberExt, util::SubscriberInitExt};
+    let from = match (args.from, args.files.is_empty()) {
+        (Some(from), _) => from,
+        (None, true) => parse_time(EXAMPLES_NOW).map_err(|e| (1, e))?,
+        (None, false) => Utc::now(),
+    };
+    let options = Options {
+        manifests: args.files,
+        speed: args.speed,
+        from,
+        until: args.until.unwrap_or(from + DEFAULT_SPAN),
+        port: args.port,
+        kubeconfig: args.kubeconfig,
+        stay: args.stay,
+    };
+    options.validate().map_err(|e| (BAD_INPUT, e.to_string()))?;
+    let (timeline_layer, timeline) = sandbox::timeline::layer();
+    let phases = timeline_layer.sender();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let log = tracing_subscriber::fmt::layer()
+        .with_writer(io::stderr)
+        .with_filter(filter)
+        .with_filter(audit::not_audit());
+    tracing_subscriber::registry()
+        .with(log)
+        .with(timeline_layer)
+        .init();
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| (1, format!("cannot start the runtime: {e}")))?;
+    runtime
+        .block_on(sandbox::run(options, timeline, phases))
+        .map_err(|e| {
+            let code = if e.is_bad_input() { BAD_INPUT } else { 1 };
+            (code, e.to_string())
+        })
 }
 
 /// Where `plan` reads the objects.
