@@ -135,3 +135,47 @@ fn printer_columns_show_what_an_sre_needs() {
         );
     }
 }
+
+/// Every status's `conditions` is a map list keyed by `type`, as Kubernetes' own conditions
+/// are: another controller can server-side apply a condition of its own beside the operator's.
+#[test]
+fn conditions_are_map_lists_keyed_by_type() {
+    let mut seen = Vec::new();
+    for crd in all_crds() {
+        let kind = crd.spec.names.kind.clone();
+        let schema = serde_json::to_value(&crd.spec.versions[0].schema).unwrap();
+        let conditions = schema
+            .pointer("/openAPIV3Schema/properties/status/properties/conditions")
+            .cloned();
+        let Some(conditions) = conditions else {
+            continue;
+        };
+        assert_eq!(
+            conditions["x-kubernetes-list-type"], "map",
+            "{kind}: {conditions}"
+        );
+        assert_eq!(
+            conditions["x-kubernetes-list-map-keys"],
+            serde_json::json!(["type"]),
+            "{kind}"
+        );
+        let required = conditions["items"]["required"].as_array().unwrap();
+        assert!(
+            required.iter().any(|r| r == "type"),
+            "{kind}: a map key must be required"
+        );
+        seen.push(kind);
+    }
+    for kind in [
+        "Account",
+        "Website",
+        "Backup",
+        "RetentionPolicy",
+        "DataProcessor",
+    ] {
+        assert!(
+            seen.iter().any(|k| k == kind),
+            "{kind} has no conditions: {seen:?}"
+        );
+    }
+}

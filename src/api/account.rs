@@ -141,6 +141,7 @@ pub struct AccountStatus {
     pub observed_generation: Option<i64>,
     /// Observations following Kubernetes conventions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     /// Counts of bound resources per kind.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

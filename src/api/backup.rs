@@ -98,5 +98,6 @@ pub struct BackupStatus {
     pub expiry_reason: Option<String>,
     /// Observations of the backup's retention state.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 }

@@ -40,5 +40,6 @@ pub enum ConditionStatus {
 pub struct BoundResourceStatus {
     /// Observations of the resource's retention state.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 }

@@ -160,6 +160,7 @@ pub enum ErasureDelivery {
 pub struct DataProcessorStatus {
     /// Observations of the processor, such as a missing signing secret.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 }
 

@@ -224,6 +224,7 @@ impl ReceiptRetention {
 pub struct RetentionPolicyStatus {
     /// Observations of the policy, such as accounts that refer to it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     /// The brake's count of deletions, kept here so that it survives restarts and leader
     /// changes.

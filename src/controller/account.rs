@@ -40,10 +40,10 @@ use crate::{
         plan_account, schedule_change,
     },
     status::{
-        DeletionFailure, DeletionLedger, ERASURE_SUSPENDED, ReceiptWritten, StatusInput,
-        TERMINATION_TIME_MISSING, TERMINATION_TIME_MISSING_MESSAGE, account_status, announcements,
-        malformed_account_conditions, policy_malformed_status, policy_missing_status,
-        termination_time_missing_status,
+        ACCOUNT_CONDITION_TYPES, DeletionFailure, DeletionLedger, ERASURE_SUSPENDED,
+        ReceiptWritten, StatusInput, TERMINATION_TIME_MISSING, TERMINATION_TIME_MISSING_MESSAGE,
+        account_status, announcements, malformed_account_conditions, policy_malformed_status,
+        policy_missing_status, termination_time_missing_status,
     },
 };
 
@@ -1212,10 +1212,14 @@ async fn write_status(
     let accounts: Api<Account> = Api::all(ctx.client.clone());
     let mut current = account.clone();
     for _ in 0..STATUS_ATTEMPTS {
-        let status = compute(current.status.as_ref());
+        let mut status = compute(current.status.as_ref());
         if current.status.as_ref() == Some(&status) {
             return Ok(None);
         }
+        // Only the operator's own condition types: another controller's stay its own.
+        status
+            .conditions
+            .retain(|c| ACCOUNT_CONDITION_TYPES.contains(&c.type_.as_str()));
         let patch = json!({
             "apiVersion": Account::api_version(&()),
             "kind": Account::kind(&()),

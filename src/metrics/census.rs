@@ -29,20 +29,10 @@ pub const NO_PHASE: &str = "Unknown";
 /// be read from the cache, and nothing bound to it is erased until it is corrected.
 pub const UNREADABLE: &str = "Unreadable";
 
-/// Every condition type an Account can carry: the label values of
-/// `retention_operator_account_conditions`. A type outside this list (written by someone
-/// else) is not counted, which keeps the label set fixed.
-const CONDITION_TYPES: [&str; 9] = [
-    conditions::READY,
-    conditions::ON_HOLD,
-    conditions::POLICY_MISSING,
-    conditions::UNBOUND_RESOURCES,
-    conditions::DELETION_FAILED,
-    conditions::MALFORMED_RESOURCES,
-    conditions::MANUAL_ACTION_REQUIRED,
-    conditions::ERASURE_REQUESTS_FAILED,
-    conditions::ERASURE_SUSPENDED,
-];
+/// Every condition type the operator sets on an Account: the label values of
+/// `retention_operator_account_conditions`. A type outside this list (another controller's)
+/// is not counted, which keeps the label set fixed.
+const CONDITION_TYPES: [&str; 10] = conditions::ACCOUNT_CONDITION_TYPES;
 
 /// What one scrape counts among the cached objects.
 #[derive(Debug, Default, PartialEq)]

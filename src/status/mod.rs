@@ -43,6 +43,22 @@ pub use conditions::{
 };
 pub use input::{DeletionFailure, DeletionLedger, MalformedResource, ReceiptWritten, StatusInput};
 
+/// Every condition type the operator sets on an Account. Its status writes apply these and no
+/// others: `conditions` is a map list keyed by `type`, so a condition another controller
+/// applies stays that controller's, untouched by the operator's writes.
+pub const ACCOUNT_CONDITION_TYPES: [&str; 10] = [
+    READY,
+    ON_HOLD,
+    POLICY_MISSING,
+    UNBOUND_RESOURCES,
+    DELETION_FAILED,
+    MALFORMED_RESOURCES,
+    MANUAL_ACTION_REQUIRED,
+    ERASURE_REQUESTS_FAILED,
+    ERASURE_SUSPENDED,
+    crate::retention::transfers::THIRD_COUNTRY_TRANSFER,
+];
+
 use crate::api::{AccountPhase, AccountStatus, ProcessorNotification};
 use crate::notifier::ledger;
 use crate::retention::{ResourcePlan, ResourceRef};
