@@ -1213,7 +1213,7 @@ async fn write_status(
     let mut current = account.clone();
     for _ in 0..STATUS_ATTEMPTS {
         let mut status = compute(current.status.as_ref());
-        if current.status.as_ref() == Some(&status) {
+        if current.status.as_ref().map(in_type_order).as_ref() == Some(&status) {
             return Ok(None);
         }
         // Only the operator's own condition types: another controller's stay its own.
@@ -1233,12 +1233,22 @@ async fn write_status(
             .await
         {
             Ok(written) => {
-                ctx.superseded
-                    .record(&name, current.resource_version().as_deref());
+                // An apply that changed nothing leaves the version as it was, and no watch
+                // event follows: marking it superseded would make every later pass on it wait
+                // for an event that never comes.
+                if written.resource_version() != current.resource_version() {
+                    ctx.superseded
+                        .record(&name, current.resource_version().as_deref());
+                }
                 return Ok(Some(written));
             }
             Err(error) if error.is_status(404) => return Ok(None),
             Err(error) if error.is_status(409) => match ctx.act(accounts.get_opt(&name)).await? {
+                // The spec changed since this pass planned: its status would describe the old
+                // one. The change's watch event starts the pass that plans the new one.
+                Some(fresh) if fresh.metadata.generation != account.metadata.generation => {
+                    return Ok(None);
+                }
                 Some(fresh) => current = fresh,
                 None => return Ok(None),
             },
@@ -1246,6 +1256,16 @@ async fn write_status(
         }
     }
     Err(Error::StatusConflict)
+}
+
+/// `status` with its conditions in type order, as the operator computes them: the API server
+/// keeps a map list in the order its items were applied, and another controller's condition
+/// may sit anywhere in it, so comparing in stored order would see a change where there is none
+/// and write for nothing.
+fn in_type_order(status: &AccountStatus) -> AccountStatus {
+    let mut status = status.clone();
+    status.conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
+    status
 }
 
 /// Makes the durable schedule on every object say what the plan says. A stamp that fails is
