@@ -86,7 +86,7 @@ async fn another_controller_keeps_its_own_condition_beside_the_operators() {
         json!({"spec": {"state": "Terminated", "terminatedAt": "2026-11-01T00:00:00Z"}}),
     )
     .await;
-    wait_phase_or_show(&client, AccountPhase::Erased).await;
+    wait_phase(&client, "shared", AccountPhase::Erased).await;
     let types = condition_types(&client).await;
     assert!(
         types.iter().any(|t| t == "Reviewed"),
@@ -101,27 +101,4 @@ async fn another_controller_keeps_its_own_condition_beside_the_operators() {
     })
     .await;
     harness.stop().await;
-}
-
-/// Waits for `phase` like `wait_phase`, and on a timeout shows the Account as stored, with its
-/// field managers, for the failure message.
-async fn wait_phase_or_show(client: &kube::Client, phase: AccountPhase) {
-    let reached = tokio::time::timeout(e2e_support::deadline(), async {
-        loop {
-            let account = get_account(client, "shared").await;
-            if account.and_then(|a| a.status?.phase) == Some(phase) {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-    })
-    .await;
-    if reached.is_err() {
-        let raw: Api<kube::api::DynamicObject> = Api::all_with(
-            client.clone(),
-            &kube::api::ApiResource::erase::<Account>(&()),
-        );
-        let stored = raw.get("shared").await.map(|a| serde_json::to_string(&a));
-        panic!("timed out waiting for phase {phase:?}; the Account: {stored:?}");
-    }
 }

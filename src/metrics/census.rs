@@ -19,6 +19,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetri
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
+use super::PolicyLabels;
 use crate::api::{AccountStatus, ConditionStatus, NotificationState};
 use crate::clock::Clock;
 use crate::status as conditions;
@@ -232,11 +233,6 @@ struct ConditionLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     state: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct PolicyLabels {
-    policy: String,
 }
 
 /// One gauge family, encoded under `name`.

@@ -1155,10 +1155,17 @@ pub async fn phase(client: &Client, name: &str) -> Option<AccountPhase> {
 
 /// Waits until the Account's phase is `expected`.
 pub async fn wait_phase(client: &Client, name: &str, expected: AccountPhase) {
-    eventually(&format!("phase {expected:?} of account {name}"), || async {
-        (phase(client, name).await == Some(expected)).then_some(())
+    let reached = tokio::time::timeout(deadline(), async {
+        while phase(client, name).await != Some(expected) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     })
     .await;
+    if reached.is_err() {
+        // The Account as stored (spec, generation, status, field managers) tells why.
+        let stored = get_account(client, name).await;
+        panic!("timed out waiting for phase {expected:?} of account {name}; it is {stored:#?}");
+    }
 }
 
 /// JSON-merge-patches the Account's spec (or anything else in `patch`).
