@@ -266,6 +266,15 @@ async fn a_full_lifecycle_leaves_documented_audit_lines_without_personal_data() 
     let terminated = json!({"spec": {"state": "Terminated", "terminatedAt": TERMINATED}});
     patch_account(&client, "acme", terminated.clone()).await;
     wait_for(&logs, AuditAction::ScheduleSet, 7).await;
+    // The requests owed are recorded before the reactivation withdraws them. A status write
+    // whose Account changed meanwhile is left to the change's own pass, so without this wait
+    // the reactivation could come before they were ever recorded, and there would be nothing
+    // to withdraw.
+    eventually_within("the three requests owed recorded", WAIT, || async {
+        let account = e2e_support::get_account(&client, "acme").await?;
+        (account.status?.processors.len() == 3).then_some(())
+    })
+    .await;
     patch_account(
         &client,
         "acme",
