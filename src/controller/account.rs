@@ -3,7 +3,7 @@
 //! deletion.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque},
     ops::ControlFlow,
     sync::{Arc, atomic::Ordering},
     time::Duration,
@@ -23,8 +23,10 @@ use super::{
     brake::{self, Admission},
     cluster::{self, Deleted},
     context::{Claims, Context, Error, ObjectVersion, Policy},
+    events,
     guarded::{Guarded, Malformed},
     orphans, processors, receipts,
+    throttle::{Answer, Permits},
 };
 use crate::{
     api::{
@@ -446,20 +448,19 @@ async fn act(
     if !ctx.settings.dry_run && !sent.is_empty() {
         ctx.brakes.sending(policy_name, sent.iter().cloned()).await;
     }
-    let deletions = delete_due(ctx, account, &inputs, &due, &versions, now).await?;
+    let deletions = delete_due(
+        ctx,
+        account,
+        written.as_ref(),
+        &inputs,
+        &due,
+        &versions,
+        now,
+    );
+    let deletions = deletions.await?;
     erasure.confirmed_at = Some(ctx.clock.now());
     if !ctx.settings.dry_run && !sent.is_empty() {
-        let uncertain = deletions
-            .failures
-            .iter()
-            .filter_map(|f| Some(versions.get(&f.resource)?.uid.clone()));
-        let went = deletions
-            .deleted
-            .iter()
-            .chain(&deletions.vanished)
-            .map(|(_, uid)| uid.clone());
-        let (gone, standing) = brake::outcome_uids(&sent, went, uncertain);
-        ctx.brakes.settled(policy_name, gone, standing).await;
+        settle_brake(ctx, policy_name, &sent, &deletions, &versions).await;
     }
     let went: Vec<&(ResourceRef, String)> = deletions
         .deleted
@@ -508,6 +509,28 @@ async fn act(
         erasure,
         stamps_failed,
     })
+}
+
+/// Tells the brake which of the uids `sent` went and which still stand (a failed DELETE may
+/// have gone through).
+async fn settle_brake(
+    ctx: &Context,
+    policy_name: &str,
+    sent: &BTreeSet<String>,
+    deletions: &Deletions,
+    versions: &HashMap<ResourceRef, ObjectVersion>,
+) {
+    let uncertain = deletions
+        .failures
+        .iter()
+        .filter_map(|f| Some(versions.get(&f.resource)?.uid.clone()));
+    let went = deletions
+        .deleted
+        .iter()
+        .chain(&deletions.vanished)
+        .map(|(_, uid)| uid.clone());
+    let (gone, standing) = brake::outcome_uids(sent, went, uncertain);
+    ctx.brakes.settled(policy_name, gone, standing).await;
 }
 
 /// What the report wrote.
@@ -1006,24 +1029,22 @@ fn unknown_processors(
 
 /// Announces deletions a configured time ahead (`--advance-notice`).
 async fn announce(ctx: &Context, account: &Account, upcoming: &[&ResourcePlan]) {
-    for resource in upcoming {
-        let Some(at) = resource.schedule.delete_at else {
-            continue;
-        };
-        let note = format!(
-            "{} will be deleted at {} ({})",
-            resource.resource,
-            crate::clock::rfc3339(at),
-            resource.schedule.reason
-        );
-        ctx.publish(
-            account,
-            Some(&resource.resource),
-            EventType::Normal,
-            "DeletionUpcoming",
-            &note,
-        )
-        .await;
+    let items: Vec<(&ResourceRef, String)> = upcoming
+        .iter()
+        .filter_map(|resource| {
+            let at = resource.schedule.delete_at?;
+            let said = format!(
+                "at {} ({})",
+                crate::clock::rfc3339(at),
+                resource.schedule.reason
+            );
+            Some((&resource.resource, said))
+        })
+        .collect();
+    if !items.is_empty() {
+        let lead = format!("{} will be deleted", events::objects(items.len()));
+        let type_ = EventType::Normal;
+        publish_about(ctx, account, type_, "DeletionUpcoming", &lead, &items).await;
     }
 }
 
@@ -1283,6 +1304,7 @@ async fn stamp_schedules(
     now: DateTime<Utc>,
 ) -> Result<bool, Error> {
     let mut failed = false;
+    let (mut scheduled, mut cancelled) = (Vec::new(), Vec::new());
     for resource in &plan.resources {
         let object = bound.iter().find(|b| b.reference == resource.resource);
         let stamped = object.and_then(|b| b.stamped_delete_at);
@@ -1300,26 +1322,19 @@ async fn stamp_schedules(
                 (Some(&resource.schedule), None)
             }
             ScheduleChange::Set(at) => {
-                let note = format!(
-                    "{} scheduled for deletion at {} ({})",
-                    resource.resource,
+                let said = format!(
+                    "at {} ({})",
                     crate::clock::rfc3339(at),
                     resource.schedule.reason
                 );
                 (
                     Some(&resource.schedule),
-                    Some(("ScheduledForDeletion", note, AuditAction::ScheduleSet)),
+                    Some((said, AuditAction::ScheduleSet)),
                 )
             }
             ScheduleChange::Cancel => {
-                let note = format!(
-                    "{}: scheduled deletion cancelled ({})",
-                    resource.resource, resource.schedule.reason
-                );
-                (
-                    None,
-                    Some(("ScheduleCancelled", note, AuditAction::ScheduleCancelled)),
-                )
+                let said = format!("({})", resource.schedule.reason);
+                (None, Some((said, AuditAction::ScheduleCancelled)))
             }
         };
         match ctx
@@ -1331,8 +1346,8 @@ async fn stamp_schedules(
                     .as_ref()
                     .zip(object)
                     .is_some_and(|(w, o)| same_facts(&w.bound, o));
-                if let (Some(written), Some(change)) = (&written, &event) {
-                    audit_schedule(account, resource, stamped, change.2, &written.version, now);
+                if let (Some(written), Some((_, action))) = (&written, &event) {
+                    audit_schedule(account, resource, stamped, *action, &written.version, now);
                 }
                 match written {
                     Some(written) if unchanged => {
@@ -1342,15 +1357,12 @@ async fn stamp_schedules(
                         versions.remove(&resource.resource);
                     }
                 }
-                if let Some((reason, note, _)) = event {
-                    ctx.publish(
-                        account,
-                        Some(&resource.resource),
-                        EventType::Normal,
-                        reason,
-                        &note,
-                    )
-                    .await;
+                match event {
+                    Some((said, AuditAction::ScheduleSet)) => {
+                        scheduled.push((&resource.resource, said));
+                    }
+                    Some((said, _)) => cancelled.push((&resource.resource, said)),
+                    None => {}
                 }
             }
             Err(error) if error.not_leader() => return Err(error),
@@ -1361,7 +1373,43 @@ async fn stamp_schedules(
             }
         }
     }
+    report_schedules(ctx, account, &scheduled, &cancelled).await;
     Ok(failed)
+}
+
+/// One event for a pass's new schedules and one for its cancellations, however many objects:
+/// the audit log names each.
+async fn report_schedules(
+    ctx: &Context,
+    account: &Account,
+    scheduled: &[(&ResourceRef, String)],
+    cancelled: &[(&ResourceRef, String)],
+) {
+    if !scheduled.is_empty() {
+        let lead = format!(
+            "{} scheduled for deletion",
+            events::objects(scheduled.len())
+        );
+        let type_ = EventType::Normal;
+        publish_about(
+            ctx,
+            account,
+            type_,
+            "ScheduledForDeletion",
+            &lead,
+            scheduled,
+        )
+        .await;
+    }
+    if !cancelled.is_empty() {
+        let count = cancelled.len();
+        let lead = format!(
+            "{count} scheduled deletion{} cancelled",
+            if count == 1 { "" } else { "s" }
+        );
+        let type_ = EventType::Normal;
+        publish_about(ctx, account, type_, "ScheduleCancelled", &lead, cancelled).await;
+    }
 }
 
 /// The audit record of a schedule set or cancelled on an object (`stamped`: the time it had).
@@ -1402,6 +1450,7 @@ struct PlanInputs<'a> {
 }
 
 /// What one pass's deletions came to.
+#[derive(Default)]
 struct Deletions {
     /// Deleted by this pass's requests, with the uid deleted.
     deleted: Vec<(ResourceRef, String)>,
@@ -1415,222 +1464,310 @@ struct Deletions {
     interrupted: bool,
 }
 
+/// Attempts of one deletion whose DELETE the API server turned away for now (429, 5xx) before
+/// the pass records it as failed and backs off. The operator's client does not retry on its
+/// own (`client_config`): a retry goes with the next round of the batch, after the Account is
+/// read again, so it is decided on fresh state like the first attempt (invariant 3).
+const DELETE_ATTEMPTS: u32 = 3;
+
 /// Deletes the due objects of the batch, each on what the API server holds (docs/design.md
-/// §4, invariant 3): the Account is read again right before each DELETE, and the DELETE is
-/// conditional on the uid and resourceVersion the plan was made from. Fails only when this
-/// replica may no longer lead; every other failure is recorded per object.
+/// §4, invariant 3): round by round, as many as the adaptive window lets go at once, the
+/// Account and its RetentionPolicy are read together and that round's DELETEs are sent
+/// together right after the answer, each conditional on the uid and resourceVersion the plan
+/// was made from. The first round uses the Account as the record's status write returned it,
+/// when the pass wrote one: that answer is as fresh as a read. Fails only when this replica may
+/// no longer lead; every other failure is recorded per object.
 async fn delete_due(
     ctx: &Context,
     account: &Account,
+    written: Option<&Account>,
     inputs: &PlanInputs<'_>,
     due: &[&ResourcePlan],
     versions: &HashMap<ResourceRef, ObjectVersion>,
     now: DateTime<Utc>,
 ) -> Result<Deletions, Error> {
-    let mut outcome = Deletions {
-        deleted: Vec::new(),
-        vanished: Vec::new(),
-        failures: Vec::new(),
-        interrupted: false,
-    };
-    for (position, resource) in due.iter().enumerate() {
-        let Some(version) = versions.get(&resource.resource) else {
-            continue;
-        };
-        match delete_retrying(ctx, account, inputs, resource, version, now).await {
-            Ok(Outcome::Deleted(uid)) => {
-                report_deleted(ctx, account, resource, &uid, now).await;
-                outcome.deleted.push((resource.resource.clone(), uid));
-            }
-            Ok(Outcome::AlreadyGone(uid)) => {
-                AuditRecord::on(
-                    AuditAction::FoundDeleted,
-                    now,
-                    &resource.resource,
-                    &account.name_any(),
-                )
-                .uid(Some(&uid))
-                .rule(&resource.schedule.reason)
-                .delete_at(resource.schedule.delete_at)
-                .emit();
-                outcome.vanished.push((resource.resource.clone(), uid));
-            }
-            Ok(Outcome::WouldDelete) => report_would_delete(ctx, account, resource).await,
-            Ok(Outcome::ObjectChanged) => outcome.interrupted = true,
-            Ok(Outcome::PlanChanged) => {
+    let mut outcome = Deletions::default();
+    let mut would_delete = Vec::new();
+    // Each due object with its version and the attempts made so far.
+    let mut pending: VecDeque<DueObject<'_>> = due
+        .iter()
+        .filter_map(|r| Some((*r, versions.get(&r.resource)?, 0)))
+        .collect();
+    let mut just_written = written;
+    while !pending.is_empty() {
+        let take = ctx.deletes.window().min(pending.len());
+        let round: Vec<_> = pending.drain(..take).collect();
+        if let Some(tries) = round
+            .iter()
+            .map(|(_, _, tries)| *tries)
+            .max()
+            .filter(|t| *t > 0)
+        {
+            // Turned away for now: a short pause (200 ms, then 400 ms) before trying again.
+            tokio::time::sleep(std::time::Duration::from_millis(100 << tries)).await;
+        }
+        let permits = ctx.deletes.acquire(round.len()).await;
+        let policy = match fresh_rules(ctx, account, just_written.take(), inputs).await {
+            Ok(Some(policy)) => policy,
+            Ok(None) => {
                 // Nothing more is deleted on the old plan.
                 outcome.interrupted = true;
                 break;
             }
             Err(failure) if failure.not_leader() => return Err(failure.into()),
-            Err(Failure::AccountUnreadable(error)) => {
-                // Without the Account as the API server holds it, nothing may be deleted.
-                ctx.metrics.error("account", error.reason());
-                warn!(account = %account.name_any(), reason = error.reason(), "cannot read the Account or its RetentionPolicy again before deleting");
-                outcome
-                    .failures
-                    .extend(due[position..].iter().map(|resource| DeletionFailure {
-                        resource: resource.resource.clone(),
-                        reason: error.reason().to_owned(),
-                        message: format!(
-                            "re-reading the Account and its RetentionPolicy before deleting {} failed: {}",
-                            resource.resource,
-                            error.reason()
-                        ),
-                    }));
+            Err(failure) => {
+                let error = Error::from(failure);
+                unreadable(
+                    ctx,
+                    account,
+                    &error,
+                    round
+                        .iter()
+                        .map(|(r, _, _)| *r)
+                        .chain(pending.iter().map(|(r, _, _)| *r)),
+                    &mut outcome,
+                );
                 break;
             }
-            Err(Failure::Deleting(error)) => {
-                let failure = report_deletion_failure(ctx, account, resource, &error).await;
-                outcome.failures.push(failure);
+        };
+        if ctx.settings.dry_run {
+            would_delete.extend(round.iter().map(|(r, _, _)| *r));
+            continue;
+        }
+        let answers = futures::future::join_all(round.iter().map(|(resource, version, _)| {
+            delete_admitted(ctx, &policy, resource, version, &permits, now)
+        }))
+        .await;
+        drop(permits);
+        for (item, answer) in round.into_iter().zip(answers) {
+            if let Some(retry) = outcome.take(ctx, account, item, answer, now)? {
+                pending.push_back(retry);
             }
         }
     }
+    report_deletions(ctx, account, &outcome, &would_delete, due).await;
     Ok(outcome)
 }
 
-/// Counts, audits and announces a deletion this pass made (of the object with `uid`).
-async fn report_deleted(
+/// A due object, its version, and the attempts made so far to delete it.
+type DueObject<'a> = (&'a ResourcePlan, &'a ObjectVersion, u32);
+
+impl Deletions {
+    /// Takes in what became of one due object's DELETE; the object again when it is to be
+    /// tried again.
+    fn take<'a>(
+        &mut self,
+        ctx: &Context,
+        account: &Account,
+        (resource, version, tries): DueObject<'a>,
+        answer: Result<Outcome, Error>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DueObject<'a>>, Error> {
+        let uid = &version.uid;
+        match answer {
+            Ok(Outcome::Deleted) => {
+                audit_deletion(ctx, AuditAction::Deleted, account, resource, uid, now);
+                self.deleted.push((resource.resource.clone(), uid.clone()));
+            }
+            Ok(Outcome::AlreadyGone) => {
+                audit_deletion(ctx, AuditAction::FoundDeleted, account, resource, uid, now);
+                self.vanished.push((resource.resource.clone(), uid.clone()));
+            }
+            Ok(Outcome::NotAdmitted | Outcome::ObjectChanged) => self.interrupted = true,
+            Err(error) if error.not_leader() => return Err(error),
+            Err(error) if error.is_transient() && tries + 1 < DELETE_ATTEMPTS => {
+                return Ok(Some((resource, version, tries + 1)));
+            }
+            Err(error) => self.failures.push(deletion_failure(ctx, resource, &error)),
+        }
+        Ok(None)
+    }
+}
+
+/// Records every object of the batch still to go as failed: without the Account and its
+/// RetentionPolicy as the API server holds them, nothing may be deleted.
+fn unreadable<'a>(
     ctx: &Context,
+    account: &Account,
+    error: &Error,
+    left: impl Iterator<Item = &'a ResourcePlan>,
+    outcome: &mut Deletions,
+) {
+    ctx.metrics.error("account", error.reason());
+    warn!(account = %account.name_any(), reason = error.reason(), "cannot read the Account or its RetentionPolicy again before deleting");
+    outcome
+        .failures
+        .extend(left.map(|resource| DeletionFailure {
+            resource: resource.resource.clone(),
+            reason: error.reason().to_owned(),
+            message: format!(
+                "re-reading the Account and its RetentionPolicy before deleting {} failed: {}",
+                resource.resource,
+                error.reason()
+            ),
+        }));
+}
+
+/// Audits a deletion this pass made, or found made (`action`), of the object with `uid`; one it
+/// made is counted too.
+fn audit_deletion(
+    ctx: &Context,
+    action: AuditAction,
     account: &Account,
     resource: &ResourcePlan,
     uid: &str,
     now: DateTime<Utc>,
 ) {
-    AuditRecord::on(
-        AuditAction::Deleted,
-        now,
-        &resource.resource,
-        &account.name_any(),
-    )
-    .uid(Some(uid))
-    .rule(&resource.schedule.reason)
-    .delete_at(resource.schedule.delete_at)
-    .emit();
-    let late = resource
-        .schedule
-        .delete_at
-        .map_or(TimeDelta::zero(), |at| now - at);
-    let (kind, rule) = (resource.resource.kind.as_str(), resource.schedule.rule);
-    ctx.metrics.deleted(kind, rule.as_str(), late);
-    let note = format!(
-        "{} deleted ({})",
-        resource.resource, resource.schedule.reason
-    );
-    ctx.publish(
-        account,
-        Some(&resource.resource),
-        EventType::Normal,
-        "Deleted",
-        &note,
-    )
-    .await;
+    AuditRecord::on(action, now, &resource.resource, &account.name_any())
+        .uid(Some(uid))
+        .rule(&resource.schedule.reason)
+        .delete_at(resource.schedule.delete_at)
+        .emit();
+    if action == AuditAction::Deleted {
+        let late = resource
+            .schedule
+            .delete_at
+            .map_or(TimeDelta::zero(), |at| now - at);
+        let (kind, rule) = (resource.resource.kind.as_str(), resource.schedule.rule);
+        ctx.metrics.deleted(kind, rule.as_str(), late);
+    }
 }
 
-/// Tells what a dry run would have deleted.
-async fn report_would_delete(ctx: &Context, account: &Account, resource: &ResourcePlan) {
-    info!(resource = %resource.resource, "dry run: would delete");
-    let note = format!(
-        "dry run: {} would be deleted ({})",
-        resource.resource, resource.schedule.reason
-    );
-    ctx.publish(
-        account,
-        Some(&resource.resource),
-        EventType::Normal,
-        "WouldDelete",
-        &note,
-    )
-    .await;
-}
-
-/// Counts and announces a failed DELETE; the failure, for the status.
-async fn report_deletion_failure(
-    ctx: &Context,
-    account: &Account,
-    resource: &ResourcePlan,
-    error: &Error,
-) -> DeletionFailure {
+/// A failed DELETE, counted and logged; the failure, for the status and the event.
+fn deletion_failure(ctx: &Context, resource: &ResourcePlan, error: &Error) -> DeletionFailure {
     ctx.metrics.error("account", error.reason());
-    let message = format!("deleting {} failed: {}", resource.resource, error.reason());
-    ctx.publish(
-        account,
-        Some(&resource.resource),
-        EventType::Warning,
-        "DeletionFailed",
-        &message,
-    )
-    .await;
+    warn!(resource = %resource.resource, reason = error.reason(), "deletion failed");
     DeletionFailure {
         resource: resource.resource.clone(),
         reason: error.reason().to_owned(),
-        message,
+        message: format!("deleting {} failed: {}", resource.resource, error.reason()),
     }
 }
 
-/// Attempts of one deletion whose DELETE the API server turned away for now (429, 5xx) before
-/// the pass records it as failed and backs off. The operator's client does not retry on its
-/// own (`client_config`): every attempt here reads the Account again first, so a retry is
-/// decided on fresh state like the first attempt (invariant 3).
-const DELETE_ATTEMPTS: u32 = 3;
-
-/// [`delete_one`], tried again after a short pause (200 ms, then 400 ms) when the DELETE was
-/// turned away for now.
-async fn delete_retrying(
+/// One event for what the batch deleted, one for what a dry run would have deleted, and one
+/// Warning for what failed: the audit log names each object, and `inventory` and the receipt
+/// tell the rest. An event per object cost a request per deletion.
+async fn report_deletions(
     ctx: &Context,
-    planned: &Account,
-    inputs: &PlanInputs<'_>,
-    resource: &ResourcePlan,
-    version: &ObjectVersion,
-    now: DateTime<Utc>,
-) -> Result<Outcome, Failure> {
-    let mut attempt = 1;
-    loop {
-        match delete_one(ctx, planned, inputs, resource, version, now).await {
-            Err(Failure::Deleting(error)) if error.is_transient() && attempt < DELETE_ATTEMPTS => {
-                tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
-                attempt += 1;
-            }
-            outcome => return outcome,
+    account: &Account,
+    outcome: &Deletions,
+    would_delete: &[&ResourcePlan],
+    due: &[&ResourcePlan],
+) {
+    let plan_of = |resource: &ResourceRef| due.iter().find(|r| r.resource == *resource).copied();
+    let deleted: Vec<&ResourcePlan> = outcome
+        .deleted
+        .iter()
+        .filter_map(|(resource, _)| plan_of(resource))
+        .collect();
+    if !deleted.is_empty() {
+        let lead = format!("{} deleted", events::objects(deleted.len()));
+        let items = by_reason(&deleted);
+        publish_about(ctx, account, EventType::Normal, "Deleted", &lead, &items).await;
+    }
+    if !would_delete.is_empty() {
+        let lead = format!(
+            "dry run: {} would be deleted",
+            events::objects(would_delete.len())
+        );
+        let items = by_reason(would_delete);
+        publish_about(
+            ctx,
+            account,
+            EventType::Normal,
+            "WouldDelete",
+            &lead,
+            &items,
+        )
+        .await;
+    }
+    if !outcome.failures.is_empty() {
+        let count = outcome.failures.len();
+        let lead = format!(
+            "{count} deletion{} failed",
+            if count == 1 { "" } else { "s" }
+        );
+        let items: Vec<(&ResourceRef, String)> = outcome
+            .failures
+            .iter()
+            .map(|f| (&f.resource, format!("({})", f.reason)))
+            .collect();
+        publish_about(
+            ctx,
+            account,
+            EventType::Warning,
+            "DeletionFailed",
+            &lead,
+            &items,
+        )
+        .await;
+    }
+}
+
+/// Each object with its deletion time and rule, as an event says it.
+fn by_reason<'a>(resources: &[&'a ResourcePlan]) -> Vec<(&'a ResourceRef, String)> {
+    resources
+        .iter()
+        .map(|r| {
+            let said = match r.schedule.delete_at {
+                Some(at) => format!("due {} ({})", crate::clock::rfc3339(at), r.schedule.reason),
+                None => format!("({})", r.schedule.reason),
+            };
+            (&r.resource, said)
+        })
+        .collect()
+}
+
+/// Publishes one event about several objects, each with what is said of it; objects that
+/// share what is said are listed together. A single object is also named as the related one.
+async fn publish_about(
+    ctx: &Context,
+    account: &Account,
+    type_: EventType,
+    reason: &str,
+    lead: &str,
+    items: &[(&ResourceRef, String)],
+) {
+    let mut groups: Vec<(String, Vec<&ResourceRef>)> = Vec::new();
+    for (resource, said) in items {
+        match groups.iter_mut().find(|(s, _)| s == said) {
+            Some((_, objects)) => objects.push(resource),
+            None => groups.push((said.clone(), vec![*resource])),
         }
     }
+    let note = events::group_note(lead, &groups);
+    let related = match items {
+        [(only, _)] => Some(*only),
+        _ => None,
+    };
+    ctx.publish(account, related, type_, reason, &note).await;
 }
 
 /// What became of one due object.
 enum Outcome {
-    /// This pass's DELETE deleted it (that uid).
-    Deleted(String),
-    /// It was already gone (that uid).
-    AlreadyGone(String),
-    /// Dry run: it would have been deleted.
-    WouldDelete,
+    /// This pass's DELETE deleted it.
+    Deleted,
+    /// It was already gone.
+    AlreadyGone,
+    /// The brake's count as the API server holds it does not admit it; the next pass looks
+    /// again.
+    NotAdmitted,
     /// It is not the version planned from (409); the next pass decides again.
     ObjectChanged,
-    /// The Account or the policy changed since the plan: the batch stops.
-    PlanChanged,
 }
 
-/// Why one deletion failed.
-enum Failure {
-    /// The Account or its RetentionPolicy could not be read again before the DELETE.
-    AccountUnreadable(Error),
-    /// Reading or deleting the object failed.
-    Deleting(Error),
-}
+/// Why the Account or its RetentionPolicy could not be read again before a DELETE.
+struct Unreadable(Error);
 
-impl Failure {
+impl Unreadable {
     fn not_leader(&self) -> bool {
-        match self {
-            Self::AccountUnreadable(error) | Self::Deleting(error) => error.not_leader(),
-        }
+        self.0.not_leader()
     }
 }
 
-impl From<Failure> for Error {
-    fn from(failure: Failure) -> Self {
-        match failure {
-            Failure::AccountUnreadable(error) | Failure::Deleting(error) => error,
-        }
+impl From<Unreadable> for Error {
+    fn from(failure: Unreadable) -> Self {
+        failure.0
     }
 }
 
@@ -1642,22 +1779,22 @@ fn same_rules(planned: &Account, fresh: &Account) -> bool {
 }
 
 /// Reads the Account from the API server, for a decision taken right after.
-async fn fresh_account(ctx: &Context, planned: &Account) -> Result<Option<Account>, Failure> {
+async fn fresh_account(ctx: &Context, planned: &Account) -> Result<Option<Account>, Unreadable> {
     let accounts: Api<Account> = Api::all(ctx.client.clone());
     ctx.act(accounts.get_opt(&planned.name_any()))
         .await
-        .map_err(Failure::AccountUnreadable)
+        .map_err(Unreadable)
 }
 
 /// Reads the Account's RetentionPolicy from the API server, for a decision taken right after.
 async fn fresh_policy(
     ctx: &Context,
     planned: &Account,
-) -> Result<Option<RetentionPolicy>, Failure> {
+) -> Result<Option<RetentionPolicy>, Unreadable> {
     let policies: Api<RetentionPolicy> = Api::all(ctx.client.clone());
     ctx.act(policies.get_opt(&planned.spec.retention_policy_ref))
         .await
-        .map_err(Failure::AccountUnreadable)
+        .map_err(Unreadable)
 }
 
 /// Whether the RetentionPolicy as the API server holds it is still the one planned from, so
@@ -1672,51 +1809,67 @@ async fn policy_in_force(
     Ok(fresh.is_some_and(|p| p.spec == *planned))
 }
 
-async fn delete_one(
+/// The RetentionPolicy as the API server holds it, when it and the Account (`written` by this
+/// pass's own status write, or read now) are still what the plan was made from; `None` when
+/// either changed, so nothing more is deleted on the old plan.
+async fn fresh_rules(
     ctx: &Context,
     planned: &Account,
+    written: Option<&Account>,
     inputs: &PlanInputs<'_>,
-    resource: &ResourcePlan,
-    version: &ObjectVersion,
-    now: DateTime<Utc>,
-) -> Result<Outcome, Failure> {
-    // The policy the plan was made from must still be the one in force.
+) -> Result<Option<RetentionPolicy>, Unreadable> {
+    // The policy the plan was made from must still be the one in force, in the cache first.
     if !matches!(ctx.stores.policy(&planned.spec.retention_policy_ref), Policy::Found(p) if p == *inputs.policy)
     {
-        return Ok(Outcome::PlanChanged);
+        return Ok(None);
     }
     // Invariant 3: the Account and its RetentionPolicy as the API server holds them, read
-    // together right before the DELETE (the cache may lag behind a policy edit: a longer grace
-    // period not yet seen there would make the DELETE early). The object needs no read: the
-    // DELETE is conditional on the version planned from.
-    let (account, policy) = tokio::join!(fresh_account(ctx, planned), fresh_policy(ctx, planned));
+    // together right before the DELETEs (the cache may lag behind a policy edit: a longer
+    // grace period not yet seen there would make a DELETE early). The objects need no read:
+    // each DELETE is conditional on the version planned from.
+    let (account, policy) = match written {
+        Some(written) => (Ok(Some(written.clone())), fresh_policy(ctx, planned).await),
+        None => tokio::join!(fresh_account(ctx, planned), fresh_policy(ctx, planned)),
+    };
     match account? {
         Some(fresh) if same_rules(planned, &fresh) => {}
-        _ => return Ok(Outcome::PlanChanged),
+        _ => return Ok(None),
     }
-    let Some(policy) = policy?.filter(|p| p.spec == *inputs.policy) else {
-        return Ok(Outcome::PlanChanged);
-    };
-    if ctx.settings.dry_run {
-        return Ok(Outcome::WouldDelete);
-    }
+    Ok(policy?.filter(|p| p.spec == *inputs.policy))
+}
+
+/// Sends one DELETE the brake's stored count admits, conditional on the version planned from.
+async fn delete_admitted(
+    ctx: &Context,
+    policy: &RetentionPolicy,
+    resource: &ResourcePlan,
+    version: &ObjectVersion,
+    permits: &Permits<'_>,
+    now: DateTime<Utc>,
+) -> Result<Outcome, Error> {
     // The brake's count as the API server holds it: only a deletion counted there (or
     // approved by a release) goes, whatever this replica believes.
-    if !brake::lets_go(&policy, &version.uid, resource.schedule.delete_at, now) {
+    if !brake::lets_go(policy, &version.uid, resource.schedule.delete_at, now) {
         debug!(resource = %resource.resource, "not admitted by the brake's stored count");
-        return Ok(Outcome::PlanChanged);
+        return Ok(Outcome::NotAdmitted);
     }
-    match ctx
+    let sent = std::time::Instant::now();
+    let answer = ctx
         .act(cluster::delete(&ctx.client, &resource.resource, version))
-        .await
-    {
-        Ok(Deleted::ByThisRequest) => Ok(Outcome::Deleted(version.uid.clone())),
-        Ok(Deleted::AlreadyGone) => Ok(Outcome::AlreadyGone(version.uid.clone())),
+        .await;
+    let load = match &answer {
+        Err(error) if error.is_transient() => Answer::Overloaded,
+        _ => Answer::Served,
+    };
+    ctx.deletes.observe(permits, load, sent.elapsed());
+    match answer {
+        Ok(Deleted::ByThisRequest) => Ok(Outcome::Deleted),
+        Ok(Deleted::AlreadyGone) => Ok(Outcome::AlreadyGone),
         // Not the version planned from (changed, or replaced by a newer object of the same
         // name): its watch event brings the version as it is now into the cache and starts
         // the next pass, which plans again on it. Nothing is deleted on the old decision.
         Err(error) if error.is_status(409) => Ok(Outcome::ObjectChanged),
-        Err(error) => Err(Failure::Deleting(error)),
+        Err(error) => Err(error),
     }
 }
 

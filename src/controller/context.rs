@@ -11,15 +11,12 @@ use std::{
 
 use kube::{
     Client, Resource, ResourceExt,
-    runtime::{
-        events::Recorder,
-        reflector::{ObjectRef, Store},
-    },
+    runtime::reflector::{ObjectRef, Store},
 };
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use super::{guarded::Guarded, index::AccountIndex, orphans, processors};
+use super::{events::EventRecorder, guarded::Guarded, index::AccountIndex, orphans, processors};
 use crate::status::MalformedResource;
 use crate::{
     api::Condition,
@@ -441,7 +438,7 @@ pub struct Context {
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Publishes events.
-    pub recorder: Recorder,
+    pub recorder: EventRecorder,
     /// Clock and dry run.
     pub settings: SharedSettings,
     /// Where the time comes from.
@@ -467,6 +464,8 @@ pub struct Context {
     /// Per Account, how many passes in a row had failures: each waits longer (defect of
     /// a failing deletion retried at once, forever).
     pub failing: FailureBackoff,
+    /// How many DELETEs may be in flight, adapted to the API server's answers.
+    pub deletes: super::throttle::DeleteLimiter,
     /// The mass-deletion brake of each policy.
     pub brakes: super::brake::Brakes,
 }
@@ -567,10 +566,8 @@ pub struct SharedSettings {
 }
 
 impl Context {
-    /// Publishes an event on the Account, naming the bound object it is about as the related
-    /// object (kube's recorder merges events that share a reason and objects, so without it only
-    /// the first of several deletions would be reported). A failure to publish is logged, never
-    /// fatal.
+    /// Publishes an event on the Account, naming the bound object it is about, when there is
+    /// one, as the related object. A failure to publish is logged, never fatal.
     pub async fn publish(
         &self,
         account: &Account,

@@ -6,10 +6,12 @@
 //! - [`account`]: the account controller (schedules, deletions, status, finalizer).
 //! - [`brake`]: the mass-deletion brake's count in each RetentionPolicy's status.
 //! - [`cluster`]: reading, stamping and deleting bound objects of any kind.
+//! - [`events`]: publishing events, each repeat as a series, and notes about many objects.
 //! - [`guarded`]: watching objects that may not match this operator's schema.
 //! - [`index`]: the bound objects of each account, so a reconcile never scans every cache.
 //! - [`orphans`]: reporting objects bound to no existing Account, and malformed ones.
 //! - [`processors`]: delivering the erasure requests owed to processors.
+//! - [`throttle`]: how many DELETEs are in flight, adapted to the API server's answers.
 //! - [`transfers`]: the `ThirdCountryTransfer` condition and warning on each DataProcessor.
 //!
 //! The Account's status is computed by the pure [`crate::status`].
@@ -18,12 +20,14 @@ pub mod account;
 pub mod brake;
 pub mod cluster;
 pub mod context;
+pub mod events;
 pub mod guarded;
 pub mod index;
 pub mod orphans;
 pub mod processors;
 pub mod receipts;
 pub mod run;
+pub mod throttle;
 pub mod transfers;
 
 pub use context::{Context, Error, spawn_cancellable};

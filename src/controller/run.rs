@@ -18,7 +18,7 @@ use kube::{
     runtime::{
         Controller, WatchStreamExt,
         controller::{self, Action},
-        events::{Recorder, Reporter},
+        events::Reporter,
         reflector::{self, ObjectRef, Store},
         utils::Backoff,
         watcher,
@@ -213,7 +213,7 @@ pub async fn run(
     // dropped; the schedules are recorded afresh by this controller's passes.
     let _acting = metrics.acting(census_of(&watched.stores), settings.clock.clone());
     let context = Arc::new(Context {
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: super::events::EventRecorder::new(client.clone(), reporter),
         client,
         stores: watched.stores,
         metrics,
@@ -232,6 +232,7 @@ pub async fn run(
         fence: settings.fence,
         cancel: cancel.clone(),
         failing: FailureBackoff::default(),
+        deletes: super::throttle::DeleteLimiter::new(super::throttle::Limits::default()),
         tombstones: Tombstones::default(),
         brakes: super::brake::Brakes::new(settings.brake_write_interval),
     });

@@ -52,7 +52,9 @@ pub enum ViolationKind {
     BrakeExceeded,
     /// Invariant 3: a DELETE without uid and resourceVersion preconditions.
     NoPreconditions,
-    /// Invariant 3: a DELETE not preceded by its own read of the Account from the API server.
+    /// Invariant 3: a DELETE not sent within one round trip of a read of the Account from the
+    /// API server: it had no read before it, or it went out after another DELETE resting on
+    /// the same read had been answered (DELETEs sent together may share a read).
     StaleAccount,
     /// Invariant 5: a DELETE of an object whose Account did not exist.
     DeletedUnbound,
@@ -379,7 +381,16 @@ struct AccountRead {
 
 /// A replica's last reads of one Account, and when its last DELETEs of the account's objects
 /// arrived.
-type ReadsAndDeletes = (Vec<AccountRead>, Vec<DateTime<Utc>>);
+/// How far apart the DELETEs of one round, sent together right after their read, may arrive
+/// (see `check_delete_with`): far more than a round trip, as a loaded test runtime can
+/// hold a request up for a hundred milliseconds and more.
+const ROUND_SPREAD: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
+
+/// A DELETE as the server saw it: when it arrived, when it was answered, and its object
+/// (resource, namespace, name).
+type SentDelete = (DateTime<Utc>, DateTime<Utc>, (String, String, String));
+
+type ReadsAndDeletes = (Vec<AccountRead>, Vec<SentDelete>);
 
 /// Judges a history as it grows: feed it the exchanges in order, read the verdict at any time.
 pub struct Oracle {
@@ -565,7 +576,13 @@ impl Oracle {
             self.lease_holders
                 .push((exchange.completed, holder.to_owned()));
         }
-        if operator && record.resource == "accounts" && record.verb == "get" {
+        // A read of the Account: a GET, or the answer to a write of its status, which is the
+        // Account as the API server holds it after the write.
+        let status_write = record.verb == "patch" && record.subresource == "status";
+        if operator
+            && record.resource == "accounts"
+            && (record.verb == "get" || (status_write && record.code == 200))
+        {
             let account = (record.code == 200)
                 .then(|| exchange.response.clone())
                 .flatten();
@@ -715,15 +732,31 @@ impl Oracle {
         if let (Some(read), Some(policy)) = (read.as_mut(), self.policy_reads.get(agent)) {
             read.policies.push(policy.clone());
         }
-        // Whatever this DELETE's answer, each DELETE needs a read of its own: was another one
-        // sent between that read and this one?
+        // Whatever this DELETE's answer, it must go out within one round trip of its read.
+        // DELETEs sent together on one read may share it, but an object's DELETE tried again
+        // (after a 429 or a 5xx) needs a read of its own: the replica waited for the answer
+        // and a pause, and the Account may have changed meanwhile. Timing alone cannot tell a
+        // round from a read used twice: requests sent together do not arrive together (over
+        // HTTP/1.1 each waits for a connection of its own, and a test's runtime shares two
+        // cores with every replica), so only a DELETE that arrived ROUND_SPREAD after its
+        // read, once another on that read had been answered, is judged late by time.
+        let deleting = (
+            record.resource.clone(),
+            record.namespace.clone(),
+            record.name.clone(),
+        );
         let used = read.as_ref().is_some_and(|read| {
-            deletes
-                .iter()
-                .any(|at| read.completed <= *at && *at < exchange.received)
+            deletes.iter().any(|(sent, answered, deleted)| {
+                let on_this_read = read.completed <= *sent;
+                let again = *deleted == deleting;
+                let late = exchange.received - read.completed > ROUND_SPREAD
+                    && (*answered <= exchange.received || exchange.completed <= *sent);
+                on_this_read && (again || late)
+            })
         });
-        deletes.push(exchange.received);
-        if deletes.len() > 16 {
+        deletes.push((exchange.received, exchange.completed, deleting));
+        // More than a round of the widest adaptive window (64).
+        if deletes.len() > 128 {
             deletes.remove(0);
         }
         // Judged whenever it may have deleted something: a DELETE answered 5xx may have
@@ -752,9 +785,11 @@ impl Oracle {
                 ViolationKind::StaleAccount,
                 position,
                 format!(
-                    "{what}: the last read of Account {account_name} (#{}) already served \
-                     another DELETE",
-                    read.position
+                    "{what}: the last read of Account {account_name} (#{}, {} ms before) \
+                     already served a DELETE of this object, or one answered before this one \
+                     was sent",
+                    read.position,
+                    (exchange.received - read.completed).num_milliseconds()
                 ),
             );
         }
