@@ -11,6 +11,11 @@
 //!    compacted, so every resume gets 410 Gone) against the steady state.
 //! 3. API cost: the requests of one account's erasure (N bound objects), and of a steady state
 //!    with nothing due, counted from the server's request log (the operator's User-Agent).
+//! 4. Burst, run only on demand (`DESIGN_TARGETS_PHASES=burst`): deletion throughput at the
+//!    limit. Every object of 1,000 terminated accounts falls due at the same second; the
+//!    operator's deletions per second, lateness, requests and CPU per deletion, side by side
+//!    with a bare kube client deleting as many objects 8 at a time (DELETE with preconditions
+//!    from a LIST, and GET then DELETE): what the operator's checks cost at full speed.
 //!
 //! With `DESIGN_TARGETS_KUBECONFIG`, the phases run against that real cluster instead (see
 //! `Server`, the one place that knows which): the project's CRDs are installed (server-side
@@ -18,9 +23,9 @@
 //! removed; requests are counted from kube-apiserver's audit log (each request once: a watch at
 //! ResponseStarted, anything else at ResponseComplete, the operator's User-Agent only), and the
 //! relist is forced by restarting kube-apiserver (`.ci/control-plane restart-apiserver`). The
-//! latency phase would run there too, but has only been measured on the test server. Meant for
-//! a fresh `.ci/control-plane start` per run (what the benchmark creates stays), as
-//! docs/benchmarks.md shows:
+//! latency and burst phases would run there too, but have only been measured on the test
+//! server. Meant for a fresh `.ci/control-plane start` per run (what the benchmark creates
+//! stays), as docs/benchmarks.md shows:
 //!
 //! ```text
 //! export RETENTION_CONTROL_PLANE_RUN=/tmp/cp-bench
@@ -44,6 +49,9 @@
 //! | `DESIGN_TARGETS_ACCOUNTS` | 1000 | accounts they are spread over |
 //! | `DESIGN_TARGETS_STEADY_SECS` | 60 | length of the steady-state request count (0: skip) |
 //! | `DESIGN_TARGETS_RELIST` | `last` | `all`: force a relist at every size, not only the largest |
+//! | `DESIGN_TARGETS_BURST_ACCOUNTS` | 1000 | terminated accounts in the burst phase (`DESIGN_TARGETS_PHASES=burst`, not run by default) |
+//! | `DESIGN_TARGETS_BURST_PER_ACCOUNT` | 10 | bound objects per account there, all due at the same second |
+//! | `DESIGN_TARGETS_BURST_LEAD_SECS` | 30, and 3 ms per object | from the burst's creation to its due second: time to create, stamp and settle |
 //! | `DESIGN_TARGETS_KUBECONFIG` | unset: the test server | a real cluster's kubeconfig (admin: it installs CRDs, creates namespaces); the phases run there |
 //! | `DESIGN_TARGETS_AUDIT_LOG` | `audit.log` beside that kubeconfig | the cluster's audit log (JSON, Metadata level), the requests are counted from |
 //! | `DESIGN_TARGETS_CONTROL_PLANE` | this checkout's `.ci/control-plane` | run with `restart-apiserver` to force the relist on the real cluster; it finds that cluster by `RETENTION_CONTROL_PLANE_RUN`, which must be the run directory it was started with |
@@ -66,7 +74,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use futures::{StreamExt, TryStreamExt, stream};
 use kube::{
     Api, Client,
-    api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams},
+    api::{
+        ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions,
+    },
     runtime::{WatchStreamExt, watcher},
 };
 use serde_json::{Value, json};
@@ -109,6 +119,10 @@ const OPERATOR_AGENT: &str = "retention-operator/";
 const CREATOR: &str = "account-system";
 /// Creates in flight at once.
 const CREATE_CONCURRENCY: usize = 32;
+/// Clock ticks per second of the CPU times in `/proc/PID/stat` (USER_HZ). Assumed, not asked
+/// with `sysconf(_SC_CLK_TCK)`: libc is no dependency of this crate, and USER_HZ is 100 on
+/// x86_64 and aarch64, where the operator runs.
+const CLOCK_TICKS: f64 = 100.0;
 /// Grace period of the benchmark's policy, and termination offset that makes things due.
 const GRACE_DAYS: i64 = 30;
 
@@ -458,13 +472,16 @@ impl Server {
 
     /// A client of the benchmark's own (User-Agent `BENCH_AGENT`, not counted).
     fn client(&self) -> Result<Client> {
+        self.client_as(BENCH_AGENT)
+    }
+
+    /// A client sending `agent` as its User-Agent.
+    fn client_as(&self, agent: &str) -> Result<Client> {
         let mut config = match self {
             Server::Test { server, .. } => kube::Config::new(server.url().parse()?),
             Server::Real(real) => real.config.clone(),
         };
-        config
-            .headers
-            .push(("user-agent".parse()?, BENCH_AGENT.parse()?));
+        config.headers.push(("user-agent".parse()?, agent.parse()?));
         Ok(Client::try_from(config)?)
     }
 
@@ -977,6 +994,26 @@ impl Operator {
     fn reset_peak(&self) -> Result<()> {
         std::fs::write(format!("/proc/{}/clear_refs", self.pid), "5")
             .map_err(|e| format!("cannot reset the peak RSS of {}: {e}", self.pid).into())
+    }
+
+    /// The CPU time the operator process used so far, user and system: fields 14 and 15 of
+    /// `/proc/PID/stat`, in clock ticks.
+    fn cpu(&self) -> Result<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
+        // Field 2, the command, is in parentheses and may hold spaces: split after it, where
+        // field 3 begins.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let field = |n: usize| -> Result<u64> {
+            fields
+                .get(n - 3)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| format!("no field {n} in /proc/{}/stat", self.pid).into())
+        };
+        let ticks = field(14)? + field(15)?;
+        Ok(Duration::from_secs_f64(ticks as f64 / CLOCK_TICKS))
     }
 
     /// Waits until no reconcile runs and none started, and the server's resourceVersion did not
@@ -2205,6 +2242,484 @@ async fn memory_phase(dir: &Path, out: &mut String) -> Result<()> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 4. Burst: deletion throughput at the limit, the operator beside a bare client.
+
+/// The namespace of the burst phase.
+const BURST_NAMESPACE: &str = "cust-burst";
+/// The `bench-set` of the objects the operator deletes.
+const BURST_SET: &str = "burst";
+/// Deletions in flight at once for the bare client: the operator's `--concurrency`.
+const BARE_CONCURRENCY: usize = 8;
+/// The bare client's User-Agent. It begins as the operator's does so that both request sources
+/// count it (the test server's log keeps everything but `BENCH_AGENT`, the audit log reader
+/// the operator's User-Agent): no operator runs while the bare client deletes.
+const BARE_AGENT: &str = "retention-operator/bare-client (design-targets-bench)";
+
+/// One contender's row of the burst table.
+struct BurstRow {
+    contender: String,
+    objects: usize,
+    /// Deletions seen by the benchmark's watch.
+    deleted: usize,
+    /// Deletions per second from the due second (the operator) or the first request (a bare
+    /// client) to the last deletion seen.
+    rate: Option<f64>,
+    /// Deletions per second from the first deletion seen to the last.
+    rate_first_last: Option<f64>,
+    requests: BTreeMap<String, usize>,
+    /// CPU time of the operator process from just before the due second to the last deletion.
+    cpu: Option<Duration>,
+    /// Deletion seen − deleteAt.
+    lateness: Option<Stats>,
+    /// p99 of the operator's lateness histogram.
+    histogram_p99: String,
+}
+
+/// What the operator's burst measured besides its row.
+struct OperatorBurst {
+    row: BurstRow,
+    accounts: usize,
+    created: Duration,
+    /// Seconds left before the due second when every object was stamped and the operator idle.
+    margin: f64,
+    /// The operator's requests from the clear to the last deletion seen (the row's go on until
+    /// it settled after it).
+    requests_at_last: usize,
+    /// CPU time from just before the due second until the operator settled after the burst.
+    cpu_settled: Duration,
+    memory: Memory,
+}
+
+/// The accounts of `set` (`<set>-NNNN`) and their `per_account` bound objects each, in
+/// `bound_object`'s mix without its invoices (the Bookkeeping Act keeps those past the grace
+/// period), so that everything falls due at `terminated` + the grace period.
+fn burst_set(
+    set: &str,
+    accounts: usize,
+    per_account: usize,
+    terminated: DateTime<Utc>,
+) -> (Vec<Object>, Vec<Object>) {
+    let mut account_list = Vec::new();
+    let mut objects = Vec::new();
+    for a in 0..accounts {
+        let name = format!("{set}-{a:04}");
+        let customer = 80_000 + a;
+        account_list.push(account(&name, customer, Some(terminated), set));
+        objects.extend((0..).filter(|i| i % 10 != 6).take(per_account).map(|i| {
+            let object = bound_object(
+                &name,
+                customer,
+                BURST_NAMESPACE,
+                i,
+                terminated - TimeDelta::hours(1),
+                set,
+            );
+            prefixed(&name, object)
+        }));
+    }
+    (account_list, objects)
+}
+
+/// How many deletions the benchmark's watch has seen in all.
+fn seen_count(seen: &Seen) -> usize {
+    seen.lock().map(|s| s.len()).unwrap_or(0)
+}
+
+/// Waits until the watch has seen `n` deletions more than `base`, or `until`. Counting (not
+/// matching keys) keeps the poll cheap beside the operator on two cores; only the measured set
+/// is deleted meanwhile.
+async fn wait_seen(seen: &Seen, base: usize, n: usize, until: DateTime<Utc>) {
+    while seen_count(seen) < base + n && Utc::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// When the watch saw each of `keys` deleted, the ones it saw.
+fn seen_at<'a>(
+    seen: &Seen,
+    keys: impl Iterator<Item = &'a String>,
+) -> HashMap<String, DateTime<Utc>> {
+    let Ok(seen) = seen.lock() else {
+        return HashMap::new();
+    };
+    keys.filter_map(|k| Some((k.clone(), *seen.get(k)?)))
+        .collect()
+}
+
+/// Deletions per second from `start` to the last deletion, and from the first to the last.
+fn rates(
+    start: DateTime<Utc>,
+    times: &HashMap<String, DateTime<Utc>>,
+) -> (Option<f64>, Option<f64>) {
+    let (Some(first), Some(last)) = (times.values().min(), times.values().max()) else {
+        return (None, None);
+    };
+    let n = times.len() as f64;
+    let over = |from: DateTime<Utc>, count: f64| {
+        let secs = (*last - from).as_seconds_f64();
+        (secs > 0.0).then(|| count / secs)
+    };
+    (over(start, n), over(*first, n - 1.0))
+}
+
+async fn sleep_until(at: DateTime<Utc>) {
+    if let Ok(left) = (at - Utc::now()).to_std() {
+        tokio::time::sleep(left).await;
+    }
+}
+
+/// The operator's row label: which binary, when it is not this build's.
+fn operator_label() -> String {
+    match std::env::var("DESIGN_TARGETS_OPERATOR") {
+        Ok(path) => format!("operator (`{path}`)"),
+        Err(_) => "operator (this build)".into(),
+    }
+}
+
+/// Creates the burst's accounts and objects, all due at `due`, and waits until the running
+/// operator stamped every object with it and settled. Returns each object's deleteAt and how
+/// long creating took.
+async fn create_burst(
+    server: &Server,
+    client: &Client,
+    op: &mut Operator,
+    accounts: usize,
+    per_account: usize,
+    due: DateTime<Utc>,
+) -> Result<(HashMap<String, DateTime<Utc>>, Duration)> {
+    let (account_list, objects) = burst_set(
+        BURST_SET,
+        accounts,
+        per_account,
+        due - TimeDelta::days(GRACE_DAYS),
+    );
+    let created = create_all(client, &account_list).await? + create_all(client, &objects).await?;
+    eprintln!(
+        "burst: {} accounts and {} objects created in {}",
+        account_list.len(),
+        objects.len(),
+        secs(created)
+    );
+    let expected: HashMap<String, DateTime<Utc>> = objects.iter().map(|o| (o.key(), due)).collect();
+    let (right, wrong) =
+        wait_stamped(client, BURST_SET, &expected, due - TimeDelta::seconds(3)).await?;
+    if right < expected.len() {
+        return Err(format!(
+            "only {right} of {} objects were stamped 3 s before the due second ({wrong} with \
+             another time): raise DESIGN_TARGETS_BURST_LEAD_SECS",
+            expected.len()
+        )
+        .into());
+    }
+    // Idle before the due second, so that the requests and CPU counted are the burst's.
+    let left = (due - Utc::now() - TimeDelta::seconds(2))
+        .to_std()
+        .unwrap_or_default();
+    op.settle(server, client, Duration::from_secs(1), left)
+        .await
+        .map_err(|e| format!("{e} before the due second: raise DESIGN_TARGETS_BURST_LEAD_SECS"))?;
+    Ok((expected, created))
+}
+
+/// The operator's burst: `accounts` × `per_account` objects due at the same whole second,
+/// `lead` after now; measured until the watch has seen every one deleted (or a deadline) and
+/// the operator settled after.
+async fn operator_burst(
+    server: &Server,
+    client: &Client,
+    seen: &Seen,
+    dir: &Path,
+    (accounts, per_account): (usize, usize),
+    lead: Duration,
+) -> Result<OperatorBurst> {
+    let mut op = Operator::start(server.kubeconfig(), dir, "burst")?;
+    op.wait_ready(Duration::from_secs(30)).await?;
+    let due = whole_seconds(Utc::now() + TimeDelta::from_std(lead)?) + TimeDelta::seconds(1);
+    let (expected, created) =
+        create_burst(server, client, &mut op, accounts, per_account, due).await?;
+    let margin = (due - Utc::now()).as_seconds_f64();
+    eprintln!("burst: stamped and settled {margin:.1} s before the due second");
+    server.clear_requests()?;
+    let base = seen_count(seen);
+    sleep_until(due - TimeDelta::milliseconds(100)).await;
+    let cpu_before = op.cpu()?;
+    // Generous: 60 s, and 20 ms per object beyond it (50 deletions/s).
+    let until = due + TimeDelta::seconds(60) + TimeDelta::milliseconds(20 * expected.len() as i64);
+    wait_seen(seen, base, expected.len(), until).await;
+    let cpu = op.cpu()? - cpu_before;
+    let memory = op.memory()?;
+    let requests_at_last = server.operator_requests()?.len();
+    op.settle(
+        server,
+        client,
+        Duration::from_secs(1),
+        Duration::from_secs(120),
+    )
+    .await?;
+    let cpu_settled = op.cpu()? - cpu_before;
+    let requests = tally(&server.operator_requests()?);
+    let histogram_p99 = bucket_quantile(&lateness_buckets(&op.metrics().await?), 0.99);
+    op.stop().await?;
+    let times = seen_at(seen, expected.keys());
+    let lateness = times
+        .iter()
+        .filter_map(|(k, at)| Some((*at - *expected.get(k)?).as_seconds_f64()))
+        .collect();
+    let (rate, rate_first_last) = rates(due, &times);
+    let row = BurstRow {
+        contender: operator_label(),
+        objects: expected.len(),
+        deleted: times.len(),
+        rate,
+        rate_first_last,
+        requests,
+        cpu: Some(cpu),
+        lateness: stats(lateness),
+        histogram_p99,
+    };
+    Ok(OperatorBurst {
+        row,
+        accounts,
+        created,
+        margin,
+        requests_at_last,
+        cpu_settled,
+        memory,
+    })
+}
+
+/// Deletes `object` of `kind` with the bare client, on the uid and resourceVersion given, or
+/// on those of a GET made first.
+async fn bare_delete(
+    client: &Client,
+    kind: Kind,
+    object: &DynamicObject,
+    get_first: bool,
+) -> Result<()> {
+    let namespace = object.metadata.namespace.clone().unwrap_or_default();
+    let name = object.metadata.name.clone().unwrap_or_default();
+    let api = api(client, kind, &namespace);
+    let meta = if get_first {
+        api.get(&name).await?.metadata
+    } else {
+        object.metadata.clone()
+    };
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: meta.uid,
+            resource_version: meta.resource_version,
+        }),
+        ..DeleteParams::default()
+    };
+    api.delete(&name, &params)
+        .await
+        .map_err(|e| format!("deleting {}/{namespace}/{name}: {e}", kind.plural()))?;
+    Ok(())
+}
+
+/// The requests counted since the last clear, once their number stopped changing (a real
+/// server's audit log is written a moment after the answers).
+async fn settled_requests(server: &Server) -> Result<Vec<RequestRecord>> {
+    let mut requests = server.operator_requests()?;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let again = server.operator_requests()?;
+        if again.len() == requests.len() {
+            break;
+        }
+        requests = again;
+    }
+    Ok(requests)
+}
+
+/// A bare client's burst, no operator running: the same number of objects as the operator's
+/// (set `set`, no Accounts: nothing reads them), listed before timing starts, then deleted
+/// `BARE_CONCURRENCY` at a time with uid and resourceVersion preconditions, from the list or,
+/// with `get_first`, from a GET of each right before its DELETE.
+async fn bare_burst(
+    server: &Server,
+    client: &Client,
+    seen: &Seen,
+    set: &str,
+    (accounts, per_account): (usize, usize),
+    get_first: bool,
+) -> Result<BurstRow> {
+    // Long terminated: no operator runs to read it.
+    let (_, objects) = burst_set(set, accounts, per_account, Utc::now() - TimeDelta::days(1));
+    create_all(client, &objects).await?;
+    let mut targets = Vec::new();
+    for kind in Kind::bound() {
+        let list = api(client, kind, "")
+            .list(&ListParams::default().labels(&format!("bench-set={set}")))
+            .await?;
+        targets.extend(list.items.into_iter().map(|object| (kind, object)));
+    }
+    let bare = server.client_as(BARE_AGENT)?;
+    server.clear_requests()?;
+    let base = seen_count(seen);
+    let start = Utc::now();
+    stream::iter(&targets)
+        .map(|(kind, object)| bare_delete(&bare, *kind, object, get_first))
+        .buffer_unordered(BARE_CONCURRENCY)
+        .try_for_each(|()| futures::future::ready(Ok(())))
+        .await?;
+    wait_seen(
+        seen,
+        base,
+        targets.len(),
+        Utc::now() + TimeDelta::seconds(30),
+    )
+    .await;
+    let requests = settled_requests(server).await?;
+    let keys: Vec<String> = objects.iter().map(Object::key).collect();
+    let times = seen_at(seen, keys.iter());
+    let (rate, rate_first_last) = rates(start, &times);
+    eprintln!(
+        "burst: bare client{} deleted {} objects at {:.0}/s",
+        if get_first {
+            " (GET, DELETE)"
+        } else {
+            " (DELETE)"
+        },
+        times.len(),
+        rate.unwrap_or(0.0)
+    );
+    Ok(BurstRow {
+        contender: if get_first {
+            format!("bare client, GET then DELETE ({BARE_CONCURRENCY} at a time)")
+        } else {
+            format!("bare client, DELETE only ({BARE_CONCURRENCY} at a time)")
+        },
+        objects: objects.len(),
+        deleted: times.len(),
+        rate,
+        rate_first_last,
+        requests: tally(&requests),
+        cpu: None,
+        lateness: None,
+        histogram_p99: "—".into(),
+    })
+}
+
+/// The lead before the due second: `DESIGN_TARGETS_BURST_LEAD_SECS`, else 30 s and 3 ms per
+/// object (stamping 10,000 objects takes the test server's operator about 15 s on two cores).
+fn burst_lead(objects: usize) -> Result<Duration> {
+    match std::env::var("DESIGN_TARGETS_BURST_LEAD_SECS") {
+        Ok(_) => Ok(Duration::from_secs(
+            env_usize("DESIGN_TARGETS_BURST_LEAD_SECS", 0)? as u64,
+        )),
+        Err(_) => Ok(Duration::from_secs(30) + Duration::from_millis(3 * objects as u64)),
+    }
+}
+
+async fn burst_phase(dir: &Path, out: &mut String) -> Result<()> {
+    let accounts = env_usize("DESIGN_TARGETS_BURST_ACCOUNTS", 1000)?.max(1);
+    let per_account = env_usize("DESIGN_TARGETS_BURST_PER_ACCOUNT", 10)?.max(1);
+    let lead = burst_lead(accounts * per_account)?;
+    let server = Server::start(dir, "burst", &[BURST_NAMESPACE.to_owned()]).await?;
+    let client = server.client()?;
+    let mut setup = vec![policy()];
+    setup.extend(processors());
+    create_all(&client, &setup).await?;
+    let (seen, watches) = watch_deletions(&client).await?;
+    let size = (accounts, per_account);
+    let operator = operator_burst(&server, &client, &seen, dir, size, lead).await?;
+    eprintln!(
+        "burst: the operator deleted {} of {} objects",
+        operator.row.deleted, operator.row.objects
+    );
+    let delete_only = bare_burst(&server, &client, &seen, "burst-bare-delete", size, false).await?;
+    let get_delete = bare_burst(&server, &client, &seen, "burst-bare-get", size, true).await?;
+    for task in watches {
+        task.abort();
+    }
+    burst_table(&server, &operator, &[delete_only, get_delete], out);
+    server.shutdown().await;
+    Ok(())
+}
+
+/// A row of the burst table; `reference` is bare DELETE's rate.
+fn burst_line(row: &BurstRow, reference: Option<f64>) -> String {
+    let rate = |r: Option<f64>| r.map_or("n/a".into(), |r| format!("{r:.0}"));
+    let deleted = row.deleted.max(1) as f64;
+    let requests: usize = row.requests.values().sum();
+    let lateness = |f: fn(&Stats) -> f64| {
+        row.lateness
+            .as_ref()
+            .map_or("—".into(), |s| format!("{:.3} s", f(s)))
+    };
+    format!(
+        "| {} | {}{} | {} | {} | {} | {:.2} | {} | {} | {} | {} | {} |",
+        row.contender,
+        row.objects,
+        if row.deleted < row.objects {
+            format!(" ({} not deleted)", row.objects - row.deleted)
+        } else {
+            String::new()
+        },
+        rate(row.rate),
+        rate(row.rate_first_last),
+        match (row.rate, reference) {
+            (Some(r), Some(b)) if b > 0.0 => format!("{:.2}×", r / b),
+            _ => "n/a".into(),
+        },
+        requests as f64 / deleted,
+        row.cpu.map_or("—".into(), |c| format!(
+            "{:.2} ms",
+            c.as_secs_f64() * 1000.0 / deleted
+        )),
+        lateness(|s| s.p50),
+        lateness(|s| s.p99),
+        lateness(|s| s.max),
+        row.histogram_p99,
+    )
+}
+
+fn burst_table(server: &Server, operator: &OperatorBurst, bare: &[BurstRow], out: &mut String) {
+    let op = &operator.row;
+    let deleted = op.deleted.max(1) as f64;
+    let _ = writeln!(
+        out,
+        "\n### 4. Deletion throughput at the limit: the operator beside a bare client\n"
+    );
+    let _ = writeln!(
+        out,
+        "{} objects of {} terminated accounts ({} each; websites, databases, mailboxes, domains, CRM records, backups) fall due at the same whole second; the operator (started before they were created) had stamped every one and was idle {:.1} s before it (created in {}). Then the same number of objects, no Accounts and no operator, deleted by a plain kube client, {BARE_CONCURRENCY} at a time, with uid and resourceVersion preconditions from a LIST made before timing (DELETE only) or from a GET right before each DELETE. Deletions are timed by a watch of the benchmark's; requests counted from {}: the operator's from when it was idle before the due second until it was idle after the burst ({} of them by the last deletion), the bare client's from its first request (its LIST not counted). CPU: utime + stime of the operator process from just before the due second to the last deletion seen ({:.2} ms per deletion until it was idle again). Operator RSS after the last deletion: {} (peak {}).\n",
+        op.objects,
+        operator.accounts,
+        op.objects / operator.accounts.max(1),
+        operator.margin,
+        secs(operator.created),
+        server.request_source(),
+        operator.requests_at_last,
+        operator.cpu_settled.as_secs_f64() * 1000.0 / deleted,
+        mib(operator.memory.rss_kib),
+        mib(operator.memory.hwm_kib),
+    );
+    let _ = writeln!(
+        out,
+        "| Contender | Objects | Deletions/s (due second or first request → last deletion) | Deletions/s (first → last deletion) | Ratio to bare DELETE | Requests per deletion | Operator CPU per deletion | Lateness p50 (watch) | p99 | max | p99 (operator histogram) |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let reference = bare.first().and_then(|b| b.rate);
+    for row in std::iter::once(op).chain(bare) {
+        let _ = writeln!(out, "{}", burst_line(row, reference));
+    }
+    let _ = writeln!(
+        out,
+        "\nThe operator's requests, by verb and resource (code when not 2xx):\n"
+    );
+    let _ = writeln!(out, "| Request | Count | Per deletion |");
+    let _ = writeln!(out, "|---|---|---|");
+    for (what, n) in &op.requests {
+        let _ = writeln!(out, "| {what} | {n} | {:.3} |", *n as f64 / deleted);
+    }
+    for row in bare {
+        let _ = writeln!(out, "\n{}: {}.", row.contender, tally_text(&row.requests));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 
 async fn run() -> Result<()> {
     let phases =
@@ -2225,6 +2740,9 @@ async fn run() -> Result<()> {
     }
     if phases.contains("memory") {
         memory_phase(&dir, &mut out).await?;
+    }
+    if phases.contains("burst") {
+        burst_phase(&dir, &mut out).await?;
     }
     println!("\n## retention-operator design targets\n");
     let server = match std::env::var("DESIGN_TARGETS_KUBECONFIG") {
