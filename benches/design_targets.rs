@@ -49,6 +49,8 @@
 //! | `DESIGN_TARGETS_ACCOUNTS` | 1000 | accounts they are spread over |
 //! | `DESIGN_TARGETS_STEADY_SECS` | 60 | length of the steady-state request count (0: skip) |
 //! | `DESIGN_TARGETS_RELIST` | `last` | `all`: force a relist at every size, not only the largest |
+//! | `DESIGN_TARGETS_CONCURRENCY` | 8 | the operator's `--concurrency` (accounts reconciled at once) |
+//! | `DESIGN_TARGETS_OPERATOR_ARGS` | none | more arguments for the operator's `run`, split at whitespace (`--brake-write-interval 1s`, say) |
 //! | `DESIGN_TARGETS_BURST_ACCOUNTS` | 1000 | terminated accounts in the burst phase (`DESIGN_TARGETS_PHASES=burst`, not run by default) |
 //! | `DESIGN_TARGETS_BURST_PER_ACCOUNT` | 10 | bound objects per account there, all due at the same second |
 //! | `DESIGN_TARGETS_BURST_LEAD_SECS` | 30, and 3 ms per object | from the burst's creation to its due second: time to create, stamp and settle |
@@ -119,6 +121,26 @@ const OPERATOR_AGENT: &str = "retention-operator/";
 const CREATOR: &str = "account-system";
 /// Creates in flight at once.
 const CREATE_CONCURRENCY: usize = 32;
+/// The CPU time a process (`pid`, or "self") used so far, user and system: fields 14 and 15
+/// of `/proc/PID/stat`, in clock ticks.
+fn process_cpu(pid: &str) -> Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Field 2, the command, is in parentheses and may hold spaces: split after it, where
+    // field 3 begins.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let field = |n: usize| -> Result<u64> {
+        fields
+            .get(n - 3)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("no field {n} in /proc/{pid}/stat").into())
+    };
+    let ticks = field(14)? + field(15)?;
+    Ok(Duration::from_secs_f64(ticks as f64 / CLOCK_TICKS))
+}
+
 /// Clock ticks per second of the CPU times in `/proc/PID/stat` (USER_HZ). Assumed, not asked
 /// with `sysconf(_SC_CLK_TCK)`: libc is no dependency of this crate, and USER_HZ is 100 on
 /// x86_64 and aarch64, where the operator runs.
@@ -913,6 +935,8 @@ impl Operator {
         let log = dir.join(format!("operator-{label}.log"));
         let file = std::fs::File::create(&log)?;
         let operator = operator();
+        let concurrency = env_usize("DESIGN_TARGETS_CONCURRENCY", 8)?.to_string();
+        let extra = std::env::var("DESIGN_TARGETS_OPERATOR_ARGS").unwrap_or_default();
         let child = Command::new(&operator)
             .args([
                 "run",
@@ -920,10 +944,11 @@ impl Operator {
                 "--http-addr",
                 &format!("127.0.0.1:{port}"),
                 "--concurrency",
-                "8",
+                &concurrency,
                 // The hung processor endpoint of case 1c listens on loopback.
                 "--webhook-allow-cidr=127.0.0.0/8",
             ])
+            .args(extra.split_whitespace())
             .env("KUBECONFIG", kubeconfig)
             .env(
                 "RUST_LOG",
@@ -999,21 +1024,7 @@ impl Operator {
     /// The CPU time the operator process used so far, user and system: fields 14 and 15 of
     /// `/proc/PID/stat`, in clock ticks.
     fn cpu(&self) -> Result<Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
-        // Field 2, the command, is in parentheses and may hold spaces: split after it, where
-        // field 3 begins.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        let field = |n: usize| -> Result<u64> {
-            fields
-                .get(n - 3)
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| format!("no field {n} in /proc/{}/stat", self.pid).into())
-        };
-        let ticks = field(14)? + field(15)?;
-        Ok(Duration::from_secs_f64(ticks as f64 / CLOCK_TICKS))
+        process_cpu(&self.pid.to_string())
     }
 
     /// Waits until no reconcile runs and none started, and the server's resourceVersion did not
@@ -2269,6 +2280,9 @@ struct BurstRow {
     requests: BTreeMap<String, usize>,
     /// CPU time of the operator process from just before the due second to the last deletion.
     cpu: Option<Duration>,
+    /// CPU time of this process meanwhile: on the test server, mostly the server's (and, for
+    /// a bare client, the client's too).
+    bench_cpu: Duration,
     /// Deletion seen − deleteAt.
     lateness: Option<Stats>,
     /// p99 of the operator's lateness histogram.
@@ -2443,10 +2457,12 @@ async fn operator_burst(
     let base = seen_count(seen);
     sleep_until(due - TimeDelta::milliseconds(100)).await;
     let cpu_before = op.cpu()?;
+    let bench_cpu_before = process_cpu("self")?;
     // Generous: 60 s, and 20 ms per object beyond it (50 deletions/s).
     let until = due + TimeDelta::seconds(60) + TimeDelta::milliseconds(20 * expected.len() as i64);
     wait_seen(seen, base, expected.len(), until).await;
     let cpu = op.cpu()? - cpu_before;
+    let bench_cpu = process_cpu("self")? - bench_cpu_before;
     let memory = op.memory()?;
     let requests_at_last = server.operator_requests()?.len();
     op.settle(
@@ -2474,6 +2490,7 @@ async fn operator_burst(
         rate_first_last,
         requests,
         cpu: Some(cpu),
+        bench_cpu,
         lateness: stats(lateness),
         histogram_p99,
     };
@@ -2558,6 +2575,7 @@ async fn bare_burst(
     server.clear_requests()?;
     let base = seen_count(seen);
     let start = Utc::now();
+    let bench_cpu_before = process_cpu("self")?;
     stream::iter(&targets)
         .map(|(kind, object)| bare_delete(&bare, *kind, object, get_first))
         .buffer_unordered(BARE_CONCURRENCY)
@@ -2570,6 +2588,7 @@ async fn bare_burst(
         Utc::now() + TimeDelta::seconds(30),
     )
     .await;
+    let bench_cpu = process_cpu("self")? - bench_cpu_before;
     let requests = settled_requests(server).await?;
     let keys: Vec<String> = objects.iter().map(Object::key).collect();
     let times = seen_at(seen, keys.iter());
@@ -2596,6 +2615,7 @@ async fn bare_burst(
         rate_first_last,
         requests: tally(&requests),
         cpu: None,
+        bench_cpu,
         lateness: None,
         histogram_p99: "—".into(),
     })
@@ -2649,7 +2669,7 @@ fn burst_line(row: &BurstRow, reference: Option<f64>) -> String {
             .map_or("—".into(), |s| format!("{:.3} s", f(s)))
     };
     format!(
-        "| {} | {}{} | {} | {} | {} | {:.2} | {} | {} | {} | {} | {} |",
+        "| {} | {}{} | {} | {} | {} | {:.2} | {} | {:.2} ms | {} | {} | {} | {} |",
         row.contender,
         row.objects,
         if row.deleted < row.objects {
@@ -2668,6 +2688,7 @@ fn burst_line(row: &BurstRow, reference: Option<f64>) -> String {
             "{:.2} ms",
             c.as_secs_f64() * 1000.0 / deleted
         )),
+        row.bench_cpu.as_secs_f64() * 1000.0 / deleted,
         lateness(|s| s.p50),
         lateness(|s| s.p99),
         lateness(|s| s.max),
@@ -2698,9 +2719,9 @@ fn burst_table(server: &Server, operator: &OperatorBurst, bare: &[BurstRow], out
     );
     let _ = writeln!(
         out,
-        "| Contender | Objects | Deletions/s (due second or first request → last deletion) | Deletions/s (first → last deletion) | Ratio to bare DELETE | Requests per deletion | Operator CPU per deletion | Lateness p50 (watch) | p99 | max | p99 (operator histogram) |"
+        "| Contender | Objects | Deletions/s (due second or first request → last deletion) | Deletions/s (first → last deletion) | Ratio to bare DELETE | Requests per deletion | Operator CPU per deletion | Benchmark process CPU per deletion | Lateness p50 (watch) | p99 | max | p99 (operator histogram) |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|");
     let reference = bare.first().and_then(|b| b.rate);
     for row in std::iter::once(op).chain(bare) {
         let _ = writeln!(out, "{}", burst_line(row, reference));
@@ -2752,12 +2773,15 @@ async fn run() -> Result<()> {
         Err(_) => "in-memory API server in the benchmark process".into(),
     };
     let operator = operator();
+    let concurrency = env_usize("DESIGN_TARGETS_CONCURRENCY", 8)?;
+    let extra = std::env::var("DESIGN_TARGETS_OPERATOR_ARGS").unwrap_or_default();
     println!(
-        "Operator: `{}` (separate process, `--concurrency 8`), {server}; {} in all.",
+        "Operator: `{}` (separate process, `--concurrency {concurrency}{}{extra}`), {server}; {} in all.",
         Path::new(&operator)
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or("retention-operator"),
+        if extra.is_empty() { "" } else { " " },
         secs(started.elapsed())
     );
     println!("{out}");

@@ -18,7 +18,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use retention_operator::{
     api, audit,
     clock::SystemClock,
-    controller::{self, Settings},
+    controller::{self, InitialLists, Settings},
     crds, http,
     leader::{Fence, LeaderSettings, Leadership, run_as_leader},
     manifest,
@@ -202,6 +202,11 @@ struct RunArgs {
     /// was not admitted with the last write may wait this long for the next.
     #[arg(long, default_value = "10s", value_parser = parse_lease_time)]
     brake_write_interval: Duration,
+    /// How the caches fill at start and after a watch cannot resume: `auto` uses streaming
+    /// lists (one watch per kind that sends every object first) when the API server answers a
+    /// probe with them, paged lists otherwise.
+    #[arg(long, value_enum, default_value_t = InitialLists::Auto)]
+    initial_lists: InitialLists,
     /// Where /metrics, /healthz and /readyz are served.
     #[arg(long, default_value = "0.0.0.0:8080")]
     http_addr: SocketAddr,
@@ -704,6 +709,7 @@ fn run(args: RunArgs) -> Result<(), String> {
             // Without leader election nothing else acts; requests are still bounded in time.
             fence: Fence::unfenced(leader.request_timeout()),
             webhook_allowed_networks: args.webhook_allow_cidr,
+            initial_lists: args.initial_lists,
         };
         if args.leader_election {
             let work_client = client.clone();

@@ -181,6 +181,9 @@ impl Operator {
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_retention-operator"))
             .args([
                 "run",
+                // The paged fallback for an API server without streaming lists needs list
+                // as well as watch: every rule of the chart is then exercised.
+                "--initial-lists=paged",
                 &format!("--http-addr=127.0.0.1:{metrics_port}"),
                 "--advance-notice=0s",
                 "--webhook-allow-cidr=127.0.0.0/8",

@@ -624,20 +624,23 @@ async fn a_restart_while_a_list_fails_never_releases_an_account_with_data() {
     harness.settle().await;
 
     // Restarted while listing websites fails (500 is not retried by kube's client; the
-    // watcher backs off and lists again). Whatever the operator does meanwhile, it must not
-    // plan the account without its Website. The failed lists pace the test: by the second one
-    // the operator has had its start-up reconciles, by the third one those after a clock move
-    // (which reconciles every account).
+    // watcher backs off and lists again): a paged list, or the watch of a streaming list.
+    // Whatever the operator does meanwhile, it must not plan the account without its Website.
+    // The failed lists pace the test: by the second one the operator has had its start-up
+    // reconciles, by the third one those after a clock move (which reconciles every account).
     harness.stop_operator().await;
     harness.server.update_faults(|f| {
-        f.rules
-            .push(FaultRule::always(500).verb("list").resource("websites"))
+        for verb in ["list", "watch"] {
+            f.rules
+                .push(FaultRule::always(500).verb(verb).resource("websites"));
+        }
     });
     harness.restart_operator().await;
     let failed_lists = || {
         operator_requests(&harness.server)
             .iter()
-            .filter(|r| r.verb == "list" && r.resource == "websites" && r.code == 500)
+            .filter(|r| matches!(r.verb.as_str(), "list" | "watch"))
+            .filter(|r| r.resource == "websites" && r.code == 500)
             .count()
     };
     eventually("two failed website lists", || async {
@@ -672,10 +675,14 @@ async fn a_restart_while_a_list_fails_never_releases_an_account_with_data() {
     // Once the list works again, the website goes on its date, and the Account after it.
     harness.server.clear_faults();
     eventually("the operator to list websites again", || async {
-        operator_requests(&harness.server)
+        let lists: Vec<u16> = operator_requests(&harness.server)
             .iter()
-            .any(|r| r.verb == "list" && r.resource == "websites" && r.code == 200)
-            .then_some(())
+            .filter(|r| matches!(r.verb.as_str(), "list" | "watch"))
+            .filter(|r| r.resource == "websites")
+            .map(|r| r.code)
+            .collect();
+        let last_failed = lists.iter().rposition(|code| *code == 500)?;
+        lists[last_failed..].contains(&200).then_some(())
     })
     .await;
     let website_due = delete_at::<Website>(&client, "www").await.unwrap();

@@ -23,13 +23,14 @@ use retention_operator::{
         Account, AccountPhase, Backup, Condition, ConditionStatus, DataRecord, Database, Domain,
         Mailbox, NotificationState, Website,
     },
+    controller::InitialLists,
     leader::{LeaderSettings, run_as_leader},
 };
 use serde_json::Value;
 use test_apiserver::TestApiServer;
 
 use e2e_support::{
-    AccountExt, DataProcessorExt, Harness, HostedExt, NAMESPACE, OPERATOR_AGENT, account,
+    AccountExt, DataProcessorExt, Harness, HostedExt, Mode, NAMESPACE, OPERATOR_AGENT, account,
     apply_signing_secret, at, bookkeeping_record, create, create_cluster, data_record, database,
     default_policy, domain, eventually, gone, mailbox, processor, wait_phase, website,
     website_backup,
@@ -391,7 +392,13 @@ fn difference(left: &BTreeSet<Permission>, right: &BTreeSet<Permission>) -> Vec<
 #[tokio::test(flavor = "multi_thread")]
 async fn the_chart_grants_exactly_what_the_operator_uses() {
     e2e_support::skip_on_real_cluster!("reads the test API server's request log");
-    let mut harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
+    // Paged lists: a streaming list needs only watch, the paged fallback (an API server
+    // without streaming lists) list as well, which the chart must grant.
+    let mode = Mode {
+        initial_lists: InitialLists::Paged,
+        ..Mode::default()
+    };
+    let mut harness = Harness::start_at_in_mode(at("2026-11-02T00:00:00Z"), mode).await;
     exercise_the_operator(&mut harness).await;
     let server = harness.test_server().unwrap();
     elect_a_leader(server).await;

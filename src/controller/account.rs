@@ -491,7 +491,9 @@ async fn act(
         }
     } else if requests.due.is_empty() || plan.erasure_suspended {
         // Nothing to send, or a suspended policy: owed requests wait until it is lifted.
-    } else if policy_in_force(ctx, account, &observed.policy).await? {
+    } else if deletions.policy_confirmed || policy_in_force(ctx, account, &observed.policy).await? {
+        // The last round of DELETEs read the policy as in force a round trip ago: that read
+        // serves the requests too.
         processors::deliver_due(ctx, account, &mut requests, now).await?;
     } else {
         // The policy changed since the plan (suspended, say): the next pass plans again.
@@ -1462,6 +1464,9 @@ struct Deletions {
     /// The Account, the policy or an object changed under the batch: what is left of it waits
     /// for the next pass, which plans again.
     interrupted: bool,
+    /// The last round read the RetentionPolicy from the API server and found it still the one
+    /// planned from.
+    policy_confirmed: bool,
 }
 
 /// Attempts of one deletion whose DELETE the API server turned away for now (429, 5xx) before
@@ -1508,14 +1513,19 @@ async fn delete_due(
         }
         let permits = ctx.deletes.acquire(round.len()).await;
         let policy = match fresh_rules(ctx, account, just_written.take(), inputs).await {
-            Ok(Some(policy)) => policy,
+            Ok(Some(policy)) => {
+                outcome.policy_confirmed = true;
+                policy
+            }
             Ok(None) => {
                 // Nothing more is deleted on the old plan.
                 outcome.interrupted = true;
+                outcome.policy_confirmed = false;
                 break;
             }
             Err(failure) if failure.not_leader() => return Err(failure.into()),
             Err(failure) => {
+                outcome.policy_confirmed = false;
                 let error = Error::from(failure);
                 unreadable(
                     ctx,

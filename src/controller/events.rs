@@ -36,7 +36,7 @@ const SERIES_WINDOW: Duration = Duration::from_secs(6 * 60);
 /// The longest note the API server accepts (events.k8s.io/v1: 1 kB).
 pub const NOTE_LIMIT: usize = 1024;
 
-/// Publishes events, a repeat within [`SERIES_WINDOW`] as a patch of its series.
+/// Publishes events, a repeat within six minutes as a patch of its series.
 pub struct EventRecorder {
     client: Client,
     reporter: Reporter,
@@ -305,7 +305,7 @@ fn omitted(count: usize) -> String {
 }
 
 /// `note` cut to [`NOTE_LIMIT`] bytes on a character boundary.
-fn truncate(mut note: String) -> String {
+pub fn truncate(mut note: String) -> String {
     if note.len() > NOTE_LIMIT {
         let mut end = NOTE_LIMIT - '…'.len_utf8();
         while !note.is_char_boundary(end) {

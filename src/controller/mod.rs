@@ -9,6 +9,7 @@
 //! - [`events`]: publishing events, each repeat as a series, and notes about many objects.
 //! - [`guarded`]: watching objects that may not match this operator's schema.
 //! - [`index`]: the bound objects of each account, so a reconcile never scans every cache.
+//! - [`lists`]: how the caches fill: streaming lists where the API server offers them.
 //! - [`orphans`]: reporting objects bound to no existing Account, and malformed ones.
 //! - [`processors`]: delivering the erasure requests owed to processors.
 //! - [`throttle`]: how many DELETEs are in flight, adapted to the API server's answers.
@@ -23,6 +24,7 @@ pub mod context;
 pub mod events;
 pub mod guarded;
 pub mod index;
+pub mod lists;
 pub mod orphans;
 pub mod processors;
 pub mod receipts;
@@ -31,4 +33,5 @@ pub mod throttle;
 pub mod transfers;
 
 pub use context::{Context, Error, spawn_cancellable};
+pub use lists::InitialLists;
 pub use run::{Settings, client_config, run};

@@ -386,6 +386,8 @@ pub async fn report_changes(
     entries: &[ProcessorNotification],
     now: DateTime<Utc>,
 ) {
+    // One event per kind of news, however many processors it concerns.
+    let mut news: Vec<(EventType, &str, Vec<String>)> = Vec::new();
     for entry in entries {
         let before = stored
             .iter()
@@ -425,6 +427,13 @@ pub async fn report_changes(
             // attempt is logged where it is made).
             NotificationState::Pending | NotificationState::Notified => continue,
         };
+        match news.iter_mut().find(|(_, r, _)| *r == reason) {
+            Some((_, _, notes)) => notes.push(note),
+            None => news.push((type_, reason, vec![note])),
+        }
+    }
+    for (type_, reason, notes) in news {
+        let note = super::events::truncate(notes.join("; "));
         ctx.publish(account, None, type_, reason, &note).await;
     }
     for withdrawn in stored.iter().filter(|s| {

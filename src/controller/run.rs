@@ -36,6 +36,7 @@ use super::{
     },
     guarded::Guarded,
     index::AccountIndex,
+    lists::{self, InitialLists},
     orphans, processors, transfers,
 };
 use crate::{
@@ -66,12 +67,39 @@ pub struct Settings {
     /// Networks whose addresses processor webhooks may use although they are private,
     /// loopback or link-local (`--webhook-allow-cidr`).
     pub webhook_allowed_networks: Vec<ipnet::IpNet>,
+    /// How the caches list what they watch.
+    pub initial_lists: InitialLists,
+}
+
+/// Where the caches watch from: the client, and how their lists are made.
+struct Source {
+    client: Client,
+    config: watcher::Config,
+}
+
+impl Source {
+    /// Watches through `client`, listing as `lists` says (asking the server when it says auto).
+    async fn new(client: &Client, lists: InitialLists) -> Self {
+        Self {
+            config: lists::watcher_config(client, lists).await,
+            client: client.clone(),
+        }
+    }
+
+    /// A watch of every `K`, listing as configured.
+    fn watch<K>(&self) -> impl Stream<Item = watcher::Result<watcher::Event<K>>> + Send + use<K>
+    where
+        K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+        K::DynamicType: Default,
+    {
+        watcher(Api::<K>::all(self.client.clone()), self.config.clone())
+    }
 }
 
 /// A cache of a bound kind whose every touched object is also handed to the orphan reporter
 /// when its Account is not cached or it cannot be read.
 fn bound_cache<K: BoundKind>(
-    client: &Client,
+    source: &Source,
     relists: &Relists,
     accounts: &Store<Guarded<Account>>,
     suspects: &mpsc::UnboundedSender<orphans::Suspect>,
@@ -84,33 +112,31 @@ fn bound_cache<K: BoundKind>(
     let index = AccountIndex::default();
     let indexer = index.clone();
     let (accounts, suspects, ready) = (accounts.clone(), suspects.clone(), ready.clone());
-    let stream = watcher(
-        Api::<Guarded<K>>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    // The index first, so that both are current when the event triggers a reconcile.
-    .inspect_ok(move |event| indexer.apply(event))
-    .reflect(writer)
-    .inspect_ok(relists.announcer())
-    .touched_objects()
-    .inspect_ok(move |object| {
-        // Before every cache has synced, every Account would look missing: the reporter looks
-        // at the whole cache once it has, and at each object touched after.
-        if !ready.load(Ordering::Acquire) {
-            return;
-        }
-        if let Some(suspect) = orphans::Suspect::of(object, &accounts) {
-            // Fails only when the reporter has stopped, i.e. during shutdown.
-            let _ = suspects.send(suspect);
-        }
-    });
+    let stream = source
+        .watch::<Guarded<K>>()
+        .default_backoff()
+        // The index first, so that both are current when the event triggers a reconcile.
+        .inspect_ok(move |event| indexer.apply(event))
+        .reflect(writer)
+        .inspect_ok(relists.announcer())
+        .touched_objects()
+        .inspect_ok(move |object| {
+            // Before every cache has synced, every Account would look missing: the reporter looks
+            // at the whole cache once it has, and at each object touched after.
+            if !ready.load(Ordering::Acquire) {
+                return;
+            }
+            if let Some(suspect) = orphans::Suspect::of(object, &accounts) {
+                // Fails only when the reporter has stopped, i.e. during shutdown.
+                let _ = suspects.send(suspect);
+            }
+        });
     (BoundCache { store, index }, stream)
 }
 
 /// A cache of every bound kind of the registry, each watch a trigger of `controller`.
 fn watch_bound_kinds(
-    client: &Client,
+    source: &Source,
     relists: &Relists,
     accounts: &Store<Guarded<Account>>,
     suspects: &mpsc::UnboundedSender<orphans::Suspect>,
@@ -120,7 +146,7 @@ fn watch_bound_kinds(
     let mut caches = BTreeMap::new();
     for kind in ResourceKind::ALL {
         let (cache, watching) = kind.visit(WatchBoundKind {
-            client,
+            source,
             relists,
             accounts,
             suspects,
@@ -135,7 +161,7 @@ fn watch_bound_kinds(
 
 /// Adds the cache of one bound kind, and its watch as a trigger of the account controller.
 struct WatchBoundKind<'a> {
-    client: &'a Client,
+    source: &'a Source,
     relists: &'a Relists,
     accounts: &'a Store<Guarded<Account>>,
     suspects: &'a mpsc::UnboundedSender<orphans::Suspect>,
@@ -148,7 +174,7 @@ impl KindVisitor for WatchBoundKind<'_> {
 
     fn visit<K: BoundKind>(self) -> Self::Output {
         let (cache, stream) = bound_cache::<K>(
-            self.client,
+            self.source,
             self.relists,
             self.accounts,
             self.suspects,
@@ -192,7 +218,7 @@ pub async fn run(
     ready: Arc<AtomicBool>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let mut watched = watch_everything(&client, &ready);
+    let mut watched = watch_everything(&Source::new(&client, settings.initial_lists).await, &ready);
     // Every task spawned below stops when this function returns or is dropped (a lost lease
     // drops it wherever it is): none may outlive the controller and keep acting.
     let cancel = CancellationToken::new();
@@ -360,24 +386,22 @@ impl Watched {
 
 /// Watches the Accounts, every bound kind, the policies and the processors: a change to any of
 /// them triggers the Accounts it concerns.
-fn watch_everything(client: &Client, ready: &Arc<AtomicBool>) -> Watched {
+fn watch_everything(source: &Source, ready: &Arc<AtomicBool>) -> Watched {
     let (relists, relisted) = Relists::new();
     // Guarded like every watched kind: one unreadable object must not stop the watch.
     let (accounts, writer) = reflector::store::<Guarded<Account>>();
-    let account_events = watcher(
-        Api::<Guarded<Account>>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(writer)
-    .inspect_ok(relists.announcer())
-    .applied_objects();
+    let account_events = source
+        .watch::<Guarded<Account>>()
+        .default_backoff()
+        .reflect(writer)
+        .inspect_ok(relists.announcer())
+        .applied_objects();
     let controller =
         Controller::for_stream(account_events, accounts.clone()).reconcile_all_on(relisted);
     let (suspects, suspects_seen) = mpsc::unbounded_channel();
     let (bound, mut controller) =
-        watch_bound_kinds(client, &relists, &accounts, &suspects, ready, controller);
-    let (policies, stream) = cached_policies(client, &relists);
+        watch_bound_kinds(source, &relists, &accounts, &suspects, ready, controller);
+    let (policies, stream) = cached_policies(source, &relists);
     let by_policy = accounts.clone();
     controller = controller.watches_stream(stream, move |policy| {
         let name = policy.name_any();
@@ -392,7 +416,7 @@ fn watch_everything(client: &Client, ready: &Arc<AtomicBool>) -> Watched {
             .collect::<Vec<_>>()
     });
     let (changed, processors_changed) = mpsc::unbounded_channel();
-    let (processors, stream) = cached_processors(client, &relists, changed);
+    let (processors, stream) = cached_processors(source, &relists, changed);
     let every_account = accounts.clone();
     controller = controller.watches_stream(stream, move |_| {
         every_account
@@ -402,8 +426,8 @@ fn watch_everything(client: &Client, ready: &Arc<AtomicBool>) -> Watched {
             .collect::<Vec<_>>()
     });
     let receipts = Controller::new(
-        Api::<Guarded<ErasureReceipt>>::all(client.clone()),
-        watcher::Config::default(),
+        Api::<Guarded<ErasureReceipt>>::all(source.client.clone()),
+        source.config.clone(),
     );
     Watched {
         controller,
@@ -425,7 +449,7 @@ fn watch_everything(client: &Client, ready: &Arc<AtomicBool>) -> Watched {
 /// spec or existence changes, not on the operator's own writes of its status; the name of each
 /// processor seen is also sent on `changed` (for [`transfers::report`]).
 fn cached_processors(
-    client: &Client,
+    source: &Source,
     relists: &Relists,
     changed: mpsc::UnboundedSender<String>,
 ) -> (
@@ -435,34 +459,32 @@ fn cached_processors(
     let (reader, writer) = reflector::store();
     // The generation each processor's accounts were last planned from.
     let mut seen: BTreeMap<String, Option<i64>> = BTreeMap::new();
-    let stream = watcher(
-        Api::<Guarded<DataProcessor>>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(writer)
-    .inspect_ok(relists.announcer())
-    .filter_map(move |event| {
-        let touched = match event {
-            Err(error) => Some(Err(error)),
-            Ok(watcher::Event::Delete(processor)) => {
-                seen.remove(&processor.name_any());
-                Some(Ok(processor))
-            }
-            Ok(watcher::Event::Apply(processor) | watcher::Event::InitApply(processor)) => {
-                let name = processor.name_any();
-                let generation = kube::Resource::meta(&processor).generation;
-                let before = seen.insert(name.clone(), generation);
-                // Every version, so that a condition overwritten by anyone is written again
-                // (the reporter writes nothing when it is current). Fails only when the
-                // reporter has stopped, i.e. during shutdown.
-                let _ = changed.send(name);
-                (before != Some(generation)).then_some(Ok(processor))
-            }
-            Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
-        };
-        std::future::ready(touched)
-    });
+    let stream = source
+        .watch::<Guarded<DataProcessor>>()
+        .default_backoff()
+        .reflect(writer)
+        .inspect_ok(relists.announcer())
+        .filter_map(move |event| {
+            let touched = match event {
+                Err(error) => Some(Err(error)),
+                Ok(watcher::Event::Delete(processor)) => {
+                    seen.remove(&processor.name_any());
+                    Some(Ok(processor))
+                }
+                Ok(watcher::Event::Apply(processor) | watcher::Event::InitApply(processor)) => {
+                    let name = processor.name_any();
+                    let generation = kube::Resource::meta(&processor).generation;
+                    let before = seen.insert(name.clone(), generation);
+                    // Every version, so that a condition overwritten by anyone is written again
+                    // (the reporter writes nothing when it is current). Fails only when the
+                    // reporter has stopped, i.e. during shutdown.
+                    let _ = changed.send(name);
+                    (before != Some(generation)).then_some(Ok(processor))
+                }
+                Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+            };
+            std::future::ready(touched)
+        });
     (reader, stream)
 }
 
@@ -470,7 +492,7 @@ fn cached_processors(
 /// spec, its brake release or its existence changes, not on the brake's own status writes
 /// (every 10 s while deleting, which would otherwise reconcile every account of the policy).
 fn cached_policies(
-    client: &Client,
+    source: &Source,
     relists: &Relists,
 ) -> (
     Store<Guarded<RetentionPolicy>>,
@@ -479,35 +501,33 @@ fn cached_policies(
     let (reader, writer) = reflector::store();
     // What each policy's accounts were last planned from: generation and release annotation.
     let mut seen: BTreeMap<String, (Option<i64>, Option<String>)> = BTreeMap::new();
-    let stream = watcher(
-        Api::<Guarded<RetentionPolicy>>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(writer)
-    .inspect_ok(relists.announcer())
-    .filter_map(move |event| {
-        let changed = match event {
-            Err(error) => Some(Err(error)),
-            Ok(watcher::Event::Delete(policy)) => {
-                seen.remove(&policy.name_any());
-                Some(Ok(policy))
-            }
-            Ok(watcher::Event::Apply(policy) | watcher::Event::InitApply(policy)) => {
-                let inputs = (
-                    kube::Resource::meta(&policy).generation,
-                    policy
-                        .annotations()
-                        .get(crate::api::BRAKE_RELEASED_AT)
-                        .cloned(),
-                );
-                let before = seen.insert(policy.name_any(), inputs.clone());
-                (before.as_ref() != Some(&inputs)).then_some(Ok(policy))
-            }
-            Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
-        };
-        std::future::ready(changed)
-    });
+    let stream = source
+        .watch::<Guarded<RetentionPolicy>>()
+        .default_backoff()
+        .reflect(writer)
+        .inspect_ok(relists.announcer())
+        .filter_map(move |event| {
+            let changed = match event {
+                Err(error) => Some(Err(error)),
+                Ok(watcher::Event::Delete(policy)) => {
+                    seen.remove(&policy.name_any());
+                    Some(Ok(policy))
+                }
+                Ok(watcher::Event::Apply(policy) | watcher::Event::InitApply(policy)) => {
+                    let inputs = (
+                        kube::Resource::meta(&policy).generation,
+                        policy
+                            .annotations()
+                            .get(crate::api::BRAKE_RELEASED_AT)
+                            .cloned(),
+                    );
+                    let before = seen.insert(policy.name_any(), inputs.clone());
+                    (before.as_ref() != Some(&inputs)).then_some(Ok(policy))
+                }
+                Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+            };
+            std::future::ready(changed)
+        });
     (reader, stream)
 }
 
@@ -613,8 +633,12 @@ mod tests {
         let (suspects, _) = mpsc::unbounded_channel();
         let ready = Arc::new(AtomicBool::new(false));
         let (relists, _) = Relists::new();
+        let source = Source {
+            client,
+            config: watcher::Config::default(),
+        };
         let (caches, _) =
-            watch_bound_kinds(&client, &relists, &accounts, &suspects, &ready, controller);
+            watch_bound_kinds(&source, &relists, &accounts, &suspects, &ready, controller);
         assert_eq!(
             caches.keys().copied().collect::<Vec<_>>(),
             ResourceKind::ALL.to_vec()

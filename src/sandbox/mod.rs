@@ -31,7 +31,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 
 use crate::api::Account;
 use crate::clock::Clock;
-use crate::controller::{self, Settings};
+use crate::controller::{self, InitialLists, Settings};
 use crate::leader::Fence;
 use crate::metrics::Metrics;
 use clock::ScaledClock;
@@ -243,6 +243,7 @@ async fn run_operator(client: Client, clock: ScaledClock, options: &Options) {
         brake_write_interval: Duration::from_millis(200),
         // The receiver listens on loopback, which webhooks may not use unless allowed.
         webhook_allowed_networks: "127.0.0.0/8".parse().into_iter().collect(),
+        initial_lists: InitialLists::Auto,
     };
     let ready = Arc::new(AtomicBool::new(false));
     let until = clock.real_until(options.until);

@@ -241,6 +241,7 @@ impl World {
                         advance_notice: e2e_support::ADVANCE_NOTICE,
                         fence,
                         webhook_allowed_networks: vec![LOOPBACK.parse().unwrap()],
+                        initial_lists: Default::default(),
                         // Short, so that deletions do wait for the brake's next write now
                         // and then, without slowing the campaign down much.
                         brake_write_interval: std::time::Duration::from_millis(500),

@@ -741,6 +741,8 @@ pub struct Mode {
     /// The production interval between two writes of a policy's brake count (10 s) instead of
     /// [`TEST_BRAKE_WRITE_INTERVAL`]: for the brake's own tests.
     pub production_brake_interval: bool,
+    /// `Settings.initial_lists`: how the caches fill (default: streaming lists where offered).
+    pub initial_lists: controller::InitialLists,
 }
 
 /// The brake's write interval of tests that are not about the brake: none. Their manual clock
@@ -781,6 +783,7 @@ fn spawn_operator(
         },
         // The tests' HTTPS receivers listen on 127.0.0.1, which is refused unless allowed.
         webhook_allowed_networks: vec![LOOPBACK.parse().unwrap()],
+        initial_lists: mode.initial_lists,
     };
     let ready = Arc::new(AtomicBool::new(false));
     let task = tokio::spawn(controller::run(
@@ -816,6 +819,11 @@ impl Harness {
     /// Like [`Harness::start`], with the operator running as `mode` says.
     pub async fn start_mode(mode: Mode) -> Self {
         Self::start_in(Utc::now(), PROJECT_CRDS, mode).await
+    }
+
+    /// Like [`Harness::start`] at `now`, with the operator running as `mode` says.
+    pub async fn start_at_in_mode(now: DateTime<Utc>, mode: Mode) -> Self {
+        Self::start_in(now, PROJECT_CRDS, mode).await
     }
 
     /// Like [`Harness::start`], with the CRDs read from the directory `crds` instead of the
@@ -1300,6 +1308,7 @@ impl Replica {
                     advance_notice: ADVANCE_NOTICE,
                     fence,
                     webhook_allowed_networks: Vec::new(),
+                    initial_lists: Default::default(),
                     brake_write_interval: controller::brake::WRITE_SPACING,
                 };
                 let ready = Arc::new(AtomicBool::new(false));

@@ -62,6 +62,9 @@ pub struct Config {
     pub bookmark_interval: Duration,
     /// The longest a watch stays open.
     pub max_watch: Duration,
+    /// Serve streaming lists (`sendInitialEvents`); without, such a watch is refused with 422
+    /// as by a kube-apiserver whose WatchList feature is off.
+    pub streaming_lists: bool,
     /// Namespaces that exist from the start.
     pub namespaces: Vec<String>,
     /// Keep the exchange log (every request with its bodies): see [`Exchange`].
@@ -79,6 +82,7 @@ impl Default for Config {
             event_window: 10_000,
             bookmark_interval: Duration::from_secs(1),
             max_watch: Duration::from_secs(1800),
+            streaming_lists: true,
             namespaces: vec!["default".into(), "kube-system".into()],
             record_exchanges: false,
             fault_seed: None,
@@ -102,6 +106,12 @@ impl Config {
     /// Sets the bookmark interval.
     pub fn bookmark_interval(mut self, interval: Duration) -> Self {
         self.bookmark_interval = interval;
+        self
+    }
+
+    /// Refuses streaming lists, as a kube-apiserver whose WatchList feature is off does.
+    pub fn without_streaming_lists(mut self) -> Self {
+        self.streaming_lists = false;
         self
     }
 
@@ -183,6 +193,7 @@ impl TestApiServer {
             fault_counters: Arc::new(faults::FaultCounters::default()),
             bookmark_interval: config.bookmark_interval,
             max_watch: config.max_watch,
+            streaming_lists: config.streaming_lists,
             addr,
             watch_generation: tokio::sync::watch::channel(0).0,
         });

@@ -54,6 +54,8 @@ pub struct ServerState {
     pub bookmark_interval: Duration,
     /// The longest a watch stays open when the client sets no timeout.
     pub max_watch: Duration,
+    /// Whether watches may ask for streaming lists (`sendInitialEvents`).
+    pub streaming_lists: bool,
     /// Where the server listens.
     pub addr: SocketAddr,
     /// Bumped to end every open watch stream (see `TestApiServer::end_watches`).
@@ -926,6 +928,12 @@ fn watch(
         .get("allowWatchBookmarks")
         .is_some_and(|v| v == "true" || v == "1");
     let send_initial = query.get("sendInitialEvents").is_some_and(|v| v == "true");
+    if send_initial && !state.streaming_lists {
+        return ApiError::invalid(json!({
+            "message": "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled"
+        }))
+        .into_response();
+    }
     if send_initial && !bookmarks {
         return ApiError::invalid(
             json!({"message": "sendInitialEvents requires allowWatchBookmarks=true"}),

@@ -1,0 +1,138 @@
+//! End to end: the caches fill through streaming lists where the API server offers them (a
+//! watch per kind that sends every object first, then a bookmark), and page by page where it
+//! does not; either way the operator acts on what it finds.
+
+mod e2e_support;
+
+use retention_operator::{
+    api::AccountPhase,
+    controller::{InitialLists, lists},
+};
+use test_apiserver::{Config, RequestRecord, TestApiServer};
+
+use e2e_support::{
+    AccountExt, Harness, Mode, OPERATOR_AGENT, account, create, create_cluster, default_policy,
+    gone, request_log_or_skip, wait_phase, website,
+};
+
+/// The kinds every replica watches.
+const WATCHED: [&str; 10] = [
+    "accounts",
+    "websites",
+    "databases",
+    "mailboxes",
+    "domains",
+    "datarecords",
+    "backups",
+    "retentionpolicies",
+    "dataprocessors",
+    "erasurereceipts",
+];
+
+fn client_of(server: &TestApiServer) -> kube::Client {
+    kube::Client::try_from(kube::Config::new(server.url().parse().unwrap())).unwrap()
+}
+
+#[tokio::test]
+async fn the_probe_finds_streaming_lists_only_where_the_server_offers_them() {
+    let offering = TestApiServer::start(Config::default().crds(e2e_support::PROJECT_CRDS))
+        .await
+        .unwrap();
+    assert!(lists::streaming_lists_offered(&client_of(&offering)).await);
+    let refusing = TestApiServer::start(
+        Config::default()
+            .crds(e2e_support::PROJECT_CRDS)
+            .without_streaming_lists(),
+    )
+    .await
+    .unwrap();
+    assert!(!lists::streaming_lists_offered(&client_of(&refusing)).await);
+    let refused = refusing
+        .requests()
+        .into_iter()
+        .filter(|r| r.verb == "watch")
+        .map(|r| r.code)
+        .collect::<Vec<_>>();
+    assert_eq!(refused, [422], "the probe is one watch, refused");
+}
+
+/// The operator's LISTs and watches of the kinds it caches, by resource.
+fn lists_and_watches(requests: &[RequestRecord]) -> (Vec<String>, Vec<String>) {
+    let of = |verb: &str| {
+        let mut resources: Vec<String> = requests
+            .iter()
+            .filter(|r| r.user_agent == OPERATOR_AGENT && r.verb == verb)
+            .filter(|r| WATCHED.contains(&r.resource.as_str()))
+            .map(|r| r.resource.clone())
+            .collect();
+        resources.sort();
+        resources.dedup();
+        resources
+    };
+    (of("list"), of("watch"))
+}
+
+/// A terminated account's website, past its grace period, is erased: the caches filled.
+async fn erases_what_is_due(harness: &Harness) {
+    let client = &harness.client;
+    create_cluster(client, &default_policy()).await;
+    create_cluster(
+        client,
+        &account("acme").terminated_at("2026-10-01T00:00:00Z"),
+    )
+    .await;
+    create(client, &website("www", "acme")).await;
+    wait_phase(client, "acme", AccountPhase::Erased).await;
+    assert!(gone::<retention_operator::api::Website>(client, "www").await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_caches_fill_through_streaming_lists_without_a_list() {
+    let harness = Harness::start_mode(Mode {
+        initial_lists: InitialLists::Auto,
+        ..Mode::default()
+    })
+    .await;
+    let Some(mut log) = request_log_or_skip!(harness) else {
+        return;
+    };
+    erases_what_is_due(&harness).await;
+    let requests = log.requests().await;
+    let (listed, watched) = lists_and_watches(&requests);
+    assert!(
+        listed.is_empty(),
+        "LISTs of cached kinds although the server offers streaming lists: {listed:?}"
+    );
+    let mut expected: Vec<String> = WATCHED.iter().map(|r| (*r).to_owned()).collect();
+    expected.sort();
+    assert_eq!(watched, expected, "a watch of every cached kind");
+    // A real API server's audit log shows the query: each cache's first watch asked for the
+    // objects first.
+    if harness.is_real_cluster() {
+        let streaming = requests
+            .iter()
+            .filter(|r| r.user_agent == OPERATOR_AGENT && r.verb == "watch")
+            .filter(|r| r.path.contains("sendInitialEvents=true"))
+            .count();
+        assert!(streaming >= WATCHED.len(), "{streaming} streaming lists");
+    }
+    harness.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn paged_lists_still_fill_the_caches() {
+    let harness = Harness::start_mode(Mode {
+        initial_lists: InitialLists::Paged,
+        ..Mode::default()
+    })
+    .await;
+    let Some(mut log) = request_log_or_skip!(harness) else {
+        return;
+    };
+    erases_what_is_due(&harness).await;
+    let (listed, _) = lists_and_watches(&log.requests().await);
+    let mut expected: Vec<String> = WATCHED.iter().map(|r| (*r).to_owned()).collect();
+    expected.sort();
+    assert_eq!(listed, expected, "a LIST of every cached kind");
+    harness.stop().await;
+}
