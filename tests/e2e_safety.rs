@@ -9,7 +9,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use kube::{Api, api::PostParams};
 use retention_operator::api::{
-    Account, AccountPhase, Backup, ConditionStatus, DataRecord, Website,
+    Account, AccountPhase, Backup, ConditionStatus, DataRecord, Database, Domain, Mailbox, Website,
 };
 use serde_json::json;
 use test_apiserver::FaultRule;
@@ -324,15 +324,52 @@ async fn the_proof_counts_every_deletion_exactly_once_across_ten_kills() {
     wait_phase(&client, "acme", AccountPhase::Erased).await;
     harness.settle().await;
 
+    let requests = log.operator_requests().await;
     let mut per_object: BTreeMap<String, usize> = BTreeMap::new();
-    for r in log.operator_requests().await {
+    for r in &requests {
         if r.verb == "delete" && r.code < 300 {
             *per_object
                 .entry(format!("{}/{}", r.resource, r.name))
                 .or_default() += 1;
         }
     }
-    assert_eq!(per_object.len(), 5 * EACH, "{per_object:?}");
+    // Erased: every object is gone from the API server, not only from the operator's caches.
+    for i in 0..EACH {
+        let name = |kind: &str| format!("{kind}-{i}");
+        assert!(
+            gone::<Website>(&client, &name("www")).await,
+            "www-{i} stands"
+        );
+        assert!(
+            gone::<Database>(&client, &name("db")).await,
+            "db-{i} stands"
+        );
+        assert!(
+            gone::<Mailbox>(&client, &name("mbx")).await,
+            "mbx-{i} stands"
+        );
+        assert!(
+            gone::<Domain>(&client, &name("dom")).await,
+            "dom-{i} stands"
+        );
+        assert!(
+            gone::<DataRecord>(&client, &name("crm")).await,
+            "crm-{i} stands"
+        );
+    }
+    // What the operator asked of each object it never deleted, to tell why.
+    let unanswered: Vec<String> = requests
+        .iter()
+        .filter(|r| r.namespace == e2e_support::NAMESPACE && !r.name.is_empty())
+        .filter(|r| !per_object.contains_key(&format!("{}/{}", r.resource, r.name)))
+        .filter(|r| r.resource != "events")
+        .map(|r| format!("{} {}/{} {}", r.verb, r.resource, r.name, r.code))
+        .collect();
+    assert_eq!(
+        per_object.len(),
+        5 * EACH,
+        "{per_object:?}\nrequests about the others: {unanswered:?}"
+    );
     assert!(per_object.values().all(|&n| n == 1), "{per_object:?}");
     let proof = get_account(&client, "acme")
         .await
