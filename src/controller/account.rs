@@ -1512,7 +1512,10 @@ async fn delete_due(
             tokio::time::sleep(std::time::Duration::from_millis(100 << tries)).await;
         }
         let permits = ctx.deletes.acquire(round.len()).await;
-        let policy = match fresh_rules(ctx, account, just_written.take(), inputs).await {
+        // The status write's answer serves as the read only when the permits came at once:
+        // after a wait for room in the window it may be older than a round trip.
+        let written = just_written.take().filter(|_| !permits.waited);
+        let policy = match fresh_rules(ctx, account, written, inputs).await {
             Ok(Some(policy)) => {
                 outcome.policy_confirmed = true;
                 policy

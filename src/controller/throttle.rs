@@ -81,6 +81,9 @@ pub struct Permits<'a> {
     /// When they were granted: an answer to a request sent before a decrease does not
     /// decrease again.
     pub granted: Instant,
+    /// Whether they had to wait for room in the window: what was read before them may then
+    /// be older than a round trip.
+    pub waited: bool,
 }
 
 impl Drop for Permits<'_> {
@@ -127,6 +130,7 @@ impl DeleteLimiter {
     /// Waits until `count` more DELETEs may be in flight (at most the window: a caller asks
     /// for a batch no larger than [`Self::window`], and a larger one goes alone).
     pub async fn acquire(&self, count: usize) -> Permits<'_> {
+        let mut waited = false;
         loop {
             let released = self.released.notified();
             {
@@ -138,10 +142,12 @@ impl DeleteLimiter {
                         limiter: self,
                         count,
                         granted: Instant::now(),
+                        waited,
                     };
                 }
             }
             released.await;
+            waited = true;
         }
     }
 
@@ -247,6 +253,7 @@ mod tests {
             initial: 4,
         });
         let first = limiter.acquire(3).await;
+        assert!(!first.waited);
         let waiting = limiter.acquire(2);
         tokio::pin!(waiting);
         assert!(
@@ -256,6 +263,7 @@ mod tests {
         drop(first);
         let second = waiting.await;
         assert_eq!(second.count, 2);
+        assert!(second.waited, "it waited for the first to be given back");
         assert!(
             limiter.acquire(8).now_or_never().is_none(),
             "a batch larger than the window waits until nothing is in flight"
