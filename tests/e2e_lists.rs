@@ -72,8 +72,23 @@ fn lists_and_watches(requests: &[RequestRecord]) -> (Vec<String>, Vec<String>) {
     (of("list"), of("watch"))
 }
 
-/// A terminated account's website, past its grace period, is erased: the caches filled.
-async fn erases_what_is_due(harness: &Harness) {
+/// Every cached kind, sorted as [`lists_and_watches`] gives them.
+fn every_watched_kind() -> Vec<String> {
+    let mut kinds: Vec<String> = WATCHED.iter().map(|r| (*r).to_owned()).collect();
+    kinds.sort();
+    kinds
+}
+
+/// Runs the operator with `lists` while a terminated account's website, past its grace
+/// period, is erased (the caches filled); the harness and every request the server saw, or
+/// `None` on a real cluster without an audit log.
+async fn erase_with(lists: InitialLists) -> Option<(Harness, Vec<RequestRecord>)> {
+    let harness = Harness::start_mode(Mode {
+        initial_lists: lists,
+        ..Mode::default()
+    })
+    .await;
+    let mut log = request_log_or_skip!(harness)?;
     let client = &harness.client;
     create_cluster(client, &default_policy()).await;
     create_cluster(
@@ -84,28 +99,26 @@ async fn erases_what_is_due(harness: &Harness) {
     create(client, &website("www", "acme")).await;
     wait_phase(client, "acme", AccountPhase::Erased).await;
     assert!(gone::<retention_operator::api::Website>(client, "www").await);
+    let requests = log.requests().await;
+    drop(log);
+    Some((harness, requests))
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_caches_fill_through_streaming_lists_without_a_list() {
-    let harness = Harness::start_mode(Mode {
-        initial_lists: InitialLists::Auto,
-        ..Mode::default()
-    })
-    .await;
-    let Some(mut log) = request_log_or_skip!(harness) else {
+    let Some((harness, requests)) = erase_with(InitialLists::Auto).await else {
         return;
     };
-    erases_what_is_due(&harness).await;
-    let requests = log.requests().await;
     let (listed, watched) = lists_and_watches(&requests);
     assert!(
         listed.is_empty(),
         "LISTs of cached kinds although the server offers streaming lists: {listed:?}"
     );
-    let mut expected: Vec<String> = WATCHED.iter().map(|r| (*r).to_owned()).collect();
-    expected.sort();
-    assert_eq!(watched, expected, "a watch of every cached kind");
+    assert_eq!(
+        watched,
+        every_watched_kind(),
+        "a watch of every cached kind"
+    );
     // A real API server's audit log shows the query: each cache's first watch asked for the
     // objects first.
     if harness.is_real_cluster() {
@@ -121,18 +134,10 @@ async fn the_caches_fill_through_streaming_lists_without_a_list() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn paged_lists_still_fill_the_caches() {
-    let harness = Harness::start_mode(Mode {
-        initial_lists: InitialLists::Paged,
-        ..Mode::default()
-    })
-    .await;
-    let Some(mut log) = request_log_or_skip!(harness) else {
+    let Some((harness, requests)) = erase_with(InitialLists::Paged).await else {
         return;
     };
-    erases_what_is_due(&harness).await;
-    let (listed, _) = lists_and_watches(&log.requests().await);
-    let mut expected: Vec<String> = WATCHED.iter().map(|r| (*r).to_owned()).collect();
-    expected.sort();
-    assert_eq!(listed, expected, "a LIST of every cached kind");
+    let (listed, _) = lists_and_watches(&requests);
+    assert_eq!(listed, every_watched_kind(), "a LIST of every cached kind");
     harness.stop().await;
 }
