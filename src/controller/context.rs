@@ -16,7 +16,7 @@ use kube::{
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use super::{events::EventRecorder, guarded::Guarded, index::AccountIndex, orphans, processors};
+use super::{compact::CompactCache, events::EventRecorder, guarded::Guarded, orphans, processors};
 use crate::status::MalformedResource;
 use crate::{
     api::Condition,
@@ -123,70 +123,20 @@ pub(super) trait KindCache: Send + Sync {
     fn wait_until_ready(&self) -> futures::future::BoxFuture<'_, bool>;
 }
 
-/// The cache of one bound kind and its index by account.
-pub struct BoundCache<K: BoundKind> {
-    pub(super) store: Store<Guarded<K>>,
-    pub(super) index: AccountIndex<K>,
-}
-
-impl<K: BoundKind> Clone for BoundCache<K> {
-    fn clone(&self) -> Self {
-        Self {
-            store: self.store.clone(),
-            index: self.index.clone(),
-        }
-    }
-}
-
-impl<K: BoundKind> BoundCache<K> {
-    /// The cached objects claiming `account`.
-    fn claiming(&self, account: &str) -> impl Iterator<Item = Arc<Guarded<K>>> + '_ {
-        self.index
-            .claiming(account)
-            .into_iter()
-            .filter_map(|key| self.store.get(&key))
-    }
-}
+/// The compact cache of one bound kind (with its index by account).
+pub struct BoundCache<K: BoundKind>(pub(super) CompactCache<K>);
 
 impl<K: BoundKind> KindCache for BoundCache<K> {
     fn claims(&self, account: &str, out: &mut Claims) {
-        for object in self.claiming(account) {
-            if object.claimed_account() != Some(account) {
-                continue;
-            }
-            if let Some(uid) = &object.meta().uid {
-                out.uids.insert(uid.clone());
-            }
-            match &object.0 {
-                Ok(readable) => {
-                    if let Some(version) = ObjectVersion::of(readable.meta()) {
-                        out.versions.insert(object.reference(), version);
-                    }
-                    out.bound.push(readable.facts());
-                    if orphans::is_marked_unbound(readable.conditions()) {
-                        out.marked_unbound
-                            .push((object.reference(), readable.conditions().to_vec()));
-                    }
-                }
-                Err(malformed) => out.malformed.push(MalformedResource {
-                    resource: object.reference(),
-                    field: malformed.field.clone(),
-                }),
-            }
-        }
+        self.0.claims(account, out);
     }
 
     fn suspects(&self, accounts: &Store<Guarded<Account>>, out: &mut Vec<orphans::Suspect>) {
-        out.extend(
-            self.store
-                .state()
-                .iter()
-                .filter_map(|o| orphans::Suspect::of(o, accounts)),
-        );
+        self.0.suspects(accounts, out);
     }
 
     fn wait_until_ready(&self) -> futures::future::BoxFuture<'_, bool> {
-        Box::pin(async move { self.store.wait_until_ready().await.is_ok() })
+        Box::pin(self.0.wait_until_ready())
     }
 }
 

@@ -7,8 +7,9 @@
 //! - [`brake`]: the mass-deletion brake's count in each RetentionPolicy's status.
 //! - [`cluster`]: reading, stamping and deleting bound objects of any kind.
 //! - [`events`]: publishing events, each repeat as a series, and notes about many objects.
+//! - [`compact`]: the caches of the bound kinds: per object only what the rules read, indexed
+//!   by account (so a reconcile never scans every cache), a relist applied in place.
 //! - [`guarded`]: watching objects that may not match this operator's schema.
-//! - [`index`]: the bound objects of each account, so a reconcile never scans every cache.
 //! - [`lists`]: how the caches fill: streaming lists where the API server offers them.
 //! - [`orphans`]: reporting objects bound to no existing Account, and malformed ones.
 //! - [`processors`]: delivering the erasure requests owed to processors.
@@ -20,10 +21,10 @@
 pub mod account;
 pub mod brake;
 pub mod cluster;
+pub mod compact;
 pub mod context;
 pub mod events;
 pub mod guarded;
-pub mod index;
 pub mod lists;
 pub mod orphans;
 pub mod processors;

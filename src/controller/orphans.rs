@@ -25,13 +25,13 @@ use tracing::{info, warn};
 
 use super::{
     cluster,
+    compact::Body,
     context::{Context, Error},
     guarded::Guarded,
 };
 use crate::status::set_condition;
 use crate::{
     api::{API_VERSION, Account, Condition, ConditionStatus},
-    kinds::BoundKind,
     retention::ResourceRef,
 };
 
@@ -64,29 +64,28 @@ pub struct Suspect {
 }
 
 impl Suspect {
-    /// The object as a suspect, or `None` when it is readable and its Account is cached.
-    pub fn of<K: BoundKind>(
-        object: &Guarded<K>,
+    /// A cached object (`body`, `uid`, `resource_version`) as a suspect, or `None` when it is
+    /// readable and its Account is cached.
+    pub fn of(
+        body: &Body,
+        uid: &str,
+        resource_version: &str,
         accounts: &Store<Guarded<Account>>,
     ) -> Option<Self> {
-        let account = object.claimed_account().map(str::to_owned);
-        let (malformed_field, conditions) = match &object.0 {
-            Ok(readable) => {
-                let known = accounts
-                    .get(&ObjectRef::new(readable.account_ref()))
-                    .is_some();
-                if known {
+        let (malformed_field, conditions) = match body {
+            Body::Readable { facts, conditions } => {
+                if accounts.get(&ObjectRef::new(&facts.account)).is_some() {
                     return None;
                 }
-                (None, readable.conditions().to_vec())
+                (None, conditions.clone())
             }
-            Err(malformed) => (Some(malformed.field.clone()), Vec::new()),
+            Body::Malformed { field, .. } => (Some(field.clone()), Vec::new()),
         };
         Some(Self {
-            resource: object.reference(),
-            uid: object.uid().unwrap_or_default(),
-            resource_version: object.resource_version().unwrap_or_default(),
-            account,
+            resource: body.reference().clone(),
+            uid: uid.to_owned(),
+            resource_version: resource_version.to_owned(),
+            account: body.claimed_account().map(str::to_owned),
             malformed_field,
             conditions,
         })

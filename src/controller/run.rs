@@ -30,12 +30,12 @@ use tracing::{debug, info, warn};
 
 use super::{
     account, cluster,
+    compact::{self, Compact},
     context::{
         BoundCache, BoundCaches, Context, Error, FailureBackoff, KindCache, SharedSettings, Stores,
         Superseded, Tombstones, spawn_cancellable,
     },
     guarded::Guarded,
-    index::AccountIndex,
     lists::{self, InitialLists},
     orphans, processors, transfers,
 };
@@ -106,18 +106,15 @@ fn bound_cache<K: BoundKind>(
     ready: &Arc<AtomicBool>,
 ) -> (
     BoundCache<K>,
-    impl Stream<Item = Result<Guarded<K>, watcher::Error>> + Send + 'static,
+    impl Stream<Item = Result<Compact<K>, watcher::Error>> + Send + 'static,
 ) {
-    let (store, writer) = reflector::store();
-    let index = AccountIndex::default();
-    let indexer = index.clone();
+    let (cache, writer) = compact::cache();
     let (accounts, suspects, ready) = (accounts.clone(), suspects.clone(), ready.clone());
     let stream = source
-        .watch::<Guarded<K>>()
+        .watch::<Compact<K>>()
         .default_backoff()
-        // The index first, so that both are current when the event triggers a reconcile.
-        .inspect_ok(move |event| indexer.apply(event))
-        .reflect(writer)
+        // The cache first, so that it is current when the event triggers a reconcile.
+        .inspect_ok(move |event| writer.apply(event))
         .inspect_ok(relists.announcer())
         .touched_objects()
         .inspect_ok(move |object| {
@@ -126,12 +123,18 @@ fn bound_cache<K: BoundKind>(
             if !ready.load(Ordering::Acquire) {
                 return;
             }
-            if let Some(suspect) = orphans::Suspect::of(object, &accounts) {
+            let suspect = orphans::Suspect::of(
+                &object.body,
+                object.uid(),
+                object.resource_version(),
+                &accounts,
+            );
+            if let Some(suspect) = suspect {
                 // Fails only when the reporter has stopped, i.e. during shutdown.
                 let _ = suspects.send(suspect);
             }
         });
-    (BoundCache { store, index }, stream)
+    (BoundCache(cache), stream)
 }
 
 /// A cache of every bound kind of the registry, each watch a trigger of `controller`.
@@ -205,8 +208,8 @@ fn census_of(stores: &Stores) -> CensusTaker {
 }
 
 /// The Account a bound object triggers.
-fn claimed_account<K: BoundKind>(object: Guarded<K>) -> Option<ObjectRef<Guarded<Account>>> {
-    object.claimed_account().map(ObjectRef::new)
+fn claimed_account<K: BoundKind>(object: Compact<K>) -> Option<ObjectRef<Guarded<Account>>> {
+    object.body.claimed_account().map(ObjectRef::new)
 }
 
 /// Runs the account controller until `shutdown` resolves. `ready` turns true once every cache
@@ -310,8 +313,9 @@ pub async fn run(
 /// Announces every list a watch makes after its first, once its cache holds the list.
 ///
 /// A watch that cannot resume (410 Gone, or an error) lists everything again. kube's watcher
-/// hands out the listed objects one by one, and its cache swaps the whole list in only at the
-/// end: a pass an object of the list starts before that (a list of several pages from a real
+/// hands out the listed objects one by one, and a cache holds the whole list only at the end
+/// (kube's reflector swaps it in then; a compact cache drops what the list did not name): a
+/// pass an object of the list starts before that (a list of several pages from a real
 /// API server takes long enough) reads the cached version from before the gap, and nothing
 /// starts a pass after the swap. A change made during the gap (a termination, a hold, an
 /// Account deleted) would wait for the next unrelated event; an object deleted during the gap
