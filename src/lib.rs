@@ -9,7 +9,9 @@
 //!
 //! The imperative shell:
 //! - [`controller`]: watches the cluster, runs the engine and executes the plan.
-//! - [`leader`]: leader election on a Lease, and the fence every request passes.
+//! - [`leader`]: leader election on a Lease (one per shard when sharded), and the fence every
+//!   request passes.
+//! - [`shard`]: which shard an account belongs to, and each shard's Lease.
 //! - [`manifest`], [`admission`], [`report`], [`inventory`]: the offline `plan` and the
 //!   `inventory` command (reading manifests, the schema's value checks, rendering).
 //! - [`records`]: the `records` command, the record of processing activities (GDPR Art. 30).
@@ -39,4 +41,5 @@ pub mod report;
 pub mod retention;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
+pub mod shard;
 pub mod status;

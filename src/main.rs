@@ -20,10 +20,11 @@ use retention_operator::{
     clock::SystemClock,
     controller::{self, InitialLists, Settings},
     crds, http,
-    leader::{Fence, LeaderSettings, Leadership, run_as_leader},
+    leader::{Fence, LeaderSettings, Leadership, run_as_leader, shards::run_shards},
     manifest,
     metrics::Metrics,
     records, report, retention,
+    shard::Shard,
 };
 
 /// Makes a web-hosting provider's data-retention promise executable.
@@ -219,6 +220,11 @@ struct RunArgs {
     /// Name of the Lease.
     #[arg(long, default_value = "retention-operator")]
     lease_name: String,
+    /// Divide the accounts over this many shards, each owned through a Lease of its own
+    /// (`<lease-name>-<i>-of-<N>`): the replicas share the shards and take over a dead
+    /// replica's. Every replica must run with the same number; 1 does not shard.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    shards: u32,
     /// Namespace of the Lease; defaults to $POD_NAMESPACE, else `default`.
     #[arg(long)]
     lease_namespace: Option<String>,
@@ -658,6 +664,24 @@ fn init_logging(format: LogFormat) {
         .init();
 }
 
+impl RunArgs {
+    /// The Lease these options name, held as `identity`.
+    fn leader(&self, identity: String) -> LeaderSettings {
+        LeaderSettings {
+            lease_name: self.lease_name.clone(),
+            namespace: self
+                .lease_namespace
+                .clone()
+                .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                .unwrap_or_else(|| "default".to_owned()),
+            identity,
+            lease_duration: self.lease_duration,
+            renew_deadline: self.lease_renew_deadline,
+            retry_period: self.lease_retry_period,
+        }
+    }
+}
+
 /// Runs the operator and its HTTP endpoints until SIGTERM or Ctrl-C.
 fn run(args: RunArgs) -> Result<(), String> {
     let RunArgs {
@@ -687,17 +711,7 @@ fn run(args: RunArgs) -> Result<(), String> {
             standby: standby.clone(),
         };
         let server = tokio::spawn(http::serve(listener, state, until_stopped()));
-        let leader = LeaderSettings {
-            lease_name: args.lease_name,
-            namespace: args
-                .lease_namespace
-                .or_else(|| std::env::var("POD_NAMESPACE").ok())
-                .unwrap_or_else(|| "default".to_owned()),
-            identity,
-            lease_duration: args.lease_duration,
-            renew_deadline: args.lease_renew_deadline,
-            retry_period: args.lease_retry_period,
-        };
+        let leader = args.leader(identity);
         leader.validate().map_err(|e| e.to_string())?;
         let settings = Settings {
             clock: Arc::new(SystemClock),
@@ -710,8 +724,17 @@ fn run(args: RunArgs) -> Result<(), String> {
             fence: Fence::unfenced(leader.request_timeout()),
             webhook_allowed_networks: args.webhook_allow_cidr,
             initial_lists: args.initial_lists,
+            shard: Shard::WHOLE,
         };
-        if args.leader_election {
+        if args.shards > 1 {
+            if !args.leader_election {
+                return Err("--shards needs leader election: each shard has a Lease".to_owned());
+            }
+            // Every replica is ready at once, as a standby is: it serves whichever shards it
+            // comes to hold, each planning only once its own caches have synced.
+            ready.store(true, std::sync::atomic::Ordering::Release);
+            run_sharded(client, &leader, args.shards, stopped_rx, settings, metrics).await?;
+        } else if args.leader_election {
             let work_client = client.clone();
             let outcome = run_as_leader(client, &leader, stopped_rx, move |stop, fence| {
                 standby.store(false, std::sync::atomic::Ordering::Release);
@@ -738,6 +761,40 @@ fn run(args: RunArgs) -> Result<(), String> {
             Err(e) => Err(format!("metrics endpoint failed: {e}")),
         }
     })
+}
+
+/// Runs the controller of every shard of `shards` this replica comes to hold, each behind its
+/// shard's Lease, until stopped; an error when a Lease was lost.
+async fn run_sharded(
+    client: kube::Client,
+    leader: &LeaderSettings,
+    shards: u32,
+    stopped: tokio::sync::watch::Receiver<bool>,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+) -> Result<(), String> {
+    let work_client = client.clone();
+    let work = |shard, stop, fence| {
+        let settings = Settings {
+            fence,
+            shard,
+            clock: settings.clock.clone(),
+            clock_moves: None,
+            webhook_allowed_networks: settings.webhook_allowed_networks.clone(),
+            ..settings
+        };
+        // Each shard plans only once its own caches have synced.
+        let ready = Arc::new(AtomicBool::new(false));
+        controller::run(work_client.clone(), settings, metrics.clone(), ready, stop)
+    };
+    let outcome = run_shards(client, leader, shards, stopped, work)
+        .await
+        .map_err(|e| e.to_string())?;
+    if outcome == Leadership::Lost {
+        // A replica that lost a lease may hold stale state: start again clean.
+        return Err("lost a shard's lease; exiting so the replica restarts".to_owned());
+    }
+    Ok(())
 }
 
 /// Turns true on SIGTERM or Ctrl-C.

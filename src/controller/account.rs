@@ -86,6 +86,10 @@ pub async fn reconcile(object: Arc<Guarded<Account>>, ctx: Arc<Context>) -> Resu
         // Account whose data still exists: wait until every cache has synced.
         return Ok(Action::requeue(NOT_READY_RETRY));
     }
+    if !ctx.shard.owns(&object.name_any()) {
+        // Another shard's account (its caches only hold their own; this is the last guard).
+        return Ok(Action::await_change());
+    }
     let _timer = ctx.metrics.reconcile("account");
     let now = ctx.clock.now();
     let observed = match observe(&ctx, object, now).await? {

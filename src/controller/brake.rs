@@ -478,6 +478,14 @@ impl Brakes {
         for group in &stored.admitted {
             let ours = group.holder == self.holder;
             for account in &group.accounts {
+                if !ctx.shard.owns(&account.account) {
+                    // Another shard's admission: its caches are not here, so its fate is not
+                    // known here; it stays counted until that shard settles it.
+                    for uid in &account.uids {
+                        fates.insert(uid.clone(), Fate::Uncertain);
+                    }
+                    continue;
+                }
                 let present = ctx.stores.claims(&account.account).uids;
                 let buried = ctx.tombstones.still_cached(&account.account, &present);
                 for uid in &account.uids {

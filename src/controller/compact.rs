@@ -37,6 +37,7 @@ use crate::{
     api::{Account, Condition},
     kinds::BoundKind,
     retention::{BoundResource, ResourceRef},
+    shard::Shard,
     status::MalformedResource,
 };
 
@@ -298,11 +299,13 @@ impl<K> Clone for CompactCache<K> {
 pub struct CacheWriter<K> {
     state: Arc<RwLock<State>>,
     synced: watch::Sender<bool>,
+    /// Only objects claiming this shard's accounts are kept.
+    shard: Shard,
     kind: PhantomData<fn() -> K>,
 }
 
-/// An empty cache and its writer.
-pub fn cache<K>() -> (CompactCache<K>, CacheWriter<K>) {
+/// An empty cache of the objects claiming `shard`'s accounts, and its writer.
+pub fn cache<K>(shard: Shard) -> (CompactCache<K>, CacheWriter<K>) {
     let state = Arc::new(RwLock::new(State::default()));
     let (synced, synced_seen) = watch::channel(false);
     (
@@ -314,6 +317,7 @@ pub fn cache<K>() -> (CompactCache<K>, CacheWriter<K>) {
         CacheWriter {
             state,
             synced,
+            shard,
             kind: PhantomData,
         },
     )
@@ -326,9 +330,15 @@ impl<K> CacheWriter<K> {
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         match event {
             watcher::Event::Init => state.lists += 1,
-            watcher::Event::InitApply(object) | watcher::Event::Apply(object) => {
+            watcher::Event::InitApply(object) | watcher::Event::Apply(object)
+                if self.shard.owns_claim(object.body.claimed_account()) =>
+            {
                 state.apply(object);
             }
+            // Another shard's: dropped, should it have claimed one of this shard's accounts
+            // before (a list drops it at its end anyway).
+            watcher::Event::InitApply(_) => {}
+            watcher::Event::Apply(object) => state.delete(object.body.reference()),
             watcher::Event::Delete(object) => state.delete(object.body.reference()),
             watcher::Event::InitDone => {
                 state.end_list();
@@ -487,7 +497,7 @@ mod tests {
         assert_eq!(account_ref.as_deref(), Some("acme"));
         assert!(field.starts_with("spec"), "{field}");
         assert!(!format!("{object:?}").contains("secret-not-a-time"));
-        let (cache, writer) = cache::<Backup>();
+        let (cache, writer) = cache::<Backup>(Shard::WHOLE);
         writer.apply(&watcher::Event::Apply(object));
         let mut claims = Claims::default();
         cache.claims("acme", &mut claims);
@@ -498,7 +508,7 @@ mod tests {
 
     #[test]
     fn follows_applies_deletes_and_changes_of_account() {
-        let (cache, writer) = cache::<Website>();
+        let (cache, writer) = cache::<Website>(Shard::WHOLE);
         writer.apply(&watcher::Event::Apply(website("a1", "acme", "1")));
         writer.apply(&watcher::Event::Apply(website("a2", "acme", "2")));
         writer.apply(&watcher::Event::Apply(website("a2", "acme", "3")));
@@ -525,7 +535,7 @@ mod tests {
 
     #[test]
     fn a_relist_applies_in_place_and_drops_what_it_did_not_name_when_done() {
-        let (cache, writer) = cache::<Website>();
+        let (cache, writer) = cache::<Website>(Shard::WHOLE);
         writer.apply(&watcher::Event::Init);
         writer.apply(&watcher::Event::InitApply(website("a1", "acme", "1")));
         writer.apply(&watcher::Event::InitApply(website("b1", "beta", "1")));
@@ -550,7 +560,7 @@ mod tests {
 
     #[tokio::test]
     async fn ready_once_the_first_list_is_complete_and_never_when_the_watch_stopped_first() {
-        let (cache, writer) = cache::<Website>();
+        let (cache, writer) = cache::<Website>(Shard::WHOLE);
         writer.apply(&watcher::Event::Init);
         let waiting = tokio::spawn({
             let cache = cache.clone();
@@ -559,7 +569,7 @@ mod tests {
         writer.apply(&watcher::Event::InitDone);
         assert!(waiting.await.unwrap());
 
-        let (stopped, writer) = super::cache::<Website>();
+        let (stopped, writer) = super::cache::<Website>(Shard::WHOLE);
         drop(writer);
         assert!(!stopped.wait_until_ready().await);
     }

@@ -418,6 +418,8 @@ pub struct Context {
     pub deletes: super::throttle::DeleteLimiter,
     /// The mass-deletion brake of each policy.
     pub brakes: super::brake::Brakes,
+    /// The shard this controller acts for: only its accounts are reconciled.
+    pub shard: crate::shard::Shard,
 }
 
 impl Context {

@@ -220,6 +220,10 @@ pub async fn reconcile(
     let Ok(receipt) = &object.0 else {
         return Ok(Action::await_change());
     };
+    // A receipt belongs to its account's shard.
+    if !ctx.shard.owns(&receipt.spec.account.name) {
+        return Ok(Action::await_change());
+    }
     let now = ctx.clock.now();
     let Policy::Found(policy) = ctx.stores.policy(&receipt.spec.policy.name) else {
         // Kept while it cannot be known how long: looked at again daily.

@@ -46,6 +46,7 @@ use crate::{
     leader::Fence,
     metrics::{Census, CensusTaker, Metrics},
     notifier::{DestinationPolicy, Notifier},
+    shard::Shard,
 };
 
 /// How the operator runs.
@@ -69,6 +70,10 @@ pub struct Settings {
     pub webhook_allowed_networks: Vec<ipnet::IpNet>,
     /// How the caches list what they watch.
     pub initial_lists: InitialLists,
+    /// The shard this controller acts for ([`Shard::WHOLE`] when the operator does not shard):
+    /// its caches keep, and it reconciles, only the accounts of that shard and what claims
+    /// them.
+    pub shard: Shard,
 }
 
 /// Where the caches watch from: the client, and how their lists are made.
@@ -96,27 +101,52 @@ impl Source {
     }
 }
 
+/// What the watch of each bound kind feeds, and for which shard.
+struct Watching<'a> {
+    relists: &'a Relists,
+    accounts: &'a Store<Guarded<Account>>,
+    suspects: &'a mpsc::UnboundedSender<orphans::Suspect>,
+    ready: &'a Arc<AtomicBool>,
+    shard: Shard,
+}
+
+/// Whether a watch event concerns an Account of `shard` (list boundaries concern every shard).
+fn of_shard(event: &watcher::Event<Guarded<Account>>, shard: Shard) -> bool {
+    match event {
+        watcher::Event::Apply(account)
+        | watcher::Event::InitApply(account)
+        | watcher::Event::Delete(account) => shard.owns(&account.name_any()),
+        watcher::Event::Init | watcher::Event::InitDone => true,
+    }
+}
+
 /// A cache of a bound kind whose every touched object is also handed to the orphan reporter
-/// when its Account is not cached or it cannot be read.
+/// when its Account is not cached or it cannot be read. Objects claiming another shard's
+/// accounts are neither kept nor handed on.
 fn bound_cache<K: BoundKind>(
     source: &Source,
-    relists: &Relists,
-    accounts: &Store<Guarded<Account>>,
-    suspects: &mpsc::UnboundedSender<orphans::Suspect>,
-    ready: &Arc<AtomicBool>,
+    watching: &Watching<'_>,
 ) -> (
     BoundCache<K>,
     impl Stream<Item = Result<Compact<K>, watcher::Error>> + Send + 'static,
 ) {
-    let (cache, writer) = compact::cache();
-    let (accounts, suspects, ready) = (accounts.clone(), suspects.clone(), ready.clone());
+    let shard = watching.shard;
+    let (cache, writer) = compact::cache(shard);
+    let (accounts, suspects, ready) = (
+        watching.accounts.clone(),
+        watching.suspects.clone(),
+        watching.ready.clone(),
+    );
     let stream = source
         .watch::<Compact<K>>()
         .default_backoff()
         // The cache first, so that it is current when the event triggers a reconcile.
         .inspect_ok(move |event| writer.apply(event))
-        .inspect_ok(relists.announcer())
+        .inspect_ok(watching.relists.announcer())
         .touched_objects()
+        .try_filter(move |object| {
+            std::future::ready(shard.owns_claim(object.body.claimed_account()))
+        })
         .inspect_ok(move |object| {
             // Before every cache has synced, every Account would look missing: the reporter looks
             // at the whole cache once it has, and at each object touched after.
@@ -140,24 +170,18 @@ fn bound_cache<K: BoundKind>(
 /// A cache of every bound kind of the registry, each watch a trigger of `controller`.
 fn watch_bound_kinds(
     source: &Source,
-    relists: &Relists,
-    accounts: &Store<Guarded<Account>>,
-    suspects: &mpsc::UnboundedSender<orphans::Suspect>,
-    ready: &Arc<AtomicBool>,
+    watching: &Watching<'_>,
     mut controller: Controller<Guarded<Account>>,
 ) -> (BoundCaches, Controller<Guarded<Account>>) {
     let mut caches = BTreeMap::new();
     for kind in ResourceKind::ALL {
-        let (cache, watching) = kind.visit(WatchBoundKind {
+        let (cache, watched) = kind.visit(WatchBoundKind {
             source,
-            relists,
-            accounts,
-            suspects,
-            ready,
+            watching,
             controller,
         });
         caches.insert(kind, cache);
-        controller = watching;
+        controller = watched;
     }
     (caches, controller)
 }
@@ -165,10 +189,7 @@ fn watch_bound_kinds(
 /// Adds the cache of one bound kind, and its watch as a trigger of the account controller.
 struct WatchBoundKind<'a> {
     source: &'a Source,
-    relists: &'a Relists,
-    accounts: &'a Store<Guarded<Account>>,
-    suspects: &'a mpsc::UnboundedSender<orphans::Suspect>,
-    ready: &'a Arc<AtomicBool>,
+    watching: &'a Watching<'a>,
     controller: Controller<Guarded<Account>>,
 }
 
@@ -176,13 +197,7 @@ impl KindVisitor for WatchBoundKind<'_> {
     type Output = (Arc<dyn KindCache>, Controller<Guarded<Account>>);
 
     fn visit<K: BoundKind>(self) -> Self::Output {
-        let (cache, stream) = bound_cache::<K>(
-            self.source,
-            self.relists,
-            self.accounts,
-            self.suspects,
-            self.ready,
-        );
+        let (cache, stream) = bound_cache::<K>(self.source, self.watching);
         let controller = self.controller.watches_stream(stream, claimed_account);
         (Arc::new(cache), controller)
     }
@@ -221,7 +236,8 @@ pub async fn run(
     ready: Arc<AtomicBool>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let mut watched = watch_everything(&Source::new(&client, settings.initial_lists).await, &ready);
+    let source = Source::new(&client, settings.initial_lists).await;
+    let mut watched = watch_everything(&source, &ready, settings.shard);
     // Every task spawned below stops when this function returns or is dropped (a lost lease
     // drops it wherever it is): none may outlive the controller and keep acting.
     let cancel = CancellationToken::new();
@@ -240,7 +256,8 @@ pub async fn run(
     let caches_synced = ready.clone();
     // This replica acts, and its account gauges count, until this function returns or is
     // dropped; the schedules are recorded afresh by this controller's passes.
-    let _acting = metrics.acting(census_of(&watched.stores), settings.clock.clone());
+    let census = census_of(&watched.stores);
+    let _acting = metrics.acting(settings.shard, census, settings.clock.clone());
     let context = Arc::new(Context {
         recorder: super::events::EventRecorder::new(client.clone(), reporter),
         client,
@@ -264,18 +281,17 @@ pub async fn run(
         deletes: super::throttle::DeleteLimiter::new(super::throttle::Limits::default()),
         tombstones: Tombstones::default(),
         brakes: super::brake::Brakes::new(settings.brake_write_interval),
+        shard: settings.shard,
     });
     let context_for_receipts = context.clone();
-    let suspects = watched.suspects;
-    let flags = transfers::report(
-        context.clone(),
-        context.stores.processors.clone(),
-        synced.clone(),
+    spawn_reporters(
+        &context,
+        &cancel,
+        synced,
+        watched.suspects,
         watched.processors_changed,
+        watched.accounts,
     );
-    spawn_cancellable(&cancel, flags);
-    let report = orphans::report(context.clone(), watched.accounts, synced, suspects);
-    spawn_cancellable(&cancel, report);
     let shutdown = shutdown.shared();
     let running = controller
         .with_config(controller::Config::default().concurrency(settings.concurrency))
@@ -308,6 +324,30 @@ pub async fn run(
         ((), ()) = futures::future::join(running, receipts_running) => {}
         () = stopped_unsynced => info!("stopped before the caches synced"),
     }
+}
+
+/// Starts the reporters beside the account controller: unplannable objects (orphans) and,
+/// on the first shard only, the processors' third-country transfers (a processor is no
+/// account's, so one shard writes its condition).
+fn spawn_reporters(
+    context: &Arc<Context>,
+    cancel: &CancellationToken,
+    synced: watch::Receiver<bool>,
+    suspects: mpsc::UnboundedReceiver<orphans::Suspect>,
+    processors_changed: mpsc::UnboundedReceiver<String>,
+    accounts: Store<Guarded<Account>>,
+) {
+    if context.shard.owns_the_unnamed() {
+        let flags = transfers::report(
+            context.clone(),
+            context.stores.processors.clone(),
+            synced.clone(),
+            processors_changed,
+        );
+        spawn_cancellable(cancel, flags);
+    }
+    let report = orphans::report(context.clone(), accounts, synced, suspects);
+    spawn_cancellable(cancel, report);
 }
 
 /// Announces every list a watch makes after its first, once its cache holds the list.
@@ -390,21 +430,32 @@ impl Watched {
 
 /// Watches the Accounts, every bound kind, the policies and the processors: a change to any of
 /// them triggers the Accounts it concerns.
-fn watch_everything(source: &Source, ready: &Arc<AtomicBool>) -> Watched {
+fn watch_everything(source: &Source, ready: &Arc<AtomicBool>, shard: Shard) -> Watched {
     let (relists, relisted) = Relists::new();
     // Guarded like every watched kind: one unreadable object must not stop the watch.
     let (accounts, writer) = reflector::store::<Guarded<Account>>();
     let account_events = source
         .watch::<Guarded<Account>>()
         .default_backoff()
+        // The shard's accounts only (an Account's name, and so its shard, never changes).
+        .try_filter(move |event| std::future::ready(of_shard(event, shard)))
         .reflect(writer)
         .inspect_ok(relists.announcer())
         .applied_objects();
     let controller =
         Controller::for_stream(account_events, accounts.clone()).reconcile_all_on(relisted);
     let (suspects, suspects_seen) = mpsc::unbounded_channel();
-    let (bound, mut controller) =
-        watch_bound_kinds(source, &relists, &accounts, &suspects, ready, controller);
+    let (bound, mut controller) = watch_bound_kinds(
+        source,
+        &Watching {
+            relists: &relists,
+            accounts: &accounts,
+            suspects: &suspects,
+            ready,
+            shard,
+        },
+        controller,
+    );
     let (policies, stream) = cached_policies(source, &relists);
     let by_policy = accounts.clone();
     controller = controller.watches_stream(stream, move |policy| {
@@ -641,8 +692,14 @@ mod tests {
             client,
             config: watcher::Config::default(),
         };
-        let (caches, _) =
-            watch_bound_kinds(&source, &relists, &accounts, &suspects, &ready, controller);
+        let watching = Watching {
+            relists: &relists,
+            accounts: &accounts,
+            suspects: &suspects,
+            ready: &ready,
+            shard: Shard::WHOLE,
+        };
+        let (caches, _) = watch_bound_kinds(&source, &watching, controller);
         assert_eq!(
             caches.keys().copied().collect::<Vec<_>>(),
             ResourceKind::ALL.to_vec()

@@ -22,6 +22,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use super::PolicyLabels;
 use crate::api::{AccountStatus, ConditionStatus, NotificationState};
 use crate::clock::Clock;
+use crate::shard::Shard;
 use crate::status as conditions;
 
 /// Phase label of an Account whose status has no phase yet (never planned).
@@ -151,8 +152,9 @@ pub fn count_deletions<'a>(
 /// Fills a [`Census`] from the acting replica's caches.
 pub type CensusTaker = Box<dyn Fn(&mut Census) + Send + Sync>;
 
-/// What the acting replica lends the gauges while it acts.
+/// What the acting replica lends the gauges while it acts (one per shard it holds).
 struct Live {
+    shard: Shard,
     take_census: CensusTaker,
     clock: Arc<dyn Clock>,
 }
@@ -162,7 +164,7 @@ struct Live {
 /// standby replica shows empty families (and `retention_operator_leader` 0).
 #[derive(Default)]
 pub struct CensusGauges {
-    live: Mutex<Option<Live>>,
+    live: Mutex<Vec<Live>>,
     scheduled: Mutex<HashMap<String, ScheduledDeletions>>,
 }
 
@@ -173,17 +175,22 @@ impl fmt::Debug for CensusGauges {
 }
 
 impl CensusGauges {
-    /// From now on the gauges count what `take_census` finds and compare the schedules with
-    /// `clock`.
-    pub fn go_live(&self, take_census: CensusTaker, clock: Arc<dyn Clock>) {
-        *lock(&self.live) = Some(Live { take_census, clock });
-        lock(&self.scheduled).clear();
+    /// From now on the gauges also count what `take_census` finds for `shard` and compare
+    /// the schedules with `clock`.
+    pub fn go_live(&self, shard: Shard, take_census: CensusTaker, clock: Arc<dyn Clock>) {
+        self.go_standby(shard);
+        lock(&self.live).push(Live {
+            shard,
+            take_census,
+            clock,
+        });
     }
 
-    /// Stops counting and forgets every schedule: the next replica to act counts afresh.
-    pub fn go_standby(&self) {
-        *lock(&self.live) = None;
-        lock(&self.scheduled).clear();
+    /// Stops counting `shard` and forgets its schedules: the next replica to act for it
+    /// counts afresh.
+    pub fn go_standby(&self, shard: Shard) {
+        lock(&self.live).retain(|live| live.shard != shard);
+        lock(&self.scheduled).retain(|account, _| !shard.owns(account));
     }
 
     /// Records the scheduled deletions of `account` as its pass planned them.
@@ -206,9 +213,10 @@ impl CensusGauges {
         let mut census = Census::default();
         let now = {
             let live = lock(&self.live);
-            let live = live.as_ref()?;
-            (live.take_census)(&mut census);
-            live.clock.now()
+            for shard in live.iter() {
+                (shard.take_census)(&mut census);
+            }
+            live.first()?.clock.now()
         };
         Some((census, self.deletions(now)))
     }
@@ -480,6 +488,7 @@ mod tests {
         };
         assert_eq!(gauges.take(), None, "a standby counts nothing");
         gauges.go_live(
+            Shard::WHOLE,
             Box::new(|census: &mut Census| census.add_policy("standard", true)),
             Arc::new(Fixed),
         );
@@ -490,8 +499,36 @@ mod tests {
         gauges.record("acme", ScheduledDeletions::default());
         assert_eq!(gauges.take().expect("live").1.pending, 0, "forgotten");
         gauges.record("acme", due);
-        gauges.go_standby();
+        gauges.go_standby(Shard::WHOLE);
         assert_eq!(gauges.take(), None);
         assert_eq!(gauges.deletions(at("2026-06-01T00:00:00Z")).pending, 0);
+
+        // A replica holding two shards counts both; giving one up forgets only its accounts.
+        let due = ScheduledDeletions {
+            delete_at: vec![at("2026-05-01T00:00:00Z")],
+            suspended: false,
+        };
+        let (first, second) = (Shard { index: 0, count: 2 }, Shard { index: 1, count: 2 });
+        let of = |shard: Shard| {
+            (0..100)
+                .map(|i| format!("account-{i}"))
+                .find(|a| shard.owns(a))
+                .expect("an account of the shard")
+        };
+        for shard in [first, second] {
+            gauges.go_live(
+                shard,
+                Box::new(|census: &mut Census| census.add_account(None)),
+                Arc::new(Fixed),
+            );
+            gauges.record(&of(shard), due.clone());
+        }
+        let (census, deletions) = gauges.take().expect("live");
+        assert_eq!(census.phases.values().sum::<i64>(), 2);
+        assert_eq!(deletions.overdue, 2);
+        gauges.go_standby(first);
+        let (census, deletions) = gauges.take().expect("still live for the second");
+        assert_eq!(census.phases.values().sum::<i64>(), 1);
+        assert_eq!(deletions.overdue, 1, "the second shard's schedules stay");
     }
 }

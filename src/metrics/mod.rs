@@ -28,6 +28,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::clock::Clock;
+use crate::shard::Shard;
 use census::CensusGauges;
 
 /// Prefix of every metric name.
@@ -261,12 +262,14 @@ impl Metrics {
         self.census.deletions(DateTime::<Utc>::MIN_UTC).pending
     }
 
-    /// This replica acts from now until the returned guard drops: `leader` is 1, and the
-    /// account gauges count what `take_census` finds at each scrape, with `clock`'s time.
-    pub fn acting(&self, take_census: CensusTaker, clock: Arc<dyn Clock>) -> Acting {
-        self.census.go_live(take_census, clock);
-        self.leader.set(1);
+    /// This replica acts for `shard` from now until the returned guard drops: `leader`
+    /// counts it, and the account gauges count what `take_census` finds at each scrape, with
+    /// `clock`'s time.
+    pub fn acting(&self, shard: Shard, take_census: CensusTaker, clock: Arc<dyn Clock>) -> Acting {
+        self.census.go_live(shard, take_census, clock);
+        self.leader.inc();
         Acting {
+            shard,
             leader: self.leader.clone(),
             census: self.census.clone(),
         }
@@ -362,14 +365,15 @@ pub fn prometheus_text(openmetrics: &str) -> String {
 #[must_use = "the replica stops showing as acting when this guard drops"]
 #[derive(Debug)]
 pub struct Acting {
+    shard: Shard,
     leader: Gauge,
     census: Arc<CensusGauges>,
 }
 
 impl Drop for Acting {
     fn drop(&mut self) {
-        self.leader.set(0);
-        self.census.go_standby();
+        self.leader.dec();
+        self.census.go_standby(self.shard);
     }
 }
 
@@ -579,6 +583,7 @@ mod tests {
         let gauge = |text: &str, name: &str| sample(text, name, "").map(str::to_owned);
         {
             let _acting = metrics.acting(
+                Shard::WHOLE,
                 Box::new(|census: &mut Census| census.add_account(None)),
                 Arc::new(Fixed),
             );

@@ -244,6 +244,7 @@ async fn run_operator(client: Client, clock: ScaledClock, options: &Options) {
         // The receiver listens on loopback, which webhooks may not use unless allowed.
         webhook_allowed_networks: "127.0.0.0/8".parse().into_iter().collect(),
         initial_lists: InitialLists::Auto,
+        shard: Default::default(),
     };
     let ready = Arc::new(AtomicBool::new(false));
     let until = clock.real_until(options.until);

@@ -242,6 +242,7 @@ impl World {
                         fence,
                         webhook_allowed_networks: vec![LOOPBACK.parse().unwrap()],
                         initial_lists: Default::default(),
+                        shard: Default::default(),
                         // Short, so that deletions do wait for the brake's next write now
                         // and then, without slowing the campaign down much.
                         brake_write_interval: std::time::Duration::from_millis(500),

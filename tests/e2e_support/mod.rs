@@ -784,6 +784,7 @@ fn spawn_operator(
         // The tests' HTTPS receivers listen on 127.0.0.1, which is refused unless allowed.
         webhook_allowed_networks: vec![LOOPBACK.parse().unwrap()],
         initial_lists: mode.initial_lists,
+        shard: Default::default(),
     };
     let ready = Arc::new(AtomicBool::new(false));
     let task = tokio::spawn(controller::run(
@@ -1309,6 +1310,7 @@ impl Replica {
                     fence,
                     webhook_allowed_networks: Vec::new(),
                     initial_lists: Default::default(),
+                    shard: Default::default(),
                     brake_write_interval: controller::brake::WRITE_SPACING,
                 };
                 let ready = Arc::new(AtomicBool::new(false));
@@ -1316,6 +1318,57 @@ impl Replica {
             })
             .await
             .unwrap();
+        });
+        Self {
+            clock,
+            metrics,
+            stop,
+            task,
+        }
+    }
+
+    /// Starts a replica named `identity` on `clock` that shares `shards` shards with the others
+    /// of the Lease name `lease` (each shard a Lease `<lease>-<i>-of-<shards>` in `default`,
+    /// 3 s like [`Replica::start`]'s).
+    pub fn start_sharded(
+        client: &Client,
+        identity: &str,
+        clock: Arc<ManualClock>,
+        lease: &str,
+        shards: u32,
+    ) -> Self {
+        use retention_operator::leader::{LeaderSettings, shards::run_shards};
+        let metrics = Arc::new(Metrics::new());
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let settings = LeaderSettings {
+            lease_name: lease.into(),
+            namespace: "default".into(),
+            identity: identity.into(),
+            lease_duration: Duration::from_secs(3),
+            renew_deadline: Duration::from_secs(2),
+            retry_period: Duration::from_millis(500),
+        };
+        let (client, run_clock, run_metrics) = (client.clone(), clock.clone(), metrics.clone());
+        let task = tokio::spawn(async move {
+            let work = |shard, stop, fence| {
+                let settings = Settings {
+                    clock: run_clock.clone(),
+                    clock_moves: Some(Box::pin(run_clock.moves())),
+                    dry_run: false,
+                    concurrency: 2,
+                    advance_notice: ADVANCE_NOTICE,
+                    fence,
+                    webhook_allowed_networks: Vec::new(),
+                    initial_lists: Default::default(),
+                    shard,
+                    brake_write_interval: controller::brake::WRITE_SPACING,
+                };
+                let ready = Arc::new(AtomicBool::new(false));
+                controller::run(client.clone(), settings, run_metrics.clone(), ready, stop)
+            };
+            run_shards(client.clone(), &settings, shards, stopped, work)
+                .await
+                .unwrap();
         });
         Self {
             clock,
@@ -1371,6 +1424,41 @@ pub async fn lease_holder(client: &Client) -> Option<String> {
             .await
             .ok()??;
     lease.spec?.holder_identity
+}
+
+/// The holder of each shard's Lease of `shards` under the base name `lease` (in `default`).
+pub async fn shard_holders(client: &Client, lease: &str, shards: u32) -> Vec<Option<String>> {
+    let leases =
+        Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(client.clone(), "default");
+    let mut holders = Vec::new();
+    for shard in retention_operator::shard::Shard::all(shards) {
+        let holder = leases
+            .get_opt(&shard.lease_name(lease))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|l| l.spec?.holder_identity)
+            .filter(|h| !h.is_empty());
+        holders.push(holder);
+    }
+    holders
+}
+
+/// Deletes every Lease whose name starts with `prefix` in `default`: the shard and membership
+/// Leases an earlier run left on a real cluster.
+pub async fn delete_leases(client: &Client, prefix: &str) {
+    let leases =
+        Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(client.clone(), "default");
+    for lease in leases.list(&ListParams::default()).await.unwrap().items {
+        let name = lease.metadata.name.unwrap_or_default();
+        if name.starts_with(prefix) {
+            match leases.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(e) => panic!("deleting the old lease {name}: {e}"),
+            }
+        }
+    }
 }
 
 /// Deletes a [`LEASE`] an earlier run left on a real cluster (it would name a holder before

@@ -39,6 +39,8 @@ use kube::{
 use tokio::{sync::watch, time::Instant};
 use tracing::{info, warn};
 
+pub mod shards;
+
 /// Which Lease to hold and how.
 #[derive(Clone, Debug)]
 pub struct LeaderSettings {
@@ -106,6 +108,9 @@ pub enum LeaderError {
         /// The retry period given.
         retry_period: Duration,
     },
+    /// Sharding finds its members by the Lease name, as a label value.
+    #[error("with --shards, the lease name must be 1 to 63 characters (a label value): {0:?}")]
+    LeaseName(String),
 }
 
 /// Why the fence refused or ended a request.
@@ -244,7 +249,7 @@ where
     });
     let outcome = {
         let work = work(signal, fence.clone());
-        let renewing = keep_renewing(&mut elector, settings, &fence, acquired);
+        let renewing = keep_renewing(&mut elector, settings, &fence, acquired, || {});
         tokio::pin!(work);
         tokio::pin!(renewing);
         tokio::select! {
@@ -272,6 +277,7 @@ async fn keep_renewing(
     settings: &LeaderSettings,
     fence: &Fence,
     first_renewal: Instant,
+    mut after_renewal: impl FnMut(),
 ) {
     let mut renewed = first_renewal;
     loop {
@@ -286,6 +292,7 @@ async fn keep_renewing(
             Ok(Ok(true)) => {
                 renewed = sent;
                 fence.extend(sent + settings.lease_duration);
+                after_renewal();
             }
             Ok(Ok(false)) => return,
             Ok(Err(error)) => warn!(%error, "cannot renew the lease; trying again"),
@@ -323,8 +330,21 @@ impl Elector {
     /// Takes the lease if it is free or expired, renews it if it is ours; `Ok(true)` when this
     /// replica holds it after the call. Every write is conditional on the version read.
     async fn try_acquire_or_renew(&mut self) -> Result<bool, kube::Error> {
+        self.observe_or_take(true).await
+    }
+
+    /// Like [`Self::try_acquire_or_renew`] when `take`; otherwise only reads the lease, so
+    /// that the time its record has stood unchanged is known when taking it is wanted later.
+    async fn observe_or_take(&mut self, take: bool) -> Result<bool, kube::Error> {
         let now = MicroTime(Timestamp::now());
-        let Some(mut lease) = self.api.get_opt(&self.name).await? else {
+        let lease = self.api.get_opt(&self.name).await?;
+        if !take {
+            if let Some(lease) = &lease {
+                self.seen_at(lease);
+            }
+            return Ok(false);
+        }
+        let Some(mut lease) = lease else {
             let lease = Lease {
                 metadata: ObjectMeta {
                     name: Some(self.name.clone()),
@@ -341,15 +361,7 @@ impl Elector {
             };
             return conditional(self.api.create(&PostParams::default(), &lease).await);
         };
-        let version = lease.metadata.resource_version.clone().unwrap_or_default();
-        let seen_at = match &self.observed {
-            Some((seen, at)) if *seen == version => *at,
-            _ => {
-                let at = Instant::now();
-                self.observed = Some((version, at));
-                at
-            }
-        };
+        let seen_at = self.seen_at(&lease);
         let mut spec = lease.spec.take().unwrap_or_default();
         let holder = spec.holder_identity.clone().filter(|h| !h.is_empty());
         let mine = holder.as_deref() == Some(self.identity.as_str());
@@ -377,6 +389,19 @@ impl Elector {
                 .replace(&self.name, &PostParams::default(), &lease)
                 .await,
         )
+    }
+
+    /// When this replica first saw the lease's current record (by its monotonic clock).
+    fn seen_at(&mut self, lease: &Lease) -> Instant {
+        let version = lease.metadata.resource_version.clone().unwrap_or_default();
+        match &self.observed {
+            Some((seen, at)) if *seen == version => *at,
+            _ => {
+                let at = Instant::now();
+                self.observed = Some((version, at));
+                at
+            }
+        }
     }
 
     /// Gives the lease up, if it is still ours, so the next replica need not wait for it to
