@@ -1921,6 +1921,9 @@ async fn force_relist(
 ) -> Result<(Memory, BTreeMap<String, usize>, Duration, Option<Duration>)> {
     op.reset_peak()?;
     server.clear_requests()?;
+    // A streaming list is a watch: no LIST shows it in the request log, but the operator
+    // counts every list its caches complete (an operator without that metric: empty).
+    let lists_before = cache_lists(&op.metrics().await?);
     let started = Instant::now();
     let restart = server.provoke_relist(client, started).await?;
     // Done once every kind has listed (since the relist was provoked) and has a watch after its
@@ -1930,9 +1933,21 @@ async fn force_relist(
     let watched = watched();
     let outcome = loop {
         let requests = server.operator_requests()?;
+        let lists = cache_lists(&op.metrics().await?);
         let pending: Vec<&str> = watched
             .iter()
             .filter(|w| {
+                // A watch that resumed without 410 Gone (its bookmark was newer than the
+                // compaction) does not list again.
+                if !requests
+                    .iter()
+                    .any(|r| r.verb == "watch" && r.resource == **w && r.code == 410)
+                {
+                    return false;
+                }
+                if lists.get(*w) > lists_before.get(*w).or(Some(&0)) {
+                    return false;
+                }
                 let last_list = requests
                     .iter()
                     .rposition(|r| r.verb == "list" && r.resource == **w);
@@ -1982,6 +1997,18 @@ async fn force_relist(
             .or_insert(0) += 1;
     }
     Ok((memory, counts, elapsed, restart))
+}
+
+/// `retention_operator_cache_lists_total` by resource, from a scrape.
+fn cache_lists(metrics: &str) -> BTreeMap<String, u64> {
+    metrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("retention_operator_cache_lists_total{resource=\""))
+        .filter_map(|rest| {
+            let (resource, value) = rest.split_once("\"} ")?;
+            Some((resource.to_owned(), value.trim().parse().ok()?))
+        })
+        .collect()
 }
 
 /// The resources the operator watches: every kind of the benchmark.

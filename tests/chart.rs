@@ -456,6 +456,18 @@ fn values_that_would_be_unsafe_or_invalid_are_refused() {
         "replicaCount=2,leaderElection.enabled=false",
     ]);
     assert!(message.contains("leaderElection"), "{message}");
+    // Shards without Leases would all act on every account.
+    let message = run_helm_failing(&[
+        "template",
+        RELEASE,
+        chart,
+        "--set",
+        "shards=2,replicaCount=1,leaderElection.enabled=false",
+    ]);
+    assert!(
+        message.contains("shards > 1 needs leaderElection"),
+        "{message}"
+    );
     let message = run_helm_failing(&["template", RELEASE, chart, "--set", "logFormat=xml"]);
     assert!(message.contains("logFormat"), "{message}");
 
@@ -464,6 +476,64 @@ fn values_that_would_be_unsafe_or_invalid_are_refused() {
     let args = args(&documents);
     assert_eq!(flag(&args, "leader-election").as_deref(), Some("false"));
     assert_eq!(flag(&args, "lease-name"), None);
+}
+
+/// `shards`: one replica per shard at least, `--shards`, every replica replaced at an upgrade
+/// (two shard counts never run at once), and the Lease rights sharding needs; without it,
+/// one Lease by name and rolling updates, as before.
+#[test]
+fn sharding_runs_a_replica_per_shard_and_never_two_shard_counts_at_once() {
+    let documents = render(&["shards=4"]);
+    let spec = &deployment(&documents)["spec"];
+    assert_eq!(spec["replicas"], 4);
+    assert_eq!(spec["strategy"]["type"], "Recreate");
+    assert_eq!(flag(&args(&documents), "shards").as_deref(), Some("4"));
+    let lease_rules = |documents: &[Value]| -> Vec<Value> {
+        of_kind(documents, "Role")
+            .into_iter()
+            .flat_map(|role| role["rules"].as_array().cloned().unwrap_or_default())
+            .filter(|rule| {
+                rule["resources"]
+                    .as_array()
+                    .is_some_and(|r| r.contains(&Value::from("leases")))
+            })
+            .collect()
+    };
+    let verbs = |rules: &[Value]| -> Vec<String> {
+        let mut verbs: Vec<String> = rules
+            .iter()
+            .flat_map(|r| r["verbs"].as_array().cloned().unwrap_or_default())
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+        verbs.sort();
+        verbs.dedup();
+        verbs
+    };
+    let sharded = lease_rules(&documents);
+    assert_eq!(
+        verbs(&sharded),
+        ["create", "delete", "get", "list", "update"]
+    );
+    // More replicas than shards: the extra ones stand by.
+    let documents = render(&["shards=2,replicaCount=3"]);
+    assert_eq!(deployment(&documents)["spec"]["replicas"], 3);
+
+    let documents = render(&[]);
+    let spec = &deployment(&documents)["spec"];
+    assert_eq!(spec["strategy"]["type"], "RollingUpdate");
+    assert_eq!(flag(&args(&documents), "shards"), None);
+    let single = lease_rules(&documents);
+    assert_eq!(verbs(&single), ["create", "get", "update"]);
+    assert!(
+        single.iter().any(|r| r["resourceNames"].is_array()),
+        "one Lease by name: {single:?}"
+    );
+    // Going back to one shard can ask for Recreate too.
+    let documents = render(&["updateStrategy=Recreate"]);
+    assert_eq!(
+        deployment(&documents)["spec"]["strategy"]["type"],
+        "Recreate"
+    );
 }
 
 /// The chart's values.schema.json refuses a value of the wrong type, out of range, or under a
@@ -475,6 +545,8 @@ fn values_of_the_wrong_type_out_of_range_or_misspelt_are_refused_by_the_schema()
     let chart = chart.to_str().expect("a UTF-8 path");
     for (set, named) in [
         ("replicaCount=abc", "/replicaCount"),
+        ("shards=0", "/shards"),
+        ("updateStrategy=Rolling", "/updateStrategy"),
         ("serviceMonitr.enabled=true", "serviceMonitr"),
         ("concurrency=-5", "/concurrency"),
         ("concurrency=0", "/concurrency"),

@@ -233,3 +233,75 @@ async fn four_shards_erase_each_object_once_by_its_own_shard_and_hand_a_dead_rep
         replica.stop().await;
     }
 }
+
+/// A rolling update from one shard count to another: the replicas of the new count, started
+/// while those of the old count still run, hold no shard (their Leases would not overlap the
+/// old ones, so both could own one account) until the old replicas are gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_of_a_new_shard_count_wait_until_the_old_ones_are_gone() {
+    const LEASE: &str = "shards-resize";
+    let cluster = Cluster::connect().await;
+    let client = cluster.client.clone();
+    delete_leases(&client, LEASE).await;
+    create_cluster(&client, &default_policy()).await;
+    let start = |identity: &str, shards| {
+        let clock = Arc::new(ManualClock::new(at("2026-11-02T00:00:00Z")));
+        Replica::start_sharded(
+            &cluster.client_with_agent(identity),
+            identity,
+            clock,
+            LEASE,
+            shards,
+        )
+    };
+    let old = [start("resize-old-a", 2), start("resize-old-b", 2)];
+    eventually("the old count's shards held", || async {
+        shard_holders(&client, LEASE, 2)
+            .await
+            .into_iter()
+            .all(|h| h.is_some())
+            .then_some(())
+    })
+    .await;
+    let new = start("resize-new", 4);
+    // Once the new replica has renewed its membership twice, it has counted the members at
+    // least once, and from then on it takes nothing while an older count runs.
+    let memberships =
+        Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(client.clone(), "default");
+    let membership = format!("{LEASE}-member-resize-new");
+    let renewed = |lease: Option<k8s_openapi::api::coordination::v1::Lease>| {
+        lease.and_then(|l| l.spec?.renew_time).map(|t| t.0)
+    };
+    let first = eventually("the new replica's membership", || async {
+        renewed(memberships.get_opt(&membership).await.ok()?)
+    })
+    .await;
+    eventually("a second renewal", || async {
+        renewed(memberships.get_opt(&membership).await.ok()?).filter(|t| *t != first)
+    })
+    .await;
+    assert_eq!(
+        shard_holders(&client, LEASE, 4).await,
+        [None, None, None, None],
+        "the new count took a shard while the old count ran"
+    );
+    assert_eq!(
+        e2e_support::metric(&new.metrics, "retention_operator_leader "),
+        0
+    );
+
+    // The old replicas stop (they release their Leases and memberships): the new one takes
+    // every shard of its count.
+    for replica in old {
+        replica.stop().await;
+    }
+    eventually("the new count's shards held", || async {
+        let holders = shard_holders(&client, LEASE, 4).await;
+        holders
+            .iter()
+            .all(|h| h.as_deref() == Some("resize-new"))
+            .then_some(())
+    })
+    .await;
+    new.stop().await;
+}

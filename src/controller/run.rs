@@ -237,7 +237,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let source = Source::new(&client, settings.initial_lists).await;
-    let mut watched = watch_everything(&source, &ready, settings.shard);
+    let mut watched = watch_everything(&source, &ready, settings.shard, &metrics);
     // Every task spawned below stops when this function returns or is dropped (a lost lease
     // drops it wherever it is): none may outlive the controller and keep acting.
     let cancel = CancellationToken::new();
@@ -363,22 +363,31 @@ fn spawn_reporters(
 /// the swapped-in caches. The first list of each watch is the start-up sync, which passes
 /// already wait for.
 #[derive(Clone)]
-struct Relists(futures::channel::mpsc::UnboundedSender<()>);
+struct Relists {
+    announce: futures::channel::mpsc::UnboundedSender<()>,
+    /// Counts every completed list, the first included, by resource.
+    metrics: Arc<Metrics>,
+}
 
 impl Relists {
     /// The announcer, and the stream of announcements (one per list after a first).
-    fn new() -> (Self, futures::channel::mpsc::UnboundedReceiver<()>) {
-        let (sender, receiver) = futures::channel::mpsc::unbounded();
-        (Self(sender), receiver)
+    fn new(metrics: Arc<Metrics>) -> (Self, futures::channel::mpsc::UnboundedReceiver<()>) {
+        let (announce, receiver) = futures::channel::mpsc::unbounded();
+        (Self { announce, metrics }, receiver)
     }
 
-    /// The inspector of one watch's events, placed after its cache (`reflect`): the cache has
-    /// swapped a list in when it sees the list's end.
-    fn announcer<K>(&self) -> impl FnMut(&watcher::Event<K>) + Send + 'static {
-        let sender = self.0.clone();
+    /// The inspector of one watch's events, placed after its cache: the cache holds a list
+    /// once it sees the list's end.
+    fn announcer<K>(&self) -> impl FnMut(&watcher::Event<K>) + Send + 'static
+    where
+        K: kube::Resource<DynamicType = ()>,
+    {
+        let (sender, metrics) = (self.announce.clone(), self.metrics.clone());
+        let resource = K::plural(&()).into_owned();
         let mut lists = 0u64;
         move |event| {
             if matches!(event, watcher::Event::InitDone) {
+                metrics.cache_listed(&resource);
                 lists += 1;
                 if lists > 1 {
                     // Fails only when the controller has stopped.
@@ -430,8 +439,13 @@ impl Watched {
 
 /// Watches the Accounts, every bound kind, the policies and the processors: a change to any of
 /// them triggers the Accounts it concerns.
-fn watch_everything(source: &Source, ready: &Arc<AtomicBool>, shard: Shard) -> Watched {
-    let (relists, relisted) = Relists::new();
+fn watch_everything(
+    source: &Source,
+    ready: &Arc<AtomicBool>,
+    shard: Shard,
+    metrics: &Arc<Metrics>,
+) -> Watched {
+    let (relists, relisted) = Relists::new(metrics.clone());
     // Guarded like every watched kind: one unreadable object must not stop the watch.
     let (accounts, writer) = reflector::store::<Guarded<Account>>();
     let account_events = source
@@ -687,7 +701,7 @@ mod tests {
         let controller = Controller::for_stream(futures::stream::pending(), accounts.clone());
         let (suspects, _) = mpsc::unbounded_channel();
         let ready = Arc::new(AtomicBool::new(false));
-        let (relists, _) = Relists::new();
+        let (relists, _) = Relists::new(Arc::new(Metrics::new()));
         let source = Source {
             client,
             config: watcher::Config::default(),

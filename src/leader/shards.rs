@@ -24,7 +24,7 @@
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicU32, Ordering},
+        atomic::{AtomicBool, AtomicU32, Ordering},
     },
     time::Duration,
 };
@@ -51,6 +51,13 @@ use crate::shard::{Shard, fair_share};
 /// different Lease names count apart.
 pub const MEMBER_OF: &str = "hosting.ecuni.se/member-of";
 
+/// Annotation on every membership Lease: the shard count its replica runs with.
+pub const SHARD_COUNT: &str = "hosting.ecuni.se/shards";
+
+/// Annotation on every membership Lease: when its replica began (RFC 3339 with nanoseconds;
+/// `creationTimestamp` has whole seconds, too coarse to tell apart replicas of a rollout).
+pub const STARTED_AT: &str = "hosting.ecuni.se/started-at";
+
 /// A membership Lease renewed longer ago than this many lease durations is deleted by any
 /// member (its replica is long gone; a Deployment names every new pod anew).
 const STALE_AFTER_DURATIONS: u32 = 10;
@@ -60,11 +67,17 @@ const STALE_AFTER_DURATIONS: u32 = 10;
 struct Holdings {
     held: AtomicU32,
     share: AtomicU32,
+    /// A replica of another shard count started before this one and still runs: this one
+    /// holds nothing until it is gone.
+    outranked: AtomicBool,
 }
 
 impl Holdings {
     /// Counts one more shard held, if that stays within the share.
     fn try_reserve(&self) -> bool {
+        if self.outranked.load(Ordering::Acquire) {
+            return false;
+        }
         let share = self.share.load(Ordering::Acquire);
         self.held
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
@@ -82,8 +95,17 @@ impl Holdings {
             });
     }
 
-    /// Counts one shard fewer if more are held than the share: the caller hands it back.
+    /// Counts one shard fewer if more are held than the share (or any, when outranked): the
+    /// caller hands it back.
     fn try_hand_back(&self) -> bool {
+        if self.outranked.load(Ordering::Acquire) {
+            return self
+                .held
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                    held.checked_sub(1)
+                })
+                .is_ok();
+        }
         let share = self.share.load(Ordering::Acquire);
         // A share of 0 means membership has not been read yet: nothing to hand back.
         share > 0
@@ -278,11 +300,25 @@ async fn keep_membership(
 ) {
     let api: Api<Lease> = Api::namespaced(client, &settings.namespace);
     let name = member_lease_name(&settings.lease_name, &settings.identity);
+    let own = Own {
+        count,
+        started: Timestamp::now(),
+    };
     loop {
-        match count_members(&api, settings, &name).await {
-            Ok(members) => holdings
-                .share
-                .store(fair_share(count, members), Ordering::Release),
+        match count_members(&api, settings, &name, &own).await {
+            Ok((members, outranked)) => {
+                if outranked && !holdings.outranked.load(Ordering::Acquire) {
+                    warn!(
+                        shards = count,
+                        "a replica running another shard count started first and still runs: \
+                         holding no shard until it is gone"
+                    );
+                }
+                holdings.outranked.store(outranked, Ordering::Release);
+                holdings
+                    .share
+                    .store(fair_share(count, members), Ordering::Release);
+            }
             Err(error) => warn!(%error, "cannot renew or count the shard members; trying again"),
         }
         tokio::select! {
@@ -295,26 +331,82 @@ async fn keep_membership(
     }
 }
 
+/// What this replica's membership says of it.
+struct Own {
+    /// The shard count it runs with.
+    count: u32,
+    /// When it began.
+    started: Timestamp,
+}
+
+/// A live replica, as its membership (or the unsharded Lease) shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Member {
+    /// When it started, in nanoseconds since the epoch: its membership's [`STARTED_AT`] (the
+    /// unsharded Lease's acquisition).
+    started: i128,
+    /// Its membership's name: the tie-break between replicas started in the same second.
+    name: String,
+    /// The shard count it runs with (`None`: unreadable, counted as another).
+    shards: Option<u32>,
+}
+
+/// Whether a replica running another shard count than `me` started before it: then `me`
+/// holds nothing, so that replicas of two shard counts, whose Leases do not overlap, never
+/// act at once (a rolling update from one count to another waits for the old replicas).
+fn outranked(me: &Member, live: &[Member]) -> bool {
+    live.iter().any(|other| {
+        other.name != me.name
+            && other.shards != me.shards
+            && (other.started, &other.name) < (me.started, &me.name)
+    })
+}
+
 /// Renews this replica's membership and counts the members renewed within a lease duration
-/// (this one included); deletes memberships long expired.
+/// (this one included), and whether a replica of another shard count outranks this one;
+/// deletes memberships long expired.
 async fn count_members(
     api: &Api<Lease>,
     settings: &LeaderSettings,
     name: &str,
-) -> Result<u32, kube::Error> {
-    renew_membership(api, settings, name).await?;
+    own: &Own,
+) -> Result<(u32, bool), kube::Error> {
+    renew_membership(api, settings, name, own).await?;
     let selector = format!("{MEMBER_OF}={}", settings.lease_name);
     let members = api.list(&ListParams::default().labels(&selector)).await?;
     let now = Timestamp::now();
     let mut live = 0u32;
+    let mut me = None;
+    let mut others = Vec::new();
     for member in &members.items {
         let age = member
             .spec
             .as_ref()
             .and_then(|s| s.renew_time.as_ref())
             .map_or(Duration::MAX, |t| age_of(t, now));
-        if age <= settings.lease_duration || member.metadata.name.as_deref() == Some(name) {
+        let mine = member.metadata.name.as_deref() == Some(name);
+        if age <= settings.lease_duration || mine {
             live += 1;
+            let annotation = |key: &str| {
+                member
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(key))
+                    .cloned()
+            };
+            let seen = Member {
+                started: annotation(STARTED_AT)
+                    .and_then(|t| t.parse::<Timestamp>().ok())
+                    .map_or(i128::MAX, Timestamp::as_nanosecond),
+                name: member.metadata.name.clone().unwrap_or_default(),
+                shards: annotation(SHARD_COUNT).and_then(|n| n.parse().ok()),
+            };
+            if mine {
+                me = Some(seen);
+            } else {
+                others.push(seen);
+            }
         } else if age > settings.lease_duration * STALE_AFTER_DURATIONS {
             let preconditions = Preconditions {
                 resource_version: member.metadata.resource_version.clone(),
@@ -327,7 +419,40 @@ async fn count_members(
             }
         }
     }
-    Ok(live.max(1))
+    others.extend(unsharded_leader(api, settings, now).await?);
+    let outranked = me.is_some_and(|me| outranked(&me, &others));
+    Ok((live.max(1), outranked))
+}
+
+/// The holder of the unsharded Lease (the base name), while it is renewed: a replica that
+/// does not shard, as a member with one shard.
+async fn unsharded_leader(
+    api: &Api<Lease>,
+    settings: &LeaderSettings,
+    now: Timestamp,
+) -> Result<Option<Member>, kube::Error> {
+    let Some(lease) = api.get_opt(&settings.lease_name).await? else {
+        return Ok(None);
+    };
+    let Some(spec) = lease.spec else {
+        return Ok(None);
+    };
+    let held = spec
+        .holder_identity
+        .as_deref()
+        .is_some_and(|h| !h.is_empty());
+    let renewed = spec
+        .renew_time
+        .as_ref()
+        .is_some_and(|t| age_of(t, now) <= settings.lease_duration);
+    Ok((held && renewed).then(|| Member {
+        started: spec
+            .acquire_time
+            .as_ref()
+            .map_or(i128::MIN, |t| t.0.as_nanosecond()),
+        name: settings.lease_name.clone(),
+        shards: Some(1),
+    }))
 }
 
 /// How long ago a renewal time was, by the wall clock (membership only sizes the share; the
@@ -341,6 +466,7 @@ async fn renew_membership(
     api: &Api<Lease>,
     settings: &LeaderSettings,
     name: &str,
+    own: &Own,
 ) -> Result<(), kube::Error> {
     let now = MicroTime(Timestamp::now());
     let duration = i32::try_from(settings.lease_duration.as_secs()).unwrap_or(i32::MAX);
@@ -353,6 +479,12 @@ async fn renew_membership(
     match api.get_opt(name).await? {
         Some(mut lease) => {
             lease.spec = Some(spec);
+            // A restarted replica of the same name keeps its start, and states its count anew.
+            let annotations = lease.metadata.annotations.get_or_insert_default();
+            annotations.insert(SHARD_COUNT.to_owned(), own.count.to_string());
+            annotations
+                .entry(STARTED_AT.to_owned())
+                .or_insert_with(|| own.started.to_string());
             conditional(api.replace(name, &PostParams::default(), &lease).await).map(drop)
         }
         None => {
@@ -360,6 +492,13 @@ async fn renew_membership(
                 metadata: ObjectMeta {
                     name: Some(name.to_owned()),
                     labels: Some([(MEMBER_OF.to_owned(), settings.lease_name.clone())].into()),
+                    annotations: Some(
+                        [
+                            (SHARD_COUNT.to_owned(), own.count.to_string()),
+                            (STARTED_AT.to_owned(), own.started.to_string()),
+                        ]
+                        .into(),
+                    ),
                     ..ObjectMeta::default()
                 },
                 spec: Some(spec),
@@ -395,6 +534,7 @@ mod tests {
         Holdings {
             held: AtomicU32::new(held),
             share: AtomicU32::new(share),
+            outranked: AtomicBool::new(false),
         }
     }
 
@@ -420,6 +560,42 @@ mod tests {
         assert!(!h.try_reserve());
         let h = holdings(3, 0);
         assert!(!h.try_hand_back());
+    }
+
+    #[test]
+    fn a_replica_of_another_shard_count_that_started_first_outranks() {
+        let member = |started, name: &str, shards| Member {
+            started,
+            name: name.into(),
+            shards,
+        };
+        let me = member(100, "m-b", Some(4));
+        // Same count: peers, whoever started first.
+        assert!(!outranked(&me, &[member(50, "m-a", Some(4))]));
+        // Another count, started before: wait for it to be gone.
+        assert!(outranked(&me, &[member(50, "m-a", Some(2))]));
+        assert!(
+            outranked(&me, &[member(50, "m-a", None)]),
+            "unreadable counts as another"
+        );
+        // The unsharded leader (one shard) of a rolling update to sharding.
+        assert!(outranked(&me, &[member(99, "lease", Some(1))]));
+        // Another count, started after: it waits for this one.
+        assert!(!outranked(&me, &[member(150, "m-c", Some(2))]));
+        // The same second: the name decides, one way for both.
+        let other = member(100, "m-c", Some(2));
+        assert!(!outranked(&me, std::slice::from_ref(&other)));
+        assert!(outranked(&other, &[me]));
+    }
+
+    #[test]
+    fn an_outranked_replica_takes_nothing_and_hands_back_everything() {
+        let h = holdings(2, 4);
+        h.outranked.store(true, Ordering::Release);
+        assert!(!h.try_reserve());
+        assert!(h.try_hand_back());
+        assert!(h.try_hand_back());
+        assert!(!h.try_hand_back(), "nothing left");
     }
 
     #[test]

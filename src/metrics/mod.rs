@@ -79,6 +79,13 @@ struct ApiErrorLabels {
     code: String,
 }
 
+/// Labels of per-resource series: a watched resource's plural (a fixed set of this operator's
+/// kinds).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResourceLabels {
+    resource: String,
+}
+
 /// Labels of `build_info`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
@@ -117,6 +124,7 @@ pub struct Metrics {
     leader: Gauge,
     api_errors: Family<ApiErrorLabels, Counter>,
     receipts_written: Counter,
+    cache_lists: Family<ResourceLabels, Counter>,
     census: Arc<CensusGauges>,
 }
 
@@ -135,6 +143,24 @@ fn register_build_info(registry: &mut Registry) {
     );
 }
 
+/// The brake's gauges, per policy.
+fn register_brake(
+    registry: &mut Registry,
+    engaged: &Family<PolicyLabels, Gauge>,
+    counted: &Family<PolicyLabels, Gauge>,
+) {
+    registry.register(
+        "brake_engaged",
+        "1 while a RetentionPolicy's mass-deletion brake is engaged, by policy",
+        engaged.clone(),
+    );
+    registry.register(
+        "brake_counted_deletions",
+        "Deletions the mass-deletion brake counted in its window at its last write, by policy",
+        counted.clone(),
+    );
+}
+
 impl Metrics {
     /// Creates the metrics, registered under the `retention_operator` prefix.
     pub fn new() -> Self {
@@ -150,12 +176,14 @@ impl Metrics {
         let leader = Gauge::default();
         let api_errors = Family::<ApiErrorLabels, Counter>::default();
         let receipts_written = Counter::default();
+        let cache_lists = Family::<ResourceLabels, Counter>::default();
         let census = Arc::new(CensusGauges::default());
 
         register_build_info(&mut registry);
         registry.register(
             "leader",
-            "1 while this replica acts (holds the leader Lease, or runs without leader election)",
+            "1 while this replica acts (holds the leader Lease, or runs without leader election); \
+             with --shards, the number of shards it holds",
             leader.clone(),
         );
 
@@ -183,16 +211,7 @@ impl Metrics {
             lateness.clone(),
         );
 
-        registry.register(
-            "brake_engaged",
-            "1 while a RetentionPolicy's mass-deletion brake is engaged, by policy",
-            brake_engaged.clone(),
-        );
-        registry.register(
-            "brake_counted_deletions",
-            "Deletions the mass-deletion brake counted in its window at its last write, by policy",
-            brake_counted.clone(),
-        );
+        register_brake(&mut registry, &brake_engaged, &brake_counted);
         registry.register(
             "kube_api_errors",
             "Kubernetes API requests that failed, by verb and HTTP status (<error>: no answer)",
@@ -202,6 +221,12 @@ impl Metrics {
             "erasure_receipts_written",
             "ErasureReceipts written",
             receipts_written.clone(),
+        );
+        registry.register(
+            "cache_lists",
+            "Lists the caches completed, by resource: the first at start, each later one a \
+             relist after a watch could not resume",
+            cache_lists.clone(),
         );
         registry.register_collector(Box::new(census.clone()));
 
@@ -217,6 +242,7 @@ impl Metrics {
             leader,
             api_errors,
             receipts_written,
+            cache_lists,
             census,
         }
     }
@@ -281,6 +307,15 @@ impl Metrics {
             .get_or_create(&ApiErrorLabels {
                 verb,
                 code: code.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a list one of the caches completed.
+    pub fn cache_listed(&self, resource: &str) {
+        self.cache_lists
+            .get_or_create(&ResourceLabels {
+                resource: resource.to_owned(),
             })
             .inc();
     }
