@@ -47,6 +47,7 @@
 //! | `DESIGN_TARGETS_ERASURE_OBJECTS` | 50 | objects bound to the erased account |
 //! | `DESIGN_TARGETS_SIZES` | `10000,50000` | watched objects in the memory phase, ascending |
 //! | `DESIGN_TARGETS_ACCOUNTS` | 1000 | accounts they are spread over |
+//! | `DESIGN_TARGETS_SHARDS` | 1 | more than 1: after the largest size, that many operator processes with `--shards` that many, each replica's RSS |
 //! | `DESIGN_TARGETS_STEADY_SECS` | 60 | length of the steady-state request count (0: skip) |
 //! | `DESIGN_TARGETS_RELIST` | `last` | `all`: force a relist at every size, not only the largest |
 //! | `DESIGN_TARGETS_CONCURRENCY` | 8 | the operator's `--concurrency` (accounts reconciled at once) |
@@ -929,6 +930,18 @@ struct Memory {
 
 impl Operator {
     fn start(kubeconfig: &Path, dir: &Path, label: &str) -> Result<Self> {
+        Self::start_as(kubeconfig, dir, label, &["--leader-election=false"], None)
+    }
+
+    /// Starts the operator with `election` (its leader-election arguments) and, when given,
+    /// `identity` as its POD_NAME.
+    fn start_as(
+        kubeconfig: &Path,
+        dir: &Path,
+        label: &str,
+        election: &[&str],
+        identity: Option<&str>,
+    ) -> Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -937,10 +950,14 @@ impl Operator {
         let operator = operator();
         let concurrency = env_usize("DESIGN_TARGETS_CONCURRENCY", 8)?.to_string();
         let extra = std::env::var("DESIGN_TARGETS_OPERATOR_ARGS").unwrap_or_default();
-        let child = Command::new(&operator)
+        let mut command = Command::new(&operator);
+        if let Some(identity) = identity {
+            command.env("POD_NAME", identity);
+        }
+        let child = command
+            .arg("run")
+            .args(election)
             .args([
-                "run",
-                "--leader-election=false",
                 "--http-addr",
                 &format!("127.0.0.1:{port}"),
                 "--concurrency",
@@ -2003,6 +2020,99 @@ async fn force_relist(
     Ok((memory, counts, elapsed, restart))
 }
 
+/// Runs `shards` operator processes with `--shards shards` against the objects stored, waits
+/// until each holds one shard and the requests have settled, and gives a table row with each
+/// one's steady RSS.
+async fn sharded_memory(
+    server: &Server,
+    client: &Client,
+    kubeconfig: &Path,
+    dir: &Path,
+    shards: usize,
+    objects: usize,
+    base_kib: u64,
+) -> Result<String> {
+    let count = shards.to_string();
+    let election = [
+        "--leader-election=true",
+        "--lease-namespace=default",
+        "--lease-name=bench-shards",
+        // Four processes each listing every object, and the server in this process, share
+        // two cores: with the default 10 s renew deadline a replica's renewal can starve
+        // during the initial lists (it then exits, as it must).
+        "--lease-duration=60s",
+        "--lease-renew-deadline=50s",
+        "--lease-retry-period=5s",
+        "--shards",
+        count.as_str(),
+    ];
+    let mut ops = Vec::new();
+    for i in 0..shards {
+        let label = format!("shard-{i}-of-{shards}");
+        let identity = format!("bench-replica-{i}");
+        ops.push(Operator::start_as(
+            kubeconfig,
+            dir,
+            &label,
+            &election,
+            Some(&identity),
+        )?);
+    }
+    for op in &mut ops {
+        op.wait_ready(Duration::from_secs(60)).await?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let mut held = Vec::new();
+        for op in &mut ops {
+            // A replica busy listing may answer late: asked again at the next poll.
+            let text = op.metrics().await.unwrap_or_default();
+            let leader = text
+                .lines()
+                .find_map(|l| l.strip_prefix("retention_operator_leader "))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0);
+            held.push(leader);
+        }
+        if held.iter().all(|h| (*h - 1.0).abs() < f64::EPSILON) {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!("the shards were not shared out within 300 s: {held:?}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    ops[0]
+        .settle(
+            server,
+            client,
+            Duration::from_secs(2),
+            Duration::from_secs(300),
+        )
+        .await?;
+    let mut rss = Vec::new();
+    for op in &mut ops {
+        rss.push(op.steady_rss(Duration::from_secs(10)).await?.rss_kib);
+    }
+    let per_object: Vec<String> = rss
+        .iter()
+        .map(|r| {
+            format!(
+                "{:.2} KiB",
+                (*r as f64 - base_kib as f64) / (objects as f64 / shards as f64)
+            )
+        })
+        .collect();
+    for op in ops {
+        op.stop().await?;
+    }
+    Ok(format!(
+        "| {shards} replicas, --shards {shards}, {objects} objects | {} | {} |",
+        rss.iter().map(|r| mib(*r)).collect::<Vec<_>>().join(", "),
+        per_object.join(", ")
+    ))
+}
+
 /// How long a relist counted by `retention_operator_cache_lists_total` is waited for per kind.
 const RELIST_PATIENCE: Duration = Duration::from_secs(60);
 
@@ -2068,6 +2178,7 @@ async fn memory_phase(dir: &Path, out: &mut String) -> Result<()> {
     let now = Utc::now();
     let mut rows = Vec::new();
     let mut steady_text = String::new();
+    let mut sharded_rows: Vec<String> = Vec::new();
     let mut created = 0;
     let mut per_account_done = 0;
     for (round, &size) in sizes.iter().enumerate() {
@@ -2220,6 +2331,23 @@ async fn memory_phase(dir: &Path, out: &mut String) -> Result<()> {
         let _ = relist_time;
         server.clear_faults();
         op.stop().await?;
+        let shards = env_usize("DESIGN_TARGETS_SHARDS", 1)?;
+        if shards > 1 && round + 1 == sizes.len() {
+            let line = sharded_memory(
+                &server,
+                &client,
+                &kubeconfig,
+                dir,
+                shards,
+                created,
+                base.rss_kib,
+            )
+            .await
+            .unwrap_or_else(|e| {
+                format!("| {shards} replicas, --shards {shards} | failed: {e} | |")
+            });
+            sharded_rows.push(line);
+        }
         rows.push(MemoryRow {
             objects: created,
             created: format!("{} in {}", objects.len(), secs(create_time)),
@@ -2241,6 +2369,16 @@ async fn memory_phase(dir: &Path, out: &mut String) -> Result<()> {
         out,
         "\n### 2. Operator memory (VmRSS / VmHWM of the operator process)\n"
     );
+    if !sharded_rows.is_empty() {
+        let _ = writeln!(
+            out,
+            "Sharded (`DESIGN_TARGETS_SHARDS`): one operator process per shard, each after it holds one shard and the requests have settled.\n\n| Replicas | RSS of each replica | (RSS − base) / (objects / shards) |\n|---|---|---|"
+        );
+        for row in &sharded_rows {
+            let _ = writeln!(out, "{row}");
+        }
+        let _ = writeln!(out);
+    }
     let _ = writeln!(
         out,
         "Base (empty cluster: one policy, four processors): RSS {}, peak {}. Objects spread over {accounts} accounts (one in ten terminated a day ago), created by server-side apply, so each carries managedFields.\n",

@@ -304,6 +304,7 @@ async fn keep_membership(
         count,
         started: Timestamp::now(),
     };
+    let began = Instant::now();
     loop {
         match count_members(&api, settings, &name, &own).await {
             Ok((members, outranked)) => {
@@ -315,9 +316,15 @@ async fn keep_membership(
                     );
                 }
                 holdings.outranked.store(outranked, Ordering::Release);
-                holdings
-                    .share
-                    .store(fair_share(count, members), Ordering::Release);
+                // For its first lease duration a replica takes one shard at most: replicas
+                // started together see each other's memberships by then, instead of the
+                // first one taking every shard (and listing everything once per shard).
+                let warming = began.elapsed() < settings.lease_duration;
+                let share = fair_share(count, members);
+                holdings.share.store(
+                    if warming { share.min(1) } else { share },
+                    Ordering::Release,
+                );
             }
             Err(error) => warn!(%error, "cannot renew or count the shard members; trying again"),
         }
