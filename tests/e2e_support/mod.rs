@@ -1283,48 +1283,69 @@ pub struct Replica {
     pub task: tokio::task::JoinHandle<()>,
 }
 
+/// The Lease settings of a test replica: `lease` in `default`, 3 s, so a hand-over takes
+/// seconds on a real cluster too.
+fn replica_lease(lease: &str, identity: &str) -> retention_operator::leader::LeaderSettings {
+    retention_operator::leader::LeaderSettings {
+        lease_name: lease.into(),
+        namespace: "default".into(),
+        identity: identity.into(),
+        lease_duration: Duration::from_secs(3),
+        renew_deadline: Duration::from_secs(2),
+        retry_period: Duration::from_millis(500),
+    }
+}
+
+/// The controller of a test replica acting for `shard` behind `fence`, on `clock`.
+fn replica_controller(
+    client: Client,
+    clock: &Arc<ManualClock>,
+    metrics: &Arc<Metrics>,
+    shard: retention_operator::shard::Shard,
+    stop: retention_operator::leader::StopSignal,
+    fence: retention_operator::leader::Fence,
+) -> impl Future<Output = ()> + use<> {
+    let settings = Settings {
+        clock: clock.clone(),
+        clock_moves: Some(Box::pin(clock.moves())),
+        dry_run: false,
+        concurrency: 2,
+        advance_notice: ADVANCE_NOTICE,
+        fence,
+        webhook_allowed_networks: Vec::new(),
+        initial_lists: Default::default(),
+        shard,
+        brake_write_interval: controller::brake::WRITE_SPACING,
+    };
+    let ready = Arc::new(AtomicBool::new(false));
+    controller::run(client, settings, metrics.clone(), ready, stop)
+}
+
 impl Replica {
     /// Starts a replica named `identity` on `clock`.
     pub fn start(client: &Client, identity: &str, clock: Arc<ManualClock>) -> Self {
-        use retention_operator::leader::{LeaderSettings, run_as_leader};
-        let metrics = Arc::new(Metrics::new());
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let settings = LeaderSettings {
-            lease_name: LEASE.into(),
-            namespace: "default".into(),
-            identity: identity.into(),
-            lease_duration: Duration::from_secs(3),
-            renew_deadline: Duration::from_secs(2),
-            retry_period: Duration::from_millis(500),
-        };
-        let (client, run_clock, run_metrics) = (client.clone(), clock.clone(), metrics.clone());
-        let task = tokio::spawn(async move {
+        let settings = replica_lease(LEASE, identity);
+        let client = client.clone();
+        Self::spawn(clock, move |clock, metrics, stopped| async move {
             let work_client = client.clone();
-            run_as_leader(client, &settings, stopped, move |stop, fence| async move {
-                let settings = Settings {
-                    clock: run_clock.clone(),
-                    clock_moves: Some(Box::pin(run_clock.moves())),
-                    dry_run: false,
-                    concurrency: 2,
-                    advance_notice: ADVANCE_NOTICE,
-                    fence,
-                    webhook_allowed_networks: Vec::new(),
-                    initial_lists: Default::default(),
-                    shard: Default::default(),
-                    brake_write_interval: controller::brake::WRITE_SPACING,
-                };
-                let ready = Arc::new(AtomicBool::new(false));
-                controller::run(work_client, settings, run_metrics, ready, stop).await;
-            })
+            retention_operator::leader::run_as_leader(
+                client,
+                &settings,
+                stopped,
+                move |stop, fence| {
+                    replica_controller(
+                        work_client,
+                        &clock,
+                        &metrics,
+                        Default::default(),
+                        stop,
+                        fence,
+                    )
+                },
+            )
             .await
             .unwrap();
-        });
-        Self {
-            clock,
-            metrics,
-            stop,
-            task,
-        }
+        })
     }
 
     /// Starts a replica named `identity` on `clock` that shares `shards` shards with the others
@@ -1337,39 +1358,33 @@ impl Replica {
         lease: &str,
         shards: u32,
     ) -> Self {
-        use retention_operator::leader::{LeaderSettings, shards::run_shards};
+        let settings = replica_lease(lease, identity);
+        let client = client.clone();
+        Self::spawn(clock, move |clock, metrics, stopped| async move {
+            let work = |shard, stop, fence| {
+                replica_controller(client.clone(), &clock, &metrics, shard, stop, fence)
+            };
+            retention_operator::leader::shards::run_shards(
+                client.clone(),
+                &settings,
+                shards,
+                stopped,
+                work,
+            )
+            .await
+            .unwrap();
+        })
+    }
+
+    /// Spawns `run` with the replica's clock, metrics and stop signal.
+    fn spawn<F, Fut>(clock: Arc<ManualClock>, run: F) -> Self
+    where
+        F: FnOnce(Arc<ManualClock>, Arc<Metrics>, tokio::sync::watch::Receiver<bool>) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
         let metrics = Arc::new(Metrics::new());
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let settings = LeaderSettings {
-            lease_name: lease.into(),
-            namespace: "default".into(),
-            identity: identity.into(),
-            lease_duration: Duration::from_secs(3),
-            renew_deadline: Duration::from_secs(2),
-            retry_period: Duration::from_millis(500),
-        };
-        let (client, run_clock, run_metrics) = (client.clone(), clock.clone(), metrics.clone());
-        let task = tokio::spawn(async move {
-            let work = |shard, stop, fence| {
-                let settings = Settings {
-                    clock: run_clock.clone(),
-                    clock_moves: Some(Box::pin(run_clock.moves())),
-                    dry_run: false,
-                    concurrency: 2,
-                    advance_notice: ADVANCE_NOTICE,
-                    fence,
-                    webhook_allowed_networks: Vec::new(),
-                    initial_lists: Default::default(),
-                    shard,
-                    brake_write_interval: controller::brake::WRITE_SPACING,
-                };
-                let ready = Arc::new(AtomicBool::new(false));
-                controller::run(client.clone(), settings, run_metrics.clone(), ready, stop)
-            };
-            run_shards(client.clone(), &settings, shards, stopped, work)
-                .await
-                .unwrap();
-        });
+        let task = tokio::spawn(run(clock.clone(), metrics.clone(), stopped));
         Self {
             clock,
             metrics,
