@@ -104,17 +104,14 @@ impl<K: BoundKind> Compact<K> {
             resource_version: meta.resource_version.clone(),
             ..ObjectMeta::default()
         };
+        let reference = object.reference();
         let body = match object.0 {
             Ok(readable) => Body::Readable {
                 facts: readable.facts(),
                 conditions: readable.conditions().to_vec(),
             },
             Err(malformed) => Body::Malformed {
-                reference: ResourceRef {
-                    kind: K::KIND,
-                    namespace: malformed.metadata.namespace.unwrap_or_default(),
-                    name: malformed.metadata.name.unwrap_or_default(),
-                },
+                reference,
                 account_ref: malformed.account_ref,
                 field: malformed.field,
             },
@@ -125,7 +122,9 @@ impl<K: BoundKind> Compact<K> {
             kind: PhantomData,
         }
     }
+}
 
+impl<K> Compact<K> {
     /// The uid, or `""` when the API server sent none.
     pub fn uid(&self) -> &str {
         self.metadata.uid.as_deref().unwrap_or_default()
@@ -205,13 +204,8 @@ impl State {
         let account = object.body.claimed_account();
         let entry = Entry {
             listed: self.lists,
-            uid: object.metadata.uid.as_deref().unwrap_or_default().into(),
-            resource_version: object
-                .metadata
-                .resource_version
-                .as_deref()
-                .unwrap_or_default()
-                .into(),
+            uid: object.uid().into(),
+            resource_version: object.resource_version().into(),
             body: object.body.clone(),
         };
         let key = match self.objects.get_key_value(key.as_str()) {
