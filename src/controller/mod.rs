@@ -9,6 +9,7 @@
 //! - [`events`]: publishing events, each repeat as a series, and notes about many objects.
 //! - [`compact`]: the caches of the bound kinds: per object only what the rules read, indexed
 //!   by account (so a reconcile never scans every cache), a relist applied in place.
+//! - [`in_place`]: kube's reflector store (the Accounts'), with a relist applied in place.
 //! - [`guarded`]: watching objects that may not match this operator's schema.
 //! - [`lists`]: how the caches fill: streaming lists where the API server offers them.
 //! - [`orphans`]: reporting objects bound to no existing Account, and malformed ones.
@@ -25,6 +26,7 @@ pub mod compact;
 pub mod context;
 pub mod events;
 pub mod guarded;
+pub mod in_place;
 pub mod lists;
 pub mod orphans;
 pub mod processors;

@@ -36,6 +36,7 @@ use super::{
         Superseded, Tombstones, spawn_cancellable,
     },
     guarded::Guarded,
+    in_place::reflect_in_place,
     lists::{self, InitialLists},
     orphans, processors, transfers,
 };
@@ -448,14 +449,16 @@ fn watch_everything(
     let (relists, relisted) = Relists::new(metrics.clone());
     // Guarded like every watched kind: one unreadable object must not stop the watch.
     let (accounts, writer) = reflector::store::<Guarded<Account>>();
-    let account_events = source
-        .watch::<Guarded<Account>>()
-        .default_backoff()
-        // The shard's accounts only (an Account's name, and so its shard, never changes).
-        .try_filter(move |event| std::future::ready(of_shard(event, shard)))
-        .reflect(writer)
-        .inspect_ok(relists.announcer())
-        .applied_objects();
+    let account_events = reflect_in_place(
+        source
+            .watch::<Guarded<Account>>()
+            .default_backoff()
+            // The shard's accounts only (an Account's name, and so its shard, never changes).
+            .try_filter(move |event| std::future::ready(of_shard(event, shard))),
+        writer,
+    )
+    .inspect_ok(relists.announcer())
+    .applied_objects();
     let controller =
         Controller::for_stream(account_events, accounts.clone()).reconcile_all_on(relisted);
     let (suspects, suspects_seen) = mpsc::unbounded_channel();
