@@ -199,8 +199,9 @@ struct RunArgs {
     #[arg(long, default_value = "24h", value_parser = parse_notice)]
     advance_notice: TimeDelta,
     /// The least time between two writes of a RetentionPolicy's brake count (whole seconds):
-    /// the brake costs at most one status write per this much deleting, and a deletion that
-    /// was not admitted with the last write may wait this long for the next.
+    /// the brake costs at most one status write per this much deleting (or per 2,000 deletions
+    /// of a burst, whose next write goes once the last one's deletions are made), and a
+    /// deletion that was not admitted with the last write may wait this long for the next.
     #[arg(long, default_value = "10s", value_parser = parse_lease_time)]
     brake_write_interval: Duration,
     /// How the caches fill at start and after a watch cannot resume: `auto` uses streaming

@@ -1,7 +1,8 @@
 //! End to end: the mass-deletion brake. 100 accounts of 10 websites each fall due at once
 //! under a policy that allows 300 deletions per hour: exactly 300 go, whole accounts only,
 //! whoever is killed when; the brake engages (condition, event, metric), holds when the window
-//! slides on, and a release lets the rest go.
+//! slides on, and a release lets the rest go. A burst larger than one write of the count may
+//! admit goes on without waiting out the interval between writes.
 
 mod e2e_support;
 
@@ -19,9 +20,9 @@ use retention_operator::{
         RetentionPolicy, Website,
     },
     clock::ManualClock,
-    controller::brake::BRAKE_ENGAGED,
+    controller::brake::{BRAKE_ENGAGED, WRITE_SPACING},
     metrics::Metrics,
-    retention::brake::admitted_uids,
+    retention::brake::{MAX_ADMITTED_PER_WRITE, admitted_uids},
 };
 use serde_json::json;
 
@@ -91,7 +92,12 @@ async fn websites_by_account(client: &Client) -> Vec<usize> {
 }
 
 async fn websites_left(client: &Client) -> usize {
-    websites_by_account(client).await.iter().sum()
+    Api::<Website>::namespaced(client.clone(), NAMESPACE)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .len()
 }
 
 async fn policy(client: &Client) -> RetentionPolicy {
@@ -201,7 +207,7 @@ fn brake_gauge(metrics: &Metrics) -> u64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_brake_stops_at_exactly_its_limit_across_a_kill_and_a_release_lets_the_rest_go() {
     let mut harness = Harness::start_mode(Mode {
-        production_brake_interval: true,
+        brake_write_interval: Some(WRITE_SPACING),
         ..Mode::default()
     })
     .await;
@@ -292,4 +298,55 @@ async fn the_brake_holds_its_count_across_a_leader_change() {
     release(&client).await;
     wait_all_erased(&client).await;
     following.stop().await;
+}
+
+/// A burst of more deletions than one write of the count admits, under an interval between
+/// writes far longer than the test: each write's admissions, once answered, let the next write
+/// go at once, so the whole burst is erased, by a write per `MAX_ADMITTED_PER_WRITE` deletions.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_beyond_one_write_goes_on_without_waiting_out_the_write_interval() {
+    const BURST_PER_ACCOUNT: usize = 10;
+    let accounts = MAX_ADMITTED_PER_WRITE / BURST_PER_ACCOUNT + 20;
+    let harness = Harness::start_mode(Mode {
+        brake_write_interval: Some(Duration::from_secs(3600)),
+        ..Mode::default()
+    })
+    .await;
+    harness.clock.set(at("2026-11-02T00:00:00Z"));
+    let client = harness.client.clone();
+    create_cluster(&client, &default_policy()).await;
+    let name = |a: usize| format!("burst-{a:04}");
+    for a in 0..accounts {
+        create_cluster(&client, &account(&name(a)).terminated_at(TERMINATED)).await;
+    }
+    futures::stream::iter((0..accounts).flat_map(|a| (0..BURST_PER_ACCOUNT).map(move |w| (a, w))))
+        .for_each_concurrent(16, |(a, w)| {
+            let (client, account) = (client.clone(), name(a));
+            async move {
+                create(&client, &website(&format!("b-{a:04}-{w}"), &account)).await;
+            }
+        })
+        .await;
+    let total = (accounts * BURST_PER_ACCOUNT) as u64;
+    eventually_within("every schedule stamped", BRAKE_DEADLINE, || async {
+        (metric(
+            &harness.metrics,
+            "retention_operator_scheduled_deletions_pending ",
+        ) == total)
+            .then_some(())
+    })
+    .await;
+
+    harness.clock.set(at(GRACE_END));
+    eventually_within("every website gone", BRAKE_DEADLINE, || async {
+        (websites_left(&client).await == 0).then_some(())
+    })
+    .await;
+    for a in 0..accounts {
+        eventually("the account Erased", || async {
+            (phase(&client, &name(a)).await == Some(AccountPhase::Erased)).then_some(())
+        })
+        .await;
+    }
+    harness.stop().await;
 }

@@ -232,7 +232,8 @@ pub struct RetentionPolicyStatus {
     pub brake: Option<BrakeStatus>,
 }
 
-/// The brake's durable count. Written by the operator at most once per 10 s of deleting.
+/// The brake's durable count. Written by the operator at most once per 10 s of deleting (or
+/// per 2,000 deletions of a burst).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BrakeStatus {

@@ -24,16 +24,19 @@ use chrono::{DateTime, Utc};
 use kube::{
     Resource, ResourceExt,
     api::{Api, Patch, PatchParams},
-    runtime::events::EventType,
+    runtime::{events::EventType, reflector::ObjectRef},
 };
 use serde_json::json;
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
-use super::context::{Context, Error, Policy, spawn_cancellable};
+use super::{
+    context::{Context, Error, Policy, spawn_cancellable},
+    guarded::Guarded,
+};
 use crate::{
     api::{
-        BRAKE_RELEASED_AT, BrakeEngagement, BrakeSpec, BrakeStatus, ConditionStatus,
+        Account, BRAKE_RELEASED_AT, BrakeEngagement, BrakeSpec, BrakeStatus, ConditionStatus,
         RetentionPolicy, RetentionPolicySpec,
     },
     audit::{AuditAction, AuditRecord},
@@ -47,13 +50,18 @@ use crate::{
 
 /// The default least time between two writes of one policy's count by this replica
 /// (`--brake-write-interval`): the brake costs at most one status write per this much
-/// deleting.
+/// deleting, or per [`crate::retention::brake::MAX_ADMITTED_PER_WRITE`] deletions of a burst
+/// (a write whose admissions are all answered while others wait lets the next go at once).
 pub const WRITE_SPACING: Duration = Duration::from_secs(10);
 
 /// How far ahead (on the operator's clock) a write admits deletions already scheduled, beyond
 /// the write interval: a deletion that falls due before the next write is admitted with this
 /// one, so steady backup rotation never waits for the brake.
 const LOOK_AHEAD_MARGIN: Duration = Duration::from_secs(5);
+
+/// The accounts woken to make the next write when a write's admissions are used up while
+/// others wait.
+const WOKEN_WHEN_SPENT: usize = 4;
 
 /// The condition on the RetentionPolicy's status.
 pub const BRAKE_ENGAGED: &str = "BrakeEngaged";
@@ -98,8 +106,11 @@ pub type DueItem = (String, Option<DateTime<Utc>>);
 pub struct Brakes {
     /// This process in this term: admissions it stored are its own.
     holder: String,
-    /// The least time between two writes of one policy's count.
+    /// The least time between two writes of one policy's count, unless the last write's
+    /// admissions are used up while accounts still wait.
     spacing: Duration,
+    /// Wakes an account whose deletions a write admitted while its pass was waiting.
+    wake: futures::channel::mpsc::UnboundedSender<ObjectRef<Guarded<Account>>>,
     policies: Mutex<HashMap<String, Arc<tokio::sync::Mutex<PolicyBrake>>>>,
 }
 
@@ -121,6 +132,14 @@ struct PolicyBrake {
     expected: BTreeMap<String, Demand>,
     /// When this replica last wrote the count.
     last_write: Option<Instant>,
+    /// The uids this replica's last write admitted under its own name.
+    own_admitted: HashSet<String>,
+    /// Whether the last write left due deletions waiting without engaging: it admitted as
+    /// many as one write may ([`crate::retention::brake::MAX_ADMITTED_PER_WRITE`]).
+    left_waiting: bool,
+    /// Whether every deletion the last write admitted has been sent and answered while others
+    /// wait: the next write need not wait out the spacing.
+    spent: bool,
     /// Whether a task will record a release once the write interval has passed.
     release_scheduled: bool,
 }
@@ -156,7 +175,10 @@ fn release_due(
 impl Brakes {
     /// Brakes for a new leadership term, under a holder name no earlier process used, writing
     /// each policy's count at most once per `spacing`.
-    pub fn new(spacing: Duration) -> Self {
+    pub fn new(
+        spacing: Duration,
+        wake: futures::channel::mpsc::UnboundedSender<ObjectRef<Guarded<Account>>>,
+    ) -> Self {
         static TERMS: AtomicU64 = AtomicU64::new(0);
         let replica = std::env::var("POD_NAME")
             .or_else(|_| std::env::var("HOSTNAME"))
@@ -168,6 +190,7 @@ impl Brakes {
         Self {
             holder: format!("{replica}/{}-{started:x}-{term}", std::process::id()),
             spacing,
+            wake,
             policies: Mutex::default(),
         }
     }
@@ -214,7 +237,7 @@ impl Brakes {
         }
         if let Some(last) = brake.last_write {
             let since = last.elapsed();
-            if since < self.spacing {
+            if since < self.spacing && !brake.spent {
                 // A moment past the spacing, so the write is allowed when the pass returns.
                 return Ok(Admission::Wait(
                     self.spacing - since + Duration::from_millis(50),
@@ -350,6 +373,34 @@ impl Brakes {
         for uid in standing {
             brake.fates.insert(uid, Fate::Standing);
         }
+        // A burst larger than one write admits: once this write's admissions are all answered,
+        // the next may go at once (a write per `MAX_ADMITTED_PER_WRITE` deletions at most). The
+        // accounts due first among those told to wait are woken to make it: a few, as one may
+        // have nothing left to ask by its next pass. An account not told to wait yet asks in a
+        // pass of its own, and makes the write then.
+        if brake.left_waiting
+            && !brake.spent
+            && brake
+                .own_admitted
+                .iter()
+                .all(|uid| matches!(brake.fates.get(uid), Some(Fate::Gone | Fate::Standing)))
+        {
+            brake.spent = true;
+            debug!(
+                policy,
+                "the brake's admissions are used up while deletions wait"
+            );
+            let mut waiting: Vec<(Option<DateTime<Utc>>, &String)> = brake
+                .demand
+                .iter()
+                .map(|(account, items)| (items.iter().filter_map(|(_, at)| *at).min(), account))
+                .collect();
+            waiting.sort();
+            for (_, account) in waiting.into_iter().take(WOKEN_WHEN_SPENT) {
+                // Fails only when the controller has stopped.
+                let _ = self.wake.unbounded_send(ObjectRef::new(account));
+            }
+        }
     }
 
     /// What waits, due now first (overdue first), then what falls due before the next write;
@@ -401,7 +452,9 @@ impl Brakes {
     }
 
     /// Writes the count: settles what was admitted, admits what waits, as one conditional
-    /// status write.
+    /// status write. The waiting accounts it admits are woken: their passes need not wait out
+    /// their requeue (the pass that made the write is woken too, and its next pass finds its
+    /// work done).
     async fn write(
         &self,
         ctx: &Context,
@@ -451,8 +504,33 @@ impl Brakes {
                     brake.admitted = admitted_uids(&decision.status).map(str::to_owned).collect();
                     let admitted = &brake.admitted;
                     brake.fates.retain(|uid, _| admitted.contains(uid));
+                    brake.own_admitted = decision
+                        .status
+                        .admitted
+                        .iter()
+                        .filter(|group| group.holder == self.holder)
+                        .flat_map(|group| &group.accounts)
+                        .flat_map(|account| account.uids.iter().cloned())
+                        .collect();
+                    // Due now (asked for, or expected by an account's last pass) and not
+                    // admitted, with the brake not engaged: the write admitted all it may.
+                    brake.left_waiting = !decision.engaged()
+                        && demand
+                            .iter()
+                            .any(|d| d.due_since <= now && !decision.admitted.contains(&d.account));
+                    brake.spent = false;
+                    debug!(
+                        policy,
+                        admitted = brake.own_admitted.len(),
+                        accounts = decision.admitted.len(),
+                        left_waiting = brake.left_waiting,
+                        "the brake's count written"
+                    );
                     for account in &decision.admitted {
-                        brake.demand.remove(account);
+                        if brake.demand.remove(account).is_some() {
+                            // Fails only when the controller has stopped.
+                            let _ = self.wake.unbounded_send(ObjectRef::new(account));
+                        }
                     }
                     ctx.metrics
                         .set_brake(policy, decision.engaged(), decision.counted);

@@ -275,13 +275,13 @@ pub async fn run(
         notifier: Notifier::new(DestinationPolicy::allowing(
             settings.webhook_allowed_networks,
         )),
-        deliveries: processors::Deliveries::new(woken),
+        deliveries: processors::Deliveries::new(woken.clone()),
         fence: settings.fence,
         cancel: cancel.clone(),
         failing: FailureBackoff::default(),
         deletes: super::throttle::DeleteLimiter::new(super::throttle::Limits::default()),
         tombstones: Tombstones::default(),
-        brakes: super::brake::Brakes::new(settings.brake_write_interval),
+        brakes: super::brake::Brakes::new(settings.brake_write_interval, woken),
         shard: settings.shard,
     });
     let context_for_receipts = context.clone();

@@ -738,9 +738,9 @@ pub struct Mode {
     /// On the system clock instead of the harness's manual one, which it then ignores: for
     /// behaviour that shows only while time moves on by itself between passes.
     pub system_clock: bool,
-    /// The production interval between two writes of a policy's brake count (10 s) instead of
+    /// The interval between two writes of a policy's brake count, instead of
     /// [`TEST_BRAKE_WRITE_INTERVAL`]: for the brake's own tests.
-    pub production_brake_interval: bool,
+    pub brake_write_interval: Option<Duration>,
     /// `Settings.initial_lists`: how the caches fill (default: streaming lists where offered).
     pub initial_lists: controller::InitialLists,
 }
@@ -776,11 +776,9 @@ fn spawn_operator(
         concurrency: 4,
         advance_notice: ADVANCE_NOTICE,
         fence: Fence::unfenced(REQUEST_TIMEOUT),
-        brake_write_interval: if mode.production_brake_interval {
-            controller::brake::WRITE_SPACING
-        } else {
-            TEST_BRAKE_WRITE_INTERVAL
-        },
+        brake_write_interval: mode
+            .brake_write_interval
+            .unwrap_or(TEST_BRAKE_WRITE_INTERVAL),
         // The tests' HTTPS receivers listen on 127.0.0.1, which is refused unless allowed.
         webhook_allowed_networks: vec![LOOPBACK.parse().unwrap()],
         initial_lists: mode.initial_lists,
