@@ -37,6 +37,7 @@ fn short(seed: u64) -> Campaign {
         kill_rate: 0.2,
         fault_rate: 0.1,
         restart_rate: 0.03,
+        shards: 1,
     }
 }
 
@@ -154,6 +155,20 @@ async fn a_campaign_of_random_lifecycles_and_faults_breaks_no_invariant() {
     campaign(Campaign::from_env(short(fresh_seed()))).await;
 }
 
+/// The short campaign with the accounts divided over three shards between the two replicas
+/// (`--shards 3`): each replica holds its share of the shards' Leases, and a kill hands the
+/// dead replica's shards to the other. Besides every invariant, the oracle checks that each
+/// write about an account came from the holder of that account's shard's Lease: no object is
+/// acted on by two shards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sharded_campaign_acts_on_each_account_from_its_own_shard_only() {
+    campaign(Campaign::from_env(Campaign {
+        shards: 3,
+        ..short(fresh_seed())
+    }))
+    .await;
+}
+
 // Regression seeds: each drives a scenario in which an invariant is easy to break. They run the
 // short campaign with that seed (a seed fixes the scenario, not the interleaving: see
 // tests/chaos/).
@@ -205,6 +220,7 @@ async fn seed_20261202_a_reactivation_calls_off_recorded_deletions_for_the_proof
         kill_rate: 0.25,
         fault_rate: 0.3,
         restart_rate: 0.03,
+        shards: 1,
     })
     .await;
 }

@@ -55,12 +55,15 @@ pub struct Campaign {
     pub fault_rate: f64,
     /// Probability per step that etcd or kube-apiserver is restarted (real control plane).
     pub restart_rate: f64,
+    /// The shards the accounts are divided over (`--shards`): 1, one leader does everything;
+    /// more, each replica holds its share of the shards' Leases.
+    pub shards: u32,
 }
 
 impl Campaign {
     /// The campaign the environment asks for: `CHAOS_SEED`, `CHAOS_LIFECYCLES`,
     /// `CHAOS_ACCOUNTS`, `CHAOS_STEPS`, `CHAOS_KILL_RATE`, `CHAOS_FAULT_RATE`,
-    /// `CHAOS_RESTART_RATE`, over the defaults of a short run.
+    /// `CHAOS_RESTART_RATE`, `CHAOS_SHARDS`, over the defaults of a short run.
     pub fn from_env(short: Campaign) -> Self {
         fn var<T: std::str::FromStr>(name: &str) -> Option<T> {
             std::env::var(name).ok()?.parse().ok()
@@ -73,6 +76,7 @@ impl Campaign {
             kill_rate: var("CHAOS_KILL_RATE").unwrap_or(short.kill_rate),
             fault_rate: var("CHAOS_FAULT_RATE").unwrap_or(short.fault_rate),
             restart_rate: var("CHAOS_RESTART_RATE").unwrap_or(short.restart_rate),
+            shards: var("CHAOS_SHARDS").unwrap_or(short.shards),
         }
     }
 }
@@ -95,6 +99,9 @@ pub struct Report {
     pub requests: usize,
     pub deletes_checked: u64,
     pub writes_fenced: u64,
+    /// Of those, writes about one account, checked against its own shard's Lease.
+    pub writes_fenced_by_shard: u64,
+    pub shards: u32,
     pub deliveries: usize,
     /// Accounts the account system deleted before the operator had put its finalizer on
     /// them: their objects are unbound, reported and never deleted (invariant 5).
@@ -117,7 +124,8 @@ impl Report {
              {kills} operator kills ({leader} of the leader), {failed} API errors and {stalled} \
              stalls injected, {cut} watches cut, {expired} watches answered 410 Gone, \
              {etcd} etcd and {api} kube-apiserver restarts, {requests} requests judged, \
-             {deletes} deletions checked, {fenced} writes checked against the lease, \
+             {deletes} deletions checked, {fenced} writes checked against the lease \
+             ({by_shard} of them against their account's shard's, of {shards}), \
              {deliveries} erasure requests received, {unguarded} accounts deleted before the \
              operator's finalizer was on them, {late} answers logged after their object's removal, \
              {violations} violations, {leftovers} leftovers, in {secs:.0} s",
@@ -138,6 +146,8 @@ impl Report {
             requests = self.requests,
             deletes = self.deletes_checked,
             fenced = self.writes_fenced,
+            by_shard = self.writes_fenced_by_shard,
+            shards = self.shards,
             deliveries = self.deliveries,
             violations = self.violations.len(),
             leftovers = self.leftovers,
@@ -282,7 +292,7 @@ struct Driver<'a> {
 pub async fn run(campaign: &Campaign) -> Report {
     let started = Instant::now();
     let start: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
-    let world = World::start(campaign.seed, start).await;
+    let world = World::start(campaign.seed, campaign.shards, start).await;
     let mut driver = Driver {
         campaign,
         rng: fastrand::Rng::with_seed(campaign.seed),
@@ -297,6 +307,7 @@ pub async fn run(campaign: &Campaign) -> Report {
         oracle: Oracle::new(Setting {
             operator_agent: REPLICA_AGENT.to_owned(),
             lease: Some(LEASE.to_owned()),
+            shards: campaign.shards,
         }),
         records: Vec::new(),
         backups: 0,
@@ -341,6 +352,8 @@ pub async fn run(campaign: &Campaign) -> Report {
     report.violations = driver.oracle.violations.clone();
     report.deletes_checked = driver.oracle.deletes_checked;
     report.writes_fenced = driver.oracle.writes_fenced;
+    report.writes_fenced_by_shard = driver.oracle.writes_fenced_by_shard;
+    report.shards = campaign.shards;
     report.requests = driver.records.len();
     report.leftovers = report
         .violations

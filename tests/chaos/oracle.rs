@@ -15,6 +15,7 @@ use retention_operator::{
     api::{Account, BrakeSpec, RetentionPolicy, RetentionPolicySpec},
     kinds::{BoundKind, KindVisitor, ResourceKind},
     retention::{BoundResource, ResourcePlan, plan_account},
+    shard::Shard,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -341,8 +342,11 @@ pub fn idempotency_key(
 pub struct Setting {
     /// The User-Agent prefix of the operator's replicas.
     pub operator_agent: String,
-    /// The Lease the replicas elect a leader with, when they do.
+    /// The Lease the replicas elect a leader with, when they do; sharded, the base name of
+    /// each shard's Lease.
     pub lease: Option<String>,
+    /// The shards the accounts are divided over (1: one leader does everything).
+    pub shards: u32,
 }
 
 /// A DELETE the oracle accepted, with what it needs for the later checks.
@@ -408,8 +412,9 @@ pub struct Oracle {
     /// account's objects arrived. Requests are logged as they complete, so a DELETE held up on
     /// the way is judged by when it arrived: on the last read completed before that.
     account_reads: HashMap<(String, String), ReadsAndDeletes>,
-    /// The lease holder after each successful lease write, with when it completed.
-    lease_holders: Vec<(DateTime<Utc>, String)>,
+    /// Per Lease (one per shard), its holder after each successful write, with when it
+    /// completed.
+    lease_holders: HashMap<String, Vec<(DateTime<Utc>, String)>>,
     /// The RetentionPolicy each replica last read from the server. A replica reads the policy
     /// and the Account together before a DELETE, so a policy edit answered between the two
     /// reads leaves it deciding on the version before the edit.
@@ -429,6 +434,8 @@ pub struct Oracle {
     pub deletes_checked: u64,
     /// Writes of the operator checked against the lease.
     pub writes_fenced: u64,
+    /// Of those, writes about one account, checked against its own shard's Lease.
+    pub writes_fenced_by_shard: u64,
     /// The objects as they stand after the exchanges fed so far.
     pub replay: Replay,
 }
@@ -442,7 +449,7 @@ impl Oracle {
             mark: None,
             mark_arrivals: Vec::new(),
             account_reads: HashMap::new(),
-            lease_holders: Vec::new(),
+            lease_holders: HashMap::new(),
             policy_reads: HashMap::new(),
             brake_counts: HashMap::new(),
             violations: Vec::new(),
@@ -451,6 +458,7 @@ impl Oracle {
             uncertain: BTreeSet::new(),
             deletes_checked: 0,
             writes_fenced: 0,
+            writes_fenced_by_shard: 0,
             replay: Replay::default(),
         }
     }
@@ -570,10 +578,13 @@ impl Oracle {
             && record.is_write()
             && (200..300).contains(&record.code)
             && let Some(lease) = &exchange.response
-            && meta(lease, "name") == self.setting.lease.as_deref()
+            && let Some(name) = meta(lease, "name")
+            && self.shard_leases().any(|shard| shard == name)
             && let Some(holder) = lease["spec"]["holderIdentity"].as_str()
         {
             self.lease_holders
+                .entry(name.to_owned())
+                .or_default()
                 .push((exchange.completed, holder.to_owned()));
         }
         // A read of the Account: a GET, or the answer to a write of its status, which is the
@@ -645,24 +656,87 @@ impl Oracle {
         });
     }
 
+    /// The name of each shard's Lease (the one Lease, unsharded).
+    fn shard_leases(&self) -> impl Iterator<Item = String> + '_ {
+        let base = self.setting.lease.as_deref().unwrap_or_default();
+        Shard::all(self.setting.shards.max(1)).map(move |shard| shard.lease_name(base))
+    }
+
+    /// Who held `lease` when a request arrived at `at`.
+    fn holder_at(&self, lease: &str, at: DateTime<Utc>) -> Option<String> {
+        self.lease_holders
+            .get(lease)?
+            .iter()
+            .rev()
+            .find(|(completed, _)| *completed <= at)
+            .map(|(_, holder)| holder.clone())
+    }
+
+    /// The Account a write of the operator is about, when it is about one: the Account
+    /// itself, a bound object's `spec.accountRef`, a receipt's account, an event regarding
+    /// an Account.
+    fn account_of(&self, exchange: &Exchange) -> Option<String> {
+        let record = &exchange.record;
+        let bodies = || {
+            [exchange.request.as_ref(), exchange.response.as_ref()]
+                .into_iter()
+                .flatten()
+                .chain(
+                    self.replay
+                        .current(&record.resource, &record.namespace, &record.name),
+                )
+        };
+        match record.resource.as_str() {
+            "accounts" => Some(record.name.clone()),
+            "erasurereceipts" => bodies()
+                .find_map(|b| b["spec"]["account"]["name"].as_str())
+                .map(str::to_owned),
+            "events" => bodies()
+                .find_map(|b| {
+                    let regarding = b.get("regarding").or_else(|| b.get("involvedObject"))?;
+                    (regarding["kind"] == "Account").then(|| regarding["name"].as_str())?
+                })
+                .map(str::to_owned),
+            resource if bound_kind(resource).is_some() => bodies()
+                .find_map(|b| b["spec"]["accountRef"].as_str())
+                .map(str::to_owned),
+            _ => None,
+        }
+    }
+
+    /// Invariant 3's fence, and sharded, that no two shards act on one account's objects: a
+    /// write about an account must come from the holder of its shard's Lease when it arrived;
+    /// any other write (a policy's brake count, a processor's status), from the holder of
+    /// some shard's Lease.
     fn check_fenced(&mut self, position: usize, exchange: &Exchange) {
         let record = &exchange.record;
         self.writes_fenced += 1;
-        let holder = self
-            .lease_holders
-            .iter()
-            .rev()
-            .find(|(completed, _)| *completed <= exchange.received)
-            .map(|(_, holder)| holder.clone());
-        if holder
-            .as_deref()
-            .is_none_or(|holder| !record.user_agent.contains(holder))
-        {
+        let shards = self.setting.shards.max(1);
+        let base = self.setting.lease.clone().unwrap_or_default();
+        let leases: Vec<String> = match self.account_of(exchange) {
+            Some(account) => {
+                self.writes_fenced_by_shard += 1;
+                vec![Shard::of(&account, shards).lease_name(&base)]
+            }
+            None => self.shard_leases().collect(),
+        };
+        let holders: Vec<(String, Option<String>)> = leases
+            .into_iter()
+            .map(|lease| {
+                let holder = self.holder_at(&lease, exchange.received);
+                (lease, holder)
+            })
+            .collect();
+        if !holders.iter().any(|(_, holder)| {
+            holder
+                .as_deref()
+                .is_some_and(|holder| record.user_agent.contains(holder))
+        }) {
             self.violation(
                 ViolationKind::Unfenced,
                 position,
                 format!(
-                    "{} sent {} {} {}/{} at {} while the lease was held by {holder:?}",
+                    "{} sent {} {} {}/{} at {} while the lease was held by {holders:?}",
                     record.user_agent,
                     record.verb,
                     record.resource,

@@ -16,8 +16,9 @@ use kube::{Api, Client};
 use retention_operator::{
     clock::ManualClock,
     controller::{self, Settings},
-    leader::{LeaderSettings, run_as_leader},
+    leader::{LeaderSettings, run_as_leader, shards::run_shards},
     metrics::Metrics,
+    shard::Shard,
 };
 use test_apiserver::{Config, Exchange, TestApiServer};
 use tokio::{sync::watch, task::JoinHandle};
@@ -71,6 +72,8 @@ pub struct World {
     pub pki: Pki,
     /// The campaign's seed, in every log line of its replicas (`replica{campaign=…}`).
     seed: u64,
+    /// The shards the replicas divide the accounts over (1: one leader).
+    shards: u32,
     /// Kept for the real cluster's exclusive lock.
     _cluster: Option<Cluster>,
 }
@@ -78,7 +81,7 @@ pub struct World {
 impl World {
     /// Starts the API server (or connects to the real one of `RETENTION_E2E_KUBECONFIG`) and
     /// sets the clock to `start`. No operator runs yet.
-    pub async fn start(seed: u64, start: DateTime<Utc>) -> Self {
+    pub async fn start(seed: u64, shards: u32, start: DateTime<Utc>) -> Self {
         let (source, config, cluster) = match e2e_support::real_cluster() {
             None => {
                 let server = TestApiServer::start(
@@ -131,6 +134,7 @@ impl World {
             receivers: BTreeMap::new(),
             pki: loopback_pki(),
             seed,
+            shards,
             _cluster: cluster,
         }
     }
@@ -227,12 +231,12 @@ impl World {
             renew_deadline: RENEW_DEADLINE,
             retry_period: RETRY_PERIOD,
         };
-        let (clock, run_metrics) = (self.clock.clone(), metrics.clone());
+        let (clock, run_metrics, shards) = (self.clock.clone(), metrics.clone(), self.shards);
         let span = tracing::info_span!("replica", campaign = self.seed, name = replica.name);
         let task = tokio::spawn(tracing::Instrument::instrument(
             async move {
                 let work_client = client.clone();
-                let _ = run_as_leader(client, &settings, stopped, move |stop, fence| async move {
+                let work = move |shard: Shard, stop, fence| {
                     let settings = Settings {
                         clock: clock.clone(),
                         clock_moves: Some(Box::pin(clock.moves())),
@@ -242,15 +246,30 @@ impl World {
                         fence,
                         webhook_allowed_networks: vec![LOOPBACK.parse().unwrap()],
                         initial_lists: Default::default(),
-                        shard: Default::default(),
+                        shard,
                         // Short, so that deletions do wait for the brake's next write now
                         // and then, without slowing the campaign down much.
                         brake_write_interval: std::time::Duration::from_millis(500),
                     };
                     let ready = Arc::new(AtomicBool::new(false));
-                    controller::run(work_client, settings, run_metrics, ready, stop).await;
-                })
-                .await;
+                    controller::run(
+                        work_client.clone(),
+                        settings,
+                        run_metrics.clone(),
+                        ready,
+                        stop,
+                    )
+                };
+                if shards > 1 {
+                    // A replica that loses a shard's lease mid-run hands it back and goes on;
+                    // one that cannot renew its membership exits, as its pod would restart.
+                    let _ = run_shards(client, &settings, shards, stopped, work).await;
+                } else {
+                    let _ = run_as_leader(client, &settings, stopped, move |stop, fence| {
+                        work(Shard::WHOLE, stop, fence)
+                    })
+                    .await;
+                }
             },
             span,
         ));
@@ -317,11 +336,16 @@ impl World {
         true
     }
 
-    /// The identity of the current lease holder, read from the API server.
+    /// The identity of the current lease holder (sharded: of shard 0's Lease), read from the
+    /// API server.
     pub async fn leader(&self) -> Option<String> {
         let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
             Api::namespaced(self.client.clone(), "default");
-        let lease = leases.get_opt(LEASE).await.ok()??;
+        let name = Shard::all(self.shards.max(1))
+            .next()
+            .unwrap_or(Shard::WHOLE)
+            .lease_name(LEASE);
+        let lease = leases.get_opt(&name).await.ok()??;
         lease.spec?.holder_identity
     }
 
