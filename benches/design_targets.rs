@@ -66,10 +66,7 @@ use std::{
     fmt::Write as _,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -582,8 +579,8 @@ impl Server {
     }
 
     /// Makes every watch of the operator end in 410 Gone, so that it lists again. The test
-    /// server (which cuts watches every `CUT`, see [`Server::prepare_relist`]) keeps an event
-    /// window of 1 while a ConfigMap is rewritten continuously; a real one is restarted
+    /// server compacts its event window past every resourceVersion the operator holds and ends
+    /// every watch; a real one is restarted
     /// (`$DESIGN_TARGETS_CONTROL_PLANE restart-apiserver`): every watch is cut, and its watch
     /// cache starts again from etcd, older than any resume.
     /// Returns how long the restart took (a real server).
@@ -634,48 +631,18 @@ impl Server {
                 return Ok(Some(restart));
             }
         };
+        // Two writes under an event window of 1: every resourceVersion the operator holds is
+        // then older than the oldest a watch may resume from. Every watch is ended right
+        // after (before a bookmark can bring one up to date): each resumes into 410 Gone and
+        // lists again, every kind, whenever kube's controller gets round to it.
         server.set_event_window(1);
-        // One write before the churn loop: a watch resumed before the first write was not
-        // compacted away and must not count as resumed below (it would never be sent 410
-        // Gone: its bookmarks keep it at the newest resourceVersion once the churn stops).
         let params = PatchParams::apply(BENCH_AGENT);
-        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
-                        "metadata": {"name": "churn"}, "data": {"n": "0"}});
-        cms.patch("churn", &params, &Patch::Apply(&cm)).await?;
-        let first_write = self.operator_requests()?.len();
-        let stop = Arc::new(AtomicBool::new(false));
-        let churn = {
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                let mut i = 1u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
-                                "metadata": {"name": "churn"}, "data": {"n": i.to_string()}});
-                    let _ = cms.patch("churn", &params, &Patch::Apply(&cm)).await;
-                    i += 1;
-                    tokio::time::sleep(CHURN_INTERVAL).await;
-                }
-            })
-        };
-        // Churn until every watch has been cut (and resumed, into a 410) since the churn began: a
-        // watch that was cut resumes from its last bookmark, older than the compaction point, even
-        // when kube's controller polls it late.
-        let churn_until = started + CUT + Duration::from_millis(1500);
-        let watched = watched();
-        while Instant::now() < churn_until {
-            let requests = self.operator_requests()?;
-            let resumed = watched.iter().all(|w| {
-                requests[first_write.min(requests.len())..]
-                    .iter()
-                    .any(|r| r.verb == "watch" && r.resource == *w)
-            });
-            if resumed {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        for n in 0..2 {
+            let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                            "metadata": {"name": "churn"}, "data": {"n": n.to_string()}});
+            cms.patch("churn", &params, &Patch::Apply(&cm)).await?;
         }
-        stop.store(true, Ordering::Relaxed);
-        let _ = churn.await;
+        server.end_watches();
         // With no more writes, the window of 1 keeps every old resourceVersion expired while
         // list continue tokens stay valid, until `end_relist`.
         Ok(None)
@@ -2137,10 +2104,6 @@ fn watched() -> Vec<String> {
 /// server's bookmark interval (1 s): a watch cut right after a bookmark would resume from the
 /// newest resourceVersion and not be sent 410 Gone.
 const CUT: Duration = Duration::from_millis(10_500);
-/// How often the ConfigMap is rewritten while a relist is forced: often enough that a resume
-/// from the last bookmark (at least 0.5 s old) finds it compacted, rarely enough that a paged
-/// list usually completes between two writes.
-const CHURN_INTERVAL: Duration = Duration::from_millis(200);
 
 async fn memory_phase(dir: &Path, out: &mut String) -> Result<()> {
     let sizes: Vec<usize> = std::env::var("DESIGN_TARGETS_SIZES")
