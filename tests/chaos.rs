@@ -22,7 +22,7 @@ mod world;
 use std::{
     collections::BTreeSet,
     io::Write,
-    sync::{Arc, Mutex, OnceLock},
+    sync::{Arc, Mutex, OnceLock, PoisonError},
 };
 
 use campaign::{Campaign, run};
@@ -88,9 +88,16 @@ struct LogSink {
 
 impl Write for LogSink {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.memory.lock().unwrap().extend_from_slice(bytes);
+        // A campaign that failed (its panic may have held a lock) must not take the next
+        // campaign's replicas down with it: every log write would panic on the poisoned lock.
+        self.memory
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(bytes);
         if let Some(file) = &self.file {
-            file.lock().unwrap().write_all(bytes)?;
+            file.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .write_all(bytes)?;
         }
         Ok(bytes.len())
     }
@@ -133,6 +140,11 @@ async fn campaign(campaign: Campaign) {
     eprintln!("chaos campaign {campaign:?}");
     let report = run(&campaign).await;
     eprintln!("{}", report.summary());
+    let about = log_lines_about(
+        &logs.lock().unwrap_or_else(PoisonError::into_inner),
+        report.seed,
+        &report.violations,
+    );
     assert!(
         report.violations.is_empty(),
         "{} violations; rerun with CHAOS_SEED={}\n{}\nall violations:\n{}\nthe replicas' last \
@@ -146,7 +158,7 @@ async fn campaign(campaign: Campaign) {
             .map(|v| format!("  {:?} at {:?}: {}", v.kind, v.position, v.detail))
             .collect::<Vec<_>>()
             .join("\n"),
-        log_lines_about(&logs.lock().unwrap(), report.seed, &report.violations)
+        about
     );
 }
 

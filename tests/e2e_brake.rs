@@ -350,3 +350,65 @@ async fn a_burst_beyond_one_write_goes_on_without_waiting_out_the_write_interval
     }
     harness.stop().await;
 }
+
+/// An admission the stored count no longer shows (another shard's write dropped it, as a
+/// shard drops another's admission older than `UNCERTAIN_FOR` on its clock; found by the
+/// sharded chaos campaign) is asked for again. Before, every pass trusted the replica's own
+/// belief that it was admitted, found the stored count without it at the DELETE's check, and
+/// tried again: the account's objects stayed for good.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_admission_the_stored_count_lost_is_asked_for_again() {
+    e2e_support::skip_on_real_cluster!("needs fault injection");
+    const WEBSITES: usize = 3;
+    let harness = Harness::start(at("2026-11-02T00:00:00Z")).await;
+    let client = harness.client.clone();
+    let server = harness.test_server().unwrap();
+    // The DELETEs fail: the admission is stored, and the objects stay.
+    server.update_faults(|f| {
+        f.rules = vec![
+            test_apiserver::FaultRule::always(500)
+                .verb("delete")
+                .resource("websites"),
+        ];
+    });
+    create_cluster(&client, &default_policy()).await;
+    create_cluster(&client, &account("lost").terminated_at(TERMINATED)).await;
+    for w in 0..WEBSITES {
+        create(&client, &website(&format!("lost-{w}"), "lost")).await;
+    }
+    eventually_within("every schedule stamped", BRAKE_DEADLINE, || async {
+        (metric(
+            &harness.metrics,
+            "retention_operator_scheduled_deletions_pending ",
+        ) == WEBSITES as u64)
+            .then_some(())
+    })
+    .await;
+    harness.clock.set(at(GRACE_END));
+    eventually_within(
+        "the admission stored and a DELETE refused",
+        BRAKE_DEADLINE,
+        || async {
+            (admitted(&client).await == WEBSITES
+                && e2e_support::delete_requests(server, "websites", "lost-0") > 0)
+                .then_some(())
+        },
+    )
+    .await;
+
+    // Another writer of the count drops the admission; then the DELETEs would go through.
+    Api::<RetentionPolicy>::all(client.clone())
+        .patch_status(
+            DEFAULT_POLICY,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"brake": {"admitted": []}}})),
+        )
+        .await
+        .unwrap();
+    server.clear_faults();
+    eventually_within("every website gone", BRAKE_DEADLINE, || async {
+        (websites_left(&client).await == 0).then_some(())
+    })
+    .await;
+    harness.stop().await;
+}

@@ -1868,6 +1868,9 @@ async fn delete_admitted(
     // approved by a release) goes, whatever this replica believes.
     if !brake::lets_go(policy, &version.uid, resource.schedule.delete_at, now) {
         debug!(resource = %resource.resource, "not admitted by the brake's stored count");
+        ctx.brakes
+            .not_admitted(&policy.name_any(), &version.uid)
+            .await;
         return Ok(Outcome::NotAdmitted);
     }
     let sent = std::time::Instant::now();

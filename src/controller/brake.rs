@@ -347,6 +347,23 @@ impl Brakes {
         }
     }
 
+    /// Forgets an admission the policy as the API server holds it no longer shows (another
+    /// shard's write dropped it, or a person's edit): the account's next pass asks again, and
+    /// the next write admits it anew, instead of every pass trusting this replica's belief and
+    /// finding the stored count without it. The next write reads the policy afresh.
+    pub async fn not_admitted(&self, policy: &str, uid: &str) {
+        let state = self.of(policy);
+        let mut brake = state.lock().await;
+        if brake.admitted.remove(uid) {
+            brake.own_admitted.remove(uid);
+            brake.base = None;
+            debug!(
+                policy,
+                "an admission is gone from the stored count: asked for again"
+            );
+        }
+    }
+
     /// Records that DELETEs for these uids are about to go: until their outcome is known they
     /// may have gone through.
     pub async fn sending(&self, policy: &str, uids: impl IntoIterator<Item = String>) {
