@@ -138,12 +138,16 @@ mod tests {
         names
     }
 
-    fn fill(store: &mut InPlace<ConfigMap>) {
+    /// A store filled by a first list of a, b and c (resourceVersion 1), and its reader.
+    fn filled() -> (Store<ConfigMap>, InPlace<ConfigMap>) {
+        let (reader, writer) = kube::runtime::reflector::store::<ConfigMap>();
+        let mut store = InPlace::new(writer);
         store.apply(&watcher::Event::Init);
         store.apply(&watcher::Event::InitApply(config_map("a", "1")));
         store.apply(&watcher::Event::InitApply(config_map("b", "1")));
         store.apply(&watcher::Event::InitApply(config_map("c", "1")));
         store.apply(&watcher::Event::InitDone);
+        (reader, store)
     }
 
     #[test]
@@ -165,9 +169,7 @@ mod tests {
 
     #[test]
     fn a_relist_replaces_entries_as_it_goes_and_drops_the_unnamed_at_its_end() {
-        let (reader, writer) = kube::runtime::reflector::store::<ConfigMap>();
-        let mut store = InPlace::new(writer);
-        fill(&mut store);
+        let (reader, mut store) = filled();
         let unchanged = reader
             .get(&ObjectRef::new("c").within("ns"))
             .expect("c is cached");
@@ -195,9 +197,7 @@ mod tests {
 
     #[test]
     fn a_relist_cut_and_started_over_names_only_what_the_completed_list_named() {
-        let (reader, writer) = kube::runtime::reflector::store::<ConfigMap>();
-        let mut store = InPlace::new(writer);
-        fill(&mut store);
+        let (reader, mut store) = filled();
         store.apply(&watcher::Event::Init);
         store.apply(&watcher::Event::InitApply(config_map("a", "2")));
         store.apply(&watcher::Event::InitApply(config_map("b", "2")));
